@@ -1,0 +1,61 @@
+# The README's commands. Everything builds under build/ (one directory per
+# configuration); nothing needs installing by hand first: each target runs
+# scripts/deps, which installs missing Debian packages (or, without root,
+# prints the apt-get line to run).
+BUILD   ?= build
+JOBS    ?= $(shell nproc 2>/dev/null || echo 2)
+CMAKE_FLAGS ?=
+
+RELEASE := $(BUILD)/release
+ASAN    := $(BUILD)/asan
+FUZZ    := $(BUILD)/fuzz
+
+.PHONY: all deps build test test-asan test-valgrind demo bench fuzz fuzz-smoke lint install clean
+
+all: build
+
+deps:
+	@scripts/deps
+
+build: deps
+	@cmake -S . -B $(RELEASE) -DTRUV_WERROR=ON $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(RELEASE) -j$(JOBS)
+
+# Every test: C unit tests and busted specs (unit, integration against the
+# sandbox, OpenResty), all under ctest, which prints the summary line.
+test: build
+	@cd $(RELEASE) && ctest --output-on-failure -j$(JOBS) $(CTEST_FLAGS)
+
+# The same suite with AddressSanitizer and UndefinedBehaviorSanitizer.
+test-asan: deps
+	@cmake -S . -B $(ASAN) -DCMAKE_BUILD_TYPE=Debug -DTRUV_WERROR=ON -DTRUV_SANITIZE=ON $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(ASAN) -j$(JOBS)
+	@cd $(ASAN) && ctest --output-on-failure -j$(JOBS) $(CTEST_FLAGS)
+
+# C unit tests and a spec run under valgrind's leak checker.
+test-valgrind: build
+	@cd $(RELEASE) && ctest --output-on-failure -L valgrind $(CTEST_FLAGS)
+
+demo: build
+	@scripts/demo $(RELEASE)
+
+bench: build
+	@scripts/deps --bench
+	@bench/run $(RELEASE)
+
+fuzz: deps
+	@CC=clang cmake -S . -B $(FUZZ) -DCMAKE_BUILD_TYPE=Debug -DTRUV_FUZZ=ON -DTRUV_TESTS=OFF -DTRUV_SANDBOX=OFF -DLUA_FLAVOR=5.4 >/dev/null
+	@cmake --build $(FUZZ) -j$(JOBS)
+	@scripts/fuzz $(FUZZ) $(FUZZ_SECONDS)
+
+fuzz-smoke:
+	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=20
+
+lint:
+	@luacheck -q lua spec examples bench
+
+install: build
+	luarocks --lua-version=5.4 make rockspec/truv-scm-1.rockspec --deps-mode=none
+
+clean:
+	rm -rf $(BUILD)

@@ -1,0 +1,2 @@
+#include "truv/version.h"
+const char *truv_version(void) { return TRUV_VERSION; }

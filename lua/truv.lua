@@ -1,0 +1,1 @@
+return { _VERSION = require("truv.core")._VERSION }
