@@ -1,8 +1,19 @@
-#include "compat.h"
+/* truv.core: the C half of the `truv` Lua module.
+ *
+ * Assembled from one sub-opener per concern; the Lua modules (truv.lua and
+ * the truv.* modules) compose these primitives. Nothing here keeps module-level
+ * mutable state: everything hangs off the objects it returns. */
+#include "binding.h"
 #include "truv/version.h"
-int luaopen_truv_core(lua_State *L);
-__attribute__((visibility("default"))) int luaopen_truv_core(lua_State *L) {
+
+__attribute__((visibility("default"))) int luaopen_truv_core(lua_State *L);
+
+int luaopen_truv_core(lua_State *L) {
   lua_newtable(L);
+  truv_open_error(L);
+  truv_open_doc(L);
+  truv_open_request(L);
+  truv_open_http(L);
   lua_pushstring(L, truv_version());
   lua_setfield(L, -2, "_VERSION");
   return 1;

@@ -1,6 +1,9 @@
-/* The library's version, as a string ("0.1.0"). */
+/* The library's version string, e.g. "0.1.0". */
 #ifndef TRUV_VERSION_H
 #define TRUV_VERSION_H
-#define TRUV_API __attribute__((visibility("default")))
+
+#include "truv/common.h"
+
 TRUV_API const char *truv_version(void);
+
 #endif

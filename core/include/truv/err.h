@@ -1,0 +1,102 @@
+/* truv_err: the one result type threaded through libtruv.
+ *
+ * Every fallible function takes a `truv_err *` and returns 0 on success or
+ * the error's kind (non-zero) on failure, so `if ((rc = f(..., err))) goto
+ * fail;` works everywhere. A truv_err is a plain value: no heap, nothing to
+ * free, safe to copy.
+ *
+ * Kinds say what the caller should do next:
+ *   TRUV_EINVALID       the request breaks an API rule (found locally, nothing
+ *                       was sent; or a 400 from Truv). `fields` names them.
+ *   TRUV_EAUTH          401/403: the client id or secret is wrong for this call.
+ *   TRUV_ENOTFOUND      404: unknown id (or another client's).
+ *   TRUV_ETHROTTLED     429: too many requests; `retry_at` says when to resume.
+ *   TRUV_EREFRESH_LIMIT Truv refused a refresh: the connection used its 3
+ *                       refreshes in 24 h.
+ *   TRUV_EQUOTA         the local quota refused a refresh before sending it;
+ *                       `retry_at` is the exact instant a slot frees.
+ *   TRUV_ESERVER        5xx from Truv.
+ *   TRUV_ENETWORK       no usable answer: DNS, connect, TLS, timeout, reset,
+ *                       truncated body. `maybe_sent` says whether the request
+ *                       may have reached Truv (1) or provably did not (0).
+ *   TRUV_EPROTOCOL      an answer that is not what Truv sends: malformed JSON,
+ *                       an unexpected status or shape.
+ *   TRUV_EAPI           any other error answer (405, 406, 410, 415, ...).
+ *   TRUV_EINTERNAL      out of memory, a store that cannot be read or written.
+ *
+ * Nothing secret may be stored in a truv_err: messages taken from a response
+ * go through truv_err_redact() with the secrets of the request before the
+ * error leaves the core. */
+#ifndef TRUV_ERR_H
+#define TRUV_ERR_H
+
+#include "truv/common.h"
+
+typedef enum truv_kind {
+  TRUV_OK = 0,
+  TRUV_EINVALID,
+  TRUV_EAUTH,
+  TRUV_ENOTFOUND,
+  TRUV_ETHROTTLED,
+  TRUV_EREFRESH_LIMIT,
+  TRUV_EQUOTA,
+  TRUV_ESERVER,
+  TRUV_ENETWORK,
+  TRUV_EPROTOCOL,
+  TRUV_EAPI,
+  TRUV_EINTERNAL,
+  TRUV_KIND_COUNT
+} truv_kind;
+
+#define TRUV_ERR_MAX_FIELDS 16
+
+typedef struct truv_err_field {
+  char field[64];    /* "products", "employers[2].id", ... */
+  char message[192];
+} truv_err_field;
+
+typedef struct truv_err {
+  truv_kind kind;
+  int status;          /* HTTP status, 0 when there was no answer */
+  int maybe_sent;      /* TRUV_ENETWORK: 1 if the request may have reached Truv */
+  double retry_at;     /* when trying again makes sense (epoch s), 0 if unknown */
+  char code[48];       /* Truv's error.code, or a local code ("timeout", ...) */
+  char message[256];
+  char request_id[64]; /* from the X-Request-Id response header */
+  int nfields;         /* invalid fields recorded (at most TRUV_ERR_MAX_FIELDS) */
+  int fields_dropped;  /* invalid fields beyond the array */
+  truv_err_field fields[TRUV_ERR_MAX_FIELDS];
+} truv_err;
+
+/* Resets *err to "no error". */
+TRUV_API void truv_err_clear(truv_err *err);
+
+/* Sets kind, code and a printf-style message; returns kind. A NULL err is
+ * allowed (the call then only returns kind). */
+TRUV_API int truv_err_set(truv_err *err, truv_kind kind, const char *code,
+                          const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* Records an invalid field (kind becomes TRUV_EINVALID, code
+ * "invalid_params"); returns TRUV_EINVALID. */
+TRUV_API int truv_err_invalid(truv_err *err, const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* "invalid", "auth", "not_found", ...: the names the Lua layer uses. */
+TRUV_API const char *truv_kind_name(truv_kind kind);
+
+/* One line for logs, e.g.
+ * `refresh_limit (HTTP 429, throttled): Refresh limit ... [request 1f2e]`.
+ * Always NUL-terminates; returns the length it wanted (like snprintf). */
+TRUV_API size_t truv_err_format(const truv_err *err, char *buf, size_t size);
+
+/* Replaces every occurrence of each secret (NULL entries and strings shorter
+ * than 4 bytes are skipped) and anything shaped like an SSN (ddd-dd-dddd or
+ * nine digits in a row) in the message and field messages by "[redacted]". */
+TRUV_API void truv_err_redact(truv_err *err, const char *const *secrets, size_t nsecrets);
+
+/* Redacts in place in a NUL-terminated buffer of capacity `size`; the same
+ * rules as truv_err_redact. Used for every string that leaves the core
+ * built from a response. */
+TRUV_API void truv_redact(char *s, size_t size, const char *const *secrets, size_t nsecrets);
+
+#endif

@@ -1,0 +1,46 @@
+/* The libcurl transports: move a truv_request's bytes and fill a
+ * truv_response. They decide nothing about the answer (truv_classify does).
+ *
+ * truv_http: one easy handle, one request at a time, blocking. Connections
+ * are kept alive and reused across calls of the same truv_http.
+ *
+ * A request flagged TRUV_REQ_BILLED is always sent on a fresh connection:
+ * libcurl silently re-sends a request that got no answer on a reused
+ * connection, which for a billed refresh could mean a second refresh.
+ *
+ * Failures to exchange are TRUV_ENETWORK with err->code one of "dns",
+ * "connect", "tls", "timeout", "reset", "truncated_body", "send", "recv",
+ * "network", and err->maybe_sent = 0 only when the request provably never
+ * left (DNS, connect and TLS-handshake failures, a timeout before sending).
+ *
+ * Threads: a truv_http (and a truv_multi) belongs to one thread at a time. */
+#ifndef TRUV_HTTP_H
+#define TRUV_HTTP_H
+
+#include "truv/common.h"
+#include "truv/err.h"
+#include "truv/request.h"
+#include "truv/response.h"
+
+typedef struct truv_http_options {
+  long connect_timeout_ms;   /* 0: 10 000 */
+  long timeout_ms;           /* whole exchange; 0: 30 000 */
+  const char *ca_file;       /* PEM bundle; NULL: the system's */
+  const char *ca_path;       /* directory of hashed certificates; NULL: the system's */
+  const char *proxy;         /* "http://host:port"; NULL: libcurl's environment rules; "" none */
+  int insecure;              /* 1 turns TLS verification off (never in production) */
+} truv_http_options;
+
+typedef struct truv_http truv_http;
+
+TRUV_API truv_http *truv_http_new(const truv_http_options *opts, truv_err *err);
+TRUV_API void truv_http_free(truv_http *http);
+
+/* Sends req and waits for the whole answer; resp is reset first. */
+TRUV_API int truv_http_send(truv_http *http, const truv_request *req, truv_response *resp,
+                            truv_err *err);
+
+/* "libcurl/7.88.1 OpenSSL/3.0.x ..." */
+TRUV_API const char *truv_http_backend(void);
+
+#endif

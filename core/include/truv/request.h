@@ -1,0 +1,94 @@
+/* Requests as data: (configuration, operation, parameters) -> a request
+ * value that any transport can send (libcurl, libcurl multi, a cosocket).
+ *
+ * truv_request_build() validates the parameters against Truv's API rules
+ * before anything is sent: on a violation it returns TRUV_EINVALID with every
+ * offending field in err->fields and builds nothing. Unknown parameters are
+ * passed through untouched (the API grows; the client should not block new
+ * fields). Paths always keep Truv's trailing slash.
+ *
+ * The request owns all its strings; truv_request_free() releases them. It
+ * lists the secret values it carries (the access secret, access tokens, SSNs)
+ * in `redact`, so that anything derived from the exchange can be scrubbed
+ * before it reaches an error or a log. */
+#ifndef TRUV_REQUEST_H
+#define TRUV_REQUEST_H
+
+#include <cjson/cJSON.h>
+
+#include "truv/common.h"
+#include "truv/err.h"
+
+#define TRUV_DEFAULT_BASE_URL "https://prod.truv.com/v1/"
+
+typedef struct truv_config {
+  const char *base_url;   /* NULL: TRUV_DEFAULT_BASE_URL; a missing final '/' is added */
+  const char *client_id;  /* X-Access-Client-Id */
+  const char *secret;     /* X-Access-Secret */
+  const char *user_agent; /* NULL: "lua-truv/<version>"; else appended after it */
+} truv_config;
+
+typedef enum truv_op {
+  TRUV_OP_CREATE_ORDER,        /* POST orders/ */
+  TRUV_OP_GET_ORDER,           /* GET  orders/{id}/ */
+  TRUV_OP_REFRESH_ORDER,       /* POST orders/{id}/          billed */
+  TRUV_OP_LIST_ORDER_EVENTS,   /* GET  orders/{id}/events/ */
+  TRUV_OP_CREATE_REFRESH_TASK, /* POST refresh/tasks/        billed */
+  TRUV_OP_GET_REFRESH_TASK,    /* GET  refresh/tasks/{id}/ */
+  TRUV_OP_CREATE_BRIDGE_TOKEN, /* POST users/{id}/tokens/ */
+  TRUV_OP_COUNT
+} truv_op;
+
+/* Request flags. */
+enum {
+  TRUV_REQ_SAFE = 1,   /* no side effect: may be retried freely */
+  TRUV_REQ_BILLED = 2  /* creates a billed refresh: never re-sent blindly, and
+                          never on a reused connection (see transports) */
+};
+
+#define TRUV_REQ_MAX_HEADERS 8
+#define TRUV_REQ_MAX_REDACT 8
+
+typedef struct truv_request {
+  truv_op op;
+  const char *method;      /* static string: "GET", "POST" */
+  unsigned flags;
+  char *url;               /* absolute URL */
+  char *target;            /* origin-form for HTTP/1.1: "/v1/orders/ab12/" (+ query) */
+  char *host;              /* "prod.truv.com" or "127.0.0.1:8080" (Host header) */
+  char *path;              /* relative to the base URL, e.g. "orders/ab12/": safe to log */
+  char *headers[TRUV_REQ_MAX_HEADERS]; /* "Name: value"; NULL-terminated */
+  size_t nheaders;
+  char *body;              /* JSON, or NULL */
+  size_t body_len;
+  char *redact[TRUV_REQ_MAX_REDACT];
+  size_t nredact;
+} truv_request;
+
+/* Facts about the original order that refine validation of a refresh; pass
+ * NULL when they are unknown (the rule is then left to Truv). */
+typedef struct truv_order_facts {
+  const char *const *products; /* the original order's products */
+  size_t nproducts;
+} truv_order_facts;
+
+/* Operation metadata. */
+TRUV_API const char *truv_op_name(truv_op op);        /* "refresh_order", ... */
+TRUV_API int truv_op_from_name(const char *name);     /* -1 if unknown */
+TRUV_API unsigned truv_op_flags(truv_op op);
+
+/* Builds the request for `op`. `id` is the path parameter (order id, task
+ * id, user id) for the operations that take one, else ignored. `params` is
+ * the JSON body for POSTs and the query parameters (strings, numbers,
+ * booleans) for GETs; it may be NULL. `facts` may be NULL. */
+TRUV_API int truv_request_build(const truv_config *cfg, truv_op op, const char *id,
+                                const cJSON *params, const truv_order_facts *facts,
+                                truv_request *out, truv_err *err);
+
+TRUV_API void truv_request_free(truv_request *req);
+
+/* Validation alone (what truv_request_build runs first). */
+TRUV_API int truv_validate(truv_op op, const char *id, const cJSON *params,
+                           const truv_order_facts *facts, truv_err *err);
+
+#endif

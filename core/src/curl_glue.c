@@ -1,0 +1,172 @@
+/* libcurl glue shared by the easy and multi transports (see curl_glue.h). */
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "curl_glue.h"
+
+static pthread_once_t global_once = PTHREAD_ONCE_INIT;
+static CURLcode global_rc;
+
+static void global_init(void) {
+  global_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+int truv_curl_global(truv_err *err) {
+  pthread_once(&global_once, global_init);
+  if (global_rc != CURLE_OK)
+    return truv_err_set(err, TRUV_EINTERNAL, "curl_init", "libcurl failed to initialise: %s",
+                        curl_easy_strerror(global_rc));
+  return 0;
+}
+
+const char *truv_http_backend(void) {
+  static char version[128];
+  curl_version_info_data *v = curl_version_info(CURLVERSION_NOW);
+  if (!version[0])
+    snprintf(version, sizeof version, "libcurl/%s %s", v->version,
+             v->ssl_version ? v->ssl_version : "");
+  return version;
+}
+
+static size_t on_body(char *data, size_t size, size_t n, void *userp) {
+  truv_response *resp = userp;
+  return truv_response_append(resp, data, size * n) ? 0 : size * n;
+}
+
+/* Header lines arrive one by one; a status line starts a new block (after a
+ * 100 Continue or a redirect), so earlier headers are dropped. */
+static size_t on_header(char *line, size_t size, size_t n, void *userp) {
+  truv_response *resp = userp;
+  size_t len = size * n;
+  const char *colon = memchr(line, ':', len);
+  if (len >= 5 && memcmp(line, "HTTP/", 5) == 0) {
+    truv_response_reset(resp);
+    return len;
+  }
+  if (!colon) return len;
+  if (truv_response_add_header(resp, line, (size_t)(colon - line), colon + 1,
+                               len - (size_t)(colon - line) - 1))
+    return 0;
+  return len;
+}
+
+int truv_curl_prepare(CURL *easy, const truv_http_options *opts, const truv_request *req,
+                      truv_response *resp, struct curl_slist **headers, truv_err *err) {
+  struct curl_slist *list = NULL, *grown;
+  size_t i;
+  int billed = (req->flags & TRUV_REQ_BILLED) != 0;
+
+  for (i = 0; i < req->nheaders; i++) {
+    if (!(grown = curl_slist_append(list, req->headers[i]))) goto nomem;
+    list = grown;
+  }
+  /* no "Expect: 100-continue" round trip */
+  if (!(grown = curl_slist_append(list, "Expect:"))) goto nomem;
+  list = grown;
+  *headers = list;
+
+  curl_easy_setopt(easy, CURLOPT_URL, req->url);
+  curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(easy, CURLOPT_HTTPHEADER, list);
+  curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS,
+                   opts->connect_timeout_ms > 0 ? opts->connect_timeout_ms : 10000L);
+  curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, opts->timeout_ms > 0 ? opts->timeout_ms : 30000L);
+  curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, opts->insecure ? 0L : 1L);
+  curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, opts->insecure ? 0L : 2L);
+  if (opts->ca_file) curl_easy_setopt(easy, CURLOPT_CAINFO, opts->ca_file);
+  if (opts->ca_path) curl_easy_setopt(easy, CURLOPT_CAPATH, opts->ca_path);
+  if (opts->proxy) curl_easy_setopt(easy, CURLOPT_PROXY, opts->proxy);
+  curl_easy_setopt(easy, CURLOPT_ACCEPT_ENCODING, "");
+  curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
+  curl_easy_setopt(easy, CURLOPT_FRESH_CONNECT, billed ? 1L : 0L);
+  curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, on_body);
+  curl_easy_setopt(easy, CURLOPT_WRITEDATA, resp);
+  curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, on_header);
+  curl_easy_setopt(easy, CURLOPT_HEADERDATA, resp);
+  if (strcmp(req->method, "GET") == 0) {
+    curl_easy_setopt(easy, CURLOPT_HTTPGET, 1L);
+  } else {
+    curl_easy_setopt(easy, CURLOPT_POST, 1L);
+    curl_easy_setopt(easy, CURLOPT_POSTFIELDS, req->body ? req->body : "");
+    curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
+    if (strcmp(req->method, "POST") != 0)
+      curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, req->method);
+  }
+  truv_response_reset(resp);
+  return 0;
+
+nomem:
+  curl_slist_free_all(list);
+  return truv_err_set(err, TRUV_EINTERNAL, "nomem", "out of memory preparing a request");
+}
+
+void truv_curl_finish(CURL *easy, truv_response *resp) {
+  long status = 0;
+  curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
+  resp->status = (int)status;
+}
+
+/* Did any byte of the request leave? Before the pre-transfer phase ends the
+ * request has not been written to the socket. */
+static int request_left(CURL *easy) {
+  curl_off_t pretransfer = 0;
+  long sent = 0;
+  curl_easy_getinfo(easy, CURLINFO_PRETRANSFER_TIME_T, &pretransfer);
+  curl_easy_getinfo(easy, CURLINFO_REQUEST_SIZE, &sent);
+  return pretransfer > 0 || sent > 0;
+}
+
+int truv_curl_error(CURL *easy, CURLcode rc, const char *errbuf, const truv_request *req,
+                    truv_err *err) {
+  const char *code = "network";
+  int maybe_sent = 1;
+  const char *detail = errbuf && errbuf[0] ? errbuf : curl_easy_strerror(rc);
+  switch (rc) {
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+      code = "dns", maybe_sent = 0;
+      break;
+    case CURLE_COULDNT_CONNECT:
+      code = "connect", maybe_sent = 0;
+      break;
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_ENGINE_NOTFOUND:
+    case CURLE_SSL_ISSUER_ERROR:
+      code = "tls", maybe_sent = request_left(easy);
+      break;
+    case CURLE_OPERATION_TIMEDOUT:
+      code = "timeout", maybe_sent = request_left(easy);
+      break;
+    case CURLE_GOT_NOTHING:
+      code = "reset";
+      break;
+    case CURLE_PARTIAL_FILE:
+      code = "truncated_body";
+      break;
+    case CURLE_SEND_ERROR:
+      code = "send", maybe_sent = request_left(easy);
+      break;
+    case CURLE_RECV_ERROR:
+      code = "recv";
+      break;
+    case CURLE_WRITE_ERROR:
+      return truv_err_set(err, TRUV_EPROTOCOL, "body_too_large",
+                          "the response body exceeds %u bytes", TRUV_MAX_BODY);
+    case CURLE_UNSUPPORTED_PROTOCOL:
+    case CURLE_URL_MALFORMAT:
+      truv_err_set(err, TRUV_EINVALID, "base_url", "cannot send to this URL: %s", detail);
+      return err->kind;
+    default:
+      break;
+  }
+  truv_err_set(err, TRUV_ENETWORK, code, "%s", detail);
+  err->maybe_sent = maybe_sent;
+  truv_err_redact(err, (const char *const *)req->redact, req->nredact);
+  return err->kind;
+}

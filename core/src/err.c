@@ -1,0 +1,156 @@
+/* truv_err: setting, formatting and redacting errors (see truv/err.h). */
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "truv/err.h"
+
+static const char *const kind_names[TRUV_KIND_COUNT] = {
+  "ok", "invalid", "auth", "not_found", "throttled", "refresh_limit", "quota",
+  "server", "network", "protocol", "api", "internal",
+};
+
+const char *truv_kind_name(truv_kind kind) {
+  if ((int)kind < 0 || kind >= TRUV_KIND_COUNT) return "internal";
+  return kind_names[kind];
+}
+
+void truv_err_clear(truv_err *err) {
+  if (!err) return;
+  err->kind = TRUV_OK;
+  err->status = 0;
+  err->maybe_sent = 0;
+  err->retry_at = 0;
+  err->code[0] = err->message[0] = err->request_id[0] = '\0';
+  err->nfields = 0;
+  err->fields_dropped = 0;
+}
+
+int truv_err_set(truv_err *err, truv_kind kind, const char *code, const char *fmt, ...) {
+  va_list ap;
+  if (!err) return (int)kind;
+  err->kind = kind;
+  snprintf(err->code, sizeof err->code, "%s", code ? code : "");
+  va_start(ap, fmt);
+  vsnprintf(err->message, sizeof err->message, fmt, ap);
+  va_end(ap);
+  return (int)kind;
+}
+
+int truv_err_invalid(truv_err *err, const char *field, const char *fmt, ...) {
+  va_list ap;
+  truv_err_field *f;
+  if (!err) return TRUV_EINVALID;
+  if (err->kind != TRUV_EINVALID) {
+    err->kind = TRUV_EINVALID;
+    snprintf(err->code, sizeof err->code, "invalid_params");
+    snprintf(err->message, sizeof err->message, "invalid parameters");
+  }
+  if (err->nfields >= TRUV_ERR_MAX_FIELDS) {
+    err->fields_dropped++;
+    return TRUV_EINVALID;
+  }
+  f = &err->fields[err->nfields++];
+  snprintf(f->field, sizeof f->field, "%s", field);
+  va_start(ap, fmt);
+  vsnprintf(f->message, sizeof f->message, fmt, ap);
+  va_end(ap);
+  return TRUV_EINVALID;
+}
+
+size_t truv_err_format(const truv_err *err, char *buf, size_t size) {
+  size_t n = 0;
+  int w;
+  int i;
+#define APPEND(...) do { \
+    w = snprintf(size > n ? buf + n : NULL, size > n ? size - n : 0, __VA_ARGS__); \
+    if (w > 0) n += (size_t)w; \
+  } while (0)
+  if (size) buf[0] = '\0';
+  APPEND("%s", truv_kind_name(err->kind));
+  if (err->status && err->code[0]) APPEND(" (HTTP %d, %s)", err->status, err->code);
+  else if (err->status) APPEND(" (HTTP %d)", err->status);
+  else if (err->code[0]) APPEND(" (%s)", err->code);
+  if (err->message[0]) APPEND(": %s", err->message);
+  for (i = 0; i < err->nfields; i++)
+    APPEND("%s%s: %s", i ? "; " : " [", err->fields[i].field, err->fields[i].message);
+  if (err->fields_dropped) APPEND("; and %d more", err->fields_dropped);
+  if (err->nfields) APPEND("]");
+  if (err->kind == TRUV_ENETWORK)
+    APPEND(err->maybe_sent ? " (the request may have reached Truv)"
+                           : " (the request did not reach Truv)");
+  if (err->retry_at > 0) {
+    char when[32];
+    time_t t = (time_t)err->retry_at;
+    struct tm tm;
+    if (gmtime_r(&t, &tm) && strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm))
+      APPEND("; retry at %s", when);
+  }
+  if (err->request_id[0]) APPEND(" [request %s]", err->request_id);
+#undef APPEND
+  return n;
+}
+
+/* Replaces [at, at+len) of s by "[redacted]" if it fits in size; returns the
+ * index just past the replacement. */
+static size_t splice(char *s, size_t size, size_t at, size_t len) {
+  static const char mark[] = "[redacted]";
+  const size_t mlen = sizeof mark - 1;
+  size_t tail = strlen(s + at + len);
+  if (at + mlen + tail + 1 > size) {        /* no room: cut the rest off */
+    if (at + mlen + 1 <= size) {
+      memcpy(s + at, mark, mlen);
+      s[at + mlen] = '\0';
+      return at + mlen;
+    }
+    s[at] = '\0';
+    return at;
+  }
+  memmove(s + at + mlen, s + at + len, tail + 1);
+  memcpy(s + at, mark, mlen);
+  return at + mlen;
+}
+
+/* Length of an SSN-shaped token at s (ddd-dd-dddd, or exactly nine digits
+ * not touching other digits), 0 otherwise. `prev` is the char before s. */
+static size_t ssn_at(const char *s, char prev) {
+  size_t i;
+  if (isdigit((unsigned char)prev)) return 0;
+  for (i = 0; i < 9 && isdigit((unsigned char)s[i]); i++) {}
+  if (i == 9 && !isdigit((unsigned char)s[9])) return 9;
+  if (isdigit((unsigned char)s[0]) && isdigit((unsigned char)s[1]) &&
+      isdigit((unsigned char)s[2]) && s[3] == '-' && isdigit((unsigned char)s[4]) &&
+      isdigit((unsigned char)s[5]) && s[6] == '-' && isdigit((unsigned char)s[7]) &&
+      isdigit((unsigned char)s[8]) && isdigit((unsigned char)s[9]) &&
+      isdigit((unsigned char)s[10]) && !isdigit((unsigned char)s[11]))
+    return 11;
+  return 0;
+}
+
+void truv_redact(char *s, size_t size, const char *const *secrets, size_t nsecrets) {
+  size_t i, at;
+  if (!s || !size) return;
+  for (i = 0; i < nsecrets; i++) {
+    const char *sec = secrets[i];
+    size_t slen;
+    char *hit;
+    if (!sec || (slen = strlen(sec)) < 4) continue;
+    at = 0;
+    while ((hit = strstr(s + at, sec)) != NULL)
+      at = splice(s, size, (size_t)(hit - s), slen);
+  }
+  for (at = 0; s[at]; ) {
+    size_t len = ssn_at(s + at, at ? s[at - 1] : '\0');
+    at = len ? splice(s, size, at, len) : at + 1;
+  }
+}
+
+void truv_err_redact(truv_err *err, const char *const *secrets, size_t nsecrets) {
+  int i;
+  if (!err) return;
+  truv_redact(err->message, sizeof err->message, secrets, nsecrets);
+  for (i = 0; i < err->nfields; i++)
+    truv_redact(err->fields[i].message, sizeof err->fields[i].message, secrets, nsecrets);
+}

@@ -1,0 +1,68 @@
+/* The blocking libcurl transport (see truv/http.h). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "curl_glue.h"
+
+struct truv_http {
+  CURL *easy;
+  truv_http_options opts;
+  char *ca_file, *ca_path, *proxy;   /* owned copies of the option strings */
+  char errbuf[CURL_ERROR_SIZE];
+};
+
+static int copy_opt(char **dst, const char *src) {
+  *dst = NULL;
+  return src && !(*dst = strdup(src)) ? -1 : 0;
+}
+
+truv_http *truv_http_new(const truv_http_options *opts, truv_err *err) {
+  truv_http *http;
+  truv_http_options none;
+  if (truv_curl_global(err)) return NULL;
+  if (!opts) {
+    memset(&none, 0, sizeof none);
+    opts = &none;
+  }
+  if (!(http = calloc(1, sizeof *http))) goto nomem;
+  http->opts = *opts;
+  if (copy_opt(&http->ca_file, opts->ca_file) || copy_opt(&http->ca_path, opts->ca_path) ||
+      copy_opt(&http->proxy, opts->proxy) || !(http->easy = curl_easy_init()))
+    goto nomem;
+  http->opts.ca_file = http->ca_file;
+  http->opts.ca_path = http->ca_path;
+  http->opts.proxy = http->proxy;
+  return http;
+
+nomem:
+  truv_http_free(http);
+  truv_err_set(err, TRUV_EINTERNAL, "nomem", "out of memory creating an HTTP client");
+  return NULL;
+}
+
+void truv_http_free(truv_http *http) {
+  if (!http) return;
+  if (http->easy) curl_easy_cleanup(http->easy);
+  free(http->ca_file);
+  free(http->ca_path);
+  free(http->proxy);
+  free(http);
+}
+
+int truv_http_send(truv_http *http, const truv_request *req, truv_response *resp,
+                   truv_err *err) {
+  struct curl_slist *headers = NULL;
+  CURLcode rc;
+  int result = 0;
+  truv_err_clear(err);
+  if ((result = truv_curl_prepare(http->easy, &http->opts, req, resp, &headers, err)))
+    return result;
+  http->errbuf[0] = '\0';
+  curl_easy_setopt(http->easy, CURLOPT_ERRORBUFFER, http->errbuf);
+  rc = curl_easy_perform(http->easy);
+  if (rc == CURLE_OK) truv_curl_finish(http->easy, resp);
+  else result = truv_curl_error(http->easy, rc, http->errbuf, req, err);
+  curl_easy_setopt(http->easy, CURLOPT_HTTPHEADER, NULL);
+  curl_slist_free_all(headers);
+  return result;
+}

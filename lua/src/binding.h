@@ -1,0 +1,47 @@
+/* Internal declarations shared by truv.core's C files.
+ *
+ * truv.core is assembled from sub-openers, one per concern (LuaSocket's
+ * pattern): each adds its functions to the module table at the top of the
+ * stack. */
+#ifndef TRUV_BINDING_H
+#define TRUV_BINDING_H
+
+#include <cjson/cJSON.h>
+
+#include "compat.h"
+#include "truv/err.h"
+#include "truv/json.h"
+#include "truv/request.h"
+
+#define TRUV_HIDDEN __attribute__((visibility("hidden")))
+
+/* How documents reach Lua. */
+enum { TRUV_DOC_VIEW = 0, TRUV_DOC_TABLE = 1 };
+
+/* doc.c: JSON documents <-> Lua values. */
+TRUV_HIDDEN void truv_open_doc(lua_State *L);
+/* Pushes the document (ownership passes to Lua) as a lazy view or as tables. */
+TRUV_HIDDEN void truv_push_document(lua_State *L, truv_json *doc, int mode);
+/* Converts the Lua value at idx to JSON; raises on values JSON cannot hold. */
+TRUV_HIDDEN cJSON *truv_to_json(lua_State *L, int idx);
+/* "view" or "table" option at idx (nil -> default). */
+TRUV_HIDDEN int truv_check_docmode(lua_State *L, int idx, int def);
+
+/* error.c: truv_err -> the Lua error table. */
+TRUV_HIDDEN void truv_open_error(lua_State *L);
+TRUV_HIDDEN void truv_push_error(lua_State *L, const truv_err *err);
+/* Pushes nil, err and returns 2. */
+TRUV_HIDDEN int truv_fail(lua_State *L, const truv_err *err);
+
+/* request.c: the request builder and the classifier. */
+TRUV_HIDDEN void truv_open_request(lua_State *L);
+TRUV_HIDDEN truv_request *truv_check_request(lua_State *L, int idx);
+struct truv_response;
+/* Classifies resp for req; pushes doc, meta (returns 2) or nil, err (2). */
+TRUV_HIDDEN int truv_push_classified(lua_State *L, truv_request *req,
+                                     struct truv_response *resp, double now, int mode);
+
+/* http.c: the blocking libcurl transport. */
+TRUV_HIDDEN void truv_open_http(lua_State *L);
+
+#endif

@@ -1,0 +1,236 @@
+/* The request builder and the response classifier, for Lua.
+ *
+ *   core.build(config, op, id, params [, facts]) -> request | nil, err
+ *     config = { client_id =, secret =, base_url =, user_agent = }
+ *     op     = "get_order", "refresh_order", ... (truv/request.h)
+ *     facts  = { products = {...} }  the original order's products, if known
+ *   request.method / .url / .target / .host / .path / .op / .billed / .safe
+ *   request:body()        the JSON body (may hold an access token: never log it)
+ *   request:serialize()   the whole HTTP/1.1 request, for byte-pipe transports
+ *   request:redact(s)     s with this request's secrets removed
+ *   tostring(request)     "truv.request: POST orders/ab12/" (no secrets)
+ *
+ *   core.classify(request, status, headers, body, now [, mode]) -> doc, meta | nil, err
+ *     headers: a table of name -> value (any case)
+ *     meta = { status =, request_id = }
+ *
+ * Wrong argument types raise; API-rule violations return nil, err. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "binding.h"
+#include "truv/response.h"
+
+#define REQUEST_MT "truv.request"
+#define MAX_FACT_PRODUCTS 8
+
+truv_request *truv_check_request(lua_State *L, int idx) {
+  return luaL_checkudata(L, idx, REQUEST_MT);
+}
+
+static const char *opt_string_field(lua_State *L, int t, const char *key) {
+  const char *s = NULL;
+  lua_getfield(L, t, key);
+  if (!lua_isnil(L, -1)) {
+    if (lua_type(L, -1) != LUA_TSTRING)
+      luaL_error(L, "truv: config.%s must be a string", key);
+    s = lua_tostring(L, -1);
+  }
+  lua_pop(L, 1);   /* the string stays alive: it is referenced by the config table */
+  return s;
+}
+
+static int l_build(lua_State *L) {
+  truv_config cfg;
+  truv_order_facts facts, *pfacts = NULL;
+  const char *products[MAX_FACT_PRODUCTS];
+  const char *opname, *id;
+  cJSON *params = NULL;
+  truv_request *req;
+  truv_err err;
+  int op, rc;
+
+  luaL_checktype(L, 1, LUA_TTABLE);
+  opname = luaL_checkstring(L, 2);
+  id = luaL_optstring(L, 3, NULL);
+  if (!lua_isnoneornil(L, 4)) luaL_checktype(L, 4, LUA_TTABLE);
+  if (!lua_isnoneornil(L, 5)) luaL_checktype(L, 5, LUA_TTABLE);
+  if ((op = truv_op_from_name(opname)) < 0)
+    return luaL_argerror(L, 2, lua_pushfstring(L, "unknown operation '%s'", opname));
+
+  cfg.client_id = opt_string_field(L, 1, "client_id");
+  cfg.secret = opt_string_field(L, 1, "secret");
+  cfg.base_url = opt_string_field(L, 1, "base_url");
+  cfg.user_agent = opt_string_field(L, 1, "user_agent");
+
+  if (lua_istable(L, 5)) {
+    size_t n = 0;
+    lua_getfield(L, 5, "products");
+    if (lua_istable(L, -1)) {
+      for (n = 0; n < MAX_FACT_PRODUCTS; n++) {
+        lua_rawgeti(L, -1, (int)n + 1);
+        if (lua_type(L, -1) != LUA_TSTRING) {
+          lua_pop(L, 1);
+          break;
+        }
+        products[n] = lua_tostring(L, -1);   /* anchored by the products table */
+        lua_pop(L, 1);
+      }
+    }
+    lua_pop(L, 1);
+    facts.products = products;
+    facts.nproducts = n;
+    pfacts = n ? &facts : NULL;
+  }
+
+  req = lua_newuserdata(L, sizeof *req);
+  memset(req, 0, sizeof *req);
+  luaL_setmetatable(L, REQUEST_MT);
+  if (lua_istable(L, 4)) params = truv_to_json(L, 4);
+  rc = truv_request_build(&cfg, (truv_op)op, id, params, pfacts, req, &err);
+  cJSON_Delete(params);
+  if (rc) return truv_fail(L, &err);
+  return 1;
+}
+
+static int request_gc(lua_State *L) {
+  truv_request_free(truv_check_request(L, 1));
+  return 0;
+}
+
+static int request_tostring(lua_State *L) {
+  truv_request *req = truv_check_request(L, 1);
+  lua_pushfstring(L, "truv.request: %s %s", req->method ? req->method : "?",
+                  req->path ? req->path : "?");
+  return 1;
+}
+
+static int request_body(lua_State *L) {
+  truv_request *req = truv_check_request(L, 1);
+  if (req->body) lua_pushlstring(L, req->body, req->body_len);
+  else lua_pushnil(L);
+  return 1;
+}
+
+/* The HTTP/1.1 request: request line, Host, the request's headers,
+ * Content-Length for a body, a blank line, the body. */
+static int request_serialize(lua_State *L) {
+  truv_request *req = truv_check_request(L, 1);
+  luaL_Buffer b;
+  size_t i;
+  if (!req->method) return luaL_error(L, "truv: empty request");
+  luaL_buffinit(L, &b);
+  lua_pushfstring(L, "%s %s HTTP/1.1\r\nHost: %s\r\n", req->method, req->target, req->host);
+  luaL_addvalue(&b);
+  for (i = 0; i < req->nheaders; i++) {
+    luaL_addstring(&b, req->headers[i]);
+    luaL_addstring(&b, "\r\n");
+  }
+  if (req->body) {
+    lua_pushfstring(L, "Content-Length: %d\r\n", (int)req->body_len);
+    luaL_addvalue(&b);
+  }
+  luaL_addstring(&b, "\r\n");
+  if (req->body) luaL_addlstring(&b, req->body, req->body_len);
+  luaL_pushresult(&b);
+  return 1;
+}
+
+static int request_redact(lua_State *L) {
+  truv_request *req = truv_check_request(L, 1);
+  size_t len;
+  const char *s = luaL_checklstring(L, 2, &len);
+  char *buf = lua_newuserdata(L, len * 10 + 16);
+  memcpy(buf, s, len);
+  buf[len] = '\0';
+  truv_redact(buf, len * 10 + 16, (const char *const *)req->redact, req->nredact);
+  lua_pushstring(L, buf);
+  return 1;
+}
+
+static int request_index(lua_State *L) {
+  truv_request *req = truv_check_request(L, 1);
+  const char *k = luaL_checkstring(L, 2);
+  if (strcmp(k, "method") == 0) lua_pushstring(L, req->method);
+  else if (strcmp(k, "url") == 0) lua_pushstring(L, req->url);
+  else if (strcmp(k, "target") == 0) lua_pushstring(L, req->target);
+  else if (strcmp(k, "host") == 0) lua_pushstring(L, req->host);
+  else if (strcmp(k, "path") == 0) lua_pushstring(L, req->path);
+  else if (strcmp(k, "op") == 0) lua_pushstring(L, truv_op_name(req->op));
+  else if (strcmp(k, "billed") == 0) lua_pushboolean(L, (req->flags & TRUV_REQ_BILLED) != 0);
+  else if (strcmp(k, "safe") == 0) lua_pushboolean(L, (req->flags & TRUV_REQ_SAFE) != 0);
+  else if (strcmp(k, "body") == 0) lua_pushcfunction(L, request_body);
+  else if (strcmp(k, "serialize") == 0) lua_pushcfunction(L, request_serialize);
+  else if (strcmp(k, "redact") == 0) lua_pushcfunction(L, request_redact);
+  else lua_pushnil(L);
+  return 1;
+}
+
+/* Pushes { status =, request_id = } for a successful exchange. */
+static void push_meta(lua_State *L, const truv_response *resp) {
+  const char *rid = truv_response_header(resp, "X-Request-Id");
+  lua_createtable(L, 0, 2);
+  lua_pushinteger(L, resp->status);
+  lua_setfield(L, -2, "status");
+  if (rid) {
+    lua_pushstring(L, rid);
+    lua_setfield(L, -2, "request_id");
+  }
+}
+
+int truv_push_classified(lua_State *L, truv_request *req, truv_response *resp, double now,
+                         int mode) {
+  truv_json *doc = NULL;
+  truv_err err;
+  if (truv_classify(req, resp, now, &doc, &err)) return truv_fail(L, &err);
+  if (doc) truv_push_document(L, doc, mode);
+  else lua_pushboolean(L, 1);   /* 204: success without a document */
+  push_meta(L, resp);
+  return 2;
+}
+
+static int l_classify(lua_State *L) {
+  truv_request *req = truv_check_request(L, 1);
+  int status = (int)luaL_checkinteger(L, 2);
+  size_t len = 0;
+  const char *body;
+  double now = luaL_checknumber(L, 5);
+  int mode = truv_check_docmode(L, 6, TRUV_DOC_VIEW), rc;
+  truv_response resp;
+  luaL_checktype(L, 3, LUA_TTABLE);
+  body = luaL_optlstring(L, 4, "", &len);
+  truv_response_init(&resp);
+  resp.status = status;
+  lua_pushnil(L);
+  while (lua_next(L, 3)) {
+    size_t nl, vl;
+    const char *n, *v;
+    if (lua_type(L, -2) == LUA_TSTRING && lua_type(L, -1) == LUA_TSTRING) {
+      n = lua_tolstring(L, -2, &nl);
+      v = lua_tolstring(L, -1, &vl);
+      if (truv_response_add_header(&resp, n, nl, v, vl)) {
+        truv_response_free(&resp);
+        return luaL_error(L, "truv: out of memory");
+      }
+    }
+    lua_pop(L, 1);
+  }
+  /* the body is only read: point at the Lua string instead of copying it */
+  resp.body = (char *)body;
+  resp.body_len = len;
+  rc = truv_push_classified(L, req, &resp, now, mode);
+  resp.body = NULL;
+  truv_response_free(&resp);
+  return rc;
+}
+
+void truv_open_request(lua_State *L) {
+  static const luaL_Reg mt[] = {
+    {"__gc", request_gc}, {"__tostring", request_tostring}, {"__index", request_index},
+    {NULL, NULL}};
+  static const luaL_Reg funcs[] = {{"build", l_build}, {"classify", l_classify}, {NULL, NULL}};
+  luaL_newmetatable(L, REQUEST_MT);
+  luaL_setfuncs(L, mt, 0);
+  lua_pop(L, 1);
+  luaL_setfuncs(L, funcs, 0);
+}
