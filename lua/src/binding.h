@@ -44,4 +44,10 @@ TRUV_HIDDEN int truv_push_classified(lua_State *L, truv_request *req,
 /* http.c: the blocking libcurl transport. */
 TRUV_HIDDEN void truv_open_http(lua_State *L);
 
+/* quota.c: refresh quota stores (memory, SQLite) and connection keys. */
+TRUV_HIDDEN void truv_open_quota(lua_State *L);
+
+/* webhook.c: signature verification, event parsing, de-duplication stores. */
+TRUV_HIDDEN void truv_open_webhook(lua_State *L);
+
 #endif

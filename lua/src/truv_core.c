@@ -14,6 +14,8 @@ int luaopen_truv_core(lua_State *L) {
   truv_open_doc(L);
   truv_open_request(L);
   truv_open_http(L);
+  truv_open_quota(L);
+  truv_open_webhook(L);
   lua_pushstring(L, truv_version());
   lua_setfield(L, -2, "_VERSION");
   return 1;
