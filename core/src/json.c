@@ -117,7 +117,7 @@ truv_json *truv_json_parse(const char *s, size_t len, truv_err *err) {
   {
     size_t at = end && end >= s ? (size_t)(end - s) : 0;
     truv_err_set(err, TRUV_EPROTOCOL, "malformed_json", "%s (at byte %zu of %zu)",
-                 at >= len ? "JSON ends early (truncated?)" : "not valid JSON", at, len);
+                 at + 1 >= len ? "JSON ends early (truncated?)" : "not valid JSON", at, len);
   }
   truv_json_free(doc);
   return NULL;

@@ -69,7 +69,7 @@ static int check_passed, check_failed, check_current_failed;
   (printf("%d passed, %d failed\n", check_passed, check_failed), check_failed ? 1 : 0)
 
 /* Reads a whole file (for fixtures); returns NULL if it cannot. */
-static char *check_read_file(const char *path, size_t *len) {
+static inline char *check_read_file(const char *path, size_t *len) {
   FILE *f = fopen(path, "rb");
   char *buf = NULL;
   long n;
@@ -89,7 +89,7 @@ static char *check_read_file(const char *path, size_t *len) {
 }
 
 /* Reads spec/fixtures/<name> through $TRUV_FIXTURES. */
-static char *check_fixture(const char *name, size_t *len) {
+static inline char *check_fixture(const char *name, size_t *len) {
   const char *dir = getenv("TRUV_FIXTURES");
   char path[1024];
   snprintf(path, sizeof path, "%s/%s", dir ? dir : "spec/fixtures", name);

@@ -44,6 +44,12 @@ TRUV_HIDDEN int truv_push_classified(lua_State *L, truv_request *req,
 /* http.c: the blocking libcurl transport. */
 TRUV_HIDDEN void truv_open_http(lua_State *L);
 
+/* clock.c: now, monotonic, sleep. */
+TRUV_HIDDEN void truv_open_clock(lua_State *L);
+
+/* route.c: the default routing table. */
+TRUV_HIDDEN void truv_open_route(lua_State *L);
+
 /* quota.c: refresh quota stores (memory, SQLite) and connection keys. */
 TRUV_HIDDEN void truv_open_quota(lua_State *L);
 

@@ -11,9 +11,11 @@ __attribute__((visibility("default"))) int luaopen_truv_core(lua_State *L);
 int luaopen_truv_core(lua_State *L) {
   lua_newtable(L);
   truv_open_error(L);
+  truv_open_clock(L);
   truv_open_doc(L);
   truv_open_request(L);
   truv_open_http(L);
+  truv_open_route(L);
   truv_open_quota(L);
   truv_open_webhook(L);
   lua_pushstring(L, truv_version());

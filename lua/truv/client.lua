@@ -1,0 +1,368 @@
+--- The Truv API client: one method per endpoint of the refresh workflow.
+--
+--   local client = assert(truv.new{ client_id = ..., secret = ... })
+--   local order, err = client:get_order(id)
+--
+-- Every method returns the answer's document (a read-only view or plain
+-- tables, see `documents`) and a `meta` table { status =, request_id = }, or
+-- `nil, err` (see truv.errors). Wrong argument types raise.
+--
+-- Requests are built and answers classified in C (truv.core); a transport
+-- only moves bytes. Safe calls (GET) are retried with capped exponential
+-- backoff and full jitter, honouring Retry-After and Truv's "available in N
+-- seconds", within an overall deadline. Billed calls (refreshes) are never
+-- re-sent blindly. A 429 pauses the whole client until the cooldown ends.
+local core = require "truv.core"
+local errors = require "truv.errors"
+
+local type, pairs, ipairs, error = type, pairs, ipairs, error
+local setmetatable, tostring = setmetatable, tostring
+local random, min, max, floor = math.random, math.min, math.max, math.floor
+local format = string.format
+
+local _M = { _VERSION = core._VERSION }
+
+local Client = {}
+Client.__index = Client
+_M.Client = Client
+
+local DEFAULTS = {
+  base_url = "https://prod.truv.com/v1/",
+  timeout_ms = 30000,
+  connect_timeout_ms = 10000,
+  retry = {
+    attempts = 4,        -- tries of a safe call, the first included
+    base_ms = 250,       -- first backoff ceiling
+    cap_ms = 8000,       -- largest backoff
+    deadline_ms = 60000, -- a safe call gives up once this much time has passed
+  },
+  throttle_fallback_s = { 5, 15, 30, 60 },  -- 429 without a hint: successive pauses
+}
+
+-- Truv's answers are documents: a lazy view by default where pairs() works
+-- on userdata (Lua 5.2+), plain tables on LuaJIT.
+local DEFAULT_DOCUMENTS = (_VERSION == "Lua 5.1") and "table" or "view"
+
+local function argcheck(cond, n, fname, msg)
+  if not cond then
+    error(format("bad argument #%d to '%s' (%s)", n, fname, msg), 3)
+  end
+end
+
+local function check_opt(opts, key, kind, fname)
+  local v = opts[key]
+  if v ~= nil and type(v) ~= kind then
+    error(format("bad option '%s' to '%s' (%s expected, got %s)", key, fname, kind, type(v)), 3)
+  end
+  return v
+end
+
+--- The transport used outside nginx: libcurl, one connection pool per client.
+local function curl_transport(opts)
+  return core.http{
+    timeout_ms = opts.timeout_ms,
+    connect_timeout_ms = opts.connect_timeout_ms,
+    ca_file = opts.ca_file,
+    ca_path = opts.ca_path,
+    proxy = opts.proxy,
+    insecure = opts.insecure,
+  }
+end
+
+local function pick_transport(opts)
+  local t = opts.transport
+  if type(t) == "table" or type(t) == "userdata" then return t end
+  if t == nil and ngx and ngx.get_phase then t = "cosocket" end
+  if t == "cosocket" then
+    local cosocket = require "truv.transport.cosocket"
+    return cosocket.new(opts)
+  end
+  if t ~= nil and t ~= "curl" then
+    return nil, errors.new("invalid", "transport", "unknown transport '" .. tostring(t) .. "'")
+  end
+  return curl_transport(opts)
+end
+
+local function merge_retry(user)
+  local r = {}
+  for k, v in pairs(DEFAULTS.retry) do r[k] = v end
+  if user then
+    for k, v in pairs(user) do
+      if r[k] == nil then error("unknown retry option '" .. tostring(k) .. "'", 3) end
+      if type(v) ~= "number" or v < 0 then
+        error("retry option '" .. k .. "' must be a non-negative number", 3)
+      end
+      r[k] = v
+    end
+  end
+  return r
+end
+
+--- truv.new(opts) -> client | nil, err
+-- opts: client_id, secret (required); base_url; timeout_ms; connect_timeout_ms;
+-- ca_file; ca_path; proxy; insecure; user_agent; documents ("view"|"table");
+-- retry { attempts, base_ms, cap_ms, deadline_ms }; transport ("curl",
+-- "cosocket" or an object with :perform(request, now, mode)); clock
+-- (function -> epoch seconds); sleep (function(seconds)); logger
+-- (function(level, event)); quota (a quota store).
+function _M.new(opts)
+  argcheck(type(opts) == "table", 1, "new", "table expected, got " .. type(opts))
+  for _, k in ipairs{ "client_id", "secret", "base_url", "user_agent", "ca_file", "ca_path",
+                      "proxy", "documents" } do
+    check_opt(opts, k, "string", "new")
+  end
+  for _, k in ipairs{ "timeout_ms", "connect_timeout_ms" } do check_opt(opts, k, "number", "new") end
+  for _, k in ipairs{ "clock", "sleep", "logger" } do check_opt(opts, k, "function", "new") end
+  check_opt(opts, "retry", "table", "new")
+
+  local missing = {}
+  if not opts.client_id or opts.client_id == "" then
+    missing[#missing + 1] = { field = "client_id", message = "is required" }
+  end
+  if not opts.secret or opts.secret == "" then
+    missing[#missing + 1] = { field = "secret", message = "is required" }
+  end
+  if #missing > 0 then return nil, errors.invalid(missing, "missing credentials") end
+  local documents = opts.documents or DEFAULT_DOCUMENTS
+  if documents ~= "view" and documents ~= "table" then
+    return nil, errors.invalid({ { field = "documents", message = "must be view or table" } })
+  end
+
+  local base_url = opts.base_url or DEFAULTS.base_url
+  if not base_url:match("/$") then base_url = base_url .. "/" end
+  local transport, err = pick_transport{
+    transport = opts.transport,
+    timeout_ms = opts.timeout_ms or DEFAULTS.timeout_ms,
+    connect_timeout_ms = opts.connect_timeout_ms or DEFAULTS.connect_timeout_ms,
+    ca_file = opts.ca_file, ca_path = opts.ca_path, proxy = opts.proxy,
+    insecure = opts.insecure,
+  }
+  if not transport then return nil, err end
+
+  local self = setmetatable({
+    _config = {
+      client_id = opts.client_id,
+      secret = opts.secret,
+      base_url = base_url,
+      user_agent = opts.user_agent,
+    },
+    _transport = transport,
+    _documents = documents,
+    _retry = merge_retry(opts.retry),
+    _clock = opts.clock or (ngx and ngx.now) or core.now,
+    _sleep = opts.sleep or (ngx and ngx.sleep) or core.sleep,
+    _log = opts.logger,
+    _cooldown_until = 0,
+    _throttle_streak = 0,
+    quota = opts.quota,
+    base_url = base_url,
+  }, Client)
+  return self
+end
+
+function Client:close()
+  if self._transport and self._transport.close then self._transport:close() end
+end
+
+function Client:now()
+  return self._clock()
+end
+
+-- Never given a secret: the request's path, the status, the error's
+-- (already redacted) text.
+function Client:_emit(level, event)
+  local log = self._log
+  if log then log(level, event) end
+end
+
+--- Waits out a 429 cooldown that any earlier call started.
+function Client:_wait_cooldown()
+  local wait = self._cooldown_until - self._clock()
+  if wait > 0 then
+    self:_emit("info", { event = "cooldown", seconds = wait })
+    self._sleep(wait)
+  end
+end
+
+function Client:_note_throttle(err)
+  local now = self._clock()
+  local until_t = err.retry_at
+  if not until_t then
+    local steps = DEFAULTS.throttle_fallback_s
+    self._throttle_streak = min(self._throttle_streak + 1, #steps)
+    until_t = now + steps[self._throttle_streak]
+    err.retry_at = until_t
+  end
+  if until_t > self._cooldown_until then self._cooldown_until = until_t end
+end
+
+--- One exchange: wait out a cooldown, send, classify.
+function Client:_exchange(req, op, attempt)
+  self:_wait_cooldown()
+  local started = self._clock()
+  local doc, meta = self._transport:perform(req, started, self._documents)
+  local elapsed_ms = floor((self._clock() - started) * 1000 + 0.5)
+  if doc then
+    self._throttle_streak = 0
+    self:_emit("debug", { event = "response", op = op, path = req.path, status = meta.status,
+                          request_id = meta.request_id, attempt = attempt,
+                          elapsed_ms = elapsed_ms })
+    return doc, meta
+  end
+  local err = meta
+  err.op = op
+  if err.kind == "throttled" then self:_note_throttle(err) end
+  self:_emit("warn", { event = "error", op = op, path = req.path, status = err.status,
+                       kind = err.kind, code = err.code, request_id = err.request_id,
+                       attempt = attempt, elapsed_ms = elapsed_ms, error = tostring(err) })
+  return nil, err
+end
+
+local function retryable(err)
+  local k = err.kind
+  return k == "network" or k == "server" or k == "throttled"
+      or (k == "protocol" and err.code == "malformed_json")
+end
+_M.retryable = retryable
+
+--- Full-jitter backoff, or the server's own hint.
+function Client:_backoff(attempt, err, now)
+  if err.retry_at then return max(0, err.retry_at - now) end
+  local r = self._retry
+  local ceiling = min(r.cap_ms, r.base_ms * 2 ^ (attempt - 1)) / 1000
+  return random() * ceiling
+end
+
+--- Sends a built request. Safe requests retry; others are sent once (the
+-- refresh workflow decides what an ambiguous failure of a billed request
+-- means, see truv.refresh).
+function Client:send(req)
+  local op = req.op
+  if not req.safe then return self:_exchange(req, op, 1) end
+  local r = self._retry
+  local deadline = self._clock() + r.deadline_ms / 1000
+  local attempt = 1
+  while true do
+    local doc, meta = self:_exchange(req, op, attempt)
+    if doc then return doc, meta end
+    local err = meta
+    if not retryable(err) or attempt >= r.attempts then return nil, err end
+    local now = self._clock()
+    local wait = self:_backoff(attempt, err, now)
+    if now + wait > deadline then return nil, err end
+    self:_emit("info", { event = "retry", op = op, path = req.path, attempt = attempt,
+                         wait_s = wait, kind = err.kind })
+    if wait > 0 and err.kind ~= "throttled" then self._sleep(wait) end
+    attempt = attempt + 1
+  end
+end
+
+--- Builds a request; returns it or nil, err ("invalid", nothing sent).
+function Client:build(op, id, params, facts)
+  local req, err = core.build(self._config, op, id, params, facts)
+  if not req then err.op = op end
+  return req, err
+end
+
+function Client:call(op, id, params, facts)
+  local req, err = self:build(op, id, params, facts)
+  if not req then return nil, err end
+  return self:send(req)
+end
+
+--- The products of an order document, as a plain list.
+local function products_of(order)
+  local list = {}
+  local p = order and order.products
+  if p then
+    for i = 1, #p do list[i] = p[i] end
+  end
+  return list
+end
+_M.products_of = products_of
+
+-- ---------------------------------------------------------------- methods
+
+local function check_id(id, fname)
+  argcheck(type(id) == "string", 1, fname, "string expected, got " .. type(id))
+end
+
+local function check_params(params, n, fname)
+  argcheck(params == nil or type(params) == "table", n, fname,
+           "table expected, got " .. type(params))
+end
+
+--- POST orders/: a new order (first_name, last_name, products, ...).
+function Client:create_order(params)
+  argcheck(type(params) == "table", 1, "create_order", "table expected, got " .. type(params))
+  return self:call("create_order", nil, params)
+end
+
+--- GET orders/{id}/
+function Client:get_order(id)
+  check_id(id, "get_order")
+  return self:call("get_order", id)
+end
+
+--- GET orders/{id}/events/ (one page; `query` may hold page, page_size and
+-- any filter Truv accepts). With opts.all, every page is fetched and the
+-- result is { count =, results = { ... } } as plain tables.
+function Client:list_order_events(id, query, opts)
+  check_id(id, "list_order_events")
+  check_params(query, 2, "list_order_events")
+  check_params(opts, 3, "list_order_events")
+  if not (opts and opts.all) then return self:call("list_order_events", id, query) end
+  local all, page, q = {}, 1, {}
+  for k, v in pairs(query or {}) do q[k] = v end
+  while true do
+    q.page = page
+    local doc, meta = self:call("list_order_events", id, q)
+    if not doc then return nil, meta end
+    local results = doc.results or doc
+    for i = 1, #results do all[#all + 1] = core.totable(results[i]) end
+    if type(doc.next) ~= "string" or #results == 0 or page >= 1000 then
+      return { count = #all, results = all }, meta
+    end
+    page = page + 1
+  end
+end
+
+--- POST refresh/tasks/ { access_token, product_type }: billed, sent once.
+function Client:create_refresh_task(params)
+  argcheck(type(params) == "table", 1, "create_refresh_task",
+           "table expected, got " .. type(params))
+  return self:call("create_refresh_task", nil, params)
+end
+
+--- GET refresh/tasks/{id}/
+function Client:get_refresh_task(id)
+  check_id(id, "get_refresh_task")
+  return self:call("get_refresh_task", id)
+end
+
+--- POST users/{user_id}/tokens/ { product_type, access_token = <link's> }:
+-- a bridge token; with an access_token Bridge opens in update mode.
+function Client:create_bridge_token(user_id, params)
+  check_id(user_id, "create_bridge_token")
+  argcheck(type(params) == "table", 2, "create_bridge_token",
+           "table expected, got " .. type(params))
+  return self:call("create_bridge_token", user_id, params)
+end
+
+--- POST orders/{id}/: refresh an order (billed, sent once).
+-- params: products (exactly one), employers / financial_accounts
+-- ({ {id=} | {suborder_number=} }), manager, email, phone,
+-- include_recent_paystub, reports = { voa = {...} }.
+-- opts.order: the original order's document, if the caller has it (saves a
+-- GET); otherwise it is fetched, so that the product rule (income ->
+-- income|employment, employment -> employment) is checked before sending.
+function Client:refresh_order(id, params, opts)
+  check_id(id, "refresh_order")
+  argcheck(type(params) == "table", 2, "refresh_order", "table expected, got " .. type(params))
+  check_params(opts, 3, "refresh_order")
+  local refresh = require "truv.refresh"
+  return refresh.refresh_order(self, id, params, opts or {})
+end
+
+_M.DEFAULTS = DEFAULTS
+return _M

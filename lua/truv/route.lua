@@ -1,0 +1,240 @@
+--- Routing: every outcome of the refresh workflow to one next step.
+--
+--   local r = truv.route(outcome [, now])
+--   --> { route = "reverify", reason = "login_error", outcome = "task",
+--         status = "login_error", final = true }
+--
+-- Routes: done, reverify, retry (with retry_at), defer (with not_before),
+-- no_data, fix, and wait (not finished yet). The default table is the C
+-- core's (truv/route.h), the one place it is written.
+--
+-- Outcomes understood:
+--   an error (truv.errors)                      by err.kind
+--   { error = err }
+--   { task = "<status>" }, { suborder = "..." }, { order = "..." }
+--   a refresh task document ({ id =, status = })  as a task status
+--   a webhook event (truv.webhook.parse)          by event type and status
+--   { event = "<type>", status = "..." }
+-- A status the table does not know routes to `fix`, its raw value kept in
+-- `status` and reason "unknown_status".
+--
+-- truv.router{ ... } adds overrides and handlers, see Router below.
+local core = require "truv.core"
+local errors = require "truv.errors"
+
+local type, pairs, ipairs, error, tostring = type, pairs, ipairs, error, tostring
+local setmetatable, xpcall = setmetatable, xpcall
+local traceback = debug.traceback
+local format = string.format
+
+local _M = {}
+
+local ROUTES = { wait = true, done = true, reverify = true, retry = true, defer = true,
+                 no_data = true, fix = true }
+_M.ROUTES = ROUTES
+
+-- Which route wins when a case has several connections: a case still
+-- waiting is not finished; otherwise the one a person must look at first.
+local PRECEDENCE = { "wait", "fix", "reverify", "retry", "defer", "no_data", "done" }
+_M.PRECEDENCE = PRECEDENCE
+
+local DEFAULT_TABLE = core.route_table()
+
+-- Events that carry data or bookkeeping, never a decision.
+local INFORMATIONAL = {
+  ["order-finalized"] = true, ["certification-completed"] = true,
+}
+local function informational(event_type)
+  return INFORMATIONAL[event_type] or event_type:match("%-created$") ~= nil
+      or event_type:match("%-updated$") ~= nil
+end
+
+local function copy_table(t)
+  local c = {}
+  for outcome, entries in pairs(t) do
+    c[outcome] = {}
+    for name, e in pairs(entries) do c[outcome][name] = { route = e.route, delay = e.delay } end
+  end
+  return c
+end
+
+-- Applies overrides to a copy of the table:
+--   map = { task = { unavailable = "defer" }, login_error = "fix" }
+-- A bare status name applies to every outcome kind that has it (or to
+-- task statuses when none has it yet).
+local function apply_overrides(tbl, map)
+  for k, v in pairs(map or {}) do
+    if type(v) == "table" then
+      if not tbl[k] then error("unknown outcome kind '" .. tostring(k) .. "' in map", 3) end
+      for name, route in pairs(v) do
+        if not ROUTES[route] then error("unknown route '" .. tostring(route) .. "'", 3) end
+        local e = tbl[k][name] or { delay = 0 }
+        e.route = route
+        tbl[k][name] = e
+      end
+    else
+      if not ROUTES[v] then error("unknown route '" .. tostring(v) .. "'", 3) end
+      local hit = false
+      for _, entries in pairs(tbl) do
+        if entries[k] then entries[k].route, hit = v, true end
+      end
+      if not hit then tbl.task[k] = { route = v, delay = 0 } end
+    end
+  end
+end
+
+local function decision(route, reason, outcome, status, when)
+  local d = { route = route, reason = reason, outcome = outcome, status = status,
+              final = route ~= "wait" }
+  if route == "retry" then d.retry_at = when end
+  if route == "defer" then d.not_before = when end
+  return d
+end
+
+local function by_status(self, kind, status, now, hint)
+  local e = self.table[kind][status]
+  if not e then
+    return decision("fix", "unknown_status", kind, status)
+  end
+  local delay = self.delays[status] or e.delay
+  local when
+  if e.route == "retry" then when = hint or (now + delay) end
+  if e.route == "defer" then when = hint or (now + 86400) end
+  return decision(e.route, status, kind, status, when)
+end
+
+local function route_error(self, err, now)
+  local e = self.table.error[err.kind]
+  if not e then return decision("fix", "unknown_error", "error", err.kind) end
+  local reason = err.code or err.kind
+  local delay = self.delays[reason] or self.delays[err.kind] or e.delay
+  local when
+  if e.route == "retry" then when = err.retry_at or (now + delay) end
+  if e.route == "defer" then when = err.retry_at or (now + 86400) end
+  local d = decision(e.route, reason, "error", err.kind, when)
+  d.error = err
+  return d
+end
+
+local function route_event(self, ev, now)
+  local t = ev.event_type or ev.type or ev.event
+  local status = ev.status
+  if t == "task-status-updated" and status then return by_status(self, "task", status, now) end
+  if t == "order-status-updated" and status then return by_status(self, "suborder", status, now) end
+  if t == "order-refresh-failed" then
+    if status and self.table.task[status] then return by_status(self, "task", status, now) end
+    if status and self.table.suborder[status] then
+      local d = by_status(self, "suborder", status, now)
+      -- a failed refresh is never "done" nor still waiting
+      if d.route == "done" or d.route == "wait" then d = decision("fix", status, "suborder", status) end
+      return d
+    end
+    return decision("fix", status and "unknown_status" or "refresh_failed", "event", status)
+  end
+  local e = self.table.event[t]
+  if e then return by_status(self, "event", t, now) end
+  if type(t) == "string" and informational(t) then
+    return decision("wait", t, "event", status)
+  end
+  return decision("fix", "unknown_event", "event", t)
+end
+
+--- The route of one outcome.
+local function route(self, o, now)
+  now = now or self.clock()
+  if errors.is(o) then return route_error(self, o, now) end
+  if type(o) ~= "table" and type(o) ~= "userdata" then
+    error("bad argument #1 to 'route' (an outcome expected, got " .. type(o) .. ")", 3)
+  end
+  if o.error then return route_error(self, o.error, now) end
+  if o.task then return by_status(self, "task", o.task, now) end
+  if o.suborder then return by_status(self, "suborder", o.suborder, now) end
+  if o.order then return by_status(self, "order", o.order, now) end
+  if o.event or o.event_type or o.webhook_id then return route_event(self, o, now) end
+  if type(o.status) == "string" then return by_status(self, "task", o.status, now) end
+  error("bad argument #1 to 'route' (unrecognised outcome)", 3)
+end
+
+--- The route of a case with several connections: the first route in
+-- PRECEDENCE among them; `decisions` is the list.
+function _M.combine(decisions)
+  local rank = {}
+  for i, r in ipairs(PRECEDENCE) do rank[r] = i end
+  local best
+  for _, d in ipairs(decisions) do
+    if not best or rank[d.route] < rank[best.route] then best = d end
+  end
+  return best
+end
+
+-- ------------------------------------------------------------------ Router
+
+local Router = {}
+Router.__index = Router
+_M.Router = Router
+
+local HANDLERS = { "done", "reverify", "retry", "defer", "no_data", "fix", "wait" }
+
+--- truv.router{ done = fn, reverify = fn, retry = fn, defer = fn, no_data = fn,
+--   fix = fn, wait = fn, map = overrides, delays = { [reason] = seconds },
+--   clock = fn }
+-- Handlers are called as fn(decision, case, outcome); a route without a
+-- handler is simply returned.
+function _M.router(spec)
+  spec = spec or {}
+  if type(spec) ~= "table" then
+    error("bad argument #1 to 'router' (table expected, got " .. type(spec) .. ")", 2)
+  end
+  local handlers = {}
+  for _, r in ipairs(HANDLERS) do
+    local h = spec[r]
+    if h ~= nil and type(h) ~= "function" then
+      error("handler '" .. r .. "' must be a function", 2)
+    end
+    handlers[r] = h
+  end
+  for k in pairs(spec) do
+    if not handlers[k] and not ROUTES[k] and k ~= "map" and k ~= "delays" and k ~= "clock" then
+      error("unknown router option '" .. tostring(k) .. "'", 2)
+    end
+  end
+  local tbl = copy_table(DEFAULT_TABLE)
+  apply_overrides(tbl, spec.map)
+  return setmetatable({
+    table = tbl,
+    delays = spec.delays or {},
+    handlers = handlers,
+    clock = spec.clock or (ngx and ngx.now) or core.now,
+  }, Router)
+end
+
+function Router:route(outcome, now)
+  return route(self, outcome, now)
+end
+
+--- Routes `outcome` and calls the route's handler with (decision, case,
+-- outcome). Returns decision, handler_result, or nil, err when the handler
+-- raised: err.kind == "handler", err.case, err.message with the traceback.
+function Router:dispatch(outcome, case, now)
+  local d = route(self, outcome, now)
+  local h = self.handlers[d.route]
+  if not h then return d end
+  local ok, res = xpcall(h, traceback, d, case, outcome)
+  if not ok then
+    local case_id = type(case) == "table" and (case.case_id or case.id) or case
+    return nil, errors.new("handler", "handler_error", format("the %s handler failed for case %s: %s",
+      d.route, tostring(case_id), tostring(res)), { case = case_id, route = d.route,
+                                                     decision = d })
+  end
+  return d, res
+end
+
+local default_router = _M.router{}
+_M.default = default_router
+
+--- truv.route(outcome [, now]) with the default table.
+function _M.route(outcome, now)
+  return route(default_router, outcome, now)
+end
+
+return _M
