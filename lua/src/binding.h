@@ -24,6 +24,8 @@ TRUV_HIDDEN void truv_open_doc(lua_State *L);
 TRUV_HIDDEN void truv_push_document(lua_State *L, truv_json *doc, int mode);
 /* Converts the Lua value at idx to JSON; raises on values JSON cannot hold. */
 TRUV_HIDDEN cJSON *truv_to_json(lua_State *L, int idx);
+/* The JSON node behind a document view at idx, or NULL if it is not one. */
+TRUV_HIDDEN const cJSON *truv_doc_node(lua_State *L, int idx);
 /* "view" or "table" option at idx (nil -> default). */
 TRUV_HIDDEN int truv_check_docmode(lua_State *L, int idx, int def);
 
@@ -46,6 +48,9 @@ TRUV_HIDDEN void truv_open_http(lua_State *L);
 
 /* clock.c: now, monotonic, sleep. */
 TRUV_HIDDEN void truv_open_clock(lua_State *L);
+
+/* model.c: validated order models. */
+TRUV_HIDDEN void truv_open_model(lua_State *L);
 
 /* route.c: the default routing table. */
 TRUV_HIDDEN void truv_open_route(lua_State *L);

@@ -147,6 +147,11 @@ static doc_view *check_view(lua_State *L, int idx) {
   return luaL_checkudata(L, idx, VIEW_MT);
 }
 
+const cJSON *truv_doc_node(lua_State *L, int idx) {
+  doc_view *v = luaL_testudata(L, idx, VIEW_MT);
+  return v ? v->node : NULL;
+}
+
 static int view_gc(lua_State *L) {
   doc_view *v = check_view(L, 1);
   if (v->root && --v->root->refs == 0) {

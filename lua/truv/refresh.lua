@@ -40,33 +40,15 @@ local function opt(client, opts, key)
   return v
 end
 
---- The connections of an order: { kind = "employers"|"financial_accounts",
--- id =, suborder_number =, access_token =, created_at = epoch|nil, node = doc }
-function _M.connections(order)
-  local list = {}
-  for _, kind in ipairs{ "employers", "financial_accounts" } do
-    local items = order[kind]
-    if type(items) == "table" or type(items) == "userdata" then
-      for i = 1, #items do
-        local e = items[i]
-        local created = e.created_at
-        list[#list + 1] = {
-          kind = kind,
-          id = e.id,
-          suborder_number = e.suborder_number,
-          access_token = type(e.access_token) == "string" and e.access_token or nil,
-          created_at = type(created) == "string" and core.parse_time(created) or nil,
-          status = e.status,
-        }
-      end
-    end
-  end
-  return list
+--- The order's model (truv.core.order_model): id, products, refresh_order,
+-- connections { kind, id, suborder_number, access_token, created_at, ... }.
+function _M.model(order)
+  return core.order_model(order)
 end
 
 -- Which connections a refresh request selects (all when it names none).
-local function select_connections(order, params)
-  local all = _M.connections(order)
+local function select_connections(model, params)
+  local all = model.connections
   local chosen, problems = {}, {}
   local named = false
   for _, kind in ipairs{ "employers", "financial_accounts" } do
@@ -274,15 +256,18 @@ function _M.refresh_order(client, id, params, opts)
     original, err = client:get_order(id)
     if not original then return nil, err end
   end
-  local facts = { products = {} }
-  local p = original.products
-  if p then for i = 1, #p do facts.products[i] = p[i] end end
+  local model, merr = core.order_model(original)
+  if not model then
+    merr.op = "refresh_order"
+    return nil, merr
+  end
+  local facts = { products = model.products }
 
   -- validate the request itself first: nothing is reserved for a bad one
   local req, err = client:build("refresh_order", id, params, facts)
   if not req then return nil, err end
 
-  local conns, problems = select_connections(original, params)
+  local conns, problems = select_connections(model, params)
   if #problems > 0 then
     local e = errors.invalid(problems, "the refresh names connections it cannot refresh")
     e.op = "refresh_order"
@@ -319,7 +304,7 @@ function _M.refresh_order(client, id, params, opts)
     end
   end
 
-  local baseline = type(original.refresh_order) == "string" and original.refresh_order or nil
+  local baseline = model.refresh_order
   inflight[id] = true
   local ok, doc, meta, fate = pcall(send_safely, client, req, id, baseline, opts)
   inflight[id] = nil
