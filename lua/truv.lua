@@ -25,8 +25,12 @@ local _M = {
 }
 
 -- truv.quota, truv.webhook, truv.renewal, truv.dedupe, truv.refresh
-local LAZY = { quota = true, webhook = true, renewal = true, dedupe = true, refresh = true,
-               receiver = true }
+local LAZY = { quota = true, webhook = true, renewal = true, dedupe = true, refresh = true }
+
+--- truv.receiver{ ... }: a verified, de-duplicated webhook receiver (see truv.receiver).
+function _M.receiver(opts)
+  return require("truv.receiver").new(opts)
+end
 
 return setmetatable(_M, {
   __index = function(t, k)

@@ -364,5 +364,21 @@ function Client:refresh_order(id, params, opts)
   return refresh.refresh_order(self, id, params, opts or {})
 end
 
+--- Polls a refresh order until it is finished (see truv.wait).
+function Client:wait_for_refresh(order, opts)
+  argcheck(type(order) == "string" or type(order) == "table" or type(order) == "userdata", 1,
+           "wait_for_refresh", "order id or document expected, got " .. type(order))
+  check_params(opts, 2, "wait_for_refresh")
+  return require("truv.wait").wait_for_refresh(self, order, opts)
+end
+
+--- What the user needs to reconnect (see truv.reverify).
+function Client:reverify(order, opts)
+  argcheck(type(order) == "table" or type(order) == "userdata" or type(order) == "string", 1,
+           "reverify", "order document expected, got " .. type(order))
+  check_params(opts, 2, "reverify")
+  return require("truv.reverify").reverify(self, order, opts)
+end
+
 _M.DEFAULTS = DEFAULTS
 return _M

@@ -10,7 +10,8 @@
 --    they need the user to reconnect ("expired", routes to reverify).
 -- 3. The quota store reserves one slot on every selected connection at once
 --    (all or none); a spent connection answers "not before T" locally.
--- 4. The POST is sent once. A definite refusal (4xx, or a failure before the
+-- 4. The POST is sent once (opts.before_send(info) runs just before, for a
+--    caller that must record the attempt durably first). A definite refusal (4xx, or a failure before the
 --    request left) releases the reservation. An ambiguous failure (timeout
 --    or reset after sending, a 5xx, a garbled answer) is reconciled: the
 --    original order's `refresh_order` and its `is_refresh` events are read,
@@ -214,11 +215,16 @@ end
 -- Sends req until Truv answers, a refusal is definite, or reconciliation
 -- cannot tell. Returns doc, meta | nil, err, fate where fate is
 -- "not_created" (nothing was created: the reservation may go) or "unknown".
-local function send_safely(client, req, id, baseline, opts)
+local function send_safely(client, req, id, baseline, opts, reservation)
   local max_sends = opt(client, opts, "max_sends")
   local err
   for sends = 1, max_sends do
     local sent_at = client:now()
+    if opts.before_send then
+      -- the caller's write-ahead (a batch journal): durable before the POST
+      opts.before_send{ order_id = id, sent_at = sent_at, baseline = baseline, sends = sends,
+                        quota_ticket = reservation.ticket, quota_keys = reservation.keys }
+    end
     local doc, meta = client:send(req)
     if doc then
       meta.sends = sends
@@ -306,7 +312,8 @@ function _M.refresh_order(client, id, params, opts)
 
   local baseline = model.refresh_order
   inflight[id] = true
-  local ok, doc, meta, fate = pcall(send_safely, client, req, id, baseline, opts)
+  local ok, doc, meta, fate = pcall(send_safely, client, req, id, baseline, opts,
+                                   { ticket = ticket, keys = keys })
   inflight[id] = nil
   if not ok then error(doc, 0) end
 
@@ -324,6 +331,7 @@ function _M.refresh_order(client, id, params, opts)
     err.expired = #expired > 0 and expired or nil
     return nil, err
   end
+  meta.quota_ticket, meta.quota_keys = ticket, keys
   meta.deferred = #deferred > 0 and deferred or nil
   meta.expired = #expired > 0 and expired or nil
   meta.connections = #reserved

@@ -212,21 +212,25 @@ function Router:route(outcome, now)
   return route(self, outcome, now)
 end
 
---- Routes `outcome` and calls the route's handler with (decision, case,
--- outcome). Returns decision, handler_result, or nil, err when the handler
--- raised: err.kind == "handler", err.case, err.message with the traceback.
-function Router:dispatch(outcome, case, now)
-  local d = route(self, outcome, now)
-  local h = self.handlers[d.route]
-  if not h then return d end
-  local ok, res = xpcall(h, traceback, d, case, outcome)
+--- Calls the handler of `decision.route` with (decision, case, outcome).
+-- Returns decision, handler_result, or nil, err when the handler raised:
+-- err.kind == "handler", err.case, err.message with the traceback.
+function Router:act(decision, case, outcome)
+  local h = self.handlers[decision.route]
+  if not h then return decision end
+  local ok, res = xpcall(h, traceback, decision, case, outcome)
   if not ok then
     local case_id = type(case) == "table" and (case.case_id or case.id) or case
     return nil, errors.new("handler", "handler_error", format("the %s handler failed for case %s: %s",
-      d.route, tostring(case_id), tostring(res)), { case = case_id, route = d.route,
-                                                     decision = d })
+      decision.route, tostring(case_id), tostring(res)), { case = case_id, route = decision.route,
+                                                           decision = decision })
   end
-  return d, res
+  return decision, res
+end
+
+--- Routes `outcome`, then acts on the decision (see Router:act).
+function Router:dispatch(outcome, case, now)
+  return self:act(route(self, outcome, now), case, outcome)
 end
 
 local default_router = _M.router{}

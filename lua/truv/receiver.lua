@@ -1,0 +1,124 @@
+--- A webhook receiver: verify, de-duplicate, order, correlate, route, hand
+-- to the script's handler.
+--
+--   local receiver = truv.receiver{
+--     secrets = { current_secret, previous_secret },  -- Truv signs with the access secret
+--     router = truv.router{ done = ..., reverify = ..., ... },
+--     dedupe = truv.dedupe.memory(),    -- or dedupe.sqlite(path), or an nginx shared-dict store
+--     ttl = 7 * 86400,                  -- how long a webhook_id is remembered
+--     originals = function(order_id) return original_id_or_nil end,  -- optional correlation
+--     client = client,                  -- optional: reads initial_order when originals can't tell
+--     clock = os.time,
+--   }
+--   local status, result = receiver:handle(raw_body, headers)
+--
+-- `status` is the HTTP status to answer Truv with: 200 for a handled,
+-- duplicate or stale event; 401 for a bad signature; 400 for a body that is
+-- not a Truv event; 500 when the handler failed (the event is forgotten so
+-- that Truv's retry is handled again). `result` = { event =, decision =,
+-- duplicate =, stale =, original_order_id =, handler_result =, error = }.
+--
+-- Replays: Truv's signature has no timestamp, so a replayed delivery is
+-- caught by de-duplication (webhook_id, for `ttl`) and by ordering (an event
+-- older than the last one seen for the same object is ignored).
+local core = require "truv.core"
+local webhook = require "truv.webhook"
+local route_mod = require "truv.route"
+
+local type, tostring, setmetatable = type, tostring, setmetatable
+
+local _M = {}
+
+local Receiver = {}
+Receiver.__index = Receiver
+
+_M.DEFAULT_TTL = 7 * 86400
+
+--- The object an event is about, for ordering by updated_at: a task, a
+-- suborder, an order or a link.
+local function object_key(ev)
+  if ev.task_id then return "task:" .. ev.task_id end
+  if ev.employer_id then return "suborder:" .. ev.employer_id end
+  if ev.order_id then return "order:" .. ev.order_id .. ":" .. tostring(ev.event_type) end
+  if ev.link_id then return "link:" .. ev.link_id end
+  return nil
+end
+_M.object_key = object_key
+
+function _M.new(opts)
+  if type(opts) ~= "table" then
+    error("bad argument #1 to 'receiver' (table expected, got " .. type(opts) .. ")", 2)
+  end
+  local secrets = opts.secrets or opts.secret
+  if type(secrets) ~= "string" and type(secrets) ~= "table" then
+    error("receiver: 'secrets' (the access secret, or a list for rotation) is required", 2)
+  end
+  return setmetatable({
+    secrets = secrets,
+    router = opts.router or route_mod.default,
+    dedupe = opts.dedupe or require("truv.dedupe").memory(),
+    ttl = opts.ttl or _M.DEFAULT_TTL,
+    originals = opts.originals,
+    client = opts.client,
+    clock = opts.clock or (ngx and ngx.now) or core.now,
+    log = opts.logger,
+  }, Receiver)
+end
+
+function Receiver:_original(ev)
+  local id = ev.order_id
+  if not id then return nil end
+  if self.originals then
+    local o = self.originals(id)
+    if o then return o end
+  end
+  if self.client then
+    local order = self.client:get_order(id)
+    if order and type(order.initial_order) == "string" then return order.initial_order end
+  end
+  return nil
+end
+
+function Receiver:handle(body, headers)
+  if type(body) ~= "string" then
+    error("bad argument #1 to 'handle' (string expected, got " .. type(body) .. ")", 2)
+  end
+  local ok, verr = webhook.verify(body, headers, self.secrets)
+  if not ok then return 401, { error = verr } end
+  local ev, perr = webhook.parse(body)
+  if not ev then return 400, { error = perr } end
+
+  local now = self.clock()
+  local first, derr = self.dedupe:seen(ev.webhook_id, now, self.ttl)
+  if first == nil then return 500, { event = ev, error = derr } end
+  if not first then return 200, { event = ev, duplicate = true } end
+
+  local key = object_key(ev)
+  if key and ev.updated_at and ev.updated_at > 0 then
+    local newer, oerr = self.dedupe:last_update(key, ev.updated_at)
+    if newer == nil then
+      self.dedupe:forget(ev.webhook_id)
+      return 500, { event = ev, error = oerr }
+    end
+    if not newer then return 200, { event = ev, stale = true } end
+  end
+
+  local original = self:_original(ev)
+  local case = { order_id = ev.order_id, original_order_id = original or ev.order_id,
+                 webhook_id = ev.webhook_id, user_id = ev.user_id, employer_id = ev.employer_id,
+                 task_id = ev.task_id, link_id = ev.link_id }
+  local decision, res = self.router:dispatch(ev, case, now)
+  if not decision then
+    -- let Truv's retry of this delivery be handled again
+    self.dedupe:forget(ev.webhook_id)
+    return 500, { event = ev, error = res, original_order_id = original }
+  end
+  return 200, { event = ev, decision = decision, handler_result = res,
+                original_order_id = original }
+end
+
+_M.Receiver = Receiver
+
+setmetatable(_M, { __call = function(_, opts) return _M.new(opts) end })
+
+return _M

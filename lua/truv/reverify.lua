@@ -1,0 +1,105 @@
+--- Re-verification: what a user needs to reconnect when a refresh cannot
+-- go through (an expired connection, changed credentials, MFA, a locked
+-- account): either a bridge token in update mode for each link (the app
+-- opens Bridge with it), or a new order copying the applicant's details and
+-- order_number, whose share_url is sent to the applicant.
+--
+--   local link, err = client:reverify(original_order, {
+--     mode = "order" | "bridge",     -- default "order" (Truv's renewals guide)
+--     connections = { "<suborder id>", ... },   -- default: every connection
+--     order = { ... },               -- extra fields for the new order (notes, cc_emails, ...)
+--   })
+--   order mode  -> { mode = "order", order_id =, share_url =, order = <document> }
+--   bridge mode -> { mode = "bridge", tokens = { { connection_id =, link_id =, bridge_token = } } }
+local core = require "truv.core"
+local errors = require "truv.errors"
+
+local type, ipairs, pairs = type, ipairs, pairs
+
+local _M = {}
+
+local MAX_EMPLOYERS = 5
+
+local function wanted(model, ids)
+  if not ids then return model.connections end
+  local set, list = {}, {}
+  for _, id in ipairs(ids) do set[id] = true end
+  for _, c in ipairs(model.connections) do
+    if set[c.id] then list[#list + 1] = c end
+  end
+  return list
+end
+
+local function company_of(order, id)
+  for _, kind in ipairs{ "employers", "financial_accounts" } do
+    local items = order[kind]
+    if items then
+      for i = 1, #items do
+        local e = items[i]
+        if e.id == id then return e.company_name, e.provider and e.provider.name end
+      end
+    end
+  end
+end
+
+local function new_order(client, order, model, conns, extra)
+  if not model.first_name or not model.last_name then
+    return nil, errors.invalid({ { field = "order", message =
+      "the original order has no applicant name to copy" } })
+  end
+  local params = {
+    products = model.products,
+    first_name = model.first_name,
+    last_name = model.last_name,
+    email = model.email,
+    phone = model.phone,
+    order_number = model.order_number,
+  }
+  local employers = {}
+  for _, c in ipairs(conns) do
+    if c.kind == "employers" and #employers < MAX_EMPLOYERS then
+      local company = company_of(order, c.id)
+      if type(company) == "string" then employers[#employers + 1] = { company_name = company } end
+    end
+  end
+  if #employers > 0 then params.employers = employers end
+  for k, v in pairs(extra or {}) do params[k] = v end
+  local doc, err = client:create_order(params)
+  if not doc then return nil, err end
+  return { mode = "order", order_id = doc.id, share_url = doc.share_url, order = doc }
+end
+
+local function bridge_tokens(client, model, conns)
+  if not model.user_id then
+    return nil, errors.invalid({ { field = "user_id", message = "the order has no user_id" } })
+  end
+  local tokens = {}
+  for _, c in ipairs(conns) do
+    if c.access_token then
+      local tok, err = client:create_bridge_token(model.user_id, {
+        product_type = c.product_type or model.products[1] or "income",
+        access_token = c.access_token,
+      })
+      if not tok then return nil, err end
+      tokens[#tokens + 1] = { connection_id = c.id, link_id = c.link_id,
+                              bridge_token = tok.bridge_token }
+    end
+  end
+  if #tokens == 0 then
+    return nil, errors.invalid({ { field = "connections", message = "no connected link to update" } })
+  end
+  return { mode = "bridge", tokens = tokens }
+end
+
+function _M.reverify(client, order, opts)
+  opts = opts or {}
+  local model, err = core.order_model(order)
+  if not model then return nil, err end
+  local conns = wanted(model, opts.connections)
+  local mode = opts.mode or "order"
+  if mode == "bridge" then return bridge_tokens(client, model, conns) end
+  if mode == "order" then return new_order(client, order, model, conns, opts.order) end
+  error("bad option 'mode' to 'reverify' (\"order\" or \"bridge\" expected)", 3)
+end
+
+return _M

@@ -1,0 +1,220 @@
+--- A scheduler of coroutines over one libcurl multi handle: many workflows
+-- at once, each written as straight-line code.
+--
+--   local sched = scheduler.new{ concurrency = 32, rate_per_minute = 300, http = {...},
+--                                on_tick = function() journal:commit() end }
+--   local client = truv.new{ ..., transport = sched:transport(), sleep = sched.sleep,
+--                            clock = sched.clock }
+--   sched:spawn(function() ... client:refresh_order(...) ... end)
+--   sched:run()
+--
+-- Inside a spawned function, the client's HTTP calls and sleeps yield to the
+-- scheduler instead of blocking: up to `concurrency` requests are in flight
+-- over one connection pool, requests start no faster than the rate limit
+-- allows, and a sleeping workflow costs nothing but its coroutine.
+-- `sched:barrier()` (from inside a workflow) returns once on_tick has run
+-- after the call: the batch's journal uses it to make a write durable
+-- before a refresh is sent, with one commit for every workflow of a tick.
+local core = require "truv.core"
+
+local error, ipairs, pairs, tostring, setmetatable = error, ipairs, pairs, tostring, setmetatable
+local co_create, co_resume, co_yield, co_status, co_running =
+  coroutine.create, coroutine.resume, coroutine.yield, coroutine.status, coroutine.running
+local traceback = debug.traceback
+local max, min, huge = math.max, math.min, math.huge
+local tinsert, tremove = table.insert, table.remove
+
+local _M = {}
+
+local Scheduler = {}
+Scheduler.__index = Scheduler
+
+-- A binary heap of { at =, co = } ordered by `at`.
+local function heap_push(h, item)
+  h[#h + 1] = item
+  local i = #h
+  while i > 1 do
+    local p = i // 2
+    if h[p].at <= h[i].at then break end
+    h[p], h[i] = h[i], h[p]
+    i = p
+  end
+end
+
+local function heap_pop(h)
+  local top = h[1]
+  local last = tremove(h)
+  if #h > 0 then
+    h[1] = last
+    local i, n = 1, #h
+    while true do
+      local l, r, s = 2 * i, 2 * i + 1, i
+      if l <= n and h[l].at < h[s].at then s = l end
+      if r <= n and h[r].at < h[s].at then s = r end
+      if s == i then break end
+      h[s], h[i] = h[i], h[s]
+      i = s
+    end
+  end
+  return top
+end
+
+--- opts: concurrency (requests in flight, default 32), rate_per_minute
+-- (default 300; 0 = unlimited), http (options for core.multi: timeout_ms,
+-- connect_timeout_ms, ca_file, ...), documents ("view"|"table"), on_tick
+-- (called once per loop before waiting), on_error (function(err, co)
+-- for a workflow that raised; default: re-raise).
+function _M.new(opts)
+  opts = opts or {}
+  local concurrency = opts.concurrency or 32
+  local http = {}
+  for k, v in pairs(opts.http or {}) do http[k] = v end
+  http.max_in_flight = concurrency
+  http.max_host_connections = http.max_host_connections or concurrency
+  local multi, err = core.multi(http)
+  if not multi then return nil, err end
+  local self = setmetatable({
+    multi = multi,
+    concurrency = concurrency,
+    interval = (opts.rate_per_minute or 300) > 0 and 60 / opts.rate_per_minute or 0,
+    next_slot = 0,             -- monotonic time the next request may start
+    ready = {},                -- { co, args... } to resume
+    timers = {},               -- heap of sleeping workflows
+    waiting_http = {},         -- requests held back by the rate limit
+    barrier_waiters = {},
+    live = 0,
+    on_tick = opts.on_tick,
+    on_error = opts.on_error,
+    mode = opts.documents,
+  }, Scheduler)
+  self.clock = opts.clock or core.now
+  -- sleep and transport are plain functions/objects so a client can hold them
+  self.sleep = function(s) return self:_sleep(s) end
+  return self
+end
+
+--- The object a client uses as its transport.
+function Scheduler:transport()
+  local sched = self
+  return {
+    perform = function(_, req, _, mode)
+      return co_yield("http", req, mode)
+    end,
+    close = function() sched.multi:close() end,
+  }
+end
+
+function Scheduler:_sleep(seconds)
+  if not co_running() or not self._inside then return core.sleep(seconds) end
+  if seconds <= 0 then return end
+  co_yield("sleep", seconds)
+end
+
+--- From inside a workflow: wait until on_tick has run once more.
+function Scheduler.barrier(_)
+  co_yield("barrier")
+end
+
+function Scheduler:spawn(fn, ...)
+  local co = co_create(fn)
+  self.live = self.live + 1
+  tinsert(self.ready, { co, ... })
+  return co
+end
+
+function Scheduler:active()
+  return self.live
+end
+
+-- What a workflow asked for when it yielded.
+function Scheduler:_handle(co, what, a, b)
+  if what == "http" then
+    tinsert(self.waiting_http, { co = co, req = a, mode = b or self.mode })
+  elseif what == "sleep" then
+    heap_push(self.timers, { at = core.monotonic() + a, co = co })
+  elseif what == "barrier" then
+    tinsert(self.barrier_waiters, co)
+  else
+    error("scheduler: a workflow yielded '" .. tostring(what) .. "' (use the client, "
+          .. "sched.sleep or sched:barrier)")
+  end
+end
+
+function Scheduler:_resume(co, ...)
+  self._inside = true
+  local ok, what, a, b = co_resume(co, ...)
+  self._inside = false
+  if not ok then
+    self.live = self.live - 1
+    local msg = traceback(co, what)
+    if self.on_error then return self.on_error(msg, co) end
+    error(msg, 0)
+  end
+  if co_status(co) == "dead" then
+    self.live = self.live - 1
+    return
+  end
+  self:_handle(co, what, a, b)
+end
+
+-- Starts the held-back requests the rate limit and the pool allow.
+function Scheduler:_start_requests()
+  local now = core.monotonic()
+  while #self.waiting_http > 0 and self.multi:pending() < self.concurrency do
+    if self.interval > 0 and now < self.next_slot then return self.next_slot - now end
+    local w = tremove(self.waiting_http, 1)
+    local ok, err = self.multi:add(w.req, w)
+    if not ok then
+      tinsert(self.ready, { w.co, nil, err })
+    end
+    if self.interval > 0 then self.next_slot = max(self.next_slot, now) + self.interval end
+  end
+  return nil
+end
+
+--- Runs until every spawned workflow has finished.
+function Scheduler:run()
+  while self.live > 0 do
+    -- resume whatever is ready (including workflows spawned meanwhile)
+    while #self.ready > 0 do
+      local r = tremove(self.ready, 1)
+      self:_resume(r[1], r[2], r[3])
+    end
+    if self.on_tick then self.on_tick() end
+    if #self.barrier_waiters > 0 then
+      local waiters = self.barrier_waiters
+      self.barrier_waiters = {}
+      for _, co in ipairs(waiters) do tinsert(self.ready, { co }) end
+    end
+    local now = core.monotonic()
+    while #self.timers > 0 and self.timers[1].at <= now do
+      tinsert(self.ready, { heap_pop(self.timers).co })
+    end
+    local rate_wait = self:_start_requests()
+    if #self.ready == 0 and self.live > 0 then
+      local wait = huge
+      if #self.timers > 0 then wait = self.timers[1].at - now end
+      if rate_wait then wait = min(wait, rate_wait) end
+      if wait == huge then wait = 1 end
+      if self.multi:pending() > 0 then
+        local done = self.multi:run(max(0, min(wait, 1)), self.clock(), self.mode)
+        for _, c in ipairs(done) do
+          local w = c.tag
+          if c.doc ~= nil then
+            tinsert(self.ready, { w.co, c.doc, c.meta })
+          else
+            tinsert(self.ready, { w.co, nil, c.err })
+          end
+        end
+      elseif wait > 0 then
+        core.sleep(min(wait, 1))
+      end
+    end
+  end
+end
+
+function Scheduler:close()
+  self.multi:close()
+end
+
+return _M
