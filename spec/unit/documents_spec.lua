@@ -4,7 +4,7 @@ local truv = require "truv"
 local cjson = require "cjson"
 
 local function fixture(name)
-  local f = assert(io.open(os.getenv("TRUV_FIXTURES") .. "/" .. name, "rb"))
+  local f = assert(io.open((os.getenv("TRUV_FIXTURES") or "spec/fixtures") .. "/" .. name, "rb"))
   local s = f:read("a")
   f:close()
   return s
