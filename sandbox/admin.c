@@ -1,0 +1,622 @@
+/* admin: the /_sandbox/ control endpoints (no auth, never faulted, never
+ * rate-limited). See sandbox/README.md for the bodies.
+ *
+ *   GET|POST /_sandbox/clock            read / move the virtual clock
+ *   POST     /_sandbox/seed             add seeded cases
+ *   GET      /_sandbox/cases            every seeded case
+ *   POST     /_sandbox/connections/state  set connection states
+ *   GET      /_sandbox/connections      an order's connections (with tokens)
+ *   GET|POST /_sandbox/faults           fault injection settings
+ *   GET|POST /_sandbox/config           runtime settings
+ *   GET      /_sandbox/stats            counters; POST /_sandbox/stats/reset
+ *   GET      /_sandbox/webhooks         recent deliveries
+ *   POST     /_sandbox/orders/complete  complete an API-created order */
+#include <math.h>
+#include <openssl/sha.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "docs.h"
+#include "events.h"
+#include "handler.h"
+#include "lifecycle.h"
+#include "seed.h"
+#include "validate.h"
+
+#define MAX_SEED_CASES 1000000L
+
+static const cJSON EMPTY = {.type = cJSON_Object};
+
+static const cJSON *body_of(const struct handler_ctx *x)
+{
+  return x->json ? x->json : &EMPTY;
+}
+
+/* a number member in [lo, hi]; false when absent; errors recorded */
+static bool num_field(struct invalid *v, const cJSON *json, const char *name, double lo,
+                      double hi, double *out)
+{
+  const cJSON *j = cJSON_GetObjectItemCaseSensitive(json, name);
+  if (!j)
+    return false;
+  if (!cJSON_IsNumber(j) || !isfinite(j->valuedouble) || j->valuedouble < lo ||
+      j->valuedouble > hi) {
+    invalid_add(v, name, "Expected a number between %g and %g.", lo, hi);
+    return false;
+  }
+  *out = j->valuedouble;
+  return true;
+}
+
+static bool finish_invalid(struct handler_ctx *x, struct invalid *v)
+{
+  if (v->n > 0) {
+    reply_invalid(x->reply, v, NULL);
+    return false;
+  }
+  invalid_free(v);
+  return true;
+}
+
+/* ---- clock ------------------------------------------------------------- */
+
+static void clock_reply(struct handler_ctx *x, sb_time now)
+{
+  struct jw w;
+  jw_init(&w, 96);
+  jw_obj(&w);
+  jw_key(&w, "now");
+  jw_double(&w, (double)now / (double)SB_USEC, 6);
+  jw_ktime(&w, "iso", now);
+  jw_kbool(&w, "realtime", x->sb->opt.realtime);
+  jw_obj_end(&w);
+  reply_json(x->reply, 200, &w);
+}
+
+static void admin_clock(struct handler_ctx *x)
+{
+  struct invalid v;
+  double advance = 0, set = 0;
+  if (x->method == M_GET) {
+    clock_reply(x, vclock_now(&x->sb->clock));
+    return;
+  }
+  invalid_init(&v);
+  bool has_advance = num_field(&v, body_of(x), "advance_s", 0, 1e10, &advance);
+  bool has_set = num_field(&v, body_of(x), "set", 0, 253402300799.0, &set);
+  if (v.n == 0 && has_advance == has_set)
+    invalid_add(&v, "non_field_errors", "Give exactly one of \"advance_s\" and \"set\".");
+  if (!finish_invalid(x, &v))
+    return;
+  store_wrlock(&x->sb->store);
+  sb_time now = has_set ? vclock_set(&x->sb->clock, (sb_time)llround(set * SB_USEC))
+                        : vclock_advance(&x->sb->clock, (sb_time)llround(advance * SB_USEC));
+  events_tick(x->sb, now);
+  store_unlock(&x->sb->store);
+  clock_reply(x, now);
+}
+
+/* ---- seeding ----------------------------------------------------------- */
+
+static void admin_seed(struct handler_ctx *x)
+{
+  struct invalid v;
+  struct mix mix;
+  char err[256];
+  double cases = 0, seed = (double)x->sb->opt.rng_seed;
+  invalid_init(&v);
+  if (!num_field(&v, body_of(x), "cases", 0, (double)MAX_SEED_CASES, &cases) && v.n == 0)
+    invalid_add(&v, "cases", "This field is required.");
+  num_field(&v, body_of(x), "rng_seed", 0, 9007199254740991.0, &seed);
+  const char *text = field_string(&v, body_of(x), "mix", false, 1024);
+  if (!mix_parse(text ? text : DEFAULT_MIX, &mix, err, sizeof err))
+    invalid_add(&v, "mix", "%s", err);
+  if (!finish_invalid(x, &v))
+    return;
+  struct store *s = &x->sb->store;
+  store_wrlock(s);
+  uint32_t first = s->n_cases;
+  if (!seed_cases(s, (long)cases, &mix, (uint64_t)seed, x->now)) {
+    reply_server_error(x->reply);
+  } else {
+    struct jw w;
+    jw_init(&w, 1024 + (size_t)cases * 512);
+    seed_render_cases(&w, s, first);
+    reply_json(x->reply, 200, &w);
+  }
+  store_unlock(s);
+}
+
+static void admin_cases(struct handler_ctx *x)
+{
+  struct jw w;
+  store_rdlock(&x->sb->store);
+  jw_init(&w, 1024 + (size_t)x->sb->store.n_cases * 512);
+  seed_render_cases(&w, &x->sb->store, 0);
+  store_unlock(&x->sb->store);
+  reply_json(x->reply, 200, &w);
+}
+
+/* ---- connections ------------------------------------------------------- */
+
+static void render_connection(struct jw *w, const struct store *s, uint32_t sub, sb_time now)
+{
+  const struct sb_sub *b = &s->subs[sub];
+  const struct sb_conn *c = &s->conns[b->conn];
+  const struct sb_settings *st = &s->settings;
+  unsigned used = store_window_count(c, now), limit = (unsigned)st->refresh_limit + 1;
+  jw_obj(w);
+  jw_kstr(w, "kind", b->kind == KIND_EMPLOYER ? "employer" : "financial_account");
+  jw_khex(w, "suborder_id", b->id, 16);
+  jw_key(w, "suborder_number");
+  jw_uint_str(w, b->number);
+  jw_khex(w, "access_token", c->token, 16);
+  jw_khex(w, "link_id", c->link, 16);
+  jw_kstr(w, "state", state_name(conn_effective_state(c, st, now)));
+  jw_ktime(w, "created_at", c->created_at);
+  jw_kbool(w, "oauth", c->oauth);
+  jw_key(w, "provider_down_until");
+  jw_time_or_null(w, c->down_since + st->provider_down, c->state == ST_PROVIDER_DOWN);
+  jw_kint(w, "refreshes_in_window", used);
+  jw_key(w, "window_limit");
+  if (st->refresh_limit > 0)
+    jw_int(w, limit);
+  else
+    jw_null(w);
+  jw_key(w, "next_refresh_at");
+  bool full = st->refresh_limit > 0 && used >= limit && c->n_window > 0;
+  jw_time_or_null(w, full ? c->window[c->n_window - limit] + SB_WINDOW : 0, full);
+  jw_kint(w, "tasks_created", c->stat_created);
+  jw_obj_end(w);
+}
+
+static uint32_t query_order(struct handler_ctx *x)
+{
+  const char *id = handler_query(x, "order_id");
+  uint8_t raw[16];
+  if (!id || strlen(id) != 32 || !hex_decode(id, raw, 16))
+    return SB_NONE;
+  return store_find_order(&x->sb->store, raw);
+}
+
+static void render_connections(struct jw *w, const struct store *s, uint32_t order, sb_time now)
+{
+  const struct sb_order *o = &s->orders[order];
+  jw_obj(w);
+  jw_khex(w, "order_id", o->id, 16);
+  jw_key(w, "connections");
+  jw_arr(w);
+  for (unsigned i = 0; i < (unsigned)(o->n_emp + o->n_fa); i++)
+    if (s->subs[o->sub_first + i].conn != SB_NONE)
+      render_connection(w, s, o->sub_first + i, now);
+  jw_arr_end(w);
+  jw_obj_end(w);
+}
+
+static void admin_connections(struct handler_ctx *x)
+{
+  struct jw w;
+  store_rdlock(&x->sb->store);
+  uint32_t order = query_order(x);
+  if (order == SB_NONE) {
+    reply_not_found(x->reply);
+  } else {
+    jw_init(&w, 2048);
+    render_connections(&w, &x->sb->store, order, x->now);
+    reply_json(x->reply, 200, &w);
+  }
+  store_unlock(&x->sb->store);
+}
+
+static void set_state(struct store *s, struct sb_conn *c, unsigned st, sb_time now)
+{
+  if (st == ST_EXPIRED) {
+    c->oauth = 1;
+    c->created_at = now - s->settings.expiry - SB_DAY;
+    c->state = ST_ACTIVE;
+    return;
+  }
+  if (conn_effective_state(c, &s->settings, now) == ST_EXPIRED)
+    c->created_at = now; /* asked for another state: the user reconnected */
+  c->state = (uint8_t)st;
+  if (st == ST_PROVIDER_DOWN)
+    c->down_since = now;
+}
+
+/* the connections a state change targets; returns how many */
+static unsigned target_conns(struct store *s, const cJSON *json, uint32_t *out, unsigned max,
+                             struct invalid *v)
+{
+  uint8_t raw[16];
+  bool given;
+  unsigned n = 0;
+  if (field_hex_id(v, json, "order_id", false, raw, &given)) {
+    uint32_t order = store_find_order(s, raw);
+    const struct sb_order *o = order == SB_NONE ? NULL : &s->orders[order];
+    for (unsigned i = 0; o && i < (unsigned)(o->n_emp + o->n_fa) && n < max; i++)
+      if (s->subs[o->sub_first + i].conn != SB_NONE)
+        out[n++] = s->subs[o->sub_first + i].conn;
+    if (!o)
+      invalid_add(v, "order_id", "Unknown order.");
+  } else if (field_hex_id(v, json, "access_token", false, raw, &given)) {
+    if ((out[0] = store_find_token(s, raw)) != SB_NONE)
+      n = 1;
+    else
+      invalid_add(v, "access_token", "Unknown access_token.");
+  } else if (field_hex_id(v, json, "link_id", false, raw, &given)) {
+    if ((out[0] = store_find_link(s, raw)) != SB_NONE)
+      n = 1;
+    else
+      invalid_add(v, "link_id", "Unknown link_id.");
+  } else if (v->n == 0) {
+    invalid_add(v, "non_field_errors", "Give one of order_id, access_token, link_id.");
+  }
+  return n;
+}
+
+static void admin_set_state(struct handler_ctx *x)
+{
+  struct store *s = &x->sb->store;
+  struct invalid v;
+  uint32_t conns[512];
+  unsigned st = 0;
+  invalid_init(&v);
+  const char *name = field_string(&v, body_of(x), "state", true, 32);
+  if (name && !state_parse(name, &st))
+    invalid_add(&v, "state", "\"%s\" is not a valid choice.", name);
+  store_wrlock(s);
+  unsigned n = target_conns(s, body_of(x), conns, 512, &v);
+  if (finish_invalid(x, &v)) {
+    for (unsigned i = 0; i < n; i++)
+      set_state(s, &s->conns[conns[i]], st, x->now);
+    struct jw w;
+    jw_init(&w, 64);
+    jw_obj(&w);
+    jw_kint(&w, "updated", n);
+    jw_kstr(&w, "state", state_name(st));
+    jw_obj_end(&w);
+    reply_json(x->reply, 200, &w);
+  }
+  store_unlock(s);
+}
+
+/* ---- completing an API-created order ----------------------------------- */
+
+static bool complete_sub(struct store *s, uint32_t sub, unsigned st, bool oauth, sb_time now)
+{
+  uint32_t conn = store_add_conn(s, NULL, NULL);
+  uint32_t task = conn == SB_NONE ? SB_NONE : store_add_task(s, NULL);
+  if (task == SB_NONE)
+    return false;
+  struct sb_conn *c = &s->conns[conn];
+  struct sb_sub *b = &s->subs[sub];
+  c->doc_seed = rng_next(&s->rng);
+  c->origin_at = c->created_at = c->down_since = now;
+  c->user = s->orders[b->order].user;
+  c->origin_sub = sub;
+  c->kind = b->kind;
+  c->oauth = oauth;
+  set_state(s, c, st, now);
+  struct sb_task *t = &s->tasks[task];
+  t->created_at = now;
+  t->duration = s->settings.task_duration;
+  t->path = TP_DONE; /* the user did connect */
+  t->conn = conn;
+  t->sub = sub;
+  t->product = b->product;
+  t->origin = TASK_INITIAL;
+  b->conn = conn;
+  b->task = task;
+  return store_window_add(c, now) && store_add_live(s, task);
+}
+
+static void complete_locked(struct handler_ctx *x, uint32_t order, unsigned st, bool oauth)
+{
+  struct store *s = &x->sb->store;
+  struct sb_order *o = &s->orders[order];
+  unsigned n = 0;
+  for (unsigned i = 0; i < (unsigned)(o->n_emp + o->n_fa); i++) {
+    if (s->subs[o->sub_first + i].conn != SB_NONE)
+      continue;
+    if (!complete_sub(s, o->sub_first + i, st, oauth, x->now)) {
+      reply_server_error(x->reply);
+      return;
+    }
+    n++;
+  }
+  if (n == 0) {
+    reply_bad_field(x->reply, "order_id", "The order has no pending suborder to complete.");
+    return;
+  }
+  s->orders[order].consent_at = x->now;
+  events_tick(x->sb, x->now);
+  struct jw w;
+  jw_init(&w, 4096);
+  docs_order(&w, s, order, x->now);
+  reply_json(x->reply, 200, &w);
+}
+
+static void admin_complete(struct handler_ctx *x)
+{
+  struct store *s = &x->sb->store;
+  struct invalid v;
+  uint8_t raw[16];
+  bool given, oauth = false;
+  unsigned st = ST_ACTIVE;
+  invalid_init(&v);
+  bool id_ok = field_hex_id(&v, body_of(x), "order_id", true, raw, &given);
+  const char *name = field_string(&v, body_of(x), "state", false, 32);
+  if (name && (!state_parse(name, &st) || st == ST_EXPIRED))
+    invalid_add(&v, "state", "\"%s\" is not a valid choice.", name);
+  const cJSON *oa = cJSON_GetObjectItemCaseSensitive(body_of(x), "oauth");
+  field_bool(&v, body_of(x), "oauth", "oauth");
+  oauth = cJSON_IsTrue(oa);
+  if (!finish_invalid(x, &v) || !id_ok)
+    return;
+  store_wrlock(s);
+  uint32_t order = store_find_order(s, raw);
+  if (order == SB_NONE)
+    reply_not_found(x->reply);
+  else if (s->orders[order].origin != ORIGIN_API)
+    reply_bad_field(x->reply, "order_id", "Only orders created through the API can be completed.");
+  else
+    complete_locked(x, order, st, oauth);
+  store_unlock(s);
+}
+
+/* ---- faults and settings ----------------------------------------------- */
+
+static void faults_reply(struct handler_ctx *x)
+{
+  struct fault_config cfg;
+  struct jw w;
+  faults_get(&x->sb->faults, &cfg);
+  jw_init(&w, 256);
+  faults_render_config(&w, &cfg);
+  reply_json(x->reply, 200, &w);
+}
+
+static void faults_update(struct invalid *v, const cJSON *json, struct fault_config *c)
+{
+  double d;
+  const cJSON *reset = cJSON_GetObjectItemCaseSensitive(json, "reset");
+  if (cJSON_IsTrue(reset))
+    faults_defaults(c);
+  if (num_field(v, json, "latency_ms", 0, 600000, &d)) c->latency_ms = (int)d;
+  if (num_field(v, json, "latency_jitter_ms", 0, 600000, &d)) c->jitter_ms = (int)d;
+  if (num_field(v, json, "stall_ms", 0, 600000, &d)) c->stall_ms = (int)d;
+  num_field(v, json, "fault_5xx", 0, 1, &c->p5xx);
+  num_field(v, json, "reset_before", 0, 1, &c->reset_before);
+  num_field(v, json, "reset_after", 0, 1, &c->reset_after);
+  num_field(v, json, "truncate", 0, 1, &c->truncate);
+  num_field(v, json, "stall", 0, 1, &c->stall);
+  const cJSON *m = cJSON_GetObjectItemCaseSensitive(json, "match");
+  if (cJSON_IsString(m) && strlen(m->valuestring) < sizeof c->match)
+    snprintf(c->match, sizeof c->match, "%s", m->valuestring);
+  else if (m && !cJSON_IsNull(m))
+    invalid_add(v, "match", "Expected a string shorter than %zu bytes.", sizeof c->match);
+  else if (cJSON_IsNull(m))
+    c->match[0] = '\0';
+}
+
+static void admin_faults(struct handler_ctx *x)
+{
+  struct invalid v;
+  struct fault_config cfg;
+  if (x->method == M_POST) {
+    invalid_init(&v);
+    faults_get(&x->sb->faults, &cfg);
+    faults_update(&v, body_of(x), &cfg);
+    if (!finish_invalid(x, &v))
+      return;
+    faults_set(&x->sb->faults, &cfg);
+  }
+  faults_reply(x);
+}
+
+static void config_reply(struct handler_ctx *x)
+{
+  struct webhook_config wh;
+  struct sb_settings st;
+  struct jw w;
+  webhooks_get_config(&x->sb->hooks, &wh);
+  store_rdlock(&x->sb->store);
+  st = x->sb->store.settings;
+  store_unlock(&x->sb->store);
+  jw_init(&w, 512);
+  jw_obj(&w);
+  jw_kint(&w, "rate_limit", ratelimit_get(&x->sb->limiter));
+  jw_kint(&w, "refresh_limit", st.refresh_limit);
+  jw_kint(&w, "refresh_limit_status", st.refresh_limit_status);
+  jw_key(&w, "task_duration");
+  jw_double(&w, (double)st.task_duration / SB_USEC, 6);
+  jw_key(&w, "expiry_days");
+  jw_double(&w, (double)st.expiry / (double)SB_DAY, 6);
+  jw_key(&w, "provider_down_s");
+  jw_double(&w, (double)st.provider_down / SB_USEC, 6);
+  jw_kstr(&w, "webhook_url", wh.url[0] ? wh.url : NULL);
+  jw_key(&w, "webhook_duplicates");
+  jw_double(&w, wh.duplicates, 4);
+  jw_kint(&w, "webhook_retries", wh.retries);
+  jw_kint(&w, "webhook_backoff_ms", wh.backoff_ms);
+  jw_obj_end(&w);
+  reply_json(x->reply, 200, &w);
+}
+
+static void webhook_update(struct invalid *v, const cJSON *json, struct webhook_config *wh)
+{
+  double d;
+  const cJSON *url = cJSON_GetObjectItemCaseSensitive(json, "webhook_url");
+  if (cJSON_IsNull(url) || (cJSON_IsString(url) && url->valuestring[0] == '\0'))
+    wh->url[0] = '\0';
+  else if (cJSON_IsString(url) && strlen(url->valuestring) < sizeof wh->url &&
+           (strncmp(url->valuestring, "http://", 7) == 0 ||
+            strncmp(url->valuestring, "https://", 8) == 0))
+    snprintf(wh->url, sizeof wh->url, "%s", url->valuestring);
+  else if (url)
+    invalid_add(v, "webhook_url", "Enter an http:// or https:// URL.");
+  num_field(v, json, "webhook_duplicates", 0, 1, &wh->duplicates);
+  if (num_field(v, json, "webhook_retries", 0, 100, &d)) wh->retries = (int)d;
+  if (num_field(v, json, "webhook_backoff_ms", 0, 600000, &d)) wh->backoff_ms = (int)d;
+}
+
+static void settings_update(struct invalid *v, const cJSON *json, struct sb_settings *st,
+                            double *rate)
+{
+  double d;
+  num_field(v, json, "rate_limit", 0, 1000000, rate);
+  if (num_field(v, json, "refresh_limit", 0, 10000, &d)) st->refresh_limit = (int)d;
+  if (num_field(v, json, "refresh_limit_status", 400, 429, &d)) {
+    if (d != 400 && d != 429)
+      invalid_add(v, "refresh_limit_status", "Expected 429 or 400.");
+    st->refresh_limit_status = (int)d;
+  }
+  if (num_field(v, json, "task_duration", 0, 1e7, &d)) st->task_duration = llround(d * SB_USEC);
+  if (num_field(v, json, "expiry_days", 0, 36500, &d)) st->expiry = llround(d * (double)SB_DAY);
+  if (num_field(v, json, "provider_down_s", 0, 1e9, &d)) st->provider_down = llround(d * SB_USEC);
+}
+
+static void admin_config(struct handler_ctx *x)
+{
+  struct invalid v;
+  struct webhook_config wh;
+  struct store *s = &x->sb->store;
+  if (x->method == M_POST) {
+    double rate = ratelimit_get(&x->sb->limiter);
+    invalid_init(&v);
+    webhooks_get_config(&x->sb->hooks, &wh);
+    store_wrlock(s);
+    struct sb_settings st = s->settings;
+    settings_update(&v, body_of(x), &st, &rate);
+    webhook_update(&v, body_of(x), &wh);
+    bool ok = finish_invalid(x, &v);
+    if (ok)
+      s->settings = st;
+    store_unlock(s);
+    if (!ok)
+      return;
+    webhooks_set_config(&x->sb->hooks, &wh);
+    if ((int)rate != ratelimit_get(&x->sb->limiter) && !ratelimit_set(&x->sb->limiter, (int)rate)) {
+      reply_server_error(x->reply);
+      return;
+    }
+  }
+  config_reply(x);
+}
+
+/* ---- stats ------------------------------------------------------------- */
+
+static void token_key(const uint8_t token[16], char out[17])
+{
+  char hex[33];
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  hex_encode(token, 16, hex);
+  SHA256((const unsigned char *)hex, 32, digest);
+  hex_encode(digest, 8, out);
+}
+
+static void render_refresh(struct jw *w, const struct store *s)
+{
+  char key[33];
+  jw_kint(w, "tasks_created", (long long)s->stat_tasks_created);
+  jw_kint(w, "billed", (long long)s->stat_billed);
+  jw_kint(w, "order_refreshes", (long long)s->stat_order_refreshes);
+  jw_key(w, "by_access_token");
+  jw_obj(w);
+  for (uint32_t i = 0; i < s->n_conns; i++) {
+    const struct sb_conn *c = &s->conns[i];
+    if (c->stat_created == 0)
+      continue;
+    token_key(c->token, key);
+    jw_key(w, key);
+    jw_obj(w);
+    jw_kint(w, "created", c->stat_created);
+    jw_kint(w, "billed", c->stat_billed);
+    jw_obj_end(w);
+  }
+  jw_obj_end(w);
+  jw_key(w, "by_order");
+  jw_obj(w);
+  for (uint32_t i = 0; i < s->n_orders; i++) {
+    const struct sb_order *o = &s->orders[i];
+    if (o->stat_refresh_orders == 0 && o->stat_tasks == 0)
+      continue;
+    hex_encode(o->id, 16, key);
+    jw_key(w, key);
+    jw_obj(w);
+    jw_kint(w, "refresh_orders", o->stat_refresh_orders);
+    jw_kint(w, "tasks", o->stat_tasks);
+    jw_obj_end(w);
+  }
+  jw_obj_end(w);
+}
+
+static void admin_stats(struct handler_ctx *x)
+{
+  struct jw w;
+  jw_init(&w, 4096);
+  jw_obj(&w);
+  jw_key(&w, "requests");
+  jw_obj(&w);
+  stats_render_requests(&w, &x->sb->stats);
+  jw_obj_end(&w);
+  jw_key(&w, "refresh");
+  jw_obj(&w);
+  store_rdlock(&x->sb->store);
+  render_refresh(&w, &x->sb->store);
+  store_unlock(&x->sb->store);
+  jw_obj_end(&w);
+  jw_key(&w, "faults");
+  jw_obj(&w);
+  faults_render_counts(&w, &x->sb->faults);
+  jw_obj_end(&w);
+  jw_key(&w, "webhooks");
+  jw_obj(&w);
+  webhooks_render_stats(&w, &x->sb->hooks);
+  jw_obj_end(&w);
+  jw_obj_end(&w);
+  reply_json(x->reply, 200, &w);
+}
+
+static void admin_stats_reset(struct handler_ctx *x)
+{
+  struct store *s = &x->sb->store;
+  stats_reset(&x->sb->stats);
+  faults_reset_counts(&x->sb->faults);
+  webhooks_reset_stats(&x->sb->hooks);
+  store_wrlock(s);
+  s->stat_tasks_created = s->stat_billed = s->stat_order_refreshes = 0;
+  for (uint32_t i = 0; i < s->n_conns; i++)
+    s->conns[i].stat_created = s->conns[i].stat_billed = 0;
+  for (uint32_t i = 0; i < s->n_orders; i++)
+    s->orders[i].stat_refresh_orders = s->orders[i].stat_tasks = 0;
+  store_unlock(s);
+  reply_static(x->reply, 200, "{\"reset\":true}");
+}
+
+static void admin_webhooks(struct handler_ctx *x)
+{
+  struct jw w;
+  jw_init(&w, 4096);
+  webhooks_render_log(&w, &x->sb->hooks);
+  reply_json(x->reply, 200, &w);
+}
+
+void admin_handle(struct handler_ctx *x)
+{
+  switch (x->route->ep) {
+  case EP_SB_CLOCK: admin_clock(x); break;
+  case EP_SB_SEED: admin_seed(x); break;
+  case EP_SB_CASES: admin_cases(x); break;
+  case EP_SB_CONN_STATE: admin_set_state(x); break;
+  case EP_SB_CONNECTIONS: admin_connections(x); break;
+  case EP_SB_FAULTS: admin_faults(x); break;
+  case EP_SB_CONFIG: admin_config(x); break;
+  case EP_SB_STATS: admin_stats(x); break;
+  case EP_SB_STATS_RESET: admin_stats_reset(x); break;
+  case EP_SB_WEBHOOKS: admin_webhooks(x); break;
+  case EP_SB_ORDER_COMPLETE: admin_complete(x); break;
+  default: reply_not_found(x->reply);
+  }
+}

@@ -1,0 +1,759 @@
+/* docs: see docs.h. Layout of the generated history: a connection's payroll
+ * is an infinite sequence of pay dates anchored at the hire date (weekly,
+ * bi-weekly or semi-monthly); the statements shown are the last 12..24 pay
+ * dates on or before the "as of" day, with year-to-date sums recomputed from
+ * January 1st. Each pay period's amounts derive from (doc_seed, period
+ * index), so a refresh shows the same old statements plus the new ones. */
+#include "docs.h"
+
+#include <string.h>
+
+#include "lifecycle.h"
+#include "names.h"
+
+#define MAX_YEARS 4
+#define CDN "https://cdn.truv.com"
+#define ORDER_LINK_TTL (72LL * 3600 * SB_USEC) /* Truv's default order expiry */
+
+enum freq { FREQ_BW, FREQ_W, FREQ_SM };
+
+struct payroll {
+  uint64_t seed;
+  enum freq freq;
+  int64_t income;   /* yearly, cents */
+  int64_t hire_day; /* days since the epoch */
+  int64_t anchor;   /* first pay day (BW/W) */
+  int64_t hire_month;
+  int periods;
+};
+
+struct pay {
+  int64_t regular, overtime, bonus, gross, federal, state, socialsec, medicare, net;
+  int64_t hours; /* hundredths */
+};
+
+struct ytd {
+  int64_t year;
+  int64_t regular, overtime, bonus, gross, net;
+};
+
+/* ---- payroll arithmetic ------------------------------------------------ */
+
+static int64_t floor_div(int64_t a, int64_t b)
+{
+  int64_t q = a / b;
+  return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
+}
+
+static int64_t month_index(int64_t day)
+{
+  int64_t y;
+  unsigned m, d;
+  time_civil_from_days(day, &y, &m, &d);
+  return y * 12 + (m - 1);
+}
+
+static int64_t year_of(int64_t day)
+{
+  int64_t y;
+  unsigned m, d;
+  time_civil_from_days(day, &y, &m, &d);
+  return y;
+}
+
+static int64_t month_last_day(int64_t mi)
+{
+  int64_t next = mi + 1;
+  return time_days_from_civil(next / 12, (unsigned)(next % 12) + 1, 1) - 1;
+}
+
+static void payroll_init(struct payroll *p, const struct sb_conn *c)
+{
+  static const int PERIODS[] = {26, 52, 24};
+  p->seed = c->doc_seed;
+  p->freq = (enum freq)(rng_mix(p->seed, 4) % 3);
+  p->periods = PERIODS[p->freq];
+  p->income = rng_mix_range(p->seed, 3, 350, 1800) * 10000;
+  p->hire_day = time_day_of(c->origin_at) - rng_mix_range(p->seed, 5, 400, 3650);
+  p->anchor = p->hire_day + rng_mix_range(p->seed, 14, 3, 16);
+  p->hire_month = month_index(p->hire_day);
+}
+
+static int64_t pay_day(const struct payroll *p, int64_t k)
+{
+  if (p->freq != FREQ_SM)
+    return p->anchor + k * (p->freq == FREQ_W ? 7 : 14);
+  int64_t mi = p->hire_month + 1 + k / 2;
+  if (k % 2 == 0)
+    return time_days_from_civil(mi / 12, (unsigned)(mi % 12) + 1, 15);
+  return month_last_day(mi);
+}
+
+/* the last pay index on or before day (negative: none yet) */
+static int64_t pay_index_at(const struct payroll *p, int64_t day)
+{
+  if (p->freq != FREQ_SM)
+    return floor_div(day - p->anchor, p->freq == FREQ_W ? 7 : 14);
+  int64_t mi = month_index(day), k = (mi - p->hire_month - 1) * 2;
+  if (day >= month_last_day(mi))
+    return k + 1;
+  return day >= pay_day(p, k) ? k : k - 1;
+}
+
+static void pay_for(const struct payroll *p, int64_t k, struct pay *out)
+{
+  static const int64_t HOURS[] = {8000, 4000, 8667};
+  uint64_t r = rng_mix(p->seed, 1000 + (uint64_t)k);
+  int64_t hourly = p->income / 2080;
+  memset(out, 0, sizeof *out);
+  out->regular = p->income / p->periods;
+  out->hours = HOURS[p->freq];
+  if (r % 10 < 3) {
+    int64_t ot = (int64_t)((r >> 8) % 10) + 1;
+    out->overtime = ot * hourly * 3 / 2;
+    out->hours += ot * 100;
+  }
+  if ((r >> 16) % 100 < 8)
+    out->bonus = (int64_t)((r >> 24) % 19 + 2) * 10000;
+  out->gross = out->regular + out->overtime + out->bonus;
+  out->federal = out->gross * 12 / 100;
+  out->state = out->gross * 4 / 100;
+  out->socialsec = out->gross * 62 / 1000;
+  out->medicare = out->gross * 145 / 10000;
+  out->net = out->gross - out->federal - out->state - out->socialsec - out->medicare;
+}
+
+static void ytd_add(struct ytd *y, const struct pay *p)
+{
+  y->regular += p->regular;
+  y->overtime += p->overtime;
+  y->bonus += p->bonus;
+  y->gross += p->gross;
+  y->net += p->net;
+}
+
+/* ---- small shared pieces ----------------------------------------------- */
+
+const char *docs_data_source(unsigned kind)
+{
+  return kind == KIND_FINANCIAL ? "financial_accounts" : "payroll";
+}
+
+void docs_provider(struct jw *w, const struct sb_conn *c)
+{
+  const char *id = "truv_payroll", *name = "Truv Payroll Provider";
+  if (c->oauth) {
+    id = "truv_bank_oauth";
+    name = "Truv Bank (OAuth)";
+  } else if (c->kind == KIND_FINANCIAL) {
+    id = "truv_bank";
+    name = "Truv Bank (non-OAuth)";
+  }
+  char logo[96];
+  size_t n = strlen(CDN "/providers/");
+  memcpy(logo, CDN "/providers/", n);
+  size_t il = strlen(id);
+  memcpy(logo + n, id, il);
+  memcpy(logo + n + il, ".svg", 5);
+  jw_obj(w);
+  jw_kstr(w, "id", id);
+  jw_kstr(w, "name", name);
+  jw_kstr(w, "logo_url", logo);
+  jw_obj_end(w);
+}
+
+static void url_with_hex(struct jw *w, const char *prefix, const uint8_t id[16],
+                         const char *suffix)
+{
+  char buf[160], hex[33];
+  size_t pl = strlen(prefix), sl = strlen(suffix);
+  hex_encode(id, 16, hex);
+  memcpy(buf, prefix, pl);
+  memcpy(buf + pl, hex, 32);
+  memcpy(buf + pl + 32, suffix, sl + 1);
+  jw_str(w, buf);
+}
+
+static void digits_str(struct jw *w, uint64_t v, int n)
+{
+  char buf[24];
+  for (int i = n - 1; i >= 0; i--, v /= 10)
+    buf[i] = (char)('0' + v % 10);
+  jw_strn(w, buf, (size_t)n);
+}
+
+static void address(struct jw *w, const char *street, const struct company *co, bool country)
+{
+  jw_obj(w);
+  jw_kstr(w, "street", street);
+  jw_kstr(w, "city", co->city);
+  jw_kstr(w, "state", co->state);
+  jw_kstr(w, "zip", co->zip);
+  if (country)
+    jw_kstr(w, "country", "US");
+  jw_obj_end(w);
+}
+
+/* ---- employments ------------------------------------------------------- */
+
+static void deduction(struct jw *w, const char *name, int64_t amount, const char *category)
+{
+  jw_obj(w);
+  jw_kstr(w, "name", name);
+  jw_kmoney(w, "amount", amount);
+  jw_kstr(w, "category", category);
+  jw_obj_end(w);
+}
+
+static void statement(struct jw *w, const struct payroll *p, int64_t k, const struct pay *pay,
+                      const struct ytd *y)
+{
+  int64_t day = pay_day(p, k), prev = k > 0 ? pay_day(p, k - 1) : p->hire_day - 1;
+  uint8_t id[16];
+  jw_obj(w);
+  rng_mix_id(p->seed, 2000 + (uint64_t)k, id);
+  jw_khex(w, "id", id, 16);
+  jw_key(w, "check_number");
+  digits_str(w, rng_mix(p->seed, 3000 + (uint64_t)k), 8);
+  jw_kdate(w, "pay_date", day);
+  jw_kdate(w, "period_start", prev + 1);
+  jw_kdate(w, "period_end", day);
+  jw_kmoney(w, "gross_pay", pay->gross);
+  jw_kmoney(w, "gross_pay_ytd", y->gross);
+  jw_kmoney(w, "net_pay", pay->net);
+  jw_kmoney(w, "net_pay_ytd", y->net);
+  jw_kmoney(w, "regular", pay->regular);
+  jw_kmoney(w, "regular_ytd", y->regular);
+  jw_kmoney(w, "overtime", pay->overtime);
+  jw_kmoney(w, "bonus", pay->bonus);
+  jw_kmoney(w, "commission", 0);
+  jw_kmoney(w, "hours", pay->hours);
+  jw_kstr(w, "basis_of_pay", "S");
+  jw_key(w, "deductions");
+  jw_arr(w);
+  deduction(w, "Federal Income Tax", pay->federal, "federal");
+  deduction(w, "State Income Tax", pay->state, "state");
+  deduction(w, "Social Security Tax", pay->socialsec, "socialsec");
+  deduction(w, "Medicare Tax", pay->medicare, "medicare");
+  jw_arr_end(w);
+  rng_mix_id(p->seed, 4000 + (uint64_t)k, id);
+  jw_khex(w, "md5sum", id, 16);
+  jw_obj_end(w);
+}
+
+/* statements [k_first, k_last] with YTD sums; fills one summary per year */
+static unsigned statements(struct jw *w, const struct payroll *p, int64_t k_first,
+                           int64_t k_last, struct ytd years[MAX_YEARS])
+{
+  unsigned n_years = 0;
+  jw_key(w, "statements");
+  jw_arr(w);
+  if (k_last >= k_first) {
+    int64_t year = year_of(pay_day(p, k_first)), j = k_first;
+    while (j > 0 && year_of(pay_day(p, j - 1)) == year)
+      j--;
+    struct ytd y = {.year = year};
+    for (; j <= k_last; j++) {
+      struct pay pay;
+      int64_t yj = year_of(pay_day(p, j));
+      if (yj != y.year)
+        y = (struct ytd){.year = yj};
+      pay_for(p, j, &pay);
+      ytd_add(&y, &pay);
+      if (j < k_first)
+        continue;
+      statement(w, p, j, &pay, &y);
+      if (n_years == 0 || years[n_years - 1].year != y.year)
+        n_years += n_years < MAX_YEARS;
+      years[n_years - 1] = y;
+    }
+  }
+  jw_arr_end(w);
+  return n_years;
+}
+
+static void annual_summary(struct jw *w, const struct payroll *p, const struct ytd *years,
+                           unsigned n)
+{
+  jw_key(w, "annual_income_summary");
+  jw_arr(w);
+  for (unsigned i = 0; i < n; i++) {
+    uint8_t id[16];
+    rng_mix_id(p->seed, 5000 + (uint64_t)years[i].year, id);
+    jw_obj(w);
+    jw_khex(w, "id", id, 16);
+    jw_kint(w, "year", years[i].year);
+    jw_kmoney(w, "regular", years[i].regular);
+    jw_kmoney(w, "bonus", years[i].bonus);
+    jw_kmoney(w, "commission", 0);
+    jw_kmoney(w, "overtime", years[i].overtime);
+    jw_kmoney(w, "other_pay", 0);
+    jw_kmoney(w, "net_pay", years[i].net);
+    jw_kmoney(w, "gross_pay", years[i].gross);
+    jw_obj_end(w);
+  }
+  jw_arr_end(w);
+}
+
+static void bank_accounts(struct jw *w, const struct payroll *p)
+{
+  jw_key(w, "bank_accounts");
+  jw_arr(w);
+  jw_obj(w);
+  jw_key(w, "account_number");
+  digits_str(w, rng_mix(p->seed, 12), 10);
+  jw_key(w, "routing_number");
+  digits_str(w, rng_mix(p->seed, 13), 9);
+  jw_kstr(w, "account_name", "Checking");
+  jw_kstr(w, "account_type", "C");
+  jw_kstr(w, "deposit_type", "A");
+  jw_kmoney(w, "deposit_value", p->income / p->periods * 70 / 100);
+  jw_kstr(w, "bank_name", "Truv Bank");
+  jw_obj_end(w);
+  jw_arr_end(w);
+}
+
+static void w2(struct jw *w, const struct payroll *p, int64_t year)
+{
+  int64_t start = time_days_from_civil(year, 1, 1), days = 365;
+  if (p->hire_day > start)
+    days = time_days_from_civil(year + 1, 1, 1) - p->hire_day;
+  int64_t wages = p->income * days / 365;
+  uint8_t md5[16];
+  rng_mix_id(p->seed, 6000 + (uint64_t)year, md5);
+  jw_obj(w);
+  jw_key(w, "file");
+  url_with_hex(w, CDN "/w2s/", md5, ".pdf");
+  jw_khex(w, "md5sum", md5, 16);
+  jw_kint(w, "year", year);
+  jw_kmoney(w, "wages", wages);
+  jw_kmoney(w, "federal_tax", wages * 12 / 100);
+  jw_kmoney(w, "social_security_wages", wages);
+  jw_kmoney(w, "social_security_tax", wages * 62 / 1000);
+  jw_kmoney(w, "medicare_wages", wages);
+  jw_kmoney(w, "medicare_tax", wages * 145 / 10000);
+  jw_kmoney(w, "gross_pay", wages);
+  jw_obj_end(w);
+}
+
+static void w2s(struct jw *w, const struct payroll *p, int64_t as_of_day)
+{
+  int64_t year = year_of(as_of_day), hire_year = year_of(p->hire_day);
+  int n = 1 + (int)(rng_mix(p->seed, 15) % 2);
+  jw_key(w, "w2s");
+  jw_arr(w);
+  for (int i = 1; i <= n; i++)
+    if (year - i >= hire_year)
+      w2(w, p, year - i);
+  jw_arr_end(w);
+}
+
+static void profile(struct jw *w, const struct payroll *p, const struct sb_order *o,
+                    const struct company *co, sb_time as_of)
+{
+  uint8_t id[16];
+  rng_mix_id(p->seed, 9, id);
+  jw_key(w, "profile");
+  jw_obj(w);
+  jw_khex(w, "id", id, 16);
+  jw_ktime(w, "created_at", as_of);
+  jw_ktime(w, "updated_at", as_of);
+  jw_kstr(w, "first_name", o->first_name);
+  jw_kstr(w, "last_name", o->last_name);
+  jw_key(w, "full_name");
+  char full[256];
+  size_t fl = strlen(o->first_name), ll = strlen(o->last_name);
+  if (fl + ll + 2 <= sizeof full) {
+    memcpy(full, o->first_name, fl);
+    full[fl] = ' ';
+    memcpy(full + fl + 1, o->last_name, ll + 1);
+    jw_str(w, full);
+  } else {
+    jw_str(w, o->last_name);
+  }
+  jw_knull(w, "middle_initials");
+  jw_kstr(w, "email", o->email);
+  jw_key(w, "ssn"); /* synthetic: the 9xx area is never issued */
+  char ssn[10];
+  uint64_t v = rng_mix(p->seed, 11);
+  ssn[0] = '9';
+  for (int i = 8; i >= 1; i--, v /= 10)
+    ssn[i] = (char)('0' + v % 10);
+  jw_strn(w, ssn, 9);
+  jw_kdate(w, "date_of_birth", p->hire_day - 365 * rng_mix_range(p->seed, 16, 20, 45));
+  jw_key(w, "home_address");
+  address(w, names_street(rng_mix(p->seed, 10)), co, true);
+  jw_obj_end(w);
+}
+
+static void company_obj(struct jw *w, const struct company *co)
+{
+  jw_key(w, "company");
+  jw_obj(w);
+  jw_kstr(w, "name", co->name);
+  jw_key(w, "address");
+  address(w, co->street, co, true);
+  jw_kstr(w, "phone", co->phone);
+  jw_kstr(w, "ein", co->ein);
+  jw_obj_end(w);
+}
+
+/* one employment as the provider shows it at as_of; `full` adds pay data
+ * (income product), otherwise only employment facts (employment product) */
+static void employment(struct jw *w, const struct sb_conn *c, const struct sb_order *o,
+                       sb_time as_of, bool full)
+{
+  struct payroll p;
+  struct ytd years[MAX_YEARS];
+  unsigned n_years = 0;
+  payroll_init(&p, c);
+  const struct company *co = names_company(rng_mix(p.seed, 1));
+  int64_t as_of_day = time_day_of(as_of);
+  jw_obj(w);
+  jw_kmoney(w, "income", p.income);
+  jw_kstr(w, "income_unit", "YEARLY");
+  jw_kmoney(w, "pay_rate", p.income / p.periods);
+  jw_kstr(w, "pay_frequency", p.freq == FREQ_BW ? "BW" : p.freq == FREQ_W ? "W" : "SM");
+  if (full) {
+    int64_t k_last = pay_index_at(&p, as_of_day);
+    int64_t k_first = k_last - rng_mix_range(p.seed, 6, 12, 24) + 1;
+    n_years = statements(w, &p, k_first < 0 ? 0 : k_first, k_last, years);
+    annual_summary(w, &p, years, n_years);
+    bank_accounts(w, &p);
+    w2s(w, &p, as_of_day);
+  } else {
+    const char *empty[] = {"statements", "annual_income_summary", "bank_accounts", "w2s"};
+    for (unsigned i = 0; i < 4; i++) {
+      jw_key(w, empty[i]);
+      jw_arr(w);
+      jw_arr_end(w);
+    }
+  }
+  uint8_t id[16];
+  rng_mix_id(p.seed, 7, id);
+  jw_khex(w, "id", id, 16);
+  jw_kbool(w, "is_active", true);
+  jw_kstr(w, "job_title", names_job_title(rng_mix(p.seed, 2)));
+  jw_kstr(w, "job_type", "F");
+  jw_kdate(w, "start_date", p.hire_day);
+  jw_kdate(w, "original_hire_date", p.hire_day);
+  jw_knull(w, "end_date");
+  jw_kdate(w, "external_last_updated", as_of_day);
+  jw_kbool(w, "dates_from_statements", false);
+  jw_key(w, "derived_fields");
+  jw_arr(w);
+  jw_arr_end(w);
+  jw_key(w, "missing_data_fields");
+  jw_arr(w);
+  jw_arr_end(w);
+  jw_kstr(w, "manager_name", names_manager(rng_mix(p.seed, 8)));
+  profile(w, &p, o, co, as_of);
+  company_obj(w, co);
+  jw_obj_end(w);
+}
+
+/* ---- financial accounts ------------------------------------------------ */
+
+static void transaction(struct jw *w, uint64_t seed, unsigned acct, int64_t day)
+{
+  uint64_t r = rng_mix(seed ^ (0x100ULL * (acct + 1)), (uint64_t)day);
+  int credit;
+  const char *text = names_transaction(r, &credit);
+  int64_t amount = (int64_t)((r >> 20) % 24500) + 500;
+  if (credit && strcmp(text, "Payroll deposit") == 0)
+    amount *= 8;
+  uint8_t id[16];
+  rng_mix_id(seed, 0x10000ULL * (acct + 1) + (uint64_t)day, id);
+  jw_obj(w);
+  jw_khex(w, "id", id, 16);
+  jw_kmoney(w, "amount", amount);
+  jw_knull(w, "check_number");
+  jw_kstr(w, "currency_code", "USD");
+  jw_kstr(w, "description", text);
+  jw_kstr(w, "status", "POSTED");
+  jw_kstr(w, "type", credit ? "CREDIT" : "DEBIT");
+  jw_kdate(w, "transacted_at", day);
+  jw_kdate(w, "posted_at", day);
+  jw_obj_end(w);
+}
+
+static void bank_account(struct jw *w, const struct sb_conn *c, unsigned a, sb_time as_of)
+{
+  uint64_t seed = c->doc_seed;
+  int64_t day = time_day_of(as_of);
+  int64_t balance = rng_mix_range(seed, 50 + a, 20000, 2500000) +
+                    rng_mix_range(seed ^ (uint64_t)day, a, -25000, 25000);
+  uint8_t id[16];
+  rng_mix_id(seed, 30 + a, id);
+  jw_obj(w);
+  jw_khex(w, "id", id, 16);
+  jw_kstr(w, "type", a == 0 ? "CHECKING" : "SAVINGS");
+  jw_knull(w, "subtype");
+  char mask[16] = "******";
+  uint64_t v = rng_mix(seed, 40 + a);
+  for (int i = 9; i >= 6; i--, v /= 10)
+    mask[i] = (char)('0' + v % 10);
+  mask[10] = '\0';
+  jw_kstr(w, "mask", mask);
+  jw_kstr(w, "nickname", a == 0 ? "Everyday Checking" : "Savings");
+  jw_key(w, "balances");
+  jw_obj(w);
+  jw_kmoney(w, "balance", balance);
+  jw_kmoney(w, "available_balance", balance);
+  jw_knull(w, "credit_limit");
+  jw_kstr(w, "currency_code", "USD");
+  jw_obj_end(w);
+  jw_key(w, "transactions");
+  jw_arr(w);
+  int64_t n = rng_mix_range(seed, 60 + a, 8, 14);
+  for (int64_t i = 0; i < n; i++)
+    transaction(w, seed, a, day - i * 3 - (int64_t)(rng_mix(seed, (uint64_t)(day - i * 3)) % 2));
+  jw_arr_end(w);
+  jw_obj_end(w);
+}
+
+/* ---- suborders --------------------------------------------------------- */
+
+static void sub_common(struct jw *w, const struct store *s, const struct sb_sub *b,
+                       const struct sb_order *o, enum sub_status st)
+{
+  const struct sb_conn *c = b->conn == SB_NONE ? NULL : &s->conns[b->conn];
+  jw_khex(w, "id", b->id, 16);
+  jw_kstr(w, "product_type", product_name(b->product));
+  jw_kstr(w, "status", sub_status_name(st));
+  jw_key(w, "suborder_number");
+  jw_uint_str(w, b->number);
+  jw_ktime(w, "created_at", b->created_at);
+  jw_khex(w, "bridge_token", o->bridge_token, 16);
+  jw_khex(w, "link_id", c ? c->link : NULL, 16);
+  jw_khex(w, "access_token", c ? c->token : NULL, 16);
+  jw_key(w, "pdf_report");
+  if (st == SUB_COMPLETED)
+    url_with_hex(w, CDN "/reports/", b->id, ".pdf");
+  else
+    jw_null(w);
+  jw_kstr(w, "data_source", c ? docs_data_source(b->kind) : NULL);
+  jw_key(w, "provider");
+  if (c)
+    docs_provider(w, c);
+  else
+    jw_null(w);
+  jw_kbool(w, "is_suspicious", false);
+}
+
+static sb_time data_as_of(const struct store *s, const struct sb_sub *b)
+{
+  return b->task == SB_NONE ? b->created_at : task_end_time(&s->tasks[b->task]);
+}
+
+static void employer(struct jw *w, const struct store *s, uint32_t sub, sb_time now)
+{
+  const struct sb_sub *b = &s->subs[sub];
+  const struct sb_order *o = &s->orders[b->order];
+  const struct sb_conn *c = b->conn == SB_NONE ? NULL : &s->conns[b->conn];
+  sb_time since;
+  enum sub_status st = sub_status_at(s, sub, now, &since);
+  jw_obj(w);
+  sub_common(w, s, b, o, st);
+  if (!c) {
+    jw_knull(w, "start_date");
+    jw_knull(w, "end_date");
+    jw_kstr(w, "company_name", b->label);
+    jw_knull(w, "company_address");
+    jw_knull(w, "company_logo");
+    jw_knull(w, "company_domain");
+    jw_key(w, "employments");
+    jw_arr(w);
+    jw_arr_end(w);
+    jw_obj_end(w);
+    return;
+  }
+  struct payroll p;
+  payroll_init(&p, c);
+  const struct company *co = names_company(rng_mix(c->doc_seed, 1));
+  jw_kdate(w, "start_date", p.hire_day);
+  jw_knull(w, "end_date");
+  jw_kstr(w, "company_name", b->label ? b->label : co->name);
+  jw_key(w, "company_address");
+  address(w, co->street, co, false);
+  jw_key(w, "company_logo");
+  jw_str(w, CDN "/logos/default.svg");
+  jw_kstr(w, "company_domain", co->domain);
+  jw_key(w, "employments");
+  jw_arr(w);
+  if (st == SUB_COMPLETED)
+    employment(w, c, o, data_as_of(s, b), b->product != PROD_EMPLOYMENT);
+  jw_arr_end(w);
+  jw_obj_end(w);
+}
+
+static void financial_account(struct jw *w, const struct store *s, uint32_t sub, sb_time now)
+{
+  const struct sb_sub *b = &s->subs[sub];
+  const struct sb_order *o = &s->orders[b->order];
+  const struct sb_conn *c = b->conn == SB_NONE ? NULL : &s->conns[b->conn];
+  sb_time since;
+  enum sub_status st = sub_status_at(s, sub, now, &since);
+  jw_obj(w);
+  sub_common(w, s, b, o, st);
+  jw_kstr(w, "institution_name", b->label ? b->label : c ? "Truv Bank" : NULL);
+  jw_key(w, "accounts");
+  jw_arr(w);
+  if (c && st == SUB_COMPLETED) {
+    unsigned n = 1 + (unsigned)(rng_mix(c->doc_seed, 20) % 2);
+    for (unsigned a = 0; a < n; a++)
+      bank_account(w, c, a, data_as_of(s, b));
+  }
+  jw_arr_end(w);
+  jw_obj_end(w);
+}
+
+/* ---- orders ------------------------------------------------------------ */
+
+static void share_urls(struct jw *w, const struct sb_order *o)
+{
+  char url[160], hex[33];
+  size_t n = 0;
+  static const char A[] = "https://cdn.truv.com/employment.html?bridge_token=";
+  static const char B[] = "&order_group_id=";
+  memcpy(url, A, sizeof A - 1);
+  n = sizeof A - 1;
+  hex_encode(o->share_token, 16, url + n);
+  n += 32;
+  memcpy(url + n, B, sizeof B - 1);
+  n += sizeof B - 1;
+  hex_encode(o->id, 16, hex);
+  memcpy(url + n, hex, 33);
+  jw_kstr(w, "share_url", url);
+  static const char SHORT[] = "https://truv.com/s/";
+  static const char B62[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+  memcpy(url, SHORT, sizeof SHORT - 1);
+  n = sizeof SHORT - 1;
+  for (int i = 0; i < 8; i++)
+    url[n++] = B62[o->share_token[i] % 62];
+  url[n] = '\0';
+  jw_kstr(w, "short_share_url", url);
+}
+
+static void order_ref(struct jw *w, const char *key, const struct store *s, uint32_t i)
+{
+  jw_khex(w, key, i == SB_NONE ? NULL : s->orders[i].id, 16);
+}
+
+static sb_time order_updated_at(const struct store *s, const struct sb_order *o, sb_time now)
+{
+  sb_time t = o->created_at > o->refreshed_at ? o->created_at : o->refreshed_at;
+  for (unsigned i = 0; i < (unsigned)(o->n_emp + o->n_fa); i++) {
+    sb_time since;
+    sub_status_at(s, o->sub_first + i, now, &since);
+    if (since > t)
+      t = since;
+  }
+  return t;
+}
+
+static void order_head(struct jw *w, const struct store *s, const struct sb_order *o)
+{
+  jw_khex(w, "id", o->id, 16);
+  jw_key(w, "products");
+  jw_arr(w);
+  for (unsigned i = 0; i < o->n_products; i++)
+    jw_str(w, product_name(o->products[i]));
+  jw_arr_end(w);
+  jw_kstr(w, "source", "api");
+  jw_kstr(w, "order_number", o->order_number);
+  jw_knull(w, "custom_field");
+  jw_kstr(w, "client_name", "Truv Sandbox Client");
+  jw_kstr(w, "first_name", o->first_name);
+  jw_kstr(w, "last_name", o->last_name);
+  jw_khex(w, "user_id", s->users[o->user].id, 16);
+  jw_khex(w, "bridge_token", o->bridge_token, 16);
+  share_urls(w, o);
+}
+
+void docs_order(struct jw *w, const struct store *s, uint32_t order, sb_time now)
+{
+  const struct sb_order *o = &s->orders[order];
+  sb_time settled, expired_at = o->created_at + ORDER_LINK_TTL;
+  bool pending;
+  const char *status = order_status_at(s, order, now, &settled, &pending);
+  jw_obj(w);
+  order_head(w, s, o);
+  jw_ktime(w, "created_at", o->created_at);
+  jw_ktime(w, "updated_at", order_updated_at(s, o, now));
+  jw_knull(w, "canceled_at");
+  jw_key(w, "completed_at");
+  jw_time_or_null(w, settled, strcmp(status, "completed") == 0);
+  jw_ktime(w, "expired_at", expired_at);
+  jw_kbool(w, "is_expired", now >= expired_at);
+  jw_key(w, "user_consent_at");
+  jw_time_or_null(w, o->consent_at, o->consent_at != 0);
+  order_ref(w, "initial_order", s, o->initial);
+  order_ref(w, "refresh_order", s, o->refresh_order);
+  jw_kstr(w, "status", status);
+  jw_kstr(w, "email", o->email);
+  jw_kstr(w, "phone", o->phone);
+  jw_kstr(w, "external_user_id", s->users[o->user].external_id);
+  jw_key(w, "employers");
+  jw_arr(w);
+  for (unsigned i = 0; i < o->n_emp; i++)
+    employer(w, s, o->sub_first + i, now);
+  jw_arr_end(w);
+  jw_key(w, "financial_accounts");
+  jw_arr(w);
+  for (unsigned i = 0; i < o->n_fa; i++)
+    financial_account(w, s, o->sub_first + o->n_emp + i, now);
+  jw_arr_end(w);
+  jw_kstr(w, "template_id", o->template_id);
+  if (o->extra) {
+    jw_text(w, ",", 1);
+    jw_text(w, o->extra, strlen(o->extra));
+  } else {
+    jw_knull(w, "manager");
+    jw_key(w, "cc_emails");
+    jw_arr(w);
+    jw_arr_end(w);
+    jw_knull(w, "notes");
+  }
+  jw_obj_end(w);
+}
+
+static void change_point(sb_time t, sb_time now, sb_time *from, sb_time *until)
+{
+  if (t <= now && t > *from)
+    *from = t;
+  else if (t > now && t < *until)
+    *until = t;
+}
+
+void docs_order_stable(const struct store *s, uint32_t order, sb_time now, sb_time *from,
+                       sb_time *until)
+{
+  const struct sb_order *o = &s->orders[order];
+  *from = INT64_MIN;
+  *until = INT64_MAX;
+  change_point(o->created_at + ORDER_LINK_TTL, now, from, until);
+  for (unsigned i = 0; i < (unsigned)(o->n_emp + o->n_fa); i++) {
+    uint32_t task = s->subs[o->sub_first + i].task;
+    if (task != SB_NONE)
+      change_point(task_end_time(&s->tasks[task]), now, from, until);
+  }
+}
+
+/* ---- tasks ------------------------------------------------------------- */
+
+void docs_task(struct jw *w, const struct store *s, uint32_t task, sb_time now)
+{
+  const struct sb_task *t = &s->tasks[task];
+  char legacy[TIME_ISO_LEN + 8];
+  time_legacy(t->created_at, legacy);
+  jw_obj(w);
+  jw_khex(w, "id", t->id, 16);
+  jw_ktime(w, "created_at", t->created_at);
+  jw_kstr(w, "refresh_date", legacy);
+  jw_kstr(w, "status", task_step_name(t, task_step_at(t, now)));
+  jw_kstr(w, "error_message", task_error_message(t, now));
+  jw_khex(w, "link_id", s->conns[t->conn].link, 16);
+  jw_kstr(w, "product_type", product_name(t->product));
+  jw_obj_end(w);
+}

@@ -1,0 +1,344 @@
+/* events: see events.h. */
+#include "events.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "docs.h"
+#include "lifecycle.h"
+
+#define PAGE_SIZE 100
+
+/* ---- webhooks ---------------------------------------------------------- */
+
+static void begin(struct jw *w, struct sandbox *sb, const char *type, sb_time at,
+                  const uint8_t user[16], const char *template_id, char id_hex[33])
+{
+  uint8_t id[16];
+  store_new_id(&sb->store, id);
+  hex_encode(id, 16, id_hex);
+  jw_init(w, 512);
+  jw_obj(w);
+  jw_kstr(w, "webhook_id", id_hex);
+  jw_kstr(w, "event_type", type);
+  jw_ktime(w, "event_created_at", at);
+  jw_ktime(w, "updated_at", at);
+  jw_khex(w, "user_id", user, 16);
+  jw_kstr(w, "template_id", template_id);
+}
+
+static void finish(struct jw *w, struct sandbox *sb, const char *id_hex, const char *type)
+{
+  size_t len;
+  jw_obj_end(w);
+  char *body = jw_finish(w, &len);
+  if (body)
+    webhooks_push(&sb->hooks, body, len, id_hex, type);
+}
+
+void events_order_created(struct sandbox *sb, uint32_t order)
+{
+  if (!webhooks_active(&sb->hooks))
+    return;
+  const struct store *s = &sb->store;
+  const struct sb_order *o = &s->orders[order];
+  struct jw w;
+  char id[33];
+  begin(&w, sb, "order-created", o->created_at, s->users[o->user].id, o->template_id, id);
+  jw_khex(&w, "order_id", o->id, 16);
+  jw_kstr(&w, "order_number", o->order_number);
+  jw_kstr(&w, "product", o->n_products ? product_name(o->products[0]) : NULL);
+  jw_kstr(&w, "status", "pending");
+  jw_knull(&w, "employer_id");
+  jw_knull(&w, "link_id");
+  jw_knull(&w, "data_source");
+  finish(&w, sb, id, "order-created");
+}
+
+struct task_ctx {
+  const struct sb_task *t;
+  const struct sb_conn *c;
+  const struct sb_sub *b;     /* NULL for direct tasks */
+  const struct sb_order *o;   /* NULL for direct tasks */
+  const uint8_t *user;
+  sb_time at;
+};
+
+static void begin_task(struct jw *w, struct sandbox *sb, const struct task_ctx *x,
+                       const char *type, char id[33])
+{
+  begin(w, sb, type, x->at, x->user, x->o ? x->o->template_id : NULL, id);
+}
+
+static void link_fields(struct jw *w, const struct task_ctx *x)
+{
+  jw_khex(w, "link_id", x->c->link, 16);
+  jw_kstr(w, "product", product_name(x->t->product));
+  jw_kstr(w, "data_source", docs_data_source(x->c->kind));
+}
+
+static void order_fields(struct jw *w, const struct task_ctx *x, const char *status)
+{
+  jw_khex(w, "order_id", x->o->id, 16);
+  jw_kstr(w, "order_number", x->o->order_number);
+  jw_khex(w, "employer_id", x->b->id, 16);
+  link_fields(w, x);
+  jw_kstr(w, "status", status);
+}
+
+static void emit_task_status(struct sandbox *sb, const struct task_ctx *x, const char *status)
+{
+  struct jw w;
+  char id[33];
+  begin_task(&w, sb, x, "task-status-updated", id);
+  jw_khex(&w, "task_id", x->t->id, 16);
+  link_fields(&w, x);
+  jw_khex(&w, "tracking_info", x->b ? x->b->id : NULL, 16);
+  jw_kstr(&w, "status", status);
+  finish(&w, sb, id, "task-status-updated");
+}
+
+static void emit_order_event(struct sandbox *sb, const struct task_ctx *x, const char *type,
+                             const char *status)
+{
+  struct jw w;
+  char id[33];
+  begin_task(&w, sb, x, type, id);
+  order_fields(&w, x, status);
+  finish(&w, sb, id, type);
+}
+
+static void emit_link_disconnected(struct sandbox *sb, const struct task_ctx *x)
+{
+  struct jw w;
+  char id[33];
+  begin_task(&w, sb, x, "link-disconnected", id);
+  link_fields(&w, x);
+  jw_khex(&w, "tracking_info", x->b ? x->b->id : NULL, 16);
+  finish(&w, sb, id, "link-disconnected");
+}
+
+static void emit_step(struct sandbox *sb, uint32_t task, unsigned step)
+{
+  const struct store *s = &sb->store;
+  struct task_ctx x = {.t = &s->tasks[task]};
+  x.c = &s->conns[x.t->conn];
+  x.b = x.t->sub == SB_NONE ? NULL : &s->subs[x.t->sub];
+  x.o = x.b ? &s->orders[x.b->order] : NULL;
+  x.user = s->users[x.c->user].id;
+  x.at = task_step_time(x.t, step);
+  const char *status = task_step_name(x.t, step);
+  emit_task_status(sb, &x, status);
+  if (step + 1 < task_nsteps(x.t))
+    return;
+  bool failed = task_path_failed(x.t->path) && x.t->path != TP_NO_DATA;
+  if (x.b)
+    emit_order_event(sb, &x, "order-status-updated",
+                     sub_status_name(task_sub_status(x.t, x.at)));
+  if (failed && x.o && x.o->origin == ORIGIN_REFRESH)
+    emit_order_event(sb, &x, "order-refresh-failed", status);
+  if (failed && x.t->origin != TASK_INITIAL)
+    emit_link_disconnected(sb, &x);
+}
+
+struct due {
+  sb_time at;
+  uint32_t task;
+  unsigned step;
+};
+
+static int due_cmp(const void *a, const void *b)
+{
+  const struct due *x = a, *y = b;
+  if (x->at != y->at)
+    return x->at < y->at ? -1 : 1;
+  if (x->task != y->task)
+    return x->task < y->task ? -1 : 1;
+  return (x->step > y->step) - (x->step < y->step);
+}
+
+/* the steps of live tasks due by now, unsorted; NULL when none (or OOM) */
+static struct due *collect(struct store *s, sb_time now, size_t *n)
+{
+  size_t cap = 0;
+  struct due *list = NULL;
+  *n = 0;
+  for (uint32_t i = 0; i < s->n_live; i++) {
+    const struct sb_task *t = &s->tasks[s->live[i]];
+    unsigned cur = task_step_at(t, now);
+    if (now < t->created_at)
+      continue;
+    for (unsigned step = t->emitted; step <= cur; step++) {
+      if (*n == cap) {
+        size_t nc = cap ? cap * 2 : 64;
+        struct due *p = realloc(list, nc * sizeof *p);
+        if (!p)
+          return list;
+        list = p;
+        cap = nc;
+      }
+      list[(*n)++] = (struct due){task_step_time(t, step), s->live[i], step};
+    }
+  }
+  return list;
+}
+
+static void compact_live(struct store *s)
+{
+  uint32_t keep = 0;
+  for (uint32_t i = 0; i < s->n_live; i++) {
+    const struct sb_task *t = &s->tasks[s->live[i]];
+    if (t->emitted < task_nsteps(t))
+      s->live[keep++] = s->live[i];
+  }
+  s->n_live = keep;
+}
+
+void events_tick(struct sandbox *sb, sb_time now)
+{
+  struct store *s = &sb->store;
+  size_t n;
+  struct due *list = collect(s, now, &n);
+  bool active = webhooks_active(&sb->hooks);
+  if (n > 1)
+    qsort(list, n, sizeof *list, due_cmp);
+  for (size_t i = 0; i < n; i++) {
+    struct sb_task *t = &s->tasks[list[i].task];
+    if (active)
+      emit_step(sb, list[i].task, list[i].step);
+    t->emitted = (uint8_t)(list[i].step + 1);
+  }
+  free(list);
+  compact_live(s);
+}
+
+/* ---- timelines --------------------------------------------------------- */
+
+enum item_type { IT_ORDER_CREATED, IT_REFRESH_CREATED, IT_TASK, IT_SUBORDER };
+
+struct item {
+  sb_time at;
+  uint32_t seq;
+  uint32_t order, sub;
+  uint8_t type, step;
+};
+
+struct items {
+  struct item *v;
+  size_t n, cap;
+  bool oom;
+};
+
+static void add(struct items *l, struct item it)
+{
+  if (l->n == l->cap) {
+    size_t cap = l->cap ? l->cap * 2 : 32;
+    struct item *p = realloc(l->v, cap * sizeof *p);
+    if (!p) {
+      l->oom = true;
+      return;
+    }
+    l->v = p;
+    l->cap = cap;
+  }
+  it.seq = (uint32_t)l->n;
+  l->v[l->n++] = it;
+}
+
+static void collect_order(struct items *l, const struct store *s, uint32_t order, sb_time now)
+{
+  const struct sb_order *o = &s->orders[order];
+  uint8_t type = o->origin == ORIGIN_REFRESH ? IT_REFRESH_CREATED : IT_ORDER_CREATED;
+  add(l, (struct item){.at = o->created_at, .order = order, .sub = SB_NONE, .type = type});
+  for (unsigned i = 0; i < (unsigned)(o->n_emp + o->n_fa); i++) {
+    uint32_t sub = o->sub_first + i;
+    uint32_t task = s->subs[sub].task;
+    if (task == SB_NONE || now < s->tasks[task].created_at)
+      continue;
+    const struct sb_task *t = &s->tasks[task];
+    unsigned cur = task_step_at(t, now);
+    for (unsigned step = 0; step <= cur; step++)
+      add(l, (struct item){task_step_time(t, step), 0, order, sub, IT_TASK, (uint8_t)step});
+    if (task_is_terminal(t, now))
+      add(l, (struct item){task_end_time(t), 0, order, sub, IT_SUBORDER, 0});
+  }
+}
+
+static int item_cmp(const void *a, const void *b)
+{
+  const struct item *x = a, *y = b;
+  if (x->at != y->at)
+    return x->at < y->at ? -1 : 1;
+  return (x->seq > y->seq) - (x->seq < y->seq);
+}
+
+static void render_item(struct jw *w, const struct store *s, const struct item *it, sb_time now)
+{
+  static const char *const TYPES[] = {"order_created", "order_refresh_created",
+                                      "task_status_updated", "suborder_status_updated"};
+  const struct sb_order *o = &s->orders[it->order];
+  const struct sb_sub *b = it->sub == SB_NONE ? NULL : &s->subs[it->sub];
+  const struct sb_task *t = b ? &s->tasks[b->task] : NULL;
+  const char *status = "pending";
+  if (it->type == IT_TASK)
+    status = task_step_name(t, it->step);
+  else if (it->type == IT_SUBORDER)
+    status = sub_status_name(task_sub_status(t, now));
+  jw_obj(w);
+  jw_kstr(w, "object", "event");
+  jw_kstr(w, "type", TYPES[it->type]);
+  jw_kbool(w, "is_refresh", o->origin == ORIGIN_REFRESH);
+  jw_khex(w, "order_id", o->id, 16);
+  jw_ktime(w, "timestamp", it->at);
+  jw_khex(w, "suborder_id", b ? b->id : NULL, 16);
+  jw_khex(w, "task_id", t ? t->id : NULL, 16);
+  jw_khex(w, "link_id", b && b->conn != SB_NONE ? s->conns[b->conn].link : NULL, 16);
+  jw_kstr(w, "status", status);
+  jw_obj_end(w);
+}
+
+static void page_link(struct jw *w, const char *key, const char *base_url, long page)
+{
+  char url[512];
+  jw_key(w, key);
+  if (page < 1) {
+    jw_null(w);
+    return;
+  }
+  if (page == 1)
+    snprintf(url, sizeof url, "%s", base_url);
+  else
+    snprintf(url, sizeof url, "%s?page=%ld", base_url, page);
+  jw_str(w, url);
+}
+
+bool events_page(struct jw *w, const struct store *s, uint32_t order, sb_time now,
+                 long page, const char *base_url, bool *oom)
+{
+  struct items l = {0};
+  collect_order(&l, s, order, now);
+  if (s->orders[order].origin != ORIGIN_REFRESH)
+    for (uint32_t r = s->orders[order].first_refresh; r != SB_NONE; r = s->orders[r].next_refresh)
+      collect_order(&l, s, r, now);
+  *oom = l.oom;
+  long pages = l.n == 0 ? 1 : (long)((l.n + PAGE_SIZE - 1) / PAGE_SIZE);
+  bool ok = !l.oom && page >= 1 && page <= pages;
+  if (ok) {
+    if (l.n > 1)
+      qsort(l.v, l.n, sizeof *l.v, item_cmp);
+    size_t first = (size_t)(page - 1) * PAGE_SIZE;
+    jw_obj(w);
+    jw_kint(w, "count", (long long)l.n);
+    page_link(w, "next", base_url, page < pages ? page + 1 : 0);
+    page_link(w, "previous", base_url, page - 1);
+    jw_key(w, "results");
+    jw_arr(w);
+    for (size_t i = first; i < l.n && i < first + PAGE_SIZE; i++)
+      render_item(w, s, &l.v[i], now);
+    jw_arr_end(w);
+    jw_obj_end(w);
+  }
+  free(l.v);
+  return ok;
+}

@@ -1,0 +1,157 @@
+/* router: see router.h. */
+#include "router.h"
+
+#include <string.h>
+
+#include "jw.h"
+
+#define BIT(m) (1u << (m))
+
+struct endpoint_info {
+  const char *template;
+  unsigned methods;
+  const char *allow;
+};
+
+static const struct endpoint_info INFO[EP__COUNT] = {
+  [EP_V1_ORDERS] = {"/v1/orders/", BIT(M_POST), "POST"},
+  [EP_V1_ORDER] = {"/v1/orders/{id}/", BIT(M_GET) | BIT(M_HEAD) | BIT(M_POST), "GET, POST, HEAD"},
+  [EP_V1_ORDER_EVENTS] = {"/v1/orders/{id}/events/", BIT(M_GET) | BIT(M_HEAD), "GET, HEAD"},
+  [EP_V1_TASKS] = {"/v1/refresh/tasks/", BIT(M_POST), "POST"},
+  [EP_V1_TASK] = {"/v1/refresh/tasks/{task_id}/", BIT(M_GET) | BIT(M_HEAD), "GET, HEAD"},
+  [EP_V1_USER_TOKENS] = {"/v1/users/{user_id}/tokens/", BIT(M_POST), "POST"},
+  [EP_V1_UNKNOWN] = {"/v1/(unknown)", 0, ""},
+  [EP_SB_CLOCK] = {"/_sandbox/clock", BIT(M_GET) | BIT(M_POST), "GET, POST"},
+  [EP_SB_SEED] = {"/_sandbox/seed", BIT(M_POST), "POST"},
+  [EP_SB_CASES] = {"/_sandbox/cases", BIT(M_GET), "GET"},
+  [EP_SB_CONN_STATE] = {"/_sandbox/connections/state", BIT(M_POST), "POST"},
+  [EP_SB_CONNECTIONS] = {"/_sandbox/connections", BIT(M_GET), "GET"},
+  [EP_SB_FAULTS] = {"/_sandbox/faults", BIT(M_GET) | BIT(M_POST), "GET, POST"},
+  [EP_SB_CONFIG] = {"/_sandbox/config", BIT(M_GET) | BIT(M_POST), "GET, POST"},
+  [EP_SB_STATS] = {"/_sandbox/stats", BIT(M_GET), "GET"},
+  [EP_SB_STATS_RESET] = {"/_sandbox/stats/reset", BIT(M_POST), "POST"},
+  [EP_SB_WEBHOOKS] = {"/_sandbox/webhooks", BIT(M_GET), "GET"},
+  [EP_SB_ORDER_COMPLETE] = {"/_sandbox/orders/complete", BIT(M_POST), "POST"},
+  [EP_SB_UNKNOWN] = {"/_sandbox/(unknown)", 0, ""},
+  [EP_OTHER] = {"(unknown)", 0, ""},
+};
+
+static const char *const METHODS[M__COUNT] = {
+  "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "OTHER",
+};
+
+enum method route_method(const char *method)
+{
+  for (unsigned i = 0; i < M_OTHER; i++)
+    if (strcmp(method, METHODS[i]) == 0)
+      return (enum method)i;
+  return M_OTHER;
+}
+
+const char *route_method_name(enum method m)
+{
+  return m < M__COUNT ? METHODS[m] : "OTHER";
+}
+
+/* consumes one path segment (an id) followed by '/'; p points after it */
+static const char *segment(const char *p, struct route *out)
+{
+  const char *slash = strchr(p, '/');
+  if (!slash || slash == p)
+    return NULL;
+  size_t n = (size_t)(slash - p);
+  char hex[33];
+  out->id_valid = false;
+  if (n == 32) {
+    memcpy(hex, p, 32);
+    hex[32] = '\0';
+    out->id_valid = hex_decode(hex, out->id, 16);
+  }
+  return slash + 1;
+}
+
+static enum endpoint match_orders(const char *p, struct route *out)
+{
+  if (*p == '\0')
+    return EP_V1_ORDERS;
+  const char *rest = segment(p, out);
+  if (!rest)
+    return EP_V1_UNKNOWN;
+  if (*rest == '\0')
+    return EP_V1_ORDER;
+  return strcmp(rest, "events/") == 0 ? EP_V1_ORDER_EVENTS : EP_V1_UNKNOWN;
+}
+
+static enum endpoint match_v1(const char *p, struct route *out)
+{
+  static const char ORDERS[] = "orders/", TASKS[] = "refresh/tasks/", USERS[] = "users/";
+  if (strncmp(p, ORDERS, sizeof ORDERS - 1) == 0)
+    return match_orders(p + sizeof ORDERS - 1, out);
+  if (strncmp(p, TASKS, sizeof TASKS - 1) == 0) {
+    p += sizeof TASKS - 1;
+    if (*p == '\0')
+      return EP_V1_TASKS;
+    const char *rest = segment(p, out);
+    return rest && *rest == '\0' ? EP_V1_TASK : EP_V1_UNKNOWN;
+  }
+  if (strncmp(p, USERS, sizeof USERS - 1) == 0) {
+    const char *rest = segment(p + sizeof USERS - 1, out);
+    return rest && strcmp(rest, "tokens/") == 0 ? EP_V1_USER_TOKENS : EP_V1_UNKNOWN;
+  }
+  return EP_V1_UNKNOWN;
+}
+
+static enum endpoint match_admin(const char *p)
+{
+  static const struct { const char *path; enum endpoint ep; } ADMIN[] = {
+    {"clock", EP_SB_CLOCK}, {"seed", EP_SB_SEED}, {"cases", EP_SB_CASES},
+    {"connections/state", EP_SB_CONN_STATE}, {"connections", EP_SB_CONNECTIONS},
+    {"faults", EP_SB_FAULTS}, {"config", EP_SB_CONFIG}, {"stats", EP_SB_STATS},
+    {"stats/reset", EP_SB_STATS_RESET}, {"webhooks", EP_SB_WEBHOOKS},
+    {"orders/complete", EP_SB_ORDER_COMPLETE},
+  };
+  size_t n = strlen(p);
+  if (n > 0 && p[n - 1] == '/') /* admin paths accept an optional final slash */
+    n--;
+  for (unsigned i = 0; i < sizeof ADMIN / sizeof ADMIN[0]; i++)
+    if (strlen(ADMIN[i].path) == n && strncmp(p, ADMIN[i].path, n) == 0)
+      return ADMIN[i].ep;
+  return EP_SB_UNKNOWN;
+}
+
+void route_match(const char *path, struct route *out)
+{
+  static const char V1[] = "/v1/", ADMIN[] = "/_sandbox/";
+  memset(out, 0, sizeof *out);
+  if (strncmp(path, V1, sizeof V1 - 1) == 0)
+    out->ep = match_v1(path + sizeof V1 - 1, out);
+  else if (strncmp(path, ADMIN, sizeof ADMIN - 1) == 0)
+    out->ep = match_admin(path + sizeof ADMIN - 1);
+  else
+    out->ep = strcmp(path, "/v1") == 0 ? EP_V1_UNKNOWN : EP_OTHER;
+}
+
+bool route_allows(enum endpoint ep, enum method m)
+{
+  return ep < EP__COUNT && (INFO[ep].methods & BIT(m)) != 0;
+}
+
+const char *route_allow_header(enum endpoint ep)
+{
+  return ep < EP__COUNT ? INFO[ep].allow : "";
+}
+
+const char *route_template(enum endpoint ep)
+{
+  return ep < EP__COUNT ? INFO[ep].template : "(unknown)";
+}
+
+bool route_is_v1(enum endpoint ep)
+{
+  return ep <= EP_V1_UNKNOWN;
+}
+
+bool route_is_admin(enum endpoint ep)
+{
+  return ep >= EP_SB_CLOCK && ep <= EP_SB_UNKNOWN;
+}

@@ -1,0 +1,372 @@
+/* store: see store.h. */
+#define _GNU_SOURCE /* pthread_rwlockattr_setkind_np */
+#include "store.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define ARENA_CHUNK (256 * 1024)
+
+struct arena_chunk {
+  struct arena_chunk *next;
+  size_t used, cap;
+  char data[];
+};
+
+static const char *const PRODUCTS[PROD__COUNT] = {
+  "income", "employment", "assets", "insurance", "transactions", "deposit_switch", "pll",
+};
+
+static const char *const STATES[ST__COUNT] = {
+  "active", "expired", "credentials", "mfa", "provider_down", "no_data", "locked",
+  "unsupported",
+};
+
+const char *product_name(unsigned p)
+{
+  return p < PROD__COUNT ? PRODUCTS[p] : "unknown";
+}
+
+bool product_parse(const char *name, unsigned *out)
+{
+  for (unsigned i = 0; i < PROD__COUNT; i++)
+    if (strcmp(name, PRODUCTS[i]) == 0) {
+      *out = i;
+      return true;
+    }
+  return false;
+}
+
+const char *state_name(unsigned st)
+{
+  return st < ST__COUNT ? STATES[st] : "unknown";
+}
+
+bool state_parse(const char *name, unsigned *out)
+{
+  for (unsigned i = 0; i < ST__COUNT; i++)
+    if (strcmp(name, STATES[i]) == 0) {
+      *out = i;
+      return true;
+    }
+  return false;
+}
+
+bool store_init(struct store *s, const struct sb_settings *settings, uint64_t seed)
+{
+  memset(s, 0, sizeof *s);
+  pthread_rwlockattr_t attr;
+  pthread_rwlockattr_init(&attr);
+  /* GET traffic must not starve refreshes and clock moves */
+  pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+  int rc = pthread_rwlock_init(&s->lock, &attr);
+  pthread_rwlockattr_destroy(&attr);
+  s->settings = *settings;
+  rng_seed(&s->rng, seed ^ 0x7275762d73616e64ULL);
+  return rc == 0;
+}
+
+void store_free(struct store *s)
+{
+  for (uint32_t i = 0; i < s->n_conns; i++)
+    free(s->conns[i].window);
+  free(s->users);
+  free(s->orders);
+  free(s->subs);
+  free(s->conns);
+  free(s->tasks);
+  free(s->cases);
+  free(s->live);
+  idmap_free(&s->order_ids);
+  idmap_free(&s->user_ids);
+  idmap_free(&s->user_ext);
+  idmap_free(&s->task_ids);
+  idmap_free(&s->conn_tokens);
+  idmap_free(&s->conn_links);
+  while (s->arena) {
+    struct arena_chunk *next = s->arena->next;
+    free(s->arena);
+    s->arena = next;
+  }
+  pthread_rwlock_destroy(&s->lock);
+}
+
+void store_rdlock(struct store *s) { pthread_rwlock_rdlock(&s->lock); }
+void store_wrlock(struct store *s)
+{
+  pthread_rwlock_wrlock(&s->lock);
+  s->generation++;
+}
+void store_unlock(struct store *s) { pthread_rwlock_unlock(&s->lock); }
+
+/* room for `need` elements of `size` bytes in *arr (capacity *cap) */
+static bool reserve(void **arr, uint32_t *cap, uint32_t need, size_t size)
+{
+  if (need <= *cap)
+    return true;
+  if (need == SB_NONE)
+    return false;
+  uint64_t n = *cap ? *cap : 64;
+  while (n < need)
+    n *= 2;
+  if (n >= SB_NONE)
+    n = SB_NONE - 1;
+  void *p = realloc(*arr, (size_t)n * size);
+  if (!p)
+    return false;
+  *arr = p;
+  *cap = (uint32_t)n;
+  return true;
+}
+
+#define RESERVE(s, field, need) \
+  reserve((void **)&(s)->field, &(s)->cap_##field, (need), sizeof *(s)->field)
+
+/* equality callbacks for the idmaps: compare a key with entity i's key */
+static bool eq_order(const void *ctx, uint32_t i, const void *key)
+{
+  return memcmp(((const struct store *)ctx)->orders[i].id, key, 16) == 0;
+}
+static bool eq_user(const void *ctx, uint32_t i, const void *key)
+{
+  return memcmp(((const struct store *)ctx)->users[i].id, key, 16) == 0;
+}
+static bool eq_user_ext(const void *ctx, uint32_t i, const void *key)
+{
+  const char *ext = ((const struct store *)ctx)->users[i].external_id;
+  return ext && strcmp(ext, key) == 0;
+}
+static bool eq_task(const void *ctx, uint32_t i, const void *key)
+{
+  return memcmp(((const struct store *)ctx)->tasks[i].id, key, 16) == 0;
+}
+static bool eq_token(const void *ctx, uint32_t i, const void *key)
+{
+  return memcmp(((const struct store *)ctx)->conns[i].token, key, 16) == 0;
+}
+static bool eq_link(const void *ctx, uint32_t i, const void *key)
+{
+  return memcmp(((const struct store *)ctx)->conns[i].link, key, 16) == 0;
+}
+
+void store_new_id(struct store *s, uint8_t id[16])
+{
+  rng_id(&s->rng, id);
+}
+
+static void take_id(struct store *s, uint8_t dst[16], const uint8_t *id)
+{
+  if (id)
+    memcpy(dst, id, 16);
+  else
+    rng_id(&s->rng, dst);
+}
+
+uint32_t store_add_user(struct store *s, const uint8_t *id, const char *external_id)
+{
+  uint32_t i = s->n_users;
+  if (!RESERVE(s, users, i + 1))
+    return SB_NONE;
+  struct sb_user *u = &s->users[i];
+  memset(u, 0, sizeof *u);
+  take_id(s, u->id, id);
+  if (external_id && !(u->external_id = store_strdup(s, external_id)))
+    return SB_NONE;
+  if (!idmap_put(&s->user_ids, idmap_hash_id(u->id), i))
+    return SB_NONE;
+  if (u->external_id && !idmap_put(&s->user_ext, idmap_hash_str(u->external_id), i))
+    return SB_NONE;
+  s->n_users++;
+  return i;
+}
+
+uint32_t store_add_order(struct store *s, const uint8_t *id)
+{
+  uint32_t i = s->n_orders;
+  if (!RESERVE(s, orders, i + 1))
+    return SB_NONE;
+  struct sb_order *o = &s->orders[i];
+  memset(o, 0, sizeof *o);
+  take_id(s, o->id, id);
+  o->user = o->initial = o->refresh_order = SB_NONE;
+  o->first_refresh = o->last_refresh = o->next_refresh = SB_NONE;
+  o->sub_first = s->n_subs;
+  if (!idmap_put(&s->order_ids, idmap_hash_id(o->id), i))
+    return SB_NONE;
+  s->n_orders++;
+  return i;
+}
+
+uint32_t store_add_subs(struct store *s, uint32_t n)
+{
+  uint32_t first = s->n_subs;
+  if (!RESERVE(s, subs, first + n))
+    return SB_NONE;
+  for (uint32_t i = first; i < first + n; i++) {
+    memset(&s->subs[i], 0, sizeof s->subs[i]);
+    s->subs[i].order = s->subs[i].conn = s->subs[i].task = SB_NONE;
+  }
+  s->n_subs += n;
+  return first;
+}
+
+uint32_t store_add_conn(struct store *s, const uint8_t *token, const uint8_t *link)
+{
+  uint32_t i = s->n_conns;
+  if (!RESERVE(s, conns, i + 1))
+    return SB_NONE;
+  struct sb_conn *c = &s->conns[i];
+  memset(c, 0, sizeof *c);
+  take_id(s, c->token, token);
+  take_id(s, c->link, link);
+  c->user = c->origin_sub = SB_NONE;
+  if (!idmap_put(&s->conn_tokens, idmap_hash_id(c->token), i) ||
+      !idmap_put(&s->conn_links, idmap_hash_id(c->link), i))
+    return SB_NONE;
+  s->n_conns++;
+  return i;
+}
+
+uint32_t store_add_task(struct store *s, const uint8_t *id)
+{
+  uint32_t i = s->n_tasks;
+  if (!RESERVE(s, tasks, i + 1))
+    return SB_NONE;
+  struct sb_task *t = &s->tasks[i];
+  memset(t, 0, sizeof *t);
+  take_id(s, t->id, id);
+  t->conn = t->sub = SB_NONE;
+  if (!idmap_put(&s->task_ids, idmap_hash_id(t->id), i))
+    return SB_NONE;
+  s->n_tasks++;
+  return i;
+}
+
+bool store_add_case(struct store *s, uint32_t order)
+{
+  if (!RESERVE(s, cases, s->n_cases + 1))
+    return false;
+  s->cases[s->n_cases++] = order;
+  return true;
+}
+
+bool store_add_live(struct store *s, uint32_t task)
+{
+  if (!RESERVE(s, live, s->n_live + 1))
+    return false;
+  s->live[s->n_live++] = task;
+  return true;
+}
+
+const char *store_strndup(struct store *s, const char *str, size_t n)
+{
+  if (!str)
+    return NULL;
+  struct arena_chunk *a = s->arena;
+  if (!a || a->cap - a->used < n + 1) {
+    size_t cap = n + 1 > ARENA_CHUNK ? n + 1 : ARENA_CHUNK;
+    a = malloc(sizeof *a + cap);
+    if (!a)
+      return NULL;
+    a->next = s->arena;
+    a->used = 0;
+    a->cap = cap;
+    s->arena = a;
+  }
+  char *p = a->data + a->used;
+  memcpy(p, str, n);
+  p[n] = '\0';
+  a->used += n + 1;
+  return p;
+}
+
+const char *store_strdup(struct store *s, const char *str)
+{
+  return str ? store_strndup(s, str, strlen(str)) : NULL;
+}
+
+uint32_t store_find_order(const struct store *s, const uint8_t id[16])
+{
+  return idmap_get(&s->order_ids, idmap_hash_id(id), eq_order, s, id);
+}
+
+uint32_t store_find_user(const struct store *s, const uint8_t id[16])
+{
+  return idmap_get(&s->user_ids, idmap_hash_id(id), eq_user, s, id);
+}
+
+uint32_t store_find_user_ext(const struct store *s, const char *external_id)
+{
+  return idmap_get(&s->user_ext, idmap_hash_str(external_id), eq_user_ext, s, external_id);
+}
+
+uint32_t store_find_task(const struct store *s, const uint8_t id[16])
+{
+  return idmap_get(&s->task_ids, idmap_hash_id(id), eq_task, s, id);
+}
+
+uint32_t store_find_token(const struct store *s, const uint8_t token[16])
+{
+  return idmap_get(&s->conn_tokens, idmap_hash_id(token), eq_token, s, token);
+}
+
+uint32_t store_find_link(const struct store *s, const uint8_t link[16])
+{
+  return idmap_get(&s->conn_links, idmap_hash_id(link), eq_link, s, link);
+}
+
+/* an entry is inside the window while now - t < 24 h */
+static bool in_window(sb_time t, sb_time now)
+{
+  return now - t < SB_WINDOW;
+}
+
+void store_window_prune(struct sb_conn *c, sb_time now)
+{
+  unsigned drop = 0;
+  while (drop < c->n_window && !in_window(c->window[drop], now))
+    drop++;
+  if (drop == 0)
+    return;
+  memmove(c->window, c->window + drop, (c->n_window - drop) * sizeof *c->window);
+  c->n_window = (uint16_t)(c->n_window - drop);
+}
+
+unsigned store_window_count(const struct sb_conn *c, sb_time now)
+{
+  unsigned n = 0;
+  for (unsigned i = 0; i < c->n_window; i++)
+    n += in_window(c->window[i], now); /* later entries (clock set back) count */
+  return n;
+}
+
+bool store_window_add(struct sb_conn *c, sb_time t)
+{
+  if (c->n_window == UINT16_MAX)
+    return true; /* the limit is far below; keep counting the newest */
+  if (c->n_window == c->cap_window) {
+    unsigned cap = c->cap_window ? c->cap_window * 2u : 4u;
+    if (cap > UINT16_MAX)
+      cap = UINT16_MAX;
+    sb_time *w = realloc(c->window, cap * sizeof *w);
+    if (!w)
+      return false;
+    c->window = w;
+    c->cap_window = (uint16_t)cap;
+  }
+  /* keep the log sorted: the clock may have been set backwards */
+  unsigned i = c->n_window;
+  while (i > 0 && c->window[i - 1] > t) {
+    c->window[i] = c->window[i - 1];
+    i--;
+  }
+  c->window[i] = t;
+  c->n_window++;
+  return true;
+}
+
+uint32_t store_root(const struct store *s, uint32_t order)
+{
+  uint32_t init = s->orders[order].initial;
+  return init == SB_NONE ? order : init;
+}

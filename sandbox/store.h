@@ -1,0 +1,185 @@
+/* store: the sandbox's state: users, orders, suborders, connections, tasks.
+ *
+ * Representation. Entities live in growable arrays and refer to each other by
+ * index (uint32, SB_NONE = no reference); an order's suborders are contiguous
+ * (employers first, then financial accounts). Ids are 16 random bytes shown
+ * as 32 lowercase hex; idmaps index orders, users (by id and by
+ * external_user_id), tasks and connections (by access_token and link_id).
+ * Strings live in an arena freed with the store. Nothing is ever deleted.
+ * Documents (employments, statements, accounts) are not stored: docs.c
+ * generates them from each connection's doc_seed on demand.
+ *
+ * Statuses are not stored either: a task's status is a pure function of its
+ * creation time, its snapshotted path and the virtual clock (lifecycle.h);
+ * suborder and order statuses follow from their tasks.
+ *
+ * Locking. One reader/writer lock (writer-preferring) guards everything here,
+ * including `settings`. Readers (GET handlers) take it shared; every mutation
+ * takes it exclusive (and bumps `generation`). Pointers into the arrays are valid only while the lock
+ * is held and no entity is created (creation may move the arrays). */
+#ifndef SANDBOX_STORE_H
+#define SANDBOX_STORE_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "idmap.h"
+#include "rng.h"
+#include "timeutil.h"
+
+#define SB_NONE UINT32_MAX
+#define SB_WINDOW (86400LL * SB_USEC) /* the refresh-limit window: 24 h */
+
+enum sb_product {
+  PROD_INCOME, PROD_EMPLOYMENT, PROD_ASSETS, PROD_INSURANCE, PROD_TRANSACTIONS,
+  PROD_DEPOSIT_SWITCH, PROD_PLL, PROD__COUNT
+};
+
+/* connection states; ST_EXPIRED is only ever an effective state (age) */
+enum sb_state {
+  ST_ACTIVE, ST_EXPIRED, ST_CREDENTIALS, ST_MFA, ST_PROVIDER_DOWN, ST_NO_DATA,
+  ST_LOCKED, ST_UNSUPPORTED, ST__COUNT
+};
+
+enum sb_kind { KIND_EMPLOYER, KIND_FINANCIAL };
+enum sb_origin { ORIGIN_API, ORIGIN_SEED, ORIGIN_REFRESH };
+enum sb_task_origin { TASK_INITIAL, TASK_ORDER_REFRESH, TASK_DIRECT };
+
+struct sb_user {
+  uint8_t id[16];
+  const char *external_id; /* NULL when none */
+};
+
+struct sb_conn {
+  uint8_t token[16], link[16];
+  uint64_t doc_seed;
+  sb_time origin_at;  /* first connection: anchors the generated history */
+  sb_time created_at; /* connection age (expiry); re-authentication resets it */
+  sb_time down_since; /* provider_down: the outage started then */
+  sb_time *window;    /* task creations inside the refresh window, oldest first */
+  uint16_t n_window, cap_window;
+  uint32_t user, origin_sub;
+  uint32_t stat_created, stat_billed;
+  uint8_t state; /* behavioural state, never ST_EXPIRED */
+  uint8_t oauth, kind;
+};
+
+struct sb_sub {
+  uint8_t id[16];
+  uint64_t number; /* suborder_number */
+  sb_time created_at;
+  uint32_t order, conn, task;
+  uint8_t kind, product;
+  const char *label;    /* company_name / institution name as requested, or NULL */
+  const char *label_id; /* company_mapping_id / institution id as requested, or NULL */
+};
+
+struct sb_task {
+  uint8_t id[16];
+  sb_time created_at;
+  int64_t duration;
+  sb_time down_until; /* provider outage end snapshotted at creation (or 0) */
+  uint32_t conn, sub;
+  uint8_t product, path, origin;
+  uint8_t emitted; /* steps already announced by webhooks */
+};
+
+struct sb_order {
+  uint8_t id[16], bridge_token[16], share_token[16];
+  sb_time created_at, refreshed_at;
+  sb_time consent_at; /* user_consent_at; 0 = null */
+  uint64_t seed;
+  uint32_t user, initial, refresh_order;
+  uint32_t first_refresh, last_refresh, next_refresh; /* refresh orders of an original */
+  uint32_t sub_first;
+  uint8_t n_emp, n_fa;
+  uint8_t products[PROD__COUNT], n_products;
+  uint8_t origin, case_state;
+  uint32_t case_no; /* 0: not a seeded case */
+  const char *first_name, *last_name, *email, *phone, *order_number, *external_user_id;
+  const char *template_id;
+  const char *extra; /* rendered JSON members ("manager":{...},...) or NULL */
+  uint32_t stat_refresh_orders, stat_tasks;
+};
+
+struct sb_settings {
+  int refresh_limit;        /* refreshes per access_token per window; 0 = off */
+  int refresh_limit_status; /* 429 or 400 */
+  int64_t task_duration;    /* microseconds */
+  int64_t expiry;           /* OAuth connection lifetime, microseconds */
+  int64_t provider_down;    /* outage length, microseconds */
+};
+
+struct arena_chunk;
+
+struct store {
+  pthread_rwlock_t lock;
+  uint64_t generation; /* bumped by every exclusive lock: cached documents expire */
+  struct sb_settings settings;
+  struct rng rng; /* ids and secrets of API-created entities */
+
+  struct sb_user *users;
+  struct sb_order *orders;
+  struct sb_sub *subs;
+  struct sb_conn *conns;
+  struct sb_task *tasks;
+  uint32_t n_users, n_orders, n_subs, n_conns, n_tasks;
+  uint32_t cap_users, cap_orders, cap_subs, cap_conns, cap_tasks;
+
+  uint32_t *cases, n_cases, cap_cases; /* seeded original orders, in case order */
+  uint32_t *live, n_live, cap_live;    /* tasks with steps not yet announced */
+
+  /* refresh accounting for GET /_sandbox/stats (reset by stats/reset) */
+  uint64_t stat_tasks_created, stat_billed, stat_order_refreshes;
+
+  struct idmap order_ids, user_ids, user_ext, task_ids, conn_tokens, conn_links;
+  struct arena_chunk *arena;
+};
+
+bool store_init(struct store *s, const struct sb_settings *settings, uint64_t seed);
+void store_free(struct store *s);
+
+void store_rdlock(struct store *s);
+void store_wrlock(struct store *s);
+void store_unlock(struct store *s);
+
+/* creation (exclusive lock held); id NULL = a fresh random id. Each returns
+ * the new entity's index, or SB_NONE when memory runs out. */
+uint32_t store_add_user(struct store *s, const uint8_t *id, const char *external_id);
+uint32_t store_add_order(struct store *s, const uint8_t *id);
+uint32_t store_add_subs(struct store *s, uint32_t n); /* n zeroed suborders */
+uint32_t store_add_conn(struct store *s, const uint8_t *token, const uint8_t *link);
+uint32_t store_add_task(struct store *s, const uint8_t *id);
+bool store_add_case(struct store *s, uint32_t order);
+bool store_add_live(struct store *s, uint32_t task);
+/* registers a suborder's fresh id (ids of suborders are drawn by the caller) */
+void store_new_id(struct store *s, uint8_t id[16]);
+/* a copy of str in the store's arena (NULL for NULL); NULL on OOM */
+const char *store_strdup(struct store *s, const char *str);
+const char *store_strndup(struct store *s, const char *str, size_t n);
+
+/* lookups (any lock held); SB_NONE when unknown */
+uint32_t store_find_order(const struct store *s, const uint8_t id[16]);
+uint32_t store_find_user(const struct store *s, const uint8_t id[16]);
+uint32_t store_find_user_ext(const struct store *s, const char *external_id);
+uint32_t store_find_task(const struct store *s, const uint8_t id[16]);
+uint32_t store_find_token(const struct store *s, const uint8_t token[16]);
+uint32_t store_find_link(const struct store *s, const uint8_t link[16]);
+
+/* the refresh-limit window of a connection (exclusive lock for the mutators) */
+void store_window_prune(struct sb_conn *c, sb_time now);
+unsigned store_window_count(const struct sb_conn *c, sb_time now);
+bool store_window_add(struct sb_conn *c, sb_time t);
+
+/* names */
+const char *product_name(unsigned p);
+bool product_parse(const char *name, unsigned *out);
+const char *state_name(unsigned st);
+bool state_parse(const char *name, unsigned *out);
+
+/* the root order of a refresh chain (itself for originals) */
+uint32_t store_root(const struct store *s, uint32_t order);
+
+#endif
