@@ -28,7 +28,7 @@ struct payroll {
 };
 
 struct pay {
-  int64_t regular, overtime, bonus, gross, federal, state, socialsec, medicare, net;
+  int64_t regular, overtime, bonus, gross, federal, socialsec, medicare, net;
   int64_t hours; /* hundredths */
 };
 
@@ -117,10 +117,9 @@ static void pay_for(const struct payroll *p, int64_t k, struct pay *out)
     out->bonus = (int64_t)((r >> 24) % 19 + 2) * 10000;
   out->gross = out->regular + out->overtime + out->bonus;
   out->federal = out->gross * 12 / 100;
-  out->state = out->gross * 4 / 100;
   out->socialsec = out->gross * 62 / 1000;
   out->medicare = out->gross * 145 / 10000;
-  out->net = out->gross - out->federal - out->state - out->socialsec - out->medicare;
+  out->net = out->gross - out->federal - out->socialsec - out->medicare;
 }
 
 static void ytd_add(struct ytd *y, const struct pay *p)
@@ -226,13 +225,11 @@ static void statement(struct jw *w, const struct payroll *p, int64_t k, const st
   jw_kmoney(w, "regular_ytd", y->regular);
   jw_kmoney(w, "overtime", pay->overtime);
   jw_kmoney(w, "bonus", pay->bonus);
-  jw_kmoney(w, "commission", 0);
   jw_kmoney(w, "hours", pay->hours);
   jw_kstr(w, "basis_of_pay", "S");
   jw_key(w, "deductions");
   jw_arr(w);
   deduction(w, "Federal Income Tax", pay->federal, "federal");
-  deduction(w, "State Income Tax", pay->state, "state");
   deduction(w, "Social Security Tax", pay->socialsec, "socialsec");
   deduction(w, "Medicare Tax", pay->medicare, "medicare");
   jw_arr_end(w);

@@ -234,9 +234,10 @@ static bool seed_one(struct store *s, struct rng *r, unsigned state, sb_time now
 
 bool seed_cases(struct store *s, long n, const struct mix *m, uint64_t seed, sb_time now)
 {
-  struct rng r;
+  struct rng r, shuffle;
   rng_seed(&r, rng_mix(seed, s->n_cases + 1));
-  uint8_t *states = plan_states(m, n, &r);
+  rng_seed(&shuffle, rng_mix(seed ^ 0x73687566666c65ULL, s->n_cases + 1));
+  uint8_t *states = plan_states(m, n, &shuffle);
   bool ok = states != NULL;
   for (long i = 0; ok && i < n; i++)
     ok = seed_one(s, &r, states[i], now);
