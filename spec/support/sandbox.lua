@@ -18,7 +18,8 @@
 -- string; headers override the defaults (auth headers, Content-Type for a body),
 -- a false value drops one. Returns status, body, headers (lower-case names), body
 -- decoded when it is JSON ({raw = text} otherwise), or nil, err, partial on a
--- transport failure (partial.status/headers/raw: what arrived before it).
+-- transport failure (partial.status/headers/raw: what arrived before it). A 4th
+-- result is the body exactly as received.
 --
 -- Also: sandbox.receiver{} (a webhook receiver to pump between requests),
 -- sandbox.sha256_hex / hmac_sha256_hex (pure Lua), sandbox.raw (raw bytes over
@@ -149,8 +150,8 @@ local function decode(raw, headers)
   return { raw = raw }
 end
 
---- One HTTP exchange on a fresh connection. Returns status, body, headers or
--- nil, err, partial.
+--- One HTTP exchange on a fresh connection. Returns status, body, headers, raw
+-- body or nil, err, partial.
 function M.http(host, port, method, path, headers, body, timeout)
   local c = socket.tcp()
   c:settimeout(timeout or 30)
@@ -189,7 +190,7 @@ function M.http(host, port, method, path, headers, body, timeout)
     partial.raw = got or ""
     return nil, berr, partial
   end
-  return partial.status, decode(raw, hdrs), hdrs
+  return partial.status, decode(raw, hdrs), hdrs, raw
 end
 
 --- Sends raw bytes, returns everything the peer sent until it closed (or the
