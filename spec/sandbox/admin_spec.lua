@@ -127,6 +127,7 @@ describe("connections and their states", function()
     assert.is_string(fields(body).non_field_errors)
     status, body = sb:request("POST", "/_sandbox/connections/state", { access_token = string.rep("1", 32),
                                                                        state = "mfa" })
+    assert.are.equal(400, status)
     assert.are.equal("Unknown access_token.", fields(body).access_token)
   end)
 end)
@@ -162,9 +163,11 @@ describe("POST /_sandbox/orders/complete", function()
     assert.are.equal(400, status)
     status = sb:request("POST", "/_sandbox/orders/complete", { order_id = string.rep("2", 32) })
     assert.are.equal(404, status)
-    status = sb:request("POST", "/_sandbox/orders/complete", { order_id = string.rep("2", 32), state = "expired" })
+    status = sb:request("POST", "/_sandbox/orders/complete", { order_id = string.rep("2", 32),
+      state = "expired" })
     assert.are.equal(400, status)
-    local _, bare = sb:request("POST", "orders/", { products = { "income" }, first_name = "A", last_name = "B" })
+    local _, bare = sb:request("POST", "orders/", { products = { "income" }, first_name = "A",
+      last_name = "B" })
     status = sb:request("POST", "/_sandbox/orders/complete", { order_id = bare.id })
     assert.are.equal(400, status)
   end)
@@ -189,7 +192,8 @@ describe("GET/POST /_sandbox/config", function()
     assert.are.equal(4, cfg.task_duration)
     assert.are.equal(30, cfg.expiry_days)
     assert.are.equal(3, cfg.refresh_limit)
-    local status, body = sb:request("POST", "/_sandbox/config", { refresh_limit_status = 401, expiry_days = -1,
+    local status, body = sb:request("POST", "/_sandbox/config", { refresh_limit_status = 401,
+      expiry_days = -1,
                                                                  webhook_duplicates = 3 })
     assert.are.equal(400, status)
     local f = fields(body)

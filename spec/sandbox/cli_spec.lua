@@ -25,10 +25,11 @@ describe("truv-sandbox command line", function()
     local out, code = run("--help")
     assert.are.equal(0, code)
     for _, f in ipairs(FLAGS) do
-      assert.is_truthy(out:find("%-%-" .. f:gsub("%-", "%%-") .. "[%s=]"), "--" .. f .. " missing from --help")
+      assert.is_truthy(out:find("%-%-" .. f:gsub("%-", "%%-") .. "[%s=]"), "--" .. f
+        .. " missing from --help")
     end
-    assert.matches("active=70,expired=10,credentials=5,mfa=5,provider_down=4,no_data=3,locked=2,unsupported=1",
-                   out, 1, true)
+    assert.is_truthy(out:find("active=70,expired=10,credentials=5,mfa=5,provider_down=4,no_data=3," ..
+                              "locked=2,unsupported=1", 1, true))
   end)
 
   it("--version prints the version", function()

@@ -47,9 +47,11 @@ describe("task paths by connection state", function()
   local expected = {
     active = { { "new", "login", "parse", "full_parse", "done" }, null },
     credentials = { { "new", "login", "login_error" }, "Invalid credentials: the user must re-enter them" },
-    mfa = { { "new", "login", "mfa", "mfa_error" }, "Multi-factor authentication was required and not completed" },
+    mfa = { { "new", "login", "mfa", "mfa_error" },
+      "Multi-factor authentication was required and not completed" },
     locked = { { "new", "login", "account_locked" }, "The account is locked at the provider" },
-    provider_down = { { "new", "login", "unavailable" }, "The provider is temporarily unavailable, retry later" },
+    provider_down = { { "new", "login", "unavailable" },
+      "The provider is temporarily unavailable, retry later" },
     no_data = { { "new", "login", "parse", "no_data" }, "The provider returned no data" },
     unsupported = { { "new", "not_supported" }, "The provider is not supported" },
     expired = { { "new", "login", "login_error" }, "Connection expired, the user must reconnect" },
@@ -82,7 +84,8 @@ describe("task paths by connection state", function()
     local keys = {}
     for k in pairs(t) do keys[#keys + 1] = k end
     table.sort(keys)
-    assert.are.same({ "created_at", "error_message", "id", "link_id", "product_type", "refresh_date", "status" }, keys)
+    assert.are.same({ "created_at", "error_message", "id", "link_id", "product_type", "refresh_date",
+      "status" }, keys)
   end)
 
   it("a provider outage ends after provider_down_s: later tasks succeed", function()
@@ -130,7 +133,8 @@ describe("OAuth connection expiry", function()
   local sb
 
   lazy_setup(function()
-    sb = sandbox.start{ args = { "--seed-cases", "30", "--mix", "active=3,expired=1", "--refresh-limit", "0", "--rate-limit", "0",
+    sb = sandbox.start{ args = { "--seed-cases", "30", "--mix", "active=3,expired=1", "--refresh-limit",
+      "0", "--rate-limit", "0",
                                  "--expiry-days", "180" } }
   end)
   lazy_teardown(function() if sb then sb:stop() end end)
@@ -184,7 +188,8 @@ describe("suborder and order statuses", function()
   local sb, two, one = nil, {}, {}
 
   lazy_setup(function()
-    sb = sandbox.start{ args = { "--seed-cases", "60", "--mix", "active=1", "--refresh-limit", "0", "--rate-limit", "0" } }
+    sb = sandbox.start{ args = { "--seed-cases", "60", "--mix", "active=1", "--refresh-limit", "0",
+      "--rate-limit", "0" } }
     for _, c in ipairs(sb:cases()) do
       if c.product == "income" and #c.financial_accounts == 0 then
         if #c.employers == 2 then two[#two + 1] = c elseif #c.employers == 1 then one[#one + 1] = c end

@@ -74,10 +74,12 @@ describe("POST /v1/orders/", function()
   end)
 
   it("reuses the user of a known external_user_id", function()
-    local body = { products = { "employment" }, first_name = "A", last_name = "B", external_user_id = "ext-9" }
+    local body = { products = { "employment" }, first_name = "A", last_name = "B",
+      external_user_id = "ext-9" }
     local _, a = sb:request("POST", "orders/", body)
     local _, b = sb:request("POST", "orders/", body)
-    local _, c = sb:request("POST", "orders/", { products = { "employment" }, first_name = "A", last_name = "B" })
+    local _, c = sb:request("POST", "orders/", { products = { "employment" }, first_name = "A",
+      last_name = "B" })
     assert.are.equal(a.user_id, b.user_id)
     assert.are_not.equal(a.id, b.id)
     assert.are_not.equal(a.user_id, c.user_id)
@@ -158,6 +160,7 @@ describe("POST /v1/orders/", function()
     assert.are.equal("Ensure this field has no more than 15 elements.", f.cc_emails)
     assert.are.equal("Ensure this field has no more than 2000 characters.", f.notes)
     status, body = sb:request("POST", "orders/", { products = "income", first_name = "A", last_name = "B" })
+    assert.are.equal(400, status)
     assert.are.equal('Expected a list of items but got type "str".', fields(body).products)
   end)
 
@@ -215,7 +218,8 @@ describe("GET /v1/orders/{id}/ of a seeded order", function()
     assert.matches(MONEY, emp.pay_rate)
     assert.is_true(#emp.statements >= 12 and #emp.statements <= 24)
     local s = emp.statements[1]
-    for _, k in ipairs({ "net_pay", "net_pay_ytd", "gross_pay", "gross_pay_ytd", "regular", "bonus", "hours" }) do
+    for _, k in ipairs({ "net_pay", "net_pay_ytd", "gross_pay", "gross_pay_ytd", "regular", "bonus",
+      "hours" }) do
       assert.matches(MONEY, s[k], k)
     end
     assert.matches("^%d%d%d%d%-%d%d%-%d%d$", s.pay_date)
@@ -345,8 +349,10 @@ describe("POST /v1/orders/{id}/ (refresh)", function()
     assert.are.equal(400, status)
     assert.are.equal("Only one product can be refreshed per request.", fields(body).products)
     status, body = refresh(inc.order_id, {})
+    assert.are.equal(400, status)
     assert.are.equal("This field is required.", fields(body).products)
     status, body = refresh(inc.order_id, '{"products": []}')
+    assert.are.equal(400, status)
     assert.are.equal("This list may not be empty.", fields(body).products)
     status, body = refresh(emp.order_id, { products = { "income" } })
     assert.are.equal(400, status)
@@ -355,10 +361,13 @@ describe("POST /v1/orders/{id}/ (refresh)", function()
     assert.are.equal(200, status)
     status, body = refresh(inc.order_id, { products = { "insurance" } })
     assert.are.equal(400, status)
+    assert.matches("cannot be refreshed as \"insurance\"", fields(body).products)
     status, body = refresh(inc.order_id, { products = { "pll" } })
+    assert.are.equal(400, status)
     assert.are.equal('"pll" is not a valid choice.', fields(body).products)
     status, body = refresh(assets.order_id, { products = { "transactions" } })
     assert.are.equal(400, status)
+    assert.matches('cannot be refreshed as "transactions"', fields(body).products)
     status = refresh(assets.order_id, { products = { "assets" } })
     assert.are.equal(200, status)
   end)
@@ -376,7 +385,8 @@ describe("POST /v1/orders/{id}/ (refresh)", function()
     assert.are.equal(conns[1].link_id, r.employers[1].link_id)
     local body
     status, body = refresh(c.order_id, { products = { "income" },
-      employers = { { id = string.rep("0", 32) }, { id = c.employers[1].id }, { id = c.employers[1].id }, { foo = 1 } } })
+      employers = { { id = string.rep("0", 32) }, { id = c.employers[1].id }, { id = c.employers[1].id },
+        { foo = 1 } } })
     assert.are.equal(400, status)
     local f = fields(body)
     assert.matches("Not found in order", f["employers[0]"])
@@ -415,9 +425,13 @@ describe("POST /v1/orders/{id}/ (refresh)", function()
       assert.is_string(f[k], k)
     end
     assert.is_nil(f.anything_else)
-    status, body = refresh(c.order_id, { products = { "income" }, reports = { voa = { days_requested = 731 } } })
-    assert.are.equal("Ensure this value is less than or equal to 730.", fields(body)["reports.voa.days_requested"])
-    status = refresh(c.order_id, { products = { "income" }, manager = { name = "M" }, email = "new@example.com",
+    status, body = refresh(c.order_id, { products = { "income" },
+      reports = { voa = { days_requested = 731 } } })
+    assert.are.equal(400, status)
+    assert.are.equal("Ensure this value is less than or equal to 730.",
+      fields(body)["reports.voa.days_requested"])
+    status = refresh(c.order_id, { products = { "income" }, manager = { name = "M" },
+      email = "new@example.com",
       phone = "4155550100", include_recent_paystub = true, reports = { voa = { days_requested = 380,
       as_of_date = "2024-01-31T00:00:00Z", is_voe = false, request_extended_history = true,
       account_ids = { "a" }, large_deposit_threshold = { fixed_amount = 500, sales_price = "250000.00",
@@ -488,7 +502,8 @@ describe("GET /v1/orders/{id}/events/", function()
   lazy_teardown(function() if sb then sb:stop() end end)
 
   local function events(id, page)
-    local status, body = sb:request("GET", "orders/" .. id .. "/events/" .. (page and ("?page=" .. page) or ""))
+    local status, body = sb:request("GET", "orders/" .. id .. "/events/" .. (page and ("?page="
+      .. page) or ""))
     return status, body
   end
 

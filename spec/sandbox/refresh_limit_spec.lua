@@ -41,8 +41,10 @@ describe("POST /v1/refresh/tasks/", function()
     assert.are.equal("This field is required.", fields(body).product_type)
     status, body = sb:request("POST", "refresh/tasks/", { access_token = conns[1].access_token,
                                                           product_type = "payroll" })
+    assert.are.equal(400, status)
     assert.are.equal('"payroll" is not a valid choice.', fields(body).product_type)
     status, body = sb:request("POST", "refresh/tasks/", { product_type = "income" })
+    assert.are.equal(400, status)
     assert.are.equal("This field is required.", fields(body).access_token)
     status, body = sb:request("POST", "refresh/tasks/", { access_token = "abc", product_type = "income" })
     assert.are.equal(400, status)
@@ -51,7 +53,8 @@ describe("POST /v1/refresh/tasks/", function()
                                                           product_type = "income" })
     assert.are.equal(400, status)
     assert.are.equal("Unknown access_token.", fields(body).access_token)
-    for _, p in ipairs({ "income", "employment", "deposit_switch", "pll", "insurance", "transactions", "assets" }) do
+    for _, p in ipairs({ "income", "employment", "deposit_switch", "pll", "insurance", "transactions",
+      "assets" }) do
       local _, c2 = pick(sb, function() return true end)
       sb:config{ refresh_limit = 0 }
       status = sb:request("POST", "refresh/tasks/", { access_token = c2[1].access_token, product_type = p })
@@ -152,11 +155,13 @@ describe("the refresh limit (initial + 3 per access_token per rolling 24 h)", fu
   it("order refreshes and direct tasks share one window per access_token", function()
     local c, conns = fresh_case(function(x) return #x.employers == 1 and x.product == "employment" end)
     for _ = 1, 2 do
-      assert.are.equal(200, (sb:request("POST", "orders/" .. c.order_id .. "/", { products = { "employment" } })))
+      assert.are.equal(200, (sb:request("POST", "orders/" .. c.order_id .. "/",
+        { products = { "employment" } })))
     end
     assert.are.equal(200, (task(conns[1].access_token)))
     assert.are.equal(200, (task(conns[1].access_token)))
-    assert.are.equal(429, (sb:request("POST", "orders/" .. c.order_id .. "/", { products = { "employment" } })))
+    assert.are.equal(429, (sb:request("POST", "orders/" .. c.order_id .. "/",
+      { products = { "employment" } })))
     local key = sandbox.token_key(conns[1].access_token)
     local stats = sb:stats().refresh
     assert.are.same({ created = 4, billed = 4 }, stats.by_access_token[key])
@@ -169,7 +174,8 @@ describe("the refresh limit (initial + 3 per access_token per rolling 24 h)", fu
     sb:complete_order{ order_id = o.id }
     sb:advance(20)
     for i = 1, 3 do
-      assert.are.equal(200, (sb:request("POST", "orders/" .. o.id .. "/", { products = { "income" } })), "refresh " .. i)
+      assert.are.equal(200, (sb:request("POST", "orders/" .. o.id .. "/", { products = { "income" } })),
+        "refresh " .. i)
     end
     local status, body = sb:request("POST", "orders/" .. o.id .. "/", { products = { "income" } })
     assert.are.equal(429, status)
@@ -198,7 +204,8 @@ describe("--refresh-limit-status 400 and --refresh-limit", function()
     assert.are.equal(400, cfg.refresh_limit_status)
     local token = sb:connections(sb:cases()[1].order_id)[1].access_token
     for _ = 1, 8 do
-      assert.are.equal(200, (sb:request("POST", "refresh/tasks/", { access_token = token, product_type = "income" })))
+      assert.are.equal(200, (sb:request("POST", "refresh/tasks/", { access_token = token,
+        product_type = "income" })))
     end
   end)
 end)
@@ -234,7 +241,8 @@ describe("POST /v1/users/{user_id}/tokens/", function()
     assert.are.equal(conns[1].link_id, t.link_id)
     local now = sb:connections(c.order_id)
     assert.are.equal("active", now[1].state)
-    local _, task = sb:request("POST", "refresh/tasks/", { access_token = conns[1].access_token, product_type = "income" })
+    local _, task = sb:request("POST", "refresh/tasks/", { access_token = conns[1].access_token,
+      product_type = "income" })
     sb:advance(20)
     local _, done = sb:request("GET", "refresh/tasks/" .. task.task_id .. "/")
     assert.are.equal("done", done.status)
@@ -255,17 +263,20 @@ describe("POST /v1/users/{user_id}/tokens/", function()
       product_type = "income", access_token = theirs })
     assert.are.equal(400, status)
     assert.are.equal("Unknown access_token for this user.", fields(body).access_token)
-    status, body = sb:request("POST", "users/" .. c.user_id .. "/tokens/", { product_type = "car", account = 1 })
+    status, body = sb:request("POST", "users/" .. c.user_id .. "/tokens/", { product_type = "car",
+      account = 1 })
     assert.are.equal(400, status)
     local f = fields(body)
     assert.is_string(f.product_type)
     assert.is_string(f.account)
     status, body = sb:request("POST", "users/" .. c.user_id .. "/tokens/")
+    assert.are.equal(400, status)
     assert.are.equal("This field is required.", fields(body).product_type)
   end)
 
   it("404s an unknown user", function()
-    local status, body = sb:request("POST", "users/" .. string.rep("0", 32) .. "/tokens/", { product_type = "income" })
+    local status, body = sb:request("POST", "users/" .. string.rep("0", 32) .. "/tokens/",
+      { product_type = "income" })
     assert.are.equal(404, status)
     assert.are.same({ detail = "Not Found." }, body)
   end)

@@ -46,7 +46,8 @@ describe("webhooks", function()
   end)
 
   it("signs each event with v1=HMAC-SHA256(secret, raw body) and Truv's headers", function()
-    local _, o = sb:request("POST", "orders/", { products = { "employment" }, first_name = "A", last_name = "B",
+    local _, o = sb:request("POST", "orders/", { products = { "employment" }, first_name = "A",
+      last_name = "B",
                                                   order_number = "W-1" })
     assert.is_true(pump_until(1))
     local req = rx.requests[1]
@@ -55,7 +56,8 @@ describe("webhooks", function()
     assert.are.equal("application/json", req.headers["content-type"])
     assert.are.equal("Truv-Webhook-Service/2.0", req.headers["user-agent"])
     assert.are.equal("v1=" .. sandbox.hmac_sha256_hex(sb.secret, req.body), req.headers["x-webhook-sign"])
-    assert.are_not.equal("v1=" .. sandbox.hmac_sha256_hex("sandbox-other", req.body), req.headers["x-webhook-sign"])
+    assert.are_not.equal("v1=" .. sandbox.hmac_sha256_hex("sandbox-other", req.body),
+      req.headers["x-webhook-sign"])
     local e = req.json
     assert.matches(HEX32, e.webhook_id)
     assert.are.equal("order-created", e.event_type)

@@ -308,8 +308,8 @@ function M.start(opts)
   local d = quote(self.dir)
   -- the subshell records the sandbox's own pid ($! of a simple command is the
   -- exec'd program) and, when it ends, its exit status
-  local cmd = string.format("( exec %s >%s/stdout 2>%s/stderr & echo $! >%s/pid; wait $!; echo $? >%s/rc ) " ..
-                            "</dev/null >/dev/null 2>&1 &",
+  local cmd = string.format("( exec %s >%s/stdout 2>%s/stderr & echo $! >%s/pid; wait $!; " ..
+                            "echo $? >%s/rc ) </dev/null >/dev/null 2>&1 &",
                             table.concat(argv, " "), d, d, d, d)
   assert(os.execute(cmd), "cannot run the shell")
   self.pid = tonumber(M.wait_until(function()
@@ -359,7 +359,7 @@ function M.stop_all()
   for sb in pairs(running) do sb:stop() end
 end
 
-function Sandbox:url(path)
+function Sandbox.url(_, path)
   if path:sub(1, 1) == "/" then return path end
   return "/v1/" .. path
 end
