@@ -156,6 +156,7 @@ function _M.new(opts)
     _throttle_streak = 0,
     quota = opts.quota,
     base_url = base_url,
+    _options = opts,          -- to derive a client with another transport (batches)
   }, Client)
   return self
 end

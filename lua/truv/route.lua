@@ -215,17 +215,16 @@ end
 --- Calls the handler of `decision.route` with (decision, case, outcome).
 -- Returns decision, handler_result, or nil, err when the handler raised:
 -- err.kind == "handler", err.case, err.message with the traceback.
-function Router:act(decision, case, outcome)
-  local h = self.handlers[decision.route]
-  if not h then return decision end
-  local ok, res = xpcall(h, traceback, decision, case, outcome)
+function Router:act(d, case, outcome)
+  local h = self.handlers[d.route]
+  if not h then return d end
+  local ok, res = xpcall(h, traceback, d, case, outcome)
   if not ok then
     local case_id = type(case) == "table" and (case.case_id or case.id) or case
     return nil, errors.new("handler", "handler_error", format("the %s handler failed for case %s: %s",
-      decision.route, tostring(case_id), tostring(res)), { case = case_id, route = decision.route,
-                                                           decision = decision })
+      d.route, tostring(case_id), tostring(res)), { case = case_id, route = d.route, decision = d })
   end
-  return decision, res
+  return d, res
 end
 
 --- Routes `outcome`, then acts on the decision (see Router:act).

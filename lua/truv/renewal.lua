@@ -1,0 +1,382 @@
+--- Bulk renewals: re-verify every case due for recertification in one run,
+-- durably, concurrently, resumably.
+--
+--   local summary, err = require("truv.renewal").run{
+--     cases = "cases.csv",            -- a CSV or JSON file, or a list of case tables
+--     client = { client_id =, secret =, base_url =, ... },  -- options for truv.new
+--     journal = "renewal.journal",    -- SQLite file: the run's durable record
+--     router = truv.router{ done = prefill, ... },           -- handlers per route
+--     concurrency = 32,               -- requests in flight (one connection pool)
+--     rate_per_minute = 300,          -- Truv's limit; the sandbox can allow more
+--     poll = { interval_s = 2, max_interval_s = 30, timeout_s = 1200 },
+--     reverify = { mode = "order" },  -- or "bridge"
+--     quota = store,                  -- default: a SQLite store beside the journal
+--     on_event = function(event) end, -- progress: one call per case event
+--   }
+--
+-- For each case: plan (read the original order; expired connections go
+-- straight to reverify without spending a refresh), reserve quota, refresh
+-- (write-ahead in the journal first), wait for the result by polling, route,
+-- and act through the router's handlers: done hands the fresh order to the
+-- `done` handler (pre-fill), reverify creates the new verification link,
+-- retry and defer are scheduled for their time (a later run with the same
+-- journal picks them up once due), no_data and fix are reported.
+--
+-- The journal makes the run resumable: a run killed at any instant and
+-- started again with the same journal skips routed cases, reconciles
+-- refreshes that were in flight (adopting the one Truv created, or sending
+-- again only when provably none was), and sends nothing twice.
+local core = require "truv.core"
+local truv_client = require "truv.client"
+local errors = require "truv.errors"
+local route_mod = require "truv.route"
+local refresh = require "truv.refresh"
+local cases_mod = require "truv.cases"
+local scheduler = require "truv.scheduler"
+
+local type, ipairs, pairs, tostring, error = type, ipairs, pairs, tostring, error
+local setmetatable, getmetatable, pcall = setmetatable, getmetatable, pcall
+local concat = table.concat
+
+local _M = {}
+
+_M.DEFAULTS = {
+  concurrency = 32,
+  rate_per_minute = 300,
+  active_per_request = 8,      -- cases in progress per request slot (most are waiting)
+  skew_s = 300,
+}
+
+-- Journal states (truv/journal.h): new, planned, sending, sent, waiting,
+-- routed, scheduled (retry/defer with a time), failed (a bad input row).
+local FINAL = { routed = true, failed = true }
+
+local function now_of(ctx) return ctx.clock() end
+
+local function emit(ctx, event)
+  if ctx.on_event then ctx.on_event(event) end
+end
+
+local function put(ctx, case_id, fields)
+  fields.updated_at = now_of(ctx)
+  local ok, err = ctx.journal:put(case_id, fields)
+  if not ok and err then error("journal: " .. tostring(err), 0) end
+end
+
+local function case_input(case)
+  return core.encode{
+    case_id = case.case_id, order_id = case.order_id, product = case.product,
+    employers = setmetatable(case.employers or {}, { __jsontype = "array" }),
+    financial_accounts = setmetatable(case.financial_accounts or {}, { __jsontype = "array" }),
+    first_name = case.first_name, last_name = case.last_name, email = case.email,
+    phone = case.phone, order_number = case.order_number,
+  }
+end
+
+local function decode_input(rec)
+  local c = core.decode(rec.input, "table")
+  c.line = rec.line
+  return c
+end
+
+local function refresh_params(case)
+  local p = { products = { case.product } }
+  if #case.employers > 0 then
+    p.employers = {}
+    for i, id in ipairs(case.employers) do p.employers[i] = { id = id } end
+  end
+  if #case.financial_accounts > 0 then
+    p.financial_accounts = {}
+    for i, id in ipairs(case.financial_accounts) do p.financial_accounts[i] = { id = id } end
+  end
+  return p
+end
+
+-- Records the final route of a case and calls its handler.
+local function finish(ctx, case, decision, outcome, extra)
+  local fields = {
+    state = (decision.route == "retry" or decision.route == "defer") and "scheduled" or "routed",
+    route = decision.route, reason = decision.reason,
+    retry_at = decision.retry_at, not_before = decision.not_before,
+  }
+  for k, v in pairs(extra or {}) do fields[k] = v end
+  local ok, res = ctx.router:act(decision, case, outcome)
+  if not ok then
+    fields.handler_error = res.message
+    emit(ctx, { event = "handler_error", case_id = case.case_id, route = decision.route,
+                message = res.message })
+  end
+  put(ctx, case.case_id, fields)
+  emit(ctx, { event = "routed", case_id = case.case_id, route = decision.route,
+              reason = decision.reason, retry_at = decision.retry_at,
+              not_before = decision.not_before, share_url = fields.share_url,
+              refresh_order_id = fields.refresh_order_id })
+  return decision
+end
+
+-- The connections that need the user again, for the re-verification link.
+local function failing_connections(result)
+  local ids = {}
+  for _, c in ipairs(result and result.connections or {}) do
+    if c.decision.route == "reverify" then ids[#ids + 1] = c.id end
+  end
+  return #ids > 0 and ids or nil
+end
+
+local function reverify(ctx, case, original, decision, outcome, extra, conn_ids)
+  extra = extra or {}
+  local link, err = ctx.client:reverify(original, { mode = ctx.reverify.mode,
+                                                    connections = conn_ids,
+                                                    order = ctx.reverify.order })
+  if link then
+    extra.share_url = link.share_url
+    extra.reverify_order_id = link.order_id
+    if link.tokens then extra.bridge_tokens = #link.tokens end
+  else
+    -- the link could not be made: the case still needs the user, and a person
+    extra.error = tostring(err)
+    decision = route_mod.route(err, now_of(ctx))
+    if decision.route ~= "retry" then decision = { route = "fix", reason = "reverify_failed",
+                                                   final = true } end
+  end
+  outcome = outcome or {}
+  outcome.link = link
+  return finish(ctx, case, decision, outcome, extra)
+end
+
+local function route_error(ctx, case, original, err, extra)
+  local d = ctx.router:route(err, now_of(ctx))
+  extra = extra or {}
+  extra.error = tostring(err)
+  if d.route == "reverify" and original then
+    local ids
+    if err.expired then
+      ids = {}
+      for _, e in ipairs(err.expired) do ids[#ids + 1] = e.id end
+    end
+    return reverify(ctx, case, original, d, { error = err }, extra, ids)
+  end
+  return finish(ctx, case, d, { error = err }, extra)
+end
+
+-- Waits for a sent refresh and routes what it produced.
+local function await(ctx, case, original, refresh_order)
+  put(ctx, case.case_id, { state = "waiting" })
+  local result, err = ctx.client:wait_for_refresh(refresh_order, ctx.poll_opts)
+  if not result then return route_error(ctx, case, original, err) end
+  local extra = { refresh_order_id = result.order.id }
+  if not result.finished then
+    local d = { route = "retry", reason = "refresh_unfinished", final = true,
+                retry_at = now_of(ctx) + (ctx.poll_opts.timeout_s or 1200) }
+    return finish(ctx, case, d, result, extra)
+  end
+  local d = result.decision
+  if d.route == "reverify" then
+    original = original or ctx.client:get_order(case.order_id)
+    if original then
+      return reverify(ctx, case, original, d, result, extra, failing_connections(result))
+    end
+  end
+  if d.route == "done" then extra.result = core.encode(result.order) end
+  return finish(ctx, case, d, result, extra)
+end
+
+-- A refresh that a killed run left in flight: adopt it or prove it absent.
+local function reconcile(ctx, case, rec)
+  local found, err = refresh.find_created(ctx.client, case.order_id,
+                                          rec.baseline_refresh_order, rec.sent_at or 0,
+                                          ctx.skew_s)
+  if found then
+    put(ctx, case.case_id, { state = "sent", refresh_order_id = found.id })
+    emit(ctx, { event = "adopted", case_id = case.case_id, refresh_order_id = found.id })
+    return found
+  end
+  if found == nil then return nil, err end
+  -- provably never created: the reservation it held goes back
+  if rec.quota_ticket and rec.quota_keys and ctx.quota then
+    local keys = {}
+    for k in tostring(rec.quota_keys):gmatch("[^,]+") do keys[#keys + 1] = k end
+    ctx.quota:release(keys, rec.quota_ticket)
+  end
+  put(ctx, case.case_id, { state = "planned" })
+  return false
+end
+
+local function process(ctx, case)
+  local rec = ctx.journal:get(case.case_id) or {}
+  emit(ctx, { event = "started", case_id = case.case_id })
+
+  if rec.state == "sending" then
+    local found, err = reconcile(ctx, case, rec)
+    if found == nil then
+      return finish(ctx, case, { route = "retry", reason = "unreconciled", final = true,
+                                 retry_at = now_of(ctx) + 300 }, { error = err },
+                    { error = tostring(err) })
+    end
+    if found then return await(ctx, case, nil, found) end
+  elseif rec.state == "sent" or rec.state == "waiting" then
+    return await(ctx, case, nil, rec.refresh_order_id)
+  end
+
+  local original, err = ctx.client:get_order(case.order_id)
+  if not original then return route_error(ctx, case, nil, err) end
+  put(ctx, case.case_id, { state = "planned" })
+
+  local doc, meta = ctx.client:refresh_order(case.order_id, refresh_params(case), {
+    order = original,
+    before_send = function(info)
+      put(ctx, case.case_id, {
+        state = "sending", sent_at = info.sent_at, baseline_refresh_order = info.baseline,
+        quota_ticket = info.quota_ticket,
+        quota_keys = info.quota_keys and concat(info.quota_keys, ",") or nil,
+        attempts = (rec.attempts or 0) + info.sends,
+      })
+      ctx.sched:barrier()        -- durable before the POST leaves
+      emit(ctx, { event = "sending", case_id = case.case_id })
+    end,
+  })
+  if not doc then return route_error(ctx, case, original, meta) end
+  put(ctx, case.case_id, { state = "sent", refresh_order_id = doc.id })
+  emit(ctx, { event = "sent", case_id = case.case_id, refresh_order_id = doc.id,
+              reconciled = meta.reconciled })
+  return await(ctx, case, original, doc)
+end
+
+-- Adds the input's cases to the journal (existing ones are left alone) and
+-- records bad rows as failed.
+local function load(ctx, input)
+  local list, problems
+  if type(input) == "string" then
+    list, problems = cases_mod.read(input)
+  else
+    list, problems = cases_mod.from_json(core.encode(input))
+  end
+  if not list then return nil, problems end
+  local j = ctx.journal
+  j:begin()
+  for _, c in ipairs(list) do
+    if not j:get(c.case_id) then
+      put(ctx, c.case_id, { state = "new", input = case_input(c), line = c.line,
+                            order_id = c.order_id })
+    end
+  end
+  for _, p in ipairs(problems) do
+    local id = p.case_id and ("line-" .. p.line .. ":" .. p.case_id) or ("line-" .. p.line)
+    if not j:get(id) then
+      put(ctx, id, { state = "failed", line = p.line, error = p.message })
+    end
+    emit(ctx, { event = "bad_row", line = p.line, case_id = p.case_id, message = p.message })
+  end
+  j:commit()
+  return #list, problems
+end
+
+-- The cases this run works on: not final, and scheduled ones only once due.
+local function runnable(ctx)
+  local list = {}
+  local now = now_of(ctx)
+  for rec in ctx.journal:each{} do
+    if not FINAL[rec.state] then
+      local due = rec.state ~= "scheduled" or (rec.retry_at or rec.not_before or 0) <= now
+      if due then list[#list + 1] = rec end
+    end
+  end
+  return list
+end
+
+local function make_client(opts, sched, quota)
+  local spec = opts.client
+  if type(spec) ~= "table" then error("renewal.run: 'client' (options for truv.new) is required", 3) end
+  if getmetatable(spec) == truv_client.Client then spec = spec._options end
+  local o = {}
+  for k, v in pairs(spec) do o[k] = v end
+  o.transport = sched:transport()
+  o.sleep = sched.sleep
+  o.quota = quota
+  return truv_client.new(o)
+end
+
+--- Runs the batch; returns the summary (see summary()) or nil, err.
+function _M.run(opts)
+  if type(opts) ~= "table" then error("renewal.run: a table of options expected", 2) end
+  if not opts.journal then error("renewal.run: 'journal' (a file path) is required", 2) end
+  local journal = type(opts.journal) == "string" and assert(core.journal_open(opts.journal))
+                  or opts.journal
+  local quota = opts.quota
+  if quota == nil and type(opts.journal) == "string" then
+    quota = require("truv.quota").sqlite(opts.journal .. ".quota")
+  end
+  local ctx = {
+    journal = journal, quota = quota,
+    router = opts.router or route_mod.router{},
+    on_event = opts.on_event,
+    poll_opts = {},
+    reverify = opts.reverify or {},
+    skew_s = opts.skew_s or _M.DEFAULTS.skew_s,
+    clock = (opts.client and opts.client.clock) or core.now,
+  }
+  for k, v in pairs(opts.poll or {}) do ctx.poll_opts[k] = v end
+  ctx.poll_opts.router = ctx.router
+
+  if opts.cases then
+    local _, problems = load(ctx, opts.cases)
+    if problems and problems[1] and problems[1].line == 0 then
+      return nil, errors.new("invalid", "cases", problems[1].message)
+    end
+  end
+
+  local todo = runnable(ctx)
+  emit(ctx, { event = "run_started", total = #todo, counts = journal:counts() })
+  if #todo > 0 then
+    local concurrency = opts.concurrency or _M.DEFAULTS.concurrency
+    local sched, serr = scheduler.new{
+      concurrency = concurrency,
+      rate_per_minute = opts.rate_per_minute or _M.DEFAULTS.rate_per_minute,
+      http = opts.http,
+      documents = "view",
+      on_tick = function() journal:commit(); journal:begin() end,
+    }
+    if not sched then return nil, serr end
+    ctx.sched = sched
+    local client, cerr = make_client(opts, sched, quota)
+    if not client then return nil, cerr end
+    ctx.client = client
+    local max_active = concurrency * (opts.active_per_request or _M.DEFAULTS.active_per_request)
+    local next_case = 1
+    local function worker()
+      while next_case <= #todo do
+        local rec = todo[next_case]
+        next_case = next_case + 1
+        local case = decode_input(rec)
+        local ok, err = pcall(process, ctx, case)
+        if not ok then
+          put(ctx, case.case_id, { state = "scheduled", route = "retry", reason = "internal_error",
+                                   error = tostring(err), retry_at = now_of(ctx) + 60 })
+          emit(ctx, { event = "error", case_id = case.case_id, message = tostring(err) })
+        end
+      end
+    end
+    journal:begin()
+    for _ = 1, math.min(max_active, #todo) do sched:spawn(worker) end
+    sched:run()
+    journal:commit()
+    client:close()
+  end
+  local summary = _M.summary(journal)
+  emit(ctx, { event = "run_finished", summary = summary })
+  if type(opts.journal) == "string" then journal:close() end
+  if quota and opts.quota == nil then quota:close() end
+  return summary
+end
+
+--- The run's figures from a journal: { total =, routes = { [route] = n },
+-- states = { [state] = n }, failed = n }.
+function _M.summary(journal)
+  local routes = journal:route_counts()
+  local states = journal:counts()
+  local total = 0
+  for _, n in pairs(states) do total = total + n end
+  return { total = total, routes = routes, states = states, failed = states.failed or 0 }
+end
+
+return _M
