@@ -143,7 +143,8 @@ int truv_curl_error(CURL *easy, CURLcode rc, const char *errbuf, const truv_requ
     case CURLE_OPERATION_TIMEDOUT:
       code = "timeout", maybe_sent = request_left(easy);
       break;
-    case CURLE_GOT_NOTHING:
+    case CURLE_GOT_NOTHING:   /* closed with no answer */
+    case CURLE_RECV_ERROR:    /* reset while waiting for the answer */
       code = "reset";
       break;
     case CURLE_PARTIAL_FILE:
@@ -151,9 +152,6 @@ int truv_curl_error(CURL *easy, CURLcode rc, const char *errbuf, const truv_requ
       break;
     case CURLE_SEND_ERROR:
       code = "send", maybe_sent = request_left(easy);
-      break;
-    case CURLE_RECV_ERROR:
-      code = "recv";
       break;
     case CURLE_WRITE_ERROR:
       return truv_err_set(err, TRUV_EPROTOCOL, "body_too_large",

@@ -9,8 +9,7 @@
  * connection, which for a billed refresh could mean a second refresh.
  *
  * Failures to exchange are TRUV_ENETWORK with err->code one of "dns",
- * "connect", "tls", "timeout", "reset", "truncated_body", "send", "recv",
- * "network", and err->maybe_sent = 0 only when the request provably never
+ * "connect", "tls", "timeout", "reset", "truncated_body", "send", "network", and err->maybe_sent = 0 only when the request provably never
  * left (DNS, connect and TLS-handshake failures, a timeout before sending).
  *
  * Threads: a truv_http (and a truv_multi) belongs to one thread at a time. */
