@@ -35,6 +35,7 @@ struct request {
   size_t len, cap;
   bool too_large;
   enum phase phase;
+  int64_t started; /* monotonic, for the --verbose request log */
   struct reply reply;
   struct fault_plan plan;
 };
@@ -106,9 +107,19 @@ static void add_headers(struct request *rq, struct MHD_Response *resp)
   }
 }
 
+/* counts the outcome; with --verbose (and not --quiet) logs one line */
 static void count(struct request *rq, enum outcome_slot slot)
 {
+  const struct sb_options *o = &rq->sb->opt;
   stats_count(&rq->sb->stats, rq->route.ep, rq->method, slot);
+  if (!o->verbose || o->quiet)
+    return;
+  char status[16];
+  if (slot == OUT_OTHER || slot < OUT_RESET_BEFORE)
+    snprintf(status, sizeof status, "%d", rq->reply.status);
+  fprintf(stderr, "truv-sandbox: %s %s %s %.1fms\n", rq->method_name, rq->url,
+          slot == OUT_OTHER || slot < OUT_RESET_BEFORE ? status : stats_slot_name(slot),
+          (double)(time_mono_us() - rq->started) / 1000.0);
 }
 
 /* closes the connection with a TCP reset, answering nothing */
@@ -141,7 +152,7 @@ static enum MHD_Result send_reply(struct request *rq)
   add_headers(rq, resp);
   enum MHD_Result ret = MHD_queue_response(rq->conn, (unsigned)r->status, resp);
   MHD_destroy_response(resp);
-  count(rq, stats_slot_for_status(r->status));
+  count(rq, stats_slot_for_status(r->status)); /* r->status survives the hand-over */
   return ret;
 }
 
@@ -381,6 +392,7 @@ static struct request *request_new(struct sandbox *sb, struct MHD_Connection *co
   rq->url = url;
   rq->method_name = method;
   rq->method = route_method(method);
+  rq->started = time_mono_us();
   route_match(url, &rq->route);
   reply_init(&rq->reply);
   return rq;
@@ -472,7 +484,7 @@ fail:
 struct MHD_Daemon *server_start(struct sandbox *sb, int fd, char *err, size_t errlen)
 {
   unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_TURBO;
-  if (sb->opt.verbose)
+  if (sb->opt.verbose && !sb->opt.quiet)
     flags |= MHD_USE_ERROR_LOG;
   unsigned threads = sb->opt.threads > 1 ? (unsigned)sb->opt.threads : 0;
   struct MHD_Daemon *d = MHD_start_daemon(

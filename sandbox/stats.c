@@ -31,6 +31,11 @@ enum outcome_slot stats_slot_for_status(int status)
   }
 }
 
+const char *stats_slot_name(enum outcome_slot slot)
+{
+  return slot < OUT__COUNT ? SLOT_NAMES[slot] : "other";
+}
+
 void stats_count(struct stats *st, enum endpoint ep, enum method m, enum outcome_slot slot)
 {
   if (ep < EP__COUNT && m < M__COUNT && slot < OUT__COUNT)

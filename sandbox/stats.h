@@ -27,6 +27,7 @@ struct stats {
 
 void stats_init(struct stats *st);
 enum outcome_slot stats_slot_for_status(int status);
+const char *stats_slot_name(enum outcome_slot slot);
 void stats_count(struct stats *st, enum endpoint ep, enum method m, enum outcome_slot slot);
 void stats_reset(struct stats *st);
 /* writes "total":N,"by_endpoint":{...} as members of the current object */

@@ -14,7 +14,7 @@ describe("GET /_sandbox/stats", function()
     sb = sandbox.start{ args = { "--seed-cases", "10", "--mix", "active=1", "--refresh-limit", "0" } }
     cases = sb:cases()
   end)
-  lazy_teardown(function() if sb then sb:stop() end end)
+  lazy_teardown(function() if sb then sb:shutdown() end end)
 
   it("counts /v1/ requests by endpoint template and status", function()
     sb:reset_stats()
@@ -76,7 +76,7 @@ describe("connections and their states", function()
     sb = sandbox.start{ args = { "--seed-cases", "6", "--mix", "active=1" } }
     cases = sb:cases()
   end)
-  lazy_teardown(function() if sb then sb:stop() end end)
+  lazy_teardown(function() if sb then sb:shutdown() end end)
 
   it("lists an order's connections with tokens, state and window", function()
     local c = cases[1]
@@ -138,7 +138,7 @@ describe("POST /_sandbox/orders/complete", function()
   lazy_setup(function()
     sb = sandbox.start{ args = { "--seed-cases", "1", "--refresh-limit", "0" } }
   end)
-  lazy_teardown(function() if sb then sb:stop() end end)
+  lazy_teardown(function() if sb then sb:shutdown() end end)
 
   it("connects every pending suborder in the given state", function()
     local _, o = sb:request("POST", "orders/", { products = { "income" }, first_name = "A", last_name = "B",
@@ -179,7 +179,7 @@ describe("GET/POST /_sandbox/config", function()
   lazy_setup(function()
     sb = sandbox.start{ args = { "--seed-cases", "2", "--mix", "active=1" } }
   end)
-  lazy_teardown(function() if sb then sb:stop() end end)
+  lazy_teardown(function() if sb then sb:shutdown() end end)
 
   it("shows the defaults", function()
     assert.are.same({ rate_limit = 300, refresh_limit = 3, refresh_limit_status = 429, task_duration = 20,

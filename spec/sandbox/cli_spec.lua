@@ -64,7 +64,7 @@ describe("truv-sandbox command line", function()
 
   it("fails loudly with exit 1 when it cannot bind", function()
     local sb = sandbox.start{}
-    finally(function() sb:stop() end)
+    finally(function() sb:shutdown() end)
     local out, code = run("--port " .. sb.port)
     assert.are.equal(1, code)
     assert.matches("cannot bind 127%.0%.0%.1:" .. sb.port .. ": Address already in use", out)
@@ -78,14 +78,14 @@ describe("truv-sandbox command line", function()
     local _, port = probe:getsockname()
     probe:close()
     local sb = sandbox.start{ args = { "--port", tostring(port), "--threads", "1" } }
-    finally(function() sb:stop() end)
+    finally(function() sb:shutdown() end)
     assert.are.equal(tonumber(port), sb.port)
     assert.are.equal(200, (sb:request("GET", "/_sandbox/clock")))
     local v6 = socket.tcp6 and socket.bind("::1", 0)
     if not v6 then return end -- no IPv6 loopback on this machine
     v6:close()
     local sb6 = sandbox.start{ args = { "--host", "::1" } }
-    finally(function() sb6:stop() end)
+    finally(function() sb6:shutdown() end)
     assert.matches("^truv%-sandbox listening on http://%[::1%]:%d+\n$", sb6:stdout())
     local c = socket.tcp6()
     c:settimeout(2)

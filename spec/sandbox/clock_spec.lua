@@ -8,7 +8,7 @@ describe("the standing virtual clock", function()
   lazy_setup(function()
     sb = sandbox.start{ args = { "--start-time", "1700000000" } }
   end)
-  lazy_teardown(function() if sb then sb:stop() end end)
+  lazy_teardown(function() if sb then sb:shutdown() end end)
 
   it("starts at --start-time and stands still", function()
     local c = sb:admin("GET", "clock")
@@ -62,7 +62,7 @@ describe("the realtime virtual clock", function()
     sb = sandbox.start{ args = { "--realtime", "--time-scale", "100", "--start-time", "1700000000",
                                  "--seed-cases", "1", "--mix", "active=1", "--refresh-limit", "0" } }
   end)
-  lazy_teardown(function() if sb then sb:stop() end end)
+  lazy_teardown(function() if sb then sb:shutdown() end end)
 
   it("follows the wall clock, scaled", function()
     local a = sb:now()

@@ -10,7 +10,7 @@ describe("sandbox error shapes", function()
   end)
 
   lazy_teardown(function()
-    if sb then sb:stop() end
+    if sb then sb:shutdown() end
   end)
 
   local function auth_failed(status, body)
@@ -160,7 +160,7 @@ describe("sandbox rate limit", function()
   end)
 
   lazy_teardown(function()
-    if sb then sb:stop() end
+    if sb then sb:shutdown() end
   end)
 
   it("allows N requests a minute, then answers 429 throttled with Retry-After", function()
@@ -201,7 +201,7 @@ end)
 describe("sandbox default rate limit", function()
   it("is 300 requests per minute", function()
     local sb = sandbox.start{}
-    finally(function() sb:stop() end)
+    finally(function() sb:shutdown() end)
     assert.are.equal(300, sb:config().rate_limit)
     local statuses = {}
     for _ = 1, 301 do

@@ -23,7 +23,7 @@ describe("fault injection", function()
                                  "--refresh-limit", "0" } }
     cases = sb:cases()
   end)
-  lazy_teardown(function() if sb then sb:stop() end end)
+  lazy_teardown(function() if sb then sb:shutdown() end end)
   after_each(function() sb:faults{ reset = true } end)
 
   local function get_order(c, timeout)
@@ -221,7 +221,7 @@ describe("fault flags", function()
     local sb = sandbox.start{ args = { "--latency-ms", "5", "--latency-jitter-ms", "6", "--fault-5xx", "0.1",
       "--fault-reset-before", "0.2", "--fault-reset-after", "0.3", "--fault-truncate", "0.05",
       "--fault-stall", "0.06", "--stall-ms", "700", "--fault-match", "POST /v1/orders/" } }
-    finally(function() sb:stop() end)
+    finally(function() sb:shutdown() end)
     assert.are.same({ latency_ms = 5, latency_jitter_ms = 6, fault_5xx = 0.1, reset_before = 0.2,
                       reset_after = 0.3, truncate = 0.05, stall = 0.06, stall_ms = 700,
                       match = "POST /v1/orders/" }, sb:faults())

@@ -42,7 +42,7 @@ describe("task paths by connection state", function()
       if c.product ~= "assets" then cases[#cases + 1] = c end
     end
   end)
-  lazy_teardown(function() if sb then sb:stop() end end)
+  lazy_teardown(function() if sb then sb:shutdown() end end)
 
   local expected = {
     active = { { "new", "login", "parse", "full_parse", "done" }, null },
@@ -137,7 +137,7 @@ describe("OAuth connection expiry", function()
       "0", "--rate-limit", "0",
                                  "--expiry-days", "180" } }
   end)
-  lazy_teardown(function() if sb then sb:stop() end end)
+  lazy_teardown(function() if sb then sb:shutdown() end end)
 
   it("seeded expired cases are OAuth connections older than the horizon", function()
     local n = 0
@@ -196,7 +196,7 @@ describe("suborder and order statuses", function()
       end
     end
   end)
-  lazy_teardown(function() if sb then sb:stop() end end)
+  lazy_teardown(function() if sb then sb:shutdown() end end)
 
   local function refresh_and_finish(c)
     local status, r = sb:request("POST", "orders/" .. c.order_id .. "/", { products = { "income" } })

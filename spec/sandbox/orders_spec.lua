@@ -30,7 +30,7 @@ describe("POST /v1/orders/", function()
   local sb
 
   lazy_setup(function() sb = sandbox.start{} end)
-  lazy_teardown(function() if sb then sb:stop() end end)
+  lazy_teardown(function() if sb then sb:shutdown() end end)
 
   it("creates a pending order with pending suborders and no access_token", function()
     local status, o = sb:request("POST", "orders/", {
@@ -181,7 +181,7 @@ describe("GET /v1/orders/{id}/ of a seeded order", function()
     sb = sandbox.start{ args = { "--seed-cases", "40", "--mix", "active=1", "--rng-seed", "7" } }
     cases = sb:cases()
   end)
-  lazy_teardown(function() if sb then sb:stop() end end)
+  lazy_teardown(function() if sb then sb:shutdown() end end)
 
   it("has the fixture's fields, amounts as strings and ISO timestamps", function()
     local c = find_case(cases, function(x) return x.product == "income" and #x.employers >= 1 end)
@@ -283,7 +283,7 @@ describe("POST /v1/orders/{id}/ (refresh)", function()
                                  "--start-time", "1700000000" } }
     cases = sb:cases()
   end)
-  lazy_teardown(function() if sb then sb:stop() end end)
+  lazy_teardown(function() if sb then sb:shutdown() end end)
 
   it("creates a new order on the original's connections", function()
     local c = case(function(x) return x.product == "income" and #x.employers == 2 end)
@@ -499,7 +499,7 @@ describe("GET /v1/orders/{id}/events/", function()
       if #x.employers == 1 and x.product == "income" and #x.financial_accounts == 0 then c = x break end
     end
   end)
-  lazy_teardown(function() if sb then sb:stop() end end)
+  lazy_teardown(function() if sb then sb:shutdown() end end)
 
   local function events(id, page)
     local status, body = sb:request("GET", "orders/" .. id .. "/events/" .. (page and ("?page="

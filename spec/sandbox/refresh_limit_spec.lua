@@ -21,7 +21,7 @@ describe("POST /v1/refresh/tasks/", function()
   lazy_setup(function()
     sb = sandbox.start{ args = { "--seed-cases", "5", "--mix", "active=1" } }
   end)
-  lazy_teardown(function() if sb then sb:stop() end end)
+  lazy_teardown(function() if sb then sb:shutdown() end end)
 
   it("creates a task on a known access_token: {task_id}", function()
     local _, conns = pick(sb, function() return true end)
@@ -76,7 +76,7 @@ describe("the refresh limit (initial + 3 per access_token per rolling 24 h)", fu
   lazy_setup(function()
     sb = sandbox.start{ args = { "--seed-cases", "30", "--mix", "active=1", "--rate-limit", "0" } }
   end)
-  lazy_teardown(function() if sb then sb:stop() end end)
+  lazy_teardown(function() if sb then sb:shutdown() end end)
 
   local used = {}
   local function fresh_case(pred)
@@ -198,7 +198,7 @@ describe("--refresh-limit-status 400 and --refresh-limit", function()
   it("are honoured from the command line", function()
     local sb = sandbox.start{ args = { "--seed-cases", "1", "--mix", "active=1", "--refresh-limit", "0",
                                        "--refresh-limit-status", "400" } }
-    finally(function() sb:stop() end)
+    finally(function() sb:shutdown() end)
     local cfg = sb:config()
     assert.are.equal(0, cfg.refresh_limit)
     assert.are.equal(400, cfg.refresh_limit_status)
@@ -219,7 +219,7 @@ describe("POST /v1/users/{user_id}/tokens/", function()
     c, other = cases[1], cases[2]
     conns = sb:connections(c.order_id)
   end)
-  lazy_teardown(function() if sb then sb:stop() end end)
+  lazy_teardown(function() if sb then sb:shutdown() end end)
 
   it("creates a bridge token in create mode", function()
     local status, t = sb:request("POST", "users/" .. c.user_id .. "/tokens/", { product_type = "income" })

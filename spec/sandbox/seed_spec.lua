@@ -46,7 +46,7 @@ describe("seeding determinism", function()
     c = sandbox.start{ args = { "--seed-cases", "20", "--rng-seed", "43", "--start-time", "1700000000" } }
   end)
   lazy_teardown(function()
-    for _, sb in ipairs({ a, b, c }) do sb:stop() end
+    for _, sb in ipairs({ a, b, c }) do sb:shutdown() end
   end)
 
   it("gives byte-identical documents for the same seed and start time", function()
@@ -90,7 +90,7 @@ describe("the case list", function()
     sb = sandbox.start{ args = { "--seed-cases", "50", "--cases-out", dir .. "/cases.csv" } }
   end)
   lazy_teardown(function()
-    if sb then sb:stop() end
+    if sb then sb:shutdown() end
     os.execute("rm -rf '" .. dir .. "'")
   end)
 
@@ -139,7 +139,7 @@ describe("the case list", function()
 
   it("is written as JSON for a .json name, matching GET /_sandbox/cases", function()
     local other = sandbox.start{ args = { "--seed-cases", "7", "--cases-out", dir .. "/cases.json" } }
-    finally(function() other:stop() end)
+    finally(function() other:shutdown() end)
     local doc = sandbox.json.decode(read(dir .. "/cases.json"))
     assert.are.same(other:cases(), doc.cases)
   end)
@@ -158,7 +158,7 @@ describe("the mix", function()
   lazy_setup(function()
     sb = sandbox.start{ args = { "--seed-cases", "1000", "--rate-limit", "0" } }
   end)
-  lazy_teardown(function() if sb then sb:stop() end end)
+  lazy_teardown(function() if sb then sb:shutdown() end end)
 
   it("defaults to the documented weights, honoured exactly over 1000 cases", function()
     local counts, products, with_fa, income = {}, {}, 0, 0
@@ -216,7 +216,7 @@ end)
 describe("seeding at scale", function()
   it("seeds 20 000 cases in well under a few seconds", function()
     local sb = sandbox.start{ args = { "--rate-limit", "0" } }
-    finally(function() sb:stop() end)
+    finally(function() sb:shutdown() end)
     local t0 = socket.gettime()
     local status, body = sb:request("POST", "/_sandbox/seed", { cases = 20000 }, nil, 60)
     local took = socket.gettime() - t0

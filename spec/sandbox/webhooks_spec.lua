@@ -36,7 +36,7 @@ describe("webhooks", function()
     cases = sb:cases()
   end)
   lazy_teardown(function()
-    if sb then sb:stop() end
+    if sb then sb:shutdown() end
     if rx then rx:close() end
   end)
   before_each(function()

@@ -339,10 +339,10 @@ end
 function Sandbox:stdout() return read_file(self.dir .. "/stdout") or "" end
 function Sandbox:stderr() return read_file(self.dir .. "/stderr") or "" end
 
---- SIGTERM, then waits (bounded) for the exit; returns the exit code (nil if it
--- had to be killed).
+--- SIGTERM, then waits (bounded) for the exit; returns the exit code (-1 if it
+-- had to be killed) and what the sandbox wrote on stderr.
 function Sandbox:stop()
-  if self.exit_code then return self.exit_code end
+  if self.exit_code then return self.exit_code, self.final_stderr end
   kill(self.pid, "TERM")
   local rc = M.wait_until(function() return read_file(self.dir .. "/rc") end, STOP_TIMEOUT)
   if not rc then
@@ -350,9 +350,19 @@ function Sandbox:stop()
     rc = M.wait_until(function() return read_file(self.dir .. "/rc") end, 2)
   end
   self.exit_code = tonumber(rc and rc:match("%d+")) or -1
+  self.final_stderr = self:stderr()
   running[self] = nil
   os.execute("rm -rf " .. quote(self.dir))
-  return self.exit_code
+  return self.exit_code, self.final_stderr
+end
+
+--- stop(), raising an error (with the sandbox's stderr: sanitizer reports end
+-- up there) unless it exited 0 with nothing on stderr.
+function Sandbox:shutdown()
+  local code, err = self:stop()
+  if code ~= 0 or (err or "") ~= "" then
+    error(string.format("truv-sandbox exited %s\n%s", tostring(code), err or ""), 2)
+  end
 end
 
 function M.stop_all()
