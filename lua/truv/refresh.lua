@@ -47,7 +47,13 @@ function _M.model(order)
   return core.order_model(order)
 end
 
--- Which connections a refresh request selects (all when it names none).
+-- The kind of connection a product refreshes: payroll products refresh
+-- employers, bank products financial accounts.
+local KIND_OF = { income = "employers", employment = "employers", insurance = "employers",
+                  assets = "financial_accounts", transactions = "financial_accounts" }
+
+-- Which connections a refresh request selects: the ones it names, or every
+-- connected one of the product's kind.
 local function select_connections(model, params)
   local all = model.connections
   local chosen, problems = {}, {}
@@ -67,6 +73,9 @@ local function select_connections(model, params)
         if not hit then
           problems[#problems + 1] = { field = format("%s[%d]", kind, i),
                                       message = "is not a connection of this order" }
+        elseif not hit.access_token then
+          problems[#problems + 1] = { field = format("%s[%d]", kind, i), message = format(
+            "was never connected (status %s): nothing to refresh", tostring(hit.status)) }
         else
           chosen[#chosen + 1] = hit
         end
@@ -74,16 +83,14 @@ local function select_connections(model, params)
     end
   end
   if not named then
-    for _, c in ipairs(all) do chosen[#chosen + 1] = c end
-  end
-  for _, c in ipairs(chosen) do
-    if not c.access_token then
-      problems[#problems + 1] = { field = c.kind, message = format(
-        "%s has no connection to refresh (status %s)", tostring(c.id), tostring(c.status)) }
+    local kind = KIND_OF[params.products and params.products[1]] or "employers"
+    for _, c in ipairs(all) do
+      if c.kind == kind and c.access_token then chosen[#chosen + 1] = c end
     end
-  end
-  if #chosen == 0 and #problems == 0 then
-    problems[1] = { field = "employers", message = "the order has no connection to refresh" }
+    if #chosen == 0 then
+      problems[1] = { field = kind, message = "the order has no connected " .. kind ..
+                                              " to refresh for this product" }
+    end
   end
   return chosen, problems
 end
