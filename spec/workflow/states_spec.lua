@@ -1,0 +1,99 @@
+-- Every connection state the sandbox models ends on the route the table
+-- gives, through a real refresh, its task, and polling.
+local world = require "spec.support.world"
+local truv = require "truv"
+
+describe("a refresh of each connection state", function()
+  local w
+  lazy_setup(function()
+    w = world.new{ args = { "--seed-cases", "80", "--rng-seed", "5", "--rate-limit", "0",
+      "--mix", "active=1,expired=1,credentials=1,mfa=1,provider_down=1,no_data=1,locked=1,unsupported=1" } }
+  end)
+  lazy_teardown(function() if w then w:stop() end end)
+
+  local expected = {
+    active = { "done", "completed" },
+    credentials = { "reverify", "login_error" },
+    mfa = { "reverify", "mfa_error" },
+    locked = { "reverify", "account_locked" },
+    provider_down = { "retry", "unavailable" },
+    no_data = { "no_data", "no_data" },
+    unsupported = { "fix", "not_supported" },
+  }
+  for state, want in pairs(expected) do
+    it("routes " .. state .. " to " .. want[1] .. " (" .. want[2] .. ")", function()
+      local case = w:case(state, "income")
+      local fresh = assert(w.client:refresh_order(case.order_id, { products = { "income" } }))
+      local result = assert(w.client:wait_for_refresh(fresh))
+      assert.is_true(result.finished)
+      assert.equal(want[1], result.decision.route)
+      assert.equal(want[2], result.decision.reason)
+      if want[1] == "retry" then assert.is_true(result.decision.retry_at > w.now) end
+      for _, c in ipairs(result.connections) do
+        if want[1] ~= "done" and want[1] ~= "no_data" then assert.equal(want[2], c.task_status) end
+      end
+    end)
+  end
+
+  it("routes an expired connection to reverify without spending a refresh", function()
+    local case = w:case("expired", "income")
+    local before = w.sb:stats().refresh.tasks_created
+    local res, err = w.client:refresh_order(case.order_id, { products = { "income" } })
+    assert.is_nil(res)
+    assert.equal("expired", err.kind)
+    assert.equal("reverify", truv.route(err).route)
+    assert.equal(#case.employers, #err.expired)
+    assert.equal(before, w.sb:stats().refresh.tasks_created)
+  end)
+
+  it("lets Truv decide when the expiry check is off: the task fails with login_error", function()
+    local case = w:case("expired", "employment")
+    local fresh = assert(w.client:refresh_order(case.order_id, { products = { "employment" } },
+                                                { expiry_days = false }))
+    local result = assert(w.client:wait_for_refresh(fresh))
+    assert.equal("reverify", result.decision.route)
+    assert.equal("login_error", result.decision.reason)
+  end)
+
+  it("stops waiting at the deadline, with unfinished connections still waiting", function()
+    local case = w:case("active", "employment")
+    local fresh = assert(w.client:refresh_order(case.order_id, { products = { "employment" } }))
+    local result = assert(w.client:wait_for_refresh(fresh, { timeout_s = 4, interval_s = 2 }))
+    assert.is_false(result.finished)
+    assert.equal("wait", result.decision.route)
+  end)
+end)
+
+describe("re-verification", function()
+  local w
+  lazy_setup(function()
+    w = world.new{ args = { "--seed-cases", "4", "--rng-seed", "9", "--mix", "credentials=1" } }
+  end)
+  lazy_teardown(function() if w then w:stop() end end)
+
+  it("creates a new order copying the applicant and order_number, with its share_url", function()
+    local case = w.cases[1]
+    local original = assert(w.client:get_order(case.order_id))
+    local link = assert(w.client:reverify(original))
+    assert.equal("order", link.mode)
+    assert.matches("^https://cdn%.truv%.com/", link.share_url)
+    local fresh = assert(w.client:get_order(link.order_id))
+    assert.equal(original.order_number, fresh.order_number)
+    assert.equal(original.first_name, fresh.first_name)
+    assert.equal(original.last_name, fresh.last_name)
+    assert.same(truv.totable(original.products), truv.totable(fresh.products))
+    assert.equal(#original.employers, #fresh.employers)
+  end)
+
+  it("creates update-mode bridge tokens, after which a refresh succeeds", function()
+    local case = w.cases[2]
+    local original = assert(w.client:get_order(case.order_id))
+    local link = assert(w.client:reverify(original, { mode = "bridge" }))
+    assert.equal("bridge", link.mode)
+    assert.equal(#original.employers, #link.tokens)
+    assert.matches("^%x+$", link.tokens[1].bridge_token)
+    -- the sandbox treats an update-mode token as the user reconnecting
+    local fresh = assert(w.client:refresh_order(case.order_id, { products = { case.product } }))
+    assert.equal("done", assert(w.client:wait_for_refresh(fresh)).decision.route)
+  end)
+end)
