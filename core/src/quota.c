@@ -1,0 +1,183 @@
+/* Quota keys, policy, and the checked calls through the store vtable (see
+ * truv/quota.h); time and hashing helpers shared by every store. */
+#include <math.h>
+#include <string.h>
+
+#include "quota_store.h"
+#include "truv/quota.h"
+
+#define KEY_PREFIX "truv-quota-v1:"
+#define MAX_WINDOW_S (10 * 366 * 86400.0)
+
+/* ---- shared helpers ---- */
+
+int64_t truv_store_ms(double s) {
+  return (int64_t)llround(s * 1000.0);
+}
+
+int truv_store_check_time(double t, const char *what, truv_err *err) {
+  if (isfinite(t) && fabs(t) <= TRUV_STORE_MAX_TIME) return 0;
+  return truv_err_set(err, TRUV_EINVALID, "invalid_time",
+                      "%s must be a finite time in seconds since the epoch", what);
+}
+
+int truv_hasher_init(truv_hasher *h, truv_err *err) {
+  h->md = NULL;
+  if (!(h->ctx = EVP_MD_CTX_new()))
+    return truv_err_set(err, TRUV_EINTERNAL, "out_of_memory", "out of memory");
+#if OPENSSL_VERSION_NUMBER >= 0x30000000L
+  /* an explicit fetch saves the implicit one each EVP_sha256() digest does */
+  h->md = EVP_MD_fetch(NULL, "SHA256", NULL);
+#endif
+  return 0;
+}
+
+void truv_hasher_free(truv_hasher *h) {
+  EVP_MD_CTX_free(h->ctx);
+#if OPENSSL_VERSION_NUMBER >= 0x30000000L
+  EVP_MD_free(h->md);
+#endif
+  h->ctx = NULL;
+  h->md = NULL;
+}
+
+int truv_hash16(truv_hasher *h, const char *prefix, const void *data, size_t len,
+                unsigned char out[16], truv_err *err) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int mdlen = 0;
+  EVP_MD_CTX *ctx = h ? h->ctx : EVP_MD_CTX_new();
+  const EVP_MD *type = h && h->md ? h->md : EVP_sha256();
+  int ok = ctx && EVP_DigestInit_ex(ctx, type, NULL) &&
+           EVP_DigestUpdate(ctx, prefix, strlen(prefix)) &&
+           EVP_DigestUpdate(ctx, data, len) && EVP_DigestFinal_ex(ctx, md, &mdlen) &&
+           mdlen >= 16;
+  if (!h) EVP_MD_CTX_free(ctx);
+  if (!ok) return truv_err_set(err, TRUV_EINTERNAL, "digest", "SHA-256 failed");
+  memcpy(out, md, 16);
+  return 0;
+}
+
+int truv_quota_key_repeats(const truv_quota_key *keys, size_t i) {
+  size_t j;
+  for (j = 0; j < i; j++)
+    if (memcmp(keys[j].bytes, keys[i].bytes, TRUV_QUOTA_KEY_LEN) == 0) return 1;
+  return 0;
+}
+
+/* ---- keys ---- */
+
+int truv_quota_key_of_len(const char *access_token, size_t len, truv_quota_key *out) {
+  return truv_hash16(NULL, KEY_PREFIX, access_token, len, out->bytes, NULL);
+}
+
+int truv_quota_key_of(const char *access_token, truv_quota_key *out) {
+  return truv_quota_key_of_len(access_token, strlen(access_token), out);
+}
+
+void truv_quota_key_hex(const truv_quota_key *key, char out[TRUV_QUOTA_HEX_LEN + 1]) {
+  static const char digits[] = "0123456789abcdef";
+  int i;
+  for (i = 0; i < TRUV_QUOTA_KEY_LEN; i++) {
+    out[2 * i] = digits[key->bytes[i] >> 4];
+    out[2 * i + 1] = digits[key->bytes[i] & 15];
+  }
+  out[TRUV_QUOTA_HEX_LEN] = '\0';
+}
+
+static int hex_digit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+int truv_quota_key_parse(const char *hex, size_t len, truv_quota_key *out, truv_err *err) {
+  int i, hi, lo;
+  if (!hex || len != TRUV_QUOTA_HEX_LEN) goto bad;
+  for (i = 0; i < TRUV_QUOTA_KEY_LEN; i++) {
+    if ((hi = hex_digit(hex[2 * i])) < 0 || (lo = hex_digit(hex[2 * i + 1])) < 0) goto bad;
+    out->bytes[i] = (unsigned char)(hi << 4 | lo);
+  }
+  return 0;
+bad:
+  return truv_err_set(err, TRUV_EINVALID, "invalid_quota_key",
+                      "a quota key is 32 hex characters (from truv_quota_key_of)");
+}
+
+/* ---- policy ---- */
+
+truv_quota_policy truv_quota_policy_default(void) {
+  truv_quota_policy p = {TRUV_QUOTA_DEFAULT_LIMIT, TRUV_QUOTA_DEFAULT_WINDOW_S};
+  return p;
+}
+
+int truv_quota_policy_check(const truv_quota_policy *policy, truv_err *err) {
+  if (policy->limit < 1 || policy->limit > TRUV_QUOTA_MAX_LIMIT)
+    return truv_err_set(err, TRUV_EINVALID, "invalid_quota_policy",
+                        "limit must be between 1 and %d refreshes", TRUV_QUOTA_MAX_LIMIT);
+  if (!(isfinite(policy->window_s) && policy->window_s >= 0.001 &&
+        policy->window_s <= MAX_WINDOW_S))
+    return truv_err_set(err, TRUV_EINVALID, "invalid_quota_policy",
+                        "window must be between 0.001 s and 10 years");
+  return 0;
+}
+
+/* ---- checked calls ---- */
+
+static int check_keys(const truv_quota_key *keys, size_t n, truv_err *err) {
+  if (keys && n > 0) return 0;
+  return truv_err_set(err, TRUV_EINVALID, "invalid_quota_keys",
+                      "at least one connection key is needed");
+}
+
+int truv_quota_reserve(truv_quota_store *s, const truv_quota_key *keys, size_t n, double now,
+                       truv_quota_ticket *ticket, double *not_before, unsigned char *spent,
+                       truv_err *err) {
+  truv_quota_ticket t = 0;
+  double nb = 0;
+  int rc;
+  if ((rc = check_keys(keys, n, err)) || (rc = truv_store_check_time(now, "now", err)))
+    return rc;
+  if (spent) memset(spent, 0, n);
+  rc = s->ops->reserve(s, keys, n, now, &t, &nb, spent, err);
+  if (ticket) *ticket = rc ? 0 : t;
+  if (not_before) *not_before = rc == TRUV_EQUOTA ? nb : 0;
+  if (rc == TRUV_EQUOTA) {
+    truv_err_set(err, TRUV_EQUOTA, "refresh_quota",
+                 "the refresh quota (%d per connection per %g s) is spent",
+                 s->policy.limit, s->policy.window_s);
+    if (err) err->retry_at = nb;
+  }
+  return rc;
+}
+
+int truv_quota_release(truv_quota_store *s, const truv_quota_key *keys, size_t n,
+                       truv_quota_ticket ticket, truv_err *err) {
+  if (ticket == 0 || n == 0) return 0;
+  if (!keys) return check_keys(keys, n, err);
+  return s->ops->release(s, keys, n, ticket, err);
+}
+
+int truv_quota_record_limit(truv_quota_store *s, const truv_quota_key *key, double now,
+                            truv_err *err) {
+  int rc;
+  if ((rc = check_keys(key, 1, err)) || (rc = truv_store_check_time(now, "now", err)))
+    return rc;
+  return s->ops->record_limit(s, key, now, err);
+}
+
+int truv_quota_usage(truv_quota_store *s, const truv_quota_key *key, double now, int *used,
+                     double *next_free, truv_err *err) {
+  int u = 0, rc;
+  double nf = 0;
+  if ((rc = check_keys(key, 1, err)) || (rc = truv_store_check_time(now, "now", err)))
+    return rc;
+  rc = s->ops->usage(s, key, now, &u, &nf, err);
+  if (used) *used = rc ? 0 : u;
+  if (next_free) *next_free = rc ? 0 : nf;
+  return rc;
+}
+
+void truv_quota_close(truv_quota_store *s) {
+  if (s) s->ops->close(s);
+}

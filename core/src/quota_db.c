@@ -1,0 +1,149 @@
+/* The SQLite file conventions shared by the durable quota and
+ * de-duplication stores (see truv/quota.h, truv/dedupe.h).
+ *
+ * One schema for both, so that one file may hold both; PRAGMA user_version
+ * says which version wrote it. Version 1:
+ *
+ *   truv_quota_entry(key BLOB, t_ms INTEGER, ticket INTEGER)
+ *     one row per refresh counted against a connection: key is the 16-byte
+ *     connection key (a hash, never the token), t_ms the time in ms, ticket
+ *     the reservation (0: recorded from Truv's refusal). Indexed by (key,
+ *     t_ms) for reserve and by t_ms for pruning.
+ *   truv_store_counter(name, value)
+ *     'quota_ticket': the last ticket issued, shared by every process.
+ *   truv_dedupe_seen(id TEXT PRIMARY KEY, expires_ms INTEGER)
+ *   truv_dedupe_last(object TEXT PRIMARY KEY, updated_at REAL)
+ *
+ * The schema is created inside BEGIN IMMEDIATE, so processes opening a new
+ * file at the same time create it once. WAL lets readers and the one writer
+ * proceed together; synchronous=NORMAL commits without an fsync each time and
+ * still never loses a commit when a process dies (only on a power cut). */
+#include <stdio.h>
+
+#include "quota_store.h"
+
+#define SCHEMA_VERSION 1
+#define BUSY_TIMEOUT_MS 10000
+
+static const char schema_v1[] =
+  "CREATE TABLE IF NOT EXISTS truv_quota_entry ("
+  " key BLOB NOT NULL, t_ms INTEGER NOT NULL, ticket INTEGER NOT NULL);"
+  "CREATE INDEX IF NOT EXISTS truv_quota_entry_by_key ON truv_quota_entry(key, t_ms);"
+  "CREATE INDEX IF NOT EXISTS truv_quota_entry_by_time ON truv_quota_entry(t_ms);"
+  "CREATE TABLE IF NOT EXISTS truv_store_counter ("
+  " name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;"
+  "INSERT OR IGNORE INTO truv_store_counter(name, value) VALUES ('quota_ticket', 0);"
+  "CREATE TABLE IF NOT EXISTS truv_dedupe_seen ("
+  " id TEXT PRIMARY KEY, expires_ms INTEGER NOT NULL) WITHOUT ROWID;"
+  "CREATE INDEX IF NOT EXISTS truv_dedupe_seen_by_expiry ON truv_dedupe_seen(expires_ms);"
+  "CREATE TABLE IF NOT EXISTS truv_dedupe_last ("
+  " object TEXT PRIMARY KEY, updated_at REAL NOT NULL) WITHOUT ROWID;"
+  "CREATE INDEX IF NOT EXISTS truv_dedupe_last_by_time ON truv_dedupe_last(updated_at);"
+  "PRAGMA user_version = 1;";
+
+int truv_store_db_fail(sqlite3 *db, int rc, const char *what, truv_err *err) {
+  const char *msg = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+  int busy = (rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED;
+  return truv_err_set(err, TRUV_EINTERNAL, busy ? "store_busy" : "store",
+                      "SQLite store: %s: %s", what, msg);
+}
+
+int truv_store_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st, truv_err *err) {
+  int rc = sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL);
+  return rc == SQLITE_OK ? 0 : truv_store_db_fail(db, rc, "preparing a statement", err);
+}
+
+int truv_store_exec(sqlite3 *db, sqlite3_stmt *st, const char *what, truv_err *err) {
+  int rc = sqlite3_step(st);
+  sqlite3_reset(st);
+  if (rc == SQLITE_DONE || rc == SQLITE_ROW) return 0;
+  return truv_store_db_fail(db, rc, what, err);
+}
+
+int truv_store_tx_prepare(sqlite3 *db, truv_store_tx *tx, truv_err *err) {
+  int rc;
+  if ((rc = truv_store_prepare(db, "BEGIN IMMEDIATE", &tx->begin, err)) ||
+      (rc = truv_store_prepare(db, "COMMIT", &tx->commit, err)) ||
+      (rc = truv_store_prepare(db, "ROLLBACK", &tx->rollback, err)))
+    return rc;
+  return 0;
+}
+
+void truv_store_tx_finalize(truv_store_tx *tx) {
+  sqlite3_finalize(tx->begin);
+  sqlite3_finalize(tx->commit);
+  sqlite3_finalize(tx->rollback);
+  tx->begin = tx->commit = tx->rollback = NULL;
+}
+
+int truv_store_begin(sqlite3 *db, truv_store_tx *tx, truv_err *err) {
+  return truv_store_exec(db, tx->begin, "taking the write lock", err);
+}
+
+int truv_store_commit(sqlite3 *db, truv_store_tx *tx, truv_err *err) {
+  return truv_store_exec(db, tx->commit, "committing", err);
+}
+
+void truv_store_rollback(sqlite3 *db, truv_store_tx *tx) {
+  if (!sqlite3_get_autocommit(db)) truv_store_exec(db, tx->rollback, "rolling back", NULL);
+}
+
+static int user_version(sqlite3 *db, int *version) {
+  sqlite3_stmt *st = NULL;
+  int rc = sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL);
+  if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+    *version = sqlite3_column_int(st, 0);
+    rc = SQLITE_OK;
+  }
+  sqlite3_finalize(st);
+  return rc;
+}
+
+/* Creates the schema, or checks that the file's is one this code knows. */
+static int migrate(sqlite3 *db, truv_err *err) {
+  int rc, version = 0;
+  if ((rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL)))
+    return truv_store_db_fail(db, rc, "taking the write lock", err);
+  if ((rc = user_version(db, &version))) goto fail;
+  if (version > SCHEMA_VERSION) {
+    sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    return truv_err_set(err, TRUV_EINTERNAL, "store_schema",
+                        "SQLite store: the file has schema version %d, newer than this "
+                        "libtruv's %d", version, SCHEMA_VERSION);
+  }
+  if (version < SCHEMA_VERSION && (rc = sqlite3_exec(db, schema_v1, NULL, NULL, NULL)))
+    goto fail;
+  if ((rc = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL))) goto fail;
+  return 0;
+fail:
+  truv_store_db_fail(db, rc, "creating the schema", err);
+  sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+  return TRUV_EINTERNAL;
+}
+
+int truv_store_db_open(const char *path, sqlite3 **out, truv_err *err) {
+  sqlite3 *db = NULL;
+  char what[96];
+  int rc;
+  *out = NULL;
+  rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+                       SQLITE_OPEN_NOMUTEX, NULL);
+  if (rc != SQLITE_OK) {
+    snprintf(what, sizeof what, "opening %.60s", path);
+    truv_store_db_fail(db, rc, what, err);
+    goto fail;
+  }
+  sqlite3_extended_result_codes(db, 1);
+  sqlite3_busy_timeout(db, BUSY_TIMEOUT_MS);
+  rc = sqlite3_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL", NULL, NULL, NULL);
+  if (rc != SQLITE_OK) {
+    truv_store_db_fail(db, rc, "setting WAL mode", err);
+    goto fail;
+  }
+  if (migrate(db, err)) goto fail;
+  *out = db;
+  return 0;
+fail:
+  sqlite3_close(db);
+  return TRUV_EINTERNAL;
+}

@@ -1,0 +1,257 @@
+/* The durable quota store: the sliding log in a SQLite file (see
+ * truv/quota.h; the file conventions and schema are in quota_db.c).
+ *
+ * Every write (reserve, release, record_limit) runs in BEGIN IMMEDIATE: it
+ * takes the file's write lock before reading, so the counts it decides on
+ * cannot change under it, from this process or another. A refusal rolls back
+ * and writes nothing.
+ *
+ * A key is full when it has a limit-th newest entry in the window, and that
+ * entry is the one whose leaving frees it (the k-th oldest of the contract,
+ * k = count - limit + 1): one indexed query answers both. Entries that left
+ * the window are deleted every PRUNE_EVERY writes of a handle. */
+#include <stdlib.h>
+
+#include "quota_store.h"
+#include "truv/quota.h"
+
+#define PRUNE_EVERY 256
+
+typedef struct sqlstore {
+  truv_quota_store base;   /* first: the store header */
+  sqlite3 *db;
+  truv_store_tx tx;
+  sqlite3_stmt *nth_newest, *count, *insert, *remove, *bump, *ticket, *prune;
+  int64_t window_ms;
+  unsigned writes;
+} sqlstore;
+
+static const char sql_nth_newest[] =
+  "SELECT t_ms FROM truv_quota_entry WHERE key = ?1 AND t_ms > ?2 "
+  "ORDER BY t_ms DESC LIMIT 1 OFFSET ?3";
+static const char sql_count[] =
+  "SELECT count(*) FROM truv_quota_entry WHERE key = ?1 AND t_ms > ?2";
+static const char sql_insert[] =
+  "INSERT INTO truv_quota_entry(key, t_ms, ticket) VALUES (?1, ?2, ?3)";
+static const char sql_remove[] =
+  "DELETE FROM truv_quota_entry WHERE key = ?1 AND (ticket = ?2 OR t_ms < ?3)";
+static const char sql_bump[] =
+  "UPDATE truv_store_counter SET value = value + 1 WHERE name = 'quota_ticket'";
+static const char sql_ticket[] =
+  "SELECT value FROM truv_store_counter WHERE name = 'quota_ticket'";
+static const char sql_prune[] = "DELETE FROM truv_quota_entry WHERE t_ms <= ?1";
+
+static int fail(sqlstore *q, int rc, const char *what, truv_err *err) {
+  return truv_store_db_fail(q->db, rc, what, err);
+}
+
+/* Runs a one-value query (bound by the caller) and resets it: *found says
+ * whether a row came back. */
+static int one_value(sqlstore *q, sqlite3_stmt *st, int64_t *value, int *found,
+                     truv_err *err) {
+  int rc = sqlite3_step(st);
+  *found = rc == SQLITE_ROW;
+  if (*found) *value = sqlite3_column_int64(st, 0);
+  sqlite3_reset(st);
+  if (rc == SQLITE_ROW || rc == SQLITE_DONE) return 0;
+  return fail(q, rc, "reading the quota", err);
+}
+
+/* When the key has room again (its limit-th newest in-window entry leaves),
+ * or 0 if it has room now. */
+static int frees_at(sqlstore *q, const truv_quota_key *key, int64_t now_ms, int64_t *at,
+                    truv_err *err) {
+  int64_t t = 0;
+  int found, rc;
+  sqlite3_bind_blob(q->nth_newest, 1, key->bytes, TRUV_QUOTA_KEY_LEN, SQLITE_STATIC);
+  sqlite3_bind_int64(q->nth_newest, 2, now_ms - q->window_ms);
+  sqlite3_bind_int(q->nth_newest, 3, q->base.policy.limit - 1);
+  if ((rc = one_value(q, q->nth_newest, &t, &found, err))) return rc;
+  *at = found ? t + q->window_ms : 0;
+  return 0;
+}
+
+static int insert(sqlstore *q, const truv_quota_key *key, int64_t ms, int64_t ticket,
+                  truv_err *err) {
+  sqlite3_bind_blob(q->insert, 1, key->bytes, TRUV_QUOTA_KEY_LEN, SQLITE_STATIC);
+  sqlite3_bind_int64(q->insert, 2, ms);
+  sqlite3_bind_int64(q->insert, 3, ticket);
+  return truv_store_exec(q->db, q->insert, "recording a refresh", err);
+}
+
+/* Deletes the key's entries of `ticket` and those before `before_ms`. */
+static int remove_entries(sqlstore *q, const truv_quota_key *key, int64_t ticket,
+                          int64_t before_ms, truv_err *err) {
+  sqlite3_bind_blob(q->remove, 1, key->bytes, TRUV_QUOTA_KEY_LEN, SQLITE_STATIC);
+  sqlite3_bind_int64(q->remove, 2, ticket);
+  sqlite3_bind_int64(q->remove, 3, before_ms);
+  return truv_store_exec(q->db, q->remove, "removing refreshes", err);
+}
+
+static int new_ticket(sqlstore *q, int64_t *ticket, truv_err *err) {
+  int found, rc;
+  if ((rc = truv_store_exec(q->db, q->bump, "issuing a ticket", err)) ||
+      (rc = one_value(q, q->ticket, ticket, &found, err)))
+    return rc;
+  return found ? 0 : truv_err_set(err, TRUV_EINTERNAL, "store", "SQLite store: no ticket counter");
+}
+
+/* Deletes, now and then, the entries of every key that left the window. */
+static int maybe_prune(sqlstore *q, int64_t now_ms, truv_err *err) {
+  if (q->writes++ % PRUNE_EVERY != 0) return 0;
+  sqlite3_bind_int64(q->prune, 1, now_ms - q->window_ms);
+  return truv_store_exec(q->db, q->prune, "pruning", err);
+}
+
+/* Reads whether any key is full: *latest = the latest instant a full key
+ * frees, 0 if none is full. */
+static int check_room(sqlstore *q, const truv_quota_key *keys, size_t n, int64_t now_ms,
+                      unsigned char *spent, int64_t *latest, truv_err *err) {
+  size_t i;
+  int rc;
+  *latest = 0;
+  for (i = 0; i < n; i++) {
+    int64_t at;
+    if ((rc = frees_at(q, &keys[i], now_ms, &at, err))) return rc;
+    if (!at) continue;
+    if (spent) spent[i] = 1;
+    if (at > *latest) *latest = at;
+  }
+  return 0;
+}
+
+static int sql_reserve(truv_quota_store *s, const truv_quota_key *keys, size_t n, double now,
+                       truv_quota_ticket *ticket, double *not_before, unsigned char *spent,
+                       truv_err *err) {
+  sqlstore *q = (sqlstore *)s;
+  int64_t now_ms = truv_store_ms(now), latest, t = 0;
+  size_t i;
+  int rc;
+  if ((rc = truv_store_begin(q->db, &q->tx, err))) return rc;
+  if ((rc = check_room(q, keys, n, now_ms, spent, &latest, err))) goto fail;
+  if (latest) {
+    truv_store_rollback(q->db, &q->tx);
+    *not_before = (double)latest / 1000.0;
+    return TRUV_EQUOTA;
+  }
+  if ((rc = new_ticket(q, &t, err))) goto fail;
+  for (i = 0; i < n; i++)
+    if (!truv_quota_key_repeats(keys, i) && (rc = insert(q, &keys[i], now_ms, t, err))) goto fail;
+  if ((rc = maybe_prune(q, now_ms, err)) || (rc = truv_store_commit(q->db, &q->tx, err)))
+    goto fail;
+  *ticket = (truv_quota_ticket)t;
+  return 0;
+fail:
+  truv_store_rollback(q->db, &q->tx);
+  return rc;
+}
+
+static int sql_release(truv_quota_store *s, const truv_quota_key *keys, size_t n,
+                       truv_quota_ticket ticket, truv_err *err) {
+  sqlstore *q = (sqlstore *)s;
+  size_t i;
+  int rc;
+  if (ticket > INT64_MAX) return 0;   /* never issued here */
+  if ((rc = truv_store_begin(q->db, &q->tx, err))) return rc;
+  for (i = 0; i < n; i++)
+    if ((rc = remove_entries(q, &keys[i], (int64_t)ticket, INT64_MIN, err))) goto fail;
+  if ((rc = truv_store_commit(q->db, &q->tx, err))) goto fail;
+  return 0;
+fail:
+  truv_store_rollback(q->db, &q->tx);
+  return rc;
+}
+
+/* Entries of key at or after now_ms (after record_limit dropped the older). */
+static int count_from(sqlstore *q, const truv_quota_key *key, int64_t from_ms, int64_t *count,
+                      truv_err *err) {
+  int found;
+  sqlite3_bind_blob(q->count, 1, key->bytes, TRUV_QUOTA_KEY_LEN, SQLITE_STATIC);
+  sqlite3_bind_int64(q->count, 2, from_ms);
+  return one_value(q, q->count, count, &found, err);
+}
+
+static int sql_record_limit(truv_quota_store *s, const truv_quota_key *key, double now,
+                            truv_err *err) {
+  sqlstore *q = (sqlstore *)s;
+  int64_t now_ms = truv_store_ms(now), have = 0;
+  int rc;
+  if ((rc = truv_store_begin(q->db, &q->tx, err))) return rc;
+  /* ticket -1 matches nothing: only the entries before now go */
+  if ((rc = remove_entries(q, key, -1, now_ms, err)) ||
+      (rc = count_from(q, key, now_ms - 1, &have, err)))
+    goto fail;
+  for (; have < q->base.policy.limit; have++)
+    if ((rc = insert(q, key, now_ms, 0, err))) goto fail;
+  if ((rc = maybe_prune(q, now_ms, err)) || (rc = truv_store_commit(q->db, &q->tx, err)))
+    goto fail;
+  return 0;
+fail:
+  truv_store_rollback(q->db, &q->tx);
+  return rc;
+}
+
+static int sql_usage(truv_quota_store *s, const truv_quota_key *key, double now, int *used,
+                     double *next_free, truv_err *err) {
+  sqlstore *q = (sqlstore *)s;
+  int64_t now_ms = truv_store_ms(now), count = 0, at = 0;
+  int rc;
+  /* one read transaction, so that both answers come from one snapshot */
+  if ((rc = sqlite3_exec(q->db, "BEGIN", NULL, NULL, NULL)))
+    return fail(q, rc, "reading the quota", err);
+  if ((rc = count_from(q, key, now_ms - q->window_ms, &count, err)) ||
+      (rc = frees_at(q, key, now_ms, &at, err))) {
+    truv_store_rollback(q->db, &q->tx);
+    return rc;
+  }
+  truv_store_rollback(q->db, &q->tx);
+  *used = count > INT32_MAX ? INT32_MAX : (int)count;
+  *next_free = (double)at / 1000.0;
+  return 0;
+}
+
+static void sql_close(truv_quota_store *s) {
+  sqlstore *q = (sqlstore *)s;
+  sqlite3_stmt **stmts[] = {&q->nth_newest, &q->count, &q->insert, &q->remove,
+                            &q->bump, &q->ticket, &q->prune};
+  size_t i;
+  for (i = 0; i < sizeof stmts / sizeof *stmts; i++) sqlite3_finalize(*stmts[i]);
+  truv_store_tx_finalize(&q->tx);
+  sqlite3_close(q->db);
+  free(q);
+}
+
+static const truv_quota_ops sqlite_ops = {
+  sql_reserve, sql_release, sql_record_limit, sql_usage, sql_close,
+};
+
+truv_quota_store *truv_quota_sqlite(const char *path, const truv_quota_policy *policy,
+                                    truv_err *err) {
+  truv_quota_policy p = policy ? *policy : truv_quota_policy_default();
+  sqlstore *q;
+  if (truv_quota_policy_check(&p, err)) return NULL;
+  if (!path) {
+    truv_err_set(err, TRUV_EINVALID, "invalid_path", "a SQLite file path is needed");
+    return NULL;
+  }
+  if (!(q = calloc(1, sizeof *q))) {
+    truv_err_set(err, TRUV_EINTERNAL, "out_of_memory", "quota store: out of memory");
+    return NULL;
+  }
+  q->base.ops = &sqlite_ops;
+  q->base.policy = p;
+  q->window_ms = truv_store_ms(p.window_s);
+  if (truv_store_db_open(path, &q->db, err) || truv_store_tx_prepare(q->db, &q->tx, err) ||
+      truv_store_prepare(q->db, sql_nth_newest, &q->nth_newest, err) ||
+      truv_store_prepare(q->db, sql_count, &q->count, err) ||
+      truv_store_prepare(q->db, sql_insert, &q->insert, err) ||
+      truv_store_prepare(q->db, sql_remove, &q->remove, err) ||
+      truv_store_prepare(q->db, sql_bump, &q->bump, err) ||
+      truv_store_prepare(q->db, sql_ticket, &q->ticket, err) ||
+      truv_store_prepare(q->db, sql_prune, &q->prune, err))
+    goto fail;
+  return &q->base;
+fail:
+  sql_close(&q->base);
+  return NULL;
+}
