@@ -271,6 +271,12 @@ static void dispatch_v1(struct handler_ctx *x)
   }
 }
 
+/* a body counts only on methods that carry one (a GET's body is ignored) */
+static bool has_body(const struct request *rq)
+{
+  return rq->len > 0 && (rq->method == M_POST || rq->method == M_PUT || rq->method == M_PATCH);
+}
+
 /* the checks Truv (DRF) makes before a view runs; true when they pass */
 static bool v1_gate(struct request *rq)
 {
@@ -287,7 +293,7 @@ static bool v1_gate(struct request *rq)
       reply_throttled(r, wait);
     else if (!route_allows(rq->route.ep, rq->method))
       reply_method_not_allowed(r, rq->method_name, route_allow_header(rq->route.ep));
-    else if (rq->len > 0 && !is_json_type(header(rq, MHD_HTTP_HEADER_CONTENT_TYPE)))
+    else if (has_body(rq) && !is_json_type(header(rq, MHD_HTTP_HEADER_CONTENT_TYPE)))
       reply_unsupported_media(r, header(rq, MHD_HTTP_HEADER_CONTENT_TYPE));
     else
       return true;
@@ -316,7 +322,7 @@ static void handle(struct request *rq)
   }
   if (!(v1 ? v1_gate(rq) : admin_gate(rq)))
     return;
-  if (rq->len > 0 && (parse_body(rq, &json), !json))
+  if (has_body(rq) && (parse_body(rq, &json), !json))
     return;
   const char *host = header(rq, MHD_HTTP_HEADER_HOST);
   char fallback[64];

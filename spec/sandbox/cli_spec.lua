@@ -62,6 +62,18 @@ describe("truv-sandbox command line", function()
     assert.are.equal(0, sb:stop())
   end)
 
+  it("--verbose logs one line per request on stderr; --quiet silences it", function()
+    local sb = sandbox.start{ args = { "--verbose" } }
+    sb:request("GET", "orders/" .. string.rep("a", 32) .. "/")
+    sb:now()
+    local _, err = sb:stop()
+    assert.matches("truv%-sandbox: GET /v1/orders/" .. string.rep("a", 32) .. "/ 404 [%d.]+ms\n", err)
+    assert.matches("truv%-sandbox: GET /_sandbox/clock 200 [%d.]+ms\n", err)
+    sb = sandbox.start{ args = { "--verbose", "--quiet" } }
+    sb:request("GET", "orders/x/")
+    sb:shutdown()
+  end)
+
   it("fails loudly with exit 1 when it cannot bind", function()
     local sb = sandbox.start{}
     finally(function() sb:shutdown() end)
