@@ -126,7 +126,7 @@ describe("truv-sandbox command line", function()
     os.execute("kill -INT " .. sb.pid)
     local rc = sandbox.wait_until(function()
       local f = io.open(sb.dir .. "/rc")
-      if f then local s = f:read("a"); f:close(); return s end
+      if f then local s = f:read("a"); f:close(); return s:match("^%d+\n") end
     end, 5)
     assert.are.equal("0", rc and rc:match("%d+"))
     sb:stop()
@@ -139,7 +139,7 @@ describe("truv-sandbox command line", function()
     local sb = sandbox.start{ args = { "--parent-pid", pid }, watch_parent = false }
     local rc = sandbox.wait_until(function()
       local f = io.open(sb.dir .. "/rc")
-      if f then local s = f:read("a"); f:close(); return s end
+      if f then local s = f:read("a"); f:close(); return s:match("^%d+\n") end
     end, 5)
     assert.are.equal("0", rc and rc:match("%d+"))
     sb:stop()

@@ -343,13 +343,18 @@ function Sandbox:stderr() return read_file(self.dir .. "/stderr") or "" end
 -- had to be killed) and what the sandbox wrote on stderr.
 function Sandbox:stop()
   if self.exit_code then return self.exit_code, self.final_stderr end
+  -- the shell creates the rc file before it writes the status into it
+  local function exit_status()
+    local rc = read_file(self.dir .. "/rc")
+    return rc and rc:match("^(%d+)\n")
+  end
   kill(self.pid, "TERM")
-  local rc = M.wait_until(function() return read_file(self.dir .. "/rc") end, STOP_TIMEOUT)
+  local rc = M.wait_until(exit_status, STOP_TIMEOUT)
   if not rc then
     kill(self.pid, "KILL")
-    rc = M.wait_until(function() return read_file(self.dir .. "/rc") end, 2)
+    rc = M.wait_until(exit_status, 2)
   end
-  self.exit_code = tonumber(rc and rc:match("%d+")) or -1
+  self.exit_code = tonumber(rc) or -1
   self.final_stderr = self:stderr()
   running[self] = nil
   os.execute("rm -rf " .. quote(self.dir))
