@@ -395,14 +395,34 @@ static void company_obj(struct jw *w, const struct company *co)
   jw_obj_end(w);
 }
 
+/* statements, summaries, deposit accounts, W-2s; empty lists without `full` */
+static void pay_data(struct jw *w, const struct payroll *p, int64_t as_of_day, bool full)
+{
+  static const char *const EMPTY[] = {"statements", "annual_income_summary", "bank_accounts",
+                                      "w2s"};
+  struct ytd years[MAX_YEARS];
+  if (!full) {
+    for (unsigned i = 0; i < 4; i++) {
+      jw_key(w, EMPTY[i]);
+      jw_arr(w);
+      jw_arr_end(w);
+    }
+    return;
+  }
+  int64_t k_last = pay_index_at(p, as_of_day);
+  int64_t k_first = k_last - rng_mix_range(p->seed, 6, 12, 24) + 1;
+  unsigned n_years = statements(w, p, k_first < 0 ? 0 : k_first, k_last, years);
+  annual_summary(w, p, years, n_years);
+  bank_accounts(w, p);
+  w2s(w, p, as_of_day);
+}
+
 /* one employment as the provider shows it at as_of; `full` adds pay data
  * (income product), otherwise only employment facts (employment product) */
 static void employment(struct jw *w, const struct sb_conn *c, const struct sb_order *o,
                        sb_time as_of, bool full)
 {
   struct payroll p;
-  struct ytd years[MAX_YEARS];
-  unsigned n_years = 0;
   payroll_init(&p, c);
   const struct company *co = names_company(rng_mix(p.seed, 1));
   int64_t as_of_day = time_day_of(as_of);
@@ -411,21 +431,7 @@ static void employment(struct jw *w, const struct sb_conn *c, const struct sb_or
   jw_kstr(w, "income_unit", "YEARLY");
   jw_kmoney(w, "pay_rate", p.income / p.periods);
   jw_kstr(w, "pay_frequency", p.freq == FREQ_BW ? "BW" : p.freq == FREQ_W ? "W" : "SM");
-  if (full) {
-    int64_t k_last = pay_index_at(&p, as_of_day);
-    int64_t k_first = k_last - rng_mix_range(p.seed, 6, 12, 24) + 1;
-    n_years = statements(w, &p, k_first < 0 ? 0 : k_first, k_last, years);
-    annual_summary(w, &p, years, n_years);
-    bank_accounts(w, &p);
-    w2s(w, &p, as_of_day);
-  } else {
-    const char *empty[] = {"statements", "annual_income_summary", "bank_accounts", "w2s"};
-    for (unsigned i = 0; i < 4; i++) {
-      jw_key(w, empty[i]);
-      jw_arr(w);
-      jw_arr_end(w);
-    }
-  }
+  pay_data(w, &p, as_of_day, full);
   uint8_t id[16];
   rng_mix_id(p.seed, 7, id);
   jw_khex(w, "id", id, 16);
