@@ -16,6 +16,7 @@ static int check_id(const char *id, size_t len, const char *what, truv_err *err)
 int truv_dedupe_seen(truv_dedupe_store *s, const char *id, size_t len, double now,
                      double ttl_s, int *first, truv_err *err) {
   int f = 0, rc;
+  truv_err_clear(err);
   if ((rc = check_id(id, len, "webhook id", err)) || (rc = truv_store_check_time(now, "now", err)))
     return rc;
   if (!(isfinite(ttl_s) && ttl_s >= 0 && ttl_s <= TRUV_STORE_MAX_TIME))
@@ -28,6 +29,7 @@ int truv_dedupe_seen(truv_dedupe_store *s, const char *id, size_t len, double no
 int truv_dedupe_last_update(truv_dedupe_store *s, const char *object_key, size_t len,
                             double updated_at, int *is_newer, truv_err *err) {
   int newer = 0, rc;
+  truv_err_clear(err);
   if ((rc = check_id(object_key, len, "object key", err)) ||
       (rc = truv_store_check_time(updated_at, "updated_at", err)))
     return rc;
@@ -38,6 +40,7 @@ int truv_dedupe_last_update(truv_dedupe_store *s, const char *object_key, size_t
 
 int truv_dedupe_forget(truv_dedupe_store *s, const char *id, size_t len, truv_err *err) {
   int rc;
+  truv_err_clear(err);
   if ((rc = check_id(id, len, "webhook id", err))) return rc;
   return s->ops->forget(s, id, len, err);
 }

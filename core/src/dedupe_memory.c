@@ -204,6 +204,7 @@ static const truv_dedupe_ops memory_ops = {mem_seen, mem_last_update, mem_forget
 truv_dedupe_store *truv_dedupe_memory(size_t expected, truv_err *err) {
   size_t size = MIN_SIZE;
   dedupe_mem *m = calloc(1, sizeof *m);
+  truv_err_clear(err);
   while (size < MAX_SIZE && size / 10 * 7 < expected) size *= 2;
   if (!m) goto oom;
   m->base.ops = &memory_ops;

@@ -94,6 +94,7 @@ static const truv_dedupe_ops sqlite_ops = {sql_seen, sql_last_update, sql_forget
 
 truv_dedupe_store *truv_dedupe_sqlite(const char *path, truv_err *err) {
   sqldedupe *d;
+  truv_err_clear(err);
   if (!path) {
     truv_err_set(err, TRUV_EINVALID, "invalid_path", "a SQLite file path is needed");
     return NULL;

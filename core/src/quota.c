@@ -93,6 +93,7 @@ static int hex_digit(char c) {
 
 int truv_quota_key_parse(const char *hex, size_t len, truv_quota_key *out, truv_err *err) {
   int i, hi, lo;
+  truv_err_clear(err);
   if (!hex || len != TRUV_QUOTA_HEX_LEN) goto bad;
   for (i = 0; i < TRUV_QUOTA_KEY_LEN; i++) {
     if ((hi = hex_digit(hex[2 * i])) < 0 || (lo = hex_digit(hex[2 * i + 1])) < 0) goto bad;
@@ -112,6 +113,7 @@ truv_quota_policy truv_quota_policy_default(void) {
 }
 
 int truv_quota_policy_check(const truv_quota_policy *policy, truv_err *err) {
+  truv_err_clear(err);
   if (policy->limit < 1 || policy->limit > TRUV_QUOTA_MAX_LIMIT)
     return truv_err_set(err, TRUV_EINVALID, "invalid_quota_policy",
                         "limit must be between 1 and %d refreshes", TRUV_QUOTA_MAX_LIMIT);
@@ -136,6 +138,7 @@ int truv_quota_reserve(truv_quota_store *s, const truv_quota_key *keys, size_t n
   truv_quota_ticket t = 0;
   double nb = 0;
   int rc;
+  truv_err_clear(err);
   if ((rc = check_keys(keys, n, err)) || (rc = truv_store_check_time(now, "now", err)))
     return rc;
   if (spent) memset(spent, 0, n);
@@ -153,6 +156,7 @@ int truv_quota_reserve(truv_quota_store *s, const truv_quota_key *keys, size_t n
 
 int truv_quota_release(truv_quota_store *s, const truv_quota_key *keys, size_t n,
                        truv_quota_ticket ticket, truv_err *err) {
+  truv_err_clear(err);
   if (ticket == 0 || n == 0) return 0;
   if (!keys) return check_keys(keys, n, err);
   return s->ops->release(s, keys, n, ticket, err);
@@ -161,6 +165,7 @@ int truv_quota_release(truv_quota_store *s, const truv_quota_key *keys, size_t n
 int truv_quota_record_limit(truv_quota_store *s, const truv_quota_key *key, double now,
                             truv_err *err) {
   int rc;
+  truv_err_clear(err);
   if ((rc = check_keys(key, 1, err)) || (rc = truv_store_check_time(now, "now", err)))
     return rc;
   return s->ops->record_limit(s, key, now, err);
@@ -170,6 +175,7 @@ int truv_quota_usage(truv_quota_store *s, const truv_quota_key *key, double now,
                      double *next_free, truv_err *err) {
   int u = 0, rc;
   double nf = 0;
+  truv_err_clear(err);
   if ((rc = check_keys(key, 1, err)) || (rc = truv_store_check_time(now, "now", err)))
     return rc;
   rc = s->ops->usage(s, key, now, &u, &nf, err);

@@ -291,7 +291,7 @@ truv_quota_store *truv_quota_memory(const truv_quota_policy *policy,
   truv_quota_policy p = policy ? *policy : truv_quota_policy_default();
   size_t size = MIN_INDEX;
   memstore *m;
-  if (truv_quota_policy_check(&p, err)) return NULL;
+  if (truv_quota_policy_check(&p, err)) return NULL;   /* clears err */
   while (size < MAX_INDEX && growth_point(size) < expected_connections) size *= 2;
   if (!(m = calloc(1, sizeof *m))) goto oom;
   m->base.ops = &memory_ops;

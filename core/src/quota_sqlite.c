@@ -229,7 +229,7 @@ truv_quota_store *truv_quota_sqlite(const char *path, const truv_quota_policy *p
                                     truv_err *err) {
   truv_quota_policy p = policy ? *policy : truv_quota_policy_default();
   sqlstore *q;
-  if (truv_quota_policy_check(&p, err)) return NULL;
+  if (truv_quota_policy_check(&p, err)) return NULL;   /* clears err */
   if (!path) {
     truv_err_set(err, TRUV_EINVALID, "invalid_path", "a SQLite file path is needed");
     return NULL;

@@ -153,7 +153,10 @@ static void misuse_is_refused(void) {
   truv_dedupe_store *s = make();
   truv_err err;
   int first = 7;
+  memset(&err, 0x55, sizeof err);
   CHECK_INT(truv_dedupe_seen(s, "x", 1, NAN, TTL, &first, &err), TRUV_EINVALID);
+  CHECK_INT(err.nfields, 0);
+  CHECK_INT(err.status, 0);
   CHECK_INT(first, 7);
   CHECK_INT(truv_dedupe_seen(s, "x", 1, T0, -1, &first, &err), TRUV_EINVALID);
   CHECK_INT(truv_dedupe_seen(s, "x", 1, T0, INFINITY, &first, &err), TRUV_EINVALID);

@@ -159,8 +159,11 @@ static void fourth_reserve_in_the_window_is_refused_with_the_exact_not_before(vo
   CHECK(reserve1(s, k, T0, NULL) != 0);
   CHECK(reserve1(s, k, T0 + 60, NULL) != 0);
   CHECK(reserve1(s, k, T0 + 120.25, NULL) != 0);
-  truv_err_clear(&err);
+  memset(&err, 0x55, sizeof err);   /* every field must be set, not left */
   CHECK_INT(truv_quota_reserve(s, &k, 1, T0 + 3600, &t, &nb, spent, &err), TRUV_EQUOTA);
+  CHECK_INT(err.status, 0);
+  CHECK_INT(err.nfields, 0);
+  CHECK_STR(err.request_id, "");
   CHECK_DBL(nb, T0 + DAY);
   CHECK_INT(spent[0], 1);
   CHECK_INT(t, 0);
@@ -477,8 +480,11 @@ static void a_file_from_a_newer_schema_is_refused(void) {
   CHECK(truv_quota_sqlite(path, NULL, &err) == NULL);
   CHECK_INT(err.kind, TRUV_EINTERNAL);
   CHECK_STR(err.code, "store_schema");
+  memset(&err, 0x55, sizeof err);
   CHECK(truv_quota_sqlite("/nonexistent-dir/x/quota.db", NULL, &err) == NULL);
   CHECK_INT(err.kind, TRUV_EINTERNAL);
+  CHECK_INT(err.nfields, 0);
+  CHECK_DBL(err.retry_at, 0);
   CHECK_CONTAINS(err.message, "opening");
 }
 

@@ -58,6 +58,9 @@ TRUV_HIDDEN void truv_open_route(lua_State *L);
 /* quota.c: refresh quota stores (memory, SQLite) and connection keys. */
 TRUV_HIDDEN void truv_open_quota(lua_State *L);
 
+/* dedupe.c: webhook de-duplication stores (memory, SQLite). */
+TRUV_HIDDEN void truv_open_dedupe(lua_State *L);
+
 /* webhook.c: signature verification, event parsing, de-duplication stores. */
 TRUV_HIDDEN void truv_open_webhook(lua_State *L);
 

@@ -1,0 +1,60 @@
+--- Webhook de-duplication stores. Truv may deliver one webhook several times
+-- and its signature has no timestamp, so a receiver remembers each
+-- `webhook_id` for a while and ignores an event older than the last one it
+-- handled for the same object.
+--
+--   local dedupe = require "truv.dedupe"
+--   local store = dedupe.memory()                          -- one process
+--   local store = assert(dedupe.sqlite("/var/lib/app/hooks.db"))  -- shared, durable
+--
+-- THE STORE CONTRACT. The receiver calls exactly these; any store (the C ones
+-- here, an nginx shared dict, Redis) implements them with these semantics,
+-- and spec/support/store_conformance.lua checks them. Times are seconds
+-- since the epoch (numbers), kept to the millisecond for expiries.
+--
+--   store:seen(id, now, ttl)  --> true | false | nil, err
+--     Atomic add-if-absent: true when `id` was not recorded (or its record
+--     expired: expiry <= now), and it is now recorded until now + ttl; false,
+--     changing nothing, when it is recorded. Of concurrent calls with one id
+--     (any worker, any process sharing the store) exactly one gets true.
+--   store:last_update(object_key, updated_at)  --> true | false | nil, err
+--     Atomic compare-and-set: true when nothing is recorded for the object or
+--     updated_at is strictly greater than what is, and it is now recorded;
+--     false, changing nothing, otherwise (an older or equal event).
+--   store:forget(id)  --> true | nil, err
+--     Drops the record of `id`, so that Truv's retry of a delivery whose
+--     handler failed is handled again. Forgetting an unknown id returns true.
+--   store:close()
+--
+-- Ids and object keys are strings; misuse (another type, a time or ttl that
+-- is not a finite number, a negative ttl) raises. Ordering records may be
+-- dropped 30 days after their updated_at: nothing is redelivered that late.
+local core = require "truv.core"
+
+local type, error = type, error
+local format = string.format
+
+local _M = {
+  _VERSION = core._VERSION,
+  DEFAULT_TTL = 7 * 86400,   -- how long a receiver remembers a webhook_id
+}
+
+--- An in-process store; `expected` (optional) sizes it for that many ids.
+function _M.memory(expected)
+  if expected ~= nil and (type(expected) ~= "number" or expected < 0 or expected > 1e9) then
+    error(format("bad argument #1 to 'memory' (number of ids >= 0 expected, got %s)",
+                 type(expected)), 2)
+  end
+  return core.dedupe_memory(expected)
+end
+
+--- A durable store in a SQLite file, shared by every process that opens it;
+-- may be the same file as a quota store's. Returns the store or nil, err.
+function _M.sqlite(path)
+  if type(path) ~= "string" or path == "" then
+    error("bad argument #1 to 'sqlite' (file path expected, got " .. type(path) .. ")", 2)
+  end
+  return core.dedupe_sqlite(path)
+end
+
+return _M

@@ -1,0 +1,126 @@
+--- Refresh quota stores: the client's own sliding log of refreshes per
+-- connection, so that it never sends a refresh Truv would refuse (3 per
+-- access_token per rolling 24 h) and answers "not before T" instead.
+--
+--   local quota = require "truv.quota"
+--   local store = quota.memory{ limit = 3, window = 86400 }   -- the defaults
+--   local store = assert(quota.sqlite("/var/lib/app/quota.db"))  -- durable, shared
+--   local key = quota.key(access_token)                        -- never the token
+--
+-- THE STORE CONTRACT. The client calls exactly these; any store (the C ones
+-- here, an nginx shared dict, Redis) implements them with these semantics,
+-- and spec/support/store_conformance.lua checks them.
+--
+-- Keys are the strings quota.key() makes (32 hex characters). Times are
+-- seconds since the epoch (numbers, fractions allowed), kept to the
+-- millisecond. An entry recorded at t is in the window at `now` iff
+-- t > now - window: at exactly t + window it has left.
+--
+--   store:reserve(keys, now)
+--     --> ticket                      (a string) on success
+--     --> false, not_before, spent    when a key is full
+--     --> nil, err                    when the store fails (err.kind "internal")
+--     Atomic across all the keys: every key gets an entry at `now` tagged
+--     with one fresh ticket, or none does, and nothing else that touches the
+--     store (other workers, other processes) interleaves. A key is full when
+--     it has `limit` entries in the window. When any key is full, nothing
+--     changes; `spent` lists the full keys (each once) and not_before is when
+--     all of them have room: for a full key with in-window entries
+--     t1 <= ... <= tc, the (c - limit + 1)-th oldest leaves at that entry's
+--     t + window; not_before is the latest over the full keys. A reserve at
+--     exactly not_before succeeds. A key listed twice counts once.
+--   store:release(keys, ticket)  --> true | nil, err
+--     Removes that ticket's entries from those keys and nothing else. Only
+--     for a request that provably never reached Truv. Releasing twice, or a
+--     ticket the store never issued, is a no-op returning true.
+--   store:record_limit(key, now)  --> true | nil, err
+--     Truv said "Refresh limit for the access_token exceeded": its count
+--     supersedes ours. The key's entries before `now` go and entries at `now`
+--     without a ticket are added until it holds `limit`, so reserve refuses it
+--     until exactly now + window.
+--   store:usage(key, now)  --> used, next_free | nil, err
+--     Entries in the window; when the key is full, the instant a slot frees
+--     (what reserve would answer for it alone), else nil.
+--   store.limit, store.window     numbers: the policy the store applies
+--   store:close()                 frees it (C stores also close when collected)
+--
+-- Misuse raises (keys not a non-empty array of key strings, a time that is not
+-- a finite number). Every handle on one shared backing store (a SQLite file,
+-- a Redis database) must use the same limit and window.
+--
+-- Threads and coroutines: a C store handle is used by one OS thread at a time;
+-- its calls never yield, so coroutines may share it freely.
+local core = require "truv.core"
+
+local type, error, pairs, tostring = type, error, pairs, tostring
+local floor, huge = math.floor, math.huge
+local format = string.format
+
+local _M = {
+  _VERSION = core._VERSION,
+  DEFAULT_LIMIT = 3,          -- refreshes per connection per window (truv-api.md §8)
+  DEFAULT_WINDOW = 86400,     -- seconds: Truv's rolling 24 h
+}
+
+local function argerror(fname, n, msg)
+  error(format("bad argument #%d to '%s' (%s)", n, fname, msg), 3)
+end
+
+-- Checks an options table against the names it may hold; returns it (or {}).
+local function check_opts(fname, n, opts, allowed)
+  if opts == nil then return {} end
+  if type(opts) ~= "table" then argerror(fname, n, "table expected, got " .. type(opts)) end
+  for k in pairs(opts) do
+    if not allowed[k] then argerror(fname, n, "unknown option '" .. tostring(k) .. "'") end
+  end
+  local limit, window, expected = opts.limit, opts.window, opts.expected
+  if limit ~= nil and (type(limit) ~= "number" or limit ~= floor(limit) or limit < 1
+                       or limit > 1000) then
+    argerror(fname, n, "'limit' must be an integer from 1 to 1000")
+  end
+  if window ~= nil and (type(window) ~= "number" or window < 0.001 or window == huge) then
+    argerror(fname, n, "'window' must be a number of seconds >= 0.001")
+  end
+  if expected ~= nil and (type(expected) ~= "number" or expected < 0 or expected > 1e9) then
+    argerror(fname, n, "'expected' must be a number of connections >= 0")
+  end
+  return opts
+end
+
+--- The connection key of an access token: a hash, safe to store and log.
+function _M.key(access_token)
+  if type(access_token) ~= "string" or access_token == "" then
+    argerror("key", 1, "non-empty access token string expected, got " .. type(access_token))
+  end
+  return core.quota_key(access_token)
+end
+
+--- An in-process store: fast (millions of reserves a second), lost with the
+-- process, private to it. opts: limit, window (seconds), expected (how many
+-- connections to size for; it grows anyway).
+function _M.memory(opts)
+  opts = check_opts("memory", 1, opts, { limit = true, window = true, expected = true })
+  return core.quota_memory{ limit = opts.limit, window = opts.window, expected = opts.expected }
+end
+
+--- A durable store in a SQLite file, shared safely by every process on the
+-- machine that opens it. Returns the store, or nil, err. opts: limit, window.
+function _M.sqlite(path, opts)
+  if type(path) ~= "string" or path == "" then
+    argerror("sqlite", 1, "file path expected, got " .. type(path))
+  end
+  opts = check_opts("sqlite", 2, opts, { limit = true, window = true })
+  return core.quota_sqlite(path, { limit = opts.limit, window = opts.window })
+end
+
+--- Does `v` look like a quota store (has every method of the contract)?
+function _M.is_store(v)
+  local ok, res = pcall(function()
+    return type(v.reserve) == "function" and type(v.release) == "function"
+       and type(v.record_limit) == "function" and type(v.usage) == "function"
+       and type(v.limit) == "number" and type(v.window) == "number"
+  end)
+  return ok and res or false
+end
+
+return _M
