@@ -308,7 +308,7 @@ static bool complete_sub(struct store *s, uint32_t sub, unsigned st, bool oauth,
   t->origin = TASK_INITIAL;
   b->conn = conn;
   b->task = task;
-  return store_window_add(c, now) && store_add_live(s, task);
+  return store_window_add(c, now) && store_add_live(s, task, now);
 }
 
 static void complete_locked(struct handler_ctx *x, uint32_t order, unsigned st, bool oauth)

@@ -44,7 +44,7 @@ uint32_t refresh_new_task(struct store *s, uint32_t conn, uint32_t sub, unsigned
   task->sub = sub;
   task->product = (uint8_t)product;
   task->origin = (uint8_t)origin;
-  if (!store_window_add(c, now) || !store_add_live(s, t))
+  if (!store_window_add(c, now) || !store_add_live(s, t, now))
     return SB_NONE;
   c->stat_created++;
   c->stat_billed++;

@@ -158,41 +158,39 @@ static int due_cmp(const void *a, const void *b)
   return (x->step > y->step) - (x->step < y->step);
 }
 
-/* the steps of live tasks due by now, unsorted; NULL when none (or OOM) */
+static bool append(struct due **list, size_t *n, size_t *cap, struct due d)
+{
+  if (*n == *cap) {
+    size_t nc = *cap ? *cap * 2 : 64;
+    struct due *p = realloc(*list, nc * sizeof *p);
+    if (!p)
+      return false;
+    *list = p;
+    *cap = nc;
+  }
+  (*list)[(*n)++] = d;
+  return true;
+}
+
+/* takes the due steps of the tasks whose next step is due by now off the
+ * live heap (O(due log live)), unsorted; tasks with steps left go back */
 static struct due *collect(struct store *s, sb_time now, size_t *n)
 {
   size_t cap = 0;
   struct due *list = NULL;
+  uint32_t id;
   *n = 0;
-  for (uint32_t i = 0; i < s->n_live; i++) {
-    const struct sb_task *t = &s->tasks[s->live[i]];
+  while ((id = store_take_due(s, now)) != SB_NONE) {
+    struct sb_task *t = &s->tasks[id];
     unsigned cur = task_step_at(t, now);
-    if (now < t->created_at)
-      continue;
-    for (unsigned step = t->emitted; step <= cur; step++) {
-      if (*n == cap) {
-        size_t nc = cap ? cap * 2 : 64;
-        struct due *p = realloc(list, nc * sizeof *p);
-        if (!p)
-          return list;
-        list = p;
-        cap = nc;
-      }
-      list[(*n)++] = (struct due){task_step_time(t, step), s->live[i], step};
-    }
+    for (unsigned step = t->emitted; step <= cur; step++)
+      if (!append(&list, n, &cap, (struct due){task_step_time(t, step), id, step}))
+        return list; /* out of memory: this task stays unannounced */
+    t->emitted = (uint8_t)(cur + 1);
+    if (t->emitted < task_nsteps(t))
+      store_add_live(s, id, task_step_time(t, t->emitted));
   }
   return list;
-}
-
-static void compact_live(struct store *s)
-{
-  uint32_t keep = 0;
-  for (uint32_t i = 0; i < s->n_live; i++) {
-    const struct sb_task *t = &s->tasks[s->live[i]];
-    if (t->emitted < task_nsteps(t))
-      s->live[keep++] = s->live[i];
-  }
-  s->n_live = keep;
 }
 
 void events_tick(struct sandbox *sb, sb_time now)
@@ -203,14 +201,9 @@ void events_tick(struct sandbox *sb, sb_time now)
   bool active = webhooks_active(&sb->hooks);
   if (n > 1)
     qsort(list, n, sizeof *list, due_cmp);
-  for (size_t i = 0; i < n; i++) {
-    struct sb_task *t = &s->tasks[list[i].task];
-    if (active)
-      emit_step(sb, list[i].task, list[i].step);
-    t->emitted = (uint8_t)(list[i].step + 1);
-  }
+  for (size_t i = 0; active && i < n; i++)
+    emit_step(sb, list[i].task, list[i].step);
   free(list);
-  compact_live(s);
 }
 
 /* ---- timelines --------------------------------------------------------- */

@@ -250,12 +250,43 @@ bool store_add_case(struct store *s, uint32_t order)
   return true;
 }
 
-bool store_add_live(struct store *s, uint32_t task)
+static void live_swap(struct live_task *h, uint32_t a, uint32_t b)
+{
+  struct live_task t = h[a];
+  h[a] = h[b];
+  h[b] = t;
+}
+
+bool store_add_live(struct store *s, uint32_t task, sb_time due)
 {
   if (!RESERVE(s, live, s->n_live + 1))
     return false;
-  s->live[s->n_live++] = task;
+  uint32_t i = s->n_live++;
+  s->live[i] = (struct live_task){due, task};
+  while (i > 0 && s->live[(i - 1) / 2].due > s->live[i].due) {
+    live_swap(s->live, i, (i - 1) / 2);
+    i = (i - 1) / 2;
+  }
   return true;
+}
+
+uint32_t store_take_due(struct store *s, sb_time now)
+{
+  if (s->n_live == 0 || s->live[0].due > now)
+    return SB_NONE;
+  uint32_t task = s->live[0].task, n = --s->n_live, i = 0;
+  s->live[0] = s->live[n];
+  for (;;) {
+    uint32_t l = 2 * i + 1, r = l + 1, m = i;
+    if (l < n && s->live[l].due < s->live[m].due)
+      m = l;
+    if (r < n && s->live[r].due < s->live[m].due)
+      m = r;
+    if (m == i)
+      return task;
+    live_swap(s->live, i, m);
+    i = m;
+  }
 }
 
 const char *store_strndup(struct store *s, const char *str, size_t n)

@@ -114,6 +114,12 @@ struct sb_settings {
 
 struct arena_chunk;
 
+/* a task with steps still to announce, keyed by when the next one is due */
+struct live_task {
+  sb_time due;
+  uint32_t task;
+};
+
 struct store {
   pthread_rwlock_t lock;
   uint64_t generation; /* bumped by every exclusive lock: cached documents expire */
@@ -129,7 +135,8 @@ struct store {
   uint32_t cap_users, cap_orders, cap_subs, cap_conns, cap_tasks;
 
   uint32_t *cases, n_cases, cap_cases; /* seeded original orders, in case order */
-  uint32_t *live, n_live, cap_live;    /* tasks with steps not yet announced */
+  struct live_task *live; /* min-heap on `due` */
+  uint32_t n_live, cap_live;
 
   /* refresh accounting for GET /_sandbox/stats (reset by stats/reset) */
   uint64_t stat_tasks_created, stat_billed, stat_order_refreshes;
@@ -153,7 +160,11 @@ uint32_t store_add_subs(struct store *s, uint32_t n); /* n zeroed suborders */
 uint32_t store_add_conn(struct store *s, const uint8_t *token, const uint8_t *link);
 uint32_t store_add_task(struct store *s, const uint8_t *id);
 bool store_add_case(struct store *s, uint32_t order);
-bool store_add_live(struct store *s, uint32_t task);
+/* the heap of tasks with steps to announce (exclusive lock held) */
+bool store_add_live(struct store *s, uint32_t task, sb_time due);
+/* the task whose next step is the earliest, if it is due by now; else SB_NONE.
+ * The task leaves the heap (add it back with its next due time). */
+uint32_t store_take_due(struct store *s, sb_time now);
 /* registers a suborder's fresh id (ids of suborders are drawn by the caller) */
 void store_new_id(struct store *s, uint8_t id[16]);
 /* a copy of str in the store's arena (NULL for NULL); NULL on OOM */
