@@ -140,6 +140,18 @@ static void admin_cases(struct handler_ctx *x)
 
 /* ---- connections ------------------------------------------------------- */
 
+/* when the window frees a slot: once the (used - limit + 1)-th oldest entry
+ * still inside it turns 24 h old (the log may hold stale entries: skip them) */
+static sb_time next_refresh_at(const struct sb_conn *c, unsigned used, unsigned limit, sb_time now)
+{
+  unsigned first = 0;
+  while (first < c->n_window && now - c->window[first] >= SB_WINDOW)
+    first++;
+  if (used < limit || first + used - limit >= c->n_window)
+    return 0;
+  return c->window[first + used - limit] + SB_WINDOW;
+}
+
 static void render_connection(struct jw *w, const struct store *s, uint32_t sub, sb_time now)
 {
   const struct sb_sub *b = &s->subs[sub];
@@ -165,8 +177,7 @@ static void render_connection(struct jw *w, const struct store *s, uint32_t sub,
   else
     jw_null(w);
   jw_key(w, "next_refresh_at");
-  bool full = st->refresh_limit > 0 && used >= limit && c->n_window > 0;
-  jw_time_or_null(w, full ? c->window[c->n_window - limit] + SB_WINDOW : 0, full);
+  jw_time_or_null(w, next_refresh_at(c, used, limit, now), st->refresh_limit > 0 && used >= limit);
   jw_kint(w, "tasks_created", c->stat_created);
   jw_obj_end(w);
 }

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "handler.h"
+#include "validate.h"
 
 #define MAX_BODY (1024 * 1024)
 #define CONNECTION_LIMIT 20000u
@@ -232,6 +233,10 @@ static void parse_body(struct request *rq, cJSON **json)
   const char *end = NULL;
   char msg[160];
   *json = NULL;
+  if (!utf8_valid(rq->body, rq->len)) {
+    reply_bad_field(&rq->reply, "non_field_errors", "JSON parse error - the body is not valid UTF-8.");
+    return;
+  }
   pthread_mutex_lock(&parse_mu);
   /* the length covers the NUL that append() keeps after the body: cJSON
    * then rejects trailing garbage */

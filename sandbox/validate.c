@@ -2,6 +2,7 @@
 #include "validate.h"
 
 #include <ctype.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -31,6 +32,28 @@ size_t utf8_length(const char *s)
   for (; *s; s++)
     n += ((unsigned char)*s & 0xC0) != 0x80;
   return n;
+}
+
+bool utf8_valid(const char *s, size_t n)
+{
+  const unsigned char *p = (const unsigned char *)s, *end = p + n;
+  while (p < end) {
+    unsigned c = *p;
+    unsigned len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+    if (len == 0 || (size_t)(end - p) < len)
+      return false;
+    uint32_t cp = len == 1 ? c : c & (0x7Fu >> len);
+    for (unsigned i = 1; i < len; i++) {
+      if ((p[i] & 0xC0) != 0x80)
+        return false;
+      cp = cp << 6 | (p[i] & 0x3Fu);
+    }
+    static const uint32_t MIN[] = {0, 0, 0x80, 0x800, 0x10000};
+    if (cp < MIN[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+      return false;
+    p += len;
+  }
+  return true;
 }
 
 static bool local_char(char c)

@@ -25,6 +25,8 @@ bool valid_ssn(const char *s);
 /* Python-ish type name of a JSON value: "str", "int", "list", ... */
 const char *json_type_name(const cJSON *j);
 size_t utf8_length(const char *s);
+/* whether the n bytes are well-formed UTF-8 (no overlongs, no surrogates) */
+bool utf8_valid(const char *s, size_t n);
 
 /* a string member; required: absence is an error. max_len counts characters
  * (0 = MAX_STRING). Returns NULL when absent or invalid. */

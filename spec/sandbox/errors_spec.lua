@@ -131,6 +131,12 @@ describe("sandbox error shapes", function()
     assert.matches("JSON parse error", body.error.extra["invalid-params"][1].message)
   end)
 
+  it("answers 400 for a body that is not UTF-8", function()
+    local status, body = sb:request("POST", "orders/", '{"first_name": "\xff\xfe"}')
+    assert.are.equal(400, status)
+    assert.matches("not valid UTF%-8", body.error.extra["invalid-params"][1].message)
+  end)
+
   it("answers 400 when the body is not a JSON object", function()
     local status, body = sb:request("POST", "orders/", "[1, 2]")
     assert.are.equal(400, status)

@@ -122,7 +122,11 @@ describe("the refresh limit (initial + 3 per access_token per rolling 24 h)", fu
     local conn = sb:connections(c.order_id)[1]
     assert.are.equal(4, conn.refreshes_in_window)
     assert.are.equal(4, conn.window_limit)
-    assert.is_string(conn.next_refresh_at)
+    -- the task made 60 s after the first is the oldest one left: it frees the slot
+    local t = first_at + 60 + 86400
+    local whole = math.floor(t)
+    assert.are.equal(os.date("!%Y-%m-%dT%H:%M:%S", whole) ..
+                     string.format(".%06dZ", math.floor((t - whole) * 1e6 + 0.5)), conn.next_refresh_at)
   end)
 
   it("counts failed tasks too", function()
