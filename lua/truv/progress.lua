@@ -1,0 +1,331 @@
+--- Progress of a renewal batch, for a person at a terminal or for a log
+-- shipper.
+--
+--   local progress = require "truv.progress"
+--   local p = progress.new{ mode = "auto", verbose = false }
+--   local summary = renewal.run{ ..., on_event = function(ev) p:event(ev) end }
+--   p:finish(summary)
+--
+-- Options:
+--   stream   where to write (io.stderr)
+--   mode     "auto" (a bar on a terminal, JSON lines otherwise), "bar",
+--            "json" or "quiet" (nothing but errors)
+--   tty      whether `stream` is a terminal (auto: TERM is set and not
+--            "dumb", and `test -t` says so; asked once, in new())
+--   verbose  a bar with one line per finished case above it
+--   clock    function -> epoch seconds with a fraction (truv.core.now)
+--   width    columns of the bar line ($COLUMNS, else 80)
+--   min_interval  seconds between redraws of the bar (0.1)
+--
+-- Bar: one line redrawn in place (carriage return, at most 1/min_interval
+-- times a second): bar, finished/total, cases/s, ETA, counts per route,
+-- cases in flight. Errors (bad input rows, handler failures, internal
+-- errors) are printed as lines above it in every mode.
+--
+-- JSON: one object per event and per line, flushed at once, keys "ts" (ISO
+-- 8601 UTC) and "event" first; times (retry_at, not_before) as ISO 8601.
+-- Events carry no secret (renewal.run's events hold ids, routes, reasons
+-- and links), and nothing is added to them here.
+local type, pairs, ipairs, tostring, tonumber = type, pairs, ipairs, tostring, tonumber
+local floor, max, min, huge = math.floor, math.max, math.min, math.huge
+local format, rep, byte = string.format, string.rep, string.byte
+local concat, sort = table.concat, table.sort
+local date, getenv = os.date, os.getenv
+
+local _M = {}
+
+local Progress = {}
+Progress.__index = Progress
+
+_M.ROUTES = { "done", "reverify", "retry", "defer", "no_data", "fix" }
+
+-- Fields holding epoch seconds: shown as ISO 8601 in lines and JSON.
+local TIME_FIELDS = { retry_at = true, not_before = true }
+
+-- ---------------------------------------------------------------- helpers
+
+--- Epoch seconds -> "2026-05-01T12:00:00Z" (with ".123" when `ms`).
+function _M.iso8601(t, ms)
+  local whole = floor(t)
+  local s = date("!%Y-%m-%dT%H:%M:%S", whole)
+  if ms then s = s .. format(".%03d", min(999, floor((t - whole) * 1000))) end
+  return s .. "Z"
+end
+
+local ESCAPES = { ['"'] = '\\"', ["\\"] = "\\\\", ["\b"] = "\\b", ["\f"] = "\\f",
+                  ["\n"] = "\\n", ["\r"] = "\\r", ["\t"] = "\\t" }
+
+local function json_string(s)
+  return '"' .. s:gsub('[%c"\\]', function(c)
+    return ESCAPES[c] or format("\\u%04x", byte(c))
+  end) .. '"'
+end
+
+local encode
+
+local function is_array(t)
+  local n = #t
+  if n == 0 then return false end
+  for k in pairs(t) do
+    if type(k) ~= "number" or k < 1 or k > n or k % 1 ~= 0 then return false end
+  end
+  return true
+end
+
+-- Keys in a stable order: `first` ones (if present), then the rest sorted.
+local function ordered_keys(t, first)
+  local keys, seen = {}, {}
+  for _, k in ipairs(first or {}) do
+    if t[k] ~= nil then keys[#keys + 1] = k; seen[k] = true end
+  end
+  local rest = {}
+  for k in pairs(t) do
+    if not seen[k] then rest[#rest + 1] = tostring(k) end
+  end
+  sort(rest)
+  for _, k in ipairs(rest) do keys[#keys + 1] = k end
+  return keys
+end
+
+local function encode_table(t, first)
+  local parts = {}
+  if is_array(t) then
+    for i = 1, #t do parts[i] = encode(t[i]) end
+    return "[" .. concat(parts, ",") .. "]"
+  end
+  for _, k in ipairs(ordered_keys(t, first)) do
+    local v = t[k]
+    if v == nil then v = t[tonumber(k)] end
+    parts[#parts + 1] = json_string(k) .. ":" .. encode(v)
+  end
+  return "{" .. concat(parts, ",") .. "}"
+end
+
+--- A Lua value as JSON text (tables as objects with sorted keys, or as
+-- arrays when they are sequences; anything else that is not a string,
+-- number or boolean, such as JSON null, as null).
+function encode(v, first)
+  local tv = type(v)
+  if tv == "string" then return json_string(v) end
+  if tv == "number" then
+    if v ~= v or v == huge or v == -huge then return "null" end
+    if v % 1 == 0 and v > -2^53 and v < 2^53 then return format("%d", v) end
+    return format("%.14g", v)
+  end
+  if tv == "boolean" then return tostring(v) end
+  if tv == "table" then return encode_table(v, first) end
+  return "null"
+end
+_M.encode = encode
+
+local function default_clock()
+  local ok, core = pcall(require, "truv.core")
+  return ok and core.now or os.time
+end
+
+local FD = { [io.stdout] = 1, [io.stderr] = 2 }
+
+--- Is `stream` (io.stdout or io.stderr) a terminal? Lua has no isatty, so
+-- the shell's `test -t` answers: it inherits our descriptors.
+function _M.isatty(stream)
+  local fd = FD[stream]
+  local term = getenv("TERM")
+  if not fd or not term or term == "" or term == "dumb" then return false end
+  return os.execute("test -t " .. fd) == true
+end
+
+local function duration(s)
+  if s == nil or s ~= s or s == huge then return "--:--" end
+  s = floor(s + 0.5)
+  if s >= 3600 then return format("%d:%02d:%02d", s // 3600, s % 3600 // 60, s % 60) end
+  return format("%d:%02d", s // 60, s % 60)
+end
+
+-- --------------------------------------------------------------- the object
+
+local MODES = { auto = true, bar = true, json = true, quiet = true }
+
+function _M.new(opts)
+  opts = opts or {}
+  local mode = opts.mode or "auto"
+  if not MODES[mode] then error("progress.new: unknown mode '" .. tostring(mode) .. "'", 2) end
+  local stream = opts.stream or io.stderr
+  if mode == "auto" then
+    local tty = opts.tty
+    if tty == nil then tty = _M.isatty(stream) end
+    mode = tty and "bar" or "json"
+  end
+  return setmetatable({
+    stream = stream, mode = mode, verbose = opts.verbose and true or false,
+    clock = opts.clock or default_clock(),
+    width = opts.width or tonumber(getenv("COLUMNS") or "") or 80,
+    min_interval = opts.min_interval or 0.1,
+    total = 0, finished = 0, started = 0,
+    routes = {}, errors = 0, bad_rows = 0,
+    drawn_at = -huge, redraws = 0, shown = false,
+  }, Progress)
+end
+
+-- Bookkeeping common to every mode.
+function Progress:_count(ev)
+  local e = ev.event
+  if e == "run_started" then
+    self.total = ev.total or 0
+    self.started_at = self.clock()
+  elseif e == "started" then
+    self.started = self.started + 1
+  elseif e == "routed" then
+    self.finished = self.finished + 1
+    self.routes[ev.route] = (self.routes[ev.route] or 0) + 1
+  elseif e == "error" then
+    self.finished = self.finished + 1
+    self.errors = self.errors + 1
+  elseif e == "bad_row" then
+    self.bad_rows = self.bad_rows + 1
+  end
+end
+
+function Progress:_write(s)
+  self.stream:write(s)
+  self.stream:flush()
+end
+
+--- Figures for the bar: rate (cases/s), eta (seconds), in_flight.
+function Progress:figures(now)
+  now = now or self.clock()
+  local elapsed = self.started_at and (now - self.started_at) or 0
+  local rate = elapsed > 0 and self.finished / elapsed or 0
+  local left = max(0, self.total - self.finished)
+  local eta = (left == 0 and 0) or (rate > 0 and left / rate) or nil
+  return { rate = rate, eta = eta, in_flight = max(0, self.started - self.finished),
+           left = left, elapsed = elapsed }
+end
+
+local SHORT = { done = "d", reverify = "rv", retry = "rt", defer = "df", no_data = "nd", fix = "fx",
+                errors = "err" }
+
+-- The counts per route, in one of three widths: every route by name (0),
+-- the non-zero ones by name (1), the non-zero ones by short code (2).
+function Progress:_counts(detail)
+  local out = {}
+  local function add(name, n)
+    if detail == 0 then out[#out + 1] = format("%s %d", name, n)
+    elseif n > 0 and detail == 1 then out[#out + 1] = format("%s %d", name, n)
+    elseif n > 0 then out[#out + 1] = format("%s:%d", SHORT[name], n) end
+  end
+  for _, r in ipairs(_M.ROUTES) do add(r, self.routes[r] or 0) end
+  if self.errors > 0 then add("errors", self.errors) end
+  return #out > 0 and concat(out, " ") or "-"
+end
+
+--- The bar line (without the carriage return), at most `width` - 1
+-- columns: a narrow terminal gets shorter route counts, then no bar, then
+-- a cut line (a line that wraps could not be redrawn in place).
+function Progress:render(now)
+  local f = self:figures(now)
+  local cols = max(20, self.width) - 1
+  local stats
+  for detail = 0, 2 do
+    stats = format(" %d/%d %5.1f/s ETA %s | %s | %d in flight", self.finished, self.total,
+                   f.rate, duration(f.eta), self:_counts(detail), f.in_flight)
+    if #stats + 12 <= cols then break end
+  end
+  local bar_w = min(30, cols - #stats - 2)
+  if bar_w < 5 then return stats:sub(2, cols + 1) end     -- no room for a bar
+  local filled = self.total > 0 and floor(bar_w * min(1, self.finished / self.total)) or 0
+  return "[" .. rep("#", filled) .. rep("-", bar_w - filled) .. "]" .. stats
+end
+
+function Progress:_draw(now, force)
+  now = now or self.clock()
+  if not force and now - self.drawn_at < self.min_interval then
+    self.dirty = true
+    return
+  end
+  self.drawn_at, self.dirty, self.shown = now, false, true
+  self.redraws = self.redraws + 1
+  self:_write("\r" .. self:render(now) .. "\27[K")
+end
+
+-- A line above the bar. The bar comes back at the next redraw slot: never
+-- more redraws than min_interval allows, even with a line per case.
+function Progress:_line(text)
+  if self.mode == "bar" and self.shown then
+    self:_write("\r\27[K" .. text .. "\n")
+    self.shown = false
+    self:_draw()
+  else
+    self:_write(text .. "\n")
+  end
+end
+
+local function when(t)
+  if type(t) ~= "number" then return tostring(t) end
+  return _M.iso8601(t)
+end
+
+--- One event as a plain text line, or nil when it deserves none.
+function _M.describe(ev, verbose)
+  local e = ev.event
+  if e == "bad_row" then
+    return format("bad input row at line %s%s: %s (skipped)", tostring(ev.line),
+                  ev.case_id and (" (case " .. ev.case_id .. ")") or "", tostring(ev.message))
+  elseif e == "error" then
+    return format("case %s failed: %s (will be retried)", tostring(ev.case_id), tostring(ev.message))
+  elseif e == "handler_error" then
+    return format("case %s: the %s handler failed: %s", tostring(ev.case_id), tostring(ev.route),
+                  tostring(ev.message))
+  elseif not verbose then
+    return nil
+  elseif e == "routed" then
+    local parts = { tostring(ev.case_id), ev.route, ev.reason and tostring(ev.reason) or nil }
+    if ev.share_url then parts[#parts + 1] = ev.share_url end
+    if ev.retry_at then parts[#parts + 1] = "retry after " .. when(ev.retry_at) end
+    if ev.not_before then parts[#parts + 1] = "not before " .. when(ev.not_before) end
+    return concat(parts, "  ")
+  elseif e == "adopted" then
+    return format("%s  adopted refresh %s from an earlier run", tostring(ev.case_id),
+                  tostring(ev.refresh_order_id))
+  end
+  return nil
+end
+
+local ERRORS = { bad_row = true, error = true, handler_error = true }
+
+function Progress:_json(ev)
+  local out = { ts = _M.iso8601(self.clock(), true) }
+  for k, v in pairs(ev) do
+    out[k] = (TIME_FIELDS[k] and type(v) == "number") and _M.iso8601(v) or v
+  end
+  self:_write(encode(out, { "ts", "event", "case_id" }) .. "\n")
+end
+
+--- Takes one event of renewal.run (plug it into on_event).
+function Progress:event(ev)
+  self:_count(ev)
+  if ev.event == "run_finished" then self.run_finished = true end
+  if self.mode == "json" then return self:_json(ev) end
+  if self.mode == "quiet" then
+    if ERRORS[ev.event] then self:_line(_M.describe(ev)) end
+    return
+  end
+  local text = _M.describe(ev, self.verbose)
+  if text then self:_line(text) end
+  if ev.event == "run_started" then return self:_draw(nil, true) end
+  if ev.event ~= "run_finished" then self:_draw() end
+end
+
+--- Ends the display: the final bar and a newline (bar mode), the
+-- run_finished line if no event carried it (JSON). Safe to call twice.
+function Progress:finish(summary)
+  if self.closed then return end
+  self.closed = true
+  if self.mode == "bar" then
+    self:_draw(nil, true)
+    self:_write("\n")
+  elseif self.mode == "json" and not self.run_finished and summary then
+    self:_json{ event = "run_finished", summary = summary }
+  end
+end
+
+return _M
