@@ -1,0 +1,438 @@
+--- The report of a renewal batch: a table for the terminal, and a
+-- directory with every case (cases.csv) and a page for a caseworker's
+-- supervisor (report.html).
+--
+--   local report = require "truv.report"
+--   print(report.summary_table(summary, { times = report.times(journal) }))
+--   local paths, err = report.write("out/report", journal, summary, {
+--     input = "cases.csv", started_at = t0, finished_at = t1, version = "1.0" })
+--
+-- The journal is read through j:each{} only, so a report can be made again
+-- from a finished journal at any time without calling Truv.
+--
+-- cases.csv (RFC 4180: CRLF line ends, fields quoted when they hold a comma,
+-- a quote or a line break): one row per case of the journal, bad input rows
+-- included, in input order. Times are ISO 8601 UTC.
+--
+-- report.html is self-contained: inline CSS, an inline SVG chart, no script
+-- and no external resource (a Content-Security-Policy says so to the
+-- browser); the only links are the applicants' share_url links. Every text
+-- that comes from the input or from Truv is HTML-escaped.
+local type, pairs, ipairs, tostring = type, pairs, ipairs, tostring
+local floor, max, min = math.floor, math.max, math.min
+local format, rep = string.format, string.rep
+local concat = table.concat
+local open, rename, remove = io.open, os.rename, os.remove
+
+local _M = {}
+
+_M.ROUTES = { "done", "reverify", "retry", "defer", "no_data", "fix" }
+
+-- What a route means for a caseworker; %s is a time when one applies.
+_M.MEANINGS = {
+  done = "fresh data, pre-filled",
+  reverify = "new verification link sent to the applicant",
+  retry = "provider or network problem: retried after %s",
+  defer = "refresh quota spent: not before %s",
+  no_data = "connected, no data returned",
+  fix = "needs a person",
+}
+-- The same when no time is known (no such case, or a script's own route).
+local UNTIMED = {
+  retry = "provider or network problem: retried later",
+  defer = "refresh quota spent: deferred",
+}
+
+_M.CSV_COLUMNS = { "case_id", "order_id", "route", "reason", "refresh_order_id",
+                   "new_order_id", "share_url", "retry_at", "not_before", "error", "line",
+                   "state" }
+
+-- ---------------------------------------------------------------- helpers
+
+--- Epoch seconds -> "2026-05-01T12:00:00Z"; text is passed through.
+function _M.iso8601(t)
+  if type(t) ~= "number" then return t and tostring(t) or nil end
+  return os.date("!%Y-%m-%dT%H:%M:%SZ", floor(t))
+end
+local iso8601 = _M.iso8601
+
+--- One CSV field (RFC 4180).
+function _M.csv_field(v)
+  if v == nil then return "" end
+  local s = tostring(v)
+  if s:find('[,"\r\n]') then return '"' .. s:gsub('"', '""') .. '"' end
+  return s
+end
+local csv_field = _M.csv_field
+
+local HTML_ESCAPES = { ["&"] = "&amp;", ["<"] = "&lt;", [">"] = "&gt;", ['"'] = "&quot;",
+                       ["'"] = "&#39;" }
+
+--- Text made safe for HTML content and attribute values.
+function _M.html_escape(v)
+  if v == nil then return "" end
+  return (tostring(v):gsub("[&<>\"']", HTML_ESCAPES))
+end
+local esc = _M.html_escape
+
+local function percent(n, total)
+  if total == 0 then return "0.0%" end
+  return format("%.1f%%", 100 * n / total)
+end
+
+-- The figures of a summary: per route, bad input rows, unfinished cases.
+local function figures(summary)
+  local routes = summary.routes or {}
+  local routed = 0
+  for _, n in pairs(routes) do routed = routed + n end
+  local failed = summary.failed or 0
+  local total = summary.total or (routed + failed)
+  return { routes = routes, failed = failed, total = total,
+           unfinished = max(0, total - routed - failed) }
+end
+
+--- The earliest time per scheduled route, from a journal:
+-- { retry = epoch | nil, defer = epoch | nil }.
+function _M.times(journal)
+  local t = {}
+  for rec in journal:each{} do
+    if rec.route == "retry" and type(rec.retry_at) == "number" then
+      t.retry = min(t.retry or rec.retry_at, rec.retry_at)
+    elseif rec.route == "defer" and type(rec.not_before) == "number" then
+      t.defer = min(t.defer or rec.not_before, rec.not_before)
+    end
+  end
+  return t
+end
+
+--- The caseworker's meaning of a route; `times` as from report.times().
+function _M.meaning(route, times)
+  local m = _M.MEANINGS[route] or route
+  if not m:find("%s", 1, true) then return m end
+  local t = times and times[route]
+  if not t then return UNTIMED[route] end
+  return format(m, iso8601(t))
+end
+
+-- ------------------------------------------------------------ summary table
+
+--- A text table per route: route, cases, share, what it means.
+-- opts.times: earliest retry / defer times (report.times(journal)).
+function _M.summary_table(summary, opts)
+  opts = opts or {}
+  local f = figures(summary)
+  local rows = { { "route", "cases", "share", "what it means" } }
+  for _, r in ipairs(_M.ROUTES) do
+    local n = f.routes[r] or 0
+    rows[#rows + 1] = { r, tostring(n), percent(n, f.total), _M.meaning(r, opts.times) }
+  end
+  for r, n in pairs(f.routes) do      -- a route a script's router invented
+    if not _M.MEANINGS[r] then rows[#rows + 1] = { r, tostring(n), percent(n, f.total), "" } end
+  end
+  if f.failed > 0 then
+    rows[#rows + 1] = { "bad input", tostring(f.failed), percent(f.failed, f.total),
+                        "rows that could not be read: fix the input file" }
+  end
+  if f.unfinished > 0 then
+    rows[#rows + 1] = { "unfinished", tostring(f.unfinished), percent(f.unfinished, f.total),
+                        "not finished: run again with the same journal" }
+  end
+  rows[#rows + 1] = { "total", tostring(f.total), percent(f.total, f.total), "" }
+  local w = { 0, 0, 0 }
+  for _, row in ipairs(rows) do
+    for i = 1, 3 do w[i] = max(w[i], #row[i]) end
+  end
+  local lines, widest = {}, 0
+  for i, row in ipairs(rows) do
+    local line = format("%-" .. w[1] .. "s  %" .. w[2] .. "s  %" .. w[3] .. "s  %s",
+                        row[1], row[2], row[3], row[4])
+    lines[i] = line:gsub("%s+$", "")
+    widest = max(widest, #lines[i])
+  end
+  local rule = rep("-", widest)
+  table.insert(lines, #lines, rule)
+  table.insert(lines, 2, rule)
+  return concat(lines, "\n") .. "\n"
+end
+
+-- ---------------------------------------------------------------- cases.csv
+
+local function csv_row(rec)
+  local v = {
+    case_id = rec.case_id, order_id = rec.order_id, route = rec.route, reason = rec.reason,
+    refresh_order_id = rec.refresh_order_id, new_order_id = rec.reverify_order_id,
+    share_url = rec.share_url, retry_at = iso8601(rec.retry_at),
+    not_before = iso8601(rec.not_before), error = rec.error, line = rec.line,
+    state = rec.state,
+  }
+  local out = {}
+  for i, c in ipairs(_M.CSV_COLUMNS) do out[i] = csv_field(v[c]) end
+  return concat(out, ",") .. "\r\n"
+end
+
+-- The rows the page lists, by section; done cases are only counted (they
+-- are all in cases.csv), so a page for 100 000 cases stays readable.
+local SECTIONS = { reverify = true, fix = true, retry = true, defer = true, no_data = true }
+
+local function page_entry(rec)
+  return { case_id = rec.case_id, order_id = rec.order_id, reason = rec.reason,
+           share_url = rec.share_url, new_order_id = rec.reverify_order_id,
+           retry_at = rec.retry_at, not_before = rec.not_before, error = rec.error,
+           line = rec.line, handler_error = rec.handler_error }
+end
+
+-- Writes cases.csv to `path` while collecting what the page needs.
+local function write_csv(path, journal)
+  local f, err = open(path, "wb")
+  if not f then return nil, err end
+  local lists = { bad = {} }
+  for r in pairs(SECTIONS) do lists[r] = {} end
+  local count = 0
+  local ok, werr = f:write(concat(_M.CSV_COLUMNS, ","), "\r\n")
+  for rec in journal:each{} do
+    if not ok then break end
+    count = count + 1
+    ok, werr = f:write(csv_row(rec))
+    if rec.state == "failed" then
+      lists.bad[#lists.bad + 1] = page_entry(rec)
+    elseif SECTIONS[rec.route] then
+      local l = lists[rec.route]
+      l[#l + 1] = page_entry(rec)
+    end
+  end
+  local closed, cerr = f:close()
+  if not ok or not closed then return nil, werr or cerr end
+  return lists, count
+end
+
+-- ---------------------------------------------------------------- report.html
+
+local COLORS = { done = "#2e7d32", reverify = "#1565c0", retry = "#ef6c00", defer = "#6a1b9a",
+                 no_data = "#607d8b", fix = "#c62828", bad = "#8d6e63", unfinished = "#9e9e9e" }
+
+local CSS = [[
+body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1d1d1f;
+max-width:1100px;margin:2em auto;padding:0 1em}
+h1{font-size:1.6em;margin-bottom:.2em}h2{font-size:1.2em;margin-top:2em;border-bottom:1px solid #ddd}
+dl.meta{display:grid;grid-template-columns:max-content 1fr;gap:.2em 1.2em}
+dl.meta dt{color:#555}dl.meta dd{margin:0}
+table{border-collapse:collapse;width:100%;margin:.5em 0}
+th,td{text-align:left;padding:.3em .6em;border-bottom:1px solid #eee;vertical-align:top}
+th{background:#f5f5f7}td.n{text-align:right;font-variant-numeric:tabular-nums}
+td.id,td.t{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.9em;white-space:nowrap}
+td.url{overflow-wrap:anywhere;word-break:break-all;min-width:16em}
+.note{color:#555}.err{color:#8a1c1c;font-size:.9em}svg text{font-size:13px}
+@media print{a{color:inherit}h2{break-after:avoid}}
+]]
+
+local function chart(f)
+  local bars = {}
+  for _, r in ipairs(_M.ROUTES) do bars[#bars + 1] = { r, f.routes[r] or 0, COLORS[r] } end
+  if f.failed > 0 then bars[#bars + 1] = { "bad input", f.failed, COLORS.bad } end
+  if f.unfinished > 0 then bars[#bars + 1] = { "unfinished", f.unfinished, COLORS.unfinished } end
+  local most = 1
+  for _, b in ipairs(bars) do most = max(most, b[2]) end
+  local row_h, label_w, bar_w = 30, 110, 480
+  local height = #bars * row_h + 10
+  local out = { format('<svg role="img" aria-labelledby="chart-title" width="%d" height="%d" '
+                       .. 'viewBox="0 0 %d %d"><title id="chart-title">Cases per route</title>',
+                       label_w + bar_w + 130, height, label_w + bar_w + 130, height) }
+  for i, b in ipairs(bars) do
+    local y = (i - 1) * row_h + 5
+    local w = floor(bar_w * b[2] / most + 0.5)
+    out[#out + 1] = format('<text x="%d" y="%d" text-anchor="end">%s</text>'
+      .. '<rect x="%d" y="%d" width="%d" height="%d" fill="%s"><title>%s: %d</title></rect>'
+      .. '<text x="%d" y="%d">%d (%s)</text>',
+      label_w - 8, y + 17, esc(b[1]), label_w, y, max(w, b[2] > 0 and 2 or 0), row_h - 8, b[3],
+      esc(b[1]), b[2], label_w + w + 8, y + 17, b[2], percent(b[2], f.total))
+  end
+  out[#out + 1] = "</svg>"
+  return concat(out)
+end
+
+local function counts_table(f, times)
+  local rows = { "<table><thead><tr><th>route</th><th>cases</th><th>share</th>"
+                 .. "<th>what it means</th></tr></thead><tbody>" }
+  local function row(name, n, meaning)
+    rows[#rows + 1] = format('<tr><td>%s</td><td class="n">%d</td><td class="n">%s</td>'
+                             .. "<td>%s</td></tr>", esc(name), n, percent(n, f.total), esc(meaning))
+  end
+  for _, r in ipairs(_M.ROUTES) do row(r, f.routes[r] or 0, _M.meaning(r, times)) end
+  if f.failed > 0 then row("bad input", f.failed, "rows that could not be read") end
+  if f.unfinished > 0 then row("unfinished", f.unfinished, "run again with the same journal") end
+  row("total", f.total, "")
+  rows[#rows + 1] = "</tbody></table>"
+  return concat(rows)
+end
+
+-- A link only for web addresses: a share_url from elsewhere is shown as text.
+local function link(url)
+  if type(url) ~= "string" or url == "" then return "" end
+  if not url:match("^https?://[^%s]+$") then return esc(url) end
+  return format('<a href="%s" rel="noreferrer">%s</a>', esc(url), esc(url))
+end
+
+local function error_text(e, handler_only)
+  local parts = {}
+  if e.error and not handler_only then parts[#parts + 1] = esc(e.error) end
+  if e.handler_error then parts[#parts + 1] = "handler: " .. esc(e.handler_error) end
+  if #parts == 0 then return "" end
+  return '<div class="err">' .. concat(parts, "<br>") .. "</div>"
+end
+
+-- Each section: title, advice, columns { header, function(entry) -> html, class }.
+local function id_col(key, header)
+  return { header, function(e) return esc(e[key]) end, "id" }
+end
+local function time_col(key, header)
+  return { header, function(e) return esc(iso8601(e[key])) end, "t" }
+end
+local REASON = { "reason", function(e) return esc(e.reason) .. error_text(e) end }
+-- the reason says why the applicant is needed; only a failed handler is news
+local REVERIFY_REASON = { "reason", function(e) return esc(e.reason) .. error_text(e, true) end }
+
+local SECTION_SPECS = {
+  { key = "reverify", title = "Re-verify: send each applicant their new link",
+    advice = "The connection needs the applicant again (expired, changed credentials, MFA, "
+             .. "locked account). Send the link; the new order completes the renewal.",
+    cols = { id_col("case_id", "case"), id_col("order_id", "original order"), REVERIFY_REASON,
+             id_col("new_order_id", "new order"),
+             { "verification link", function(e) return link(e.share_url) end, "url" } } },
+  { key = "fix", title = "Needs a person (fix)",
+    advice = "Truv or the input rejected the refresh; retrying will not help until someone acts.",
+    cols = { id_col("case_id", "case"), id_col("order_id", "order"), REASON } },
+  { key = "retry", title = "Retry later",
+    advice = "A provider or network problem. Run truv-renew again with the same journal "
+             .. "after the time shown.",
+    cols = { id_col("case_id", "case"), id_col("order_id", "order"), REASON,
+             time_col("retry_at", "retry after (UTC)") } },
+  { key = "defer", title = "Deferred: refresh quota spent",
+    advice = "Truv allows 3 refreshes per connection per 24 hours.",
+    cols = { id_col("case_id", "case"), id_col("order_id", "order"), REASON,
+             time_col("not_before", "not before (UTC)") } },
+  { key = "no_data", title = "Connected, no data returned",
+    advice = "The connection works but the provider returned nothing to pre-fill.",
+    cols = { id_col("case_id", "case"), id_col("order_id", "order"), REASON } },
+  { key = "bad", title = "Bad input rows (skipped)",
+    advice = "These rows of the input file could not be read; fix them and run again.",
+    cols = { { "line", function(e) return esc(e.line) end, "n" }, id_col("case_id", "case"),
+             { "problem", function(e) return esc(e.error) end } } },
+}
+
+local function section(spec, entries)
+  local out = { format("<h2>%s (%d)</h2>", esc(spec.title), #entries) }
+  if #entries == 0 then
+    out[#out + 1] = '<p class="note">None.</p>'
+    return concat(out)
+  end
+  out[#out + 1] = '<p class="note">' .. esc(spec.advice) .. "</p><table><thead><tr>"
+  for _, c in ipairs(spec.cols) do out[#out + 1] = "<th>" .. esc(c[1]) .. "</th>" end
+  out[#out + 1] = "</tr></thead><tbody>"
+  for _, e in ipairs(entries) do
+    out[#out + 1] = "<tr>"
+    for _, c in ipairs(spec.cols) do
+      out[#out + 1] = (c[3] and ('<td class="' .. c[3] .. '">') or "<td>") .. c[2](e) .. "</td>"
+    end
+    out[#out + 1] = "</tr>"
+  end
+  out[#out + 1] = "</tbody></table>"
+  return concat(out)
+end
+
+local function metadata(f, opts)
+  local items = {
+    { "Input file", opts.input }, { "Journal", opts.journal_path },
+    { "Started", iso8601(opts.started_at) }, { "Finished", iso8601(opts.finished_at) },
+    { "Cases", tostring(f.total) }, { "Report written", iso8601(opts.now or os.time()) },
+  }
+  local out = { '<dl class="meta">' }
+  for _, it in ipairs(items) do
+    if it[2] then out[#out + 1] = format("<dt>%s</dt><dd>%s</dd>", esc(it[1]), esc(it[2])) end
+  end
+  out[#out + 1] = "</dl>"
+  return concat(out)
+end
+
+--- The page as a string; `lists` as collected from the journal.
+function _M.html(summary, lists, opts)
+  opts = opts or {}
+  local f = figures(summary)
+  local title = opts.title or "Renewal report"
+  local out = {
+    '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">',
+    '<meta name="viewport" content="width=device-width, initial-scale=1">',
+    "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; "
+      .. "style-src 'unsafe-inline'; img-src data:\">",
+    "<title>", esc(title), "</title><style>", CSS, "</style></head><body>",
+    "<h1>", esc(title), "</h1>", metadata(f, opts),
+    "<h2>Cases per route</h2>", chart(f), counts_table(f, opts.times),
+  }
+  for _, spec in ipairs(SECTION_SPECS) do out[#out + 1] = section(spec, lists[spec.key] or {}) end
+  out[#out + 1] = format('<h2>Done (%d)</h2><p class="note">Fresh data was handed to the '
+    .. "pre-fill step. Every case, done ones included, is listed in cases.csv beside this "
+    .. "page.</p>", f.routes.done or 0)
+  if opts.version then
+    out[#out + 1] = '<p class="note">truv-renew ' .. esc(opts.version) .. "</p>"
+  end
+  out[#out + 1] = "</body></html>\n"
+  return concat(out)
+end
+
+-- ---------------------------------------------------------------- write
+
+local function shell_quote(s)
+  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+
+local function write_file(path, data)
+  local tmp = path .. ".tmp"
+  local f, err = open(tmp, "wb")
+  if not f then return nil, err end
+  local ok, werr = f:write(data)
+  local closed, cerr = f:close()
+  if not ok or not closed then
+    remove(tmp)
+    return nil, werr or cerr
+  end
+  return rename(tmp, path)
+end
+
+--- Writes dir/cases.csv and dir/report.html (creating dir). opts: input,
+-- journal_path, started_at, finished_at, times, title, version, now.
+-- Returns { csv =, html =, cases = n } or nil, err.
+function _M.write(dir, journal, summary, opts)
+  opts = opts or {}
+  local mkdir = io.popen("mkdir -p " .. shell_quote(dir) .. " 2>&1")
+  local why = mkdir:read("a")
+  if not mkdir:close() then
+    return nil, "cannot create the report directory " .. dir .. ": " .. why:gsub("%s+$", "")
+  end
+  local csv, html = dir .. "/cases.csv", dir .. "/report.html"
+  local lists, count = write_csv(csv .. ".tmp", journal)
+  if not lists then
+    remove(csv .. ".tmp")
+    return nil, "cannot write " .. csv .. ": " .. tostring(count)
+  end
+  local ok, err = rename(csv .. ".tmp", csv)
+  if not ok then return nil, err end
+  local page_opts = {}
+  for k, v in pairs(opts) do page_opts[k] = v end
+  page_opts.times = page_opts.times or _M.times_of(lists)
+  ok, err = write_file(html, _M.html(summary, lists, page_opts))
+  if not ok then return nil, "cannot write " .. html .. ": " .. tostring(err) end
+  return { csv = csv, html = html, cases = count }
+end
+
+--- The earliest retry / defer times among collected lists.
+function _M.times_of(lists)
+  local t = {}
+  for _, e in ipairs(lists.retry or {}) do
+    if type(e.retry_at) == "number" then t.retry = min(t.retry or e.retry_at, e.retry_at) end
+  end
+  for _, e in ipairs(lists.defer or {}) do
+    if type(e.not_before) == "number" then t.defer = min(t.defer or e.not_before, e.not_before) end
+  end
+  return t
+end
+
+return _M
