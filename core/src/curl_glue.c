@@ -1,7 +1,9 @@
 /* libcurl glue shared by the easy and multi transports (see curl_glue.h). */
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "curl_glue.h"
 
@@ -34,6 +36,29 @@ static size_t on_body(char *data, size_t size, size_t n, void *userp) {
   return truv_response_append(resp, data, size * n) ? 0 : size * n;
 }
 
+#define RESERVE_MAX (1u << 20)
+
+/* A Content-Length known in advance sizes the body buffer once, instead of
+ * doubling it up to twice the answer's size: a transfer in flight then
+ * holds about the answer itself. Bounded, since the header is only the
+ * peer's word; a compressed answer still grows as usual past it. */
+static void reserve_body(truv_response *resp, const char *value, size_t vlen) {
+  char digits[16];
+  unsigned long want;
+  char *grown;
+  while (vlen && (*value == ' ' || *value == '\t')) value++, vlen--;
+  if (!vlen || vlen >= sizeof digits || resp->body_len) return;
+  memcpy(digits, value, vlen);
+  digits[vlen] = '\0';
+  want = strtoul(digits, NULL, 10) + 1;
+  if (want <= resp->body_cap || want > RESERVE_MAX) return;
+  if ((grown = realloc(resp->body, want))) {
+    grown[0] = '\0';
+    resp->body = grown;
+    resp->body_cap = want;
+  }
+}
+
 /* Header lines arrive one by one; a status line starts a new block (after a
  * 100 Continue or a redirect), so earlier headers are dropped. */
 static size_t on_header(char *line, size_t size, size_t n, void *userp) {
@@ -45,6 +70,8 @@ static size_t on_header(char *line, size_t size, size_t n, void *userp) {
     return len;
   }
   if (!colon) return len;
+  if (colon - line == 14 && strncasecmp(line, "Content-Length", 14) == 0)
+    reserve_body(resp, colon + 1, len - 15);
   if (truv_response_add_header(resp, line, (size_t)(colon - line), colon + 1,
                                len - (size_t)(colon - line) - 1))
     return 0;

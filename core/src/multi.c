@@ -16,7 +16,7 @@
 #include "curl_glue.h"
 #include "truv/multi.h"
 
-#define IDLE_BODY_MAX (64u << 10)   /* an idle slot keeps at most this much body buffer */
+#define IDLE_BODY_MAX (16u << 10)   /* an idle slot keeps at most this much body buffer */
 #define MIN_BUFFER 1024L
 #define MAX_BUFFER (512L << 10)
 #define POLL_MAX_MS 60000.0         /* one poll at most; the loop goes on after it */

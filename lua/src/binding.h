@@ -46,6 +46,12 @@ TRUV_HIDDEN int truv_push_classified(lua_State *L, truv_request *req,
 /* http.c: the blocking libcurl transport. */
 TRUV_HIDDEN void truv_open_http(lua_State *L);
 
+/* multi.c: the libcurl multi transport (many requests in flight). */
+TRUV_HIDDEN void truv_open_multi(lua_State *L);
+
+/* journal.c: a renewal batch's durable record (SQLite). */
+TRUV_HIDDEN void truv_open_journal(lua_State *L);
+
 /* clock.c: now, monotonic, sleep. */
 TRUV_HIDDEN void truv_open_clock(lua_State *L);
 

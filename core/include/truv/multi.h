@@ -28,8 +28,10 @@
  *   - easy handles and response buffers are pooled and reused, not made per
  *     request: the memory a transfer in flight costs is its slot (a few
  *     hundred bytes), libcurl's per-transfer state with its receive buffer
- *     (buffer_size) and the answer received so far. An idle slot keeps a
- *     response buffer of at most 64 KB.
+ *     (buffer_size) and the answer received so far (its buffer sized once
+ *     from Content-Length). An idle slot keeps a response buffer of at
+ *     most 16 KB: a refresh's answer is reused in place, a large order
+ *     document's is given back.
  *
  * Lifetimes: add() does not copy the request: the caller keeps it alive and
  * unchanged until its transfer is handed out by next() or cancelled. What
