@@ -1,5 +1,6 @@
 /* Webhook events: one parse of the body, then a typed view over it (see
  * truv/webhook.h). Field names and event types follow truv-api.md §6. */
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -54,10 +55,41 @@ truv_webhook_kind truv_webhook_kind_of(const char *event_type) {
   return is_data_event(event_type) ? TRUV_WEBHOOK_DATA : TRUV_WEBHOOK_UNKNOWN;
 }
 
-/* A string member, or NULL when absent, null or of another type. */
-static const char *str(const cJSON *obj, const char *key) {
-  const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
-  return cJSON_IsString(v) ? v->valuestring : NULL;
+/* The string members an event exposes, and where each goes. One walk over
+ * the object's members fills them all (a lookup per field would compare
+ * every name with every member); as with cJSON_GetObjectItem, the first
+ * member of a name counts, and a value that is not a string reads as NULL. */
+static const struct field {
+  const char *name;
+  size_t offset;
+} fields[] = {
+#define FIELD(f) {#f, offsetof(truv_webhook_event, f)}
+  FIELD(webhook_id), FIELD(event_type), FIELD(event_created_at),
+  {"updated_at", offsetof(truv_webhook_event, updated_at_iso)},
+  FIELD(user_id), FIELD(template_id), FIELD(order_id), FIELD(order_number), FIELD(employer_id),
+  FIELD(link_id), FIELD(task_id), FIELD(product), FIELD(data_source), FIELD(tracking_info),
+  FIELD(status),
+#undef FIELD
+};
+
+#define NFIELDS (sizeof fields / sizeof *fields)
+#define ALL_FIELDS ((1ul << NFIELDS) - 1)
+
+static void read_fields(const cJSON *root, truv_webhook_event *ev) {
+  const cJSON *m;
+  unsigned long seen = 0;
+  size_t i;
+  cJSON_ArrayForEach(m, root) {
+    for (i = 0; m->string && i < NFIELDS; i++) {
+      if ((seen >> i & 1) || m->string[0] != fields[i].name[0] ||
+          strcmp(m->string, fields[i].name) != 0)
+        continue;
+      seen |= 1ul << i;
+      if (cJSON_IsString(m)) *(const char **)((char *)ev + fields[i].offset) = m->valuestring;
+      break;
+    }
+    if (seen == ALL_FIELDS) break;
+  }
 }
 
 /* Epoch seconds of an ISO timestamp, or 0 when absent or unreadable
@@ -72,31 +104,17 @@ static int read_event(const cJSON *root, truv_webhook_event *ev, truv_err *err) 
   if (!cJSON_IsObject(root))
     return truv_err_set(err, TRUV_EPROTOCOL, "unexpected_shape",
                         "webhook body is valid JSON but not an object");
-  ev->webhook_id = str(root, "webhook_id");
+  read_fields(root, ev);
   if (!ev->webhook_id || !ev->webhook_id[0])
     return truv_err_set(err, TRUV_EPROTOCOL, "missing_webhook_id",
                         "webhook body has no webhook_id (a non-empty string)");
-  ev->event_type = str(root, "event_type");
   if (!ev->event_type || !ev->event_type[0])
     return truv_err_set(err, TRUV_EPROTOCOL, "missing_event_type",
                         "webhook body has no event_type (a non-empty string)");
   ev->kind = truv_webhook_kind_of(ev->event_type);
-  ev->event_created_at = str(root, "event_created_at");
-  ev->updated_at_iso = str(root, "updated_at");
   ev->event_created = seconds(ev->event_created_at);
   ev->updated_at = seconds(ev->updated_at_iso);
   if (ev->updated_at == 0) ev->updated_at = ev->event_created;
-  ev->user_id = str(root, "user_id");
-  ev->template_id = str(root, "template_id");
-  ev->order_id = str(root, "order_id");
-  ev->order_number = str(root, "order_number");
-  ev->employer_id = str(root, "employer_id");
-  ev->link_id = str(root, "link_id");
-  ev->task_id = str(root, "task_id");
-  ev->product = str(root, "product");
-  ev->data_source = str(root, "data_source");
-  ev->tracking_info = str(root, "tracking_info");
-  ev->status = str(root, "status");
   return 0;
 }
 

@@ -180,6 +180,22 @@ static void non_string_fields_read_as_absent(void) {
   truv_webhook_event_free(&ev);
 }
 
+static void the_first_member_of_a_name_counts(void) {
+  truv_webhook_event ev;
+  truv_err err;
+  /* as in the document the Lua side sees (cJSON_GetObjectItem) */
+  CHECK_INT(parse_text("{\"webhook_id\":\"w1\",\"status\":1,\"event_type\":\"x\","
+                       "\"webhook_id\":\"w2\",\"status\":\"done\",\"event_type\":\"y\"}",
+                       &ev, &err), 0);
+  CHECK_STR(ev.webhook_id, "w1");
+  CHECK_STR(ev.event_type, "x");
+  CHECK(ev.status == NULL);
+  truv_webhook_event_free(&ev);
+  CHECK_INT(parse_text("{\"webhook_id\":null,\"event_type\":\"x\",\"webhook_id\":\"w2\"}",
+                       &ev, &err), TRUV_EPROTOCOL);
+  CHECK_STR(err.code, "missing_webhook_id");
+}
+
 static void bodies_that_are_not_events_are_refused(void) {
   static const struct { const char *body, *code; } cases[] = {
     {"", "malformed_json"},
@@ -266,6 +282,7 @@ int main(void) {
   RUN(updated_at_falls_back_to_event_created_at_then_zero);
   RUN(ids_are_never_truncated);
   RUN(non_string_fields_read_as_absent);
+  RUN(the_first_member_of_a_name_counts);
   RUN(bodies_that_are_not_events_are_refused);
   RUN(every_truncation_of_a_real_event_is_refused);
   RUN(a_truncated_body_says_so);

@@ -257,6 +257,48 @@ static void a_null_err_is_allowed(void) {
             TRUV_EAUTH);
 }
 
+static void prepared_keys_verify_like_secrets(void) {
+  static const char *const rotation[] = {OLD_SECRET, NULL, "", SANDBOX_SECRET, PROD_SECRET};
+  static const char *const others[] = {OLD_SECRET, PROD_SECRET};
+  truv_webhook_keys *keys = NULL, *wrong = NULL;
+  truv_err err;
+  size_t len = strlen(INLINE_BODY);
+  int i;
+  truv_err_clear(&err);
+  CHECK_INT(truv_webhook_keys_new(rotation, 5, &keys, &err), 0);
+  CHECK_INT(truv_webhook_keys_count(keys), 3);
+  CHECK_INT(truv_webhook_keys_new(others, 2, &wrong, &err), 0);
+  /* the same keys, over and over, between successes and failures */
+  for (i = 0; i < 3; i++) {
+    CHECK_INT(truv_webhook_verify_keys(keys, INLINE_BODY, len, "v1=" INLINE_SIG, &err), 0);
+    CHECK_INT(truv_webhook_verify_keys(keys, INLINE_BODY, len - 1, "v1=" INLINE_SIG, &err),
+              TRUV_EAUTH);
+    CHECK_STR(err.code, "signature_mismatch");
+    CHECK_INT(truv_webhook_verify_keys(keys, "", 0, "v1=" EMPTY_SIG, &err), 0);
+    CHECK_INT(truv_webhook_verify_keys(wrong, INLINE_BODY, len, "v1=" INLINE_SIG, &err),
+              TRUV_EAUTH);
+    CHECK_CONTAINS(err.message, "2 secrets");
+  }
+  CHECK_INT(truv_webhook_verify_keys(keys, INLINE_BODY, len, "v2=x", &err), TRUV_EAUTH);
+  CHECK_STR(err.code, "bad_prefix");
+  truv_webhook_keys_free(keys);
+  truv_webhook_keys_free(wrong);
+}
+
+static void keys_need_a_usable_secret(void) {
+  static const char *const blank[] = {"", NULL};
+  truv_webhook_keys *keys = (truv_webhook_keys *)&keys;
+  truv_err err;
+  truv_err_clear(&err);
+  CHECK_INT(truv_webhook_keys_new(blank, 2, &keys, &err), TRUV_EINVALID);
+  CHECK(keys == NULL);
+  CHECK_STR(err.code, "no_secret");
+  CHECK_INT(truv_webhook_verify_keys(NULL, INLINE_BODY, 3, "v1=" INLINE_SIG, &err), TRUV_EINVALID);
+  CHECK_STR(err.code, "no_secret");
+  CHECK_INT(truv_webhook_keys_count(NULL), 0);
+  truv_webhook_keys_free(NULL);
+}
+
 int main(void) {
   RUN(signs_rfc4231_vectors);
   RUN(rfc4231_case2_verifies_as_a_webhook);
@@ -274,5 +316,7 @@ int main(void) {
   RUN(any_secret_of_a_rotation_passes);
   RUN(messages_never_hold_a_secret_or_a_signature);
   RUN(a_null_err_is_allowed);
+  RUN(prepared_keys_verify_like_secrets);
+  RUN(keys_need_a_usable_secret);
   return CHECK_DONE();
 }

@@ -4,7 +4,11 @@
  *     header:  the X-WEBHOOK-SIGN value (a string, or nil when absent), or
  *              the request's headers table, searched case-insensitively
  *              (a header given several times, as a list: the first value)
- *     secrets: the access secret, or a list of them (key rotation)
+ *     secrets: the access secret, or a list of them (key rotation), or
+ *              keys from core.webhook_keys
+ *   core.webhook_keys(secrets) -> keys | nil, err
+ *     the secrets prepared once (their keyed HMAC states), for receivers
+ *     that verify many deliveries; tostring(keys) shows only the count
  *   core.webhook_sign(body, secret) -> "v1=<hex>" | nil, err
  *   core.webhook_parse(body [, "view"|"table"]) -> event | nil, err
  *     event: { kind = type = event_type = "task-status-updated" (as sent),
@@ -27,6 +31,7 @@
 #include "truv/webhook.h"
 
 #define MAX_SECRETS 16
+#define KEYS_MT "truv.webhook.keys"
 #define HEADER_LOWER "x-webhook-sign"
 
 /* ---- verify ---- */
@@ -79,7 +84,7 @@ static size_t check_secrets(lua_State *L, int idx, const char *out[MAX_SECRETS])
     return 1;
   }
   if (lua_type(L, idx) != LUA_TTABLE)
-    luaL_argerror(L, idx, lua_pushfstring(L, "a secret or a list of secrets expected, got %s",
+    luaL_argerror(L, idx, lua_pushfstring(L, "a secret, a list of secrets or webhook keys expected, got %s",
                                           luaL_typename(L, idx)));
   n = lua_rawlen(L, idx);
   if (n > MAX_SECRETS)
@@ -99,17 +104,52 @@ static int l_webhook_verify(lua_State *L) {
   size_t len, n;
   const char *body = luaL_checklstring(L, 1, &len);
   const char *secrets[MAX_SECRETS];
+  truv_webhook_keys **keys;
   truv_err err;
-  int t = lua_type(L, 2);
+  int t = lua_type(L, 2), rc;
   if (t == LUA_TTABLE) take_header(L, 2);
   else if (t != LUA_TSTRING && t != LUA_TNIL && t != LUA_TNONE)
     luaL_argerror(L, 2, lua_pushfstring(L, "the X-WEBHOOK-SIGN value or a headers table "
                                            "expected, got %s", luaL_typename(L, 2)));
-  n = check_secrets(L, 3, secrets);
   truv_err_clear(&err);
-  if (truv_webhook_verify(body, len, lua_tostring(L, 2), secrets, n, &err))
-    return truv_fail(L, &err);
+  if ((keys = luaL_testudata(L, 3, KEYS_MT))) {
+    rc = truv_webhook_verify_keys(*keys, body, len, lua_tostring(L, 2), &err);
+  } else {
+    n = check_secrets(L, 3, secrets);
+    rc = truv_webhook_verify(body, len, lua_tostring(L, 2), secrets, n, &err);
+  }
+  if (rc) return truv_fail(L, &err);
   lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* ---- prepared secrets ---- */
+
+/* webhook_keys(secret_or_list) -> keys | nil, err */
+static int l_webhook_keys(lua_State *L) {
+  const char *secrets[MAX_SECRETS];
+  size_t n = check_secrets(L, 1, secrets);
+  truv_webhook_keys **slot = lua_newuserdata(L, sizeof *slot);
+  truv_err err;
+  *slot = NULL;
+  luaL_setmetatable(L, KEYS_MT);
+  truv_err_clear(&err);
+  if (truv_webhook_keys_new(secrets, n, slot, &err)) return truv_fail(L, &err);
+  return 1;
+}
+
+static int keys_gc(lua_State *L) {
+  truv_webhook_keys **slot = luaL_checkudata(L, 1, KEYS_MT);
+  truv_webhook_keys_free(*slot);
+  *slot = NULL;
+  return 0;
+}
+
+/* Says how many secrets, never which. */
+static int keys_tostring(lua_State *L) {
+  truv_webhook_keys **slot = luaL_checkudata(L, 1, KEYS_MT);
+  int n = (int)truv_webhook_keys_count(*slot);
+  lua_pushfstring(L, "truv.webhook.keys: %d secret%s", n, n == 1 ? "" : "s");
   return 1;
 }
 
@@ -134,43 +174,78 @@ static int l_webhook_sign(lua_State *L) {
 
 /* ---- parse ---- */
 
-static void set_str(lua_State *L, const char *key, const char *v) {
-  if (!v) return;
-  lua_pushstring(L, v);
-  lua_setfield(L, -2, key);
+/* The event's keys, made once into an upvalue of webhook_parse (an array
+ * of interned strings): an event sets twenty fields, and fetching a ready
+ * key is cheaper than turning a C string into a Lua key each time. */
+enum {
+  K_KIND = 1, K_TYPE, K_EVENT_TYPE, K_CATEGORY, K_WEBHOOK_ID, K_UPDATED_AT, K_UPDATED_AT_ISO,
+  K_EVENT_CREATED_AT, K_EVENT_CREATED_AT_ISO, K_USER_ID, K_TEMPLATE_ID, K_ORDER_ID,
+  K_ORDER_NUMBER, K_EMPLOYER_ID, K_LINK_ID, K_TASK_ID, K_PRODUCT, K_DATA_SOURCE,
+  K_TRACKING_INFO, K_STATUS, K_DOCUMENT, K_COUNT
+};
+
+static const char *const event_keys[K_COUNT] = {
+  NULL, "kind", "type", "event_type", "category", "webhook_id", "updated_at", "updated_at_iso",
+  "event_created_at", "event_created_at_iso", "user_id", "template_id", "order_id",
+  "order_number", "employer_id", "link_id", "task_id", "product", "data_source",
+  "tracking_info", "status", "document",
+};
+
+static void push_keys(lua_State *L) {
+  int k;
+  lua_createtable(L, K_COUNT - 1, 0);
+  for (k = 1; k < K_COUNT; k++) {
+    lua_pushstring(L, event_keys[k]);
+    lua_rawseti(L, -2, k);
+  }
 }
 
-static void set_num(lua_State *L, const char *key, double v) {
+/* event[key] = the value at idx; the event is on top of the stack. */
+static void set_value(lua_State *L, int key, int idx) {
+  idx = lua_absindex(L, idx);
+  lua_rawgeti(L, lua_upvalueindex(1), key);
+  lua_pushvalue(L, idx);
+  lua_rawset(L, -3);
+}
+
+static void set_str(lua_State *L, int key, const char *v) {
+  if (!v) return;
+  lua_rawgeti(L, lua_upvalueindex(1), key);
+  lua_pushlstring(L, v, strlen(v));   /* skips lua_pushstring's cache probe */
+  lua_rawset(L, -3);
+}
+
+static void set_num(lua_State *L, int key, double v) {
+  lua_rawgeti(L, lua_upvalueindex(1), key);
   lua_pushnumber(L, v);
-  lua_setfield(L, -2, key);
+  lua_rawset(L, -3);
 }
 
 /* The event's fields; the document is added by the caller. */
 static void push_event(lua_State *L, const truv_webhook_event *ev) {
-  lua_createtable(L, 0, 24);
-  lua_pushstring(L, ev->event_type);
-  lua_pushvalue(L, -1);
-  lua_setfield(L, -3, "kind");
-  lua_pushvalue(L, -1);
-  lua_setfield(L, -3, "type");
-  lua_setfield(L, -2, "event_type");
-  set_str(L, "category", truv_webhook_kind_name(ev->kind));
-  set_str(L, "webhook_id", ev->webhook_id);
-  set_num(L, "updated_at", ev->updated_at);
-  set_str(L, "updated_at_iso", ev->updated_at_iso);
-  set_num(L, "event_created_at", ev->event_created);
-  set_str(L, "event_created_at_iso", ev->event_created_at);
-  set_str(L, "user_id", ev->user_id);
-  set_str(L, "template_id", ev->template_id);
-  set_str(L, "order_id", ev->order_id);
-  set_str(L, "order_number", ev->order_number);
-  set_str(L, "employer_id", ev->employer_id);
-  set_str(L, "link_id", ev->link_id);
-  set_str(L, "task_id", ev->task_id);
-  set_str(L, "product", ev->product);
-  set_str(L, "data_source", ev->data_source);
-  set_str(L, "tracking_info", ev->tracking_info);
-  set_str(L, "status", ev->status);
+  lua_pushlstring(L, ev->event_type, strlen(ev->event_type));
+  lua_createtable(L, 0, K_COUNT);
+  set_value(L, K_KIND, -2);
+  set_value(L, K_TYPE, -2);
+  set_value(L, K_EVENT_TYPE, -2);
+  lua_remove(L, -2);
+  set_str(L, K_CATEGORY, truv_webhook_kind_name(ev->kind));
+  set_str(L, K_WEBHOOK_ID, ev->webhook_id);
+  set_num(L, K_UPDATED_AT, ev->updated_at);
+  set_str(L, K_UPDATED_AT_ISO, ev->updated_at_iso);
+  set_num(L, K_EVENT_CREATED_AT, ev->event_created);
+  set_str(L, K_EVENT_CREATED_AT_ISO, ev->event_created_at);
+  set_str(L, K_USER_ID, ev->user_id);
+  set_str(L, K_TEMPLATE_ID, ev->template_id);
+  set_str(L, K_ORDER_ID, ev->order_id);
+  set_str(L, K_ORDER_NUMBER, ev->order_number);
+  set_str(L, K_EMPLOYER_ID, ev->employer_id);
+  set_str(L, K_LINK_ID, ev->link_id);
+  set_str(L, K_TASK_ID, ev->task_id);
+  set_str(L, K_PRODUCT, ev->product);
+  set_str(L, K_DATA_SOURCE, ev->data_source);
+  set_str(L, K_TRACKING_INFO, ev->tracking_info);
+  set_str(L, K_STATUS, ev->status);
 }
 
 /* Owns a parsed document while the event's fields are copied into Lua in
@@ -207,22 +282,34 @@ static int l_webhook_parse(lua_State *L) {
     truv_push_document(L, ev.doc, mode);
     lua_replace(L, -3);   /* the document where the anchor was */
   }
-  lua_insert(L, -2);
-  lua_setfield(L, -2, "document");
+  set_value(L, K_DOCUMENT, -2);   /* the stack: document, event */
   return 1;
 }
 
 void truv_open_webhook(lua_State *L) {
   static const luaL_Reg funcs[] = {
     {"webhook_verify", l_webhook_verify},
+    {"webhook_keys", l_webhook_keys},
     {"webhook_sign", l_webhook_sign},
-    {"webhook_parse", l_webhook_parse},
     {NULL, NULL}};
   luaL_newmetatable(L, ANCHOR_MT);
   lua_pushcfunction(L, anchor_gc);
   lua_setfield(L, -2, "__gc");
   lua_pop(L, 1);
+  luaL_newmetatable(L, KEYS_MT);
+  lua_pushcfunction(L, keys_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pushcfunction(L, keys_tostring);
+  lua_setfield(L, -2, "__tostring");
+  lua_pushliteral(L, "truv.webhook.keys");
+  lua_setfield(L, -2, "__name");
+  lua_pushboolean(L, 0);
+  lua_setfield(L, -2, "__metatable");   /* nothing in Lua reaches the key material */
+  lua_pop(L, 1);
   luaL_setfuncs(L, funcs, 0);
+  push_keys(L);
+  lua_pushcclosure(L, l_webhook_parse, 1);
+  lua_setfield(L, -2, "webhook_parse");
   lua_pushliteral(L, TRUV_WEBHOOK_HEADER);
   lua_setfield(L, -2, "WEBHOOK_HEADER");
 }
