@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -21,6 +22,16 @@
 #include "ticker.h"
 
 #define PARENT_POLL_MS 500
+
+/* hundreds of delayed connections need descriptors: lift the soft limit */
+static void raise_fd_limit(void)
+{
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= rl.rlim_max)
+    return;
+  rl.rlim_cur = rl.rlim_max < 65536 ? rl.rlim_max : 65536;
+  setrlimit(RLIMIT_NOFILE, &rl);
+}
 
 static bool start_modules(struct sandbox *sb)
 {
@@ -154,6 +165,7 @@ int main(int argc, char **argv)
   default: break;
   }
   signal(SIGPIPE, SIG_IGN);
+  raise_fd_limit();
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGTERM);
   sigaddset(&stop_signals, SIGINT);
