@@ -39,4 +39,7 @@ build = {
     TRUV_TESTS = "OFF",
     TRUV_SANDBOX = "OFF",
   },
+  install = {
+    bin = { ["truv-renew"] = "bin/truv-renew" },
+  },
 }

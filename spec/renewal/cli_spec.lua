@@ -1,0 +1,245 @@
+-- bin/truv-renew end to end against the sandbox: a run, its summary and
+-- report, bad input rows, a re-run on the finished journal without Truv,
+-- and the ways it refuses to run.
+local sandbox = require "spec.support.sandbox"
+local cjson = require("cjson").new()
+local core = require "truv.core"
+local cases = require "truv.cases"
+
+local SRC = os.getenv("TRUV_SOURCE_DIR") or "."
+local BIN = SRC .. "/bin/truv-renew"
+local CLIENT_ID, SECRET = "sandbox-client-id", "sandbox-secret"
+
+local quote = function(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+
+local function read(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+local function write(path, data)
+  local f = assert(io.open(path, "wb"))
+  f:write(data)
+  f:close()
+end
+
+local function tmpdir()
+  local p = assert(io.popen("mktemp -d /tmp/truv-renew-spec.XXXXXX"))
+  local d = p:read("l")
+  p:close()
+  return d
+end
+
+-- Runs truv-renew with `args` (a list); env: { NAME = value | false (unset) }.
+-- Returns exit code, stdout, stderr.
+local function renew(dir, args, env)
+  env = env or {}
+  local unset, set = {}, {}
+  for _, k in ipairs{ "TRUV_CLIENT_ID", "TRUV_SECRET" } do
+    local v = env[k]
+    if v == nil then v = (k == "TRUV_SECRET") and SECRET or CLIENT_ID end
+    if v == false then unset[#unset + 1] = "-u " .. k else set[#set + 1] = k .. "=" .. quote(v) end
+  end
+  local e = { "env", table.concat(unset, " "), table.concat(set, " ") }   -- env wants -u first
+  local argv = {}
+  for i, a in ipairs(args) do argv[i] = quote(a) end
+  local cmd = string.format("%s lua5.4 %s %s >%s/out 2>%s/err </dev/null", table.concat(e, " "),
+                            quote(BIN), table.concat(argv, " "), quote(dir), quote(dir))
+  local _, _, code = os.execute(cmd)
+  return code, read(dir .. "/out") or "", read(dir .. "/err") or ""
+end
+
+local function json_lines(text)
+  local out = {}
+  for l in text:gmatch("[^\n]+") do
+    local ok, v = pcall(cjson.decode, l)
+    assert(ok, "not a JSON line: " .. l)
+    out[#out + 1] = v
+  end
+  return out
+end
+
+local function csv_rows(path)
+  return assert(cases.parse_csv(assert(read(path))))
+end
+
+describe("truv-renew", function()
+  local sb, dir, input, input_rows
+
+  setup(function()
+    dir = tmpdir()
+    sb = sandbox.start{ args = { "--seed-cases", "60", "--rate-limit", "0", "--realtime",
+                                 "--time-scale", "50", "--cases-out", dir .. "/seeded.csv" } }
+    -- the seeded cases plus three bad rows, at known lines
+    local text = assert(read(dir .. "/seeded.csv"))
+    local header = text:match("^([^\n]*)\n")
+    local ncols = select(2, header:gsub(",", ",")) + 1
+    local function row(fields)
+      local cols = {}
+      for i = 1, ncols do cols[i] = "" end
+      local names = {}
+      for name in header:gmatch("[^,]+") do names[#names + 1] = name end
+      for i, name in ipairs(names) do cols[i] = fields[name] or "" end
+      return table.concat(cols, ",") .. "\n"
+    end
+    input = dir .. "/cases.csv"
+    write(input, text .. row{ case_id = "bad-1", order_id = "", product = "income" }
+                 .. row{ case_id = "bad-2", order_id = "abc", product = "payslips" }
+                 .. "bad-3,too,few\n")
+    input_rows = #csv_rows(input) - 1
+  end)
+
+  teardown(function()
+    if sb then sb:shutdown() end
+    os.execute("rm -rf " .. quote(dir))
+  end)
+
+  local function run_args(extra, base_url)
+    local a = { "--journal", dir .. "/renewal.journal", "--report", dir .. "/report",
+                "--base-url", base_url or sb.base_url, "--rate", "0", "--concurrency", "16",
+                "--poll-interval", "0.2" }
+    for _, x in ipairs(extra or {}) do a[#a + 1] = x end
+    a[#a + 1] = input
+    return a
+  end
+
+  local first = {}
+
+  it("renews every case, prints the summary and writes the report", function()
+    local code, out, err = renew(dir, run_args())
+    assert.are.equal(0, code, err)
+    first.out = out
+    first.csv = read(dir .. "/report/cases.csv")
+    -- the summary table: every route, the bad rows, the total
+    for _, r in ipairs{ "done", "reverify", "retry", "defer", "no_data", "fix" } do
+      assert.matches("\n" .. r .. " +%d+ +%d+%.%d%% ", out)
+    end
+    assert.matches("\nbad input +3 ", out)
+    assert.matches("\ntotal +" .. input_rows .. " +100%.0%%", out)
+    assert.matches("report: " .. dir:gsub("%p", "%%%0") .. "/report/report.html", out)
+    -- the journal agrees with the table
+    local j = assert(core.journal_open(dir .. "/renewal.journal"))
+    for r, n in pairs(j:route_counts()) do
+      assert.matches("\n" .. r .. " +" .. n .. " ", out)
+    end
+    -- no case was refreshed twice
+    local refreshed = 0
+    for rec in j:each{} do
+      if rec.refresh_order_id then refreshed = refreshed + 1 end
+    end
+    j:close()
+    local stats = sb:stats()
+    assert.are.equal(refreshed, stats.refresh.order_refreshes)
+    for oid, o in pairs(stats.refresh.by_order or {}) do
+      assert.is_true(o.refresh_orders <= 1, oid)
+    end
+    -- progress: JSON lines on stderr (not a terminal), one per event
+    local evs = json_lines(err)
+    assert.are.equal("run_finished", evs[#evs].event)
+    local routed = 0
+    for _, ev in ipairs(evs) do
+      if ev.event == "routed" then routed = routed + 1 end
+      assert.is_nil(err:find(SECRET, 1, true))
+    end
+    assert.are.equal(input_rows - 3, routed)
+  end)
+
+  it("writes one cases.csv row per input row, and a report page", function()
+    local rows = csv_rows(dir .. "/report/cases.csv")
+    assert.are.equal(input_rows, #rows - 1)
+    local html = assert(read(dir .. "/report/report.html"))
+    assert.matches("^<!DOCTYPE html>", html)
+    assert.truthy(html:find("<svg", 1, true))
+  end)
+
+  it("reports bad input rows with their line, and skips them", function()
+    local _, _, err = renew(dir, run_args({ "--json" }, "http://127.0.0.1:1/v1/"))
+    local lines = {}
+    for _, ev in ipairs(json_lines(err)) do
+      if ev.event == "bad_row" then lines[#lines + 1] = ev.line end
+    end
+    local n = input_rows + 1         -- the header is line 1
+    assert.are.same({ n - 2, n - 1, n }, lines)
+    local by_line = {}
+    for _, row in ipairs(csv_rows(dir .. "/report/cases.csv")) do by_line[row[11]] = row end
+    assert.are.equal("failed", by_line[tostring(n - 2)][12])
+    assert.matches("missing order_id", by_line[tostring(n - 2)][10])
+    assert.matches("unknown product 'payslips'", by_line[tostring(n - 1)][10])
+    assert.matches("expected %d+ columns", by_line[tostring(n)][10])
+    local html = read(dir .. "/report/report.html")
+    assert.matches("Bad input rows %(skipped%) %(3%)", html)
+    assert.truthy(html:find('<td class="n">' .. n .. "</td>", 1, true))
+  end)
+
+  it("prints the same summary and report again without calling Truv", function()
+    local before = sb:stats().requests.total
+    local code, out, err = renew(dir, run_args(nil, "http://127.0.0.1:1/v1/"))
+    assert.are.equal(0, code, err)
+    assert.are.equal(first.out, out)
+    assert.are.equal(first.csv, read(dir .. "/report/cases.csv"))
+    code, out = renew(dir, run_args())
+    assert.are.equal(0, code)
+    assert.are.equal(first.out, out)
+    assert.are.equal(before, sb:stats().requests.total)
+  end)
+
+  it("prints nothing but errors when quiet", function()
+    local code, out, err = renew(dir, run_args({ "--quiet" }))
+    assert.are.equal(0, code)
+    assert.are.equal("", out)
+    for l in err:gmatch("[^\n]+") do assert.matches("^bad input row at line %d+", l) end
+  end)
+
+  it("refuses to run without credentials, and says which", function()
+    local d = tmpdir()
+    for _, env in ipairs{ { TRUV_SECRET = false }, { TRUV_CLIENT_ID = false }, { TRUV_SECRET = "" } } do
+      local code, out, err = renew(d, { "--journal", d .. "/j", input }, env)
+      assert.are.equal(1, code)
+      assert.are.equal("", out)
+      assert.matches("no credentials: set TRUV_CLIENT_ID %(or %-%-client%-id%) and TRUV_SECRET", err)
+    end
+    assert.is_nil(read(d .. "/j"))          -- nothing created
+    -- --client-id stands in for the variable; a wrong secret is a finished run
+    -- whose cases need a person
+    local code, out = renew(d, { "--journal", d .. "/j", "--client-id", CLIENT_ID, "--base-url",
+                                 sb.base_url, "--rate", "0", input },
+                            { TRUV_CLIENT_ID = false, TRUV_SECRET = "sandbox-wrong" })
+    assert.are.equal(0, code)
+    assert.matches("\nfix +" .. (input_rows - 3) .. " ", out)
+    os.execute("rm -rf " .. quote(d))
+  end)
+
+  it("never takes the secret on the command line", function()
+    local code, _, err = renew(dir, { "--journal", dir .. "/x", "--secret", SECRET, input })
+    assert.are.equal(2, code)
+    assert.matches("set TRUV_SECRET in the environment", err)
+    local _, help = renew(dir, { "--help" })
+    assert.matches("TRUV_SECRET", help)
+    assert.matches("visible to every user of the machine", help)
+  end)
+
+  it("exits 2 on bad usage and 1 when it cannot run", function()
+    local cases_ = {
+      { 2, {} }, { 2, { input } }, { 2, { "--journal", dir .. "/x" } },
+      { 2, { "--journal", dir .. "/x", "--concurrency", "0", input } },
+      { 2, { "--journal", dir .. "/x", "--rate", "fast", input } },
+      { 2, { "--journal", dir .. "/x", "--reverify", "email", input } },
+      { 2, { "--journal", dir .. "/x", "--frobnicate", input } },
+      { 2, { "--journal", dir .. "/x", "--quiet", "--verbose", input } },
+      { 2, { "--journal", dir .. "/x", input, input } },
+      { 1, { "--journal", dir .. "/x", dir .. "/no-such-cases.csv" } },
+      { 1, { "--journal", dir .. "/no/such/dir/journal", input } },
+    }
+    for _, c in ipairs(cases_) do
+      local code, _, err = renew(dir, c[2])
+      assert.are.equal(c[1], code, table.concat(c[2], " ") .. ": " .. err)
+      assert.matches("^truv%-renew: ", err)
+    end
+    local code, out = renew(dir, { "--version" })
+    assert.are.equal(0, code)
+    assert.matches("^truv%-renew %d+%.%d+", out)
+  end)
+end)
