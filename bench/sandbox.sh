@@ -1,8 +1,9 @@
 #!/bin/sh
 # Measures truv-sandbox's own capacity with wrk (2 threads, 64 connections,
 # 5 s each) on loopback: an authenticated GET /v1/orders/{id}/ of a small
-# (one employer) seeded order, and a tiny 404 path; then 512 connections
-# against 200 ms of injected latency (suspend/resume, no thread per request).
+# seeded order (one employer, employment only) and of a one-employer income
+# order, and a tiny 404 path; then 512 connections against 200 ms of injected
+# latency (suspend/resume, no thread per request).
 #
 #   bench/sandbox.sh [BUILD_DIR]     # default build/release; needs wrk
 #   SANDBOX_BIN=... DURATION=10s bench/sandbox.sh
@@ -37,22 +38,33 @@ done
 port=$(cat "$dir/port")
 base=http://127.0.0.1:$port
 
-# a small order: an income case with one employer and no financial account
-order=$(awk -F, '{ sub(/\r$/, "") } NR > 1 && $4 == "income" && $11 !~ /;/ && $12 == "" { print $2; exit }' "$dir/cases.csv")
-[ -n "$order" ] || { echo "bench/sandbox.sh: no one-employer income case" >&2; exit 1; }
-size=$(curl -s -H "X-Access-Client-Id: $CLIENT_ID" -H "X-Access-Secret: $SECRET" \
-            "$base/v1/orders/$order/" | wc -c)
+# a small order (one employer, employment only: no pay history) and a typical
+# one (one employer, income: a year or so of pay statements)
+pick() {
+  awk -F, -v product="$1" '{ sub(/\r$/, "") }
+    NR > 1 && $4 == product && $11 !~ /;/ && $12 == "" { print $2; exit }' "$dir/cases.csv"
+}
+small=$(pick employment)
+income=$(pick income)
+[ -n "$small" ] && [ -n "$income" ] || { echo "bench/sandbox.sh: no one-employer cases" >&2; exit 1; }
+size() {
+  curl -s -H "X-Access-Client-Id: $CLIENT_ID" -H "X-Access-Secret: $SECRET" "$base/v1/orders/$1/" | wc -c
+}
 
 rps() { awk '/^Requests\/sec:/ { printf "%.0f", $2 }'; }
 
-get=$(wrk -t2 -c64 -d"$DURATION" -H "X-Access-Client-Id: $CLIENT_ID" -H "X-Access-Secret: $SECRET" \
-          "$base/v1/orders/$order/" | rps)
+get() {
+  wrk -t2 -c"${2:-64}" -d"$DURATION" --timeout 5s -H "X-Access-Client-Id: $CLIENT_ID" \
+      -H "X-Access-Secret: $SECRET" "$base/v1/orders/$1/" | rps
+}
+small_rps=$(get "$small")
+income_rps=$(get "$income")
 notfound=$(wrk -t2 -c64 -d"$DURATION" "$base/v1/nowhere/" | rps)
 curl -s -X POST "$base/_sandbox/faults" -d '{"latency_ms":200}' >/dev/null
-delayed=$(wrk -t2 -c512 -d"$DURATION" --timeout 5s -H "X-Access-Client-Id: $CLIENT_ID" \
-              -H "X-Access-Secret: $SECRET" "$base/v1/orders/$order/" | rps)
+delayed=$(get "$small" 512)
 
 printf 'truv-sandbox (%s, wrk -t2 -c64 -d%s, loopback)\n' "$BIN" "$DURATION"
-printf '  GET /v1/orders/{id}/ (%s bytes, authenticated)  %8s req/s\n' "$size" "$get"
-printf '  GET /v1/nowhere/ (404)                          %8s req/s\n' "$notfound"
-printf '  512 connections, 200 ms injected latency        %8s req/s (ideal 2560)\n' "$delayed"
+printf '  GET /v1/orders/{id}/ small (%6s bytes)        %8s req/s\n' "$(size "$small")" "$small_rps"
+printf '  GET /v1/orders/{id}/ income (%6s bytes)       %8s req/s\n' "$(size "$income")" "$income_rps"
+printf '  GET /v1/nowhere/ (404)                         %8s req/s\n' "$notfound"
+printf '  512 connections, 200 ms injected latency       %8s req/s (ideal 2560)\n' "$delayed"
