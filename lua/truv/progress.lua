@@ -224,16 +224,17 @@ end
 function Progress:render(now)
   local f = self:figures(now)
   local cols = max(20, self.width) - 1
+  local bar_w = max(10, min(30, cols - 69))       -- fixed per width: no jumping
   local stats
   for detail = 0, 2 do
-    stats = format(" %d/%d %5.1f/s ETA %s | %s | %d in flight", self.finished, self.total,
+    stats = format(" %d/%d %.1f/s ETA %s | %s | %d in flight", self.finished, self.total,
                    f.rate, duration(f.eta), self:_counts(detail), f.in_flight)
-    if #stats + 12 <= cols then break end
+    if #stats + bar_w + 2 <= cols then
+      local filled = self.total > 0 and floor(bar_w * min(1, self.finished / self.total)) or 0
+      return "[" .. rep("#", filled) .. rep("-", bar_w - filled) .. "]" .. stats
+    end
   end
-  local bar_w = min(30, cols - #stats - 2)
-  if bar_w < 5 then return stats:sub(2, cols + 1) end     -- no room for a bar
-  local filled = self.total > 0 and floor(bar_w * min(1, self.finished / self.total)) or 0
-  return "[" .. rep("#", filled) .. rep("-", bar_w - filled) .. "]" .. stats
+  return stats:sub(2, cols + 1)                   -- no room for a bar
 end
 
 function Progress:_draw(now, force)

@@ -183,6 +183,7 @@ describe("progress on a terminal", function()
       local line = p:render(c.now)
       assert.is_true(#line < width, width .. ": " .. line)
       if width >= 80 then assert.matches("fx:1", line, 1, true) end
+      if width >= 100 then assert.matches("^%[%-+%] ", line) end
     end
   end)
 
