@@ -229,6 +229,7 @@ function Progress:render(now)
   for detail = 0, 2 do
     stats = format(" %d/%d %.1f/s ETA %s | %s | %d in flight", self.finished, self.total,
                    f.rate, duration(f.eta), self:_counts(detail), f.in_flight)
+    if detail == 2 then bar_w = max(10, min(bar_w, cols - #stats - 2)) end
     if #stats + bar_w + 2 <= cols then
       local filled = self.total > 0 and floor(bar_w * min(1, self.finished / self.total)) or 0
       return "[" .. rep("#", filled) .. rep("-", bar_w - filled) .. "]" .. stats
