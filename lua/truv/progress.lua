@@ -219,8 +219,9 @@ function Progress:_counts(detail)
 end
 
 --- The bar line (without the carriage return), at most `width` - 1
--- columns: a narrow terminal gets shorter route counts, then no bar, then
--- a cut line (a line that wraps could not be redrawn in place).
+-- columns: a narrow terminal gets shorter route counts and a narrower bar,
+-- then no bar, then a cut line (a line that wraps could not be redrawn in
+-- place).
 function Progress:render(now)
   local f = self:figures(now)
   local cols = max(20, self.width) - 1

@@ -232,11 +232,15 @@ describe("truv-renew", function()
       { 2, { "--journal", dir .. "/x", input, input } },
       { 1, { "--journal", dir .. "/x", dir .. "/no-such-cases.csv" } },
       { 1, { "--journal", dir .. "/no/such/dir/journal", input } },
+      { 1, { "--journal", dir .. "/broken.journal", dir .. "/broken.csv" },
+        "cannot read the cases from .*broken.csv: line 2: a quoted field is never closed" },
     }
+    write(dir .. "/broken.csv", 'case_id,order_id,product\n"c1,abc,income\n')
     for _, c in ipairs(cases_) do
       local code, _, err = renew(dir, c[2])
       assert.are.equal(c[1], code, table.concat(c[2], " ") .. ": " .. err)
       assert.matches("^truv%-renew: ", err)
+      if c[3] then assert.matches(c[3], err) end
     end
     local code, out = renew(dir, { "--version" })
     assert.are.equal(0, code)
