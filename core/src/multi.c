@@ -85,6 +85,7 @@ truv_multi *truv_multi_new(const truv_multi_options *opts, truv_err *err) {
   truv_multi_options none;
   truv_multi *m = NULL;
   size_t i;
+  truv_err_clear(err);
   if (!opts) {
     memset(&none, 0, sizeof none);
     opts = &none;

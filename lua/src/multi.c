@@ -177,6 +177,7 @@ static int multi_add(lua_State *L) {
   truv_err err;
   check_tag(L, 3);
   if (id_of(L, 1, 3)) {
+    truv_err_clear(&err);
     truv_err_set(&err, TRUV_EINVALID, "duplicate_tag", "this tag names a transfer in flight");
     return truv_fail(L, &err);
   }
