@@ -227,6 +227,8 @@ describe("truv-renew", function()
       { 2, { "--journal", dir .. "/x", "--concurrency", "0", input } },
       { 2, { "--journal", dir .. "/x", "--rate", "fast", input } },
       { 2, { "--journal", dir .. "/x", "--reverify", "email", input } },
+      { 2, { "--journal", dir .. "/x", "--expiry-days", "never", input } },
+      { 2, { "--journal", dir .. "/x", "--base-url", "prod.truv.com", input } },
       { 2, { "--journal", dir .. "/x", "--frobnicate", input } },
       { 2, { "--journal", dir .. "/x", "--quiet", "--verbose", input } },
       { 2, { "--journal", dir .. "/x", input, input } },
