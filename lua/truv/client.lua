@@ -104,7 +104,8 @@ end
 -- retry { attempts, base_ms, cap_ms, deadline_ms }; transport ("curl",
 -- "cosocket" or an object with :perform(request, now, mode)); clock
 -- (function -> epoch seconds); sleep (function(seconds)); logger
--- (function(level, event)); quota (a quota store).
+-- (function(level, event)); quota (a quota store: truv.quota.memory() by
+-- default, false for none).
 function _M.new(opts)
   argcheck(type(opts) == "table", 1, "new", "table expected, got " .. type(opts))
   for _, k in ipairs{ "client_id", "secret", "base_url", "user_agent", "ca_file", "ca_path",
@@ -139,6 +140,11 @@ function _M.new(opts)
   }
   if not transport then return nil, err end
 
+  -- the refresh quota: in memory by default; false turns it off
+  local quota = opts.quota
+  if quota == nil then quota = require("truv.quota").memory() end
+  if quota == false then quota = nil end
+
   local self = setmetatable({
     _config = {
       client_id = opts.client_id,
@@ -154,7 +160,7 @@ function _M.new(opts)
     _log = opts.logger,
     _cooldown_until = 0,
     _throttle_streak = 0,
-    quota = opts.quota,
+    quota = quota,
     base_url = base_url,
     _options = opts,          -- to derive a client with another transport (batches)
   }, Client)
@@ -328,11 +334,12 @@ function Client:list_order_events(id, query, opts)
   end
 end
 
---- POST refresh/tasks/ { access_token, product_type }: billed, sent once.
+--- POST refresh/tasks/ { access_token, product_type }: billed, inside the
+-- quota, sent once (see truv.refresh).
 function Client:create_refresh_task(params)
   argcheck(type(params) == "table", 1, "create_refresh_task",
            "table expected, got " .. type(params))
-  return self:call("create_refresh_task", nil, params)
+  return require("truv.refresh").refresh_task(self, params)
 end
 
 --- GET refresh/tasks/{id}/

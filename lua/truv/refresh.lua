@@ -327,7 +327,7 @@ function _M.refresh_order(client, id, params, opts)
   if not doc then
     err = meta
     if fate == "not_created" and ticket then client.quota:release(keys, ticket) end
-    if err.kind == "refresh_limit" and keys then
+    if err.kind == "refresh_limit" and keys and client.quota then
       -- Truv counts refreshes we do not see (other clients, the dashboard):
       -- believe it, and stop asking until the window frees.
       local t = client:now()
@@ -343,6 +343,42 @@ function _M.refresh_order(client, id, params, opts)
   meta.expired = #expired > 0 and expired or nil
   meta.connections = #reserved
   return doc, meta
+end
+
+--- POST refresh/tasks/ inside the quota: one slot on the token's window,
+-- released when Truv provably created nothing, Truv's own refusal recorded.
+-- Sent once: the task API has no way to read back an ambiguous outcome, so
+-- such an error is returned (maybe_sent = true) and the slot stays taken.
+function _M.refresh_task(client, params)
+  local req, err = client:build("create_refresh_task", nil, params)
+  if not req then return nil, err end
+  local store = client.quota
+  local keys, ticket
+  if store then
+    local now = client:now()
+    keys = { core.quota_key(params.access_token) }
+    local t, not_before, spent = store:reserve(keys, now)
+    if t == nil then return nil, not_before end
+    if t == false then
+      return nil, quota_error(store.limit, not_before, spent,
+                              { { access_token = params.access_token, id = "access_token" } }, now)
+    end
+    ticket = t
+  end
+  local doc, meta = client:send(req)
+  if doc then
+    meta.quota_ticket, meta.quota_keys = ticket, keys
+    return doc, meta
+  end
+  err = meta
+  if ticket and definitely_not_created(err) then store:release(keys, ticket) end
+  if store and err.kind == "refresh_limit" then
+    local t = client:now()
+    store:record_limit(keys[1], t)
+    local _, next_free = store:usage(keys[1], t)
+    err.retry_at = err.retry_at or next_free
+  end
+  return nil, err
 end
 
 return _M
