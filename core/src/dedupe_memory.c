@@ -174,7 +174,7 @@ static int mem_last_update(truv_dedupe_store *st, const char *object_key, size_t
   if ((rc = hash_of(m, LAST_PREFIX, object_key, len, hash, err)) ||
       (rc = claim(&m->last, hash, within_retention, &oldest, &s, &found, err)))
     return rc;
-  *is_newer = !found || updated_at > as_double(s->value);
+  *is_newer = !found || updated_at >= as_double(s->value);
   if (*is_newer) memcpy(&s->value, &updated_at, sizeof s->value);
   if (updated_at > m->newest) m->newest = updated_at;
   return 0;

@@ -28,7 +28,7 @@ static const char q_seen[] =
 static const char q_last[] =
   "INSERT INTO truv_dedupe_last(object, updated_at) VALUES (?1, ?2) "
   "ON CONFLICT(object) DO UPDATE SET updated_at = excluded.updated_at "
-  "WHERE excluded.updated_at > truv_dedupe_last.updated_at";
+  "WHERE excluded.updated_at >= truv_dedupe_last.updated_at";
 static const char q_forget[] = "DELETE FROM truv_dedupe_seen WHERE id = ?1";
 static const char q_prune_seen[] = "DELETE FROM truv_dedupe_seen WHERE expires_ms <= ?1";
 static const char q_prune_last[] = "DELETE FROM truv_dedupe_last WHERE updated_at < ?1";

@@ -19,8 +19,9 @@
 --     (any worker, any process sharing the store) exactly one gets true.
 --   store:last_update(object_key, updated_at)  --> true | false | nil, err
 --     Atomic compare-and-set: true when nothing is recorded for the object or
---     updated_at is strictly greater than what is, and it is now recorded;
---     false, changing nothing, otherwise (an older or equal event).
+--     updated_at is not older than what is (greater or equal: a retried
+--     delivery carries the same updated_at), and it is now recorded; false,
+--     changing nothing, for an older event.
 --   store:forget(id)  --> true | nil, err
 --     Drops the record of `id`, so that Truv's retry of a delivery whose
 --     handler failed is handled again. Forgetting an unknown id returns true.

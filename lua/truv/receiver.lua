@@ -20,7 +20,8 @@
 --
 -- Replays: Truv's signature has no timestamp, so a replayed delivery is
 -- caught by de-duplication (webhook_id, for `ttl`) and by ordering (an event
--- older than the last one seen for the same object is ignored).
+-- older than the last one seen for the same object is ignored; one of the
+-- same instant is not, so that Truv's retry after a failed handler counts).
 local core = require "truv.core"
 local webhook = require "truv.webhook"
 local route_mod = require "truv.route"
@@ -34,14 +35,14 @@ Receiver.__index = Receiver
 
 _M.DEFAULT_TTL = 7 * 86400
 
---- The object an event is about, for ordering by updated_at: a task, a
--- suborder, an order or a link.
+--- What an event reports on, for ordering by updated_at: its type and its
+-- object (a task, a suborder, an order or a link). Events of different
+-- types about one object are separate streams: an order-status-updated and
+-- an order-refresh-failed for one suborder may carry the same instant.
 local function object_key(ev)
-  if ev.task_id then return "task:" .. ev.task_id end
-  if ev.employer_id then return "suborder:" .. ev.employer_id end
-  if ev.order_id then return "order:" .. ev.order_id .. ":" .. tostring(ev.event_type) end
-  if ev.link_id then return "link:" .. ev.link_id end
-  return nil
+  local id = ev.task_id or ev.employer_id or ev.order_id or ev.link_id
+  if not id then return nil end
+  return tostring(ev.event_type) .. ":" .. id
 end
 _M.object_key = object_key
 
@@ -53,8 +54,10 @@ function _M.new(opts)
   if type(secrets) ~= "string" and type(secrets) ~= "table" then
     error("receiver: 'secrets' (the access secret, or a list for rotation) is required", 2)
   end
+  local keys, kerr = webhook.keys(secrets)   -- keyed HMAC state made once
+  if not keys then error("receiver: " .. tostring(kerr), 2) end
   return setmetatable({
-    secrets = secrets,
+    secrets = keys,
     router = opts.router or route_mod.default,
     dedupe = opts.dedupe or require("truv.dedupe").memory(),
     ttl = opts.ttl or _M.DEFAULT_TTL,

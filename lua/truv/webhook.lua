@@ -23,6 +23,7 @@ local type, error, format = type, error, string.format
 local core_verify, core_sign, core_parse = core.webhook_verify, core.webhook_sign,
                                            core.webhook_parse
 local core_keys = core.webhook_keys
+local route_of = require("truv.route").route
 
 local _M = {
   _VERSION = core._VERSION,
@@ -117,6 +118,9 @@ end
 --   task_id, product, data_source, tracking_info, status
 --                           strings, nil when absent or null
 --   document                the whole payload, unknown fields included
+--   route                   the event's route by the default table
+--                           (truv.route): { route =, reason =, ... }; a
+--                           receiver with its own router routes again
 -- }
 function _M.parse(raw_body, mode)
   if type(raw_body) ~= "string" then bad_argument(1, "parse", "string", raw_body) end
@@ -125,14 +129,8 @@ function _M.parse(raw_body, mode)
                  type(mode) == "string" and format("%q", mode) or type(mode)), 2)
   end
   local event, err = core_parse(raw_body, mode)
+  if event then event.route = route_of(event) end
   return event, err
 end
-
--- ------------------------------------------------------------------ routing
--- Routing is not this module's concern: the workflow layer (truv.route,
--- truv.receiver) decides the route of a parsed event and attaches it as
--- `event.route`. Keep verification and parsing free of routing policy, so
--- that a gateway can verify and parse without loading the router.
--- ---------------------------------------------------------------------------
 
 return _M

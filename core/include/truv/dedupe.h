@@ -12,8 +12,10 @@
  *  last_update(object_key, updated_at) -> is_newer
  *    Atomic compare-and-set, to ignore an event older than the last one seen
  *    for the same object: if nothing is recorded for the object or
- *    updated_at is strictly greater than what is, record updated_at and
- *    answer is_newer = 1; otherwise change nothing and answer 0.
+ *    updated_at is not older than what is (greater or equal: Truv's retry of
+ *    a delivery whose handler failed carries the same updated_at), record
+ *    updated_at and answer is_newer = 1; otherwise change nothing and
+ *    answer 0.
  *  forget(id)
  *    Removes the record of `id` (the handler failed: Truv's retry must be
  *    handled again). Forgetting an unknown id is a no-op success.
