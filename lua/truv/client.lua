@@ -83,6 +83,15 @@ local function pick_transport(opts)
   return curl_transport(opts)
 end
 
+-- Refresh settings (truv.refresh DEFAULTS): the `refresh` table, and the
+-- common `expiry_days` (a number of days, or false for no check).
+local function refresh_defaults(opts)
+  local d = {}
+  for k, v in pairs(opts.refresh or {}) do d[k] = v end
+  if opts.expiry_days ~= nil then d.expiry_days = opts.expiry_days end
+  return d
+end
+
 local function merge_retry(user)
   local r = {}
   for k, v in pairs(DEFAULTS.retry) do r[k] = v end
@@ -105,7 +114,9 @@ end
 -- "cosocket" or an object with :perform(request, now, mode)); clock
 -- (function -> epoch seconds); sleep (function(seconds)); logger
 -- (function(level, event)); quota (a quota store: truv.quota.memory() by
--- default, false for none).
+-- default, false for none); expiry_days (connection lifetime, default 180;
+-- false: no check); refresh { settle_s, clock_skew_s, max_sends } (see
+-- truv.refresh).
 function _M.new(opts)
   argcheck(type(opts) == "table", 1, "new", "table expected, got " .. type(opts))
   for _, k in ipairs{ "client_id", "secret", "base_url", "user_agent", "ca_file", "ca_path",
@@ -115,6 +126,10 @@ function _M.new(opts)
   for _, k in ipairs{ "timeout_ms", "connect_timeout_ms" } do check_opt(opts, k, "number", "new") end
   for _, k in ipairs{ "clock", "sleep", "logger" } do check_opt(opts, k, "function", "new") end
   check_opt(opts, "retry", "table", "new")
+  check_opt(opts, "refresh", "table", "new")
+  if opts.expiry_days ~= nil and opts.expiry_days ~= false and type(opts.expiry_days) ~= "number" then
+    error("bad option 'expiry_days' to 'new' (number of days or false expected)", 2)
+  end
 
   local missing = {}
   if not opts.client_id or opts.client_id == "" then
@@ -163,6 +178,7 @@ function _M.new(opts)
     quota = quota,
     base_url = base_url,
     _options = opts,          -- to derive a client with another transport (batches)
+    refresh_defaults = refresh_defaults(opts),
   }, Client)
   return self
 end

@@ -51,6 +51,7 @@ end
 -- employers, bank products financial accounts.
 local KIND_OF = { income = "employers", employment = "employers", insurance = "employers",
                   assets = "financial_accounts", transactions = "financial_accounts" }
+_M.KIND_OF = KIND_OF
 
 -- Which connections a refresh request selects: the ones it names, or every
 -- connected one of the product's kind.

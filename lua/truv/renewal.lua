@@ -79,17 +79,27 @@ local function decode_input(rec)
   return c
 end
 
+-- The refresh of a case: its product, and the connections it names of the
+-- kind that product refreshes (an export may list a case's bank accounts
+-- beside its employers; an income refresh names only the employers).
 local function refresh_params(case)
   local p = { products = { case.product } }
-  if #case.employers > 0 then
-    p.employers = {}
-    for i, id in ipairs(case.employers) do p.employers[i] = { id = id } end
-  end
-  if #case.financial_accounts > 0 then
-    p.financial_accounts = {}
-    for i, id in ipairs(case.financial_accounts) do p.financial_accounts[i] = { id = id } end
+  local kind = refresh.KIND_OF[case.product]
+  local ids = kind and case[kind] or {}
+  if #ids > 0 then
+    p[kind] = {}
+    for i, id in ipairs(ids) do p[kind][i] = { id = id } end
   end
   return p
+end
+
+-- Errors that are about the run, not the case: every other case would fail
+-- the same way, so the run stops and the case keeps its state for the next
+-- run (a wrong secret must not turn the whole batch into "fix").
+local RUN_ERRORS = { auth = true }
+
+local function check_run_error(err)
+  if err and RUN_ERRORS[err.kind] then error({ run_error = err }, 0) end
 end
 
 -- Records the final route of a case and calls its handler.
@@ -145,6 +155,7 @@ local function reverify(ctx, case, original, decision, outcome, extra, conn_ids)
 end
 
 local function route_error(ctx, case, original, err, extra)
+  check_run_error(err)
   local d = ctx.router:route(err, now_of(ctx))
   extra = extra or {}
   extra.error = tostring(err)
@@ -286,25 +297,87 @@ end
 
 local function make_client(opts, sched, quota)
   local spec = opts.client
-  if type(spec) ~= "table" then error("renewal.run: 'client' (options for truv.new) is required", 3) end
   if getmetatable(spec) == truv_client.Client then spec = spec._options end
   local o = {}
   for k, v in pairs(spec) do o[k] = v end
   o.transport = sched:transport()
   o.sleep = sched.sleep
-  o.quota = quota
+  o.quota = quota or false
+  if opts.expiry_days ~= nil then o.expiry_days = opts.expiry_days end
   return truv_client.new(o)
 end
 
---- Runs the batch; returns the summary (see summary()) or nil, err.
+-- Works through `todo` with the scheduler; returns nil or the run error
+-- that stopped it.
+local function work(ctx, opts, todo)
+  local concurrency = opts.concurrency or _M.DEFAULTS.concurrency
+  local journal = ctx.journal
+  local sched, serr = scheduler.new{
+    concurrency = concurrency,
+    rate_per_minute = opts.rate_per_minute or _M.DEFAULTS.rate_per_minute,
+    http = opts.http,
+    documents = "view",
+    on_tick = function() journal:commit(); journal:begin() end,
+  }
+  if not sched then return serr end
+  ctx.sched = sched
+  local client, cerr = make_client(opts, sched, ctx.quota)
+  if not client then
+    sched:close()
+    return cerr
+  end
+  ctx.client = client
+  local max_active = concurrency * (opts.active_per_request or _M.DEFAULTS.active_per_request)
+  local next_case, run_error = 1, nil
+  local function worker()
+    while next_case <= #todo and not run_error do
+      local rec = todo[next_case]
+      next_case = next_case + 1
+      local case = decode_input(rec)
+      local ok, err = pcall(process, ctx, case)
+      if not ok and type(err) == "table" and err.run_error then
+        run_error = run_error or err.run_error
+      elseif not ok then
+        put(ctx, case.case_id, { state = "scheduled", route = "retry", reason = "internal_error",
+                                 error = tostring(err), retry_at = now_of(ctx) + 60 })
+        emit(ctx, { event = "error", case_id = case.case_id, message = tostring(err) })
+      end
+    end
+  end
+  journal:begin()
+  for _ = 1, math.min(max_active, #todo) do sched:spawn(worker) end
+  local ok, err = pcall(sched.run, sched)
+  journal:commit()
+  client:close()
+  if not ok then return errors.new("internal", "renewal", tostring(err)) end
+  return run_error
+end
+
+--- Runs the batch; returns the summary (see summary()) or nil, err: the
+-- input or the journal cannot be read, or an error about the run itself
+-- (credentials) stopped it. Misuse (missing options) raises.
 function _M.run(opts)
   if type(opts) ~= "table" then error("renewal.run: a table of options expected", 2) end
-  if not opts.journal then error("renewal.run: 'journal' (a file path) is required", 2) end
-  local journal = type(opts.journal) == "string" and assert(core.journal_open(opts.journal))
-                  or opts.journal
-  local quota = opts.quota
-  if quota == nil and type(opts.journal) == "string" then
-    quota = require("truv.quota").sqlite(opts.journal .. ".quota")
+  if not opts.journal then error("renewal.run: 'journal' (a file path or journal) is required", 2) end
+  local spec = opts.client
+  if type(spec) ~= "table" then
+    error("renewal.run: 'client' (options for truv.new, or a client) is required", 2)
+  end
+  local own_journal, own_quota = type(opts.journal) == "string", false
+  local journal, quota = opts.journal, opts.quota
+  if own_journal then
+    local jerr
+    journal, jerr = core.journal_open(opts.journal)
+    if not journal then return nil, jerr end
+  end
+  if quota == nil and own_journal then
+    local qerr
+    quota, qerr = require("truv.quota").sqlite(opts.journal .. ".quota")
+    if not quota then
+      journal:close()
+      return nil, qerr
+    end
+    own_quota = true
   end
   local ctx = {
     journal = journal, quota = quota,
@@ -313,14 +386,20 @@ function _M.run(opts)
     poll_opts = {},
     reverify = opts.reverify or {},
     skew_s = opts.skew_s or _M.DEFAULTS.skew_s,
-    clock = (opts.client and opts.client.clock) or core.now,
+    clock = spec.clock or (spec._options and spec._options.clock) or core.now,
   }
   for k, v in pairs(opts.poll or {}) do ctx.poll_opts[k] = v end
   ctx.poll_opts.router = ctx.router
 
+  local function close()
+    if own_journal then journal:close() end
+    if own_quota then quota:close() end
+  end
+
   if opts.cases then
     local _, problems = load(ctx, opts.cases)
     if problems and problems[1] and problems[1].line == 0 then
+      close()
       return nil, errors.new("invalid", "cases", problems[1].message)
     end
   end
@@ -328,44 +407,16 @@ function _M.run(opts)
   local todo = runnable(ctx)
   emit(ctx, { event = "run_started", total = #todo, counts = journal:counts() })
   if #todo > 0 then
-    local concurrency = opts.concurrency or _M.DEFAULTS.concurrency
-    local sched, serr = scheduler.new{
-      concurrency = concurrency,
-      rate_per_minute = opts.rate_per_minute or _M.DEFAULTS.rate_per_minute,
-      http = opts.http,
-      documents = "view",
-      on_tick = function() journal:commit(); journal:begin() end,
-    }
-    if not sched then return nil, serr end
-    ctx.sched = sched
-    local client, cerr = make_client(opts, sched, quota)
-    if not client then return nil, cerr end
-    ctx.client = client
-    local max_active = concurrency * (opts.active_per_request or _M.DEFAULTS.active_per_request)
-    local next_case = 1
-    local function worker()
-      while next_case <= #todo do
-        local rec = todo[next_case]
-        next_case = next_case + 1
-        local case = decode_input(rec)
-        local ok, err = pcall(process, ctx, case)
-        if not ok then
-          put(ctx, case.case_id, { state = "scheduled", route = "retry", reason = "internal_error",
-                                   error = tostring(err), retry_at = now_of(ctx) + 60 })
-          emit(ctx, { event = "error", case_id = case.case_id, message = tostring(err) })
-        end
-      end
+    local err = work(ctx, opts, todo)
+    if err then
+      emit(ctx, { event = "run_stopped", message = tostring(err) })
+      close()
+      return nil, err
     end
-    journal:begin()
-    for _ = 1, math.min(max_active, #todo) do sched:spawn(worker) end
-    sched:run()
-    journal:commit()
-    client:close()
   end
   local summary = _M.summary(journal)
   emit(ctx, { event = "run_finished", summary = summary })
-  if type(opts.journal) == "string" then journal:close() end
-  if quota and opts.quota == nil then quota:close() end
+  close()
   return summary
 end
 

@@ -202,13 +202,19 @@ describe("truv-renew", function()
       assert.matches("no credentials: set TRUV_CLIENT_ID %(or %-%-client%-id%) and TRUV_SECRET", err)
     end
     assert.is_nil(read(d .. "/j"))          -- nothing created
-    -- --client-id stands in for the variable; a wrong secret is a finished run
-    -- whose cases need a person
-    local code, out = renew(d, { "--journal", d .. "/j", "--client-id", CLIENT_ID, "--base-url",
-                                 sb.base_url, "--rate", "0", input },
-                            { TRUV_CLIENT_ID = false, TRUV_SECRET = "sandbox-wrong" })
+    -- --client-id stands in for the variable; a wrong secret stops the run
+    -- (exit 1) without routing any case, so the same journal works once the
+    -- secret is right
+    local code, out, err = renew(d, { "--journal", d .. "/j", "--client-id", CLIENT_ID,
+                                      "--base-url", sb.base_url, "--rate", "0", input },
+                                 { TRUV_CLIENT_ID = false, TRUV_SECRET = "sandbox-wrong" })
+    assert.are.equal(1, code)
+    assert.matches("auth", err)
+    assert.is_nil(err:find("sandbox-wrong", 1, true))
+    code, out = renew(d, { "--journal", d .. "/j", "--client-id", CLIENT_ID, "--base-url",
+                           sb.base_url, "--rate", "0", input }, { TRUV_CLIENT_ID = false })
     assert.are.equal(0, code)
-    assert.matches("\nfix +" .. (input_rows - 3) .. " ", out)
+    assert.is_nil(out:match("\nfix +" .. (input_rows - 3) .. " "))
     os.execute("rm -rf " .. quote(d))
   end)
 
