@@ -205,12 +205,13 @@ describe("truv-renew", function()
     -- --client-id stands in for the variable; a wrong secret stops the run
     -- (exit 1) without routing any case, so the same journal works once the
     -- secret is right
-    local code, out, err = renew(d, { "--journal", d .. "/j", "--client-id", CLIENT_ID,
+    local code, _, err = renew(d, { "--journal", d .. "/j", "--client-id", CLIENT_ID,
                                       "--base-url", sb.base_url, "--rate", "0", input },
                                  { TRUV_CLIENT_ID = false, TRUV_SECRET = "sandbox-wrong" })
     assert.are.equal(1, code)
     assert.matches("auth", err)
     assert.is_nil(err:find("sandbox-wrong", 1, true))
+    local out
     code, out = renew(d, { "--journal", d .. "/j", "--client-id", CLIENT_ID, "--base-url",
                            sb.base_url, "--rate", "0", input }, { TRUV_CLIENT_ID = false })
     assert.are.equal(0, code)
