@@ -12,7 +12,10 @@
 /* ---- shared helpers ---- */
 
 int64_t truv_store_ms(double s) {
-  return (int64_t)llround(s * 1000.0);
+  /* round half away from zero, like llround(), without the library call on
+   * the hot path; callers checked |s| <= TRUV_STORE_MAX_TIME */
+  double ms = s * 1000.0;
+  return (int64_t)(ms >= 0 ? ms + 0.5 : ms - 0.5);
 }
 
 int truv_store_check_time(double t, const char *what, truv_err *err) {
@@ -146,9 +149,9 @@ int truv_quota_reserve(truv_quota_store *s, const truv_quota_key *keys, size_t n
   if (ticket) *ticket = rc ? 0 : t;
   if (not_before) *not_before = rc == TRUV_EQUOTA ? nb : 0;
   if (rc == TRUV_EQUOTA) {
+    /* no formatting: a refusal is an answer on the hot path, not a failure */
     truv_err_set(err, TRUV_EQUOTA, "refresh_quota",
-                 "the refresh quota (%d per connection per %g s) is spent",
-                 s->policy.limit, s->policy.window_s);
+                 "the refresh quota of a connection is spent (see retry_at)");
     if (err) err->retry_at = nb;
   }
   return rc;

@@ -121,6 +121,19 @@ fail:
   return TRUV_EINTERNAL;
 }
 
+/* Switching a new file to WAL needs a lock that SQLite does not wait for
+ * (processes opening a new file together get SQLITE_BUSY at once), so wait
+ * here, as long as the busy timeout. */
+static int set_wal(sqlite3 *db) {
+  int rc, waited = 0, slept;
+  while ((rc = sqlite3_exec(db, "PRAGMA journal_mode=WAL", NULL, NULL, NULL)) != SQLITE_OK &&
+         (rc & 0xff) == SQLITE_BUSY && waited < BUSY_TIMEOUT_MS) {
+    slept = sqlite3_sleep(5);
+    waited += slept > 0 ? slept : 5;
+  }
+  return rc;
+}
+
 int truv_store_db_open(const char *path, sqlite3 **out, truv_err *err) {
   sqlite3 *db = NULL;
   char what[96];
@@ -135,7 +148,8 @@ int truv_store_db_open(const char *path, sqlite3 **out, truv_err *err) {
   }
   sqlite3_extended_result_codes(db, 1);
   sqlite3_busy_timeout(db, BUSY_TIMEOUT_MS);
-  rc = sqlite3_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL", NULL, NULL, NULL);
+  if ((rc = set_wal(db)) == SQLITE_OK)
+    rc = sqlite3_exec(db, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL);
   if (rc != SQLITE_OK) {
     truv_store_db_fail(db, rc, "setting WAL mode", err);
     goto fail;

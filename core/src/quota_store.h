@@ -12,9 +12,10 @@
 #include "truv/err.h"
 #include "truv/quota.h"
 
-/* Times a store accepts: finite and within +-1e12 s of the epoch, so that
- * milliseconds fit an int64 with room for window arithmetic. */
-#define TRUV_STORE_MAX_TIME 1e12
+/* Times a store accepts: finite and within +-1e11 s of the epoch (past the
+ * year 5000), so that milliseconds fit 48 bits with room for window
+ * arithmetic (the memory quota store packs them; see quota_memory.c). */
+#define TRUV_STORE_MAX_TIME 1e11
 
 /* Seconds -> whole milliseconds, rounded to nearest. */
 int64_t truv_store_ms(double s);

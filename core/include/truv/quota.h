@@ -88,7 +88,7 @@ typedef struct truv_quota_store truv_quota_store;
 
 /* The vtable a store implements; see the contract above. The dispatchers
  * below check arguments before calling it, so an implementation may assume
- * n >= 1, non-NULL keys and outputs, times within +-1e12 s and a non-zero
+ * n >= 1, non-NULL keys and outputs, times within +-1e11 s and a non-zero
  * ticket; only `spent` may be NULL (else it has n elements, zeroed). */
 typedef struct truv_quota_ops {
   int (*reserve)(truv_quota_store *s, const truv_quota_key *keys, size_t n, double now,
@@ -133,12 +133,14 @@ TRUV_API int truv_quota_policy_check(const truv_quota_policy *policy, truv_err *
 
 /* ---- stores ---- */
 
-/* In-process store: an open-addressing index over a dense array of
- * per-connection records (16-byte key, `limit` times in ms and tickets: 52
- * bytes at limit 3, plus 4 to 8 bytes of index). Sized for
- * `expected_connections` (0: small) and grown at 0.7 load; records whose
- * entries have all left the window are dropped when it grows. policy NULL
- * means the default. Returns NULL and fills err on failure. */
+/* In-process store: one open-addressing table (Robin Hood probing) of
+ * per-connection records, the 16-byte key and one 8-byte stamp (time in ms
+ * and ticket) per entry: 40 bytes at limit 3, 50 to 62 bytes per connection
+ * with the table's slack. Sized for `expected_connections` (0: small), grown
+ * at 0.8 load; records whose entries have all left the window are dropped
+ * when it grows. Its tickets are stamps: unique unless 65535 reservations
+ * share one millisecond. policy NULL means the default. Returns NULL and
+ * fills err on failure. */
 TRUV_API truv_quota_store *truv_quota_memory(const truv_quota_policy *policy,
                                              size_t expected_connections, truv_err *err);
 
