@@ -57,17 +57,17 @@ static int one_value(sqlstore *q, sqlite3_stmt *st, int64_t *value, int *found,
   return fail(q, rc, "reading the quota", err);
 }
 
-/* When the key has room again (its limit-th newest in-window entry leaves),
- * or 0 if it has room now. */
-static int frees_at(sqlstore *q, const truv_quota_key *key, int64_t now_ms, int64_t *at,
-                    truv_err *err) {
+/* Whether the key is full (*full) and when it has room again (*at): when its
+ * limit-th newest in-window entry leaves. */
+static int frees_at(sqlstore *q, const truv_quota_key *key, int64_t now_ms, int *full,
+                    int64_t *at, truv_err *err) {
   int64_t t = 0;
-  int found, rc;
+  int rc;
   sqlite3_bind_blob(q->nth_newest, 1, key->bytes, TRUV_QUOTA_KEY_LEN, SQLITE_STATIC);
   sqlite3_bind_int64(q->nth_newest, 2, now_ms - q->window_ms);
   sqlite3_bind_int(q->nth_newest, 3, q->base.policy.limit - 1);
-  if ((rc = one_value(q, q->nth_newest, &t, &found, err))) return rc;
-  *at = found ? t + q->window_ms : 0;
+  if ((rc = one_value(q, q->nth_newest, &t, full, err))) return rc;
+  *at = t + q->window_ms;
   return 0;
 }
 
@@ -104,16 +104,16 @@ static int maybe_prune(sqlstore *q, int64_t now_ms, truv_err *err) {
 }
 
 /* Reads whether any key is full: *latest = the latest instant a full key
- * frees, 0 if none is full. */
+ * frees, INT64_MIN if none is full. */
 static int check_room(sqlstore *q, const truv_quota_key *keys, size_t n, int64_t now_ms,
                       unsigned char *spent, int64_t *latest, truv_err *err) {
   size_t i;
-  int rc;
-  *latest = 0;
+  int rc, full;
+  *latest = INT64_MIN;
   for (i = 0; i < n; i++) {
     int64_t at;
-    if ((rc = frees_at(q, &keys[i], now_ms, &at, err))) return rc;
-    if (!at) continue;
+    if ((rc = frees_at(q, &keys[i], now_ms, &full, &at, err))) return rc;
+    if (!full) continue;
     if (spent) spent[i] = 1;
     if (at > *latest) *latest = at;
   }
@@ -129,7 +129,7 @@ static int sql_reserve(truv_quota_store *s, const truv_quota_key *keys, size_t n
   int rc;
   if ((rc = truv_store_begin(q->db, &q->tx, err))) return rc;
   if ((rc = check_room(q, keys, n, now_ms, spent, &latest, err))) goto fail;
-  if (latest) {
+  if (latest != INT64_MIN) {
     truv_store_rollback(q->db, &q->tx);
     *not_before = (double)latest / 1000.0;
     return TRUV_EQUOTA;
@@ -195,18 +195,18 @@ static int sql_usage(truv_quota_store *s, const truv_quota_key *key, double now,
                      double *next_free, truv_err *err) {
   sqlstore *q = (sqlstore *)s;
   int64_t now_ms = truv_store_ms(now), count = 0, at = 0;
-  int rc;
+  int rc, full = 0;
   /* one read transaction, so that both answers come from one snapshot */
   if ((rc = sqlite3_exec(q->db, "BEGIN", NULL, NULL, NULL)))
     return fail(q, rc, "reading the quota", err);
   if ((rc = count_from(q, key, now_ms - q->window_ms, &count, err)) ||
-      (rc = frees_at(q, key, now_ms, &at, err))) {
+      (rc = frees_at(q, key, now_ms, &full, &at, err))) {
     truv_store_rollback(q->db, &q->tx);
     return rc;
   }
   truv_store_rollback(q->db, &q->tx);
   *used = count > INT32_MAX ? INT32_MAX : (int)count;
-  *next_free = (double)at / 1000.0;
+  *next_free = full ? (double)at / 1000.0 : 0;
   return 0;
 }
 

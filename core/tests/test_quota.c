@@ -399,6 +399,77 @@ static void many_connections_grow_the_store_and_expired_ones_go(void) {
   truv_quota_close(s);
 }
 
+static void reservations_in_one_millisecond_get_their_own_tickets(void) {
+  truv_quota_store *s = make_default();
+  truv_quota_key k = key("tok-same-ms");
+  truv_quota_ticket t[3];
+  truv_err err;
+  int i;
+  for (i = 0; i < 3; i++) t[i] = reserve1(s, k, T0, NULL);
+  CHECK(t[0] && t[1] && t[2] && t[0] != t[1] && t[1] != t[2] && t[0] != t[2]);
+  CHECK_INT(truv_quota_release(s, &k, 1, t[1], &err), 0);
+  CHECK_INT(used_of(s, k, T0, NULL), 2);
+  CHECK_INT(truv_quota_release(s, &k, 1, t[1], &err), 0);
+  CHECK_INT(used_of(s, k, T0, NULL), 2);
+  CHECK_INT(truv_quota_release(s, &k, 1, t[0], &err), 0);
+  CHECK_INT(truv_quota_release(s, &k, 1, t[2], &err), 0);
+  CHECK_INT(used_of(s, k, T0, NULL), 0);
+  truv_quota_close(s);
+}
+
+static void a_large_limit_is_kept_exactly(void) {
+  truv_quota_policy p = {50, 3600};
+  truv_quota_store *s = make(&p);
+  truv_quota_key k = key("tok-50");
+  double nb = 0, nf = 0;
+  int i, ok = 1;
+  for (i = 0; i < 50 && ok; i++) ok = reserve1(s, k, T0 + i, NULL) != 0;
+  CHECK(ok);
+  CHECK(reserve1(s, k, T0 + 100, &nb) == 0);
+  CHECK_DBL(nb, T0 + 3600);
+  CHECK_INT(used_of(s, k, T0 + 3600, &nf), 49);
+  CHECK_DBL(nf, 0);
+  CHECK(reserve1(s, k, T0 + 3600, NULL) != 0);
+  truv_quota_close(s);
+}
+
+static void times_are_accepted_up_to_1e11_seconds_either_side(void) {
+  truv_quota_store *s = make_default();
+  truv_quota_key k = key("tok-range");
+  double nb = 0;
+  truv_err err;
+  CHECK(reserve1(s, k, -1e9, NULL) != 0);
+  CHECK(reserve1(s, k, -1e9 + 1, NULL) != 0);
+  CHECK(reserve1(s, k, -1e9 + 2, NULL) != 0);
+  CHECK(reserve1(s, k, -1e9 + 3, &nb) == 0);
+  CHECK_DBL(nb, -1e9 + DAY);
+  CHECK(reserve1(s, key("tok-far"), 1e11, NULL) != 0);
+  CHECK_INT(truv_quota_reserve(s, &k, 1, 1.0001e11, NULL, NULL, NULL, &err), TRUV_EINVALID);
+  CHECK_INT(truv_quota_reserve(s, &k, 1, -1.0001e11, NULL, NULL, NULL, &err), TRUV_EINVALID);
+  truv_quota_close(s);
+}
+
+/* ---- the memory store ---- */
+
+static void a_ticket_stays_unique_on_its_keys_when_the_tag_counter_wraps(void) {
+  truv_quota_store *s = truv_quota_memory(NULL, 0, NULL);
+  truv_quota_key k = key("tok-wrap");
+  truv_quota_ticket first, second;
+  truv_err err;
+  int i, ok = 1;
+  first = reserve1(s, k, T0, NULL);
+  /* 65535 more reservations in the same millisecond bring the counter round */
+  for (i = 0; i < 65535 && ok; i++) ok = reserve1(s, key_n(i), T0, NULL) != 0;
+  CHECK(ok);
+  second = reserve1(s, k, T0, NULL);
+  CHECK(second != 0 && second != first);
+  CHECK_INT(truv_quota_release(s, &k, 1, first, &err), 0);
+  CHECK_INT(used_of(s, k, T0, NULL), 1);
+  CHECK_INT(truv_quota_release(s, &k, 1, second, &err), 0);
+  CHECK_INT(used_of(s, k, T0, NULL), 0);
+  truv_quota_close(s);
+}
+
 /* ---- the SQLite store: durable and shared ---- */
 
 static void two_handles_on_one_file_share_the_log(void) {
@@ -627,6 +698,9 @@ static void a_writer_killed_at_any_instant_leaves_whole_reservations(void) {
     RUN(a_key_listed_twice_counts_once); \
     RUN(misuse_is_refused_before_the_store_is_asked); \
     RUN(many_connections_grow_the_store_and_expired_ones_go); \
+    RUN(reservations_in_one_millisecond_get_their_own_tickets); \
+    RUN(a_large_limit_is_kept_exactly); \
+    RUN(times_are_accepted_up_to_1e11_seconds_either_side); \
   } while (0)
 
 int main(void) {
@@ -642,6 +716,7 @@ int main(void) {
   make = make_memory;
   bulk_keys = under_valgrind() ? 10000 : 100000;
   RUN_CONTRACT("memory");
+  RUN(a_ticket_stays_unique_on_its_keys_when_the_tag_counter_wraps);
 
   make = make_sqlite;
   bulk_keys = under_valgrind() ? 1000 : 10000;

@@ -178,7 +178,7 @@ static int l_usage(lua_State *L) {
   if (truv_quota_usage(s, &key, check_time(L, 3), &used, &next_free, &err))
     return failed(L, &err);
   lua_pushinteger(L, used);
-  if (next_free > 0) lua_pushnumber(L, next_free);
+  if (used >= s->policy.limit) lua_pushnumber(L, next_free);
   else lua_pushnil(L);
   return 2;
 }
