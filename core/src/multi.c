@@ -7,11 +7,21 @@
  * for next()) -> HANDED (out to the caller until its next call) -> FREE.
  * Free slots form a stack, so the most recently used easy handle (and its
  * warm buffers) is reused first; finished slots form a FIFO queue. A slot's
- * easy handle is made on first use and kept until the multi is freed. */
+ * easy handle is made on first use and kept until the multi is freed.
+ *
+ * Driving: libcurl's socket interface over an epoll set, not
+ * curl_multi_perform/curl_multi_poll, which walk every transfer and poll
+ * every socket on each wakeup: with hundreds in flight that is most of the
+ * CPU a request costs. libcurl tells us which sockets to watch (on_socket)
+ * and when its next timeout is due (on_timer); run() waits on epoll and
+ * hands libcurl only the sockets that are ready. */
+#include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "curl_glue.h"
 #include "truv/multi.h"
@@ -19,7 +29,8 @@
 #define IDLE_BODY_MAX (16u << 10)   /* an idle slot keeps at most this much body buffer */
 #define MIN_BUFFER 1024L
 #define MAX_BUFFER (512L << 10)
-#define POLL_MAX_MS 60000.0         /* one poll at most; the loop goes on after it */
+#define POLL_MAX_MS 60000.0         /* one wait at most; the loop goes on after it */
+#define EVENTS 256                  /* ready sockets taken per epoll_wait */
 
 enum { SLOT_FREE, SLOT_BUSY, SLOT_DONE, SLOT_HANDED };
 
@@ -37,6 +48,8 @@ typedef struct slot {
 
 struct truv_multi {
   CURLM *multi;
+  int epfd;                          /* the sockets libcurl wants watched */
+  double timer_at;                   /* libcurl's next timeout (monotonic ms), < 0: none */
   truv_http_options opts;
   char *ca_file, *ca_path, *proxy;   /* owned copies of the option strings */
   long buffer_size;
@@ -72,9 +85,44 @@ static int check_options(const truv_multi_options *o, truv_err *err) {
   return e.kind;
 }
 
+static double monotonic_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* libcurl: watch socket s for `what` (or stop watching it). */
+static int on_socket(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp) {
+  truv_multi *m = userp;
+  struct epoll_event ev;
+  (void)easy, (void)socketp;
+  if (what == CURL_POLL_REMOVE) {
+    epoll_ctl(m->epfd, EPOLL_CTL_DEL, s, NULL);
+    return 0;
+  }
+  memset(&ev, 0, sizeof ev);
+  ev.data.fd = s;
+  ev.events = (what & CURL_POLL_IN ? EPOLLIN : 0u) | (what & CURL_POLL_OUT ? EPOLLOUT : 0u);
+  /* a socket number may come back for a new connection: modify or add */
+  if (epoll_ctl(m->epfd, EPOLL_CTL_MOD, s, &ev) == 0) return 0;
+  return errno == ENOENT && epoll_ctl(m->epfd, EPOLL_CTL_ADD, s, &ev) == 0 ? 0 : -1;
+}
+
+/* libcurl: call back (with CURL_SOCKET_TIMEOUT) in timeout_ms, or never (-1). */
+static int on_timer(CURLM *multi, long timeout_ms, void *userp) {
+  truv_multi *m = userp;
+  (void)multi;
+  m->timer_at = timeout_ms < 0 ? -1 : monotonic_ms() + (double)timeout_ms;
+  return 0;
+}
+
 static int setup_multi(truv_multi *m, long host_max) {
   long total = (long)m->nslots;
-  return curl_multi_setopt(m->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_NOTHING) ||
+  return curl_multi_setopt(m->multi, CURLMOPT_SOCKETFUNCTION, on_socket) ||
+         curl_multi_setopt(m->multi, CURLMOPT_SOCKETDATA, (void *)m) ||
+         curl_multi_setopt(m->multi, CURLMOPT_TIMERFUNCTION, on_timer) ||
+         curl_multi_setopt(m->multi, CURLMOPT_TIMERDATA, (void *)m) ||
+         curl_multi_setopt(m->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_NOTHING) ||
          curl_multi_setopt(m->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, total) ||
          curl_multi_setopt(m->multi, CURLMOPT_MAX_HOST_CONNECTIONS, host_max) ||
          /* keep as many idle connections as can be busy, for keep-alive */
@@ -92,12 +140,14 @@ truv_multi *truv_multi_new(const truv_multi_options *opts, truv_err *err) {
   }
   if (check_options(opts, err) || truv_curl_global(err)) return NULL;
   if (!(m = calloc(1, sizeof *m))) goto nomem;
+  m->epfd = -1;
+  m->timer_at = -1;
   m->opts = opts->http;
   m->nslots = opts->max_in_flight ? (size_t)opts->max_in_flight : TRUV_MULTI_DEFAULT_IN_FLIGHT;
   m->buffer_size = opts->buffer_size ? opts->buffer_size : TRUV_MULTI_DEFAULT_BUFFER;
   if (copy_opt(&m->ca_file, opts->http.ca_file) || copy_opt(&m->ca_path, opts->http.ca_path) ||
       copy_opt(&m->proxy, opts->http.proxy) || !(m->slots = calloc(m->nslots, sizeof *m->slots)) ||
-      !(m->multi = curl_multi_init()))
+      (m->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0 || !(m->multi = curl_multi_init()))
     goto nomem;
   m->opts.ca_file = m->ca_file;
   m->opts.ca_path = m->ca_path;
@@ -224,40 +274,53 @@ static void collect(truv_multi *m) {
   }
 }
 
-static double monotonic_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
 static int curl_failed(CURLMcode mc, truv_err *err) {
   return truv_err_set(err, TRUV_EINTERNAL, "curl_multi", "libcurl multi: %s",
                       curl_multi_strerror(mc));
 }
 
+/* How long to wait for sockets: until libcurl's timer or the deadline. */
+static int wait_ms(truv_multi *m, double now, double deadline) {
+  double until = deadline;
+  if (m->timer_at >= 0 && m->timer_at < until) until = m->timer_at;
+  if (until <= now) return 0;
+  if (until - now > POLL_MAX_MS) return (int)POLL_MAX_MS;
+  return (int)(until - now) + 1;   /* rounded up: waking early would spin */
+}
+
+/* One wait for ready sockets, and libcurl told about each, then about its
+ * timer if it is due. */
+static CURLMcode step(truv_multi *m, double deadline) {
+  struct epoll_event ev[EVENTS];
+  int n, i, running;
+  CURLMcode mc = CURLM_OK;
+  n = epoll_wait(m->epfd, ev, EVENTS, wait_ms(m, monotonic_ms(), deadline));
+  for (i = 0; i < n && mc == CURLM_OK; i++) {
+    int flags = (ev[i].events & EPOLLIN ? CURL_CSELECT_IN : 0) |
+                (ev[i].events & EPOLLOUT ? CURL_CSELECT_OUT : 0) |
+                (ev[i].events & (EPOLLERR | EPOLLHUP) ? CURL_CSELECT_ERR : 0);
+    mc = curl_multi_socket_action(m->multi, ev[i].data.fd, flags, &running);
+  }
+  if (mc == CURLM_OK && m->timer_at >= 0 && m->timer_at <= monotonic_ms()) {
+    m->timer_at = -1;   /* libcurl sets the next one during the call */
+    mc = curl_multi_socket_action(m->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+  }
+  return mc;
+}
+
 int truv_multi_run(truv_multi *m, long timeout_ms, size_t *ready, truv_err *err) {
   double deadline = monotonic_ms() + (double)(timeout_ms > 0 ? timeout_ms : 0);
-  int running = 0;
-  CURLMcode mc;
+  CURLMcode mc = CURLM_OK;
   truv_err_clear(err);
   release_handed(m);
-  for (;;) {
-    double left;
-    if ((mc = curl_multi_perform(m->multi, &running)) != CURLM_OK) goto fail;
+  if (ready) *ready = 0;
+  while (m->pending > m->ndone) {
+    if ((mc = step(m, deadline)) != CURLM_OK) return curl_failed(mc, err);
     collect(m);
-    left = deadline - monotonic_ms();
-    if (m->ndone || m->pending == 0 || left <= 0) break;
-    if (left > POLL_MAX_MS) left = POLL_MAX_MS;
-    /* wakes on socket activity or libcurl's own next timeout, whichever first */
-    if ((mc = curl_multi_poll(m->multi, NULL, 0, left < 1 ? 1 : (int)left, NULL)) != CURLM_OK)
-      goto fail;
+    if (m->ndone || monotonic_ms() >= deadline) break;
   }
   if (ready) *ready = m->ndone;
   return 0;
-
-fail:
-  if (ready) *ready = 0;
-  return curl_failed(mc, err);
 }
 
 int truv_multi_next(truv_multi *m, truv_multi_done *done) {
@@ -324,6 +387,7 @@ void truv_multi_free(truv_multi *m) {
   }
   /* the connection cache belongs to the multi: it closes them */
   if (m->multi) curl_multi_cleanup(m->multi);
+  if (m->epfd >= 0) close(m->epfd);
   for (i = 0; m->slots && i < m->nslots; i++)
     if (m->slots[i].easy) curl_easy_cleanup(m->slots[i].easy);
   free(m->slots);
