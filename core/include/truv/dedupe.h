@@ -26,8 +26,8 @@
  * seconds since the epoch as doubles, kept to the millisecond for expiries.
  * Expired ids are pruned lazily. Ordering records are kept for
  * TRUV_DEDUPE_ORDER_RETENTION_S after their updated_at, measured against the
- * newest updated_at the store has recorded; an event older than that is
- * already far beyond any redelivery Truv makes.
+ * newest updated_at the handle has recorded (the events' own clock); an event
+ * older than that is far beyond any redelivery Truv makes.
  *
  * The memory store keeps a 16-byte hash (SHA-256 with a domain prefix) of
  * each id and object key, not the strings; the SQLite store keeps the

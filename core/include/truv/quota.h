@@ -48,8 +48,12 @@
  * callers. A store applies the policy it was opened with; every handle on one
  * SQLite file must use the same policy.
  *
+ * Tickets are opaque numbers, meaningful only to the store (or the file)
+ * that issued them.
+ *
  * Errors: TRUV_EQUOTA is the refusal above (err->retry_at = not_before);
- * TRUV_EINVALID a misuse (no keys, a time that is not finite); TRUV_EINTERNAL
+ * TRUV_EINVALID a misuse (no keys, a time that is not finite or further than
+ * 1e11 s from the epoch); TRUV_EINTERNAL
  * a store that cannot be read or written (out of memory, SQLite failure or
  * lock timeout). After TRUV_EINTERNAL nothing was changed.
  *
