@@ -165,7 +165,8 @@ describe("core.journal_open", function()
       local j = assert(core.journal_open(temp_path()))
       assert.is_true(j:commit())
       j:begin()
-      assert.has_error(function() j:begin() end, "truv: journal:begin() inside an open group (groups do not nest)")
+      assert.has_error(function() j:begin() end,
+                       "truv: journal:begin() inside an open group (groups do not nest)")
       j:commit()
       j:close()
     end)
@@ -225,7 +226,7 @@ describe("core.journal_open", function()
     end)
 
     it("may be left early", function()
-      for rec in j:each() do
+      for rec in j:each() do -- luacheck: ignore 512 (left at once, on purpose)
         assert.equal("c1", rec.case_id)
         break
       end

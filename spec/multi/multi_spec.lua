@@ -256,10 +256,11 @@ describe("core.multi", function()
     end
     collectgarbage()
     collectgarbage()
-    local done = drain(m)
-    assert.equal(5, #done)
-    for _, c in ipairs(done) do assert.equal(200, c.meta.status) end
-    done = nil
+    do
+      local done = drain(m)
+      assert.equal(5, #done)
+      for _, c in ipairs(done) do assert.equal(200, c.meta.status) end
+    end
     m:close()
     collectgarbage()
     collectgarbage()
@@ -276,11 +277,12 @@ describe("core.multi", function()
     m:close()
     assert.equal("truv.multi (closed)", tostring(m))
     m:close()   -- twice is fine
-    local m2 = assert(core.multi{ proxy = "" })
-    for i = 1, 10 do m2:add(get_order(i), i) end
-    m2:run(0.1, core.now())
-    assert.equal(before + 10, connections_to(sb.port))
-    m2 = nil
+    do
+      local m2 = assert(core.multi{ proxy = "" })   -- left to the collector
+      for i = 1, 10 do m2:add(get_order(i), i) end
+      m2:run(0.1, core.now())
+      assert.equal(before + 10, connections_to(sb.port))
+    end
     collectgarbage()
     collectgarbage()
     assert.is_true(sandbox.wait_until(function() return connections_to(sb.port) == before end, 3))
@@ -320,11 +322,12 @@ describe("core.multi", function()
     print(string.format("\nmulti: %d in flight, %.0f bytes of RSS each (%d kB -> %d kB)",
                         n, per, base, during))
     assert.is_true(per <= 32 * 1024, "per request in flight: " .. per)
-    local done = drain(m)
-    assert.equal(n, #done)
-    for _, c in ipairs(done) do assert.equal(200, c.meta.status) end
+    do
+      local done = drain(m)
+      assert.equal(n, #done)
+      for _, c in ipairs(done) do assert.equal(200, c.meta.status) end
+    end
     -- and again, with the pool warm: memory stays flat across cycles
-    done = nil
     collectgarbage()
     local after_first = rss_kb()
     for _ = 1, 3 do
