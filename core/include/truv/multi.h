@@ -38,6 +38,10 @@
  * next() hands out (done->resp) stays valid until the following call of
  * next(), run(), cancel() or free() on the same multi.
  *
+ * Waiting is done with epoll over the sockets libcurl reports (its socket
+ * interface), so a wakeup costs the sockets that are ready, not every
+ * transfer in flight: Linux only, like the rest of the batch tooling.
+ *
  * Threads and coroutines: a truv_multi belongs to one thread at a time and
  * shares nothing with other multis or truv_http objects. Any number of
  * coroutines of that thread may put transfers in it: that is what it is
