@@ -174,7 +174,8 @@ static void non_string_fields_read_as_absent(void) {
   truv_webhook_event ev;
   truv_err err;
   CHECK_INT(parse_text("{\"webhook_id\":\"w\",\"event_type\":\"order-status-updated\","
-                       "\"order_id\":123,\"status\":{\"a\":1},\"link_id\":[\"l\"],\"user_id\":true}",
+                       "\"order_id\":123,\"status\":{\"a\":1},\"link_id\":[\"l\"],"
+                       "\"user_id\":true}",
                        &ev, &err), 0);
   CHECK(!ev.order_id && !ev.status && !ev.link_id && !ev.user_id);
   truv_webhook_event_free(&ev);

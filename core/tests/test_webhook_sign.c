@@ -56,11 +56,11 @@ static void signs_rfc4231_vectors(void) {
 
 static void rfc4231_case2_verifies_as_a_webhook(void) {
   static const char *const jefe[] = {"Jefe"};
+  static const char sig[] =
+      "v1=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843";
   truv_err err;
   truv_err_clear(&err);
-  CHECK_INT(truv_webhook_verify("what do ya want for nothing?", 28,
-                                "v1=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843",
-                                jefe, 1, &err), 0);
+  CHECK_INT(truv_webhook_verify("what do ya want for nothing?", 28, sig, jefe, 1, &err), 0);
   CHECK_INT(err.kind, TRUV_OK);
 }
 
@@ -222,7 +222,8 @@ static void any_secret_of_a_rotation_passes(void) {
   for (i = 0; i < 3; i++) {   /* whichever position the signing secret is in */
     CHECK_INT(truv_webhook_sign(INLINE_BODY, len, rotation[i], sig), 0);
     CHECK_INT(truv_webhook_verify(INLINE_BODY, len, sig, rotation, 3, &err), 0);
-    CHECK_INT(truv_webhook_verify(INLINE_BODY, len, sig, rotation, 2, &err), i < 2 ? 0 : TRUV_EAUTH);
+    CHECK_INT(truv_webhook_verify(INLINE_BODY, len, sig, rotation, 2, &err),
+              i < 2 ? 0 : TRUV_EAUTH);
   }
   CHECK_INT(truv_webhook_verify(INLINE_BODY, len, "v1=" INLINE_SIG, with_gaps, 3, &err), 0);
   CHECK_INT(truv_webhook_verify(INLINE_BODY, len, "v1=" INLINE_SIG, others, 2, &err), TRUV_EAUTH);
@@ -239,7 +240,8 @@ static void messages_never_hold_a_secret_or_a_signature(void) {
   truv_err err;
   for (i = 0; i < sizeof headers / sizeof *headers; i++) {
     truv_err_clear(&err);
-    CHECK(truv_webhook_verify(INLINE_BODY, strlen(INLINE_BODY), headers[i], rotation, 2, &err) != 0);
+    CHECK(truv_webhook_verify(INLINE_BODY, strlen(INLINE_BODY), headers[i], rotation, 2, &err) !=
+          0);
     truv_err_format(&err, buf, sizeof buf);
     CHECK_NOT_CONTAINS(buf, OLD_SECRET);
     CHECK_NOT_CONTAINS(buf, PROD_SECRET);

@@ -84,16 +84,16 @@ static size_t check_secrets(lua_State *L, int idx, const char *out[MAX_SECRETS])
     return 1;
   }
   if (lua_type(L, idx) != LUA_TTABLE)
-    luaL_argerror(L, idx, lua_pushfstring(L, "a secret, a list of secrets or webhook keys expected, got %s",
-                                          luaL_typename(L, idx)));
+    luaL_argerror(L, idx, lua_pushfstring(L, "a secret, a list of secrets or webhook keys "
+                                             "expected, got %s", luaL_typename(L, idx)));
   n = lua_rawlen(L, idx);
   if (n > MAX_SECRETS)
     luaL_argerror(L, idx, lua_pushfstring(L, "at most %d secrets", MAX_SECRETS));
   for (i = 0; i < n; i++) {
     lua_rawgeti(L, idx, (int)i + 1);
     if (lua_type(L, -1) != LUA_TSTRING)
-      luaL_argerror(L, idx, lua_pushfstring(L, "secret #%d is a %s, a string expected", (int)i + 1,
-                                            luaL_typename(L, -1)));
+      luaL_argerror(L, idx, lua_pushfstring(L, "secret #%d is a %s, a string expected",
+                                            (int)i + 1, luaL_typename(L, -1)));
     out[i] = lua_tostring(L, -1);
     lua_pop(L, 1);
   }
