@@ -36,6 +36,7 @@
  * [body, body+len) under each usable secret (NULL and "" entries are
  * skipped). Returns 0 when any secret matches, otherwise:
  *   TRUV_EINVALID "no_secret"          no usable secret was given
+ *   TRUV_EINVALID "no_body"            body is NULL but len is not 0
  *   TRUV_EAUTH    "missing_signature"  header_value is NULL or blank
  *   TRUV_EAUTH    "bad_prefix"         the value does not start with "v1="
  *   TRUV_EAUTH    "bad_hex"            not exactly 64 hex digits after "v1="
