@@ -134,8 +134,9 @@ static truv_quota_key *shuffled_copy(const truv_quota_key *keys, size_t n) {
   return copy;
 }
 
-/* Fill from empty (growing), three rounds that slide the window (best
- * counts), a refused round, usage; bytes per connection on the way. */
+/* Fill from empty (growing), six rounds that slide the window (the best
+ * counts: other work on the machine only ever slows a round down), a refused
+ * round, usage; bytes per connection on the way. */
 static void bench_quota_store(const char *label, truv_quota_store *s, const truv_quota_key *keys,
                               const truv_quota_key *shuf, size_t n, double rss_before,
                               int memory) {
@@ -145,7 +146,7 @@ static void bench_quota_store(const char *label, truv_quota_store *s, const truv
   snprintf(what, sizeof what, "reserve, new connection (%zu, store grows)", n);
   row(what, label, reserve_round(s, keys, n, T0, 0), "ops/s");
   if (memory) row("bytes per connection (RSS)", label, (rss_bytes() - rss_before) / (double)n, "B");
-  for (r = 1; r <= 3; r++) {   /* entries at T0+W/3, +2W/3, then T0+W drops T0's */
+  for (r = 1; r <= 6; r++) {   /* entries at T0+W/3, +2W/3, then each drops the oldest */
     ops = reserve_round(s, shuf, n, T0 + r * DAY / 3, 0);
     if (ops > best) best = ops;
   }
@@ -159,7 +160,7 @@ static void bench_quota_memory(size_t n) {
   truv_quota_key *keys = make_keys(n), *shuf = shuffled_copy(keys, n);
   truv_err err;
   truv_quota_store *s;
-  double rss0, t;
+  double rss0, t = 0, best = 0;
   size_t i;
   int r;
   rss0 = rss_bytes();
@@ -175,12 +176,14 @@ static void bench_quota_memory(size_t n) {
 
   /* a hot set that stays in cache: the cost of the code, not of DRAM */
   if (!(s = truv_quota_memory(NULL, 1000, &err))) die("memory store", &err);
-  t = clock_s();
-  for (r = 0; r < 3000; r++)
+  for (r = 0; r < 3000; r++) {
+    if (r % 500 == 0) t = clock_s();
     for (i = 0; i < 1000; i++)
       if (truv_quota_reserve(s, &keys[i], 1, T0 + r * (DAY / 3 + 1), NULL, NULL, NULL, &err))
         die("reserve", &err);
-  row("reserve, 1000 hot connections", "memory", 3e6 / (clock_s() - t), "ops/s");
+    if (r % 500 == 499 && 5e5 / (clock_s() - t) > best) best = 5e5 / (clock_s() - t);
+  }
+  row("reserve, 1000 hot connections", "memory", best, "ops/s");
   truv_quota_close(s);
   free(shuf);
   free(keys);
