@@ -25,9 +25,11 @@ struct truv_json {
   size_t total;
   int arena_used;    /* 0: the hooks were replaced; root is a plain cJSON tree */
   int failed;        /* the arena could not grow */
+  int counted;       /* included in the live accounting */
 };
 
 static __thread truv_json *current;   /* the parse in progress on this thread */
+static size_t live_bytes, live_docs;  /* accounting, updated atomically */
 
 static void *hook_malloc(size_t n) {
   truv_json *doc = current;
@@ -112,6 +114,9 @@ truv_json *truv_json_parse(const char *s, size_t len, truv_err *err) {
         return NULL;
       }
     }
+    doc->counted = 1;
+    __atomic_add_fetch(&live_docs, 1, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&live_bytes, doc->total, __ATOMIC_RELAXED);
     return doc;
   }
   {
@@ -132,12 +137,21 @@ cJSON *truv_json_root(const truv_json *doc) {
   return doc ? doc->root : NULL;
 }
 
+void truv_json_live(size_t *docs, size_t *bytes) {
+  if (docs) *docs = __atomic_load_n(&live_docs, __ATOMIC_RELAXED);
+  if (bytes) *bytes = __atomic_load_n(&live_bytes, __ATOMIC_RELAXED);
+}
+
 size_t truv_json_size(const truv_json *doc) {
   return doc ? doc->total : 0;
 }
 
 void truv_json_free(truv_json *doc) {
   if (!doc) return;
+  if (doc->counted) {
+    __atomic_sub_fetch(&live_docs, 1, __ATOMIC_RELAXED);
+    __atomic_sub_fetch(&live_bytes, doc->total, __ATOMIC_RELAXED);
+  }
   if (doc->blocks) free_blocks(doc->blocks);
   else cJSON_Delete(doc->root);
   free(doc);

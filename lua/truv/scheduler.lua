@@ -15,6 +15,7 @@
 -- `sched:barrier()` (from inside a workflow) returns once on_tick has run
 -- after the call: the batch's journal uses it to make a write durable
 -- before a refresh is sent, with one commit for every workflow of a tick.
+-- on_tick(urgent) is told whether a workflow waits on such a barrier.
 local core = require "truv.core"
 
 local error, ipairs, pairs, tostring, setmetatable = error, ipairs, pairs, tostring, setmetatable
@@ -180,7 +181,7 @@ function Scheduler:run()
       local r = tremove(self.ready, 1)
       self:_resume(r[1], r[2], r[3])
     end
-    if self.on_tick then self.on_tick() end
+    if self.on_tick then self.on_tick(#self.barrier_waiters > 0) end
     if #self.barrier_waiters > 0 then
       local waiters = self.barrier_waiters
       self.barrier_waiters = {}
@@ -197,7 +198,8 @@ function Scheduler:run()
       if rate_wait then wait = min(wait, rate_wait) end
       if wait == huge then wait = 1 end
       if self.multi:pending() > 0 then
-        local done = self.multi:run(max(0, min(wait, 1)), self.clock(), self.mode)
+        local done, err = self.multi:run(max(0, min(wait, 1)), self.clock(), self.mode)
+        if not done then error("scheduler: the transfer engine failed: " .. tostring(err), 0) end
         for _, c in ipairs(done) do
           local w = c.tag
           if c.doc ~= nil then

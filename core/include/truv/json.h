@@ -36,6 +36,10 @@ TRUV_API size_t truv_json_size(const truv_json *doc);
 
 TRUV_API void truv_json_free(truv_json *doc);
 
+/* How many documents are alive in the process, and the bytes they hold:
+ * for memory accounting in benchmarks and diagnostics. */
+TRUV_API void truv_json_live(size_t *docs, size_t *bytes);
+
 /* Makes sure cJSON's hooks are installed (truv_json_parse calls it). */
 TRUV_API void truv_json_init(void);
 
