@@ -1,0 +1,101 @@
+/* libFuzzer target: the incremental HTTP/1.1 response parser.
+ *
+ * Input layout: byte 0 holds flags (bit 0: put a valid status line in front
+ * of the bytes, since http-parser itself is not instrumented and the fuzzer
+ * would otherwise rarely get past it; bit 1: the peer closes after the last
+ * byte; bit 2: tight limits), byte 1 the size of the pieces the bytes are fed
+ * in, the rest is the response. Whatever the bytes:
+ *   - parsing never crashes or leaks and ends in exactly one verdict
+ *     (complete, waiting for more, or an error);
+ *   - fed in pieces or in one call, the verdict, status, headers and body
+ *     are the same (an input with several faults may report a different one
+ *     of them: a limit is checked when a piece is reported, a syntax error
+ *     where it is met; both are errors);
+ *   - a complete response classifies into a document or a typed error. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "truv/http1.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+typedef struct verdict {
+  int rc, done, keepalive, status;
+  size_t nheaders, body_len;
+} verdict;
+
+static verdict run(truv_http1 *p, const char *prefix, const uint8_t *data, size_t size,
+                   size_t step, int eof) {
+  verdict v;
+  truv_err err;
+  truv_response *r;
+  size_t at = 0;
+  memset(&v, 0, sizeof v);
+  if (prefix) v.rc = truv_http1_feed(p, prefix, strlen(prefix), &err);
+  while (!v.rc && at < size) {
+    size_t n = size - at < step ? size - at : step;
+    v.rc = truv_http1_feed(p, (const char *)data + at, n, &err);
+    at += n;
+  }
+  if (!v.rc && eof) v.rc = truv_http1_eof(p, &err);
+  if (v.rc && err.kind != (truv_kind)v.rc) abort();
+  v.done = truv_http1_done(p);
+  v.keepalive = truv_http1_keepalive(p);
+  if (v.rc && (v.done || v.keepalive)) abort();
+  if (v.keepalive && !v.done) abort();
+  r = truv_http1_response(p);
+  v.status = r->status;
+  v.nheaders = r->nheaders;
+  v.body_len = r->body_len;
+  return v;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  static const truv_config cfg = {"https://prod.truv.com/v1/", "cid", "secret-xyz", NULL};
+  truv_http1_limits tight = {512, 8, 1024};
+  const char *prefix;
+  truv_http1 *whole, *pieces;
+  verdict a, b;
+  truv_err err;
+  size_t step;
+  int eof;
+
+  if (size < 2) return 0;
+  prefix = (data[0] & 1) ? "HTTP/1.1 200 OK\r\n" : NULL;
+  eof = (data[0] & 2) != 0;
+  step = 1 + data[1] % 64;
+  whole = truv_http1_new((data[0] & 4) ? &tight : NULL, &err);
+  pieces = truv_http1_new((data[0] & 4) ? &tight : NULL, &err);
+  if (!whole || !pieces) abort();
+
+  a = run(whole, prefix, data + 2, size - 2, size, eof);
+  b = run(pieces, prefix, data + 2, size - 2, step, eof);
+  if ((a.rc != 0) != (b.rc != 0) || a.done != b.done || a.keepalive != b.keepalive) abort();
+  if (a.done && (a.status != b.status || a.nheaders != b.nheaders || a.body_len != b.body_len ||
+                 memcmp(truv_http1_response(whole)->body, truv_http1_response(pieces)->body,
+                        a.body_len) != 0))
+    abort();
+
+  if (a.done) {
+    truv_request req;
+    truv_json *doc = NULL;
+    if (truv_request_build(&cfg, TRUV_OP_GET_ORDER, "id1", NULL, NULL, &req, &err)) abort();
+    if (truv_classify(&req, truv_http1_response(whole), 1800000000.0, &doc, &err) == 0) {
+      if (!doc && a.status != 204) abort();
+    } else if (err.kind == TRUV_OK) {
+      abort();
+    }
+    truv_json_free(doc);
+    truv_request_free(&req);
+  }
+
+  /* a reset parser parses a valid answer */
+  truv_http1_reset(whole);
+  if (truv_http1_feed(whole, "HTTP/1.1 204 No Content\r\n\r\n", 27, &err) ||
+      !truv_http1_done(whole))
+    abort();
+  truv_http1_free(whole);
+  truv_http1_free(pieces);
+  return 0;
+}
