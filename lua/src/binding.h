@@ -46,6 +46,9 @@ TRUV_HIDDEN int truv_push_classified(lua_State *L, truv_request *req,
 /* http.c: the blocking libcurl transport. */
 TRUV_HIDDEN void truv_open_http(lua_State *L);
 
+/* http1.c: the incremental HTTP/1.1 response parser (byte-pipe transports). */
+TRUV_HIDDEN void truv_open_http1(lua_State *L);
+
 /* multi.c: the libcurl multi transport (many requests in flight). */
 TRUV_HIDDEN void truv_open_multi(lua_State *L);
 

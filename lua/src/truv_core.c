@@ -15,6 +15,7 @@ int luaopen_truv_core(lua_State *L) {
   truv_open_doc(L);
   truv_open_request(L);
   truv_open_http(L);
+  truv_open_http1(L);
   truv_open_multi(L);
   truv_open_journal(L);
   truv_open_route(L);
