@@ -21,7 +21,7 @@ end
 
 os.remove(journal)
 os.remove(journal .. ".quota")
-local routed, series, peak, docs_peak = 0, {}, 0, { 0, 0 }
+local routed, series, peak, docs_peak, lua_peak = 0, {}, 0, { 0, 0 }, 0
 local rss_start = rss_kb()
 local c0, t0 = os.clock(), core.monotonic()
 local summary = assert(renewal.run{
@@ -37,6 +37,7 @@ local summary = assert(renewal.run{
         peak = math.max(peak, rss_kb())
         local docs, bytes = core.documents_alive()
         if bytes > docs_peak[2] then docs_peak = { docs, bytes } end
+        lua_peak = math.max(lua_peak, collectgarbage("count"))
       end
     end
   end,
@@ -45,7 +46,7 @@ local cpu, wall = os.clock() - c0, core.monotonic() - t0
 local parts = {}
 for i, v in ipairs(series) do parts[i] = tostring(v) end
 print(string.format('{"cases":%d,"routed":%d,"cpu_s":%.3f,"wall_s":%.3f,"rss_kb_start":%d,'
-                    .. '"rss_kb_max":%d,"docs_alive_max":%d,"docs_kb_max":%d,'
+                    .. '"rss_kb_max":%d,"lua_kb_max":%d,"docs_alive_max":%d,"docs_kb_max":%d,'
                     .. '"rss_series":[%s],"done":%d}', summary.total, routed, cpu, wall, rss_start,
-                    math.max(peak, rss_kb()), docs_peak[1], docs_peak[2] // 1024,
+                    math.max(peak, rss_kb()), lua_peak // 1, docs_peak[1], docs_peak[2] // 1024,
                     table.concat(parts, ","), summary.routes.done or 0))

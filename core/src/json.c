@@ -28,7 +28,10 @@ struct truv_json {
   int counted;       /* included in the live accounting */
 };
 
-static __thread truv_json *current;   /* the parse in progress on this thread */
+/* The parse in progress on this thread. initial-exec: one pointer of static
+ * TLS (glibc keeps a surplus for libraries loaded later, like truv.core),
+ * read without a __tls_get_addr call on every allocation of a parse. */
+static __thread truv_json *current __attribute__((tls_model("initial-exec")));
 static size_t live_bytes, live_docs;  /* accounting, updated atomically */
 
 static void *hook_malloc(size_t n) {
@@ -38,8 +41,10 @@ static void *hook_malloc(size_t n) {
   n = (n + 15) & ~(size_t)15;
   b = doc->blocks;
   if (!b || b->size - b->used < n) {
-    size_t size = b ? b->size * 2 : 4096;
-    while (size < n) size *= 2;
+    /* the first block was sized from the input; running past it means the
+     * estimate was a little short: add half as much again, not double */
+    size_t size = b ? b->size / 2 : 4096;
+    if (size < n) size = n;
     if (!(b = malloc(BLOCK_HEAD + size))) {
       doc->failed = 1;
       return NULL;

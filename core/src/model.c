@@ -55,6 +55,7 @@ static void read_connection(const cJSON *e, truv_connection_kind kind, truv_conn
   c->data_source = str(e, "data_source");
   c->provider_id = str(provider, "id");
   c->provider_name = str(provider, "name");
+  c->company_name = str(e, "company_name");
   c->created_at = time_of(e, "created_at");
   if (cJSON_IsString(sn)) {
     c->suborder_number = sn->valuestring;

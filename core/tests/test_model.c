@@ -31,6 +31,7 @@ static void the_fixture_order_reads_completely(void) {
   CHECK_STR(o.connections[0].access_token, "e4100fccdae94691b4414c7306220c06");
   CHECK_STR(o.connections[0].suborder_number, "133982343355");
   CHECK_STR(o.connections[0].provider_id, "truv_api");
+  CHECK_STR(o.connections[0].company_name, "Facebook Demo");
   CHECK_DBL(o.connections[0].created_at, 1619043179.346109);
   CHECK_INT(o.connections[0].kind, TRUV_CONN_EMPLOYER);
   truv_order_release(&o);

@@ -15,8 +15,9 @@
 
 #define TRUV_HIDDEN __attribute__((visibility("hidden")))
 
-/* How documents reach Lua. */
-enum { TRUV_DOC_VIEW = 0, TRUV_DOC_TABLE = 1 };
+/* How documents reach Lua: a lazy view, plain tables, or (for orders) only
+ * the order model, the document freed at once. */
+enum { TRUV_DOC_VIEW = 0, TRUV_DOC_TABLE = 1, TRUV_DOC_MODEL = 2 };
 
 /* doc.c: JSON documents <-> Lua values. */
 TRUV_HIDDEN void truv_open_doc(lua_State *L);
@@ -60,6 +61,9 @@ TRUV_HIDDEN void truv_open_clock(lua_State *L);
 
 /* model.c: validated order models. */
 TRUV_HIDDEN void truv_open_model(lua_State *L);
+/* Reads the order model from a parsed document and pushes it; returns 0, or
+ * an error kind with err filled (nothing pushed). */
+TRUV_HIDDEN int truv_push_order_model(lua_State *L, const cJSON *doc, truv_err *err);
 
 /* route.c: the default routing table. */
 TRUV_HIDDEN void truv_open_route(lua_State *L);

@@ -152,15 +152,36 @@ static doc_view *check_view(lua_State *L, int idx) {
   return luaL_checkudata(L, idx, VIEW_MT);
 }
 
+/* A view whose document is still there (see l_release). */
+static doc_view *check_live(lua_State *L, int idx) {
+  doc_view *v = luaL_checkudata(L, idx, VIEW_MT);
+  if (!v->root || !v->root->doc) luaL_error(L, "truv: this document was released");
+  return v;
+}
+
 const cJSON *truv_doc_node(lua_State *L, int idx) {
   doc_view *v = luaL_testudata(L, idx, VIEW_MT);
+  if (v && (!v->root || !v->root->doc)) luaL_error(L, "truv: this document was released");
   return v ? v->node : NULL;
+}
+
+/* release(doc): frees the document now instead of at its collection. For a
+ * loop that reads many large answers (polling) and keeps none: the memory
+ * the collector cannot see is returned at once. Every view of the document
+ * raises from then on. Releasing twice does nothing. */
+static int l_release(lua_State *L) {
+  doc_view *v = check_view(L, 1);
+  if (v->root && v->root->doc) {
+    truv_json_free(v->root->doc);
+    v->root->doc = NULL;
+  }
+  return 0;
 }
 
 static int view_gc(lua_State *L) {
   doc_view *v = check_view(L, 1);
   if (v->root && --v->root->refs == 0) {
-    truv_json_free(v->root->doc);
+    truv_json_free(v->root->doc);   /* NULL when released: nothing to free */
     free(v->root);
   }
   v->root = NULL;
@@ -189,7 +210,7 @@ static cJSON *array_at(doc_view *v, int i) {
 }
 
 static int view_index(lua_State *L) {
-  doc_view *v = check_view(L, 1);
+  doc_view *v = check_live(L, 1);
   cJSON *child = NULL;
   if (cJSON_IsArray(v->node)) {
     int isnum = 0;
@@ -209,7 +230,7 @@ static int view_newindex(lua_State *L) {
 }
 
 static int view_len(lua_State *L) {
-  doc_view *v = check_view(L, 1);
+  doc_view *v = check_live(L, 1);
   lua_pushinteger(L, cJSON_IsArray(v->node) ? cJSON_GetArraySize(v->node) : 0);
   return 1;
 }
@@ -222,7 +243,12 @@ static int view_eq(lua_State *L) {
 
 static int view_tostring(lua_State *L) {
   doc_view *v = check_view(L, 1);
-  int n = cJSON_GetArraySize(v->node);
+  int n;
+  if (!v->root || !v->root->doc) {
+    lua_pushliteral(L, "truv.document: released");
+    return 1;
+  }
+  n = cJSON_GetArraySize(v->node);
   if (cJSON_IsArray(v->node))
     lua_pushfstring(L, "truv.document: array of %d", n);
   else
@@ -233,7 +259,7 @@ static int view_tostring(lua_State *L) {
 /* pairs(view): the iterator keeps its position in a C closure upvalue (a
  * light userdata to the next node), so iteration is linear. */
 static int view_next(lua_State *L) {
-  doc_view *v = check_view(L, lua_upvalueindex(1));
+  doc_view *v = check_live(L, lua_upvalueindex(1));
   cJSON *e = lua_touserdata(L, lua_upvalueindex(2));
   int i = (int)lua_tointeger(L, lua_upvalueindex(3));
   if (!e) return 0;
@@ -248,7 +274,7 @@ static int view_next(lua_State *L) {
 }
 
 static int view_pairs(lua_State *L) {
-  doc_view *v = check_view(L, 1);
+  doc_view *v = check_live(L, 1);
   lua_pushvalue(L, 1);
   lua_pushlightuserdata(L, v->node->child);
   lua_pushinteger(L, 0);
@@ -267,6 +293,7 @@ static int l_totable(lua_State *L) {
     lua_settop(L, 1);
     return 1;
   }
+  check_live(L, 1);
   push_node(L, v->node, NULL, TRUV_DOC_TABLE);
   return 1;
 }
@@ -286,12 +313,13 @@ static int l_isdocument(lua_State *L) {
 }
 
 int truv_check_docmode(lua_State *L, int idx, int def) {
-  static const char *const names[] = {"view", "table", NULL};
+  static const char *const names[] = {"view", "table", "model", NULL};
   if (lua_isnoneornil(L, idx)) return def;
   return luaL_checkoption(L, idx, NULL, names);
 }
 
-/* decode(json [, "view"|"table"]) -> value | nil, err */
+/* decode(json [, "view"|"table"|"model"]) -> value | nil, err ("model": an
+ * order's model, see model.c) */
 static int l_decode(lua_State *L) {
   size_t len;
   const char *s = luaL_checklstring(L, 1, &len);
@@ -300,6 +328,11 @@ static int l_decode(lua_State *L) {
   truv_json *doc;
   truv_err_clear(&err);
   if (!(doc = truv_json_parse(s, len, &err))) return truv_fail(L, &err);
+  if (mode == TRUV_DOC_MODEL) {
+    int rc = truv_push_order_model(L, truv_json_root(doc), &err);
+    truv_json_free(doc);
+    return rc ? truv_fail(L, &err) : 1;
+  }
   truv_push_document(L, doc, mode);
   return 1;
 }
@@ -390,6 +423,7 @@ static void add_value(lua_State *L, int idx, int depth, cJSON *parent, const cha
     case LUA_TTABLE: add_table(L, idx, depth, parent, key); return;
     case LUA_TUSERDATA:
       if ((v = luaL_testudata(L, idx, VIEW_MT)) == NULL) break;
+      check_live(L, idx);
       attach(L, parent, key, cJSON_Duplicate(v->node, 1));
       return;
     default: break;
@@ -433,7 +467,8 @@ void truv_open_doc(lua_State *L) {
   static const luaL_Reg anchor_mt[] = {{"__gc", anchor_gc}, {NULL, NULL}};
   static const luaL_Reg funcs[] = {
     {"decode", l_decode}, {"encode", l_encode}, {"totable", l_totable},
-    {"isdocument", l_isdocument}, {"documents_alive", l_documents_alive}, {NULL, NULL}};
+    {"isdocument", l_isdocument}, {"documents_alive", l_documents_alive},
+    {"release", l_release}, {NULL, NULL}};
   luaL_newmetatable(L, VIEW_MT);
   luaL_setfuncs(L, view_mt, 0);
   lua_pushliteral(L, "truv.document");

@@ -7,7 +7,8 @@
  *              products = {...},
  *              connections = { { kind = "employers"|"financial_accounts", id,
  *                status, suborder_number, access_token, link_id, product_type,
- *                data_source, provider_id, provider_name, created_at }, ... } }
+ *                data_source, provider_id, provider_name, company_name,
+ *                created_at }, ... } }
  *   Absent fields are nil; times are epoch seconds. */
 #include <string.h>
 
@@ -61,17 +62,25 @@ static void push_model(lua_State *L, const truv_order *o) {
     set_str(L, "data_source", c->data_source);
     set_str(L, "provider_id", c->provider_id);
     set_str(L, "provider_name", c->provider_name);
+    set_str(L, "company_name", c->company_name);
     set_time(L, "created_at", c->created_at);
     lua_rawseti(L, -2, (int)i + 1);
   }
   lua_setfield(L, -2, "connections");
 }
 
+int truv_push_order_model(lua_State *L, const cJSON *doc, truv_err *err) {
+  truv_order order;
+  int rc = truv_order_read(doc, &order, err);
+  if (!rc) push_model(L, &order);
+  truv_order_release(&order);
+  return rc;
+}
+
 static int l_order_model(lua_State *L) {
   const cJSON *node = truv_doc_node(L, 1);
   cJSON *owned = NULL;
   truv_json *parsed = NULL;
-  truv_order order;
   truv_err err;
   int rc;
   truv_err_clear(&err);
@@ -84,9 +93,7 @@ static int l_order_model(lua_State *L) {
     luaL_checktype(L, 1, LUA_TTABLE);
     node = owned = truv_to_json(L, 1);
   }
-  rc = truv_order_read(node, &order, &err);
-  if (!rc) push_model(L, &order);
-  truv_order_release(&order);
+  rc = truv_push_order_model(L, node, &err);
   truv_json_free(parsed);
   cJSON_Delete(owned);
   return rc ? truv_fail(L, &err) : 1;

@@ -4,16 +4,17 @@
  *   local m = core.multi{ max_in_flight = 32, max_host_connections = 32,
  *                         timeout_ms =, connect_timeout_ms =, ca_file =,
  *                         ca_path =, proxy =, insecure =, buffer_size = }
- *   m:add(request, tag)        -> true | nil, err
+ *   m:add(request, tag [, mode]) -> true | nil, err
  *       tag: any value but nil or NaN, unique among the transfers not yet
- *       reported; it and the request are kept alive until then.
+ *       reported; it and the request are kept alive until then. `mode`,
+ *       when given, is this answer's document mode (else run's).
  *   m:run(timeout_s, now [, mode]) -> { completion, ... } | nil, err
  *       runs for at most timeout_s, returning early once anything finished;
  *       completion = { tag =, doc =, meta = { status =, request_id = } }
  *                  | { tag =, err = <error table> }
  *       answers are classified in C with their request (the body never
- *       becomes a Lua string); `now` is for Retry-After, `mode` "view" or
- *       "table" as for http:perform.
+ *       becomes a Lua string); `now` is for Retry-After, `mode` "view",
+ *       "table" or "model" as for http:perform.
  *   m:pending()   -> transfers added and not yet reported
  *   m:cancel(tag) -> true if that transfer was pending (it is then never
  *                    reported), else false
@@ -32,7 +33,7 @@
 
 #define MULTI_MT "truv.multi"
 
-enum { REQS = 1, TAGS = 2, IDS = 3 };
+enum { REQS = 1, TAGS = 2, IDS = 3, MODES = 4 };
 
 typedef struct lmulti {
   truv_multi *m;
@@ -98,7 +99,9 @@ static int l_multi(lua_State *L) {
   lm->m = NULL;
   lm->last_id = 0;
   luaL_setmetatable(L, MULTI_MT);
-  lua_createtable(L, 3, 0);
+  lua_createtable(L, 4, 0);
+  lua_newtable(L);
+  lua_rawseti(L, -2, MODES);
   lua_newtable(L);
   lua_rawseti(L, -2, REQS);
   lua_newtable(L);
@@ -148,6 +151,8 @@ static void forget(lua_State *L, int self, lua_Integer id, int tag_idx) {
   set_by_id(L, self, REQS, id);
   lua_pushnil(L);
   set_by_id(L, self, TAGS, id);
+  lua_pushnil(L);
+  set_by_id(L, self, MODES, id);
 }
 
 /* The id of the pending transfer tagged by the value at tag_idx, or 0. */
@@ -175,7 +180,9 @@ static int multi_add(lua_State *L) {
   truv_request *req = truv_check_request(L, 2);
   lua_Integer id;
   truv_err err;
+  int mode;
   check_tag(L, 3);
+  mode = truv_check_docmode(L, 4, -1);
   if (id_of(L, 1, 3)) {
     truv_err_clear(&err);
     truv_err_set(&err, TRUV_EINVALID, "duplicate_tag", "this tag names a transfer in flight");
@@ -187,6 +194,10 @@ static int multi_add(lua_State *L) {
   set_by_id(L, 1, REQS, id);
   lua_pushvalue(L, 3);
   set_by_id(L, 1, TAGS, id);
+  if (mode >= 0) {
+    lua_pushinteger(L, mode);
+    set_by_id(L, 1, MODES, id);
+  }
   push_map(L, 1, IDS);
   lua_pushvalue(L, 3);
   lua_pushinteger(L, id);
@@ -209,6 +220,9 @@ static void push_completion(lua_State *L, int self, const truv_multi_done *d, do
   top = lua_gettop(L);
   get_by_id(L, self, TAGS, id);
   lua_setfield(L, top, "tag");
+  get_by_id(L, self, MODES, id);   /* the request's own mode wins over run's */
+  if (lua_isnumber(L, -1)) mode = (int)lua_tointeger(L, -1);
+  lua_pop(L, 1);
   if (d->resp) {
     /* the request is still anchored in the maps while it is classified */
     truv_push_classified(L, (truv_request *)d->req, (truv_response *)d->resp, now, mode);

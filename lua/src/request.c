@@ -11,10 +11,12 @@
  *   tostring(request)     "truv.request: POST orders/ab12/" (no secrets)
  *
  *   core.classify(request, status, headers, body, now [, mode]) -> doc, meta | nil, err
+ *     mode: "view" (default), "table", or "model" (an order's model only)
  *     headers: a table of name -> value (any case)
  *     meta = { status =, request_id = }
  *
  * Wrong argument types raise; API-rule violations return nil, err. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -183,8 +185,21 @@ int truv_push_classified(lua_State *L, truv_request *req, truv_response *resp, d
   truv_json *doc = NULL;
   truv_err err;
   if (truv_classify(req, resp, now, &doc, &err)) return truv_fail(L, &err);
-  if (doc) truv_push_document(L, doc, mode);
-  else lua_pushboolean(L, 1);   /* 204: success without a document */
+  if (doc && mode == TRUV_DOC_MODEL) {
+    /* only the model: the document is freed before anything else runs */
+    int rc = truv_push_order_model(L, truv_json_root(doc), &err);
+    truv_json_free(doc);
+    if (rc) {
+      const char *rid = truv_response_header(resp, "X-Request-Id");
+      err.status = resp->status;
+      if (rid) snprintf(err.request_id, sizeof err.request_id, "%s", rid);
+      return truv_fail(L, &err);
+    }
+  } else if (doc) {
+    truv_push_document(L, doc, mode);
+  } else {
+    lua_pushboolean(L, 1);   /* 204: success without a document */
+  }
   push_meta(L, resp);
   return 2;
 }

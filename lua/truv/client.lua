@@ -220,10 +220,10 @@ function Client:_note_throttle(err)
 end
 
 --- One exchange: wait out a cooldown, send, classify.
-function Client:_exchange(req, op, attempt)
+function Client:_exchange(req, op, attempt, mode)
   self:_wait_cooldown()
   local started = self._clock()
-  local doc, meta = self._transport:perform(req, started, self._documents)
+  local doc, meta = self._transport:perform(req, started, mode or self._documents)
   local elapsed_ms = floor((self._clock() - started) * 1000 + 0.5)
   if doc then
     self._throttle_streak = 0
@@ -258,15 +258,16 @@ end
 
 --- Sends a built request. Safe requests retry; others are sent once (the
 -- refresh workflow decides what an ambiguous failure of a billed request
--- means, see truv.refresh).
-function Client:send(req)
+-- means, see truv.refresh). `mode` overrides the client's documents setting
+-- for this answer ("view", "table", or "model" for an order's model only).
+function Client:send(req, mode)
   local op = req.op
-  if not req.safe then return self:_exchange(req, op, 1) end
+  if not req.safe then return self:_exchange(req, op, 1, mode) end
   local r = self._retry
   local deadline = self._clock() + r.deadline_ms / 1000
   local attempt = 1
   while true do
-    local doc, meta = self:_exchange(req, op, attempt)
+    local doc, meta = self:_exchange(req, op, attempt, mode)
     if doc then return doc, meta end
     local err = meta
     if not retryable(err) or attempt >= r.attempts then return nil, err end
@@ -287,10 +288,10 @@ function Client:build(op, id, params, facts)
   return req, err
 end
 
-function Client:call(op, id, params, facts)
+function Client:call(op, id, params, facts, mode)
   local req, err = self:build(op, id, params, facts)
   if not req then return nil, err end
-  return self:send(req)
+  return self:send(req, mode)
 end
 
 --- The products of an order document, as a plain list.
@@ -325,6 +326,14 @@ end
 function Client:get_order(id)
   check_id(id, "get_order")
   return self:call("get_order", id)
+end
+
+--- GET orders/{id}/, keeping only the order's model (truv.core.order_model:
+-- id, products, statuses, connections with their tokens): the document is
+-- freed as soon as it is read, for loops that need no more than that.
+function Client:get_order_model(id)
+  check_id(id, "get_order_model")
+  return self:call("get_order", id, nil, nil, "model")
 end
 
 --- GET orders/{id}/events/ (one page; `query` may hold page, page_size and

@@ -4,8 +4,10 @@
 -- Truv bills every refresh task and allows 3 per connection per 24 h, and
 -- its refresh endpoint has no idempotency key. So:
 --
--- 1. The original order is known (passed in or fetched), so the product rule
---    and the selected connections are checked before anything is sent.
+-- 1. The original order is known (passed in as a document or its model, or
+--    fetched), so the product rule and the selected connections are checked
+--    before anything is sent. opts.answer = "model" returns the new order's
+--    model instead of its document.
 -- 2. Connections past their lifetime (default 180 days) are not refreshed:
 --    they need the user to reconnect ("expired", routes to reverify).
 -- 3. The quota store reserves one slot on every selected connection at once
@@ -233,7 +235,7 @@ local function send_safely(client, req, id, baseline, opts, reservation)
       opts.before_send{ order_id = id, sent_at = sent_at, baseline = baseline, sends = sends,
                         quota_ticket = reservation.ticket, quota_keys = reservation.keys }
     end
-    local doc, meta = client:send(req)
+    local doc, meta = client:send(req, opts.answer)
     if doc then
       meta.sends = sends
       return doc, meta
@@ -270,10 +272,14 @@ function _M.refresh_order(client, id, params, opts)
     original, err = client:get_order(id)
     if not original then return nil, err end
   end
-  local model, merr = core.order_model(original)
-  if not model then
-    merr.op = "refresh_order"
-    return nil, merr
+  local model = original
+  if not require("truv.reverify").is_model(original) then
+    local merr
+    model, merr = core.order_model(original)
+    if not model then
+      merr.op = "refresh_order"
+      return nil, merr
+    end
   end
   local facts = { products = model.products }
 

@@ -18,7 +18,9 @@
 -- straight to reverify without spending a refresh), reserve quota, refresh
 -- (write-ahead in the journal first), wait for the result by polling, route,
 -- and act through the router's handlers: done hands the fresh order to the
--- `done` handler (pre-fill), reverify creates the new verification link,
+-- `done` handler (pre-fill; the document is lent for the call: keep
+-- truv.totable(order) if the handler stores it), reverify creates the new
+-- verification link,
 -- retry and defer are scheduled for their time (a later run with the same
 -- journal picks them up once due), no_data and fix are reported.
 --
@@ -43,7 +45,7 @@ local _M = {}
 _M.DEFAULTS = {
   concurrency = 32,
   rate_per_minute = 300,
-  active_per_request = 2,      -- cases in progress per request slot (the rest wait in a poll)
+  active_per_request = 1.25,   -- cases in progress per request slot (a few wait in a poll)
   commit_interval_s = 0.05,    -- group commit of the journal, unless a refresh waits on it
   skew_s = 300,
 }
@@ -113,6 +115,9 @@ local function finish(ctx, case, decision, outcome, extra)
   }
   for k, v in pairs(extra or {}) do fields[k] = v end
   local ok, res = ctx.router:act(decision, case, outcome)
+  -- the fresh order was lent to the handler for the call: its memory goes
+  -- back now rather than whenever the collector finds it
+  if outcome and core.isdocument(outcome.order) then core.release(outcome.order) end
   if not ok then
     fields.handler_error = res.message
     emit(ctx, { event = "handler_error", case_id = case.case_id, route = decision.route,
@@ -184,7 +189,7 @@ local function await(ctx, case, original, refresh_order)
   end
   local d = result.decision
   if d.route == "reverify" then
-    original = original or ctx.client:get_order(case.order_id)
+    original = original or ctx.client:get_order_model(case.order_id)
     if original then
       return reverify(ctx, case, original, d, result, extra, failing_connections(result))
     end
@@ -229,11 +234,13 @@ local function process(ctx, case)
     return await(ctx, case, nil, rec.refresh_order_id)
   end
 
-  local original, err = ctx.client:get_order(case.order_id)
+  -- models, not documents: a case in progress holds a few hundred bytes
+  local original, err = ctx.client:get_order_model(case.order_id)
   if not original then return route_error(ctx, case, nil, err) end
 
   local doc, meta = ctx.client:refresh_order(case.order_id, refresh_params(case), {
     order = original,
+    answer = "model",
     before_send = function(info)
       put(ctx, case.case_id, {
         state = "sending", sent_at = info.sent_at, baseline_refresh_order = info.baseline,
@@ -249,9 +256,10 @@ local function process(ctx, case)
   put(ctx, case.case_id, { state = "sent", refresh_order_id = doc.id })
   emit(ctx, { event = "sent", case_id = case.case_id, refresh_order_id = doc.id,
               reconciled = meta.reconciled })
-  -- A tail call: the original is not held while the case waits (it is read
-  -- again only if the case needs a new link), which costs less than keeping
-  -- every waiting case's order in memory.
+  -- A tail call with the refresh order's model: no document is held while
+  -- the case waits (the original's model is read again only if the case
+  -- needs a new link), which costs less than keeping every waiting case's
+  -- documents in memory.
   return await(ctx, case, nil, doc)
 end
 
@@ -340,7 +348,8 @@ local function work(ctx, opts, todo)
     return cerr
   end
   ctx.client = client
-  local max_active = concurrency * (opts.active_per_request or _M.DEFAULTS.active_per_request)
+  local max_active = math.ceil(concurrency *
+                               (opts.active_per_request or _M.DEFAULTS.active_per_request))
   local next_case, run_error = 1, nil
   local function worker()
     while next_case <= #todo and not run_error do

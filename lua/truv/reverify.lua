@@ -4,7 +4,7 @@
 -- opens Bridge with it), or a new order copying the applicant's details and
 -- order_number, whose share_url is sent to the applicant.
 --
---   local link, err = client:reverify(original_order, {
+--   local link, err = client:reverify(original_order, {     -- a document or its model
 --     mode = "order" | "bridge",     -- default "order" (Truv's renewals guide)
 --     connections = { "<suborder id>", ... },   -- default: every connection
 --     order = { ... },               -- extra fields for the new order (notes, cc_emails, ...)
@@ -30,19 +30,7 @@ local function wanted(model, ids)
   return list
 end
 
-local function company_of(order, id)
-  for _, kind in ipairs{ "employers", "financial_accounts" } do
-    local items = order[kind]
-    if items then
-      for i = 1, #items do
-        local e = items[i]
-        if e.id == id then return e.company_name, e.provider and e.provider.name end
-      end
-    end
-  end
-end
-
-local function new_order(client, order, model, conns, extra)
+local function new_order(client, model, conns, extra)
   if not model.first_name or not model.last_name then
     return nil, errors.invalid({ { field = "order", message =
       "the original order has no applicant name to copy" } })
@@ -57,9 +45,8 @@ local function new_order(client, order, model, conns, extra)
   }
   local employers = {}
   for _, c in ipairs(conns) do
-    if c.kind == "employers" and #employers < MAX_EMPLOYERS then
-      local company = company_of(order, c.id)
-      if type(company) == "string" then employers[#employers + 1] = { company_name = company } end
+    if c.kind == "employers" and c.company_name and #employers < MAX_EMPLOYERS then
+      employers[#employers + 1] = { company_name = c.company_name }
     end
   end
   if #employers > 0 then params.employers = employers end
@@ -91,14 +78,24 @@ local function bridge_tokens(client, model, conns)
   return { mode = "bridge", tokens = tokens }
 end
 
+-- A model (truv.core.order_model) has `connections`; a document has not.
+local function is_model(v)
+  return type(v) == "table" and v.connections ~= nil and v.employers == nil
+end
+_M.is_model = is_model
+
 function _M.reverify(client, order, opts)
   opts = opts or {}
-  local model, err = core.order_model(order)
-  if not model then return nil, err end
+  local model = order
+  if not is_model(order) then
+    local err
+    model, err = core.order_model(order)
+    if not model then return nil, err end
+  end
   local conns = wanted(model, opts.connections)
   local mode = opts.mode or "order"
   if mode == "bridge" then return bridge_tokens(client, model, conns) end
-  if mode == "order" then return new_order(client, order, model, conns, opts.order) end
+  if mode == "order" then return new_order(client, model, conns, opts.order) end
   error("bad option 'mode' to 'reverify' (\"order\" or \"bridge\" expected)", 3)
 end
 

@@ -164,7 +164,7 @@ function Scheduler:_start_requests()
   while #self.waiting_http > 0 and self.multi:pending() < self.concurrency do
     if self.interval > 0 and now < self.next_slot then return self.next_slot - now end
     local w = tremove(self.waiting_http, 1)
-    local ok, err = self.multi:add(w.req, w)
+    local ok, err = self.multi:add(w.req, w, w.mode)
     if not ok then
       tinsert(self.ready, { w.co, nil, err })
     end

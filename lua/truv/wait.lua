@@ -1,7 +1,7 @@
 --- Waiting for a refresh to finish, by bounded polling (when no webhook
 -- endpoint exists), and turning what it produced into routes.
 --
---   local result, err = client:wait_for_refresh(refresh_order_or_id, {
+--   local result, err = client:wait_for_refresh(refresh_order_or_id_or_model, {
 --     timeout_s = 1200,      -- give up after this long (Truv's samples treat >20 min as failed)
 --     interval_s = 2,        -- first pause between polls (Truv's quickstart polls every 2 s)
 --     max_interval_s = 30,   -- pauses grow by half each time up to this
@@ -74,39 +74,60 @@ local function decide(client, router, model, now)
   return results, route_mod.combine(decisions)
 end
 
+-- A model (truv.core.order_model) has `connections`; an order document
+-- has employers and financial accounts instead.
+local function is_model(v)
+  return type(v) == "table" and v.connections ~= nil and v.employers == nil
+end
+
 --- Polls until every connection of the refresh order is finished, or the
--- deadline. Returns the result above, or nil, err when the order cannot be
--- read at all.
+-- deadline. `order` is the refresh order's id, document or model. Returns
+-- the result above, or nil, err when the order cannot be read at all.
+-- Nothing of a poll is held while sleeping: with hundreds of cases waiting
+-- at once, their documents would be most of the memory.
 function _M.wait_for_refresh(client, order, opts)
   opts = opts or {}
   local router = opts.router or route_mod.default
   local id = type(order) == "string" and order or order.id
-  local start = client:now()
-  local deadline = start + opt(opts, "timeout_s")
+  local deadline = client:now() + opt(opts, "timeout_s")
   local interval = opt(opts, "interval_s")
-  local doc = type(order) ~= "string" and order or nil
+  local first = type(order) ~= "string" and order or nil
+  order = nil   -- luacheck: ignore (drop the caller's document from this frame)
   while true do
-    if not doc then
-      local err
-      doc, err = client:get_order(id)
-      if not doc then return nil, err end
+    local doc, model, err
+    local ours = first == nil        -- a document this loop fetched (not the caller's)
+    if is_model(first) then
+      model = first
+    else
+      doc = first
+      if not doc then
+        doc, err = client:get_order(id)
+        if not doc then return nil, err end
+      end
+      model, err = core.order_model(doc)
+      if not model then return nil, err end
     end
-    local model, merr = core.order_model(doc)
-    if not model then return nil, merr end
+    first = nil
     local unfinished = #model.connections == 0 and UNFINISHED[model.status or "pending"]
     for _, c in ipairs(model.connections) do
       if UNFINISHED[c.status or "pending"] then unfinished = true end
     end
     local now = client:now()
     if not unfinished or now + interval > deadline then
+      if not doc then
+        doc, err = client:get_order(id)   -- the handlers get the order itself
+        if not doc then return nil, err end
+      end
       local connections, decision = decide(client, router, model, now)
       if #connections == 0 then decision = router:route({ order = model.status or "pending" }, now) end
       return { order = doc, finished = not unfinished, connections = connections,
                decision = decision }
     end
+    -- a poll's document is done with: give its memory back now
+    if ours and doc and core.isdocument(doc) then core.release(doc) end
+    doc, model = nil, nil   -- luacheck: ignore
     client._sleep(interval)
     interval = min(interval * 1.5, opt(opts, "max_interval_s"))
-    doc = nil
   end
 end
 

@@ -35,6 +35,7 @@ typedef struct truv_connection {
   const char *data_source;
   const char *provider_id;
   const char *provider_name;
+  const char *company_name;     /* employers: the employer's name */
   double created_at;            /* epoch s, -1 if absent */
   char suborder_buf[24];        /* backing text for a numeric suborder_number */
 } truv_connection;
