@@ -56,6 +56,17 @@ describe("a client method", function()
                   op = transport.sent[1].op, billed = transport.sent[1].billed })
   end)
 
+  it("can keep only an order's model", function()
+    local core = require "truv.core"
+    local c = client_with{ { status = 200, body = ORDER } }
+    local docs = core.documents_alive()
+    local model, meta = c:get_order_model("o1")
+    assert.equal(200, meta.status)
+    assert.equal("o1", model.id)
+    assert.equal("tok-e1", model.connections[1].access_token)
+    assert.equal(docs, (core.documents_alive()))
+  end)
+
   it("sends nothing when the request breaks a rule", function()
     local c, transport = client_with{}
     local res, err = c:create_order{ products = { "income" }, first_name = "A" }

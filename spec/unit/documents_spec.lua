@@ -150,3 +150,42 @@ describe("encoding Lua values", function()
     assert.same(cjson.decode(ORDER), cjson.decode(truv.encode(order)))
   end)
 end)
+
+describe("releasing a document", function()
+  local core = require "truv.core"
+  it("gives its memory back at once, and its views raise afterwards", function()
+    local docs0, bytes0 = core.documents_alive()
+    local order = assert(truv.decode(ORDER))
+    local employer = order.employers[1]
+    local docs1, bytes1 = core.documents_alive()
+    assert.equal(docs0 + 1, docs1)
+    assert.is_true(bytes1 > bytes0 + #ORDER)
+    core.release(order)
+    assert.equal(docs0, (core.documents_alive()))
+    assert.has_error(function() return order.id end, "truv: this document was released")
+    assert.has_error(function() return employer.id end, "truv: this document was released")
+    assert.has_error(function() return truv.totable(order) end)
+    assert.equal("truv.document: released", tostring(order))
+    core.release(order)   -- twice: nothing
+  end)
+end)
+
+describe("an order's model", function()
+  local core = require "truv.core"
+  it("is what the workflow reads, without keeping the document", function()
+    local docs0 = core.documents_alive()
+    local m = assert(truv.decode(ORDER, "model"))
+    assert.equal(docs0, (core.documents_alive()))
+    assert.equal("39aa1486ccca4bc19cda071ffc1ba392", m.id)
+    assert.same({ "income" }, m.products)
+    assert.equal(2, #m.connections)
+    assert.same({ "employers", "ad9f14440d624ec3b0f66e81e44518c7", "Facebook Demo",
+                  "e4100fccdae94691b4414c7306220c06", "133982343355" },
+                { m.connections[1].kind, m.connections[1].id, m.connections[1].company_name,
+                  m.connections[1].access_token, m.connections[1].suborder_number })
+    assert.equal("financial_accounts", m.connections[2].kind)
+    local _, err = truv.decode('{"no":"id"}', "model")
+    assert.equal("protocol", err.kind)
+    assert.equal("unexpected_shape", err.code)
+  end)
+end)
