@@ -52,7 +52,7 @@ struct truv_journal {
   sqlite3 *db;
   char *path;
   int lock_fd;
-  sqlite3_stmt *put, *get, *meta_get, *meta_set, *meta_del;
+  sqlite3_stmt *put, *get, *del, *meta_get, *meta_set, *meta_del;
   truv_jcursor *cursors;       /* open cursors: finalized by close */
   /* scratch for what is handed out */
   truv_jfield *fields;
@@ -228,6 +228,7 @@ static int prepare_all(truv_journal *j, truv_err *err) {
   int rc;
   rc = prepare(j, put, &j->put, err);
   if (!rc) rc = prepare(j, get, &j->get, err);
+  if (!rc) rc = prepare(j, "DELETE FROM cases WHERE case_id = ?1", &j->del, err);
   if (!rc) rc = prepare(j, "SELECT value, is_bool FROM meta WHERE key = ?1", &j->meta_get, err);
   if (!rc)
     rc = prepare(j, "INSERT INTO meta (key, value, is_bool) VALUES (?1, ?2, ?3) ON CONFLICT(key) "
@@ -319,6 +320,7 @@ int truv_journal_close(truv_journal *j, truv_err *err) {
   }
   sqlite3_finalize(j->put);
   sqlite3_finalize(j->get);
+  sqlite3_finalize(j->del);
   sqlite3_finalize(j->meta_get);
   sqlite3_finalize(j->meta_set);
   sqlite3_finalize(j->meta_del);
@@ -494,6 +496,17 @@ int truv_journal_put(truv_journal *j, const char *case_id, const truv_jfield *fi
   rc = sqlite3_step(st) == SQLITE_DONE ? 0 : db_fail(j, "put", err);
   sqlite3_reset(st);
   sqlite3_clear_bindings(st);
+  return rc;
+}
+
+int truv_journal_delete(truv_journal *j, const char *case_id, truv_err *err) {
+  int rc;
+  truv_err_clear(err);
+  if (!case_id || !*case_id) return truv_err_invalid(err, "case_id", "must be non-empty text");
+  sqlite3_bind_text(j->del, 1, case_id, -1, SQLITE_STATIC);
+  rc = sqlite3_step(j->del) == SQLITE_DONE ? 0 : db_fail(j, "delete", err);
+  sqlite3_reset(j->del);
+  sqlite3_clear_bindings(j->del);
   return rc;
 }
 

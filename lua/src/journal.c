@@ -10,6 +10,7 @@
  *       fields: name -> string | number | boolean | core.null (clears it);
  *       numbers with an integral value (within 2^53) are stored as integers
  *   j:get(case_id) -> { case_id =, <field> = value, ... } | nil
+ *   j:delete(case_id) -> true | nil, err        (a case removed; no-op if unknown)
  *   j:begin() / j:commit() / j:rollback() -> true | nil, err
  *       begin() inside an open group raises: groups do not nest
  *   for case in j:each{ state = s | {...}, not_state = s | {...},
@@ -217,6 +218,13 @@ static int journal_get(lua_State *L) {
   return 1;
 }
 
+/* j:delete(case_id) -> true | nil, err */
+static int journal_delete(lua_State *L) {
+  truv_err err;
+  return ok_or_fail(L, truv_journal_delete(check_journal(L, 1), luaL_checkstring(L, 2), &err),
+                    &err);
+}
+
 static int journal_begin(lua_State *L) {
   truv_journal *j = check_journal(L, 1);
   truv_err err;
@@ -361,7 +369,8 @@ static int journal_each(lua_State *L) {
 void truv_open_journal(lua_State *L) {
   static const luaL_Reg methods[] = {
     {"meta_get", journal_meta_get}, {"meta_set", journal_meta_set}, {"put", journal_put},
-    {"get", journal_get}, {"begin", journal_begin}, {"commit", journal_commit},
+    {"get", journal_get}, {"delete", journal_delete}, {"begin", journal_begin},
+    {"commit", journal_commit},
     {"rollback", journal_rollback}, {"each", journal_each}, {"counts", journal_counts},
     {"route_counts", journal_route_counts}, {"close", journal_close}, {NULL, NULL}};
   static const luaL_Reg mt[] = {

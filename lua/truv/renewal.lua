@@ -281,11 +281,13 @@ local function load(ctx, input)
                             order_id = c.order_id })
     end
   end
+  -- bad rows describe this reading of the input: the previous reading's go
+  local stale = {}
+  for rec in j:each{ state = "failed" } do stale[#stale + 1] = rec.case_id end
+  for _, id in ipairs(stale) do j:delete(id) end
   for _, p in ipairs(problems) do
     local id = p.case_id and ("line-" .. p.line .. ":" .. p.case_id) or ("line-" .. p.line)
-    if not j:get(id) then
-      put(ctx, id, { state = "failed", line = p.line, error = p.message })
-    end
+    put(ctx, id, { state = "failed", line = p.line, error = p.message })
     emit(ctx, { event = "bad_row", line = p.line, case_id = p.case_id, message = p.message })
   end
   j:commit()

@@ -139,6 +139,10 @@ TRUV_API int truv_journal_meta_set(truv_journal *j, const char *key, const truv_
  * values. A new case without a state starts as "new". TRUV_EINVALID for an
  * unknown state, a state or route that is not text, a cleared state, an
  * empty case id. */
+/* Removes a case (no-op if unknown): for records derived from the input
+ * alone, such as bad rows, that a new reading of the input replaces. */
+TRUV_API int truv_journal_delete(truv_journal *j, const char *case_id, truv_err *err);
+
 TRUV_API int truv_journal_put(truv_journal *j, const char *case_id, const truv_jfield *fields,
                               size_t nfields, truv_err *err);
 
