@@ -67,6 +67,8 @@ awk '
     label["lua5.4-keys"] = "truv.webhook from Lua 5.4, prepared keys";
     label["luajit"] = "truv.webhook from LuaJIT, secret";
     label["luajit-keys"] = "truv.webhook from LuaJIT, prepared keys";
+    label["lua5.4-receiver"] = "truv.receiver, Lua 5.4: + dedupe, order, route";
+    label["luajit-receiver"] = "truv.receiver, LuaJIT: + dedupe, order, route";
     label["node"] = "Node: createHmac + timingSafeEqual + JSON.parse";
     printf "%-44s %12s %9s %9s\n", "variant", "deliveries/s", "us each", "vs Node";
     for (i = 0; i < n; i++) {

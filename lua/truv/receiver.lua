@@ -27,6 +27,7 @@ local webhook = require "truv.webhook"
 local route_mod = require "truv.route"
 
 local type, tostring, setmetatable = type, tostring, setmetatable
+local core_verify, core_parse = core.webhook_verify, core.webhook_parse
 
 local _M = {}
 
@@ -86,9 +87,11 @@ function Receiver:handle(body, headers)
   if type(body) ~= "string" then
     error("bad argument #1 to 'handle' (string expected, got " .. type(body) .. ")", 2)
   end
-  local ok, verr = webhook.verify(body, headers, self.secrets)
+  -- the core's calls directly: arguments are checked above, and the event is
+  -- routed once, below, by this receiver's router (not by the default one)
+  local ok, verr = core_verify(body, headers, self.secrets)
   if not ok then return 401, { error = verr } end
-  local ev, perr = webhook.parse(body)
+  local ev, perr = core_parse(body)
   if not ev then return 400, { error = perr } end
 
   local now = self.clock()
