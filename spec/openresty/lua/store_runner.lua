@@ -1,0 +1,100 @@
+-- Inside nginx: the store conformance suites (spec/support/
+-- store_conformance.lua, unchanged, through the busted shim) against the
+-- shared-dictionary stores and, as a check of the shim, the C memory
+-- stores; and load loops that make two workers hit one store at once.
+local busted = require "busted"
+local shdict = require "truv.store.shdict"
+local quota = require "truv.quota"
+local dedupe = require "truv.dedupe"
+local truv = require "truv"
+
+local ngx = ngx
+local _M = {}
+
+local DICT = "truv_test"
+local serial = 0
+
+local function fresh_prefix(kind)
+  serial = serial + 1
+  return string.format("c%d-%s-%d:", ngx.worker.pid(), kind, serial)
+end
+
+local function respond(t)
+  ngx.header["Content-Type"] = "application/json"
+  ngx.say(truv.encode(t))
+end
+
+--- GET /conformance: every suite, { suites = { name = { passed, failed, names, failures } } }
+function _M.conformance()
+  -- a fresh require each time: the module records blocks through the shim
+  package.loaded["spec.support.store_conformance"] = nil
+  local conformance = require "spec.support.store_conformance"
+  local out = {}
+
+  conformance.quota("nginx shared dict", function(policy)
+    local opts = { prefix = fresh_prefix("q") }
+    for k, v in pairs(policy or {}) do opts[k] = v end
+    return shdict.quota(DICT, opts)
+  end, {
+    make_pair = function(policy)
+      local opts = { prefix = fresh_prefix("qp") }
+      for k, v in pairs(policy or {}) do opts[k] = v end
+      return shdict.quota(DICT, opts), shdict.quota(DICT, opts)
+    end,
+  })
+  out.quota_shdict = busted.run()
+
+  conformance.dedupe("nginx shared dict", function()
+    return shdict.dedupe(DICT, { prefix = fresh_prefix("d") })
+  end, {
+    make_pair = function()
+      local prefix = fresh_prefix("dp")
+      return shdict.dedupe(DICT, { prefix = prefix }), shdict.dedupe(DICT, { prefix = prefix })
+    end,
+  })
+  out.dedupe_shdict = busted.run()
+
+  conformance.quota("C memory (LuaJIT)", function(policy) return quota.memory(policy) end)
+  out.quota_memory = busted.run()
+  conformance.dedupe("C memory (LuaJIT)", function() return dedupe.memory() end)
+  out.dedupe_memory = busted.run()
+
+  -- the shim itself must report a failing block as failed
+  busted.describe("shim", function()
+    busted.it("fails", function() require("luassert").equal(1, 2) end)
+  end)
+  out.shim_self_check = busted.run()
+  respond{ suites = out }
+end
+
+--- POST /hammer/quota?prefix=P&n=N: N reserves of one pair of keys in a
+-- store of limit 1000; answers how many got a ticket.
+function _M.hammer_quota()
+  local args = ngx.req.get_uri_args()
+  local store = shdict.quota(DICT, { prefix = args.prefix, limit = 1000, window = 86400 })
+  local keys = { quota.key("hammer-a"), quota.key("hammer-b") }
+  local got, refused, failed = 0, 0, 0
+  for _ = 1, tonumber(args.n) do
+    local t = store:reserve(keys, ngx.now())
+    if t then got = got + 1 elseif t == false then refused = refused + 1 else failed = failed + 1 end
+  end
+  local ua = store:usage(keys[1], ngx.now())
+  local ub = store:usage(keys[2], ngx.now())
+  respond{ got = got, refused = refused, failed = failed, usage_a = ua, usage_b = ub,
+           pid = ngx.worker.pid() }
+end
+
+--- POST /hammer/dedupe?prefix=P&n=N: seen() of ids 1..N; answers how many
+-- were first here.
+function _M.hammer_dedupe()
+  local args = ngx.req.get_uri_args()
+  local store = shdict.dedupe(DICT, { prefix = args.prefix })
+  local first, dup, failed = 0, 0, 0
+  for i = 1, tonumber(args.n) do
+    local r = store:seen("wh-" .. i, ngx.now(), 3600)
+    if r then first = first + 1 elseif r == false then dup = dup + 1 else failed = failed + 1 end
+  end
+  respond{ first = first, duplicate = dup, failed = failed, pid = ngx.worker.pid() }
+end
+
+return _M
