@@ -1,0 +1,50 @@
+-- The README's install line works: `luarocks --lua-version=5.4 make
+-- rockspec/truv-scm-1.rockspec --deps-mode=none` builds and installs a
+-- module that `require "truv"` finds from any directory, and the
+-- truv-renew command. Done in a copy of the sources and a private tree, so
+-- nothing outside a temporary directory changes.
+local SRC = os.getenv("TRUV_SOURCE_DIR") or "."
+
+local function sh(cmd)
+  local p = assert(io.popen(cmd .. " 2>&1; echo \"exit=$?\""))
+  local out = p:read("a")
+  p:close()
+  local code = tonumber(out:match("exit=(%d+)%s*$"))
+  return code, out
+end
+
+local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+
+describe("luarocks make", function()
+  local tmp
+  setup(function()
+    local p = assert(io.popen("mktemp -d /tmp/truv-rock.XXXXXX"))
+    tmp = p:read("l")
+    p:close()
+  end)
+  teardown(function() if tmp then os.execute("rm -rf " .. q(tmp)) end end)
+
+  it("installs truv and truv-renew into a tree, usable from anywhere", function()
+    local src = tmp .. "/src"
+    local code, out = sh(string.format(
+      "mkdir -p %s && cd %s && cp -r CMakeLists.txt core lua sandbox bin rockspec %s/",
+      q(src), q(SRC), q(src)))
+    assert.equal(0, code, out)
+    code, out = sh(string.format(
+      "cd %s && env -u LUA_PATH -u LUA_CPATH -u LD_PRELOAD luarocks --lua-version=5.4 --tree=%s "
+      .. "make rockspec/truv-scm-1.rockspec --deps-mode=none", q(src), q(tmp .. "/tree")))
+    assert.equal(0, code, out)
+    local paths = string.format("eval \"$(env -u LUA_PATH -u LUA_CPATH luarocks --lua-version=5.4 "
+                                .. "--tree=%s path)\"", q(tmp .. "/tree"))
+    code, out = sh(string.format(
+      "cd / && env -u LD_PRELOAD sh -c %s", q(paths .. " && lua5.4 -e 'local t = require \"truv\"; "
+      .. "print(t._VERSION, t.route({ task = \"login_error\" }).route, "
+      .. "package.searchpath(\"truv.core\", package.cpath))'")))
+    assert.equal(0, code, out)
+    assert.matches("0%.1%.0%s+reverify%s+" .. tmp:gsub("%p", "%%%0") .. "/tree/", out)
+    code, out = sh(string.format("cd / && env -u LD_PRELOAD sh -c %s",
+                                 q(paths .. " && " .. tmp .. "/tree/bin/truv-renew --version")))
+    assert.equal(0, code, out)
+    assert.matches("truv%-renew 0%.1%.0", out)
+  end)
+end)
