@@ -24,6 +24,7 @@
 
 #define VIEW_MT "truv.document"
 #define ANCHOR_MT "truv.document.anchor"
+#define ARRAY_MT "truv.document.array"   /* { __jsontype = "array" } for empty arrays */
 #define MAX_DEPTH 1000   /* cJSON's own nesting limit */
 
 typedef struct doc_root {
@@ -64,6 +65,13 @@ static void push_table(lua_State *L, cJSON *node) {
     cJSON_ArrayForEach(e, node) {
       push_node(L, e, NULL, TRUV_DOC_TABLE);
       lua_rawseti(L, -2, ++i);
+    }
+    if (i == 0) {   /* an empty table is an object to truv_to_json: keep [] an array */
+      if (luaL_newmetatable(L, ARRAY_MT)) {
+        lua_pushliteral(L, "array");
+        lua_setfield(L, -2, "__jsontype");
+      }
+      lua_setmetatable(L, -2);
     }
   } else {
     lua_createtable(L, 0, 8);
