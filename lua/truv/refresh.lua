@@ -258,6 +258,8 @@ local function send_safely(client, req, id, baseline, opts, reservation)
   return nil, err, "not_created"
 end
 
+local refresh_order
+
 function _M.refresh_order(client, id, params, opts)
   local inflight = client._inflight or {}
   client._inflight = inflight
@@ -265,7 +267,16 @@ function _M.refresh_order(client, id, params, opts)
     return nil, errors.new("invalid", "refresh_in_progress",
       "a refresh of this order is already in progress on this client", { op = "refresh_order" })
   end
+  -- marked before anything that may yield (reading the order, a quota
+  -- store's lock): coroutines and nginx light threads share the client
+  inflight[id] = true
+  local ok, doc, meta = pcall(refresh_order, client, id, params, opts)
+  inflight[id] = nil
+  if not ok then error(doc, 0) end
+  return doc, meta
+end
 
+function refresh_order(client, id, params, opts)
   local original = opts.order
   if original == nil then
     local err
@@ -325,11 +336,8 @@ function _M.refresh_order(client, id, params, opts)
   end
 
   local baseline = model.refresh_order
-  inflight[id] = true
-  local ok, doc, meta, fate = pcall(send_safely, client, req, id, baseline, opts,
-                                   { ticket = ticket, keys = keys })
-  inflight[id] = nil
-  if not ok then error(doc, 0) end
+  local doc, meta, fate = send_safely(client, req, id, baseline, opts,
+                                      { ticket = ticket, keys = keys })
 
   if not doc then
     err = meta
