@@ -135,21 +135,27 @@ end
 
 --- A config of our own: opts.workers (default 2), opts.main (main-level
 -- text), opts.http (http-level text), opts.server (inside the server block),
--- opts.listen (extra listen parameters, e.g. "reuseport").
+-- opts.listen (extra listen parameters, e.g. "reuseport"). Each text may be
+-- a function(port, prefix, extra_ports) returning it (start's
+-- opts.extra_ports: more free ports, drawn again on each try).
 function M.config(opts)
   opts = opts or {}
-  return function(port, prefix)
+  return function(port, prefix, extra)
+    local function text(v)
+      if type(v) == "function" then return v(port, prefix, extra or {}) end
+      return v or ""
+    end
     local pre = preamble(prefix)
     if not is_root() then pre = pre:gsub("user root root;\n", "") end
-    return pre .. (opts.main or "") .. "\n" ..
+    return pre .. text(opts.main) .. "\n" ..
       "worker_processes " .. (opts.workers or 2) .. ";\n" ..
       "events { worker_connections 1024; }\n" ..
       "http {\n    " .. http_basics(prefix) ..
       "    lua_package_path \"" .. M.package_path() .. "\";\n" ..
       "    lua_package_cpath \"" .. M.package_cpath() .. "\";\n" ..
-      (opts.http or "") .. "\n" ..
+      text(opts.http) .. "\n" ..
       "    server {\n        listen 127.0.0.1:" .. port .. " " .. (opts.listen or "") .. ";\n" ..
-      (opts.server or "") .. "\n    }\n}\n"
+      text(opts.server) .. "\n    }\n}\n"
   end
 end
 
@@ -198,12 +204,14 @@ end
 local Nginx = {}
 Nginx.__index = Nginx
 
-local function free_port()
+local function free_port()  -- a port nothing listens on (for now)
   local s = assert(socket.bind("127.0.0.1", 0))
   local _, port = s:getsockname()
   s:close()
   return tonumber(port)
 end
+
+M.free_port = free_port
 
 local function alive(pid)
   return read_file("/proc/" .. pid .. "/stat") ~= nil
@@ -217,8 +225,8 @@ local function finalize(self)
   if self.pid and not self.stopped then group_kill(self.pid, "KILL") end
 end
 
-local function launch(self, conf, port)
-  write_file(self.prefix .. "/conf/nginx.conf", conf(port, self.prefix))
+local function launch(self, conf, port, extra)
+  write_file(self.prefix .. "/conf/nginx.conf", conf(port, self.prefix, extra))
   os.remove(self.prefix .. "/logs/error.log")
   os.remove(self.prefix .. "/logs/nginx.pid")
   os.remove(self.prefix .. "/rc")
@@ -260,7 +268,8 @@ end
 
 --- Starts nginx. opts.conf: a config function (config{} or example{});
 -- opts.env: environment variables for nginx (it passes to its workers
--- only those named by `env` directives).
+-- only those named by `env` directives); opts.extra_ports: how many more
+-- free ports the config needs (srv.extra_ports once started).
 function M.start(opts)
   local ok, why = M.available()
   assert(ok, "cannot run nginx for the OpenResty specs: " .. tostring(why))
@@ -274,9 +283,14 @@ function M.start(opts)
   setmetatable(self, { __index = Nginx, __gc = finalize })
   for _ = 1, 5 do
     local port = free_port()
-    local state = launch(self, opts.conf, port)
+    local extra = {}
+    for i = 1, opts.extra_ports or 0 do
+      repeat extra[i] = free_port() until extra[i] ~= port
+    end
+    local state = launch(self, opts.conf, port, extra)
     if state == "up" then
       self.port = port
+      self.extra_ports = extra
       self.origin = "http://127.0.0.1:" .. port
       return self
     end

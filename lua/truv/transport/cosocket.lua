@@ -53,7 +53,7 @@ local core = require "truv.core"
 local errors = require "truv.errors"
 
 local ngx = ngx
-local setmetatable, tonumber, type, tostring = setmetatable, tonumber, type, tostring
+local setmetatable, tonumber, type, tostring, pcall = setmetatable, tonumber, type, tostring, pcall
 local format, find, sub, match = string.format, string.find, string.sub, string.match
 local max, floor = math.max, math.floor
 
@@ -204,8 +204,12 @@ function Transport:_connect(scheme, host, port, pool, fresh, deadline)
   end
   if scheme == "https" and not reused then
     sock:settimeout(remaining(connect_deadline))
-    local session, herr = sock:sslhandshake(nil, host, self.verify)
-    if not session then
+    -- lua-resty-core 0.1.25 with lua-nginx-module 0.10.23 raises ("assertion
+    -- failed!") instead of returning nil, err when the handshake or the
+    -- verification fails at once; both are a failed handshake
+    local ok, done, herr = pcall(sock.sslhandshake, sock, nil, host, self.verify)
+    if not ok then done, herr = nil, "handshake or certificate verification failed" end
+    if not done then
       sock:close()
       if herr == "timeout" then
         return nil, net_error("timeout", "the TLS handshake with " .. host .. " timed out", false)
