@@ -20,7 +20,8 @@ end
 local FAKE = [==[
         location ~ ^/v1/orders/(conn[^/]*|tls[^/]*)/$ {
             default_type application/json;
-            return 200 '{"id":"c$connection","requests":$connection_requests,"sni":"$ssl_server_name","padding":"0123456789012345678901234567890123456789012345678901234567890123456789"}';
+            set $padding "0123456789012345678901234567890123456789012345678901234567890123456789";
+            return 200 '{"id":"c$connection","requests":$connection_requests,"padding":"$padding"}';
         }
         location = /v1/orders/close/ {
             keepalive_timeout 0;
@@ -52,7 +53,8 @@ local FAKE = [==[
         location = /v1/orders/truncated/ {
             content_by_lua_block {
                 local s = ngx.req.socket(true)
-                s:send("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"id\":")
+                s:send("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n" ..
+                       "Content-Length: 100\r\n\r\n{\"id\":")
             }
         }
         location ~ ^/t/(\w+)$ { content_by_lua_block { require("transport_runner")[ngx.var[1]]() } }

@@ -379,7 +379,8 @@ end
 --- Sends every request at once (each on its own connection, HTTP/1.0),
 -- then reads all the answers. reqs: { {method, path, body, headers}, ... }.
 -- Returns a list of { status =, body = (decoded JSON or {raw=}), raw =,
--- elapsed = seconds from send to the end of the answer } in the order of
+-- headers = (lower-case names), elapsed = seconds from send to the end of
+-- the answer } in the order of
 -- reqs; raises if they do not all finish within `timeout` seconds.
 function Nginx:concurrent(reqs, timeout)
   local conns, out = {}, {}
@@ -424,10 +425,15 @@ function Nginx:concurrent(reqs, timeout)
   for i, c in ipairs(conns) do
     local raw = table.concat(c.parts)
     local status = tonumber(raw:match("^HTTP/%d%.%d (%d%d%d)"))
-    local bodytext = raw:match("\r\n\r\n(.*)$") or ""
+    local head, bodytext = raw:match("^(.-)\r\n\r\n(.*)$")
+    local headers = {}
+    for name, value in (head or ""):gmatch("\r\n([^:\r\n]+):%s*([^\r\n]*)") do
+      headers[name:lower()] = value
+    end
+    bodytext = bodytext or ""
     local ok, decoded = pcall(sandbox.json.decode, bodytext)
     out[i] = { status = status, raw = bodytext, body = ok and decoded or { raw = bodytext },
-               elapsed = c.elapsed }
+               headers = headers, elapsed = c.elapsed }
   end
   return out
 end

@@ -207,8 +207,8 @@ function Transport:_connect(scheme, host, port, pool, fresh, deadline)
     -- lua-resty-core 0.1.25 with lua-nginx-module 0.10.23 raises ("assertion
     -- failed!") instead of returning nil, err when the handshake or the
     -- verification fails at once; both are a failed handshake
-    local ok, done, herr = pcall(sock.sslhandshake, sock, nil, host, self.verify)
-    if not ok then done, herr = nil, "handshake or certificate verification failed" end
+    local fine, done, herr = pcall(sock.sslhandshake, sock, nil, host, self.verify)
+    if not fine then done, herr = nil, "handshake or certificate verification failed" end
     if not done then
       sock:close()
       if herr == "timeout" then

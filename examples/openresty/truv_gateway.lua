@@ -1,0 +1,270 @@
+--- A Truv gateway for OpenResty: receives Truv's webhooks and lets internal
+-- services trigger refreshes, without ever blocking an nginx worker.
+--
+--   init_worker_by_lua_block { require("truv_gateway").configure{ handlers = "truv_handlers" } }
+--   location = /truv/webhooks { content_by_lua_block { require("truv_gateway").webhook() } }
+--   location ~ ^/renewals/([^/]+)/refresh$ {
+--     content_by_lua_block { require("truv_gateway").refresh(ngx.var[1]) }
+--   }
+--
+-- POST /truv/webhooks: Truv's deliveries. The raw body is verified
+-- (X-WEBHOOK-SIGN, every secret of a rotation), de-duplicated by webhook_id
+-- in a shared dictionary (every worker sees every id), ordered by
+-- updated_at, correlated with the refresh this gateway started, routed, and
+-- handed to the script's handler for its route. Answers: 200 (handled,
+-- duplicate or stale), 401 (bad signature), 400 (not a Truv event), 500
+-- (the handler failed: the id is forgotten so that Truv's retry is handled
+-- again). Truv waits 10 s at most: a handler must be quick and push slow
+-- work to gateway.later(fn, ...) (ngx.timer.at), where cosockets work.
+--
+-- POST /renewals/{case}/refresh, body {"order_id": "...", "product":
+-- "income", "employers": [{"id": "..."}]?}: refreshes the case's original
+-- order through cosockets, inside the refresh quota kept in a shared
+-- dictionary (3 per connection per 24 h across all workers). Answers 202
+-- {"case", "route": "wait", "refresh_order_id", "original_order_id"} when
+-- Truv created the refresh (its outcome arrives later as webhooks), or 200
+-- {"case", "route", "reason", "not_before"?, "retry_at"?, "error"} when no
+-- refresh was created (defer: the quota is spent until not_before;
+-- reverify: the connection expired; fix; retry), 400 for a malformed
+-- request.
+--
+-- Configuration (configure{...}, defaults from the environment, which nginx
+-- passes only for variables named by `env` directives): client_id
+-- (TRUV_CLIENT_ID), secret (TRUV_SECRET; Truv signs webhooks with it),
+-- previous_secrets (TRUV_PREVIOUS_SECRETS, comma-separated, accepted on
+-- webhooks during a rotation), base_url (TRUV_BASE_URL, default Truv's),
+-- quota_dict ("truv_quota"), webhook_dict ("truv_webhooks"), handlers (a
+-- table, or a module name, of functions per route: done, reverify, retry,
+-- defer, no_data, fix, wait; each called as fn(decision, case, event,
+-- gateway)), timeout_ms, connect_timeout_ms.
+local truv = require "truv"
+local shdict = require "truv.store.shdict"
+local cosocket = require "truv.transport.cosocket"
+
+local ngx = ngx
+local type, ipairs, tostring, pcall, require = type, ipairs, tostring, pcall, require
+local getenv = os.getenv
+local gmatch = string.gmatch
+
+local _M = { _VERSION = "0.1.0" }
+
+local CORRELATION_TTL_S = 30 * 86400   -- how long a refresh's ids are remembered
+local ROUTES = { "done", "reverify", "retry", "defer", "no_data", "fix", "wait" }
+
+local gw   -- this worker's gateway, made by configure()
+
+local function list_from_env(name)
+  local out = {}
+  for s in gmatch(getenv(name) or "", "[^,%s]+") do out[#out + 1] = s end
+  return out
+end
+
+--- Runs fn(...) in a timer, after the current request has answered:
+-- where slow work goes (cosockets work there). Errors are logged.
+function _M.later(fn, ...)
+  local ok, err = ngx.timer.at(0, function(premature, ...)
+    if premature then return end
+    local fine, ferr = pcall(fn, ...)
+    if not fine then ngx.log(ngx.ERR, "truv gateway: deferred work failed: ", tostring(ferr)) end
+  end, ...)
+  if not ok then ngx.log(ngx.ERR, "truv gateway: cannot start a timer: ", err) end
+  return ok, err
+end
+
+-- ------------------------------------------------------------ correlation
+
+-- The refresh orders this gateway started, by their ids (the refresh order
+-- and its suborders, which task events carry as tracking_info): the case
+-- and the original order.
+local function remember(refresh, case_id, original_id)
+  local dict = gw.correlation
+  local value = case_id .. "\n" .. original_id
+  local ids = { refresh.id }
+  for _, kind in ipairs{ "employers", "financial_accounts" } do
+    local list = refresh[kind]
+    if type(list) == "table" then
+      for _, s in ipairs(list) do
+        if type(s) == "table" and type(s.id) == "string" then ids[#ids + 1] = s.id end
+      end
+    end
+  end
+  for _, id in ipairs(ids) do
+    if type(id) == "string" then dict:set("truv:case:" .. id, value, CORRELATION_TTL_S) end
+  end
+end
+
+local function recall(id)
+  if type(id) ~= "string" then return nil end
+  local v = gw.correlation:get("truv:case:" .. id)
+  if not v then return nil end
+  local case_id, original = v:match("^(.-)\n(.*)$")
+  return case_id, original
+end
+
+-- ---------------------------------------------------------------- set-up
+
+local function load_handlers(h)
+  if type(h) == "string" then h = require(h) end
+  h = h or {}
+  if type(h) ~= "table" then error("truv gateway: handlers must be a table or a module name", 3) end
+  return h
+end
+
+-- The router's handler for one route: finds the case, calls the script's.
+local function handler_for(route, handlers)
+  local fn = handlers[route]
+  return function(decision, case, event)
+    local case_id = recall(case.order_id) or recall(event.employer_id)
+                    or recall(event.tracking_info)
+    case.case_id = case_id
+    if fn then return fn(decision, case, event, _M) end
+  end
+end
+
+--- Sets up this worker's gateway (call it from init_worker_by_lua).
+function _M.configure(opts)
+  opts = opts or {}
+  local secret = opts.secret or getenv("TRUV_SECRET")
+  local client_id = opts.client_id or getenv("TRUV_CLIENT_ID")
+  if not secret or secret == "" or not client_id or client_id == "" then
+    error("truv gateway: TRUV_CLIENT_ID and TRUV_SECRET must be set (and named by `env` " ..
+          "directives in nginx.conf)", 2)
+  end
+  local secrets = { secret }
+  for _, s in ipairs(opts.previous_secrets or list_from_env("TRUV_PREVIOUS_SECRETS")) do
+    secrets[#secrets + 1] = s
+  end
+  local handlers = load_handlers(opts.handlers)
+  local spec = {}
+  for _, r in ipairs(ROUTES) do spec[r] = handler_for(r, handlers) end
+
+  local webhook_dict = opts.webhook_dict or "truv_webhooks"
+  local transport = assert(cosocket.new{
+    timeout_ms = opts.timeout_ms, connect_timeout_ms = opts.connect_timeout_ms,
+  })
+  local base_url = opts.base_url or getenv("TRUV_BASE_URL")
+  if base_url == "" then base_url = nil end
+  gw = {
+    client_options = {
+      client_id = client_id, secret = secret, base_url = base_url, transport = transport,
+      quota = shdict.quota(opts.quota_dict or "truv_quota"),
+      user_agent = "truv-gateway",
+    },
+    correlation = ngx.shared[webhook_dict],
+    handlers = handlers,
+  }
+  gw.receiver = truv.receiver{
+    secrets = secrets,
+    router = truv.router(spec),
+    dedupe = shdict.dedupe(webhook_dict),
+    originals = function(order_id)
+      local _, original = recall(order_id)
+      return original
+    end,
+  }
+  return _M
+end
+
+--- A client for one request: they share the transport (nginx's connection
+-- pool) and the quota store (the shared dictionary).
+function _M.client()
+  return truv.new(gw.client_options)
+end
+
+-- -------------------------------------------------------------- handlers
+
+local function respond(status, body)
+  ngx.status = status
+  ngx.header["Content-Type"] = "application/json"
+  ngx.header["Cache-Control"] = "no-store"
+  ngx.print(truv.encode(body))
+  return ngx.exit(status)
+end
+
+local function raw_body()
+  ngx.req.read_body()
+  local body = ngx.req.get_body_data()
+  if body then return body end
+  local file = ngx.req.get_body_file()   -- larger than client_body_buffer_size
+  if not file then return "" end
+  local f = io.open(file, "rb")
+  if not f then return nil end
+  body = f:read("*a")
+  f:close()
+  return body
+end
+
+local function not_configured()
+  ngx.log(ngx.ERR, "truv gateway: configure{} was not called (init_worker_by_lua)")
+  return respond(503, { error = "the Truv gateway is not configured" })
+end
+
+--- content handler: POST /truv/webhooks
+function _M.webhook()
+  if not gw then return not_configured() end
+  if ngx.req.get_method() ~= "POST" then
+    ngx.header["Allow"] = "POST"
+    return respond(405, { error = "POST only" })
+  end
+  local body = raw_body()
+  if not body then return respond(500, { error = "cannot read the request body" }) end
+  local status, res = gw.receiver:handle(body, ngx.req.get_headers(100))
+  local ev = res.event
+  local answer = { webhook_id = ev and ev.webhook_id }
+  if status == 200 then
+    answer.result = res.duplicate and "duplicate" or res.stale and "stale" or "handled"
+    answer.route = res.decision and res.decision.route
+  else
+    answer.error = res.error and (res.error.code or res.error.kind) or "failed"
+    if status >= 500 then
+      ngx.log(ngx.ERR, "truv gateway: webhook ", tostring(answer.webhook_id), " failed: ",
+              tostring(res.error))
+    end
+  end
+  return respond(status, answer)
+end
+
+local function bad_request(msg)
+  return respond(400, { error = msg })
+end
+
+--- content handler: POST /renewals/{case}/refresh
+function _M.refresh(case_id)
+  if not gw then return not_configured() end
+  if ngx.req.get_method() ~= "POST" then
+    ngx.header["Allow"] = "POST"
+    return respond(405, { error = "POST only" })
+  end
+  local text = raw_body()
+  local ok, req = pcall(truv.decode, text or "", "table")
+  if not ok or type(req) ~= "table" then return bad_request("the body must be a JSON object") end
+  if type(req.order_id) ~= "string" or req.order_id == "" then
+    return bad_request("order_id (the case's original order) is required")
+  end
+  if type(req.product) ~= "string" then return bad_request("product is required") end
+  if req.employers ~= nil and type(req.employers) ~= "table" then
+    return bad_request("employers must be a list")
+  end
+
+  local client, cerr = _M.client()
+  if not client then return respond(500, { error = tostring(cerr) }) end
+  local params = { products = { req.product }, employers = req.employers }
+  local fresh, err = client:refresh_order(req.order_id, params)
+  if fresh then
+    remember(fresh, case_id, req.order_id)
+    return respond(202, { case = case_id, route = "wait", refresh_order_id = fresh.id,
+                          original_order_id = req.order_id })
+  end
+  local d = truv.route(err)
+  local answer = { case = case_id, route = d.route, reason = d.reason, not_before = d.not_before,
+                   retry_at = d.retry_at, error = tostring(err), kind = err.kind }
+  if err.kind == "internal" then return respond(500, answer) end
+  return respond(200, answer)
+end
+
+--- The case and original order remembered for a refresh order or suborder id.
+function _M.recall(id)
+  return recall(id)
+end
+
+return _M
