@@ -26,6 +26,7 @@ external_dependencies = {
   CRYPTO = { header = "openssl/evp.h", library = "crypto" },
   SQLITE = { header = "sqlite3.h", library = "sqlite3" },
   HTTP_PARSER = { header = "http_parser.h", library = "http_parser" },
+  MHD = { header = "microhttpd.h", library = "microhttpd" },   -- the webhook listener
 }
 build = {
   type = "cmake",

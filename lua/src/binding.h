@@ -74,6 +74,9 @@ TRUV_HIDDEN void truv_open_quota(lua_State *L);
 /* dedupe.c: webhook de-duplication stores (memory, SQLite). */
 TRUV_HIDDEN void truv_open_dedupe(lua_State *L);
 
+/* listener.c: the embedded webhook listener (HTTP, on a thread of its own). */
+TRUV_HIDDEN void truv_open_listener(lua_State *L);
+
 /* webhook.c: signature verification, event parsing, de-duplication stores. */
 TRUV_HIDDEN void truv_open_webhook(lua_State *L);
 

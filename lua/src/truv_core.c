@@ -23,6 +23,7 @@ int luaopen_truv_core(lua_State *L) {
   truv_open_quota(L);
   truv_open_dedupe(L);
   truv_open_webhook(L);
+  truv_open_listener(L);
   lua_pushstring(L, truv_version());
   lua_setfield(L, -2, "_VERSION");
   return 1;
