@@ -28,58 +28,75 @@ local KNOWN = { case_id = true, order_id = true, product = true, employers = tru
                 phone = true, order_number = true }
 local ID_PATTERN = "^[%w_%-]+$"
 
---- Parses CSV text (RFC 4180: quoted fields, "" escapes, CRLF or LF, line
--- breaks inside quotes). Returns rows, each { fields..., line = N } where N
--- is the line the row starts on; or nil, message for an unterminated quote
--- or text after a closing quote. Unquoted runs are found with string.find,
--- so a large export parses at C speed rather than a character at a time.
-function _M.parse_csv(text)
-  local rows, row = {}, {}
-  local i, n, line, row_line = 1, #text, 1, 1
-  local function end_row()
-    if not (#row == 1 and row[1] == "") then
-      row.line = row_line
-      rows[#rows + 1] = row
-    end
-    row = {}
-    row_line = line
-  end
-  while true do
-    local field
-    if byte(text, i) == 34 then                       -- a quoted field
-      local parts, j = {}, i + 1
+--- An iterator over the rows of CSV text (RFC 4180: quoted fields, ""
+-- escapes, CRLF or LF, line breaks inside quotes): each call returns the
+-- next row, { fields..., line = N } where N is the line the row starts on,
+-- then nil at the end; or nil, message for an unterminated quote or text
+-- after a closing quote. Empty lines are skipped. Unquoted runs are found
+-- with string.find, so a large export parses at C speed, one row at a time.
+function _M.csv_rows(text)
+  local i, n, line = 1, #text, 1
+  local failed = false
+  return function()
+    while not failed and i <= n do
+      local row, row_line = {}, line
       while true do
-        local q = find(text, '"', j, true)
-        if not q then return nil, format("line %d: a quoted field is never closed", row_line) end
-        parts[#parts + 1] = sub(text, j, q - 1)
-        if byte(text, q + 1) ~= 34 then
-          i = q + 1
-          break
+        local field
+        if byte(text, i) == 34 then                     -- a quoted field
+          local parts, j = {}, i + 1
+          while true do
+            local q = find(text, '"', j, true)
+            if not q then
+              failed = true
+              return nil, format("line %d: a quoted field is never closed", row_line)
+            end
+            parts[#parts + 1] = sub(text, j, q - 1)
+            if byte(text, q + 1) ~= 34 then
+              i = q + 1
+              break
+            end
+            parts[#parts + 1] = '"'
+            j = q + 2
+          end
+          field = concat(parts)
+          for _ in field:gmatch("\n") do line = line + 1 end
+        else
+          local d = find(text, "[,\r\n]", i)
+          field = sub(text, i, (d or n + 1) - 1)
+          i = d or n + 1
         end
-        parts[#parts + 1] = '"'
-        j = q + 2
+        row[#row + 1] = field
+        local c = byte(text, i)
+        if c == 44 then                                   -- ,
+          i = i + 1
+        elseif c == 10 or c == 13 or c == nil then        -- LF, CR LF, CR, the end
+          if c then
+            i = i + ((c == 13 and byte(text, i + 1) == 10) and 2 or 1)
+            line = line + 1
+          end
+          break
+        else
+          failed = true
+          return nil, format("line %d: text after a closing quote", line)
+        end
       end
-      field = concat(parts)
-      for _ in field:gmatch("\n") do line = line + 1 end
-    else
-      local d = find(text, "[,\r\n]", i)
-      field = sub(text, i, (d or n + 1) - 1)
-      i = d or n + 1
+      if not (#row == 1 and row[1] == "") then
+        row.line = row_line
+        return row
+      end
     end
-    row[#row + 1] = field
-    local c = byte(text, i)
-    if c == 44 then                                     -- ,
-      i = i + 1
-    elseif c == 10 or c == 13 then                     -- LF, CR LF, CR
-      i = i + ((c == 13 and byte(text, i + 1) == 10) and 2 or 1)
-      line = line + 1
-      end_row()
-    elseif c == nil then
-      end_row()
-      return rows
-    else
-      return nil, format("line %d: text after a closing quote", line)
-    end
+    return nil
+  end
+end
+
+--- All the rows of CSV text at once (see csv_rows), or nil, message.
+function _M.parse_csv(text)
+  local rows, next_row = {}, _M.csv_rows(text)
+  while true do
+    local row, err = next_row()
+    if err then return nil, err end
+    if not row then return rows end
+    rows[#rows + 1] = row
   end
 end
 
@@ -142,71 +159,129 @@ local function normalise(rec, line)
   return c
 end
 
-local function collect(records)
-  local cases, problems, seen = {}, {}, {}
-  for _, r in ipairs(records) do
-    local c, why = normalise(r.fields, r.line)
+-- A filter over records: checks each, catches duplicate case ids, and
+-- returns true, case or false, problem per call (nil at the end).
+local function checked(next_record)
+  local seen = {}
+  return function()
+    local fields, line, why = next_record()
+    if fields == nil and why == nil then return nil end
+    if why then return false, { line = line or 0, message = why } end
+    local c
+    c, why = normalise(fields, line)
     if c and seen[c.case_id] then
       c, why = nil, format("duplicate case_id '%s' (first on line %d)", c.case_id, seen[c.case_id])
     end
     if c then
-      seen[c.case_id] = r.line
-      cases[#cases + 1] = c
-    else
-      local id = type(r.fields) == "table" and as_string(r.fields.case_id) or nil
-      problems[#problems + 1] = { line = r.line, case_id = id, message = why }
+      seen[c.case_id] = line
+      return true, c
     end
+    return false, { line = line, case_id = as_string(fields.case_id), message = why }
   end
-  return cases, problems
 end
 
-function _M.from_csv(text)
-  local rows, err = _M.parse_csv(text)
-  if not rows then return nil, { { line = 0, message = err } } end
-  if #rows == 0 then return {}, { { line = 1, message = "no header row" } } end
-  local header = rows[1]
-  local records, bad_width = {}, {}
-  for i = 2, #rows do
-    local row = rows[i]
-    if #row ~= #header then
-      bad_width[#bad_width + 1] = { line = row.line, message = format(
-        "expected %d columns as in the header, got %d", #header, #row) }
-    else
-      local rec = {}
-      for j, name in ipairs(header) do rec[name] = row[j] end
-      records[#records + 1] = { line = row.line, fields = rec }
+--- An iterator over the cases of CSV text, one row at a time:
+--   for ok, v in cases.each_csv(text) do
+--     if ok then <v is a case> else <v is a problem: { line =, case_id =, message = }> end
+--   end
+-- A problem with line 0 means the text could not be read further.
+function _M.each_csv(text)
+  local rows = _M.csv_rows(text)
+  local header, done = nil, false
+  return checked(function()
+    local row, err
+    while not done do
+      row, err = rows()
+      if err then
+        done = true
+        return nil, 0, err
+      end
+      if not row then
+        done = true
+        if not header then return nil, 1, "no header row" end
+        return nil
+      end
+      if not header then
+        header = row
+      elseif #row ~= #header then
+        return nil, row.line, format("expected %d columns as in the header, got %d",
+                                     #header, #row)
+      else
+        local rec = {}
+        for j, name in ipairs(header) do rec[name] = row[j] end
+        return rec, row.line
+      end
+    end
+    return nil
+  end)
+end
+
+--- The same over JSON text: a list of case objects, or { "cases": [...] }
+-- (the sandbox's --cases-out). A case's "line" is its position in the list.
+function _M.each_json(text)
+  local doc, err = core.decode(text, "table")
+  local list = doc and (doc.cases or doc)
+  local i, done = 0, false
+  return checked(function()
+    if done then return nil end
+    if not doc then
+      done = true
+      return nil, 0, "not valid JSON: " .. err.message
+    end
+    if type(list) ~= "table" then
+      done = true
+      return nil, 0, "expected a list of cases or { \"cases\": [...] }"
+    end
+    i = i + 1
+    local item = list[i]
+    if item == nil then
+      done = true
+      return nil
+    end
+    return type(item) == "table" and item or {}, i
+  end)
+end
+
+--- An iterator over a file's cases, by extension (.csv or .json; anything
+-- else is sniffed); a file that cannot be opened gives one problem, line 0.
+function _M.each(path)
+  local f, ferr = io.open(path, "rb")
+  if not f then
+    local given = false
+    return function()
+      if given then return nil end
+      given = true
+      return false, { line = 0, message = ferr }
     end
   end
-  local cases, problems = collect(records)
-  for _, p in ipairs(bad_width) do problems[#problems + 1] = p end
+  local text = f:read("a")
+  f:close()
+  if path:match("%.json$") or (not path:match("%.csv$") and text:match("^%s*[%[{]")) then
+    return _M.each_json(text)
+  end
+  return _M.each_csv(text)
+end
+
+-- Collects an iterator's cases and problems (problems in line order);
+-- nil, problems when the input could not be read at all.
+local function collect(iter)
+  local cases, problems = {}, {}
+  for ok, v in iter do
+    if ok then
+      cases[#cases + 1] = v
+    else
+      if v.line == 0 then return nil, { v } end
+      problems[#problems + 1] = v
+    end
+  end
   table.sort(problems, function(a, b) return a.line < b.line end)
   return cases, problems
 end
 
-function _M.from_json(text)
-  local doc, err = core.decode(text, "table")
-  if not doc then return nil, { { line = 0, message = "not valid JSON: " .. err.message } } end
-  local list = doc.cases or doc
-  if type(list) ~= "table" then
-    return nil, { { line = 0, message = "expected a list of cases or { \"cases\": [...] }" } }
-  end
-  local records = {}
-  for i, item in ipairs(list) do
-    records[#records + 1] = { line = i, fields = type(item) == "table" and item or {} }
-  end
-  return collect(records)
-end
+function _M.from_csv(text) return collect(_M.each_csv(text)) end
+function _M.from_json(text) return collect(_M.each_json(text)) end
 
---- Reads a file by extension (.csv or .json; anything else is sniffed).
-function _M.read(path)
-  local f, ferr = io.open(path, "rb")
-  if not f then return nil, { { line = 0, message = ferr } } end
-  local text = f:read("a")
-  f:close()
-  if path:match("%.json$") or (not path:match("%.csv$") and text:match("^%s*[%[{]")) then
-    return _M.from_json(text)
-  end
-  return _M.from_csv(text)
-end
+--- Reads a whole file: cases, problems (see each for the formats).
+function _M.read(path) return collect(_M.each(path)) end
 
 return _M

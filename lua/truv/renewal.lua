@@ -12,17 +12,31 @@
 --     reverify = { mode = "order" },  -- or "bridge"
 --     quota = store,                  -- default: a SQLite store beside the journal
 --     on_event = function(event) end, -- progress: one call per case event
+--     wait = "poll",                  -- or "webhook": see below
+--     webhook = { listener = core.listener{...} or { host =, port =, path =, ... },
+--                 secrets = { ... },  -- default: the client's secret
+--                 dedupe = store,     -- default: in memory
+--                 fallback_s = 600 }, -- then poll, so a missing webhook loses nothing
 --   }
 --
 -- For each case: plan (read the original order; expired connections go
 -- straight to reverify without spending a refresh), reserve quota, refresh
--- (write-ahead in the journal first), wait for the result by polling, route,
+-- (write-ahead in the journal first), wait for the result, route,
 -- and act through the router's handlers: done hands the fresh order to the
 -- `done` handler (pre-fill; the document is lent for the call: keep
 -- truv.totable(order) if the handler stores it), reverify creates the new
 -- verification link,
 -- retry and defer are scheduled for their time (a later run with the same
 -- journal picks them up once due), no_data and fix are reported.
+--
+-- Waiting: by polling (truv.wait), or with wait = "webhook" by Truv's
+-- webhooks (truv.inbox): a case that sent its refresh registers the
+-- refresh order and sleeps until the webhooks have announced a final
+-- outcome for each of its connections, or until fallback_s, after which
+-- it polls. The listener is drained from the scheduler's loop, which then
+-- wakes at least every webhook.drain_interval_s (0.02) while cases wait.
+-- Either way the route is the same (the run's router, truv.route.combine)
+-- and the `done` handler gets the fresh order (one GET at the end).
 --
 -- The journal makes the run resumable: a run killed at any instant and
 -- started again with the same journal skips routed cases, reconciles
@@ -35,6 +49,7 @@ local route_mod = require "truv.route"
 local refresh = require "truv.refresh"
 local cases_mod = require "truv.cases"
 local scheduler = require "truv.scheduler"
+local inbox_mod = require "truv.inbox"
 
 local type, ipairs, pairs, tostring, error = type, ipairs, pairs, tostring, error
 local setmetatable, getmetatable, pcall = setmetatable, getmetatable, pcall
@@ -48,6 +63,7 @@ _M.DEFAULTS = {
   active_per_request = 1.25,   -- cases in progress per request slot (a few wait in a poll)
   commit_interval_s = 0.05,    -- group commit of the journal, unless a refresh waits on it
   skew_s = 300,
+  drain_interval_s = 0.02,     -- webhook mode: the longest a delivery waits to be seen
 }
 
 -- Journal states (truv/journal.h): new, planned, sending, sent, waiting,
@@ -179,7 +195,17 @@ end
 
 -- Waits for a sent refresh and routes what it produced.
 local function await(ctx, case, original, refresh_order)
-  local result, err = ctx.client:wait_for_refresh(refresh_order, ctx.poll_opts)
+  local result, err, via
+  if ctx.inbox then
+    result, err, via = ctx.inbox:wait_for_refresh(ctx.client, refresh_order, ctx.webhook_wait)
+    if via == "fallback" then
+      emit(ctx, { event = "webhook_fallback", case_id = case.case_id,
+                  refresh_order_id = type(refresh_order) == "string" and refresh_order
+                                     or refresh_order.id })
+    end
+  else
+    result, err = ctx.client:wait_for_refresh(refresh_order, ctx.poll_opts)
+  end
   if not result then return route_error(ctx, case, original, err) end
   local extra = { refresh_order_id = result.order.id }
   if not result.finished then
@@ -266,32 +292,35 @@ end
 -- Adds the input's cases to the journal (existing ones are left alone) and
 -- records bad rows as failed.
 local function load(ctx, input)
-  local list, problems
-  if type(input) == "string" then
-    list, problems = cases_mod.read(input)
-  else
-    list, problems = cases_mod.from_json(core.encode(input))
-  end
-  if not list then return nil, problems end
+  local iter = type(input) == "string" and cases_mod.each(input)
+               or cases_mod.each_json(core.encode(input))
   local j = ctx.journal
+  -- one transaction: an input that cannot be read to its end adds nothing
   j:begin()
-  for _, c in ipairs(list) do
-    if not j:get(c.case_id) then
-      put(ctx, c.case_id, { state = "new", input = case_input(c), line = c.line,
-                            order_id = c.order_id })
-    end
-  end
   -- bad rows describe this reading of the input: the previous reading's go
   local stale = {}
   for rec in j:each{ state = "failed" } do stale[#stale + 1] = rec.case_id end
   for _, id in ipairs(stale) do j:delete(id) end
-  for _, p in ipairs(problems) do
-    local id = p.case_id and ("line-" .. p.line .. ":" .. p.case_id) or ("line-" .. p.line)
-    put(ctx, id, { state = "failed", line = p.line, error = p.message })
-    emit(ctx, { event = "bad_row", line = p.line, case_id = p.case_id, message = p.message })
+  local n, problems = 0, {}
+  for ok, v in iter do
+    if ok then
+      n = n + 1
+      if not j:get(v.case_id) then
+        put(ctx, v.case_id, { state = "new", input = case_input(v), line = v.line,
+                              order_id = v.order_id })
+      end
+    elseif v.line == 0 then
+      j:rollback()
+      return nil, { v }
+    else
+      problems[#problems + 1] = v
+      local id = v.case_id and ("line-" .. v.line .. ":" .. v.case_id) or ("line-" .. v.line)
+      put(ctx, id, { state = "failed", line = v.line, error = v.message })
+      emit(ctx, { event = "bad_row", line = v.line, case_id = v.case_id, message = v.message })
+    end
   end
   j:commit()
-  return #list, problems
+  return n, problems
 end
 
 -- The ids of the cases this run works on: not final, and scheduled ones
@@ -320,12 +349,30 @@ local function make_client(opts, sched, quota)
   return truv_client.new(o)
 end
 
+-- The webhook inbox of a run: cases park on the scheduler until their
+-- refresh's webhooks settle them.
+local function open_inbox(ctx, sched)
+  local w = ctx.webhook
+  return inbox_mod.new{
+    listener = w.listener, secrets = w.secrets, dedupe = w.dedupe, ttl = w.ttl,
+    router = ctx.router, clock = ctx.clock,
+    park = function(timeout_s) return sched:park(timeout_s) end,
+    on_settled = function(watch) sched:wake(watch.owner) end,
+    on_dropped = function(info)
+      emit(ctx, { event = "webhook_dropped", status = info.status, reason = info.reason })
+    end,
+  }
+end
+
 -- Works through `todo` with the scheduler; returns nil or the run error
 -- that stopped it.
 local function work(ctx, opts, todo)
   local concurrency = opts.concurrency or _M.DEFAULTS.concurrency
   local journal = ctx.journal
   local last_commit, commit_interval = 0, opts.commit_interval_s or _M.DEFAULTS.commit_interval_s
+  local inbox    -- webhook mode: drained at every turn of the loop
+  local drain_interval = ctx.webhook and ctx.webhook.drain_interval_s
+                         or _M.DEFAULTS.drain_interval_s
   local sched, serr = scheduler.new{
     concurrency = concurrency,
     rate_per_minute = opts.rate_per_minute or _M.DEFAULTS.rate_per_minute,
@@ -340,6 +387,8 @@ local function work(ctx, opts, todo)
         journal:begin()
         last_commit = t
       end
+      -- cases asleep on webhooks: come back soon to look for deliveries
+      if inbox and inbox:tick() > 0 then return drain_interval end
     end,
   }
   if not sched then return serr end
@@ -350,6 +399,15 @@ local function work(ctx, opts, todo)
     return cerr
   end
   ctx.client = client
+  if ctx.webhook then
+    local ierr
+    inbox, ierr = open_inbox(ctx, sched)
+    if not inbox then
+      client:close()
+      return ierr
+    end
+    ctx.inbox = inbox
+  end
   local max_active = math.ceil(concurrency *
                                (opts.active_per_request or _M.DEFAULTS.active_per_request))
   local next_case, run_error = 1, nil
@@ -372,9 +430,34 @@ local function work(ctx, opts, todo)
   for _ = 1, math.min(max_active, #todo) do sched:spawn(worker) end
   local ok, err = pcall(sched.run, sched)
   journal:commit()
+  if inbox then
+    ctx.webhook_stats = inbox:stats()
+    inbox:close()
+  end
   client:close()
   if not ok then return errors.new("internal", "renewal", tostring(err)) end
   return run_error
+end
+
+-- The webhook options of a webhook run (nil for a polling one); misuse
+-- raises.
+local function webhook_options(opts, spec)
+  local wait = opts.wait or "poll"
+  if wait ~= "poll" and wait ~= "webhook" then
+    error("renewal.run: 'wait' must be \"poll\" or \"webhook\", got " .. tostring(wait), 3)
+  end
+  if wait == "poll" then return nil end
+  local w = {}
+  for k, v in pairs(opts.webhook or {}) do w[k] = v end
+  w.secrets = w.secrets or spec.secret or (spec._options and spec._options.secret)
+  if w.secrets == nil then
+    error("renewal.run: webhook.secrets (or the client's secret) is required", 3)
+  end
+  w.fallback_s = w.fallback_s or inbox_mod.DEFAULTS.fallback_s
+  if type(w.fallback_s) ~= "number" or w.fallback_s < 0 then
+    error("renewal.run: webhook.fallback_s must be a number of seconds >= 0", 3)
+  end
+  return w
 end
 
 --- Runs the batch; returns the summary (see summary()) or nil, err: the
@@ -414,6 +497,10 @@ function _M.run(opts)
   }
   for k, v in pairs(opts.poll or {}) do ctx.poll_opts[k] = v end
   ctx.poll_opts.router = ctx.router
+  ctx.webhook = webhook_options(opts, spec)
+  if ctx.webhook then
+    ctx.webhook_wait = { fallback_s = ctx.webhook.fallback_s, poll = ctx.poll_opts }
+  end
 
   local function close()
     if own_journal then journal:close() end
@@ -421,8 +508,8 @@ function _M.run(opts)
   end
 
   if opts.cases then
-    local _, problems = load(ctx, opts.cases)
-    if problems and problems[1] and problems[1].line == 0 then
+    local n, problems = load(ctx, opts.cases)
+    if not n then
       close()
       return nil, errors.new("invalid", "cases", problems[1].message)
     end
@@ -444,6 +531,7 @@ function _M.run(opts)
     end
   end
   local summary = _M.summary(journal)
+  summary.webhooks = ctx.webhook_stats   -- a webhook run's counters (truv.inbox)
   emit(ctx, { event = "run_finished", summary = summary })
   close()
   return summary
