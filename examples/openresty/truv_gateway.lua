@@ -208,7 +208,8 @@ function _M.webhook()
   end
   local body = raw_body()
   if not body then return respond(500, { error = "cannot read the request body" }) end
-  local status, res = gw.receiver:handle(body, ngx.req.get_headers(100))
+  -- the one header the receiver reads (cheaper than every header as a table)
+  local status, res = gw.receiver:handle(body, ngx.var.http_x_webhook_sign)
   local ev = res.event
   local answer = { webhook_id = ev and ev.webhook_id }
   if status == 200 then

@@ -90,10 +90,10 @@ function M.available()
   return true
 end
 
-function M.package_path()
+function M.package_path(first)
   local src = M.source_dir()
   return table.concat({
-    src .. "/spec/openresty/lua/?.lua",
+    first and (first .. "/?.lua") or (src .. "/spec/openresty/lua/?.lua"),
     src .. "/lua/?.lua", src .. "/lua/?/init.lua",
     src .. "/examples/openresty/?.lua",
     src .. "/?.lua", src .. "/?/init.lua",
@@ -173,7 +173,9 @@ end
 -- README tells a user to adapt it: its listen port, package paths and
 -- worker count changed, the modules loaded, logs and temporary files under
 -- the prefix. opts.workers, opts.http (added to the http block),
--- opts.server (added to the server block), opts.listen.
+-- opts.server (added to the server block), opts.listen, opts.lua_dir (a
+-- directory searched first instead of spec/openresty/lua), opts.replace
+-- ({ {text, replacement}, ... }: more lines to change, each found once).
 function M.example(opts)
   opts = opts or {}
   local text = assert(read_file(M.source_dir() .. "/examples/openresty/nginx.conf"))
@@ -185,8 +187,9 @@ function M.example(opts)
                      "listen 127.0.0.1:" .. port .. " " .. (opts.listen or "") .. ";\n" ..
                      (opts.server or ""), "the listen directive")
     s = s:gsub('lua_package_path "[^"]*";', function()
-      return 'lua_package_path "' .. M.package_path() .. '";'
+      return 'lua_package_path "' .. M.package_path(opts.lua_dir) .. '";'
     end, 1)
+    for _, r in ipairs(opts.replace or {}) do s = replace_once(s, r[1], r[2], r[1]) end
     s = s:gsub('lua_package_cpath "[^"]*";', function()
       return 'lua_package_cpath "' .. M.package_cpath() .. '";'
     end, 1)
