@@ -3,8 +3,9 @@
  * Input layout: byte 0 holds flags (bit 0: put a valid status line in front
  * of the bytes, since http-parser itself is not instrumented and the fuzzer
  * would otherwise rarely get past it; bit 1: the peer closes after the last
- * byte; bit 2: tight limits), byte 1 the size of the pieces the bytes are fed
- * in, the rest is the response. Whatever the bytes:
+ * byte; bit 2: tight limits; bit 3: build a well-formed response from the
+ * bytes instead, see synthesize()), byte 1 the size of the pieces the bytes
+ * are fed in, the rest is the response. Whatever the bytes:
  *   - parsing never crashes or leaks and ends in exactly one verdict
  *     (complete, waiting for more, or an error);
  *   - fed in pieces or in one call, the verdict, status, headers and body
@@ -13,6 +14,7 @@
  *     where it is met; both are errors);
  *   - a complete response classifies into a document or a typed error. */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -51,7 +53,48 @@ static verdict run(truv_http1 *p, const char *prefix, const uint8_t *data, size_
   return v;
 }
 
+/* A response built from the bytes: status, version, Connection header and
+ * framing (Content-Length, a wrong Content-Length, chunked with extensions
+ * and a trailer, or the close) picked by the first bytes, the rest the
+ * body. Reaches deep into the parser without a seed corpus. Returns the
+ * length written into out (at most cap). */
+static size_t synthesize(const uint8_t *d, size_t n, char *out, size_t cap) {
+  static const char *conn[] = {"", "Connection: close\r\n", "Connection: keep-alive\r\n",
+                               "Connection: Upgrade\r\n"};
+  size_t len, at = 0, i;
+  int status, framing;
+  if (n < 4) return 0;
+  status = 100 + (d[0] << 8 | d[1]) % 500;
+  framing = d[2] % 4;
+  len = (size_t)snprintf(out, cap, "HTTP/1.%d %d X\r\nX-Request-Id: r\r\n%s", d[3] & 1, status,
+                         conn[(d[3] >> 1) % 4]);
+  d += 4, n -= 4;
+  if (framing == 0 || framing == 1)
+    len += (size_t)snprintf(out + len, cap - len, "Content-Length: %zu\r\n\r\n",
+                            framing == 0 ? n : n + 1 - (n & 2));
+  else if (framing == 2)
+    len += (size_t)snprintf(out + len, cap - len, "Transfer-Encoding: chunked\r\n\r\n");
+  else
+    len += (size_t)snprintf(out + len, cap - len, "\r\n");
+  if (framing != 2) {
+    if (n > cap - len) n = cap - len;
+    memcpy(out + len, d, n);
+    return len + n;
+  }
+  while (at < n && len + 64 < cap) {
+    size_t chunk = 1 + d[at] % 16;
+    if (chunk > n - at) chunk = n - at;
+    len += (size_t)snprintf(out + len, cap - len, "%zx%s\r\n", chunk, (d[at] & 16) ? ";e=1" : "");
+    for (i = 0; i < chunk && len + 40 < cap; i++) out[len++] = (char)d[at + i];
+    memcpy(out + len, "\r\n", 2), len += 2;
+    at += chunk;
+  }
+  len += (size_t)snprintf(out + len, cap - len, "0\r\nX-T: 1\r\n\r\n");
+  return len < cap ? len : cap;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  static char built[8192];
   static const truv_config cfg = {"https://prod.truv.com/v1/", "cid", "secret-xyz", NULL};
   truv_http1_limits tight = {512, 8, 1024};
   const char *prefix;
@@ -61,16 +104,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   size_t step;
   int eof;
 
+  const uint8_t *bytes;
+  size_t nbytes;
+
   if (size < 2) return 0;
   prefix = (data[0] & 1) ? "HTTP/1.1 200 OK\r\n" : NULL;
   eof = (data[0] & 2) != 0;
   step = 1 + data[1] % 64;
+  bytes = data + 2, nbytes = size - 2;
+  if (data[0] & 8) {
+    nbytes = synthesize(data + 2, size - 2, built, sizeof built);
+    bytes = (const uint8_t *)built;
+    prefix = NULL;
+  }
   whole = truv_http1_new((data[0] & 4) ? &tight : NULL, &err);
   pieces = truv_http1_new((data[0] & 4) ? &tight : NULL, &err);
   if (!whole || !pieces) abort();
 
-  a = run(whole, prefix, data + 2, size - 2, size, eof);
-  b = run(pieces, prefix, data + 2, size - 2, step, eof);
+  a = run(whole, prefix, bytes, nbytes, nbytes + 1, eof);
+  b = run(pieces, prefix, bytes, nbytes, step, eof);
   if ((a.rc != 0) != (b.rc != 0) || a.done != b.done || a.keepalive != b.keepalive) abort();
   if (a.done && (a.status != b.status || a.nheaders != b.nheaders || a.body_len != b.body_len ||
                  memcmp(truv_http1_response(whole)->body, truv_http1_response(pieces)->body,
