@@ -15,10 +15,16 @@
 -- `sched:barrier()` (from inside a workflow) returns once on_tick has run
 -- after the call: the batch's journal uses it to make a write durable
 -- before a refresh is sent, with one commit for every workflow of a tick.
--- on_tick(urgent) is told whether a workflow waits on such a barrier.
+-- on_tick(urgent) is told whether a workflow waits on such a barrier; it
+-- may return a number of seconds: the loop then waits no longer than that
+-- before calling it again (something outside the scheduler, such as a
+-- webhook listener, is being watched from on_tick).
+-- `sched:park(timeout_s)` (from inside a workflow) waits until something
+-- calls `sched:wake(co)` (true) or the timeout passes (false).
 local core = require "truv.core"
 
-local error, ipairs, pairs, tostring, setmetatable = error, ipairs, pairs, tostring, setmetatable
+local error, ipairs, pairs, tostring, setmetatable, type =
+  error, ipairs, pairs, tostring, setmetatable, type
 local co_create, co_resume, co_yield, co_status, co_running =
   coroutine.create, coroutine.resume, coroutine.yield, coroutine.status, coroutine.running
 local traceback = debug.traceback
@@ -83,6 +89,8 @@ function _M.new(opts)
     timers = {},               -- heap of sleeping workflows
     waiting_http = {},         -- requests held back by the rate limit
     barrier_waiters = {},
+    parked = {},               -- co -> its timer entry, while parked
+    void = 0,                  -- timers of woken parks still in the heap
     live = 0,
     on_tick = opts.on_tick,
     on_error = opts.on_error,
@@ -116,6 +124,33 @@ function Scheduler.barrier(_)
   co_yield("barrier")
 end
 
+--- From inside a workflow: wait until sched:wake(co) (returns true) or
+-- until timeout_s has passed (returns false).
+function Scheduler.park(_, timeout_s)
+  return co_yield("park", timeout_s)
+end
+
+--- Resumes a parked workflow (its park returns true); false if `co` is not
+-- parked.
+function Scheduler:wake(co)
+  local entry = self.parked[co]
+  if not entry then return false end
+  self.parked[co] = nil
+  entry.co = nil               -- its timer is void now
+  tinsert(self.ready, { co, true })
+  -- void timers would otherwise stay until their time (a park's timeout
+  -- can be many minutes): rebuild the heap once they are half of it
+  self.void = self.void + 1
+  if self.void > 64 and self.void * 2 > #self.timers then
+    local live = {}
+    for _, t in ipairs(self.timers) do
+      if t.co then heap_push(live, t) end
+    end
+    self.timers, self.void = live, 0
+  end
+  return true
+end
+
 function Scheduler:spawn(fn, ...)
   local co = co_create(fn)
   self.live = self.live + 1
@@ -135,9 +170,13 @@ function Scheduler:_handle(co, what, a, b)
     heap_push(self.timers, { at = core.monotonic() + a, co = co })
   elseif what == "barrier" then
     tinsert(self.barrier_waiters, co)
+  elseif what == "park" then
+    local entry = { at = core.monotonic() + a, co = co, parked = true }
+    self.parked[co] = entry
+    heap_push(self.timers, entry)
   else
     error("scheduler: a workflow yielded '" .. tostring(what) .. "' (use the client, "
-          .. "sched.sleep or sched:barrier)")
+          .. "sched.sleep, sched:barrier or sched:park)")
   end
 end
 
@@ -181,7 +220,8 @@ function Scheduler:run()
       local r = tremove(self.ready, 1)
       self:_resume(r[1], r[2], r[3])
     end
-    if self.on_tick then self.on_tick(#self.barrier_waiters > 0) end
+    local bound = self.on_tick and self.on_tick(#self.barrier_waiters > 0)
+    if type(bound) ~= "number" then bound = nil end
     if #self.barrier_waiters > 0 then
       local waiters = self.barrier_waiters
       self.barrier_waiters = {}
@@ -189,13 +229,22 @@ function Scheduler:run()
     end
     local now = core.monotonic()
     while #self.timers > 0 and self.timers[1].at <= now do
-      tinsert(self.ready, { heap_pop(self.timers).co })
+      local t = heap_pop(self.timers)
+      if not t.co then
+        self.void = self.void - 1
+      elseif t.parked then
+        self.parked[t.co] = nil
+        tinsert(self.ready, { t.co, false })
+      else
+        tinsert(self.ready, { t.co })
+      end
     end
     local rate_wait = self:_start_requests()
     if #self.ready == 0 and self.live > 0 then
       local wait = huge
       if #self.timers > 0 then wait = self.timers[1].at - now end
       if rate_wait then wait = min(wait, rate_wait) end
+      if bound then wait = min(wait, bound) end
       if wait == huge then wait = 1 end
       if self.multi:pending() > 0 then
         local done, err = self.multi:run(max(0, min(wait, 1)), self.clock(), self.mode)
