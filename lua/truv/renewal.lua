@@ -470,6 +470,7 @@ function _M.run(opts)
   if type(spec) ~= "table" then
     error("renewal.run: 'client' (options for truv.new, or a client) is required", 2)
   end
+  local webhook = webhook_options(opts, spec)   -- checked before anything is opened
   local own_journal, own_quota = type(opts.journal) == "string", false
   local journal, quota = opts.journal, opts.quota
   if own_journal then
@@ -497,10 +498,8 @@ function _M.run(opts)
   }
   for k, v in pairs(opts.poll or {}) do ctx.poll_opts[k] = v end
   ctx.poll_opts.router = ctx.router
-  ctx.webhook = webhook_options(opts, spec)
-  if ctx.webhook then
-    ctx.webhook_wait = { fallback_s = ctx.webhook.fallback_s, poll = ctx.poll_opts }
-  end
+  ctx.webhook = webhook
+  if webhook then ctx.webhook_wait = { fallback_s = webhook.fallback_s, poll = ctx.poll_opts } end
 
   local function close()
     if own_journal then journal:close() end
