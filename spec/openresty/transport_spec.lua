@@ -6,7 +6,7 @@ local openresty = require "spec.support.openresty"
 local sandbox = require "spec.support.sandbox"
 
 local function sh(cmd)
-  assert(os.execute(cmd .. " >/dev/null 2>&1"), cmd)
+  assert(os.execute(openresty.NOPRELOAD .. cmd .. " >/dev/null 2>&1"), cmd)
 end
 
 -- A self-signed certificate (its own CA) for 127.0.0.1.
@@ -84,7 +84,7 @@ describe("the cosocket transport in nginx", function()
   lazy_setup(function()
     sb = sandbox.start{ args = { "--seed-cases", "12", "--rng-seed", "21", "--rate-limit", "0",
                                  "--mix", "active=1" } }
-    local p = assert(io.popen("mktemp -d /tmp/truv-certs.XXXXXX"))
+    local p = assert(io.popen(openresty.NOPRELOAD .. "mktemp -d /tmp/truv-certs.XXXXXX"))
     certs = p:read("l")
     p:close()
     make_cert(certs, "good")
@@ -126,7 +126,7 @@ describe("the cosocket transport in nginx", function()
   lazy_teardown(function()
     if srv then srv:stop() end
     if sb then sb:stop() end
-    if certs then os.execute("rm -rf '" .. certs .. "'") end
+    if certs then os.execute(openresty.NOPRELOAD .. "rm -rf '" .. certs .. "'") end
   end)
 
   local function t(name, query)

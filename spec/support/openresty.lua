@@ -29,6 +29,13 @@ local M = {}
 local START_TIMEOUT = 10
 local STOP_TIMEOUT = 5
 
+-- Under the sanitizer build the specs run with the ASan runtime preloaded
+-- (spec/CMakeLists.txt); nginx needs it to load the instrumented truv.core,
+-- but helper programs (ps, pgrep, mktemp) can deadlock with it: they run
+-- without.
+local NOPRELOAD = "LD_PRELOAD= "
+M.NOPRELOAD = NOPRELOAD
+
 local function read_file(path)
   local f = io.open(path, "rb")
   if not f then return nil end
@@ -127,7 +134,7 @@ local function http_basics(prefix)
 end
 
 local function is_root()
-  local p = io.popen("id -u")
+  local p = io.popen(NOPRELOAD .. "id -u")
   local uid = p and p:read("l")
   if p then p:close() end
   return uid == "0"
@@ -254,7 +261,7 @@ local function launch(self, conf, port, extra)
   local parent = own_pid()
   if parent then
     os.execute(string.format("( while kill -0 %d 2>/dev/null && kill -0 %d 2>/dev/null; do " ..
-                             "sleep 1; done; kill -TERM -%d 2>/dev/null ) </dev/null " ..
+                             "LD_PRELOAD= sleep 1; done; kill -TERM -%d 2>/dev/null ) </dev/null " ..
                              ">/dev/null 2>&1 &", parent, pid, pid))
   end
   local ready = sandbox.wait_until(function()
@@ -276,12 +283,12 @@ end
 function M.start(opts)
   local ok, why = M.available()
   assert(ok, "cannot run nginx for the OpenResty specs: " .. tostring(why))
-  local p = assert(io.popen("mktemp -d /tmp/truv-nginx.XXXXXX"))
+  local p = assert(io.popen(NOPRELOAD .. "mktemp -d /tmp/truv-nginx.XXXXXX"))
   local prefix = p:read("l")
   p:close()
   assert(prefix and prefix ~= "", "mktemp -d failed")
-  os.execute("chmod 755 " .. quote(prefix) .. " && mkdir -p " .. quote(prefix) .. "/conf " ..
-             quote(prefix) .. "/logs " .. quote(prefix) .. "/tmp")
+  os.execute(NOPRELOAD .. "chmod 755 " .. quote(prefix) .. " && " .. NOPRELOAD .. "mkdir -p " ..
+             quote(prefix) .. "/conf " .. quote(prefix) .. "/logs " .. quote(prefix) .. "/tmp")
   local self = setmetatable({ prefix = prefix, env = opts.env or {} }, Nginx)
   setmetatable(self, { __index = Nginx, __gc = finalize })
   for _ = 1, 5 do
@@ -302,6 +309,7 @@ function M.start(opts)
     if not log:find("Address already in use", 1, true) then
       local conf = read_file(prefix .. "/conf/nginx.conf") or ""
       self.stopped = true
+      os.execute(NOPRELOAD .. "rm -rf " .. quote(prefix))
       error("nginx did not come up (" .. tostring(state) .. ")\n--- error.log:\n" .. log ..
             "\n--- stdout:\n" .. (read_file(prefix .. "/logs/stdout") or "") ..
             "\n--- nginx.conf:\n" .. conf, 2)
@@ -309,6 +317,7 @@ function M.start(opts)
     sandbox.wait_until(function() return read_file(prefix .. "/rc") end, 2)
   end
   self.stopped = true
+  os.execute(NOPRELOAD .. "rm -rf " .. quote(prefix))
   error("nginx: no free port after 5 tries", 2)
 end
 
@@ -338,7 +347,7 @@ end
 --- The workers' pids (children of the master).
 function Nginx:workers()
   local pids = {}
-  local p = io.popen("ps -o pid= --ppid " .. self.pid .. " 2>/dev/null")
+  local p = io.popen(NOPRELOAD .. "ps -o pid= --ppid " .. self.pid .. " 2>/dev/null")
   for line in p:lines() do pids[#pids + 1] = tonumber(line) end
   p:close()
   return pids
@@ -354,7 +363,7 @@ function Nginx:stop()
   sandbox.wait_until(function() return read_file(self.prefix .. "/rc") end, 2)
   -- the workers too
   sandbox.wait_until(function()
-    local p = io.popen("pgrep -g " .. self.pid .. " 2>/dev/null")
+    local p = io.popen(NOPRELOAD .. "pgrep -g " .. self.pid .. " 2>/dev/null")
     local any = p:read("l")
     p:close()
     return any == nil
@@ -362,7 +371,7 @@ function Nginx:stop()
   self.stopped = true
   self.final_log = self:error_log()
   if (os.getenv("TRUV_KEEP_NGINX") or "") == "" then
-    os.execute("rm -rf " .. quote(self.prefix))
+    os.execute(NOPRELOAD .. "rm -rf " .. quote(self.prefix))
   else
     io.stderr:write("nginx prefix kept: ", self.prefix, "\n")
   end
