@@ -66,7 +66,7 @@ local co_running = coroutine.running
 local _M = {}
 
 _M.DEFAULTS = {
-  ttl = 86400,          -- how long a webhook_id is remembered (Truv retries for minutes)
+  ttl = 3600,           -- how long a webhook_id is remembered (Truv retries for minutes)
   fallback_s = 600,     -- how long a refresh waits for its webhooks before polling
   step_s = 0.02,        -- without a park function: the pause between ticks
   early_ttl_s = 120,    -- how long an event for an unwatched suborder is kept

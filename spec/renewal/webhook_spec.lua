@@ -342,6 +342,52 @@ describe("truv-renew --wait webhook", function()
 end)
 
 describe("truv.inbox", function()
+  it("drops what is not an event, handles a duplicate once, and keeps early events a while",
+     function()
+    local dropped = {}
+    local box = assert(inbox.new{ secrets = "sandbox-secret", listener = { port = 0 },
+                                  early_max = 2, on_dropped = function(info)
+                                    dropped[#dropped + 1] = info
+                                  end })
+    local function deliver(body)
+      local sign = "v1=" .. sandbox.hmac_sha256_hex("sandbox-secret", body)
+      return post_hook(box.listener.port, body, sign)
+    end
+    local function event(id, sub, status)
+      return sandbox.json.encode{ webhook_id = id, event_type = "order-status-updated",
+                                  order_id = "00000000000000000000000000000001",
+                                  employer_id = sub, status = status }
+    end
+    assert.equal(200, deliver("not json"))                 -- authentic, but no event
+    assert.equal(200, deliver(event("w1", "s1", "completed")))
+    assert.equal(200, deliver(event("w1", "s1", "completed")))   -- the same delivery again
+    assert.equal(200, deliver(event("w2", "s2", "pending")))     -- nothing final
+    assert.equal(200, deliver(event("w3", "s3", "error")))
+    assert.equal(200, deliver(event("w4", "s4", "no_data")))     -- the oldest early one goes
+    assert.equal(0, box:tick())
+    local st = box:stats()
+    assert.same({ 400 }, { dropped[1].status })
+    assert.equal("malformed_json", dropped[1].reason)
+    assert.equal(6, st.received)
+    assert.equal(1, st.dropped)
+    assert.equal(1, st.duplicates)
+    assert.equal(1, st.ignored)
+    assert.equal(3, st.early)
+    -- a refresh order registering now finds what is left of its early events
+    local w = box:watch({ id = "00000000000000000000000000000001", connections = {
+      { kind = "employers", id = "s3", status = "pending" },
+      { kind = "employers", id = "s4", status = "pending" } } })
+    assert.is_true(w:settled())
+    assert.equal("no_data", w.connections.s4.suborder)
+    local v = box:watch({ id = "00000000000000000000000000000001", connections = {
+      { kind = "employers", id = "s1", status = "pending" } } })
+    assert.is_false(v:settled())                           -- s1's event was let go
+    box:unwatch(w)
+    box:unwatch(v)
+    assert.equal(0, box:stats().watching)
+    box:close()
+  end)
+
   it("gives the answer polling gives, from the webhooks and one read", function()
     local sb = sandbox.start{ args = SB_ARGS }
     local box = assert(inbox.new{ secrets = sb.secret, listener = { port = 0 } })
