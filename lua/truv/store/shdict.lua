@@ -104,12 +104,15 @@ end
 
 -- ------------------------------------------------------------------ locks
 
-local lock_serial = 0
+local lock_serial, lock_base = 0, nil
 
---- Takes the lock on `rkey`; returns its token or nil, err.
+--- Takes the lock on `rkey`; returns its token or nil, err. A token is
+-- unique across workers: the worker's pid (< 2^22) above 30 bits of a
+-- counter, exact in a double.
 local function lock(dict, lkey)
-  lock_serial = lock_serial + 1
-  local token = format("%d:%d", ngx.worker.pid(), lock_serial)
+  lock_serial = (lock_serial + 1) % 1073741824
+  lock_base = lock_base or ngx.worker.pid() * 1073741824
+  local token = lock_base + lock_serial
   local deadline
   local pause = 0.001
   local tries = 0
@@ -142,10 +145,28 @@ local function unlock(dict, lkey, token)
   if dict:get(lkey) == token then dict:delete(lkey) end
 end
 
+-- The results of a pcall: releases the lock, then passes them on (or
+-- raises the error again).
+local function after_one(dict, lkey, token, ok, a, b, c)
+  unlock(dict, lkey, token)
+  if not ok then error(a, 0) end
+  return a, b, c
+end
+
+--- Runs fn(...) holding the lock of one record key (the common case,
+-- without the tables with_locks needs).
+local function with_lock(self, rkey, fn, ...)
+  local dict, lkey = self.dict, self.lock_prefix .. rkey
+  local token, err = lock(dict, lkey)
+  if not token then return nil, err end
+  return after_one(dict, lkey, token, pcall(fn, ...))
+end
+
 --- Runs fn(...) holding the locks of every record key in `rkeys` (sorted,
 -- distinct). Returns what fn returns, or nil, err when a lock cannot be
 -- taken; an error raised by fn is raised again after unlocking.
 local function with_locks(self, rkeys, fn, ...)
+  if #rkeys == 1 then return with_lock(self, rkeys[1], fn, ...) end
   local dict, prefix = self.dict, self.lock_prefix
   local tokens = {}
   for i, rk in ipairs(rkeys) do
@@ -362,7 +383,7 @@ end
 function Quota:record_limit(key, now)
   check_key("record_limit", 1, key)
   check_time("record_limit", 2, now)
-  return with_locks(self, { self:_rkey(key) }, record_limit_locked, self, key, ms(now))
+  return with_lock(self, self:_rkey(key), record_limit_locked, self, key, ms(now))
 end
 
 --- store:usage(key, now) -> used, next_free | nil, err
@@ -457,7 +478,7 @@ function Dedupe:seen(id, now, ttl)
   if not finite(ttl) then argerror("seen", 3, "finite ttl in seconds expected") end
   if ttl < 0 then argerror("seen", 3, "ttl must be >= 0") end
   local rkey = self.prefix .. "s:" .. id
-  return with_locks(self, { rkey }, seen_locked, self, rkey, ms(now), ms(now + ttl), ttl + 60)
+  return with_lock(self, rkey, seen_locked, self, rkey, ms(now), ms(now + ttl), ttl + 60)
 end
 
 local function last_update_locked(self, rkey, at_ms)
@@ -473,7 +494,7 @@ function Dedupe:last_update(object_key, updated_at)
   check_id("last_update", object_key)
   if not finite(updated_at) then argerror("last_update", 2, "finite time expected") end
   local rkey = self.prefix .. "o:" .. object_key
-  return with_locks(self, { rkey }, last_update_locked, self, rkey, ms(updated_at))
+  return with_lock(self, rkey, last_update_locked, self, rkey, ms(updated_at))
 end
 
 local function forget_locked(self, rkey)
@@ -485,7 +506,7 @@ end
 function Dedupe:forget(id)
   check_id("forget", id)
   local rkey = self.prefix .. "s:" .. id
-  return with_locks(self, { rkey }, forget_locked, self, rkey)
+  return with_lock(self, rkey, forget_locked, self, rkey)
 end
 
 function Dedupe.close()
