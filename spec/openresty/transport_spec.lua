@@ -102,6 +102,7 @@ describe("the cosocket transport in nginx", function()
             "    lua_shared_dict truv_quota 4m;",
             "    lua_ssl_trusted_certificate " .. certs .. "/good.pem;",
             "    lua_ssl_verify_depth 2;",
+            "    init_by_lua_block { require('transport_runner').init() }",
             "    init_worker_by_lua_block { require('transport_runner').init_worker() }",
             -- two TLS servers: one with the trusted certificate, one without
             "    server { listen 127.0.0.1:" .. extra[1] .. " ssl;",
@@ -244,7 +245,7 @@ describe("the cosocket transport in nginx", function()
       results = body
       return body.timer and body.log
     end, 5), "the timer and log phases recorded nothing")
-    for _, phase in ipairs{ "init_worker", "set", "log", "header_filter", "body_filter" } do
+    for _, phase in ipairs{ "init", "init_worker", "set", "log", "header_filter", "body_filter" } do
       local r = results[phase]
       assert.is_table(r, phase)
       assert.is_false(r.ok, phase)

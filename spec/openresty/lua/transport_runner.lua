@@ -177,6 +177,10 @@ local function record(r)
   ngx.shared.test_phase:set(r.phase, truv.encode(r))
 end
 
+function _M.init()
+  record(try_in_phase())
+end
+
 function _M.init_worker()
   if ngx.worker.id() == 0 then record(try_in_phase()) end
 end
