@@ -52,7 +52,7 @@ fuzz-smoke:
 	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=20
 
 lint:
-	@luacheck -q lua spec examples bench
+	@luacheck -q lua spec examples bench bin/truv-renew
 
 install: build
 	luarocks --lua-version=5.4 make rockspec/truv-scm-1.rockspec --deps-mode=none
