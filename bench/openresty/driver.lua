@@ -4,6 +4,7 @@
 -- in the same nginx, rounds interleaved.
 --   lua5.4 bench/openresty/driver.lua SECONDS ROUNDS CONNECTIONS THREADS
 local openresty = require "spec.support.openresty"
+local files = require "spec.support.files"
 local truv = require "truv"
 
 local seconds = tonumber(arg[1]) or 5
@@ -14,12 +15,7 @@ local threads = tonumber(arg[4]) or 2
 local src = openresty.source_dir()
 local SECRET = "sandbox-bench-secret"
 
-local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local read = files.slurp
 
 local function sh(cmd)
   local p = assert(io.popen(cmd .. " 2>&1"))

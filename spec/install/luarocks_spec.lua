@@ -3,6 +3,8 @@
 -- module that `require "truv"` finds from any directory, and the
 -- truv-renew command. Done in a copy of the sources and a private tree, so
 -- nothing outside a temporary directory changes.
+local files = require "spec.support.files"
+
 local SRC = os.getenv("TRUV_SOURCE_DIR") or "."
 
 local function sh(cmd)
@@ -13,14 +15,12 @@ local function sh(cmd)
   return code, out
 end
 
-local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+local q = files.quote
 
 describe("luarocks make", function()
   local tmp
   setup(function()
-    local p = assert(io.popen("mktemp -d /tmp/truv-rock.XXXXXX"))
-    tmp = p:read("l")
-    p:close()
+    tmp = files.tmpdir("truv-rock")
   end)
   teardown(function() if tmp then os.execute("rm -rf " .. q(tmp)) end end)
 

@@ -4,6 +4,7 @@
 -- the phase error, and light threads refreshing through one client.
 local openresty = require "spec.support.openresty"
 local sandbox = require "spec.support.sandbox"
+local files = require "spec.support.files"
 
 local function sh(cmd)
   assert(os.execute(openresty.NOPRELOAD .. cmd .. " >/dev/null 2>&1"), cmd)
@@ -84,9 +85,7 @@ describe("the cosocket transport in nginx", function()
   lazy_setup(function()
     sb = sandbox.start{ args = { "--seed-cases", "12", "--rng-seed", "21", "--rate-limit", "0",
                                  "--mix", "active=1" } }
-    local p = assert(io.popen(openresty.NOPRELOAD .. "mktemp -d /tmp/truv-certs.XXXXXX"))
-    certs = p:read("l")
-    p:close()
+    certs = files.tmpdir("truv-certs")
     make_cert(certs, "good")
     make_cert(certs, "other")
     sh("chmod 755 " .. certs)

@@ -2,6 +2,7 @@
 -- report, bad input rows, a re-run on the finished journal without Truv,
 -- and the ways it refuses to run.
 local sandbox = require "spec.support.sandbox"
+local files = require "spec.support.files"
 local cjson = require("cjson").new()
 local core = require "truv.core"
 local cases = require "truv.cases"
@@ -10,28 +11,8 @@ local SRC = os.getenv("TRUV_SOURCE_DIR") or "."
 local BIN = SRC .. "/bin/truv-renew"
 local CLIENT_ID, SECRET = "sandbox-client-id", "sandbox-secret"
 
-local quote = function(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
-
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
-local function write(path, data)
-  local f = assert(io.open(path, "wb"))
-  f:write(data)
-  f:close()
-end
-
-local function tmpdir()
-  local p = assert(io.popen("mktemp -d /tmp/truv-renew-spec.XXXXXX"))
-  local d = p:read("l")
-  p:close()
-  return d
-end
+local quote, read, write = files.quote, files.read, files.write
+local function tmpdir() return files.tmpdir("truv-renew-spec") end
 
 -- Runs truv-renew with `args` (a list); env: { NAME = value | false (unset) }.
 -- Returns exit code, stdout, stderr.

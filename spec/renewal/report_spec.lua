@@ -3,20 +3,10 @@
 local core = require "truv.core"
 local report = require "truv.report"
 local cases = require "truv.cases"
+local files = require "spec.support.files"
 
-local function tmpdir()
-  local p = assert(io.popen("mktemp -d /tmp/truv-report.XXXXXX"))
-  local d = p:read("l")
-  p:close()
-  return d
-end
-
-local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local read = files.slurp
+local function tmpdir() return files.tmpdir("truv-report") end
 
 local T = 1800000000          -- 2027-01-15T08:00:00Z
 

@@ -3,6 +3,7 @@
 -- left alone. The sandbox's own accounting (/_sandbox/stats) is compared with
 -- the journal.
 local sandbox = require "spec.support.sandbox"
+local files = require "spec.support.files"
 local core = require "truv.core"
 
 local SRC = os.getenv("TRUV_SOURCE_DIR") or "."
@@ -10,14 +11,8 @@ local BIN = SRC .. "/bin/truv-renew"
 local KILLS = tonumber(os.getenv("TRUV_RESUME_KILLS") or "") or 12
 local CASES = 150
 
-local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
-
-local function tmpdir()
-  local p = assert(io.popen("mktemp -d /tmp/truv-resume.XXXXXX"))
-  local d = p:read("l")
-  p:close()
-  return d
-end
+local q = files.quote
+local function tmpdir() return files.tmpdir("truv-resume") end
 
 local function alive(pid)
   return os.execute("kill -0 " .. pid .. " 2>/dev/null") == true

@@ -3,29 +3,13 @@
 -- due, bad rows re-read with the input, and a credentials error stopping the
 -- run without routing anything.
 local sandbox = require "spec.support.sandbox"
+local files = require "spec.support.files"
 local truv = require "truv"
 local core = require "truv.core"
 local renewal = require "truv.renewal"
 
-local function tmpdir()
-  local p = assert(io.popen("mktemp -d /tmp/truv-run-spec.XXXXXX"))
-  local d = p:read("l")
-  p:close()
-  return d
-end
-
-local function write(path, text)
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
-end
-
-local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local write, read = files.write, files.slurp
+local function tmpdir() return files.tmpdir("truv-run-spec") end
 
 describe("renewal.run", function()
   local sb, dir, client

@@ -7,6 +7,7 @@
 -- Each run has a sandbox of its own, started with the same seed, so the
 -- same case ids carry the same connection states in every run.
 local sandbox = require "spec.support.sandbox"
+local files = require "spec.support.files"
 local truv = require "truv"
 local core = require "truv.core"
 local renewal = require "truv.renewal"
@@ -24,12 +25,7 @@ local EXPECTED = {
   unsupported = { "fix", "not_supported" }, provider_down = { "retry", "unavailable" },
 }
 
-local function tmpdir()
-  local p = assert(io.popen("mktemp -d /tmp/truv-webhook-spec.XXXXXX"))
-  local d = p:read("l")
-  p:close()
-  return d
-end
+local function tmpdir() return files.tmpdir("truv-webhook-spec") end
 
 local function client_of(sb)
   return { client_id = sb.client_id, secret = sb.secret, base_url = sb.base_url }

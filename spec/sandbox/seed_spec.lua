@@ -1,21 +1,11 @@
 -- Seeded recertification cases: determinism, the case list, the mix.
 local sandbox = require "spec.support.sandbox"
+local files = require "spec.support.files"
 local socket = require "socket"
 
 
-local function tmpdir()
-  local p = io.popen("mktemp -d /tmp/truv-seed-spec.XXXXXX")
-  local d = p:read("l")
-  p:close()
-  return d
-end
-
-local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local read = files.slurp
+local function tmpdir() return files.tmpdir("truv-seed-spec") end
 
 -- RFC 4180 reader: rows of fields
 local function parse_csv(text)

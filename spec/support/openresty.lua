@@ -23,6 +23,7 @@
 -- and the system's 5.1 modules (luassert, say) come after.
 local socket = require "socket"
 local sandbox = require "spec.support.sandbox"
+local files = require "spec.support.files"
 
 local M = {}
 
@@ -36,28 +37,7 @@ local STOP_TIMEOUT = 5
 local NOPRELOAD = "LD_PRELOAD= "
 M.NOPRELOAD = NOPRELOAD
 
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local data = f:read("a")
-  f:close()
-  return data
-end
-
-local function write_file(path, data)
-  local f = assert(io.open(path, "wb"))
-  f:write(data)
-  f:close()
-end
-
-local function quote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
-
-local function own_pid()
-  local stat = read_file("/proc/self/stat")
-  return stat and tonumber(stat:match("^(%d+)"))
-end
+local read_file, write_file, quote, own_pid = files.read, files.write, files.quote, files.own_pid
 
 function M.source_dir()
   local d = os.getenv("TRUV_SOURCE_DIR")
@@ -283,10 +263,7 @@ end
 function M.start(opts)
   local ok, why = M.available()
   assert(ok, "cannot run nginx for the OpenResty specs: " .. tostring(why))
-  local p = assert(io.popen(NOPRELOAD .. "mktemp -d /tmp/truv-nginx.XXXXXX"))
-  local prefix = p:read("l")
-  p:close()
-  assert(prefix and prefix ~= "", "mktemp -d failed")
+  local prefix = files.tmpdir("truv-nginx")
   os.execute(NOPRELOAD .. "chmod 755 " .. quote(prefix) .. " && " .. NOPRELOAD .. "mkdir -p " ..
              quote(prefix) .. "/conf " .. quote(prefix) .. "/logs " .. quote(prefix) .. "/tmp")
   local self = setmetatable({ prefix = prefix, env = opts.env or {} }, Nginx)

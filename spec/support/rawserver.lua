@@ -7,6 +7,8 @@
 --   srv:stop()
 -- Each connection gets the next scripted answer (the last one repeats) and
 -- is closed after it.
+local files = require "spec.support.files"
+
 local _M = {}
 
 local SERVER = [=[
@@ -40,20 +42,14 @@ end
 local Server = {}
 Server.__index = Server
 
-local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+local q = files.quote
 
 function _M.start(answers)
-  local p = assert(io.popen("mktemp -d /tmp/truv-raw.XXXXXX"))
-  local dir = p:read("l")
-  p:close()
-  local f = assert(io.open(dir .. "/answers.lua", "w"))
-  f:write("return {\n")
-  for _, a in ipairs(answers) do f:write(string.format("%q,\n", a)) end
-  f:write("}\n")
-  f:close()
-  f = assert(io.open(dir .. "/server.lua", "w"))
-  f:write(SERVER)
-  f:close()
+  local dir = files.tmpdir("truv-raw")
+  local list = {}
+  for i, a in ipairs(answers) do list[i] = string.format("%q,\n", a) end
+  files.write(dir .. "/answers.lua", "return {\n" .. table.concat(list) .. "}\n")
+  files.write(dir .. "/server.lua", SERVER)
   local h = assert(io.popen(string.format("lua5.4 %s %s >/dev/null 2>&1 & echo $!",
                                           q(dir .. "/server.lua"), q(dir))))
   local pid = tonumber(h:read("l"))

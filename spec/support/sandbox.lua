@@ -26,6 +26,7 @@
 -- TCP), sandbox.wait_until (a bounded poll), sandbox.bin().
 local socket = require "socket"
 local cjson = require("cjson").new()
+local files = require "spec.support.files"
 cjson.encode_number_precision(14)
 
 local M = { json = cjson, null = cjson.null }
@@ -40,17 +41,7 @@ local running = setmetatable({}, { __mode = "k" })
 ------------------------------------------------------------------------------
 -- small helpers
 
-local function quote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
-
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local data = f:read("a")
-  f:close()
-  return data
-end
+local quote, read_file, own_pid = files.quote, files.read, files.own_pid
 
 local function exists(path)
   local f = io.open(path, "rb")
@@ -58,18 +49,6 @@ local function exists(path)
   return f ~= nil
 end
 
-local function own_pid()
-  local stat = read_file("/proc/self/stat")
-  return stat and tonumber(stat:match("^(%d+)"))
-end
-
-local function mkdtemp()
-  local p = assert(io.popen("mktemp -d /tmp/truv-sandbox.XXXXXX"))
-  local dir = p:read("l")
-  p:close()
-  assert(dir and dir ~= "", "mktemp -d failed")
-  return dir
-end
 
 --- Polls pred() every `interval` seconds until it returns a truthy value (which
 -- is returned) or `timeout` seconds passed (returns nil).
@@ -295,7 +274,7 @@ function M.start(opts)
   local self = setmetatable({
     client_id = opts.client_id or DEFAULT_CLIENT_ID,
     secret = opts.secret or DEFAULT_SECRET,
-    dir = mkdtemp(),
+    dir = files.tmpdir("truv-sandbox"),
   }, Sandbox)
   local argv = { quote(M.bin()), "--port", "0", "--port-file", quote(self.dir .. "/port"),
                  "--client-id", quote(self.client_id), "--secret", quote(self.secret) }
