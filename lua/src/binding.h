@@ -15,6 +15,16 @@
 
 #define TRUV_HIDDEN __attribute__((visibility("hidden")))
 
+/* truv_core.c: registers the metatable `name` of a handle type: `methods`
+ * reached through __index (or, when `index` is given, through that function
+ * as a closure whose upvalue 1 is the methods table, for types that also
+ * answer fields), `close` as both __gc and __close (so `local h <close>`
+ * works on every handle), `tostring` as __tostring, and __name. The stack
+ * is left as found. */
+TRUV_HIDDEN void truv_new_handle_type(lua_State *L, const char *name, const luaL_Reg *methods,
+                                      lua_CFunction index, lua_CFunction close,
+                                      lua_CFunction tostring);
+
 /* How documents reach Lua: a lazy view, plain tables, or (for orders) only
  * the order model, the document freed at once. */
 enum { TRUV_DOC_VIEW = 0, TRUV_DOC_TABLE = 1, TRUV_DOC_MODEL = 2 };

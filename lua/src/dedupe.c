@@ -130,18 +130,6 @@ void truv_open_dedupe(lua_State *L) {
     {"close", l_close}, {NULL, NULL}};
   static const luaL_Reg funcs[] = {
     {"dedupe_memory", l_dedupe_memory}, {"dedupe_sqlite", l_dedupe_sqlite}, {NULL, NULL}};
-  luaL_newmetatable(L, DEDUPE_MT);
-  lua_newtable(L);
-  luaL_setfuncs(L, methods, 0);
-  lua_setfield(L, -2, "__index");
-  lua_pushcfunction(L, l_close);
-  lua_setfield(L, -2, "__gc");
-  lua_pushcfunction(L, l_close);
-  lua_setfield(L, -2, "__close");
-  lua_pushcfunction(L, l_tostring);
-  lua_setfield(L, -2, "__tostring");
-  lua_pushliteral(L, DEDUPE_MT);
-  lua_setfield(L, -2, "__name");
-  lua_pop(L, 1);
+  truv_new_handle_type(L, DEDUPE_MT, methods, NULL, l_close, l_tostring);
   luaL_setfuncs(L, funcs, 0);
 }

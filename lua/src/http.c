@@ -105,14 +105,8 @@ static int http_tostring(lua_State *L) {
 void truv_open_http(lua_State *L) {
   static const luaL_Reg methods[] = {
     {"perform", http_perform}, {"close", http_close}, {NULL, NULL}};
-  static const luaL_Reg mt[] = {
-    {"__gc", http_close}, {"__tostring", http_tostring}, {NULL, NULL}};
   static const luaL_Reg funcs[] = {{"http", l_http}, {NULL, NULL}};
-  luaL_newmetatable(L, HTTP_MT);
-  luaL_setfuncs(L, mt, 0);
-  luaL_newlib(L, methods);
-  lua_setfield(L, -2, "__index");
-  lua_pop(L, 1);
+  truv_new_handle_type(L, HTTP_MT, methods, NULL, http_close, http_tostring);
   luaL_setfuncs(L, funcs, 0);
   lua_pushstring(L, truv_http_backend());
   lua_setfield(L, -2, "http_backend");

@@ -146,12 +146,7 @@ void truv_open_http1(lua_State *L) {
     {"feed", p_feed}, {"eof", p_eof}, {"done", p_done}, {"keepalive", p_keepalive},
     {"received", p_received}, {"classify", p_classify}, {"response", p_response},
     {"reset", p_reset}, {"close", p_close}, {NULL, NULL}};
-  static const luaL_Reg mt[] = {{"__gc", p_close}, {"__tostring", p_tostring}, {NULL, NULL}};
   static const luaL_Reg funcs[] = {{"http1_parser", l_parser}, {NULL, NULL}};
-  luaL_newmetatable(L, HTTP1_MT);
-  luaL_setfuncs(L, mt, 0);
-  luaL_newlib(L, methods);
-  lua_setfield(L, -2, "__index");
-  lua_pop(L, 1);
+  truv_new_handle_type(L, HTTP1_MT, methods, NULL, p_close, p_tostring);
   luaL_setfuncs(L, funcs, 0);
 }

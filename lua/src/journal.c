@@ -373,16 +373,10 @@ void truv_open_journal(lua_State *L) {
     {"commit", journal_commit},
     {"rollback", journal_rollback}, {"each", journal_each}, {"counts", journal_counts},
     {"route_counts", journal_route_counts}, {"close", journal_close}, {NULL, NULL}};
-  static const luaL_Reg mt[] = {
-    {"__gc", journal_close}, {"__tostring", journal_tostring}, {NULL, NULL}};
   static const luaL_Reg cursor_mt[] = {
     {"__gc", cursor_gc}, {"__close", cursor_gc}, {NULL, NULL}};
   static const luaL_Reg funcs[] = {{"journal_open", l_journal_open}, {NULL, NULL}};
-  luaL_newmetatable(L, JOURNAL_MT);
-  luaL_setfuncs(L, mt, 0);
-  luaL_newlib(L, methods);
-  lua_setfield(L, -2, "__index");
-  lua_pop(L, 1);
+  truv_new_handle_type(L, JOURNAL_MT, methods, NULL, journal_close, journal_tostring);
   luaL_newmetatable(L, CURSOR_MT);
   luaL_setfuncs(L, cursor_mt, 0);
   lua_pop(L, 1);

@@ -235,20 +235,7 @@ static int l_index(lua_State *L) {
 void truv_open_listener(lua_State *L) {
   static const luaL_Reg methods[] = {
     {"drain", l_drain}, {"stats", l_stats}, {"url", l_url}, {"close", l_close}, {NULL, NULL}};
-  luaL_newmetatable(L, LISTENER_MT);
-  lua_newtable(L);
-  luaL_setfuncs(L, methods, 0);
-  lua_pushcclosure(L, l_index, 1);
-  lua_setfield(L, -2, "__index");
-  lua_pushcfunction(L, l_close);
-  lua_setfield(L, -2, "__gc");
-  lua_pushcfunction(L, l_close);
-  lua_setfield(L, -2, "__close");
-  lua_pushcfunction(L, l_tostring);
-  lua_setfield(L, -2, "__tostring");
-  lua_pushliteral(L, LISTENER_MT);
-  lua_setfield(L, -2, "__name");
-  lua_pop(L, 1);
+  truv_new_handle_type(L, LISTENER_MT, methods, l_index, l_close, l_tostring);
   luaL_newmetatable(L, DRAINED_MT);
   lua_pushcfunction(L, l_box_gc);
   lua_setfield(L, -2, "__gc");

@@ -320,13 +320,7 @@ void truv_open_multi(lua_State *L) {
   static const luaL_Reg methods[] = {
     {"add", multi_add}, {"run", multi_run}, {"pending", multi_pending},
     {"cancel", multi_cancel}, {"stats", multi_stats}, {"close", multi_close}, {NULL, NULL}};
-  static const luaL_Reg mt[] = {
-    {"__gc", multi_close}, {"__tostring", multi_tostring}, {NULL, NULL}};
   static const luaL_Reg funcs[] = {{"multi", l_multi}, {NULL, NULL}};
-  luaL_newmetatable(L, MULTI_MT);
-  luaL_setfuncs(L, mt, 0);
-  luaL_newlib(L, methods);
-  lua_setfield(L, -2, "__index");
-  lua_pop(L, 1);
+  truv_new_handle_type(L, MULTI_MT, methods, NULL, multi_close, multi_tostring);
   luaL_setfuncs(L, funcs, 0);
 }

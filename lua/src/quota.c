@@ -303,19 +303,6 @@ void truv_open_quota(lua_State *L) {
   static const luaL_Reg funcs[] = {
     {"quota_key", l_quota_key}, {"quota_memory", l_quota_memory},
     {"quota_sqlite", l_quota_sqlite}, {NULL, NULL}};
-  luaL_newmetatable(L, STORE_MT);
-  lua_newtable(L);
-  luaL_setfuncs(L, methods, 0);
-  lua_pushcclosure(L, l_index, 1);
-  lua_setfield(L, -2, "__index");
-  lua_pushcfunction(L, l_close);
-  lua_setfield(L, -2, "__gc");
-  lua_pushcfunction(L, l_close);
-  lua_setfield(L, -2, "__close");
-  lua_pushcfunction(L, l_tostring);
-  lua_setfield(L, -2, "__tostring");
-  lua_pushliteral(L, STORE_MT);
-  lua_setfield(L, -2, "__name");
-  lua_pop(L, 1);
+  truv_new_handle_type(L, STORE_MT, methods, l_index, l_close, l_tostring);
   luaL_setfuncs(L, funcs, 0);
 }

@@ -52,6 +52,25 @@ describe("core.journal_open", function()
     j:close()
   end)
 
+  it("closes at the end of a scope that declares it <close>, keeping what was written", function()
+    local path = temp_path()
+    -- loaded from text: the attribute is Lua 5.4 syntax
+    local scope = assert(load([[
+      local core, path = ...
+      local kept
+      do
+        local j <close> = assert(core.journal_open(path))
+        assert(j:put("c1", { state = "planned" }))
+        kept = j
+      end
+      return kept
+    ]]))
+    assert.equal("truv.journal (closed)", tostring(scope(core, path)))
+    local j = assert(core.journal_open(path))
+    assert.equal("planned", j:get("c1").state)
+    j:close()
+  end)
+
   it("keeps run-level facts", function()
     local j = assert(core.journal_open(temp_path()))
     assert.is_nil(j:meta_get("input_hash"))
