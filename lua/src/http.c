@@ -26,30 +26,6 @@ static lhttp *check_http(lua_State *L, int idx) {
   return h;
 }
 
-static long opt_ms(lua_State *L, int t, const char *key) {
-  long v = 0;
-  lua_getfield(L, t, key);
-  if (!lua_isnil(L, -1)) {
-    if (lua_type(L, -1) != LUA_TNUMBER || lua_tonumber(L, -1) < 0)
-      luaL_error(L, "truv: %s must be a non-negative number of milliseconds", key);
-    v = (long)lua_tonumber(L, -1);
-    if (v == 0) v = 1;   /* 0 means "default" in the core: keep the user's intent */
-  }
-  lua_pop(L, 1);
-  return v;
-}
-
-static const char *opt_str(lua_State *L, int t, const char *key) {
-  const char *s = NULL;
-  lua_getfield(L, t, key);
-  if (!lua_isnil(L, -1)) {
-    if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "truv: %s must be a string", key);
-    s = lua_tostring(L, -1);
-  }
-  lua_pop(L, 1);
-  return s;
-}
-
 static int l_http(lua_State *L) {
   truv_http_options opts;
   truv_err err;
@@ -57,14 +33,7 @@ static int l_http(lua_State *L) {
   memset(&opts, 0, sizeof opts);
   if (!lua_isnoneornil(L, 1)) {
     luaL_checktype(L, 1, LUA_TTABLE);
-    opts.connect_timeout_ms = opt_ms(L, 1, "connect_timeout_ms");
-    opts.timeout_ms = opt_ms(L, 1, "timeout_ms");
-    opts.ca_file = opt_str(L, 1, "ca_file");
-    opts.ca_path = opt_str(L, 1, "ca_path");
-    opts.proxy = opt_str(L, 1, "proxy");
-    lua_getfield(L, 1, "insecure");
-    opts.insecure = lua_toboolean(L, -1);
-    lua_pop(L, 1);
+    truv_read_http_options(L, 1, &opts);
   }
   h = lua_newuserdata(L, sizeof *h);
   h->http = NULL;

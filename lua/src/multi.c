@@ -60,17 +60,6 @@ static long opt_number(lua_State *L, int t, const char *key, double max) {
   return (long)v;
 }
 
-static const char *opt_str(lua_State *L, int t, const char *key) {
-  const char *s = NULL;
-  lua_getfield(L, t, key);
-  if (!lua_isnil(L, -1)) {
-    if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "truv: %s must be a string", key);
-    s = lua_tostring(L, -1);   /* anchored by the options table */
-  }
-  lua_pop(L, 1);
-  return s;
-}
-
 static void read_options(lua_State *L, int t, truv_multi_options *o) {
   memset(o, 0, sizeof *o);
   if (lua_isnoneornil(L, t)) return;
@@ -79,15 +68,7 @@ static void read_options(lua_State *L, int t, truv_multi_options *o) {
   o->max_host_connections = (int)opt_number(L, t, "max_host_connections",
                                             TRUV_MULTI_MAX_IN_FLIGHT);
   o->buffer_size = opt_number(L, t, "buffer_size", 1 << 30);
-  /* 0 means "default" in the core: a user's 0 ms becomes 1 ms */
-  o->http.connect_timeout_ms = opt_number(L, t, "connect_timeout_ms", 1e9);
-  o->http.timeout_ms = opt_number(L, t, "timeout_ms", 1e9);
-  o->http.ca_file = opt_str(L, t, "ca_file");
-  o->http.ca_path = opt_str(L, t, "ca_path");
-  o->http.proxy = opt_str(L, t, "proxy");
-  lua_getfield(L, t, "insecure");
-  o->http.insecure = lua_toboolean(L, -1);
-  lua_pop(L, 1);
+  truv_read_http_options(L, t, &o->http);
 }
 
 static int l_multi(lua_State *L) {

@@ -26,6 +26,41 @@ void truv_new_handle_type(lua_State *L, const char *name, const luaL_Reg *method
   lua_pop(L, 1);
 }
 
+static long opt_ms(lua_State *L, int t, const char *key) {
+  lua_Number v = 0;
+  lua_getfield(L, t, key);
+  if (!lua_isnil(L, -1)) {
+    v = lua_tonumber(L, -1);
+    if (lua_type(L, -1) != LUA_TNUMBER || !(v >= 0 && v <= 1e9))
+      luaL_error(L, "truv: %s must be a number of milliseconds from 0 to 1e9", key);
+    if (v < 1) v = 1;   /* 0 means "default" in the core: keep the user's intent */
+  }
+  lua_pop(L, 1);
+  return (long)v;
+}
+
+static const char *opt_str(lua_State *L, int t, const char *key) {
+  const char *s = NULL;
+  lua_getfield(L, t, key);
+  if (!lua_isnil(L, -1)) {
+    if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "truv: %s must be a string", key);
+    s = lua_tostring(L, -1);   /* anchored by the options table */
+  }
+  lua_pop(L, 1);
+  return s;
+}
+
+void truv_read_http_options(lua_State *L, int t, truv_http_options *o) {
+  o->connect_timeout_ms = opt_ms(L, t, "connect_timeout_ms");
+  o->timeout_ms = opt_ms(L, t, "timeout_ms");
+  o->ca_file = opt_str(L, t, "ca_file");
+  o->ca_path = opt_str(L, t, "ca_path");
+  o->proxy = opt_str(L, t, "proxy");
+  lua_getfield(L, t, "insecure");
+  o->insecure = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+}
+
 int luaopen_truv_core(lua_State *L) {
   lua_newtable(L);
   truv_open_error(L);

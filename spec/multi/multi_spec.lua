@@ -238,12 +238,29 @@ describe("core.multi", function()
     assert.has_error(function() m:run(-1, core.now()) end)
     assert.has_error(function() core.multi{ max_in_flight = "many" } end)
     assert.has_error(function() core.multi{ max_in_flight = 100000 } end)
+    m:close()
+    assert.has_error(function() m:pending() end)
+  end)
+
+  it("reads the transport options exactly as core.http does", function()
+    for _, make in ipairs{ core.http, core.multi } do
+      for _, bad in ipairs{ { timeout_ms = -1 }, { timeout_ms = "1" }, { timeout_ms = 2e9 },
+                            { connect_timeout_ms = 0 / 0 }, { ca_file = 1 }, { proxy = true } } do
+        local k = next(bad)
+        assert.has_error(function() make(bad) end,
+                         nil, k .. " = " .. tostring(bad[k]) .. " accepted")
+      end
+      local ok = assert(make{ timeout_ms = 0, connect_timeout_ms = 1e9, ca_path = "/etc/ssl/certs",
+                              proxy = "", insecure = false })
+      ok:close()
+    end
+  end)
+
+  it("refuses a receive buffer out of range as an invalid option", function()
     local bad, err = core.multi{ buffer_size = 10 }
     assert.is_nil(bad)
     assert.equal("invalid", err.kind)
     assert.equal("buffer_size", err.fields[1].field)
-    m:close()
-    assert.has_error(function() m:pending() end)
   end)
 
   it("keeps requests and tags alive while in flight", function()
