@@ -106,6 +106,19 @@ static int on_status(http_parser *hp, const char *at, size_t len) {
   return count_head(hp->data, len);
 }
 
+/* Appends a piece of a header's name or value to the field being read,
+ * within the head's size limit. */
+static int append_field(truv_http1 *p, const char *at, size_t len) {
+  if (count_head(p, len)) return -1;
+  if (grow_field(p, len)) {
+    p->cb_error = CB_NOMEM;
+    return -1;
+  }
+  memcpy(p->field + p->field_len, at, len);
+  p->field_len += len;
+  return 0;
+}
+
 static int on_header_field(http_parser *hp, const char *at, size_t len) {
   truv_http1 *p = hp->data;
   if (p->in_value && flush_field(p)) return -1;
@@ -113,26 +126,14 @@ static int on_header_field(http_parser *hp, const char *at, size_t len) {
     p->cb_error = CB_HEADERS;
     return -1;
   }
-  if (count_head(p, len)) return -1;
-  if (grow_field(p, len)) {
-    p->cb_error = CB_NOMEM;
-    return -1;
-  }
-  memcpy(p->field + p->field_len, at, len);
-  p->field_len += len;
+  if (append_field(p, at, len)) return -1;
   p->name_len = p->field_len;
   return 0;
 }
 
 static int on_header_value(http_parser *hp, const char *at, size_t len) {
   truv_http1 *p = hp->data;
-  if (count_head(p, len)) return -1;
-  if (grow_field(p, len)) {
-    p->cb_error = CB_NOMEM;
-    return -1;
-  }
-  memcpy(p->field + p->field_len, at, len);
-  p->field_len += len;
+  if (append_field(p, at, len)) return -1;
   p->in_value = 1;
   return 0;
 }
