@@ -14,6 +14,7 @@ describe("shared-dict stores in nginx", function()
       http = "    lua_shared_dict truv_test 32m;",
       server = [[
         location = /conformance { content_by_lua_block { require("store_runner").conformance() } }
+        location = /options { content_by_lua_block { require("store_runner").options() } }
         location = /hammer/quota { content_by_lua_block { require("store_runner").hammer_quota() } }
         location = /hammer/dedupe { content_by_lua_block { require("store_runner").hammer_dedupe() } }
       ]],
@@ -64,6 +65,26 @@ describe("shared-dict stores in nginx", function()
     local check = run_once().shim_self_check
     assert.equal(1, check.failed)
     assert.equal(0, check.passed)
+  end)
+
+  it("refuses misused constructor options with a message that points at the caller", function()
+    local status, r = srv:request("GET", "/options")
+    assert.equal(200, status, srv:error_log())
+    assert.equal("accepted", r.quota_good)
+    assert.equal("accepted", r.dedupe_good)
+    local expected = {
+      quota_not_a_table = "bad argument #2 to 'quota' (table expected, got string)",
+      quota_unknown = "bad argument #2 to 'quota' (unknown option 'limits')",
+      quota_prefix = "bad argument #2 to 'quota' ('prefix' must be a string)",
+      quota_limit = "bad argument #2 to 'quota' ('limit' must be an integer from 1 to 1000)",
+      dedupe_not_a_table = "bad argument #2 to 'dedupe' (table expected, got number)",
+      dedupe_unknown = "bad argument #2 to 'dedupe' (unknown option 'limit')",
+      dedupe_prefix = "bad argument #2 to 'dedupe' ('prefix' must be a string)",
+    }
+    for case, msg in pairs(expected) do
+      assert.matches("store_runner.lua:%d+: ", r[case], nil, false, case .. ": " .. r[case])
+      assert.truthy(r[case]:find(msg, 1, true), case .. ": " .. r[case])
+    end
   end)
 
   it("admits exactly the limit when both workers reserve one pair of keys at once", function()

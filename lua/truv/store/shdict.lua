@@ -71,8 +71,23 @@ local SLEEP_PHASES = {
   ssl_cert = true, ssl_session_fetch = true, ssl_client_hello = true, preread = true,
 }
 
-local function argerror(fname, n, msg)
-  error(format("bad argument #%d to '%s' (%s)", n, fname, msg), 3)
+-- Raises at the caller of the function that called argerror (or `level`
+-- frames up, for checks made in a helper of that function).
+local function argerror(fname, n, msg, level)
+  error(format("bad argument #%d to '%s' (%s)", n, fname, msg), level or 3)
+end
+
+-- The options table of a store constructor: only `allowed` keys, and the
+-- key prefix (default "truv:"). Returns opts (a table) and the prefix.
+local function store_options(fname, opts, allowed)
+  opts = opts or {}
+  if type(opts) ~= "table" then argerror(fname, 2, "table expected, got " .. type(opts), 4) end
+  for k in pairs(opts) do
+    if not allowed[k] then argerror(fname, 2, "unknown option '" .. tostring(k) .. "'", 4) end
+  end
+  local prefix = opts.prefix or "truv:"
+  if type(prefix) ~= "string" then argerror(fname, 2, "'prefix' must be a string", 4) end
+  return opts, prefix
 end
 
 local function finite(v)
@@ -409,13 +424,8 @@ end
 -- (default "truv:"; stores with different prefixes are independent).
 function _M.quota(name, opts)
   local dict = open_dict(name, "quota")
-  opts = opts or {}
-  if type(opts) ~= "table" then argerror("quota", 2, "table expected, got " .. type(opts)) end
-  for k in pairs(opts) do
-    if k ~= "limit" and k ~= "window" and k ~= "prefix" then
-      argerror("quota", 2, "unknown option '" .. tostring(k) .. "'")
-    end
-  end
+  local prefix
+  opts, prefix = store_options("quota", opts, { limit = true, window = true, prefix = true })
   local limit, window = opts.limit or 3, opts.window or 86400
   if type(limit) ~= "number" or limit ~= floor(limit) or limit < 1 or limit > 1000 then
     argerror("quota", 2, "'limit' must be an integer from 1 to 1000")
@@ -423,8 +433,6 @@ function _M.quota(name, opts)
   if not finite(window) or window < 0.001 then
     argerror("quota", 2, "'window' must be a number of seconds >= 0.001")
   end
-  local prefix = opts.prefix or "truv:"
-  if type(prefix) ~= "string" then argerror("quota", 2, "'prefix' must be a string") end
   local policy = format("%d/%.3f", limit, window)
   local ok = dict:safe_add(prefix .. "qp", policy)
   local recorded = not ok and dict:get(prefix .. "qp")
@@ -521,13 +529,7 @@ end
 -- opts: prefix (default "truv:").
 function _M.dedupe(name, opts)
   local dict = open_dict(name, "dedupe")
-  opts = opts or {}
-  if type(opts) ~= "table" then argerror("dedupe", 2, "table expected, got " .. type(opts)) end
-  for k in pairs(opts) do
-    if k ~= "prefix" then argerror("dedupe", 2, "unknown option '" .. tostring(k) .. "'") end
-  end
-  local prefix = opts.prefix or "truv:"
-  if type(prefix) ~= "string" then argerror("dedupe", 2, "'prefix' must be a string") end
+  local _, prefix = store_options("dedupe", opts, { prefix = true })
   return setmetatable({ dict = dict, name = name, prefix = prefix, lock_prefix = prefix .. "l" },
                       Dedupe)
 end

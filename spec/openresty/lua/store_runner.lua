@@ -67,6 +67,30 @@ function _M.conformance()
   respond{ suites = out }
 end
 
+--- GET /options: what each misuse of the constructors raises, { case = message }
+-- ("accepted" when nothing was raised). Each call is made from this file, so
+-- a message must point here, at the caller, not inside the store module.
+function _M.options()
+  local function try(make, opts)
+    local ok, err = pcall(function()
+      local store = make(DICT, opts)   -- not a tail call: the caller's frame stays
+      return store
+    end)
+    return ok and "accepted" or tostring(err)
+  end
+  respond{
+    quota_not_a_table = try(shdict.quota, "limit=3"),
+    quota_unknown = try(shdict.quota, { limits = 3 }),
+    quota_prefix = try(shdict.quota, { prefix = 1 }),
+    quota_limit = try(shdict.quota, { limit = 0, prefix = fresh_prefix("o") }),
+    quota_good = try(shdict.quota, { limit = 2, window = 60, prefix = fresh_prefix("o") }),
+    dedupe_not_a_table = try(shdict.dedupe, 1),
+    dedupe_unknown = try(shdict.dedupe, { limit = 3 }),
+    dedupe_prefix = try(shdict.dedupe, { prefix = {} }),
+    dedupe_good = try(shdict.dedupe, { prefix = fresh_prefix("o") }),
+  }
+end
+
 --- POST /hammer/quota?prefix=P&n=N: N reserves of one pair of keys in a
 -- store of limit 1000; answers how many got a ticket.
 function _M.hammer_quota()
