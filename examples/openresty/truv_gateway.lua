@@ -199,13 +199,15 @@ local function not_configured()
   return respond(503, { error = "the Truv gateway is not configured" })
 end
 
+local function post_only()
+  ngx.header["Allow"] = "POST"
+  return respond(405, { error = "POST only" })
+end
+
 --- content handler: POST /truv/webhooks
 function _M.webhook()
   if not gw then return not_configured() end
-  if ngx.req.get_method() ~= "POST" then
-    ngx.header["Allow"] = "POST"
-    return respond(405, { error = "POST only" })
-  end
+  if ngx.req.get_method() ~= "POST" then return post_only() end
   local body = raw_body()
   if not body then return respond(500, { error = "cannot read the request body" }) end
   -- the one header the receiver reads (cheaper than every header as a table)
@@ -232,10 +234,7 @@ end
 --- content handler: POST /renewals/{case}/refresh
 function _M.refresh(case_id)
   if not gw then return not_configured() end
-  if ngx.req.get_method() ~= "POST" then
-    ngx.header["Allow"] = "POST"
-    return respond(405, { error = "POST only" })
-  end
+  if ngx.req.get_method() ~= "POST" then return post_only() end
   local text = raw_body()
   local ok, req = pcall(truv.decode, text or "", "table")
   if not ok or type(req) ~= "table" then return bad_request("the body must be a JSON object") end
