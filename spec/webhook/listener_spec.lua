@@ -3,6 +3,8 @@
 -- refusals counted, closing and misuse; and the same binding under LuaJIT.
 local core = require "truv.core"
 local sandbox = require "spec.support.sandbox"
+local files = require "spec.support.files"
+local luajit = require "spec.support.luajit"
 
 local SECRET = "sandbox-listener-secret"
 local BODY = '{"webhook_id":"5f1c","event_type":"task-status-updated","status":"done"}'
@@ -126,16 +128,9 @@ describe("core.listener", function()
   end)
 
   it("works the same under LuaJIT", function()
-    local build = os.getenv("TRUV_BUILD_DIR")
-    local so = build and (build .. "/lua/luajit/truv/core.so")
-    local f = so and io.open(so, "rb")
-    if not f then
-      pending("LuaJIT build of truv.core not found (set TRUV_BUILD_DIR)")
-      return
-    end
-    f:close()
-    if not os.execute("command -v luajit >/dev/null 2>&1 && command -v curl >/dev/null 2>&1") then
-      pending("luajit or curl is not installed")
+    local build, why = luajit.available{ "curl" }
+    if not build then
+      pending(why)
       return
     end
     local script = [[
@@ -158,13 +153,8 @@ describe("core.listener", function()
       print("ok")
     ]]
     local path = os.tmpname()
-    local sf = assert(io.open(path, "wb"))
-    sf:write(script)
-    sf:close()
-    local p = assert(io.popen(string.format("LUA_CPATH='%s/lua/luajit/?.so;;' luajit '%s' 2>&1",
-                                            build, path)))
-    local out = p:read("a")
-    p:close()
+    files.write(path, script)
+    local out = luajit.run(build, path)
     os.remove(path)
     assert.equal("ok\n", out)
   end)

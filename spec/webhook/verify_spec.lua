@@ -3,6 +3,7 @@
 local webhook = require "truv.webhook"
 local truv = require "truv"
 local errors = require "truv.errors"
+local luajit = require "spec.support.luajit"
 
 local function fixture(name)
   local f = assert(io.open((os.getenv("TRUV_FIXTURES") or "spec/fixtures") .. "/" .. name, "rb"))
@@ -216,26 +217,12 @@ end)
 
 describe("truv.core under LuaJIT", function()
   it("verifies and parses the same way", function()
-    local build = os.getenv("TRUV_BUILD_DIR")
-    local so = build and (build .. "/lua/luajit/truv/core.so")
-    local f = so and io.open(so, "rb")
-    if not f then
-      pending("LuaJIT build of truv.core not found (set TRUV_BUILD_DIR)")
-      return
-    end
-    f:close()
-    if not os.execute("command -v luajit >/dev/null 2>&1") then
-      pending("luajit is not installed")
+    local build, why = luajit.available()
+    if not build then
+      pending(why)
       return
     end
     local src = os.getenv("TRUV_SOURCE_DIR") or "."
-    local cmd = string.format(
-      "LUA_CPATH='%s/lua/luajit/?.so;;' LUA_PATH='%s/lua/?.lua;;' TRUV_FIXTURES='%s' " ..
-      "luajit %s/spec/webhook/luajit_check.lua 2>&1", build, src,
-      os.getenv("TRUV_FIXTURES") or (src .. "/spec/fixtures"), src)
-    local p = assert(io.popen(cmd))
-    local out = p:read("a")
-    p:close()
-    assert.equal("ok\n", out)
+    assert.equal("ok\n", luajit.run(build, src .. "/spec/webhook/luajit_check.lua"))
   end)
 end)
