@@ -278,13 +278,7 @@ describe("truv-renew --wait webhook", function()
                               .. ">%s/out 2>%s/err </dev/null", sb.client_id, sb.secret, SRC,
                               sb.base_url, dir, args, dir, dir)
     local _, _, code = os.execute(cmd)
-    local function read(name)
-      local f = assert(io.open(dir .. "/" .. name, "rb"))
-      local text = f:read("a")
-      f:close()
-      return text
-    end
-    return code, read("out"), read("err")
+    return code, files.slurp(dir .. "/out"), files.slurp(dir .. "/err")
   end
 
   it("receives webhooks on --listen, says where, and reports what came", function()
