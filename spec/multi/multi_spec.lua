@@ -319,7 +319,9 @@ describe("core.multi", function()
   -- process's resident memory (requests, tags, libcurl handles,
   -- connections, buffers), from before the requests are built.
   it("holds 500 requests in flight in a bounded amount of memory", function()
-    if under_valgrind or under_asan then return end
+    if under_valgrind or under_asan then
+      return pending("resident memory is not the library's under valgrind or ASan")
+    end
     local n = 500
     sb:faults{ latency_ms = 1000 }
     collectgarbage()

@@ -4,17 +4,22 @@ local files = require "spec.support.files"
 
 local M = {}
 
---- The build directory that holds the LuaJIT truv.core, or nil and why it
--- cannot be used (the spec then marks itself pending). `tools`: commands
--- the script needs besides luajit.
-function M.available(tools)
+--- The build directory that holds the LuaJIT truv.core. The LuaJIT flavour
+-- is part of the suite (the OpenResty target): a missing build or tool
+-- raises, so the spec fails instead of passing without having checked.
+-- `tools`: commands the script needs besides luajit (scripts/deps installs
+-- them all).
+function M.build(tools)
   local build = os.getenv("TRUV_BUILD_DIR")
   local f = build and io.open(build .. "/lua/luajit/truv/core.so", "rb")
-  if not f then return nil, "LuaJIT build of truv.core not found (set TRUV_BUILD_DIR)" end
+  if not f then
+    error("the LuaJIT build of truv.core is missing under " .. tostring(build) ..
+          " (LUA_FLAVOR must include luajit; set TRUV_BUILD_DIR)", 2)
+  end
   f:close()
   for _, tool in ipairs{ "luajit", table.unpack(tools or {}) } do
     if not os.execute("command -v " .. tool .. " >/dev/null 2>&1") then
-      return nil, tool .. " is not installed"
+      error(tool .. " is not installed (scripts/deps installs it)", 2)
     end
   end
   return build
