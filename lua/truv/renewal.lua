@@ -147,11 +147,17 @@ local function finish(ctx, case, decision, outcome, extra)
   return decision
 end
 
--- The connections that need the user again, for the re-verification link.
-local function failing_connections(result)
-  local ids = {}
+-- The connections that need the user again, for the re-verification link:
+-- the original order's (a refresh order's suborders have ids of their own,
+-- over the same links). nil: every connection.
+local function failing_connections(result, original)
+  local links = {}
   for _, c in ipairs(result and result.connections or {}) do
-    if c.decision.route == "reverify" then ids[#ids + 1] = c.id end
+    if c.decision.route == "reverify" and c.link_id then links[c.link_id] = true end
+  end
+  local ids = {}
+  for _, c in ipairs(original and original.connections or {}) do
+    if c.link_id and links[c.link_id] then ids[#ids + 1] = c.id end
   end
   return #ids > 0 and ids or nil
 end
@@ -217,7 +223,8 @@ local function await(ctx, case, original, refresh_order)
   if d.route == "reverify" then
     original = original or ctx.client:get_order_model(case.order_id)
     if original then
-      return reverify(ctx, case, original, d, result, extra, failing_connections(result))
+      return reverify(ctx, case, original, d, result, extra,
+                      failing_connections(result, original))
     end
   end
   return finish(ctx, case, d, result, extra)
