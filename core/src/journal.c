@@ -43,7 +43,8 @@ static const char *const COLUMNS[] = {
 enum { COL_STATE = 0, COL_ROUTE = 1 };
 
 static const char *const STATES[] = {
-  "new", "planned", "sending", "sent", "waiting", "scheduled", "routed", "failed", NULL};
+  "new", "planned", "sending", "sent", "waiting", "linking", "scheduled", "routed", "failed",
+  NULL};
 
 /* The columns of a case as SELECTed: seq, case_id, the fields, bools, extra. */
 #define SEL_FIELDS 2
@@ -452,7 +453,7 @@ static int check_field(const truv_jfield *f, int col, truv_err *err) {
   if (col == COL_STATE &&
       (v->type != TRUV_JTEXT || strlen(v->s) != v->len || !truv_journal_state_valid(v->s)))
     return truv_err_invalid(err, "state", "must be one of new, planned, sending, sent, waiting, "
-                                          "scheduled, routed, failed");
+                                          "linking, scheduled, routed, failed");
   if (col == COL_ROUTE && v->type != TRUV_JTEXT && v->type != TRUV_JNULL)
     return truv_err_invalid(err, "route", "must be text");
   return 0;

@@ -159,4 +159,11 @@ describe("renewal.run", function()
     j:close()
     assert.equal(tokens, sb:stats().bridge_tokens.created - before)
   end)
+
+  it("refuses an unknown reverify mode before opening anything", function()
+    assert.has_error(function()
+      renewal.run{ journal = dir .. "/j6", client = client, reverify = { mode = "email" } }
+    end, 'renewal.run: reverify.mode must be "order" or "bridge", got email')
+    assert.is_nil(io.open(dir .. "/j6"))
+  end)
 end)

@@ -16,7 +16,13 @@
  *             blindly re-sent (sent_at and baseline_refresh_order say how)
  *   sent      the POST was answered: refresh_order_id is known
  *   waiting   waiting for the refresh result (polling or webhook)
- *   scheduled retry or defer: to be picked up again at retry_at / not_before
+ *   linking   written and committed BEFORE the request that makes the new
+ *             verification link (an order or bridge tokens): on restart a
+ *             link found here may or may not exist
+ *   scheduled retry or defer: to be picked up again at retry_at / not_before;
+ *             what the case already did that the next run must continue
+ *             from (a refresh that may exist, one that does, a link to
+ *             make) is the caller's, in the case's fields
  *   routed    final: route and reason are set
  *   failed    final: a bad input row; error says why
  *
