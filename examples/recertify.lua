@@ -29,13 +29,16 @@ if not cases_file then
 end
 
 -- ---------------------------------------------------------------------------
--- The handlers. Each one is called once per case, when the case reaches its
--- route, as handler(decision, case, outcome):
+-- The handlers. Each one is called when the case reaches its route, as
+-- handler(decision, case, outcome), at least once: a batch killed after a
+-- handler returned calls it again on resume with the same outcome.key:
 --   decision  { route =, reason =, retry_at =, not_before = } (see truv.route)
 --   case      the input row: case_id, order_id, product, first_name, email, ...
 --   outcome   what produced the decision: outcome.order is the fresh refresh
 --             order (done), outcome.link the new verification link
---             (reverify), outcome.error the error (fix, retry, ...)
+--             (reverify), outcome.error the error (fix, retry, ...);
+--             outcome.key the same string for every call about this outcome
+--             (record it to act once), outcome.refresh_order_id
 -- If a handler raises, the batch goes on: the case keeps its route and the
 -- failure is recorded in the journal (handler_error) and shown in the report.
 

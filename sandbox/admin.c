@@ -563,6 +563,58 @@ static void render_refresh(struct jw *w, const struct store *s)
   jw_obj_end(w);
 }
 
+static int by_order_number(const void *a, const void *b)
+{
+  const char *x = (*(const struct sb_order *const *)a)->order_number;
+  const char *y = (*(const struct sb_order *const *)b)->order_number;
+  return strcmp(x ? x : "", y ? y : "");
+}
+
+/* orders made by POST /v1/orders/, per order_number (a re-verification
+ * order carries its case's), and bridge tokens per user: what a client
+ * that creates twice would show */
+static bool render_created(struct jw *w, const struct store *s)
+{
+  const struct sb_order **made = malloc((s->n_orders ? s->n_orders : 1) * sizeof *made);
+  uint32_t n = 0, tokens = 0;
+  char key[33];
+  if (!made)
+    return false;
+  for (uint32_t i = 0; i < s->n_orders; i++)
+    if (s->orders[i].stat_created)
+      made[n++] = &s->orders[i];
+  qsort(made, n, sizeof *made, by_order_number);
+  jw_key(w, "orders");
+  jw_obj(w);
+  jw_kint(w, "created", n);
+  jw_key(w, "by_order_number");
+  jw_obj(w);
+  for (uint32_t i = 0, run; i < n; i += run) {
+    for (run = 1; i + run < n && by_order_number(&made[i], &made[i + run]) == 0; run++)
+      ;
+    jw_kint(w, made[i]->order_number ? made[i]->order_number : "", run);
+  }
+  jw_obj_end(w);
+  jw_obj_end(w);
+  free(made);
+  jw_key(w, "bridge_tokens");
+  jw_obj(w);
+  for (uint32_t i = 0; i < s->n_users; i++)
+    tokens += s->users[i].stat_tokens;
+  jw_kint(w, "created", tokens);
+  jw_key(w, "by_user");
+  jw_obj(w);
+  for (uint32_t i = 0; i < s->n_users; i++) {
+    if (s->users[i].stat_tokens == 0)
+      continue;
+    hex_encode(s->users[i].id, 16, key);
+    jw_kint(w, key, s->users[i].stat_tokens);
+  }
+  jw_obj_end(w);
+  jw_obj_end(w);
+  return true;
+}
+
 static void admin_stats(struct handler_ctx *x)
 {
   struct jw w;
@@ -576,8 +628,9 @@ static void admin_stats(struct handler_ctx *x)
   jw_obj(&w);
   store_rdlock(&x->sb->store);
   render_refresh(&w, &x->sb->store);
-  store_unlock(&x->sb->store);
   jw_obj_end(&w);
+  bool ok = render_created(&w, &x->sb->store);
+  store_unlock(&x->sb->store);
   jw_key(&w, "faults");
   jw_obj(&w);
   faults_render_counts(&w, &x->sb->faults);
@@ -587,6 +640,11 @@ static void admin_stats(struct handler_ctx *x)
   webhooks_render_stats(&w, &x->sb->hooks);
   jw_obj_end(&w);
   jw_obj_end(&w);
+  if (!ok) {
+    jw_free(&w);
+    reply_server_error(x->reply);
+    return;
+  }
   reply_json(x->reply, 200, &w);
 }
 
@@ -600,8 +658,12 @@ static void admin_stats_reset(struct handler_ctx *x)
   s->stat_tasks_created = s->stat_billed = s->stat_order_refreshes = 0;
   for (uint32_t i = 0; i < s->n_conns; i++)
     s->conns[i].stat_created = s->conns[i].stat_billed = 0;
-  for (uint32_t i = 0; i < s->n_orders; i++)
+  for (uint32_t i = 0; i < s->n_orders; i++) {
     s->orders[i].stat_refresh_orders = s->orders[i].stat_tasks = 0;
+    s->orders[i].stat_created = 0;
+  }
+  for (uint32_t i = 0; i < s->n_users; i++)
+    s->users[i].stat_tokens = 0;
   store_unlock(s);
   reply_static(x->reply, 200, "{\"reset\":true}");
 }

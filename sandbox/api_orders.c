@@ -249,6 +249,7 @@ static uint32_t create_locked(struct store *s, const struct create_req *q, sb_ti
   store_new_id(s, o->share_token);
   o->created_at = now;
   o->origin = ORIGIN_API;
+  o->stat_created = 1;
   memcpy(o->products, q->products, q->n_products);
   o->n_products = (uint8_t)q->n_products;
   o->n_emp = (uint8_t)n_emp;

@@ -191,6 +191,7 @@ void api_user_token(struct handler_ctx *x)
       c->created_at = x->now;
       c->down_since = 0;
     }
+    s->users[user].stat_tokens++;
     token_reply(x, user, product, conn);
   }
   store_unlock(s);

@@ -35,6 +35,11 @@ static bool matches(const struct fault_config *c, const char *method, const char
   if (c->match[0] == '\0')
     return true;
   size_t ml = strlen(method), n = strlen(c->match);
+  if (c->match[n - 1] == '$') { /* exact: "POST /v1/orders/$" is order creation only */
+    size_t pl = strlen(path);
+    return n - 1 == ml + 1 + pl && strncmp(c->match, method, ml) == 0 && c->match[ml] == ' ' &&
+           strncmp(c->match + ml + 1, path, pl) == 0;
+  }
   if (n <= ml)
     return strncmp(c->match, method, n) == 0;
   if (strncmp(c->match, method, ml) != 0 || c->match[ml] != ' ')

@@ -1,7 +1,9 @@
 /* faults: injected latency and failures for /v1/ requests.
  *
  * A request matches when "METHOD /path" starts with `match` (empty: every
- * /v1/ request); /_sandbox/ requests never match. For a matching request
+ * /v1/ request), or equals it without its final '$' when it ends with one
+ * ("POST /v1/orders/$": order creation, not refreshes); /_sandbox/ requests
+ * never match. For a matching request
  * faults_plan() draws at most one fault, with one uniform draw against the
  * cumulative probabilities in this order (a sum above 1 is clamped):
  *   reset_before  close without processing or answering (RST)

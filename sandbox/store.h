@@ -50,6 +50,7 @@ enum sb_task_origin { TASK_INITIAL, TASK_ORDER_REFRESH, TASK_DIRECT };
 struct sb_user {
   uint8_t id[16];
   const char *external_id; /* NULL when none */
+  uint32_t stat_tokens;    /* bridge tokens made since the last stats reset */
 };
 
 struct sb_conn {
@@ -102,6 +103,7 @@ struct sb_order {
   const char *template_id;
   const char *extra; /* rendered JSON members ("manager":{...},...) or NULL */
   uint32_t stat_refresh_orders, stat_tasks;
+  uint8_t stat_created; /* made by POST /v1/orders/ since the last stats reset */
 };
 
 struct sb_settings {

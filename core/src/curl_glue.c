@@ -82,7 +82,12 @@ int truv_curl_prepare(CURL *easy, const truv_http_options *opts, const truv_requ
                       truv_response *resp, struct curl_slist **headers, truv_err *err) {
   struct curl_slist *list = NULL, *grown;
   size_t i;
-  int billed = (req->flags & TRUV_REQ_BILLED) != 0;
+  /* Everything but a GET creates something at Truv (a refresh, an order, a
+   * bridge token). On a reused connection that the server closed after
+   * processing the request, libcurl would silently send it again on a new
+   * one; on a fresh connection such a loss is an error (maybe_sent) that
+   * the caller reconciles. GETs keep the pool. */
+  int creates = strcmp(req->method, "GET") != 0;
 
   for (i = 0; i < req->nheaders; i++) {
     if (!(grown = curl_slist_append(list, req->headers[i]))) goto nomem;
@@ -107,7 +112,7 @@ int truv_curl_prepare(CURL *easy, const truv_http_options *opts, const truv_requ
   if (opts->proxy) curl_easy_setopt(easy, CURLOPT_PROXY, opts->proxy);
   curl_easy_setopt(easy, CURLOPT_ACCEPT_ENCODING, "");
   curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
-  curl_easy_setopt(easy, CURLOPT_FRESH_CONNECT, billed ? 1L : 0L);
+  curl_easy_setopt(easy, CURLOPT_FRESH_CONNECT, creates ? 1L : 0L);
   curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, on_body);
   curl_easy_setopt(easy, CURLOPT_WRITEDATA, resp);
   curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, on_header);

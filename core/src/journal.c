@@ -14,12 +14,14 @@
  *
  * Returned cases live in a scratch area of the journal (a field array, a
  * string buffer, the parsed `extra`), reused by the next call. */
+#include <errno.h>
 #include <fcntl.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
@@ -41,7 +43,8 @@ static const char *const COLUMNS[] = {
 enum { COL_STATE = 0, COL_ROUTE = 1 };
 
 static const char *const STATES[] = {
-  "new", "planned", "sending", "sent", "waiting", "scheduled", "routed", "failed", NULL};
+  "new", "planned", "sending", "sent", "waiting", "linking", "scheduled", "routed", "failed",
+  NULL};
 
 /* The columns of a case as SELECTed: seq, case_id, the fields, bools, extra. */
 #define SEL_FIELDS 2
@@ -242,25 +245,43 @@ static int prepare_all(truv_journal *j, truv_err *err) {
 
 /* ------------------------------------------------------------ open, close */
 
-/* An advisory lock on "<path>-lock": held while the journal is open,
- * released by the kernel when the process dies. */
+/* The exclusive lock: flock(2) on a descriptor of the database file itself,
+ * held while the journal is open and released by the kernel when the
+ * process dies.
+ *
+ * Why the file and not a name: the journal is one inode whatever path
+ * reaches it (a symlink, a hard link, "dir/./x", a bind mount). A lock file
+ * named after the path ("<path>-lock") is a different file for each name,
+ * so two runs on one journal through two names both got "their" lock and
+ * refreshed the same cases. A lock file derived from the resolved path
+ * still misses hard links and bind mounts; one derived from the inode needs
+ * a directory both runs agree on. The inode's own lock needs nothing.
+ *
+ * Why flock and not fcntl: SQLite locks the same file with fcntl(2) byte
+ * ranges, and POSIX locks belong to the process, so ours would merge with
+ * SQLite's and a close() of either descriptor would drop both. On Linux,
+ * flock locks are a separate kind attached to the open file description:
+ * they neither conflict nor merge with SQLite's (a reader in another
+ * process, such as a report, still opens the journal), and a second open()
+ * in the same process is refused like another process. On NFS the kernel
+ * emulates flock with fcntl, but a WAL journal cannot live there anyway
+ * (WAL needs shared memory between its processes, so local files only).
+ * The descriptor is closed only after SQLite has closed its own, since the
+ * close of any descriptor of the file drops the process's fcntl locks. */
 static int take_lock(truv_journal *j, truv_err *err) {
-  size_t n = strlen(j->path) + 6;
-  char *name = malloc(n);
-  struct flock fl;
-  if (!name) return nomem(err);
-  snprintf(name, n, "%s-lock", j->path);
-  j->lock_fd = open(name, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  free(name);
-  if (j->lock_fd < 0)
-    return truv_err_set(err, TRUV_EINTERNAL, "journal", "journal %s: cannot open its lock file",
-                        j->path);
-  memset(&fl, 0, sizeof fl);
-  fl.l_type = F_WRLCK;
-  fl.l_whence = SEEK_SET;
-  if (fcntl(j->lock_fd, F_SETLK, &fl) == 0) return 0;
-  return truv_err_set(err, TRUV_EINTERNAL, "busy",
-                      "journal %s is in use by another process (opened exclusively)", j->path);
+  j->lock_fd = open(j->path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (j->lock_fd < 0) {
+    int e = errno;
+    return truv_err_set(err, TRUV_EINTERNAL,
+                        e == EROFS || e == EACCES || e == EPERM ? "read_only" : "journal",
+                        "journal %s cannot be opened for writing: %s", j->path, strerror(e));
+  }
+  if (flock(j->lock_fd, LOCK_EX | LOCK_NB) == 0) return 0;
+  if (errno == EWOULDBLOCK)
+    return truv_err_set(err, TRUV_EINTERNAL, "busy",
+                        "journal %s is in use by another process (opened exclusively)", j->path);
+  return truv_err_set(err, TRUV_EINTERNAL, "journal", "journal %s cannot be locked: %s", j->path,
+                      strerror(errno));
 }
 
 static int configure(truv_journal *j, const truv_journal_options *o, truv_err *err) {
@@ -294,6 +315,12 @@ int truv_journal_open(const char *path, const truv_journal_options *opts, truv_j
   if (sqlite3_open_v2(path, &j->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
                                         SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
     rc = j->db ? db_fail(j, "open", err) : nomem(err);
+    goto fail;
+  }
+  /* SQLite falls back to reading a file it cannot write: a run would then
+   * fail at its first write, after it may have sent a refresh */
+  if (opts->exclusive && sqlite3_db_readonly(j->db, "main") == 1) {
+    rc = truv_err_set(err, TRUV_EINTERNAL, "read_only", "journal %s is read-only", path);
     goto fail;
   }
   if ((rc = configure(j, opts, err)) || (rc = check_schema(j, err)) ||
@@ -426,7 +453,7 @@ static int check_field(const truv_jfield *f, int col, truv_err *err) {
   if (col == COL_STATE &&
       (v->type != TRUV_JTEXT || strlen(v->s) != v->len || !truv_journal_state_valid(v->s)))
     return truv_err_invalid(err, "state", "must be one of new, planned, sending, sent, waiting, "
-                                          "scheduled, routed, failed");
+                                          "linking, scheduled, routed, failed");
   if (col == COL_ROUTE && v->type != TRUV_JTEXT && v->type != TRUV_JNULL)
     return truv_err_invalid(err, "route", "must be text");
   return 0;

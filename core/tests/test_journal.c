@@ -499,6 +499,15 @@ static void test_exclusive_open_refuses_a_second_process(void) {
   waitpid(pid, NULL, 0);
   close(ready[0]);
   CHECK_INT(truv_journal_open(path_of("excl.db"), &ex, &j, &err), 0);
+  /* a second exclusive handle in this process is refused as well, and
+   * closing the refused one leaves the first one's lock in place */
+  {
+    truv_journal *again = NULL;
+    CHECK_INT(truv_journal_open(path_of("excl.db"), &ex, &again, &err), TRUV_EINTERNAL);
+    CHECK_STR(err.code, "busy");
+    CHECK(again == NULL);
+    CHECK_INT(truv_journal_open(path_of("excl.db"), &ex, &again, &err), TRUV_EINTERNAL);
+  }
   truv_journal_close(j, &err);
 }
 

@@ -343,7 +343,7 @@ function Inbox:_result(client, w, poll)
       release(doc)
       return poll_for(client, model, poll, "poll")
     end
-    local r = { kind = c.kind, id = c.id, status = c.status }
+    local r = { kind = c.kind, id = c.id, link_id = c.link_id, status = c.status }
     if d.route ~= "done" and d.route ~= "no_data" then
       local rec = w.connections[c.id]
       if not (rec and rec.task_status) then

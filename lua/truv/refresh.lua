@@ -126,11 +126,21 @@ local function keys_of(conns)
 end
 
 -- A definite "no": Truv answered and refused, or the request never left.
+-- Anything else (a timeout or a reset after sending, a 5xx, a garbled
+-- answer) may have created what the request asked for.
 local function definitely_not_created(err)
   local k = err.kind
   if k == "network" then return not err.maybe_sent end
   return k == "invalid" or k == "auth" or k == "not_found" or k == "throttled"
       or k == "refresh_limit" or k == "api"
+end
+_M.definitely_not_created = definitely_not_created
+
+-- The quota store's own failure (busy, unwritable): marked, so that a
+-- caller tells it from Truv's answers (err.store = "quota").
+local function store_failed(err)
+  if type(err) == "table" then err.store = "quota" end
+  return err
 end
 
 --- Reads back whether a refresh of `original_id` was created at or after
@@ -201,7 +211,7 @@ local function reserve(client, conns, now, partial)
   local keys = keys_of(conns)
   local ticket, not_before, spent = store:reserve(keys, now)
   if ticket then return conns, keys, ticket, {} end
-  if ticket == nil then return nil, not_before end        -- the store failed
+  if ticket == nil then return nil, store_failed(not_before) end
   local limit_err = quota_error(store.limit, not_before, spent, conns, now)
   if not partial then return nil, limit_err end
   local keep, deferred = {}, {}
@@ -217,7 +227,8 @@ local function reserve(client, conns, now, partial)
   keys = keys_of(keep)
   ticket, not_before, spent = store:reserve(keys, now)
   if not ticket then
-    return nil, ticket == nil and not_before or quota_error(store.limit, not_before, spent, keep, now)
+    return nil, ticket == nil and store_failed(not_before)
+                or quota_error(store.limit, not_before, spent, keep, now)
   end
   return keep, keys, ticket, deferred
 end
@@ -373,7 +384,7 @@ function _M.refresh_task(client, params)
     local now = client:now()
     keys = { core.quota_key(params.access_token) }
     local t, not_before, spent = store:reserve(keys, now)
-    if t == nil then return nil, not_before end
+    if t == nil then return nil, store_failed(not_before) end
     if t == false then
       return nil, quota_error(store.limit, not_before, spent,
                               { { access_token = params.access_token, id = "access_token" } }, now)

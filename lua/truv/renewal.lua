@@ -41,7 +41,20 @@
 -- The journal makes the run resumable: a run killed at any instant and
 -- started again with the same journal skips routed cases, reconciles
 -- refreshes that were in flight (adopting the one Truv created, or sending
--- again only when provably none was), and sends nothing twice.
+-- again only when provably none was), and sends nothing twice. A case
+-- scheduled for a retry resumes the same way (see "Resume points" below).
+-- The journal is opened exclusively (one run at a time); a journal that
+-- cannot be written, and errors about the run rather than a case, stop the
+-- run (see "Errors about the run").
+--
+-- Handlers run at least once per outcome: a run killed after a handler
+-- returned and before the case's route was committed calls it again on
+-- resume, with the same outcome. outcome.key ("<case_id>#<n>") is the same
+-- string every time for one outcome of a case, and the case's next outcome
+-- (its retry) gets the next n: a handler that records outcome.key (a unique
+-- key in its own store) does its work once. outcome.case_id and
+-- outcome.refresh_order_id (the refresh the outcome is of, if any) come
+-- with it.
 local core = require "truv.core"
 local truv_client = require "truv.client"
 local errors = require "truv.errors"
@@ -54,6 +67,7 @@ local inbox_mod = require "truv.inbox"
 local type, ipairs, pairs, tostring, error = type, ipairs, pairs, tostring, error
 local setmetatable, getmetatable, pcall = setmetatable, getmetatable, pcall
 local concat = table.concat
+local format = string.format
 
 local _M = {}
 
@@ -64,10 +78,45 @@ _M.DEFAULTS = {
   commit_interval_s = 0.05,    -- group commit of the journal, unless a refresh waits on it
   skew_s = 300,
   drain_interval_s = 0.02,     -- webhook mode: the longest a delivery waits to be seen
+  probation_cases = 10,        -- failures before any success that stop the run (see below)
+  store_busy_retry_s = 60,     -- a busy quota store: the case is tried again after this
 }
 
 -- Journal states (truv/journal.h): new, planned, sending, sent, waiting,
--- routed, scheduled (retry/defer with a time), failed (a bad input row).
+-- linking, routed, scheduled (retry/defer with a time), failed (a bad
+-- input row).
+--
+-- Resume points. A case keeps, in its record, what it already did at Truv,
+-- and every run continues from there; nothing billed or sent to the
+-- applicant is ever redone from scratch while it may exist:
+--   sending    the refresh POST may have left: reconcile (adopt the refresh
+--              Truv created, or prove none was) before any new POST
+--   sent, waiting   the refresh exists (refresh_order_id): wait for it
+--   linking    the request for the new verification link may have left
+--              (link_mode, link_sent_at): see make_link
+--   scheduled  with `resume` = "reconcile" (as sending: baseline_refresh_order
+--              and sent_at are kept), "wait" (as sent) or "link" (the refresh
+--              is done and routed to reverify: make the link, refresh
+--              nothing; link_connections and link_reason say which and why);
+--              no `resume`: nothing exists at Truv, start again.
+--
+-- Errors about the run, not the case: every other case would fail the same
+-- way, so the run stops, nothing more is sent, and each case keeps its state
+-- for the corrected run (a wrong secret must not turn a batch into "fix"):
+--   - the journal cannot be read or written (disk full, read-only, busy):
+--     the run stops before any further billed call, with that error;
+--   - authentication (401/403): every call would fail;
+--   - the quota store fails (other than busy): no refresh can be reserved;
+--   - the configuration looks wrong: before any call of the run has
+--     succeeded, the cases that fail in a configuration-like way (not found,
+--     an answer that is not Truv's, a 405/415, or a server that was never
+--     reached: DNS, connection refused, TLS, a connect timeout) are held
+--     instead of routed, with nothing written; probation_cases of them (or
+--     every case of a smaller run) with no success stop the run. The first
+--     success releases them: they are tried again and routed as usual (a
+--     case whose order really is unknown then goes to fix).
+-- Transient: a quota store that is busy retries the case later (scheduled
+-- retry, reason "store_busy"), never fix.
 
 local function now_of(ctx) return ctx.clock() end
 
@@ -75,10 +124,35 @@ local function emit(ctx, event)
   if ctx.on_event then ctx.on_event(event) end
 end
 
+-- Stops the run with `err`: nothing is resumed after the caller, and the
+-- caller unwinds (worker() recognises the raise).
+local function stop(ctx, err)
+  ctx.run_error = ctx.run_error or err
+  if ctx.sched then ctx.sched:stop() end
+  error({ run_error = ctx.run_error }, 0)
+end
+
+local function journal_failure(err)
+  local e = errors.new("internal", err and err.code or "journal", format(
+    "the journal cannot be written (%s): the run stopped before anything more was sent to "
+    .. "Truv; make it writable (free the space, fix the file) and run the same command again",
+    tostring(err and err.message or err)), { journal = true })
+  return e
+end
+
 local function put(ctx, case_id, fields)
+  if ctx.run_error then stop(ctx, ctx.run_error) end
   fields.updated_at = now_of(ctx)
   local ok, err = ctx.journal:put(case_id, fields)
-  if not ok and err then error("journal: " .. tostring(err), 0) end
+  if not ok then stop(ctx, journal_failure(err)) end
+end
+
+-- The journal's record of a case; a failed read stops the run (an unread
+-- record is not a new case: its refresh may exist).
+local function get(ctx, case_id)
+  local rec, err = ctx.journal:get(case_id)
+  if rec == nil and err ~= nil then stop(ctx, journal_failure(err)) end
+  return rec
 end
 
 local function case_input(case)
@@ -111,29 +185,79 @@ local function refresh_params(case)
   return p
 end
 
--- Errors that are about the run, not the case: every other case would fail
--- the same way, so the run stops and the case keeps its state for the next
--- run (a wrong secret must not turn the whole batch into "fix").
-local RUN_ERRORS = { auth = true }
-
-local function check_run_error(err)
-  if err and RUN_ERRORS[err.kind] then error({ run_error = err }, 0) end
+-- A call of this run got an answer from Truv: the configuration works, and
+-- the cases held meanwhile are tried again.
+local function proven(ctx)
+  if ctx.proven then return end
+  ctx.proven = true
+  for _, id in ipairs(ctx.held) do ctx.todo[#ctx.todo + 1] = id end
+  ctx.held = {}
 end
 
--- Records the final route of a case and calls its handler.
+-- Would every case fail this way if the configuration were wrong?
+local function config_like(err)
+  local k = err.kind
+  if k == "not_found" or k == "protocol" or k == "api" then return true end
+  return k == "network" and not err.maybe_sent   -- the server was never reached
+end
+
+local function run_wide_error(ctx)
+  local first = ctx.held_errors[1]
+  return errors.new(first.kind, "run_wide", format(
+    "the first %d case(s) tried all failed and no call succeeded (the first: %s): the "
+    .. "configuration looks wrong (the base URL %s, the network, the environment of the "
+    .. "credentials) or these orders do not exist; nothing was routed, and the same command "
+    .. "resumes every case once it is corrected", #ctx.held_errors, tostring(first),
+    tostring(ctx.base_url)), { errors = ctx.held_errors })
+end
+
+-- Raises for an error about the run (see above); holds a case that failed
+-- in a configuration-like way before any success.
+local function check_run_error(ctx, case, err)
+  if err.kind == "auth" then stop(ctx, err) end
+  if err.kind == "invalid" and err.code == "base_url" then stop(ctx, err) end
+  if err.store == "quota" and err.code ~= "store_busy" then
+    stop(ctx, errors.new("internal", err.code or "store", "the quota store failed: " ..
+                         tostring(err.message) .. "; the run stopped before refreshing more"))
+  end
+  if not ctx.proven and config_like(err) then
+    ctx.held[#ctx.held + 1] = case.case_id
+    ctx.held_errors[#ctx.held_errors + 1] = err
+    emit(ctx, { event = "held", case_id = case.case_id, message = tostring(err) })
+    if #ctx.held_errors >= ctx.probation then stop(ctx, run_wide_error(ctx)) end
+    error({ held = true }, 0)
+  end
+end
+
+local SCHEDULED = { retry = true, defer = true }
+
+-- Records the final route of a case and calls its handler. extra.resume
+-- (for a retry or a defer) is where the next run continues.
 local function finish(ctx, case, decision, outcome, extra)
   local null = core.null   -- clears what an earlier run of the case recorded
+  local scheduled = SCHEDULED[decision.route] == true
   local fields = {
-    state = (decision.route == "retry" or decision.route == "defer") and "scheduled" or "routed",
+    state = scheduled and "scheduled" or "routed",
     route = decision.route, reason = decision.reason or null,
     retry_at = decision.retry_at or null, not_before = decision.not_before or null,
     error = null, share_url = null, handler_error = null,
   }
   for k, v in pairs(extra or {}) do fields[k] = v end
+  fields.resume = scheduled and extra and extra.resume or null
+  -- The handler may run again for this outcome (a run killed after it
+  -- returned and before the record below was committed): the key is the
+  -- same every time, and the next outcome of the case gets the next one.
+  local rec = get(ctx, case.case_id) or {}
+  local n = (rec.routings or 0) + 1
+  fields.routings = n
+  outcome = outcome or {}
+  outcome.key = case.case_id .. "#" .. n
+  outcome.case_id = case.case_id
+  outcome.refresh_order_id = fields.refresh_order_id   -- the refresh this outcome is of, if any
   local ok, res = ctx.router:act(decision, case, outcome)
   -- the fresh order was lent to the handler for the call: its memory goes
   -- back now rather than whenever the collector finds it
-  if outcome and core.isdocument(outcome.order) then core.release(outcome.order) end
+  if core.isdocument(outcome.order) then core.release(outcome.order) end
   if not ok then
     fields.handler_error = res.message
     emit(ctx, { event = "handler_error", case_id = case.case_id, route = decision.route,
@@ -143,43 +267,129 @@ local function finish(ctx, case, decision, outcome, extra)
   emit(ctx, { event = "routed", case_id = case.case_id, route = decision.route,
               reason = decision.reason, retry_at = decision.retry_at,
               not_before = decision.not_before, share_url = fields.share_url,
-              refresh_order_id = fields.refresh_order_id })
+              refresh_order_id = outcome.refresh_order_id, key = outcome.key })
   return decision
 end
 
--- The connections that need the user again, for the re-verification link.
-local function failing_connections(result)
-  local ids = {}
+-- The connections that need the user again, for the re-verification link:
+-- the original order's (a refresh order's suborders have ids of their own,
+-- over the same links). nil: every connection.
+local function failing_connections(result, original)
+  local links = {}
   for _, c in ipairs(result and result.connections or {}) do
-    if c.decision.route == "reverify" then ids[#ids + 1] = c.id end
+    if c.decision.route == "reverify" and c.link_id then links[c.link_id] = true end
+  end
+  local ids = {}
+  for _, c in ipairs(original and original.connections or {}) do
+    if c.link_id and links[c.link_id] then ids[#ids + 1] = c.id end
   end
   return #ids > 0 and ids or nil
 end
 
-local function reverify(ctx, case, original, decision, outcome, extra, conn_ids)
+local function split(list)
+  if type(list) ~= "string" or list == "" then return nil end
+  local ids = {}
+  for id in list:gmatch("[^,]+") do ids[#ids + 1] = id end
+  return ids
+end
+
+-- The new verification link, journaled ahead like a refresh. A new order
+-- can be read back by nothing Truv documents (no lookup by order_number or
+-- external_user_id; the order list's filters are undocumented), so an order
+-- whose creation may have reached Truv is never created again by the
+-- batch: the case goes to fix ("reverify_unconfirmed": a person checks the
+-- dashboard for the order carrying the case's order_number, created after
+-- link_sent_at, before sending another link). A second order would be a
+-- second link (Truv may notify the applicant itself) and a second order to
+-- complete. Bridge tokens are made again instead: a token whose answer was
+-- lost was never handed to anyone, is not billed, contacts nobody and
+-- expires in 6 h, while without a token the user cannot reconnect.
+local function make_link(ctx, case, original, decision, outcome, extra, conn_ids)
+  local null = core.null
+  local mode = ctx.reverify.mode or "order"
   extra = extra or {}
-  local link, err = ctx.client:reverify(original, { mode = ctx.reverify.mode,
-                                                    connections = conn_ids,
+  put(ctx, case.case_id, {
+    state = "linking", link_mode = mode, link_sent_at = now_of(ctx),
+    link_connections = conn_ids and concat(conn_ids, ",") or null,
+    link_reason = decision.reason or null,
+    refresh_order_id = extra.refresh_order_id or null,
+    reverify_order_id = null, share_url = null,
+  })
+  ctx.sched:barrier()          -- durable before the create leaves
+  local link, err = ctx.client:reverify(original, { mode = mode, connections = conn_ids,
                                                     order = ctx.reverify.order })
+  outcome = outcome or {}
   if link then
     extra.share_url = link.share_url
     extra.reverify_order_id = link.order_id
     if link.tokens then extra.bridge_tokens = #link.tokens end
+    if mode == "order" then
+      -- the order exists: a run killed from here on hands it out again
+      put(ctx, case.case_id, { reverify_order_id = link.order_id, share_url = link.share_url })
+      ctx.sched:barrier()
+    end
+    outcome.link = link
+    return finish(ctx, case, decision, outcome, extra)
+  end
+  check_run_error(ctx, case, err)
+  extra.error = tostring(err)
+  outcome.error = err
+  local d
+  if mode == "order" and not refresh.definitely_not_created(err) then
+    d = { route = "fix", reason = "reverify_unconfirmed", final = true }
+    extra.error = "the new verification order may or may not have been created (" ..
+                  tostring(err) .. "): check for an order with this case's order_number " ..
+                  "before sending another link"
   else
     -- the link could not be made: the case still needs the user, and a person
-    extra.error = tostring(err)
-    decision = route_mod.route(err, now_of(ctx))
-    if decision.route ~= "retry" then decision = { route = "fix", reason = "reverify_failed",
-                                                   final = true } end
+    d = ctx.router:route(err, now_of(ctx))
+    if d.route == "retry" then
+      extra.resume = "link"
+    else
+      d = { route = "fix", reason = "reverify_failed", final = true }
+    end
   end
-  outcome = outcome or {}
-  outcome.link = link
-  return finish(ctx, case, decision, outcome, extra)
+  return finish(ctx, case, d, outcome, extra)
+end
+
+-- A case whose link step was begun by an earlier run.
+local function resume_link(ctx, case, rec, attempted)
+  if attempted and (rec.link_mode or "order") == "order" then
+    if rec.reverify_order_id then
+      return finish(ctx, case, { route = "reverify", reason = rec.link_reason, final = true },
+                    { link = { mode = "order", order_id = rec.reverify_order_id,
+                               share_url = rec.share_url } },
+                    { share_url = rec.share_url, reverify_order_id = rec.reverify_order_id,
+                      refresh_order_id = rec.refresh_order_id })
+    end
+    return finish(ctx, case, { route = "fix", reason = "reverify_unconfirmed", final = true }, {},
+      { error = "a run stopped while creating the new verification order: it may or may not " ..
+                "exist; check for an order with this case's order_number before sending " ..
+                "another link", refresh_order_id = rec.refresh_order_id })
+  end
+  local original, err = ctx.client:get_order_model(case.order_id)
+  if not original then
+    check_run_error(ctx, case, err)
+    local d = ctx.router:route(err, now_of(ctx))
+    local extra = { error = tostring(err), refresh_order_id = rec.refresh_order_id,
+                    resume = SCHEDULED[d.route] and "link" or nil }
+    return finish(ctx, case, d, { error = err }, extra)
+  end
+  proven(ctx)
+  return make_link(ctx, case, original, { route = "reverify", reason = rec.link_reason,
+                                          final = true },
+                   {}, { refresh_order_id = rec.refresh_order_id }, split(rec.link_connections))
 end
 
 local function route_error(ctx, case, original, err, extra)
-  check_run_error(err)
-  local d = ctx.router:route(err, now_of(ctx))
+  check_run_error(ctx, case, err)
+  local d
+  if err.store == "quota" then   -- busy: nothing was sent, try again soon
+    d = { route = "retry", reason = "store_busy", final = true,
+          retry_at = now_of(ctx) + ctx.store_busy_retry_s }
+  else
+    d = ctx.router:route(err, now_of(ctx))
+  end
   extra = extra or {}
   extra.error = tostring(err)
   if d.route == "reverify" and original then
@@ -188,88 +398,111 @@ local function route_error(ctx, case, original, err, extra)
       ids = {}
       for _, e in ipairs(err.expired) do ids[#ids + 1] = e.id end
     end
-    return reverify(ctx, case, original, d, { error = err }, extra, ids)
+    return make_link(ctx, case, original, d, { error = err }, extra, ids)
   end
   return finish(ctx, case, d, { error = err }, extra)
 end
 
 -- Waits for a sent refresh and routes what it produced.
 local function await(ctx, case, original, refresh_order)
+  local id = type(refresh_order) == "string" and refresh_order or refresh_order.id
   local result, err, via
   if ctx.inbox then
     result, err, via = ctx.inbox:wait_for_refresh(ctx.client, refresh_order, ctx.webhook_wait)
     if via == "fallback" then
-      emit(ctx, { event = "webhook_fallback", case_id = case.case_id,
-                  refresh_order_id = type(refresh_order) == "string" and refresh_order
-                                     or refresh_order.id })
+      emit(ctx, { event = "webhook_fallback", case_id = case.case_id, refresh_order_id = id })
     end
   else
     result, err = ctx.client:wait_for_refresh(refresh_order, ctx.poll_opts)
   end
-  if not result then return route_error(ctx, case, original, err) end
+  -- the refresh exists: a retry waits on it again rather than refreshing
+  if not result then
+    return route_error(ctx, case, original, err, { resume = "wait", refresh_order_id = id })
+  end
+  proven(ctx)
   local extra = { refresh_order_id = result.order.id }
   if not result.finished then
     local d = { route = "retry", reason = "refresh_unfinished", final = true,
                 retry_at = now_of(ctx) + (ctx.poll_opts.timeout_s or 1200) }
+    extra.resume = "wait"
     return finish(ctx, case, d, result, extra)
   end
   local d = result.decision
   if d.route == "reverify" then
     original = original or ctx.client:get_order_model(case.order_id)
     if original then
-      return reverify(ctx, case, original, d, result, extra, failing_connections(result))
+      return make_link(ctx, case, original, d, result, extra,
+                       failing_connections(result, original))
     end
+    -- the original cannot be read now: the link is made by a later run (for
+    -- every connection, since which of the original's failed is not known)
+    extra.link_reason = d.reason
+    extra.resume = "link"
+    return finish(ctx, case, { route = "retry", reason = "reverify_pending", final = true,
+                               retry_at = now_of(ctx) + 60 }, result, extra)
   end
   return finish(ctx, case, d, result, extra)
 end
 
--- A refresh that a killed run left in flight: adopt it or prove it absent.
+-- A refresh that may have been sent by an earlier run: adopt it or prove
+-- it absent. Returns the refresh order, false (provably none: the case
+-- starts again), or nil after routing the case for a later attempt.
 local function reconcile(ctx, case, rec)
   local found, err = refresh.find_created(ctx.client, case.order_id,
                                           rec.baseline_refresh_order, rec.sent_at or 0,
                                           ctx.skew_s)
   if found then
+    proven(ctx)
     put(ctx, case.case_id, { state = "sent", refresh_order_id = found.id })
     emit(ctx, { event = "adopted", case_id = case.case_id, refresh_order_id = found.id })
     return found
   end
-  if found == nil then return nil, err end
+  if found == nil then
+    check_run_error(ctx, case, err)
+    finish(ctx, case, { route = "retry", reason = "unreconciled", final = true,
+                        retry_at = now_of(ctx) + 300 }, { error = err },
+           { error = tostring(err), resume = "reconcile" })
+    return nil
+  end
+  proven(ctx)
   -- provably never created: the reservation it held goes back
   if rec.quota_ticket and rec.quota_keys and ctx.quota then
-    local keys = {}
-    for k in tostring(rec.quota_keys):gmatch("[^,]+") do keys[#keys + 1] = k end
-    ctx.quota:release(keys, rec.quota_ticket)
+    ctx.quota:release(split(tostring(rec.quota_keys)), rec.quota_ticket)
   end
-  put(ctx, case.case_id, { state = "planned" })
+  put(ctx, case.case_id, { state = "planned", resume = core.null })
   return false
 end
 
 local function process(ctx, case)
-  local rec = ctx.journal:get(case.case_id) or {}
+  local rec = get(ctx, case.case_id) or {}
   emit(ctx, { event = "started", case_id = case.case_id })
 
-  if rec.state == "sending" then
-    local found, err = reconcile(ctx, case, rec)
-    if found == nil then
-      return finish(ctx, case, { route = "retry", reason = "unreconciled", final = true,
-                                 retry_at = now_of(ctx) + 300 }, { error = err },
-                    { error = tostring(err) })
-    end
+  local at = rec.state
+  if at == "scheduled" then at = rec.resume end
+  if at == "sending" or at == "reconcile" then
+    local found = reconcile(ctx, case, rec)
+    if found == nil then return end
     if found then return await(ctx, case, nil, found) end
-  elseif rec.state == "sent" or rec.state == "waiting" then
+  elseif (at == "sent" or at == "waiting" or at == "wait") and rec.refresh_order_id then
     return await(ctx, case, nil, rec.refresh_order_id)
+  elseif at == "linking" then
+    return resume_link(ctx, case, rec, true)
+  elseif at == "link" then
+    return resume_link(ctx, case, rec, false)
   end
 
   -- models, not documents: a case in progress holds a few hundred bytes
   local original, err = ctx.client:get_order_model(case.order_id)
   if not original then return route_error(ctx, case, nil, err) end
+  proven(ctx)
 
   local doc, meta = ctx.client:refresh_order(case.order_id, refresh_params(case), {
     order = original,
     answer = "model",
     before_send = function(info)
       put(ctx, case.case_id, {
-        state = "sending", sent_at = info.sent_at, baseline_refresh_order = info.baseline,
+        state = "sending", sent_at = info.sent_at,
+        baseline_refresh_order = info.baseline or core.null,
         quota_ticket = info.quota_ticket,
         quota_keys = info.quota_keys and concat(info.quota_keys, ",") or nil,
         attempts = (rec.attempts or 0) + info.sends,
@@ -278,7 +511,11 @@ local function process(ctx, case)
       emit(ctx, { event = "sending", case_id = case.case_id })
     end,
   })
-  if not doc then return route_error(ctx, case, original, meta) end
+  if not doc then
+    -- sent, and its outcome could not be read back: reconcile next time
+    local extra = meta.code == "unreconciled" and { resume = "reconcile" } or nil
+    return route_error(ctx, case, original, meta, extra)
+  end
   put(ctx, case.case_id, { state = "sent", refresh_order_id = doc.id })
   emit(ctx, { event = "sent", case_id = case.case_id, refresh_order_id = doc.id,
               reconciled = meta.reconciled })
@@ -290,50 +527,70 @@ local function process(ctx, case)
 end
 
 -- Adds the input's cases to the journal (existing ones are left alone) and
--- records bad rows as failed.
+-- records bad rows as failed. Returns n, problems, or nil, err when the
+-- journal cannot be written, or nil, nil, { problem } when the input cannot
+-- be read at all.
 local function load(ctx, input)
   local iter = type(input) == "string" and cases_mod.each(input)
                or cases_mod.each_json(core.encode(input))
   local j = ctx.journal
-  -- one transaction: an input that cannot be read to its end adds nothing
-  j:begin()
-  -- bad rows describe this reading of the input: the previous reading's go
-  local stale = {}
-  for rec in j:each{ state = "failed" } do stale[#stale + 1] = rec.case_id end
-  for _, id in ipairs(stale) do j:delete(id) end
-  local n, problems = 0, {}
-  for ok, v in iter do
-    if ok then
-      n = n + 1
-      if not j:get(v.case_id) then
-        put(ctx, v.case_id, { state = "new", input = case_input(v), line = v.line,
-                              order_id = v.order_id })
-      end
-    elseif v.line == 0 then
-      j:rollback()
-      return nil, { v }
-    else
-      problems[#problems + 1] = v
-      local id = v.case_id and ("line-" .. v.line .. ":" .. v.case_id) or ("line-" .. v.line)
-      put(ctx, id, { state = "failed", line = v.line, error = v.message })
-      emit(ctx, { event = "bad_row", line = v.line, case_id = v.case_id, message = v.message })
-    end
+  local function write(ok, err)
+    if not ok then error({ run_error = journal_failure(err) }, 0) end
   end
-  j:commit()
-  return n, problems
+  local ok, n, problems = pcall(function()
+    -- one transaction: an input that cannot be read to its end adds nothing
+    write(j:begin())
+    -- bad rows describe this reading of the input: the previous reading's go
+    local stale = {}
+    for rec in j:each{ state = "failed" } do stale[#stale + 1] = rec.case_id end
+    for _, id in ipairs(stale) do write(j:delete(id)) end
+    local count, list = 0, {}
+    for fine, v in iter do
+      if fine then
+        count = count + 1
+        if not get(ctx, v.case_id) then
+          put(ctx, v.case_id, { state = "new", input = case_input(v), line = v.line,
+                                order_id = v.order_id })
+        end
+      elseif v.line == 0 then
+        j:rollback()
+        return nil, { v }
+      else
+        list[#list + 1] = v
+        local id = v.case_id and ("line-" .. v.line .. ":" .. v.case_id) or ("line-" .. v.line)
+        put(ctx, id, { state = "failed", line = v.line, error = v.message })
+        emit(ctx, { event = "bad_row", line = v.line, case_id = v.case_id, message = v.message })
+      end
+    end
+    write(j:commit())
+    return count, list
+  end)
+  if ok then
+    if n == nil then return nil, nil, problems end
+    return n, problems
+  end
+  j:rollback()   -- nothing of this reading stays (a no-op outside a group)
+  if type(n) == "table" and n.run_error then return nil, n.run_error end
+  if type(n) == "string" and n:find("journal", 1, true) then
+    return nil, journal_failure({ message = n })
+  end
+  error(n, 0)
 end
 
 -- The ids of the cases this run works on: not final, and scheduled ones
 -- only once due. Ids only: a record is read again when its turn comes, so a
 -- 100 000-case run does not keep every case's input in memory (where every
--- collection would walk it).
+-- collection would walk it). nil, err when the journal cannot be read.
 local function runnable(ctx)
   local list = {}
   local now = now_of(ctx)
-  for rec in ctx.journal:each{ not_state = { "routed", "failed" } } do
-    local due = rec.state ~= "scheduled" or (rec.retry_at or rec.not_before or 0) <= now
-    if due then list[#list + 1] = rec.case_id end
-  end
+  local ok, err = pcall(function()
+    for rec in ctx.journal:each{ not_state = { "routed", "failed" } } do
+      local due = rec.state ~= "scheduled" or (rec.retry_at or rec.not_before or 0) <= now
+      if due then list[#list + 1] = rec.case_id end
+    end
+  end)
+  if not ok then return nil, journal_failure({ message = tostring(err) }) end
   return list
 end
 
@@ -380,11 +637,18 @@ local function work(ctx, opts, todo)
     documents = "view",
     -- Group commit: at once when a refresh waits on its write-ahead, else
     -- every commit_interval_s (a state lost with the process is redone).
+    -- A commit that fails stops the run here: no workflow waiting on the
+    -- write-ahead passes its barrier, so nothing is sent without a record.
     on_tick = function(urgent)
       local t = core.monotonic()
       if urgent or t - last_commit >= commit_interval then
-        journal:commit()
-        journal:begin()
+        local ok, err = journal:commit()
+        if ok then ok, err = journal:begin() end
+        if not ok then
+          ctx.run_error = ctx.run_error or journal_failure(err)
+          ctx.sched:stop()
+          return
+        end
         last_commit = t
       end
       -- cases asleep on webhooks: come back soon to look for deliveries
@@ -410,33 +674,49 @@ local function work(ctx, opts, todo)
   end
   local max_active = math.ceil(concurrency *
                                (opts.active_per_request or _M.DEFAULTS.active_per_request))
-  local next_case, run_error = 1, nil
+  ctx.todo, ctx.held, ctx.held_errors = todo, {}, {}
+  ctx.probation = math.min(opts.probation_cases or _M.DEFAULTS.probation_cases, #todo)
+  local next_case = 1
   local function worker()
-    while next_case <= #todo and not run_error do
+    while next_case <= #todo and not ctx.run_error do
       local id = todo[next_case]
       next_case = next_case + 1
-      local case = decode_input(ctx.journal:get(id))
-      local ok, err = pcall(process, ctx, case)
-      if not ok and type(err) == "table" and err.run_error then
-        run_error = run_error or err.run_error
+      local ok, err = pcall(function() return process(ctx, decode_input(get(ctx, id))) end)
+      if not ok and type(err) == "table" and (err.run_error or err.held) then
+        -- stopped (the scheduler returns), or held until the run proves itself
+        if err.run_error then return end
       elseif not ok then
-        put(ctx, case.case_id, { state = "scheduled", route = "retry", reason = "internal_error",
-                                 error = tostring(err), retry_at = now_of(ctx) + 60 })
-        emit(ctx, { event = "error", case_id = case.case_id, message = tostring(err) })
+        -- a fault of ours: the case keeps its state (its resume point) for
+        -- the next run
+        emit(ctx, { event = "error", case_id = id, message = tostring(err) })
+        local pok = pcall(put, ctx, id, { error = tostring(err) })
+        if not pok then return end
       end
     end
   end
-  journal:begin()
+  local begun, berr = journal:begin()
+  if not begun then
+    client:close()
+    return journal_failure(berr)
+  end
   for _ = 1, math.min(max_active, #todo) do sched:spawn(worker) end
   local ok, err = pcall(sched.run, sched)
-  journal:commit()
+  local committed, cerr2 = journal:commit()
+  if not committed then ctx.run_error = ctx.run_error or journal_failure(cerr2) end
   if inbox then
     ctx.webhook_stats = inbox:stats()
     inbox:close()
   end
   client:close()
-  if not ok then return errors.new("internal", "renewal", tostring(err)) end
-  return run_error
+  if not ok then
+    if type(err) == "table" and err.run_error then return err.run_error end
+    return errors.new("internal", "renewal", tostring(err))
+  end
+  -- every case of the run was held: none could be done
+  if not ctx.run_error and #ctx.held > 0 and not ctx.proven then
+    ctx.run_error = run_wide_error(ctx)
+  end
+  return ctx.run_error
 end
 
 -- The webhook options of a webhook run (nil for a polling one); misuse
@@ -471,11 +751,16 @@ function _M.run(opts)
     error("renewal.run: 'client' (options for truv.new, or a client) is required", 2)
   end
   local webhook = webhook_options(opts, spec)   -- checked before anything is opened
+  local mode = opts.reverify and opts.reverify.mode
+  if mode ~= nil and mode ~= "order" and mode ~= "bridge" then
+    error("renewal.run: reverify.mode must be \"order\" or \"bridge\", got " .. tostring(mode), 2)
+  end
   local own_journal, own_quota = type(opts.journal) == "string", false
   local journal, quota = opts.journal, opts.quota
   if own_journal then
     local jerr
-    journal, jerr = core.journal_open(opts.journal)
+    -- one run per journal: a second one at once would refresh cases twice
+    journal, jerr = core.journal_open(opts.journal, { exclusive = true })
     if not journal then return nil, jerr end
   end
   if quota == nil and own_journal then
@@ -495,6 +780,9 @@ function _M.run(opts)
     reverify = opts.reverify or {},
     skew_s = opts.skew_s or _M.DEFAULTS.skew_s,
     clock = spec.clock or (spec._options and spec._options.clock) or core.now,
+    store_busy_retry_s = opts.store_busy_retry_s or _M.DEFAULTS.store_busy_retry_s,
+    base_url = spec.base_url or (spec._options and spec._options.base_url),
+    held = {}, held_errors = {},
   }
   for k, v in pairs(opts.poll or {}) do ctx.poll_opts[k] = v end
   ctx.poll_opts.router = ctx.router
@@ -507,14 +795,19 @@ function _M.run(opts)
   end
 
   if opts.cases then
-    local n, problems = load(ctx, opts.cases)
+    local n, lerr, problems = load(ctx, opts.cases)
     if not n then
       close()
+      if lerr then return nil, lerr end
       return nil, errors.new("invalid", "cases", problems[1].message)
     end
   end
 
-  local todo = runnable(ctx)
+  local todo, terr = runnable(ctx)
+  if not todo then
+    close()
+    return nil, terr
+  end
   emit(ctx, { event = "run_started", total = #todo, counts = journal:counts() })
   if #todo > 0 then
     -- Documents keep their parse in C memory the collector cannot see; the

@@ -21,6 +21,12 @@
 -- webhook listener, is being watched from on_tick).
 -- `sched:park(timeout_s)` (from inside a workflow) waits until something
 -- calls `sched:wake(co)` (true) or the timeout passes (false).
+-- `sched:stop()` (from a workflow or on_tick) makes run() return as soon as
+-- the caller yields or returns, without resuming anything else: no workflow
+-- waiting on a barrier passes it, no held-back request starts. The other
+-- workflows are abandoned where they are (their transfers end with
+-- sched:close()); a batch stops this way when its journal cannot be
+-- written.
 local core = require "truv.core"
 
 local error, ipairs, pairs, tostring, setmetatable, type =
@@ -151,6 +157,11 @@ function Scheduler:wake(co)
   return true
 end
 
+--- Stops the loop (see above); run() then returns. Idempotent.
+function Scheduler:stop()
+  self.stopped = true
+end
+
 function Scheduler:spawn(fn, ...)
   local co = co_create(fn)
   self.live = self.live + 1
@@ -214,13 +225,16 @@ end
 
 --- Runs until every spawned workflow has finished.
 function Scheduler:run()
-  while self.live > 0 do
+  while self.live > 0 and not self.stopped do
     -- resume whatever is ready (including workflows spawned meanwhile)
-    while #self.ready > 0 do
+    while #self.ready > 0 and not self.stopped do
       local r = tremove(self.ready, 1)
       self:_resume(r[1], r[2], r[3])
     end
+    if self.stopped then break end
     local bound = self.on_tick and self.on_tick(#self.barrier_waiters > 0)
+    -- a barrier is passed only once on_tick has done its work
+    if self.stopped then break end
     if type(bound) ~= "number" then bound = nil end
     if #self.barrier_waiters > 0 then
       local waiters = self.barrier_waiters

@@ -9,7 +9,7 @@
 --   result = {
 --     order = <the refresh order document>,
 --     finished = true | false,      -- false: the deadline came first
---     connections = { { kind =, id =, status = <suborder status>, task_id =,
+--     connections = { { kind =, id =, link_id =, status = <suborder status>, task_id =,
 --                       task_status =, decision = <truv.route result> }, ... },
 --     decision = <the case's route: truv.route.combine of the connections'>,
 --   }
@@ -53,7 +53,7 @@ local function decide(client, router, model, now)
   local results, decisions = {}, {}
   local tasks
   for i, c in ipairs(model.connections) do
-    local r = { kind = c.kind, id = c.id, status = c.status }
+    local r = { kind = c.kind, id = c.id, link_id = c.link_id, status = c.status }
     local d = router:route({ suborder = c.status or "unknown" }, now)
     if d.final and d.route ~= "done" and d.route ~= "no_data" then
       -- a failure: its task says why

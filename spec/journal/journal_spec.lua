@@ -320,6 +320,42 @@ describe("core.journal_open", function()
     j:close()
   end)
 
+  -- The lock belongs to the file, not to the name it was opened by: through
+  -- a symlink, a hard link or a path with extra components it is the same
+  -- journal, and two runs on it at once would refresh cases twice.
+  it("opened exclusively, refuses a second process that names the file another way", function()
+    if under_valgrind then return end
+    local dir = os.tmpname()
+    os.remove(dir)
+    assert(os.execute("mkdir " .. dir))
+    local path = dir .. "/run.journal"
+    local j = assert(core.journal_open(path, { exclusive = true }))
+    assert(os.execute(string.format("ln -s run.journal %s/link && ln %s %s/hard", dir, path, dir)))
+    local function second(name)
+      local cmd = string.format("lua5.4 -e %q 2>&1",
+        "package.cpath = " .. string.format("%q", package.cpath) .. "\n" ..
+        "local core = require 'truv.core'\n" ..
+        "local ok, err = core.journal_open(" .. string.format("%q", name) .. ", { exclusive = true })\n" ..
+        "io.write(ok and 'opened' or err.code)")
+      local p = io.popen(cmd)
+      local out = p:read("a")
+      p:close()
+      return out
+    end
+    assert.equal("busy", second(dir .. "/link"))
+    assert.equal("busy", second(dir .. "/hard"))
+    assert.equal("busy", second(dir .. "/./run.journal"))
+    -- a reader (a report) still opens it, and sees what the holder wrote
+    assert(j:put("c1", { state = "routed", route = "done" }))
+    local r = assert(core.journal_open(dir .. "/link"))
+    assert.equal("done", r:get("c1").route)
+    r:close()
+    j:close()
+    -- once closed, the next run takes it through any name
+    assert.equal("opened", second(dir .. "/link"))
+    os.execute("rm -rf " .. dir)
+  end)
+
   -- A writer killed with SIGKILL at a random point: the journal reopens
   -- consistent, with every group it reported committed.
   it("keeps every committed write of a writer killed with SIGKILL", function()

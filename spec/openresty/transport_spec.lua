@@ -24,6 +24,10 @@ local FAKE = [==[
             set $padding "0123456789012345678901234567890123456789012345678901234567890123456789";
             return 200 '{"id":"c$connection","requests":$connection_requests,"padding":"$padding"}';
         }
+        location ~ ^/v1/users/[^/]+/tokens/$ {
+            default_type application/json;
+            return 200 '{"id":"c$connection","requests":$connection_requests,"bridge_token":"t"}';
+        }
         location = /v1/orders/close/ {
             keepalive_timeout 0;
             default_type application/json;
@@ -136,7 +140,7 @@ describe("the cosocket transport in nginx", function()
     return body
   end
 
-  it("reuses pooled connections, sends billed requests on fresh ones, reads chunked answers", function()
+  it("reuses pooled connections, sends creates on fresh ones, reads chunked answers", function()
     local r = t("pool")
     for i = 1, 8 do assert.is_true(r[i].ok, r[i].text) end
     local pooled = r[1].doc.id
@@ -154,6 +158,13 @@ describe("the cosocket transport in nginx", function()
     assert.equal(6, r[7].doc.requests)           -- Connection: close ...
     assert.are_not.equal(pooled, r[8].doc.id)    -- ... so the next one is fresh
     assert.equal(1, r[8].doc.requests)
+    -- any other create (a bridge token) is not billed, but is not made twice
+    -- either: a fresh connection, closed after it
+    assert.is_true(r[9].ok, r[9].text)
+    assert.are_not.equal(r[8].doc.id, r[9].doc.id)
+    assert.equal(1, r[9].doc.requests)
+    assert.equal(r[8].doc.id, r[10].doc.id)
+    assert.equal(2, r[10].doc.requests)
   end)
 
   it("closes a socket that timed out: its late answer never reaches the next request", function()

@@ -1,7 +1,7 @@
 -- A renewal killed at any instant (kill -9), many times, and started again
--- with the same journal: no case lost, no refresh sent twice, routed cases
--- left alone. The sandbox's own accounting (/_sandbox/stats) is compared with
--- the journal.
+-- with the same journal: no case lost, no refresh sent twice, no applicant
+-- given two verification orders, routed cases left alone. The sandbox's own
+-- accounting (/_sandbox/stats) is compared with the journal.
 local sandbox = require "spec.support.sandbox"
 local files = require "spec.support.files"
 local core = require "truv.core"
@@ -96,5 +96,20 @@ describe("a renewal killed at random points", function()
     end
     assert.equal(journaled, stats.refresh.order_refreshes)
     assert.is_true(stats.faults.reset_after > 0)
+    -- no applicant got two verification orders, and each one made is in
+    -- the journal (or its case awaits a person: its creation was unconfirmed)
+    local links, unconfirmed = 0, 0
+    j = assert(core.journal_open(dir .. "/run.journal"))
+    for rec in j:each{} do
+      if rec.reverify_order_id then links = links + 1 end
+      if rec.reason == "reverify_unconfirmed" then unconfirmed = unconfirmed + 1 end
+    end
+    j:close()
+    for number, made in pairs(stats.orders.by_order_number) do
+      assert.equal(1, made, "order_number " .. number .. " got " .. made .. " verification orders")
+    end
+    assert.is_true(stats.orders.created >= links and stats.orders.created <= links + unconfirmed,
+                   stats.orders.created .. " orders made, " .. links .. " in the journal, "
+                   .. unconfirmed .. " unconfirmed")
   end)
 end)

@@ -1,7 +1,7 @@
 -- truv.renewal.run from Lua against the sandbox: handlers per route, the
--- link for re-verification, scheduled retries picked up by a later run once
--- due, bad rows re-read with the input, and a credentials error stopping the
--- run without routing anything.
+-- link for re-verification (a new order, or bridge tokens), scheduled
+-- retries picked up by a later run once due, bad rows re-read with the
+-- input, and a credentials error stopping the run without routing anything.
 local sandbox = require "spec.support.sandbox"
 local files = require "spec.support.files"
 local truv = require "truv"
@@ -140,5 +140,30 @@ describe("renewal.run", function()
     j = assert(core.journal_open(dir .. "/j4"))
     assert.matches("pre%-fill service down", j:get(victim).handler_error)
     j:close()
+  end)
+
+  it("makes bridge tokens in update mode for the connections whose refresh failed", function()
+    local before = sb:stats().bridge_tokens.created
+    local summary = assert(renewal.run{ cases = dir .. "/cases.csv", journal = dir .. "/j5",
+                                        client = client, concurrency = 8, rate_per_minute = 0,
+                                        reverify = { mode = "bridge" },
+                                        poll = { interval_s = 0.05 } })
+    assert.is_true((summary.routes.reverify or 0) > 0)
+    local j = assert(core.journal_open(dir .. "/j5"))
+    local tokens = 0
+    for rec in j:each{ route = "reverify" } do
+      assert.is_true(rec.bridge_tokens >= 1, rec.case_id .. ": " .. tostring(rec.error))
+      tokens = tokens + rec.bridge_tokens
+    end
+    for rec in j:each{ route = "fix" } do assert.are_not.equal("reverify_failed", rec.reason) end
+    j:close()
+    assert.equal(tokens, sb:stats().bridge_tokens.created - before)
+  end)
+
+  it("refuses an unknown reverify mode before opening anything", function()
+    assert.has_error(function()
+      renewal.run{ journal = dir .. "/j6", client = client, reverify = { mode = "email" } }
+    end, 'renewal.run: reverify.mode must be "order" or "bridge", got email')
+    assert.is_nil(io.open(dir .. "/j6"))
   end)
 end)

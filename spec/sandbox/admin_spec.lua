@@ -54,6 +54,29 @@ describe("GET /_sandbox/stats", function()
     for key in pairs(r.by_access_token) do assert.matches("^" .. string.rep("%x", 16) .. "$", key) end
   end)
 
+  it("counts created orders per order_number and bridge tokens per user", function()
+    sb:reset_stats()
+    local c = cases[4]
+    local body = { products = { "income" }, first_name = "A", last_name = "B", order_number = "N-1" }
+    assert.are.equal(200, (sb:request("POST", "orders/", body)))
+    assert.are.equal(200, (sb:request("POST", "orders/", body)))
+    body.order_number = "N-2"
+    assert.are.equal(200, (sb:request("POST", "orders/", body)))
+    body.first_name = nil
+    assert.are.equal(400, (sb:request("POST", "orders/", body)))
+    local token = sb:connections(c.order_id)[1].access_token
+    local tok = { product_type = "income", access_token = token }
+    assert.are.equal(200, (sb:request("POST", "users/" .. c.user_id .. "/tokens/", tok)))
+    assert.are.equal(200, (sb:request("POST", "users/" .. c.user_id .. "/tokens/", tok)))
+    local s = sb:stats()
+    assert.are.same({ created = 3, by_order_number = { ["N-1"] = 2, ["N-2"] = 1 } }, s.orders)
+    assert.are.same({ created = 2, by_user = { [c.user_id] = 2 } }, s.bridge_tokens)
+    sb:reset_stats()
+    s = sb:stats()
+    assert.are.same({ created = 0, by_order_number = {} }, s.orders)
+    assert.are.same({ created = 0, by_user = {} }, s.bridge_tokens)
+  end)
+
   it("is zeroed by POST /_sandbox/stats/reset without touching state", function()
     local c = cases[3]
     local _, before = sb:request("GET", "orders/" .. c.order_id .. "/")

@@ -153,6 +153,23 @@ describe("fault injection", function()
     assert.is_nil(status)
   end)
 
+  it("applies only to METHOD /path itself when the match ends with $", function()
+    local c = fresh_income_case()
+    local before = sb:stats()
+    sb:faults{ reset_after = 1, match = "POST /v1/orders/$" }
+    local status = sb:request("POST", "orders/" .. c.order_id .. "/", { products = { "income" } })
+    assert.are.equal(200, status)
+    status = sb:request("POST", "orders/", { products = { "income" }, first_name = "A", last_name = "B" })
+    assert.is_nil(status)
+    status = sb:request("GET", "orders/" .. c.order_id .. "/")
+    assert.are.equal(200, status)
+    sb:faults{ reset = true }
+    local after = sb:stats()
+    assert.are.equal(1, after.faults.reset_after - before.faults.reset_after)
+    -- processed: the order exists although nothing was answered
+    assert.are.equal(1, after.orders.created - before.orders.created)
+  end)
+
   it("never applies to /_sandbox/ endpoints", function()
     sb:faults{ reset_before = 1, latency_ms = 500 }
     local took = timed(function()

@@ -87,3 +87,87 @@ describe("an ambiguous failure that provably created nothing", function()
     assert.equal(before + 1, w.sb:stats().refresh.order_refreshes)
   end)
 end)
+
+-- Creating a verification order or a bridge token is not billed as a
+-- refresh, but a second one is a second link to the applicant: after a
+-- reset that followed processing, libcurl would silently send the create
+-- again if it went out on a reused connection. Every non-GET goes out on a
+-- fresh connection, so the reset surfaces as an error and nothing is made
+-- twice.
+describe("creating under resets after processing", function()
+  local N = 120
+  local w
+  lazy_setup(function()
+    w = world.new{ args = { "--seed-cases", tostring(N), "--mix", "credentials=1",
+                            "--rng-seed", "12", "--rate-limit", "0" } }
+  end)
+  lazy_teardown(function() if w then w:stop() end end)
+  after_each(function() w.sb:faults{ reset = true } end)
+
+  local function created_per(by)
+    local twice = {}
+    for k, n in pairs(by) do if n > 1 then twice[#twice + 1] = string.format("%s: %d", k, n) end end
+    return twice
+  end
+
+  it("makes each order once, one call at a time (libcurl easy)", function()
+    w.sb:reset_stats()
+    w.sb:faults{ reset_after = 0.3, match = "POST /v1/orders/$" }
+    local answered, failed = 0, 0
+    for _, case in ipairs(w.cases) do
+      -- the GET leaves a connection in the pool for the create to find
+      assert(w.client:get_order(case.order_id))
+      local doc, err = w.client:create_order{ products = { "income" }, first_name = case.first_name,
+                                              last_name = case.last_name,
+                                              order_number = case.order_number }
+      if doc then
+        answered = answered + 1
+      else
+        assert.equal("network", err.kind)
+        assert.is_true(err.maybe_sent)
+        failed = failed + 1
+      end
+    end
+    local s = w.sb:stats()
+    assert.is_true(s.faults.reset_after >= 20, "the fault fired " .. s.faults.reset_after)
+    assert.same({}, created_per(s.orders.by_order_number))
+    assert.equal(answered + failed, s.orders.created)
+    assert.equal(s.faults.reset_after, failed)
+  end)
+
+  it("makes each order and bridge token once, many in flight (libcurl multi)", function()
+    local scheduler = require "truv.scheduler"
+    local truv = require "truv"
+    w.sb:reset_stats()
+    w.sb:faults{ reset_after = 0.3, match = "POST /v1/" }
+    local sched = assert(scheduler.new{ concurrency = 8, rate_per_minute = 0 })
+    local client = assert(truv.new{ client_id = w.sb.client_id, secret = w.sb.secret,
+                                    base_url = w.sb.base_url, transport = sched:transport(),
+                                    sleep = sched.sleep, quota = false })
+    local failures = 0
+    for _, case in ipairs(w.cases) do
+      sched:spawn(function()
+        local token = w:connections(case.order_id)[1].access_token
+        for _ = 1, 2 do   -- two GETs leave pooled connections behind
+          assert(client:get_order(case.order_id))
+        end
+        local doc = client:create_order{ products = { "income" }, first_name = case.first_name,
+                                         last_name = case.last_name,
+                                         order_number = case.order_number }
+        local tok = client:create_bridge_token(case.user_id, { product_type = "income",
+                                                              access_token = token })
+        if not doc then failures = failures + 1 end
+        if not tok then failures = failures + 1 end
+      end)
+    end
+    sched:run()
+    client:close()
+    local s = w.sb:stats()
+    assert.is_true(s.faults.reset_after >= 40, "the fault fired " .. s.faults.reset_after)
+    assert.equal(s.faults.reset_after, failures)
+    assert.same({}, created_per(s.orders.by_order_number))
+    assert.same({}, created_per(s.bridge_tokens.by_user))
+    assert.equal(N, s.orders.created)
+    assert.equal(N, s.bridge_tokens.created)
+  end)
+end)

@@ -4,9 +4,10 @@
  * truv_http: one easy handle, one request at a time, blocking. Connections
  * are kept alive and reused across calls of the same truv_http.
  *
- * A request flagged TRUV_REQ_BILLED is always sent on a fresh connection:
- * libcurl silently re-sends a request that got no answer on a reused
- * connection, which for a billed refresh could mean a second refresh.
+ * Every request but a GET is sent on a fresh connection: libcurl silently
+ * re-sends a request that got no answer on a reused connection, which for a
+ * refresh is a second billed refresh and for an order or a bridge token a
+ * second link to the applicant.
  *
  * Failures to exchange are TRUV_ENETWORK with err->code one of "dns",
  * "connect", "tls", "timeout", "reset", "truncated_body", "send", "network", and err->maybe_sent = 0 only when the request provably never

@@ -16,7 +16,13 @@
  *             blindly re-sent (sent_at and baseline_refresh_order say how)
  *   sent      the POST was answered: refresh_order_id is known
  *   waiting   waiting for the refresh result (polling or webhook)
- *   scheduled retry or defer: to be picked up again at retry_at / not_before
+ *   linking   written and committed BEFORE the request that makes the new
+ *             verification link (an order or bridge tokens): on restart a
+ *             link found here may or may not exist
+ *   scheduled retry or defer: to be picked up again at retry_at / not_before;
+ *             what the case already did that the next run must continue
+ *             from (a refresh that may exist, one that does, a link to
+ *             make) is the caller's, in the case's fields
  *   routed    final: route and reason are set
  *   failed    final: a bad input row; error says why
  *
@@ -54,8 +60,12 @@
  * thread at a time; every coroutine of that thread may use it. Another
  * process may read the file while a run writes it (WAL); two processes
  * writing one journal would defeat the "never twice" guarantee: `exclusive`
- * refuses to open a journal another process holds open exclusively (an
- * advisory lock on "<path>-lock", released when the process dies).
+ * refuses (TRUV_EINTERNAL "busy") to open a journal that another process, or
+ * another handle of this one, holds open exclusively, by whatever path
+ * (symlink, hard link) it was opened: an flock(2) on the database file
+ * itself, released when the process dies. An exclusive open also refuses a
+ * journal it cannot write ("read_only"), so that a run stops before its
+ * first refresh rather than at its first write.
  *
  * Strings and values handed out (truv_jcase, truv_jvalue) stay valid until
  * the next call on the same journal or any of its cursors. */

@@ -42,8 +42,9 @@ typedef enum truv_op {
 /* Request flags. */
 enum {
   TRUV_REQ_SAFE = 1,   /* no side effect: may be retried freely */
-  TRUV_REQ_BILLED = 2  /* creates a billed refresh: never re-sent blindly, and
-                          never on a reused connection (see transports) */
+  TRUV_REQ_BILLED = 2  /* creates a billed refresh: never re-sent blindly;
+                          like every request that is not SAFE, never sent on
+                          a reused connection (see transports) */
 };
 
 #define TRUV_REQ_MAX_HEADERS 8

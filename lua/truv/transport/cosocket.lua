@@ -26,11 +26,13 @@
 -- Connections: after a complete answer that allows it, the connection goes
 -- back to nginx's keep-alive pool for its origin (pool "truv:<scheme>://
 -- <host>:<port>"; `pool_size` per worker, idle for `keepalive_timeout_ms`).
--- A billed request (a refresh) always goes out on a fresh connection that is
+-- A request that creates something (every one but a GET: a refresh, an
+-- order, a bridge token) always goes out on a fresh connection that is
 -- closed afterwards, and is never re-sent: a pooled connection the server
--- has just closed could otherwise make it look unanswered. Any other request
--- that finds its pooled connection dead before a single byte of answer came
--- back is sent again once on a fresh connection (what libcurl does). After a
+-- has just closed could otherwise make it look unanswered, and sending it
+-- again would make a second refresh or a second link. A GET that finds its
+-- pooled connection dead before a single byte of answer came back is sent
+-- again once on a fresh connection (what libcurl does). After a
 -- read error or a timeout the socket is closed, never pooled, so that a late
 -- answer cannot reach the next user.
 --
@@ -236,7 +238,7 @@ function Transport:_exchange(req, now, mode, bytes, fresh, deadline)
   local sent, serr = sock:send(bytes)
   if not sent then
     sock:close()
-    if reused and not req.billed then return nil, nil, true end
+    if reused and req.safe then return nil, nil, true end
     if serr == "timeout" then
       return nil, net_error("timeout", "sending the request timed out", true)
     end
@@ -257,7 +259,7 @@ function Transport:_exchange(req, now, mode, bytes, fresh, deadline)
       return nil, net_error("timeout", format("no complete answer within %d ms", self.timeout_ms),
                             true)
     else
-      if reused and p:received() == 0 and not req.billed then
+      if reused and p:received() == 0 and req.safe then
         sock:close()
         put_parser(self, p)
         return nil, nil, true
@@ -277,7 +279,7 @@ function Transport:_exchange(req, now, mode, bytes, fresh, deadline)
     if done then break end
   end
 
-  if not req.billed and p:keepalive() then
+  if req.safe and p:keepalive() then
     local ok = sock:setkeepalive(self.keepalive_timeout_ms, self.pool_size)
     if not ok then sock:close() end
   else
@@ -294,12 +296,13 @@ function Transport:perform(req, now, mode)
   if perr then return nil, perr end
   local deadline = now_ms() + self.timeout_ms
   local bytes = req:serialize()
-  if req.billed then
+  local fresh = not req.safe
+  if fresh then
     -- the server closes it too: nothing can ever be sent after it
     local eol = find(bytes, "\r\n", 1, true)
     bytes = sub(bytes, 1, eol + 1) .. "Connection: close\r\n" .. sub(bytes, eol + 2)
   end
-  local doc, meta, retry = self:_exchange(req, now, mode, bytes, req.billed, deadline)
+  local doc, meta, retry = self:_exchange(req, now, mode, bytes, fresh, deadline)
   if retry then
     doc, meta = self:_exchange(req, now, mode, bytes, true, deadline)
   end

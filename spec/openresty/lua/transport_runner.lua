@@ -40,7 +40,7 @@ local function billed(c, id)
   return result(c:send(req))
 end
 
---- /t/pool: keep-alive, and billed requests on fresh connections.
+--- /t/pool: keep-alive, and billed requests and other creates on fresh connections.
 function _M.pool()
   local c = client()
   local out = {}
@@ -52,6 +52,8 @@ function _M.pool()
   out[6] = result(c:get_order("conn-a"))
   out[7] = result(c:get_order("close"))      -- answers with Connection: close
   out[8] = result(c:get_order("conn-a"))
+  out[9] = result(c:create_bridge_token("u1", { product_type = "income" }))
+  out[10] = result(c:get_order("conn-a"))
   respond(out)
 end
 
