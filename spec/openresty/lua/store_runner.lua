@@ -102,10 +102,16 @@ function _M.hammer_quota()
     local t = store:reserve(keys, ngx.now())
     if t then got = got + 1 elseif t == false then refused = refused + 1 else failed = failed + 1 end
   end
-  local ua = store:usage(keys[1], ngx.now())
-  local ub = store:usage(keys[2], ngx.now())
-  respond{ got = got, refused = refused, failed = failed, usage_a = ua, usage_b = ub,
-           pid = ngx.worker.pid() }
+  respond{ got = got, refused = refused, failed = failed, pid = ngx.worker.pid() }
+end
+
+--- GET /hammer/usage?prefix=P: the pair's counts, { a, b } (read once the
+-- load is over: two reads during it are two moments).
+function _M.hammer_usage()
+  local args = ngx.req.get_uri_args()
+  local store = shdict.quota(DICT, { prefix = args.prefix, limit = 1000, window = 86400 })
+  local keys = { quota.key("hammer-a"), quota.key("hammer-b") }
+  respond{ a = (store:usage(keys[1], ngx.now())), b = (store:usage(keys[2], ngx.now())) }
 end
 
 --- POST /hammer/dedupe?prefix=P&n=N: seen() of ids 1..N; answers how many
