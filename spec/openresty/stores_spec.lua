@@ -11,7 +11,7 @@ describe("shared-dict stores in nginx", function()
     srv = openresty.start{ conf = openresty.config{
       workers = 2,
       listen = "reuseport",
-      http = "    lua_shared_dict truv_test 32m;",
+      http = "    lua_shared_dict truv_test 32m;\n    lua_shared_dict truv_test_d 32m;",
       server = [[
         location = /conformance { content_by_lua_block { require("store_runner").conformance() } }
         location = /options { content_by_lua_block { require("store_runner").options() } }
@@ -78,9 +78,15 @@ describe("shared-dict stores in nginx", function()
       quota_unknown = "bad argument #2 to 'quota' (unknown option 'limits')",
       quota_prefix = "bad argument #2 to 'quota' ('prefix' must be a string)",
       quota_limit = "bad argument #2 to 'quota' ('limit' must be an integer from 1 to 1000)",
+      quota_lock_wait = "bad argument #2 to 'quota' ('lock_wait' must be a number of seconds > 0)",
       dedupe_not_a_table = "bad argument #2 to 'dedupe' (table expected, got number)",
       dedupe_unknown = "bad argument #2 to 'dedupe' (unknown option 'limit')",
       dedupe_prefix = "bad argument #2 to 'dedupe' ('prefix' must be a string)",
+      dedupe_lock_wait = "bad argument #2 to 'dedupe' ('lock_wait' must be a number of " ..
+                         "seconds > 0)",
+      -- a de-duplication store may evict entries: never in a quota store's dictionary
+      quota_in_dedupe_dict = "quota: the shared dictionary 'truv_test_d' holds a dedupe store",
+      dedupe_in_quota_dict = "dedupe: the shared dictionary 'truv_test' holds a quota store",
     }
     for case, msg in pairs(expected) do
       assert.matches("store_runner.lua:%d+: ", r[case], nil, false, case .. ": " .. r[case])
