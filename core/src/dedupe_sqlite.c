@@ -5,7 +5,10 @@
  * Each answer is one UPSERT whose WHERE clause is the contract's condition,
  * and sqlite3_changes() says whether it wrote: a single statement is atomic
  * under the file's write lock, so two processes never both see an id first.
- * Dead records are deleted every PRUNE_EVERY writes of a handle. */
+ * Dead records are deleted every PRUNE_EVERY writes of a handle, before the
+ * write: a failed prune fails the call having recorded nothing (an id
+ * recorded by a call that then reported an error would make the retry of
+ * that webhook a duplicate, never handled). */
 #include <stdlib.h>
 
 #include "quota_store.h"
@@ -55,11 +58,11 @@ static int sql_seen(truv_dedupe_store *s, const char *id, size_t len, double now
   sqldedupe *d = (sqldedupe *)s;
   int64_t now_ms = truv_store_ms(now);
   int rc;
+  if ((rc = maybe_prune(d, now_ms, err))) return rc;
   sqlite3_bind_text(d->seen, 1, id, (int)len, SQLITE_STATIC);
   sqlite3_bind_int64(d->seen, 2, now_ms + truv_store_ms(ttl_s));
   sqlite3_bind_int64(d->seen, 3, now_ms);
-  if ((rc = write_row(d, d->seen, "recording a webhook id", first, err))) return rc;
-  return maybe_prune(d, now_ms, err);
+  return write_row(d, d->seen, "recording a webhook id", first, err);
 }
 
 static int sql_last_update(truv_dedupe_store *s, const char *object_key, size_t len,

@@ -17,7 +17,14 @@
  * The schema is created inside BEGIN IMMEDIATE, so processes opening a new
  * file at the same time create it once. WAL lets readers and the one writer
  * proceed together; synchronous=NORMAL commits without an fsync each time and
- * still never loses a commit when a process dies (only on a power cut). */
+ * still never loses a commit when a process dies (only on a power cut).
+ *
+ * Processes. Every write takes the file's write lock (BEGIN IMMEDIATE, or
+ * one statement), waiting up to BUSY_TIMEOUT_MS for another process's
+ * transaction, then fails with "store_busy". A process killed inside a
+ * transaction leaves nothing of it: its lock goes with it (the kernel drops
+ * its file locks), its uncommitted pages are ignored, and the next
+ * connection carries on, counting only what was committed. */
 #include <stdio.h>
 
 #include "quota_store.h"
