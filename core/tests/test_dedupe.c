@@ -363,6 +363,36 @@ static void a_process_killed_holding_the_write_lock_leaves_the_id_unseen(void) {
   truv_dedupe_close(s);
 }
 
+/* See test_quota.c: a connection does not cross fork(); the verdict comes
+ * through a pipe (the child leaves its copy unclosed). */
+static void a_handle_used_in_a_forked_child_is_refused(void) {
+  char path[300], verdict = 0;
+  truv_err err;
+  truv_dedupe_store *s;
+  pid_t pid;
+  int status, out[2];
+  temp_path(path, sizeof path);
+  s = truv_dedupe_sqlite(path, &err);
+  CHECK(s != NULL);
+  if (!s) return;
+  CHECK_INT(seen(s, "wh-f", T0, TTL), 1);
+  CHECK_INT(pipe(out), 0);
+  fflush(NULL);
+  if ((pid = fork()) == 0) {
+    int first = -1, rc = truv_dedupe_seen(s, "wh-child", 8, T0, TTL, &first, &err);
+    char v = rc == TRUV_EINVALID && strcmp(err.code, "store_forked") == 0 ? 'y' : 'n';
+    _exit(write(out[1], &v, 1) == 1 ? 0 : 1);
+  }
+  CHECK(pid > 0 && waitpid(pid, &status, 0) == pid);
+  CHECK_INT(read(out[0], &verdict, 1), 1);
+  CHECK_INT(verdict, 'y');
+  close(out[0]);
+  close(out[1]);
+  CHECK_INT(seen(s, "wh-child", T0, TTL), 1);
+  CHECK_INT(seen(s, "wh-f", T0, TTL), 0);
+  truv_dedupe_close(s);
+}
+
 #define RUN_CONTRACT(name) do { \
     fprintf(stderr, "-- the contract, %s store\n", name); \
     RUN(an_id_is_first_once_then_a_duplicate); \
@@ -395,6 +425,7 @@ int main(void) {
   RUN(processes_racing_on_one_id_see_it_first_once);
   RUN(a_failed_prune_records_nothing);
   RUN(a_process_killed_holding_the_write_lock_leaves_the_id_unseen);
+  RUN(a_handle_used_in_a_forked_child_is_refused);
   remove_temp_files();
   return CHECK_DONE();
 }
