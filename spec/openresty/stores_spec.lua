@@ -17,6 +17,7 @@ describe("shared-dict stores in nginx", function()
         location = /options { content_by_lua_block { require("store_runner").options() } }
         location = /hammer/quota { content_by_lua_block { require("store_runner").hammer_quota() } }
         location = /hammer/usage { content_by_lua_block { require("store_runner").hammer_usage() } }
+        location = /threads { content_by_lua_block { require("store_runner").threads() } }
         location = /hammer/dedupe { content_by_lua_block { require("store_runner").hammer_dedupe() } }
       ]],
     } }
@@ -113,6 +114,17 @@ describe("shared-dict stores in nginx", function()
     local n = 0
     for _ in pairs(pids) do n = n + 1 end
     assert.equal(2, n, "both workers served the load")
+  end)
+
+  it("admits exactly the limit when the light threads of one worker share a store", function()
+    for _, kind in ipairs{ "memory", "shdict" } do
+      local status, r = srv:request("POST", "/threads?kind=" .. kind .. "&prefix=th1:", nil, nil, 60)
+      assert.equal(200, status, srv:error_log())
+      assert.equal(0, r.failed, kind)
+      assert.equal(300, r.got, kind)
+      assert.equal(300, r.a, kind)
+      assert.equal(300, r.b, kind)
+    end
   end)
 
   it("sees each webhook id first exactly once when both workers check it at once", function()

@@ -122,6 +122,40 @@ function _M.hammer_usage()
   respond{ a = (store:usage(keys[1], ngx.now())), b = (store:usage(keys[2], ngx.now())) }
 end
 
+--- POST /threads?kind=memory|shdict&prefix=P: 40 light threads of this
+-- worker share one quota store (limit 300) and reserve one pair of keys 20
+-- times each, yielding (ngx.sleep(0)) between calls and giving some back
+-- in the first half; { got = net reservations held, a, b = the counts,
+-- failed, pid }.
+function _M.threads()
+  local args = ngx.req.get_uri_args()
+  local store
+  if args.kind == "memory" then
+    store = quota.memory{ limit = 300 }
+  else
+    store = shdict.quota(DICT, { prefix = args.prefix, limit = 300, window = 86400 })
+  end
+  local keys = { quota.key("threads-a"), quota.key("threads-b") }
+  local got, failed = 0, 0
+  local threads = {}
+  for i = 1, 40 do
+    threads[i] = ngx.thread.spawn(function()
+      for j = 1, 20 do
+        local t = store:reserve(keys, ngx.now())
+        if t then got = got + 1 elseif t == nil then failed = failed + 1 end
+        ngx.sleep(0)
+        if t and j % 2 == 0 and j <= 10 then
+          if store:release(keys, t) then got = got - 1 else failed = failed + 1 end
+        end
+        ngx.sleep(0)
+      end
+    end)
+  end
+  for i = 1, #threads do assert(ngx.thread.wait(threads[i])) end
+  respond{ got = got, failed = failed, a = (store:usage(keys[1], ngx.now())),
+           b = (store:usage(keys[2], ngx.now())), pid = ngx.worker.pid() }
+end
+
 --- POST /hammer/dedupe?prefix=P&n=N: seen() of ids 1..N; answers how many
 -- were first here.
 function _M.hammer_dedupe()
