@@ -5,8 +5,13 @@
  * Each answer is one UPSERT whose WHERE clause is the contract's condition,
  * and sqlite3_changes() says whether it wrote: a single statement is atomic
  * under the file's write lock, so two processes never both see an id first.
- * Dead records are deleted every PRUNE_EVERY writes of a handle. */
+ * Dead records are deleted every PRUNE_EVERY writes of a handle, before the
+ * write: a failed prune fails the call having recorded nothing (an id
+ * recorded by a call that then reported an error would make the retry of
+ * that webhook a duplicate, never handled). A handle works only in the
+ * process that opened it (see truv_store_db_owned). */
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "quota_store.h"
 #include "truv/dedupe.h"
@@ -19,6 +24,7 @@ typedef struct sqldedupe {
   sqlite3_stmt *seen, *last, *forget, *prune_seen, *prune_last;
   double newest;            /* newest updated_at this handle recorded */
   unsigned writes;
+  pid_t opener;
 } sqldedupe;
 
 static const char q_seen[] =
@@ -55,17 +61,19 @@ static int sql_seen(truv_dedupe_store *s, const char *id, size_t len, double now
   sqldedupe *d = (sqldedupe *)s;
   int64_t now_ms = truv_store_ms(now);
   int rc;
+  if ((rc = truv_store_db_owned(d->opener, err)) || (rc = maybe_prune(d, now_ms, err)))
+    return rc;
   sqlite3_bind_text(d->seen, 1, id, (int)len, SQLITE_STATIC);
   sqlite3_bind_int64(d->seen, 2, now_ms + truv_store_ms(ttl_s));
   sqlite3_bind_int64(d->seen, 3, now_ms);
-  if ((rc = write_row(d, d->seen, "recording a webhook id", first, err))) return rc;
-  return maybe_prune(d, now_ms, err);
+  return write_row(d, d->seen, "recording a webhook id", first, err);
 }
 
 static int sql_last_update(truv_dedupe_store *s, const char *object_key, size_t len,
                            double updated_at, int *is_newer, truv_err *err) {
   sqldedupe *d = (sqldedupe *)s;
   int rc;
+  if ((rc = truv_store_db_owned(d->opener, err))) return rc;
   sqlite3_bind_text(d->last, 1, object_key, (int)len, SQLITE_STATIC);
   sqlite3_bind_double(d->last, 2, updated_at);
   if ((rc = write_row(d, d->last, "recording an update", is_newer, err))) return rc;
@@ -75,18 +83,23 @@ static int sql_last_update(truv_dedupe_store *s, const char *object_key, size_t 
 
 static int sql_forget(truv_dedupe_store *s, const char *id, size_t len, truv_err *err) {
   sqldedupe *d = (sqldedupe *)s;
+  int rc;
+  if ((rc = truv_store_db_owned(d->opener, err))) return rc;
   sqlite3_bind_text(d->forget, 1, id, (int)len, SQLITE_STATIC);
   return write_row(d, d->forget, "forgetting a webhook id", NULL, err);
 }
 
 static void sql_close(truv_dedupe_store *s) {
   sqldedupe *d = (sqldedupe *)s;
-  sqlite3_finalize(d->seen);
-  sqlite3_finalize(d->last);
-  sqlite3_finalize(d->forget);
-  sqlite3_finalize(d->prune_seen);
-  sqlite3_finalize(d->prune_last);
-  sqlite3_close(d->db);
+  /* in a forked child the connection is the parent's: leave it alone */
+  if (truv_store_db_is_opener(d->opener)) {
+    sqlite3_finalize(d->seen);
+    sqlite3_finalize(d->last);
+    sqlite3_finalize(d->forget);
+    sqlite3_finalize(d->prune_seen);
+    sqlite3_finalize(d->prune_last);
+    sqlite3_close(d->db);
+  }
   free(d);
 }
 
@@ -105,6 +118,7 @@ truv_dedupe_store *truv_dedupe_sqlite(const char *path, truv_err *err) {
   }
   d->base.ops = &sqlite_ops;
   d->newest = -TRUV_STORE_MAX_TIME;
+  d->opener = getpid();
   if (truv_store_db_open(path, &d->db, err) ||
       truv_store_prepare(d->db, q_seen, &d->seen, err) ||
       truv_store_prepare(d->db, q_last, &d->last, err) ||

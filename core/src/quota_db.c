@@ -17,8 +17,17 @@
  * The schema is created inside BEGIN IMMEDIATE, so processes opening a new
  * file at the same time create it once. WAL lets readers and the one writer
  * proceed together; synchronous=NORMAL commits without an fsync each time and
- * still never loses a commit when a process dies (only on a power cut). */
+ * still never loses a commit when a process dies (only on a power cut).
+ *
+ * Processes. Every write takes the file's write lock (BEGIN IMMEDIATE, or
+ * one statement), waiting up to BUSY_TIMEOUT_MS for another process's
+ * transaction, then fails with "store_busy". A process killed inside a
+ * transaction leaves nothing of it: its lock goes with it (the kernel drops
+ * its file locks), its uncommitted pages are ignored, and the next
+ * connection carries on, counting only what was committed. A connection
+ * never crosses fork() (truv_store_db_owned). */
 #include <stdio.h>
+#include <unistd.h>
 
 #include "quota_store.h"
 
@@ -46,6 +55,19 @@ int truv_store_db_fail(sqlite3 *db, int rc, const char *what, truv_err *err) {
   int busy = (rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED;
   return truv_err_set(err, TRUV_EINTERNAL, busy ? "store_busy" : "store",
                       "SQLite store: %s: %s", what, msg);
+}
+
+int truv_store_db_is_opener(pid_t opener) {
+  return getpid() == opener;
+}
+
+int truv_store_db_owned(pid_t opener, truv_err *err) {
+  pid_t me = getpid();
+  if (me == opener) return 0;
+  return truv_err_set(err, TRUV_EINVALID, "store_forked",
+                      "SQLite store: opened by process %ld and used by process %ld (a "
+                      "connection cannot cross fork(): open the store in each process, "
+                      "inside nginx in init_worker_by_lua)", (long)opener, (long)me);
 }
 
 int truv_store_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st, truv_err *err) {

@@ -9,8 +9,11 @@
  * A key is full when it has a limit-th newest entry in the window, and that
  * entry is the one whose leaving frees it (the k-th oldest of the contract,
  * k = count - limit + 1): one indexed query answers both. Entries that left
- * the window are deleted every PRUNE_EVERY writes of a handle. */
+ * the window are deleted every PRUNE_EVERY writes of a handle, inside the
+ * write's transaction. A handle works only in the process that opened it
+ * (see truv_store_db_owned). */
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "quota_store.h"
 #include "truv/quota.h"
@@ -24,6 +27,7 @@ typedef struct sqlstore {
   sqlite3_stmt *nth_newest, *count, *insert, *remove, *bump, *ticket, *prune;
   int64_t window_ms;
   unsigned writes;
+  pid_t opener;
 } sqlstore;
 
 static const char sql_nth_newest[] =
@@ -127,7 +131,8 @@ static int sql_reserve(truv_quota_store *s, const truv_quota_key *keys, size_t n
   int64_t now_ms = truv_store_ms(now), latest, t = 0;
   size_t i;
   int rc;
-  if ((rc = truv_store_begin(q->db, &q->tx, err))) return rc;
+  if ((rc = truv_store_db_owned(q->opener, err)) || (rc = truv_store_begin(q->db, &q->tx, err)))
+    return rc;
   if ((rc = check_room(q, keys, n, now_ms, spent, &latest, err))) goto fail;
   if (latest != INT64_MIN) {
     truv_store_rollback(q->db, &q->tx);
@@ -151,6 +156,7 @@ static int sql_release(truv_quota_store *s, const truv_quota_key *keys, size_t n
   sqlstore *q = (sqlstore *)s;
   size_t i;
   int rc;
+  if ((rc = truv_store_db_owned(q->opener, err))) return rc;
   if (ticket > INT64_MAX) return 0;   /* never issued here */
   if ((rc = truv_store_begin(q->db, &q->tx, err))) return rc;
   for (i = 0; i < n; i++)
@@ -176,7 +182,8 @@ static int sql_record_limit(truv_quota_store *s, const truv_quota_key *key, doub
   sqlstore *q = (sqlstore *)s;
   int64_t now_ms = truv_store_ms(now), have = 0;
   int rc;
-  if ((rc = truv_store_begin(q->db, &q->tx, err))) return rc;
+  if ((rc = truv_store_db_owned(q->opener, err)) || (rc = truv_store_begin(q->db, &q->tx, err)))
+    return rc;
   /* ticket -1 matches nothing: only the entries before now go */
   if ((rc = remove_entries(q, key, -1, now_ms, err)) ||
       (rc = count_from(q, key, now_ms - 1, &have, err)))
@@ -196,6 +203,7 @@ static int sql_usage(truv_quota_store *s, const truv_quota_key *key, double now,
   sqlstore *q = (sqlstore *)s;
   int64_t now_ms = truv_store_ms(now), count = 0, at = 0;
   int rc, full = 0;
+  if ((rc = truv_store_db_owned(q->opener, err))) return rc;
   /* one read transaction, so that both answers come from one snapshot */
   if ((rc = sqlite3_exec(q->db, "BEGIN", NULL, NULL, NULL)))
     return fail(q, rc, "reading the quota", err);
@@ -215,9 +223,12 @@ static void sql_close(truv_quota_store *s) {
   sqlite3_stmt **stmts[] = {&q->nth_newest, &q->count, &q->insert, &q->remove,
                             &q->bump, &q->ticket, &q->prune};
   size_t i;
-  for (i = 0; i < sizeof stmts / sizeof *stmts; i++) sqlite3_finalize(*stmts[i]);
-  truv_store_tx_finalize(&q->tx);
-  sqlite3_close(q->db);
+  /* in a forked child the connection is the parent's: leave it alone */
+  if (truv_store_db_is_opener(q->opener)) {
+    for (i = 0; i < sizeof stmts / sizeof *stmts; i++) sqlite3_finalize(*stmts[i]);
+    truv_store_tx_finalize(&q->tx);
+    sqlite3_close(q->db);
+  }
   free(q);
 }
 
@@ -241,6 +252,7 @@ truv_quota_store *truv_quota_sqlite(const char *path, const truv_quota_policy *p
   q->base.ops = &sqlite_ops;
   q->base.policy = p;
   q->window_ms = truv_store_ms(p.window_s);
+  q->opener = getpid();
   if (truv_store_db_open(path, &q->db, err) || truv_store_tx_prepare(q->db, &q->tx, err) ||
       truv_store_prepare(q->db, sql_nth_newest, &q->nth_newest, err) ||
       truv_store_prepare(q->db, sql_count, &q->count, err) ||

@@ -5,6 +5,7 @@
 #define TRUV_QUOTA_STORE_H
 
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <openssl/evp.h>
 #include <sqlite3.h>
@@ -43,6 +44,15 @@ int truv_quota_key_repeats(const truv_quota_key *keys, size_t i);
 /* Opens (creating) the file with the store conventions: busy timeout, WAL,
  * synchronous=NORMAL, the schema created or checked. */
 int truv_store_db_open(const char *path, sqlite3 **db, truv_err *err);
+/* A connection belongs to the process that opened it: SQLite's locks are
+ * per process, so a forked child using its parent's connection would take
+ * locks the parent believes it holds (two writers at once), and closing it
+ * could checkpoint and delete the write-ahead log under the parent.
+ * 0 in the opener, else TRUV_EINVALID with code "store_forked". */
+int truv_store_db_owned(pid_t opener, truv_err *err);
+/* Whether the calling process is `opener` (a forked child closing a handle
+ * must free only its memory, never touch the file). */
+int truv_store_db_is_opener(pid_t opener);
 /* Maps a SQLite failure to TRUV_EINTERNAL ("store_busy" for lock timeouts,
  * "store" otherwise) with `what` in the message; returns TRUV_EINTERNAL. */
 int truv_store_db_fail(sqlite3 *db, int rc, const char *what, truv_err *err);

@@ -3,6 +3,8 @@
  * `now`; then sharing (two handles, racing processes, one file with the
  * quota tables). */
 #include <math.h>
+#include <signal.h>
+#include <sqlite3.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -292,6 +294,105 @@ static void processes_racing_on_one_id_see_it_first_once(void) {
   CHECK_INT(firsts, 1);
 }
 
+/* Housekeeping that fails must not record an id as seen: a receiver
+ * answers 500 on an error, and Truv's retry would then be a "duplicate"
+ * never handled. (The trigger stands for any failure of the pruning
+ * statement: a busy file, a full disk.) */
+static void a_failed_prune_records_nothing(void) {
+  char path[300];
+  truv_err err;
+  truv_dedupe_store *s;
+  sqlite3 *db;
+  int first = -1;
+  temp_path(path, sizeof path);
+  s = truv_dedupe_sqlite(path, &err);
+  CHECK(s != NULL);
+  if (!s) return;
+  CHECK_INT(sqlite3_open(path, &db), SQLITE_OK);
+  CHECK_INT(sqlite3_exec(db,
+    "INSERT INTO truv_dedupe_seen(id, expires_ms) VALUES ('old', 0);"
+    "CREATE TRIGGER no_prune BEFORE DELETE ON truv_dedupe_seen "
+    "BEGIN SELECT RAISE(ABORT, 'pruning failed'); END;", NULL, NULL, NULL), SQLITE_OK);
+  /* the handle's first write is also a pruning turn */
+  CHECK(truv_dedupe_seen(s, "wh-p", 4, T0, TTL, &first, &err) != 0);
+  CHECK_CONTAINS(err.message, "pruning failed");
+  CHECK_INT(sqlite3_exec(db, "DROP TRIGGER no_prune", NULL, NULL, NULL), SQLITE_OK);
+  sqlite3_close(db);
+  CHECK_INT(seen(s, "wh-p", T0 + 1, TTL), 1);   /* the retry is handled */
+  CHECK_INT(seen(s, "wh-p", T0 + 2, TTL), 0);
+  truv_dedupe_close(s);
+}
+
+/* Child: takes the write lock, records `id` as seen without committing,
+ * tells the parent through `ready`, and waits to be killed. */
+static void hold_the_write_lock(const char *path, const char *id, int ready) {
+  sqlite3 *db;
+  char sql[200];
+  snprintf(sql, sizeof sql, "BEGIN IMMEDIATE; INSERT INTO truv_dedupe_seen(id, expires_ms) "
+           "VALUES ('%s', %.0f)", id, (T0 + TTL) * 1000);
+  if (sqlite3_open(path, &db) != SQLITE_OK || sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK)
+    _exit(100);
+  if (write(ready, "h", 1) != 1) _exit(101);
+  for (;;) pause();
+}
+
+static void a_process_killed_holding_the_write_lock_leaves_the_id_unseen(void) {
+  char path[300], c = 0;
+  truv_err err;
+  truv_dedupe_store *s;
+  pid_t pid;
+  int status, ready[2];
+  temp_path(path, sizeof path);
+  s = truv_dedupe_sqlite(path, &err);
+  CHECK(s != NULL);
+  if (!s) return;
+  CHECK_INT(seen(s, "wh-before", T0, TTL), 1);
+  CHECK_INT(pipe(ready), 0);
+  fflush(NULL);
+  if ((pid = fork()) == 0) hold_the_write_lock(path, "wh-killed", ready[1]);
+  CHECK(pid > 0);
+  CHECK_INT(read(ready[0], &c, 1), 1);
+  close(ready[0]);
+  close(ready[1]);
+  kill(pid, SIGKILL);
+  CHECK(waitpid(pid, &status, 0) == pid);
+  CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+  CHECK_INT(seen(s, "wh-killed", T0, TTL), 1);
+  CHECK_INT(seen(s, "wh-killed", T0, TTL), 0);
+  CHECK_INT(seen(s, "wh-before", T0, TTL), 0);
+  truv_dedupe_close(s);
+}
+
+/* See test_quota.c: a connection does not cross fork(); the verdict comes
+ * through a pipe (the child leaves its copy unclosed). */
+static void a_handle_used_in_a_forked_child_is_refused(void) {
+  char path[300], verdict = 0;
+  truv_err err;
+  truv_dedupe_store *s;
+  pid_t pid;
+  int status, out[2];
+  temp_path(path, sizeof path);
+  s = truv_dedupe_sqlite(path, &err);
+  CHECK(s != NULL);
+  if (!s) return;
+  CHECK_INT(seen(s, "wh-f", T0, TTL), 1);
+  CHECK_INT(pipe(out), 0);
+  fflush(NULL);
+  if ((pid = fork()) == 0) {
+    int first = -1, rc = truv_dedupe_seen(s, "wh-child", 8, T0, TTL, &first, &err);
+    char v = rc == TRUV_EINVALID && strcmp(err.code, "store_forked") == 0 ? 'y' : 'n';
+    _exit(write(out[1], &v, 1) == 1 ? 0 : 1);
+  }
+  CHECK(pid > 0 && waitpid(pid, &status, 0) == pid);
+  CHECK_INT(read(out[0], &verdict, 1), 1);
+  CHECK_INT(verdict, 'y');
+  close(out[0]);
+  close(out[1]);
+  CHECK_INT(seen(s, "wh-child", T0, TTL), 1);
+  CHECK_INT(seen(s, "wh-f", T0, TTL), 0);
+  truv_dedupe_close(s);
+}
+
 #define RUN_CONTRACT(name) do { \
     fprintf(stderr, "-- the contract, %s store\n", name); \
     RUN(an_id_is_first_once_then_a_duplicate); \
@@ -322,6 +423,9 @@ int main(void) {
   RUN(two_handles_on_one_file_share_what_they_saw);
   RUN(one_file_holds_quota_and_dedupe_tables);
   RUN(processes_racing_on_one_id_see_it_first_once);
+  RUN(a_failed_prune_records_nothing);
+  RUN(a_process_killed_holding_the_write_lock_leaves_the_id_unseen);
+  RUN(a_handle_used_in_a_forked_child_is_refused);
   remove_temp_files();
   return CHECK_DONE();
 }

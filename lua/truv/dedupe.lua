@@ -49,8 +49,10 @@ function _M.memory(expected)
   return core.dedupe_memory(expected)
 end
 
---- A durable store in a SQLite file, shared by every process that opens it;
--- may be the same file as a quota store's. Returns the store or nil, err.
+--- A durable store in a SQLite file, shared by every process that opens it
+-- (each its own handle, opened after any fork: see "Processes" in
+-- truv.quota); may be the same file as a quota store's. Returns the store
+-- or nil, err.
 function _M.sqlite(path)
   if type(path) ~= "string" or path == "" then
     error("bad argument #1 to 'sqlite' (file path expected, got " .. type(path) .. ")", 2)

@@ -49,7 +49,18 @@
 -- a Redis database) must use the same limit and window.
 --
 -- Threads and coroutines: a C store handle is used by one OS thread at a time;
--- its calls never yield, so coroutines may share it freely.
+-- its calls never yield, so coroutines (and the light threads of one nginx
+-- worker) may share it freely.
+--
+-- Processes: a memory store is private to its process, so the workers of an
+-- nginx each keep their own (and together admit `limit` per worker): inside
+-- nginx use truv.store.shdict, or SQLite. A SQLite file is shared by every
+-- process that opens it: writes take the file's write lock (a process
+-- killed holding it leaves nothing of its transaction and blocks nobody),
+-- waiting up to 10 s for another process before failing with "store_busy".
+-- A SQLite handle works only in the process that opened it: a forked child
+-- (an nginx worker, for a store made in init_by_lua) gets a "store_forked"
+-- error; open it after the fork (init_worker_by_lua).
 local core = require "truv.core"
 
 local type, error, pairs, tostring = type, error, pairs, tostring

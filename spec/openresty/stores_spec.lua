@@ -11,11 +11,13 @@ describe("shared-dict stores in nginx", function()
     srv = openresty.start{ conf = openresty.config{
       workers = 2,
       listen = "reuseport",
-      http = "    lua_shared_dict truv_test 32m;",
+      http = "    lua_shared_dict truv_test 32m;\n    lua_shared_dict truv_test_d 32m;",
       server = [[
         location = /conformance { content_by_lua_block { require("store_runner").conformance() } }
         location = /options { content_by_lua_block { require("store_runner").options() } }
         location = /hammer/quota { content_by_lua_block { require("store_runner").hammer_quota() } }
+        location = /hammer/usage { content_by_lua_block { require("store_runner").hammer_usage() } }
+        location = /threads { content_by_lua_block { require("store_runner").threads() } }
         location = /hammer/dedupe { content_by_lua_block { require("store_runner").hammer_dedupe() } }
       ]],
     } }
@@ -77,9 +79,15 @@ describe("shared-dict stores in nginx", function()
       quota_unknown = "bad argument #2 to 'quota' (unknown option 'limits')",
       quota_prefix = "bad argument #2 to 'quota' ('prefix' must be a string)",
       quota_limit = "bad argument #2 to 'quota' ('limit' must be an integer from 1 to 1000)",
+      quota_lock_wait = "bad argument #2 to 'quota' ('lock_wait' must be a number of seconds > 0)",
       dedupe_not_a_table = "bad argument #2 to 'dedupe' (table expected, got number)",
       dedupe_unknown = "bad argument #2 to 'dedupe' (unknown option 'limit')",
       dedupe_prefix = "bad argument #2 to 'dedupe' ('prefix' must be a string)",
+      dedupe_lock_wait = "bad argument #2 to 'dedupe' ('lock_wait' must be a number of " ..
+                         "seconds > 0)",
+      -- a de-duplication store may evict entries: never in a quota store's dictionary
+      quota_in_dedupe_dict = "quota: the shared dictionary 'truv_test_d' holds a dedupe store",
+      dedupe_in_quota_dict = "dedupe: the shared dictionary 'truv_test' holds a quota store",
     }
     for case, msg in pairs(expected) do
       assert.matches("store_runner.lua:%d+: ", r[case], nil, false, case .. ": " .. r[case])
@@ -96,13 +104,27 @@ describe("shared-dict stores in nginx", function()
       assert.equal(0, r.body.failed)
       got = got + r.body.got
       pids[r.body.pid] = true
-      -- all or nothing across the two keys, whatever the other worker did
-      assert.equal(r.body.usage_a, r.body.usage_b)
     end
     assert.equal(1000, got)
+    -- all or nothing across the two keys, counted once the load is over
+    local status, u = srv:request("GET", "/hammer/usage?prefix=hq1:")
+    assert.equal(200, status, srv:error_log())
+    assert.equal(1000, u.a)
+    assert.equal(1000, u.b)
     local n = 0
     for _ in pairs(pids) do n = n + 1 end
     assert.equal(2, n, "both workers served the load")
+  end)
+
+  it("admits exactly the limit when the light threads of one worker share a store", function()
+    for _, kind in ipairs{ "memory", "shdict" } do
+      local status, r = srv:request("POST", "/threads?kind=" .. kind .. "&prefix=th1:", nil, nil, 60)
+      assert.equal(200, status, srv:error_log())
+      assert.equal(0, r.failed, kind)
+      assert.equal(300, r.got, kind)
+      assert.equal(300, r.a, kind)
+      assert.equal(300, r.b, kind)
+    end
   end)
 
   it("sees each webhook id first exactly once when both workers check it at once", function()

@@ -15,15 +15,37 @@
 --
 -- Atomicity. A shared dictionary offers atomic single operations but no
 -- compare-and-set, so every read-decide-write of these stores runs under a
--- lock per key: an entry `add`ed with a short expiry (so that a worker that
--- dies holding it cannot block the key for long), taken in sorted key order
--- when a reserve spans several connections (no deadlock), released by
--- `delete`. The section between taking and releasing never yields (only
--- dictionary calls and string work), so light threads of one worker never
--- meet a held lock; another worker's is waited for by a few spins, then by
--- ngx.sleep steps (where the phase allows sleeping), for at most
--- LOCK_WAIT_S, after which the call returns nil, err (kind "internal",
--- code "store_busy").
+-- lock per record: an entry "<prefix>l<record key>" `safe_add`ed with no
+-- expiry, holding the holder's token "<pid> <start> <n>" (the process, its
+-- start time from /proc/<pid>/stat, so that a reused pid names another
+-- process, and a count of that store's acquisitions there). A lock is never
+-- taken from a live holder: there is no lease to run out while its holder
+-- is merely slow (preempted, its cached clock stale, a CPU hog beside it),
+-- so two workers never decide on one record at once. The locks of a call
+-- are taken all at once or not at all, in sorted key order: one found taken
+-- makes the caller drop the others it took and try again after a pause, so
+-- that nobody holds a lock while waiting for another. The holder checks,
+-- before writing anything, that its locks still hold its token (a call that
+-- finds one gone writes nothing and fails with "store_busy"), and releases
+-- them by `delete`. The section between taking and releasing never yields
+-- (only dictionary calls and string work), so light threads of one worker
+-- never meet a held lock; another worker's is waited for by a few spins,
+-- then by ngx.sleep pauses of 1 to 16 ms (where the phase allows sleeping;
+-- elsewhere by spinning on a refreshed clock), for at most `lock_wait`
+-- seconds (a store option, default 3), after which the call returns nil,
+-- err (kind "internal", code "store_busy").
+--
+-- A worker that dies holding a lock (killed, crashed) costs little: a caller
+-- that finds a lock taken past its spins reads /proc for the holder, and when
+-- that process is gone (or a zombie, or another process under the same pid)
+-- frees the lock, at once, then takes it (one caller frees a given lock: it
+-- first adds a claim "<prefix>b<record key> <token>", kept a day; a warning
+-- is logged). Waiters on a dead holder lose a few milliseconds, no
+-- record is lost, and nothing is admitted twice. A reserve cut short
+-- half-way may leave its entry on the records it had written and not on the
+-- others: those entries are counted until they leave the window and are
+-- never released (fewer refreshes admitted, never more). Reading /proc needs
+-- Linux: a store refuses to open where /proc/self/stat cannot be read.
 --
 -- Layout (all under `prefix`, default "truv:"): a quota record per
 -- connection key, "<prefix>q:<key>" = "<ms>:<ticket>,..." (in-window
@@ -31,12 +53,17 @@
 -- ticket); a ticket counter "<prefix>qt" (dict:incr); a de-duplication
 -- record per webhook id, "<prefix>s:<id>" = expiry in ms, and one per
 -- object, "<prefix>o:<object>" = updated_at in ms; locks "<prefix>l<record
--- key>". Quota records are written with `safe_set`: a full dictionary
--- fails the reserve (nil, err) rather than evicting another connection's
--- log. De-duplication records use `set` and may evict the least recently
--- used ones when the dictionary is full (a very old webhook could then be
+-- key>" and their claims "<prefix>b<record key> <token>". Nothing a quota
+-- store writes evicts (`safe_add`, `safe_set`): a full dictionary fails the
+-- reserve (nil, err) rather than dropping another connection's log.
+-- De-duplication records use `set` and may evict the least recently used
+-- entries when the dictionary is full (a very old webhook could then be
 -- handled twice; a warning is logged): size the dictionary for `ttl` worth
--- of webhooks.
+-- of webhooks. So the two kinds never share a dictionary (an eviction could
+-- drop a connection's log, and the store would admit refreshes past the
+-- limit): each store marks its dictionary with its kind ("truv.kind"), and
+-- a store of the other kind refuses to open it. Nothing else should write
+-- to these dictionaries either.
 --
 -- Expiry: records also carry an nginx expiry (real time) so that the
 -- dictionary forgets idle connections and old webhooks by itself: a quota
@@ -54,16 +81,23 @@ local ngx = ngx
 local type, error, tostring, tonumber, pairs, ipairs = type, error, tostring, tonumber, pairs,
                                                       ipairs
 local setmetatable, pcall = setmetatable, pcall
+local io_open = io.open
 local format, gmatch, match = string.format, string.gmatch, string.match
 local floor, huge = math.floor, math.huge
 local concat, sort = table.concat, table.sort
 
-local _M = {
-  LOCK_TTL_S = 2,        -- a lock left by a dead worker frees itself after this
-  LOCK_WAIT_S = 3,       -- a caller gives up waiting for a lock after this
-  LOCK_SPINS = 32,       -- tries before the first sleep
-  ORDER_TTL_S = 30 * 86400,
-}
+local _M = {}
+
+local SPINS = 32                      -- tries in a row before a pause
+local PAUSE_MIN, PAUSE_MAX = 0.001, 0.016
+local CHECK_EVERY = 16                -- rounds between two looks at the holder, spinning
+local MAX_ROUNDS = 1e6                -- a bound on any wait, whatever the clock does
+local CLAIM_TTL_S = 86400             -- how long a freed lock's claim is kept
+local WANT_AFTER = 6                  -- rounds (about 30 ms) before a waiter asks priority
+local WANT_TTL_S = 0.2                -- how long a request for priority lasts unrenewed
+local ORDER_TTL_S = 30 * 86400        -- how long an ordering record is kept
+local DEFAULT_LOCK_WAIT_S = 3
+local KIND_KEY = "truv.kind"          -- which kind of store a dictionary holds
 
 -- Phases where ngx.sleep may yield.
 local SLEEP_PHASES = {
@@ -77,8 +111,13 @@ local function argerror(fname, n, msg, level)
   error(format("bad argument #%d to '%s' (%s)", n, fname, msg), level or 3)
 end
 
--- The options table of a store constructor: only `allowed` keys, and the
--- key prefix (default "truv:"). Returns opts (a table) and the prefix.
+local function finite(v)
+  return type(v) == "number" and v == v and v ~= huge and v ~= -huge
+end
+
+-- The options table of a store constructor: only `allowed` keys, the key
+-- prefix (default "truv:") and lock_wait (seconds, default 3). Returns
+-- opts (a table), the prefix and lock_wait.
 local function store_options(fname, opts, allowed)
   opts = opts or {}
   if type(opts) ~= "table" then argerror(fname, 2, "table expected, got " .. type(opts), 4) end
@@ -87,11 +126,11 @@ local function store_options(fname, opts, allowed)
   end
   local prefix = opts.prefix or "truv:"
   if type(prefix) ~= "string" then argerror(fname, 2, "'prefix' must be a string", 4) end
-  return opts, prefix
-end
-
-local function finite(v)
-  return type(v) == "number" and v == v and v ~= huge and v ~= -huge
+  local wait = opts.lock_wait or DEFAULT_LOCK_WAIT_S
+  if not finite(wait) or wait <= 0 then
+    argerror(fname, 2, "'lock_wait' must be a number of seconds > 0", 4)
+  end
+  return opts, prefix, wait
 end
 
 local function ms(t)
@@ -102,7 +141,39 @@ local function store_error(code, msg)
   return errors.new("internal", code, msg)
 end
 
-local function open_dict(name, fname)
+-- The state letter and start time (field 22) of process `pid`, from
+-- /proc/<pid>/stat; or nil and the errno of the failed open (nil when the
+-- file said nothing usable).
+local function proc_stat(pid)
+  local f, _, code = io_open("/proc/" .. pid .. "/stat", "r")
+  if not f then return nil, code end
+  local text = f:read("*a")
+  f:close()
+  -- the command name, in parentheses, may hold anything: fields follow the last ")"
+  local state, rest = match(text or "", "^.*%) (%S) (.*)$")
+  if not state then return nil end
+  local i = 3
+  for field in gmatch(rest, "%S+") do
+    i = i + 1
+    if i == 22 then return state, field end
+  end
+  return nil
+end
+
+local ENOENT, ESRCH = 2, 3
+
+--- Is the process that wrote lock token `holder` still running? Unsure
+-- (an unreadable /proc entry for another reason) counts as running.
+local function holder_alive(holder)
+  local pid, start = match(holder, "^(%d+) (%d+) ")
+  if not pid then return true end
+  local state, other = proc_stat(pid)
+  if not state then return not (other == ENOENT or other == ESRCH) end
+  if state == "Z" or state == "X" or state == "x" then return false end
+  return other == start
+end
+
+local function open_dict(name, fname, kind)
   if type(name) ~= "string" or name == "" then
     argerror(fname, 1, "shared dictionary name expected, got " .. type(name))
   end
@@ -114,40 +185,168 @@ local function open_dict(name, fname)
     error(format("%s: no shared dictionary '%s' (add `lua_shared_dict %s 10m;` to the http " ..
                  "block of nginx.conf)", fname, name, name), 3)
   end
+  if not proc_stat(ngx.worker.pid()) then
+    error(fname .. ": cannot read /proc/" .. ngx.worker.pid() .. "/stat (the stores' locks " ..
+          "need Linux's /proc to tell a live lock holder from a dead one)", 3)
+  end
+  local ok, err = dict:safe_add(KIND_KEY, kind)
+  local held = not ok and err == "exists" and dict:get(KIND_KEY)
+  if not ok and not held then
+    error(format("%s: the shared dictionary '%s' cannot hold a record: %s", fname, name,
+                 tostring(err)), 3)
+  end
+  if held and held ~= kind then
+    error(format("%s: the shared dictionary '%s' holds a %s store: give the %s store a " ..
+                 "dictionary of its own (a de-duplication store may evict entries when full)",
+                 fname, name, held, kind), 3)
+  end
   return dict
 end
 
 -- ------------------------------------------------------------------ locks
 
-local lock_serial, lock_base = 0, nil
+--- A fresh lock token of this process for `self` (see Atomicity above). A
+-- store made before a fork (init_by_lua) learns the worker's pid on first use.
+local function new_token(self)
+  local pid = ngx.worker.pid()
+  if pid ~= self.pid then
+    local _, start = proc_stat(pid)
+    if not start then return nil end
+    self.pid, self.me, self.serial = pid, pid .. " " .. start .. " ", 0
+  end
+  local n = self.serial + 1
+  self.serial = n
+  return self.me .. n
+end
 
---- Takes the lock on `rkey`; returns its token or nil, err. A token is
--- unique across workers: the worker's pid (< 2^22) above 30 bits of a
--- counter, exact in a double.
-local function lock(dict, lkey)
-  lock_serial = (lock_serial + 1) % 1073741824
-  lock_base = lock_base or ngx.worker.pid() * 1073741824
-  local token = lock_base + lock_serial
-  local deadline
-  local pause = 0.001
-  local tries = 0
-  while true do
-    local ok, err = dict:safe_add(lkey, token, _M.LOCK_TTL_S)
-    if ok then return token end
-    if err ~= "exists" then
-      return nil, store_error("store_failed", "the shared dictionary failed: " .. tostring(err))
+-- lkeys: one lock key (a string) or a sorted array of distinct ones.
+local function count_of(lkeys)
+  return type(lkeys) == "string" and 1 or #lkeys
+end
+
+local function key_at(lkeys, i)
+  if type(lkeys) == "string" then return lkeys end
+  return lkeys[i]
+end
+
+--- Frees the lock `lkey` if the process holding it is gone. Returns true
+-- when the lock is free now (try again at once).
+local function free_if_dead(self, lkey)
+  local dict = self.dict
+  local holder = dict:get(lkey)
+  if holder == nil then return true end
+  if holder_alive(holder) then return false end
+  -- one caller frees it: the one whose claim on that holder's lock is added
+  local claim = self.claim_prefix .. lkey:sub(#self.lock_prefix + 1) .. " " .. holder
+  if not dict:safe_add(claim, true, CLAIM_TTL_S) then return false end
+  -- the dead holder cannot release, no other caller frees it, and nobody
+  -- takes a lock that exists: it still holds that token
+  if dict:get(lkey) == holder then
+    dict:delete(lkey)
+    ngx.log(ngx.WARN, "truv: freed a lock of the shared dictionary '", self.name,
+            "' held by a process that died (", holder, ")")
+  end
+  return true
+end
+
+local function drop(dict, lkeys, n)
+  for i = n, 1, -1 do dict:delete(key_at(lkeys, i)) end
+end
+
+-- The key of the request for priority on lock `lkey`.
+local function want_key(self, lkey)
+  return self.want_prefix .. lkey:sub(#self.lock_prefix + 1)
+end
+
+-- One try at every lock of `lkeys`, stepping aside from a lock another
+-- caller asked priority on. Returns nil when all are taken with `token`;
+-- else, having dropped those it took, the key found taken and "taken" or
+-- "wanted"; or false, err when the dictionary failed.
+local function try_all(self, lkeys, token)
+  local dict = self.dict
+  for i = 1, count_of(lkeys) do
+    local lkey = key_at(lkeys, i)
+    local wanted_by = dict:get(want_key(self, lkey))
+    if wanted_by ~= nil and wanted_by ~= token then
+      drop(dict, lkeys, i - 1)
+      return lkey, "wanted"
     end
-    tries = tries + 1
-    if tries > _M.LOCK_SPINS then
-      local now = ngx.now()
-      deadline = deadline or now + _M.LOCK_WAIT_S
-      if now > deadline or tries > 1e6 then
-        return nil, store_error("store_busy", "a shared-dictionary lock stayed taken for " ..
-                                _M.LOCK_WAIT_S .. " s")
+    local ok, err = dict:safe_add(lkey, token)
+    if not ok then
+      drop(dict, lkeys, i - 1)
+      if err ~= "exists" then
+        return false, store_error("store_failed", "the shared dictionary failed: " ..
+                                  tostring(err))
       end
-      if SLEEP_PHASES[ngx.get_phase()] then
-        ngx.sleep(pause)
-        if pause < 0.016 then pause = pause * 2 end
+      return lkey, "taken"
+    end
+  end
+  return nil
+end
+
+local function unwant(self, wkey, token)
+  if wkey and self.dict:get(wkey) == token then self.dict:delete(wkey) end
+end
+
+-- Asks priority on lock `lkey` for `token` (or renews it), unless another
+-- caller has; returns the request's key (or nil). A hint, not a lock: the
+-- others step aside until it lapses (WANT_TTL_S) or is withdrawn.
+local function want(self, lkey, token, prev)
+  local dict, wkey = self.dict, want_key(self, lkey)
+  if prev and prev ~= wkey then unwant(self, prev, token) end
+  local cur = dict:get(wkey)
+  if cur == nil then
+    if dict:safe_add(wkey, token, WANT_TTL_S) then return wkey end
+  elseif cur == token then
+    dict:safe_set(wkey, token, WANT_TTL_S)
+    return wkey
+  end
+  return nil
+end
+
+--- Takes every lock of `lkeys` or none (see Atomicity above); returns the
+-- token that holds them, or nil, err. Each round tries SPINS times in a row
+-- (another worker busy on the same keys frees them for a moment between
+-- two of its calls), looks whether the holder died, then pauses; after a
+-- few rounds it asks priority on the lock found taken, so that a worker
+-- taking the same locks call after call without yielding lets it in.
+local function acquire(self, lkeys)
+  local token = new_token(self)
+  if not token then
+    return nil, store_error("store_failed", "cannot read this process's /proc entry")
+  end
+  local rounds, deadline, pause, wanted = 0, nil, PAUSE_MIN, nil
+  while true do
+    local busy, why
+    for _ = 1, SPINS do
+      busy, why = try_all(self, lkeys, token)
+      if not busy then
+        unwant(self, wanted, token)
+        if busy == false then return nil, why end
+        return token
+      end
+      if why == "wanted" then break end
+    end
+    rounds = rounds + 1
+    local sleeps = SLEEP_PHASES[ngx.get_phase()]
+    local freed = why == "taken" and (sleeps or rounds % CHECK_EVERY == 0) and
+                  free_if_dead(self, busy)
+    if not deadline then
+      ngx.update_time()
+      deadline = ngx.now() + self.lock_wait
+    elseif ngx.now() >= deadline or rounds > MAX_ROUNDS then
+      unwant(self, wanted, token)
+      return nil, store_error("store_busy", format("a shared-dictionary lock stayed taken " ..
+                              "for %g s", self.lock_wait))
+    end
+    if not freed then
+      if why == "taken" and rounds >= WANT_AFTER then
+        wanted = want(self, busy, token, wanted)
+      end
+      if sleeps then
+        -- with priority asked, look often: the others wait for us
+        ngx.sleep(wanted and PAUSE_MIN or pause)
+        if pause < PAUSE_MAX then pause = pause * 2 end
       else
         ngx.update_time()   -- no sleeping here: spin, with a clock that moves
       end
@@ -155,47 +354,42 @@ local function lock(dict, lkey)
   end
 end
 
-local function unlock(dict, lkey, token)
-  -- only our own lock (it may have expired and been taken by another)
-  if dict:get(lkey) == token then dict:delete(lkey) end
+--- Do the locks still hold `token`? Checked before anything is written.
+local function owns(dict, lkeys, token)
+  for i = 1, count_of(lkeys) do
+    if dict:get(key_at(lkeys, i)) ~= token then return false end
+  end
+  return true
 end
 
--- The results of a pcall: releases the lock, then passes them on (or
+local function lost_error()
+  return store_error("store_busy", "a shared-dictionary lock was lost before the write " ..
+                     "(nothing was written)")
+end
+
+local function release(dict, lkeys, token)
+  for i = count_of(lkeys), 1, -1 do
+    local lkey = key_at(lkeys, i)
+    if dict:get(lkey) == token then dict:delete(lkey) end
+  end
+end
+
+-- The results of a pcall: releases the locks, then passes them on (or
 -- raises the error again).
-local function after_one(dict, lkey, token, ok, a, b, c)
-  unlock(dict, lkey, token)
+local function after(dict, lkeys, token, ok, a, b, c)
+  release(dict, lkeys, token)
   if not ok then error(a, 0) end
   return a, b, c
 end
 
---- Runs fn(...) holding the lock of one record key (the common case,
--- without the tables with_locks needs).
-local function with_lock(self, rkey, fn, ...)
-  local dict, lkey = self.dict, self.lock_prefix .. rkey
-  local token, err = lock(dict, lkey)
+--- Runs fn(self, lkeys, token, ...) holding the locks of `lkeys` (one lock
+-- key, or a sorted array of distinct ones); fn checks owns() before its
+-- first write. Returns what fn returns, or nil, err when the locks cannot
+-- be taken; an error raised by fn is raised again after unlocking.
+local function with_locks(self, lkeys, fn, ...)
+  local token, err = acquire(self, lkeys)
   if not token then return nil, err end
-  return after_one(dict, lkey, token, pcall(fn, ...))
-end
-
---- Runs fn(...) holding the locks of every record key in `rkeys` (sorted,
--- distinct). Returns what fn returns, or nil, err when a lock cannot be
--- taken; an error raised by fn is raised again after unlocking.
-local function with_locks(self, rkeys, fn, ...)
-  if #rkeys == 1 then return with_lock(self, rkeys[1], fn, ...) end
-  local dict, prefix = self.dict, self.lock_prefix
-  local tokens = {}
-  for i, rk in ipairs(rkeys) do
-    local token, err = lock(dict, prefix .. rk)
-    if not token then
-      for j = i - 1, 1, -1 do unlock(dict, prefix .. rkeys[j], tokens[j]) end
-      return nil, err
-    end
-    tokens[i] = token
-  end
-  local res = { pcall(fn, ...) }
-  for i = #rkeys, 1, -1 do unlock(dict, prefix .. rkeys[i], tokens[i]) end
-  if not res[1] then error(res[2], 0) end
-  return res[2], res[3], res[4]
+  return after(self.dict, lkeys, token, pcall(fn, self, lkeys, token, ...))
 end
 
 -- ------------------------------------------------------------------ quota
@@ -301,7 +495,13 @@ local function distinct_sorted(list)
   return out
 end
 
-local function reserve_locked(self, keys, now_ms)
+--- Starts the ticket counter if it is missing (a new or flushed
+-- dictionary), without evicting anything (incr's init may).
+local function seed_tickets(self)
+  self.dict:safe_add(self.prefix .. "qt", 0)
+end
+
+local function reserve_locked(self, lkeys, token, keys, now_ms)
   local dict = self.dict
   local records, spent, spent_seen, not_before = {}, {}, {}, nil
   for _, k in ipairs(keys) do
@@ -321,8 +521,13 @@ local function reserve_locked(self, keys, now_ms)
     end
   end
   if #spent > 0 then return false, not_before, spent end
+  if not owns(dict, lkeys, token) then return nil, lost_error() end
 
-  local n, err = dict:incr(self.prefix .. "qt", 1, 0)
+  local n, err = dict:incr(self.prefix .. "qt", 1)
+  if not n and err == "not found" then
+    seed_tickets(self)
+    n, err = dict:incr(self.prefix .. "qt", 1)
+  end
   if not n then return nil, store_error("store_failed", "ticket counter: " .. tostring(err)) end
   local ticket = format("t%.0f", n)
   local written = {}
@@ -330,10 +535,15 @@ local function reserve_locked(self, keys, now_ms)
     insert(r.ts, r.tks, now_ms, ticket)
     local ok, werr = self:_write(self:_rkey(k), r.ts, r.tks)
     if not ok then
-      -- all or nothing: put back what was written
+      -- all or nothing: put back what was written (never larger than what
+      -- it replaces; should that fail too, an entry stays: counted, not lost)
       for _, wk in ipairs(written) do
         local old = records[wk].old
-        if old then dict:set(self:_rkey(wk), old, self.expire_s) else dict:delete(self:_rkey(wk)) end
+        if old then
+          dict:safe_set(self:_rkey(wk), old, self.expire_s)
+        else
+          dict:delete(self:_rkey(wk))
+        end
       end
       return nil, werr
     end
@@ -342,20 +552,35 @@ local function reserve_locked(self, keys, now_ms)
   return ticket
 end
 
+-- The lock keys of a sorted list of distinct quota keys: one string, or an
+-- array when there are several.
+local function lock_keys(self, distinct)
+  if #distinct == 1 then return self.lock_prefix .. self:_rkey(distinct[1]) end
+  local lkeys = {}
+  for i, k in ipairs(distinct) do lkeys[i] = self.lock_prefix .. self:_rkey(k) end
+  return lkeys
+end
+
 --- store:reserve(keys, now) -> ticket | false, not_before, spent | nil, err
 function Quota:reserve(keys, now)
   check_keys("reserve", keys)
   check_time("reserve", 2, now)
-  local rkeys = {}
-  for i, k in ipairs(distinct_sorted(keys)) do rkeys[i] = self:_rkey(k) end
-  local ticket, not_before, spent = with_locks(self, rkeys, reserve_locked, self, keys, ms(now))
+  local lkeys
+  if #keys == 1 then
+    lkeys = self.lock_prefix .. self:_rkey(keys[1])
+  else
+    lkeys = lock_keys(self, distinct_sorted(keys))
+  end
+  local ticket, not_before, spent = with_locks(self, lkeys, reserve_locked, keys, ms(now))
   return ticket, not_before, spent
 end
 
-local function release_locked(self, keys, ticket)
+local function release_locked(self, lkeys, token, keys, ticket)
+  local dict = self.dict
+  local checked = false
   for _, k in ipairs(keys) do
     local rkey = self:_rkey(k)
-    local ts, tks = decode(self.dict:get(rkey))
+    local ts, tks = decode(dict:get(rkey))
     local kts, ktks, dropped = {}, {}, false
     for i = 1, #ts do
       if tks[i] == ticket then
@@ -365,6 +590,10 @@ local function release_locked(self, keys, ticket)
       end
     end
     if dropped then
+      if not checked then
+        if not owns(dict, lkeys, token) then return nil, lost_error() end
+        checked = true
+      end
       local ok, err = self:_write(rkey, kts, ktks)
       if not ok then return nil, err end
     end
@@ -378,12 +607,10 @@ function Quota:release(keys, ticket)
   if type(ticket) ~= "string" then argerror("release", 2, "ticket string expected") end
   if ticket == "" then return true end   -- untagged entries are Truv's refusals
   local distinct = distinct_sorted(keys)
-  local rkeys = {}
-  for i, k in ipairs(distinct) do rkeys[i] = self:_rkey(k) end
-  return with_locks(self, rkeys, release_locked, self, distinct, ticket)
+  return with_locks(self, lock_keys(self, distinct), release_locked, distinct, ticket)
 end
 
-local function record_limit_locked(self, key, now_ms)
+local function record_limit_locked(self, lkey, token, key, now_ms)
   local rkey = self:_rkey(key)
   local ts, tks = decode(self.dict:get(rkey))
   local kts, ktks = {}, {}
@@ -391,6 +618,7 @@ local function record_limit_locked(self, key, now_ms)
     if ts[i] >= now_ms then kts[#kts + 1], ktks[#ktks + 1] = ts[i], tks[i] end
   end
   while #kts < self.limit do insert(kts, ktks, now_ms, "") end
+  if not owns(self.dict, lkey, token) then return nil, lost_error() end
   return self:_write(rkey, kts, ktks)
 end
 
@@ -398,7 +626,7 @@ end
 function Quota:record_limit(key, now)
   check_key("record_limit", 1, key)
   check_time("record_limit", 2, now)
-  return with_lock(self, self:_rkey(key), record_limit_locked, self, key, ms(now))
+  return with_locks(self, self.lock_prefix .. self:_rkey(key), record_limit_locked, key, ms(now))
 end
 
 --- store:usage(key, now) -> used, next_free | nil, err
@@ -421,11 +649,13 @@ end
 
 --- shdict.quota(dict_name [, opts]) -> store
 -- opts: limit (default 3), window (seconds, default 86400), prefix
--- (default "truv:"; stores with different prefixes are independent).
+-- (default "truv:"; stores with different prefixes are independent),
+-- lock_wait (seconds a call waits for a lock another worker holds, default
+-- 3; then it fails with "store_busy").
 function _M.quota(name, opts)
-  local dict = open_dict(name, "quota")
-  local prefix
-  opts, prefix = store_options("quota", opts, { limit = true, window = true, prefix = true })
+  local prefix, lock_wait
+  opts, prefix, lock_wait = store_options("quota", opts, { limit = true, window = true,
+                                                            prefix = true, lock_wait = true })
   local limit, window = opts.limit or 3, opts.window or 86400
   if type(limit) ~= "number" or limit ~= floor(limit) or limit < 1 or limit > 1000 then
     argerror("quota", 2, "'limit' must be an integer from 1 to 1000")
@@ -433,6 +663,7 @@ function _M.quota(name, opts)
   if not finite(window) or window < 0.001 then
     argerror("quota", 2, "'window' must be a number of seconds >= 0.001")
   end
+  local dict = open_dict(name, "quota", "quota")
   local policy = format("%d/%.3f", limit, window)
   local ok = dict:safe_add(prefix .. "qp", policy)
   local recorded = not ok and dict:get(prefix .. "qp")
@@ -440,11 +671,14 @@ function _M.quota(name, opts)
     error(format("quota: the shared dictionary '%s' (prefix '%s') holds quota kept with " ..
                  "limit/window %s, not %s", name, prefix, recorded, policy), 2)
   end
-  return setmetatable({
+  local self = setmetatable({
     dict = dict, name = name, prefix = prefix, lock_prefix = prefix .. "l",
+    claim_prefix = prefix .. "b", want_prefix = prefix .. "w", lock_wait = lock_wait,
     limit = limit, window = window, window_ms = ms(window),
     expire_s = 2 * window + 60,
   }, Quota)
+  seed_tickets(self)
+  return self
 end
 
 -- ----------------------------------------------------------------- dedupe
@@ -471,9 +705,10 @@ function Dedupe:_set(rkey, value, expire_s)
   return true
 end
 
-local function seen_locked(self, rkey, now_ms, expiry_ms, expire_s)
+local function seen_locked(self, lkey, token, rkey, now_ms, expiry_ms, expire_s)
   local cur = self.dict:get(rkey)
   if cur and cur > now_ms then return false end
+  if not owns(self.dict, lkey, token) then return nil, lost_error() end
   local ok, err = self:_set(rkey, expiry_ms, expire_s)
   if not ok then return nil, err end
   return true
@@ -486,13 +721,15 @@ function Dedupe:seen(id, now, ttl)
   if not finite(ttl) then argerror("seen", 3, "finite ttl in seconds expected") end
   if ttl < 0 then argerror("seen", 3, "ttl must be >= 0") end
   local rkey = self.prefix .. "s:" .. id
-  return with_lock(self, rkey, seen_locked, self, rkey, ms(now), ms(now + ttl), ttl + 60)
+  return with_locks(self, self.lock_prefix .. rkey, seen_locked, rkey, ms(now), ms(now + ttl),
+                    ttl + 60)
 end
 
-local function last_update_locked(self, rkey, at_ms)
+local function last_update_locked(self, lkey, token, rkey, at_ms)
   local cur = self.dict:get(rkey)
   if cur and at_ms < cur then return false end
-  local ok, err = self:_set(rkey, at_ms, _M.ORDER_TTL_S)
+  if not owns(self.dict, lkey, token) then return nil, lost_error() end
+  local ok, err = self:_set(rkey, at_ms, ORDER_TTL_S)
   if not ok then return nil, err end
   return true
 end
@@ -502,10 +739,11 @@ function Dedupe:last_update(object_key, updated_at)
   check_id("last_update", object_key)
   if not finite(updated_at) then argerror("last_update", 2, "finite time expected") end
   local rkey = self.prefix .. "o:" .. object_key
-  return with_lock(self, rkey, last_update_locked, self, rkey, ms(updated_at))
+  return with_locks(self, self.lock_prefix .. rkey, last_update_locked, rkey, ms(updated_at))
 end
 
-local function forget_locked(self, rkey)
+local function forget_locked(self, lkey, token, rkey)
+  if not owns(self.dict, lkey, token) then return nil, lost_error() end
   self.dict:delete(rkey)
   return true
 end
@@ -514,7 +752,7 @@ end
 function Dedupe:forget(id)
   check_id("forget", id)
   local rkey = self.prefix .. "s:" .. id
-  return with_lock(self, rkey, forget_locked, self, rkey)
+  return with_locks(self, self.lock_prefix .. rkey, forget_locked, rkey)
 end
 
 function Dedupe.close()
@@ -526,12 +764,13 @@ function Dedupe:__tostring()
 end
 
 --- shdict.dedupe(dict_name [, opts]) -> store
--- opts: prefix (default "truv:").
+-- opts: prefix (default "truv:"), lock_wait (as for quota).
 function _M.dedupe(name, opts)
-  local dict = open_dict(name, "dedupe")
-  local _, prefix = store_options("dedupe", opts, { prefix = true })
-  return setmetatable({ dict = dict, name = name, prefix = prefix, lock_prefix = prefix .. "l" },
-                      Dedupe)
+  local _, prefix, lock_wait = store_options("dedupe", opts, { prefix = true, lock_wait = true })
+  local dict = open_dict(name, "dedupe", "dedupe")
+  return setmetatable({ dict = dict, name = name, prefix = prefix, lock_prefix = prefix .. "l",
+                        claim_prefix = prefix .. "b", want_prefix = prefix .. "w",
+                        lock_wait = lock_wait }, Dedupe)
 end
 
 return _M

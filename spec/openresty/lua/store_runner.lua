@@ -11,7 +11,8 @@ local truv = require "truv"
 local ngx = ngx
 local _M = {}
 
-local DICT = "truv_test"
+local DICT = "truv_test"          -- quota stores
+local DEDUPE_DICT = "truv_test_d" -- de-duplication stores (a dictionary of their own)
 local serial = 0
 
 local function fresh_prefix(kind)
@@ -45,11 +46,12 @@ function _M.conformance()
   out.quota_shdict = busted.run()
 
   conformance.dedupe("nginx shared dict", function()
-    return shdict.dedupe(DICT, { prefix = fresh_prefix("d") })
+    return shdict.dedupe(DEDUPE_DICT, { prefix = fresh_prefix("d") })
   end, {
     make_pair = function()
       local prefix = fresh_prefix("dp")
-      return shdict.dedupe(DICT, { prefix = prefix }), shdict.dedupe(DICT, { prefix = prefix })
+      return shdict.dedupe(DEDUPE_DICT, { prefix = prefix }),
+             shdict.dedupe(DEDUPE_DICT, { prefix = prefix })
     end,
   })
   out.dedupe_shdict = busted.run()
@@ -71,23 +73,29 @@ end
 -- ("accepted" when nothing was raised). Each call is made from this file, so
 -- a message must point here, at the caller, not inside the store module.
 function _M.options()
-  local function try(make, opts)
+  local function try(make, opts, dict)
     local ok, err = pcall(function()
-      local store = make(DICT, opts)   -- not a tail call: the caller's frame stays
+      local store = make(dict, opts)   -- not a tail call: the caller's frame stays
       return store
     end)
     return ok and "accepted" or tostring(err)
   end
+  local function q(opts, dict) return try(shdict.quota, opts, dict or DICT) end
+  local function d(opts, dict) return try(shdict.dedupe, opts, dict or DEDUPE_DICT) end
   respond{
-    quota_not_a_table = try(shdict.quota, "limit=3"),
-    quota_unknown = try(shdict.quota, { limits = 3 }),
-    quota_prefix = try(shdict.quota, { prefix = 1 }),
-    quota_limit = try(shdict.quota, { limit = 0, prefix = fresh_prefix("o") }),
-    quota_good = try(shdict.quota, { limit = 2, window = 60, prefix = fresh_prefix("o") }),
-    dedupe_not_a_table = try(shdict.dedupe, 1),
-    dedupe_unknown = try(shdict.dedupe, { limit = 3 }),
-    dedupe_prefix = try(shdict.dedupe, { prefix = {} }),
-    dedupe_good = try(shdict.dedupe, { prefix = fresh_prefix("o") }),
+    quota_not_a_table = q("limit=3"),
+    quota_unknown = q({ limits = 3 }),
+    quota_prefix = q({ prefix = 1 }),
+    quota_limit = q({ limit = 0, prefix = fresh_prefix("o") }),
+    quota_lock_wait = q({ lock_wait = 0, prefix = fresh_prefix("o") }),
+    quota_good = q({ limit = 2, window = 60, lock_wait = 0.5, prefix = fresh_prefix("o") }),
+    quota_in_dedupe_dict = q({ prefix = fresh_prefix("o") }, DEDUPE_DICT),
+    dedupe_not_a_table = d(1),
+    dedupe_unknown = d({ limit = 3 }),
+    dedupe_prefix = d({ prefix = {} }),
+    dedupe_lock_wait = d({ lock_wait = "3" }),
+    dedupe_good = d({ prefix = fresh_prefix("o"), lock_wait = 10 }),
+    dedupe_in_quota_dict = d({ prefix = fresh_prefix("o") }, DICT),
   }
 end
 
@@ -102,17 +110,57 @@ function _M.hammer_quota()
     local t = store:reserve(keys, ngx.now())
     if t then got = got + 1 elseif t == false then refused = refused + 1 else failed = failed + 1 end
   end
-  local ua = store:usage(keys[1], ngx.now())
-  local ub = store:usage(keys[2], ngx.now())
-  respond{ got = got, refused = refused, failed = failed, usage_a = ua, usage_b = ub,
-           pid = ngx.worker.pid() }
+  respond{ got = got, refused = refused, failed = failed, pid = ngx.worker.pid() }
+end
+
+--- GET /hammer/usage?prefix=P: the pair's counts, { a, b } (read once the
+-- load is over: two reads during it are two moments).
+function _M.hammer_usage()
+  local args = ngx.req.get_uri_args()
+  local store = shdict.quota(DICT, { prefix = args.prefix, limit = 1000, window = 86400 })
+  local keys = { quota.key("hammer-a"), quota.key("hammer-b") }
+  respond{ a = (store:usage(keys[1], ngx.now())), b = (store:usage(keys[2], ngx.now())) }
+end
+
+--- POST /threads?kind=memory|shdict&prefix=P: 40 light threads of this
+-- worker share one quota store (limit 300) and reserve one pair of keys 20
+-- times each, yielding (ngx.sleep(0)) between calls and giving some back
+-- in the first half; { got = net reservations held, a, b = the counts,
+-- failed, pid }.
+function _M.threads()
+  local args = ngx.req.get_uri_args()
+  local store
+  if args.kind == "memory" then
+    store = quota.memory{ limit = 300 }
+  else
+    store = shdict.quota(DICT, { prefix = args.prefix, limit = 300, window = 86400 })
+  end
+  local keys = { quota.key("threads-a"), quota.key("threads-b") }
+  local got, failed = 0, 0
+  local threads = {}
+  for i = 1, 40 do
+    threads[i] = ngx.thread.spawn(function()
+      for j = 1, 20 do
+        local t = store:reserve(keys, ngx.now())
+        if t then got = got + 1 elseif t == nil then failed = failed + 1 end
+        ngx.sleep(0)
+        if t and j % 2 == 0 and j <= 10 then
+          if store:release(keys, t) then got = got - 1 else failed = failed + 1 end
+        end
+        ngx.sleep(0)
+      end
+    end)
+  end
+  for i = 1, #threads do assert(ngx.thread.wait(threads[i])) end
+  respond{ got = got, failed = failed, a = (store:usage(keys[1], ngx.now())),
+           b = (store:usage(keys[2], ngx.now())), pid = ngx.worker.pid() }
 end
 
 --- POST /hammer/dedupe?prefix=P&n=N: seen() of ids 1..N; answers how many
 -- were first here.
 function _M.hammer_dedupe()
   local args = ngx.req.get_uri_args()
-  local store = shdict.dedupe(DICT, { prefix = args.prefix })
+  local store = shdict.dedupe(DEDUPE_DICT, { prefix = args.prefix })
   local first, dup, failed = 0, 0, 0
   for i = 1, tonumber(args.n) do
     local r = store:seen("wh-" .. i, ngx.now(), 3600)
