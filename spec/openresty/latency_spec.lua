@@ -1,6 +1,6 @@
 -- A refresh waiting on a slow Truv never blocks its nginx worker: with the
--- sandbox answering after 500 ms and a refresh in flight through the
--- gateway, other requests to the same (only) worker answer at once.
+-- sandbox answering slowly and a refresh in flight through the gateway,
+-- other requests to the same (only) worker are served meanwhile.
 local openresty = require "spec.support.openresty"
 local sandbox = require "spec.support.sandbox"
 local socket = require "socket"
@@ -30,44 +30,45 @@ describe("the gateway under a slow Truv", function()
     error("no income case")
   end
 
-  it("answers an unrelated request in under 50 ms while a refresh waits 500 ms per call", function()
+  -- Not a timing bound (the machine is shared): an order of events. Each of
+  -- the sandbox's two answers takes 3 s; a worker blocked in a call would
+  -- serve nothing else until the refresh had answered, so every unrelated
+  -- request answered while the refresh's own answer has not come proves the
+  -- worker kept serving.
+  it("answers unrelated requests while a refresh waits on a slow Truv", function()
     assert.equal(1, #srv:workers())
-    sb:faults{ latency_ms = 500 }
+    sb:faults{ latency_ms = 3000 }
     local case = income_case()
-    -- the refresh: GET the order (500 ms), then POST the refresh (500 ms)
+    -- the refresh: GET the order (3 s), then POST the refresh (3 s)
     local c = socket.tcp()
-    c:settimeout(5)
+    c:settimeout(20)
     assert(c:connect("127.0.0.1", srv.port))
     local body = sandbox.json.encode{ order_id = case.order_id, product = case.product }
-    local t0 = socket.gettime()
     assert(c:send(string.format("POST /renewals/%s/refresh HTTP/1.0\r\nHost: x\r\n" ..
                                 "Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s",
                                 case.case_id, #body, body)))
     socket.sleep(0.1)   -- the worker is now waiting on the sandbox
-    local slowest = 0
+    local function refresh_answered()
+      c:settimeout(0)
+      local _, err, partial = c:receive(1)
+      c:settimeout(20)
+      return err ~= "timeout" or (partial and #partial > 0)
+    end
     for i = 1, 10 do
       local ev = sandbox.json.encode{ webhook_id = string.format("%032x", i),
         event_type = "task-status-updated", updated_at = "2026-01-01T00:00:0" .. (i % 10) .. "Z",
         task_id = "t" .. i, status = "login" }
-      local t = socket.gettime()
       local status = srv:request("POST", "/truv/webhooks", ev,
                                  { ["X-WEBHOOK-SIGN"] = truv.webhook.sign(ev, sb.secret) })
-      local took = socket.gettime() - t
       assert.equal(200, status)
-      if took > slowest then slowest = took end
-      assert.is_true(socket.gettime() - t0 < 0.95, "the refresh was still in flight")
-      socket.sleep(0.05)
+      assert.is_false(refresh_answered(), "webhook " .. i .. " was served only after the refresh")
     end
-    assert.is_true(slowest < 0.05, string.format("an unrelated request took %.1f ms",
-                                                  slowest * 1000))
     -- and the refresh itself went through, after both slow calls
     local answer = c:receive("*a")
-    local elapsed = socket.gettime() - t0
     c:close()
     sb:faults{ reset = true }
     assert.matches("^HTTP/1%.%d 202", answer)
     assert.matches('"route":"wait"', answer)
-    assert.is_true(elapsed >= 1.0, "took " .. elapsed .. " s")
   end)
 
   it("logged no error", function()
