@@ -33,14 +33,17 @@ build = {
   variables = {
     CMAKE_BUILD_TYPE = "Release",
     CMAKE_INSTALL_PREFIX = "$(PREFIX)",
-    LUA_FLAVOR = "5.4",
+    LUA_FLAVOR = "auto",        -- the Lua luarocks targets: 5.4, or 5.1 meaning LuaJIT
     LUA_INCDIR = "$(LUA_INCDIR)",
     LUA_CMOD_DIR = "$(LIBDIR)",
     LUA_LMOD_DIR = "$(LUADIR)",
     TRUV_TESTS = "OFF",
-    TRUV_SANDBOX = "OFF",
+    TRUV_SANDBOX = "ON",        -- truv-sandbox: test an integration against a local Truv
   },
   install = {
-    bin = { ["truv-renew"] = "bin/truv-renew" },
+    bin = {
+      ["truv-renew"] = "bin/truv-renew",
+      ["truv-sandbox"] = "build.luarocks/sandbox/truv-sandbox",
+    },
   },
 }

@@ -37,6 +37,14 @@ TRUV_HIDDEN void truv_read_http_options(lua_State *L, int t, truv_http_options *
 /* How documents reach Lua: a lazy view, plain tables, or (for orders) only
  * the order model, the document freed at once. */
 enum { TRUV_DOC_VIEW = 0, TRUV_DOC_TABLE = 1, TRUV_DOC_MODEL = 2 };
+/* The form a document takes when the caller names none: a view where
+ * pairs() honours __pairs (the 5.2+ API, LUA_RIDX_MAINTHREAD), plain tables
+ * on LuaJIT, where a view could not be walked with pairs(). */
+#ifdef LUA_RIDX_MAINTHREAD
+#define TRUV_DOC_DEFAULT TRUV_DOC_VIEW
+#else
+#define TRUV_DOC_DEFAULT TRUV_DOC_TABLE
+#endif
 
 /* doc.c: JSON documents <-> Lua values. */
 TRUV_HIDDEN void truv_open_doc(lua_State *L);

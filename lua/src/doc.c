@@ -331,7 +331,7 @@ int truv_check_docmode(lua_State *L, int idx, int def) {
 static int l_decode(lua_State *L) {
   size_t len;
   const char *s = luaL_checklstring(L, 1, &len);
-  int mode = truv_check_docmode(L, 2, TRUV_DOC_VIEW);
+  int mode = truv_check_docmode(L, 2, TRUV_DOC_DEFAULT);
   truv_err err;
   truv_json *doc;
   truv_err_clear(&err);

@@ -47,7 +47,7 @@ static int http_perform(lua_State *L) {
   lhttp *h = check_http(L, 1);
   truv_request *req = truv_check_request(L, 2);
   double now = luaL_checknumber(L, 3);
-  int mode = truv_check_docmode(L, 4, TRUV_DOC_VIEW);
+  int mode = truv_check_docmode(L, 4, TRUV_DOC_DEFAULT);
   truv_err err;
   int rc;
   if (truv_http_send(h->http, req, &h->resp, &err)) return truv_fail(L, &err);

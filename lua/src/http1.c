@@ -100,7 +100,7 @@ static int p_classify(lua_State *L) {
   truv_http1 *p = check_parser(L);
   truv_request *req = truv_check_request(L, 2);
   double now = luaL_checknumber(L, 3);
-  int mode = truv_check_docmode(L, 4, TRUV_DOC_VIEW);
+  int mode = truv_check_docmode(L, 4, TRUV_DOC_DEFAULT);
   if (!truv_http1_done(p)) return luaL_error(L, "truv: the response is not complete");
   return truv_push_classified(L, req, truv_http1_response(p), now, mode);
 }

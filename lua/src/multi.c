@@ -227,7 +227,7 @@ static void push_completion(lua_State *L, int self, const truv_multi_done *d, do
 static int multi_run(lua_State *L) {
   lmulti *lm = check_multi(L, 1);
   double timeout = luaL_checknumber(L, 2), now = luaL_checknumber(L, 3);
-  int mode = truv_check_docmode(L, 4, TRUV_DOC_VIEW), n = 0;
+  int mode = truv_check_docmode(L, 4, TRUV_DOC_DEFAULT), n = 0;
   truv_multi_done d;
   truv_err err;
   size_t ready = 0;

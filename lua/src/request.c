@@ -210,7 +210,7 @@ static int l_classify(lua_State *L) {
   size_t len = 0;
   const char *body;
   double now = luaL_checknumber(L, 5);
-  int mode = truv_check_docmode(L, 6, TRUV_DOC_VIEW), rc;
+  int mode = truv_check_docmode(L, 6, TRUV_DOC_DEFAULT), rc;
   truv_response resp;
   luaL_checktype(L, 3, LUA_TTABLE);
   body = luaL_optlstring(L, 4, "", &len);

@@ -263,7 +263,7 @@ static int anchor_gc(lua_State *L) {
 static int l_webhook_parse(lua_State *L) {
   size_t len;
   const char *body = luaL_checklstring(L, 1, &len);
-  int mode = truv_check_docmode(L, 2, TRUV_DOC_VIEW);
+  int mode = truv_check_docmode(L, 2, TRUV_DOC_DEFAULT);
   truv_webhook_event ev;
   truv_json **slot;
   truv_err err;

@@ -46,5 +46,34 @@ describe("luarocks make", function()
                                  q(paths .. " && " .. tmp .. "/tree/bin/truv-renew --version")))
     assert.equal(0, code, out)
     assert.matches("truv%-renew 0%.1%.0", out)
+    -- the sandbox comes with the rock, to test an integration against
+    code, out = sh(string.format("cd / && env -u LD_PRELOAD %s/tree/bin/truv-sandbox --version",
+                                 q(tmp)))
+    assert.equal(0, code, out)
+    assert.matches("truv%-sandbox 0%.1%.0", out)
+  end)
+
+  -- The OpenResty target: luarocks for Lua 5.1 builds the LuaJIT flavour,
+  -- without a compiler warning (plain Lua 5.1 headers lack what LuaJIT has),
+  -- and documents are plain tables there, as the README says.
+  it("builds the LuaJIT flavour for luarocks --lua-version=5.1, warning-free", function()
+    local src = tmp .. "/src51"
+    local code, out = sh(string.format(
+      "mkdir -p %s && cd %s && cp -r CMakeLists.txt core lua sandbox bin rockspec %s/",
+      q(src), q(SRC), q(src)))
+    assert.equal(0, code, out)
+    code, out = sh(string.format(
+      "cd %s && env -u LUA_PATH -u LUA_CPATH -u LD_PRELOAD luarocks --lua-version=5.1 --tree=%s "
+      .. "make rockspec/truv-scm-1.rockspec --deps-mode=none", q(src), q(tmp .. "/tree51")))
+    assert.equal(0, code, out)
+    assert.is_nil(out:find("warning:", 1, true), out)
+    local paths = string.format("eval \"$(env -u LUA_PATH -u LUA_CPATH luarocks --lua-version=5.1 "
+                                .. "--tree=%s path)\"", q(tmp .. "/tree51"))
+    code, out = sh(string.format("cd / && env -u LD_PRELOAD sh -c %s", q(paths ..
+      " && luajit -e 'local t = require \"truv\"; local core = require \"truv.core\"; " ..
+      "print(t._VERSION, type(core.decode(\"{\\\"a\\\":[1]}\")), " ..
+      "package.searchpath(\"truv.core\", package.cpath))'")))
+    assert.equal(0, code, out)
+    assert.matches("0%.1%.0%s+table%s+" .. tmp:gsub("%p", "%%%0") .. "/tree51/lib/lua/5%.1/", out)
   end)
 end)
