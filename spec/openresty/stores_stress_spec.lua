@@ -2,13 +2,17 @@
 -- (spec/openresty/lua/stress_runner.lua): worker 0 busy-waits, without
 -- yielding, inside the stores' critical sections (after reading a record,
 -- before writing one, before taking a lock) while worker 1 works on the same
--- keys; and a worker killed half-way through a reserve, holding its locks.
+-- keys; a worker that blocks 2.5 s without yielding between its decision
+-- and its write (longer than the 2 s lease a lock used to be: that design
+-- admitted twice in every such round); and a worker killed half-way through
+-- a reserve, holding its locks.
 -- Nothing may be admitted twice, nothing lost, and a dead worker's locks
 -- must not block the others.
 --
 -- Bounded: TRUV_STRESS_ROUNDS rounds (default 2) of each load, about a
--- second each. TRUV_STRESS_HOGS=N runs N busy shell loops beside nginx for
--- the spec's duration (CPU pressure: the workers get preempted anywhere):
+-- second each, and half as many rounds of the long block (3 s each).
+-- TRUV_STRESS_HOGS=N runs N busy shell loops beside nginx for the spec's
+-- duration (CPU pressure: the workers get preempted anywhere):
 --   TRUV_STRESS_ROUNDS=50 TRUV_STRESS_HOGS=2 ctest -R stores_stress --output-on-failure
 local openresty = require "spec.support.openresty"
 local sandbox = require "spec.support.sandbox"
@@ -16,6 +20,7 @@ local socket = require "socket"
 
 local ROUNDS = tonumber(os.getenv("TRUV_STRESS_ROUNDS") or "") or 2
 local HOGS = tonumber(os.getenv("TRUV_STRESS_HOGS") or "") or 0
+local LONG_ROUNDS = math.max(1, math.ceil(ROUNDS / 2))
 
 local HTTP = [[
     lua_shared_dict truv_quota_real 16m;
@@ -100,6 +105,46 @@ describe("shared-dict stores under a worker that stalls inside their critical se
     io.stderr:write(string.format("quota: %d rounds, %d stalls, %d wrong\n", ROUNDS, stalls, n_bad))
     assert.equal(0, n_bad, n_bad .. " of " .. ROUNDS .. " rounds wrong (limit " .. LIMIT .. "): " .. text)
     assert.is_true(stalls >= ROUNDS * 10, "the stalling worker stalled only " .. stalls .. " times")
+    local n = 0
+    for _ in pairs(pids) do n = n + 1 end
+    assert.equal(2, n, "both workers served the load")
+  end)
+
+  it("admit exactly the limit when a worker blocks inside a section for longer than a lease", function()
+    -- Worker 0 decides to admit, then blocks 2.5 s without yielding before
+    -- writing, its locks held. A lock that was a lease (the earlier design:
+    -- 2 s, stamped from the cached clock) ran out under it: worker 1 took
+    -- the lock, read the unwritten record and admitted too. A lock without
+    -- a lease makes worker 1 wait (lock_wait 20 s) and then refuse.
+    local rows, pids, stalls = {}, {}, 0
+    for round = 1, LONG_ROUNDS do
+      local prefix = "sl" .. round .. ":"
+      local reqs = {}
+      for i = 1, 6 do
+        reqs[i] = { "POST", string.format("/stress/quota?prefix=%s&n=1&limit=1&every=1" ..
+                                          "&kinds=write&stall_ms=2500&lock_wait=20", prefix) }
+      end
+      local got, failed, errs, here = 0, 0, {}, {}
+      for _, r in ipairs(srv:concurrent(reqs, 120)) do
+        assert.equal(200, r.status, r.raw .. srv:error_log())
+        got, failed = got + r.body.got, failed + r.body.failed
+        stalls = stalls + r.body.stalls
+        pids[r.body.pid], here[r.body.pid] = true, true
+        for _, e in ipairs(r.body.errors) do errs[#errs + 1] = e end
+      end
+      local status, u = srv:request("GET", "/stress/usage?prefix=" .. prefix .. "&limit=1")
+      assert.equal(200, status, srv:error_log())
+      rows[round] = {
+        ok = got == 1 and u.a == 1 and u.b == 1 and failed == 0,
+        text = string.format("round %d: %d admitted, counts %d/%d, %d failed %s", round, got,
+                             u.a, u.b, failed, table.concat(errs, ",")),
+      }
+    end
+    local n_bad, text = summary(rows)
+    io.stderr:write(string.format("long stalls: %d rounds, %d stalls, %d wrong\n", LONG_ROUNDS,
+                                  stalls, n_bad))
+    assert.equal(0, n_bad, n_bad .. " of " .. LONG_ROUNDS .. " rounds wrong (limit 1): " .. text)
+    assert.is_true(stalls >= 1, "the blocking worker never blocked")
     local n = 0
     for _ in pairs(pids) do n = n + 1 end
     assert.equal(2, n, "both workers served the load")

@@ -113,11 +113,12 @@ local KEYS = { quota.key("stress-a"), quota.key("stress-b") }
 
 local function quota_store(args)
   return shdict.quota(QUOTA_DICT, { prefix = args.prefix, limit = tonumber(args.limit),
-                                    window = 86400 })
+                                    window = 86400, lock_wait = tonumber(args.lock_wait) })
 end
 
---- POST /stress/quota?prefix=P&n=N&limit=L&every=K&stall_ms=MS: N reserves
--- of one pair of keys; { got, refused, failed, errors, stalls, pid }.
+--- POST /stress/quota?prefix=P&n=N&limit=L&every=K&stall_ms=MS[&kinds=K]
+-- [&lock_wait=S]: N reserves of one pair of keys; { got, refused, failed,
+-- errors, stalls, pid }.
 function _M.quota()
   install()
   local args = ngx.req.get_uri_args()
