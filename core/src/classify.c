@@ -7,6 +7,7 @@
  * it. */
 #include <ctype.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -27,24 +28,26 @@ static const char *string_at(const cJSON *obj, const char *key) {
   return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
+/* The secrets an error built from an answer to req must not show. */
+#define SECRETS(req) (const char *const *)(req)->redact, (req)->nredact
+
 /* Copies Truv's invalid params (error.extra.invalid-params, or a DRF-style
- * {"field": ["message"]} map) into err->fields. */
-static void copy_fields(const cJSON *doc, const cJSON *error, truv_err *err) {
+ * {"field": ["message"]} map) into err->fields, names and messages redacted. */
+static void copy_fields(const truv_request *req, const cJSON *doc, const cJSON *error,
+                        truv_err *err) {
   const cJSON *extra = cJSON_GetObjectItemCaseSensitive(error, "extra");
   const cJSON *list = cJSON_GetObjectItemCaseSensitive(extra, "invalid-params");
   const cJSON *e;
-  char msg[192];
   if (cJSON_IsArray(list)) {
     cJSON_ArrayForEach(e, list) {
       const char *f = string_at(e, "field"), *m = string_at(e, "message");
-      truv_err_invalid(err, f ? f : "?", "%s", m ? m : "invalid");
+      truv_err_invalid_redacted(err, SECRETS(req), f ? f : "?", "%s", m ? m : "invalid");
     }
   } else if (!error && cJSON_IsObject(doc)) {
     cJSON_ArrayForEach(e, doc) {
       const cJSON *first = cJSON_IsArray(e) ? e->child : e;
       if (!cJSON_IsString(first) || !e->string) continue;
-      snprintf(msg, sizeof msg, "%s", first->valuestring);
-      truv_err_invalid(err, e->string, "%s", msg);
+      truv_err_invalid_redacted(err, SECRETS(req), e->string, "%s", first->valuestring);
     }
   }
 }
@@ -74,14 +77,25 @@ static const char *default_code(int status) {
   }
 }
 
-/* Copies at most 120 printable bytes of a non-JSON error body. */
-static void snippet(const truv_response *resp, char *out, size_t size) {
-  size_t i, n = 0;
-  for (i = 0; i < resp->body_len && n + 1 < size && n < 120; i++) {
-    unsigned char c = (unsigned char)resp->body[i];
-    out[n++] = (c >= 0x20 && c < 0x7f) ? (char)c : ' ';
+/* The first 120 bytes of a non-JSON error body (an error page), with
+ * anything unprintable as a space: the whole body is redacted before the
+ * cut. */
+#define SNIPPET_MAX 120
+static void snippet(const truv_request *req, const truv_response *resp, char *out,
+                    size_t size) {
+  char *text = malloc(resp->body_len + 1);
+  size_t i;
+  if (!text) {
+    snprintf(out, size, "(an error page)");
+    return;
   }
-  out[n] = '\0';
+  for (i = 0; i < resp->body_len; i++) {
+    unsigned char c = (unsigned char)resp->body[i];
+    text[i] = (c >= 0x20 && c < 0x7f) ? (char)c : ' ';
+  }
+  text[resp->body_len] = '\0';
+  truv_redact_copy(out, size < SNIPPET_MAX + 1 ? size : SNIPPET_MAX + 1, text, SECRETS(req));
+  free(text);
 }
 
 static int classify_error(const truv_request *req, const truv_response *resp, double now,
@@ -100,26 +114,32 @@ static int classify_error(const truv_request *req, const truv_response *resp, do
   if (!message) message = detail;
   if (!message && cJSON_IsString(error)) message = error->valuestring;
   if (!message && !doc && resp->body_len) {
-    snippet(resp, body_text, sizeof body_text);
+    snippet(req, resp, body_text, sizeof body_text);
     message = body_text;
   }
-  truv_err_set(err, kind_for_status(resp->status), code ? code : default_code(resp->status),
-               "%s", message ? message : "");
-  if (!message) snprintf(err->message, sizeof err->message, "HTTP %d", resp->status);
-  if (err->kind == TRUV_EINVALID) copy_fields(doc, cJSON_IsObject(error) ? error : NULL, err);
+  if (message)
+    truv_err_set_redacted(err, SECRETS(req), kind_for_status(resp->status),
+                          code ? code : default_code(resp->status), "%s", message);
+  else
+    truv_err_set_redacted(err, SECRETS(req), kind_for_status(resp->status),
+                          code ? code : default_code(resp->status), "HTTP %d", resp->status);
+  if (err->kind == TRUV_EINVALID)
+    copy_fields(req, doc, cJSON_IsObject(error) ? error : NULL, err);
   if (contains_nocase(message, REFRESH_LIMIT_TEXT)) {
     err->kind = TRUV_EREFRESH_LIMIT;
     err->nfields = 0;
     err->fields_dropped = 0;
   }
-  if (err->kind == TRUV_EPROTOCOL)
-    snprintf(err->message, sizeof err->message, "unexpected HTTP status %d", resp->status);
+  if (err->kind == TRUV_EPROTOCOL) {
+    char kept[sizeof err->code];
+    memcpy(kept, err->code, sizeof kept);
+    truv_err_set(err, TRUV_EPROTOCOL, kept, "unexpected HTTP status %d", resp->status);
+  }
   err->status = resp->status;
   if (retry_after) err->retry_at = truv_parse_retry_after(retry_after, now);
   if (err->retry_at <= 0 && (in = truv_parse_available_in(message)) >= 0)
     err->retry_at = now + in;
   truv_json_free(parsed);
-  truv_err_redact(err, (const char *const *)req->redact, req->nredact);
   return err->kind;
 }
 
@@ -165,7 +185,7 @@ int truv_classify(const truv_request *req, const truv_response *resp, double now
   }
   if (err->kind) {
     err->status = resp->status;
-    if (rid) snprintf(err->request_id, sizeof err->request_id, "%s", rid);
+    if (rid) truv_err_set_request_id(err, SECRETS(req), rid);
   }
   return err->kind;
 }

@@ -190,13 +190,14 @@ int truv_curl_error(CURL *easy, CURLcode rc, const char *errbuf, const truv_requ
                           "the response body exceeds %u bytes", TRUV_MAX_BODY);
     case CURLE_UNSUPPORTED_PROTOCOL:
     case CURLE_URL_MALFORMAT:
-      truv_err_set(err, TRUV_EINVALID, "base_url", "cannot send to this URL: %s", detail);
-      return err->kind;
+      return truv_err_set_redacted(err, (const char *const *)req->redact, req->nredact,
+                                   TRUV_EINVALID, "base_url", "cannot send to this URL: %s",
+                                   detail);
     default:
       break;
   }
-  truv_err_set(err, TRUV_ENETWORK, code, "%s", detail);
+  truv_err_set_redacted(err, (const char *const *)req->redact, req->nredact, TRUV_ENETWORK, code,
+                        "%s", detail);
   err->maybe_sent = maybe_sent;
-  truv_err_redact(err, (const char *const *)req->redact, req->nredact);
   return err->kind;
 }

@@ -2,6 +2,7 @@
 #include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -28,19 +29,72 @@ void truv_err_clear(truv_err *err) {
   err->fields_dropped = 0;
 }
 
-int truv_err_set(truv_err *err, truv_kind kind, const char *code, const char *fmt, ...) {
+/* ------------------------------------------------------------- the doors */
+
+/* Copies src into dst (capacity size), cut to fit at a UTF-8 character
+ * boundary. src has been redacted whole; the cut can still make a new
+ * SSN-shaped run (ten digits cut to nine), so the copy is scanned again. */
+static void cut_into(char *dst, size_t size, const char *src) {
+  size_t n = strlen(src);
+  if (!size) return;
+  if (n >= size) {
+    n = size - 1;
+    while (n > 0 && ((unsigned char)src[n] & 0xC0) == 0x80) n--;
+  }
+  memcpy(dst, src, n);
+  dst[n] = '\0';
+  truv_redact(dst, size, NULL, 0);
+}
+
+/* Formats fmt into dst: the whole text first, redacted, then cut to fit.
+ * The scratch space has room for every match growing into "[redacted]"
+ * (10 bytes for at least 4). */
+static void put_redacted(char *dst, size_t size, const char *const *secrets, size_t nsecrets,
+                         const char *fmt, va_list ap) {
+  char local[1024];
+  char *buf = local;
+  size_t need;
+  va_list again;
+  int len;
+  va_copy(again, ap);
+  len = vsnprintf(local, sizeof local, fmt, ap);
+  if (len < 0) local[0] = '\0', len = 0;
+  need = (size_t)len * 3 + 16;
+  if (need > sizeof local) {
+    if (!(buf = malloc(need))) {
+      va_end(again);
+      cut_into(dst, size, "(text withheld: out of memory)");
+      return;
+    }
+    vsnprintf(buf, need, fmt, again);
+  }
+  va_end(again);
+  truv_redact(buf, buf == local ? sizeof local : need, secrets, nsecrets);
+  cut_into(dst, size, buf);
+  if (buf != local) free(buf);
+}
+
+static void put_text(char *dst, size_t size, const char *const *secrets, size_t nsecrets,
+                     const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static void put_text(char *dst, size_t size, const char *const *secrets, size_t nsecrets,
+                     const char *fmt, ...) {
   va_list ap;
+  va_start(ap, fmt);
+  put_redacted(dst, size, secrets, nsecrets, fmt, ap);
+  va_end(ap);
+}
+
+static int set_v(truv_err *err, const char *const *secrets, size_t nsecrets, truv_kind kind,
+                 const char *code, const char *fmt, va_list ap) {
   if (!err) return (int)kind;
   err->kind = kind;
-  snprintf(err->code, sizeof err->code, "%s", code ? code : "");
-  va_start(ap, fmt);
-  vsnprintf(err->message, sizeof err->message, fmt, ap);
-  va_end(ap);
+  put_text(err->code, sizeof err->code, secrets, nsecrets, "%s", code ? code : "");
+  put_redacted(err->message, sizeof err->message, secrets, nsecrets, fmt, ap);
   return (int)kind;
 }
 
-int truv_err_invalid(truv_err *err, const char *field, const char *fmt, ...) {
-  va_list ap;
+static int invalid_v(truv_err *err, const char *const *secrets, size_t nsecrets,
+                     const char *field, const char *fmt, va_list ap) {
   truv_err_field *f;
   if (!err) return TRUV_EINVALID;
   if (err->kind != TRUV_EINVALID) {
@@ -53,11 +107,59 @@ int truv_err_invalid(truv_err *err, const char *field, const char *fmt, ...) {
     return TRUV_EINVALID;
   }
   f = &err->fields[err->nfields++];
-  snprintf(f->field, sizeof f->field, "%s", field);
-  va_start(ap, fmt);
-  vsnprintf(f->message, sizeof f->message, fmt, ap);
-  va_end(ap);
+  put_text(f->field, sizeof f->field, secrets, nsecrets, "%s", field ? field : "");
+  put_redacted(f->message, sizeof f->message, secrets, nsecrets, fmt, ap);
   return TRUV_EINVALID;
+}
+
+int truv_err_set(truv_err *err, truv_kind kind, const char *code, const char *fmt, ...) {
+  va_list ap;
+  int rc;
+  va_start(ap, fmt);
+  rc = set_v(err, NULL, 0, kind, code, fmt, ap);
+  va_end(ap);
+  return rc;
+}
+
+int truv_err_set_redacted(truv_err *err, const char *const *secrets, size_t nsecrets,
+                          truv_kind kind, const char *code, const char *fmt, ...) {
+  va_list ap;
+  int rc;
+  va_start(ap, fmt);
+  rc = set_v(err, secrets, nsecrets, kind, code, fmt, ap);
+  va_end(ap);
+  return rc;
+}
+
+int truv_err_invalid(truv_err *err, const char *field, const char *fmt, ...) {
+  va_list ap;
+  int rc;
+  va_start(ap, fmt);
+  rc = invalid_v(err, NULL, 0, field, fmt, ap);
+  va_end(ap);
+  return rc;
+}
+
+int truv_err_invalid_redacted(truv_err *err, const char *const *secrets, size_t nsecrets,
+                              const char *field, const char *fmt, ...) {
+  va_list ap;
+  int rc;
+  va_start(ap, fmt);
+  rc = invalid_v(err, secrets, nsecrets, field, fmt, ap);
+  va_end(ap);
+  return rc;
+}
+
+void truv_err_set_request_id(truv_err *err, const char *const *secrets, size_t nsecrets,
+                             const char *request_id) {
+  if (!err) return;
+  put_text(err->request_id, sizeof err->request_id, secrets, nsecrets, "%s",
+           request_id ? request_id : "");
+}
+
+void truv_redact_copy(char *dst, size_t size, const char *src, const char *const *secrets,
+                      size_t nsecrets) {
+  put_text(dst, size, secrets, nsecrets, "%s", src ? src : "");
 }
 
 size_t truv_err_format(const truv_err *err, char *buf, size_t size) {
@@ -150,7 +252,11 @@ void truv_redact(char *s, size_t size, const char *const *secrets, size_t nsecre
 void truv_err_redact(truv_err *err, const char *const *secrets, size_t nsecrets) {
   int i;
   if (!err) return;
+  truv_redact(err->code, sizeof err->code, secrets, nsecrets);
   truv_redact(err->message, sizeof err->message, secrets, nsecrets);
-  for (i = 0; i < err->nfields; i++)
+  truv_redact(err->request_id, sizeof err->request_id, secrets, nsecrets);
+  for (i = 0; i < err->nfields; i++) {
+    truv_redact(err->fields[i].field, sizeof err->fields[i].field, secrets, nsecrets);
     truv_redact(err->fields[i].message, sizeof err->fields[i].message, secrets, nsecrets);
+  }
 }

@@ -192,7 +192,8 @@ int truv_push_classified(lua_State *L, truv_request *req, truv_response *resp, d
     if (rc) {
       const char *rid = truv_response_header(resp, "X-Request-Id");
       err.status = resp->status;
-      if (rid) snprintf(err.request_id, sizeof err.request_id, "%s", rid);
+      if (rid)
+        truv_err_set_request_id(&err, (const char *const *)req->redact, req->nredact, rid);
       return truv_fail(L, &err);
     }
   } else if (doc) {

@@ -6,7 +6,9 @@
 --               "quota", "server", "network", "protocol", "api", "internal"
 --   status      HTTP status (nil when nothing was answered)
 --   code        Truv's error.code, or a local code ("timeout", "connect", ...)
---   message     human-readable, never holding a secret, token or SSN
+--   message     human-readable, never holding a secret, token or SSN (the core
+--               redacts what it copies from Truv's answers with the request's
+--               secrets; errors made here and tostring(err) lose SSN-shaped runs)
 --   retry_at    epoch seconds: when trying again makes sense
 --   request_id  Truv's X-Request-Id, for support
 --   maybe_sent  network errors: whether the request may have reached Truv
@@ -20,6 +22,8 @@ local core = require "truv.core"
 local format = string.format
 local concat = table.concat
 local date = os.date
+local redact = core.redact
+local type, pairs, ipairs = type, pairs, ipairs
 
 local _M = { _VERSION = core._VERSION }
 
@@ -53,7 +57,8 @@ function Error.__tostring(e)
   end
   if e.retry_at then parts[#parts + 1] = "; retry at " .. when(e.retry_at) end
   if e.request_id then parts[#parts + 1] = " [request " .. e.request_id .. "]" end
-  return concat(parts)
+  -- texts may have been set after the error was made: the line is redacted whole
+  return redact(concat(parts))
 end
 
 --- Is `v` a lua-truv error (optionally of that kind)?
@@ -64,12 +69,29 @@ end
 _M.metatable = Error
 _M.is = Error.is
 
---- Makes an error from Lua code. `fields` is optional.
--- `message` must not contain secrets: callers pass only text they wrote.
+local function clean(v)
+  if type(v) == "string" then return redact(v) end
+  return v
+end
+
+local function clean_fields(fields)
+  if type(fields) ~= "table" then return fields end
+  local out = {}
+  for i, f in ipairs(fields) do
+    local c = {}
+    for k, v in pairs(f) do c[k] = clean(v) end
+    out[i] = c
+  end
+  return out
+end
+
+--- Makes an error from Lua code. `fields` is optional. Every text
+-- (message, code, request_id, fields) loses its SSN-shaped runs; no secret
+-- may be passed (this layer does not know them).
 function _M.new(kind, code, message, extra)
-  local e = { kind = kind, code = code, message = message or "" }
+  local e = { kind = kind, code = clean(code), message = clean(message or "") }
   if extra then
-    for k, v in pairs(extra) do e[k] = v end
+    for k, v in pairs(extra) do e[k] = (k == "fields") and clean_fields(v) or clean(v) end
   end
   return setmetatable(e, Error)
 end
@@ -77,7 +99,8 @@ end
 --- The error for a rule broken before sending: one entry per field.
 function _M.invalid(fields, message)
   return setmetatable({ kind = "invalid", code = "invalid_params",
-                        message = message or "invalid parameters", fields = fields }, Error)
+                        message = clean(message or "invalid parameters"),
+                        fields = clean_fields(fields) }, Error)
 end
 
 core.set_error_metatable(Error)

@@ -24,9 +24,14 @@
  *   TRUV_EAPI           any other error answer (405, 406, 410, 415, ...).
  *   TRUV_EINTERNAL      out of memory, a store that cannot be read or written.
  *
- * Nothing secret may be stored in a truv_err: messages taken from a response
- * go through truv_err_redact() with the secrets of the request before the
- * error leaves the core. */
+ * Nothing secret may be stored in a truv_err. Its texts (code, message,
+ * request id, field names and field messages) are fixed buffers, filled only
+ * through the setters below, and every setter redacts the whole text first
+ * and only then cuts it to fit: a secret straddling a cut leaves nothing of
+ * itself. SSN-shaped runs are always redacted; the `_redacted` setters also
+ * take a list of secrets. Text copied from an answer (Truv's message, code,
+ * field names and messages, X-Request-Id, an error page) is passed with the
+ * secrets of the request it answers (truv_request.redact). */
 #ifndef TRUV_ERR_H
 #define TRUV_ERR_H
 
@@ -72,14 +77,30 @@ typedef struct truv_err {
 TRUV_API void truv_err_clear(truv_err *err);
 
 /* Sets kind, code and a printf-style message; returns kind. A NULL err is
- * allowed (the call then only returns kind). */
+ * allowed (the call then only returns kind). SSN-shaped runs in code and
+ * message are redacted (before the cut, like every setter). */
 TRUV_API int truv_err_set(truv_err *err, truv_kind kind, const char *code,
                           const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
+/* truv_err_set that also redacts every one of `secrets` (as truv_redact). */
+TRUV_API int truv_err_set_redacted(truv_err *err, const char *const *secrets, size_t nsecrets,
+                                   truv_kind kind, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
+
 /* Records an invalid field (kind becomes TRUV_EINVALID, code
- * "invalid_params"); returns TRUV_EINVALID. */
+ * "invalid_params"); returns TRUV_EINVALID. The field's name and message are
+ * redacted like truv_err_set's texts. */
 TRUV_API int truv_err_invalid(truv_err *err, const char *field, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* truv_err_invalid that also redacts every one of `secrets`. */
+TRUV_API int truv_err_invalid_redacted(truv_err *err, const char *const *secrets,
+                                       size_t nsecrets, const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+/* Sets err->request_id from an answer's X-Request-Id, redacted. */
+TRUV_API void truv_err_set_request_id(truv_err *err, const char *const *secrets,
+                                      size_t nsecrets, const char *request_id);
 
 /* "invalid", "auth", "not_found", ...: the names the Lua layer uses. */
 TRUV_API const char *truv_kind_name(truv_kind kind);
@@ -89,14 +110,22 @@ TRUV_API const char *truv_kind_name(truv_kind kind);
  * Always NUL-terminates; returns the length it wanted (like snprintf). */
 TRUV_API size_t truv_err_format(const truv_err *err, char *buf, size_t size);
 
-/* Replaces every occurrence of each secret (NULL entries and strings shorter
- * than 4 bytes are skipped) and anything shaped like an SSN (ddd-dd-dddd or
- * nine digits in a row) in the message and field messages by "[redacted]". */
+/* Redacts, in place, every text already in *err (code, message, request id,
+ * field names and messages) by the rules of truv_redact. It sees only what
+ * fit: text from outside goes in through the setters above instead, which
+ * redact before they cut. */
 TRUV_API void truv_err_redact(truv_err *err, const char *const *secrets, size_t nsecrets);
 
-/* Redacts in place in a NUL-terminated buffer of capacity `size`; the same
- * rules as truv_err_redact. Used for every string that leaves the core
- * built from a response. */
+/* Replaces every occurrence of each secret (NULL entries and strings shorter
+ * than 4 bytes are skipped) and anything shaped like an SSN (ddd-dd-dddd or
+ * nine digits in a row) by "[redacted]", in place in a NUL-terminated buffer
+ * of capacity `size`; when a replacement does not fit, the text is cut there. */
 TRUV_API void truv_redact(char *s, size_t size, const char *const *secrets, size_t nsecrets);
+
+/* Copies src into dst (capacity size): src redacted whole as truv_redact,
+ * then cut to fit at a character boundary. For text built from an answer
+ * before it reaches an error. */
+TRUV_API void truv_redact_copy(char *dst, size_t size, const char *src,
+                               const char *const *secrets, size_t nsecrets);
 
 #endif
