@@ -10,7 +10,9 @@
  *     410, 429 with Retry-After (seconds or an HTTP date) or the text
  *     "available in N seconds", the refresh limit message (any status), 5xx,
  *     and malformed, truncated or unexpected bodies (TRUV_EPROTOCOL).
- * Messages are redacted with the request's secrets before they are stored. */
+ * Every text copied from the answer into the error (message, code, field
+ * names and messages, request id) is redacted whole with the request's
+ * secrets before it is cut to fit (truv/err.h). */
 #ifndef TRUV_RESPONSE_H
 #define TRUV_RESPONSE_H
 
