@@ -57,6 +57,10 @@ void truv_read_http_options(lua_State *L, int t, truv_http_options *o) {
   o->ca_path = opt_str(L, t, "ca_path");
   o->proxy = opt_str(L, t, "proxy");
   lua_getfield(L, t, "insecure");
+  /* only a boolean: a string "false" or a 0 is true in Lua, and would turn
+   * TLS verification off for a caller who meant the opposite */
+  if (!lua_isnil(L, -1) && !lua_isboolean(L, -1))
+    luaL_error(L, "truv: insecure must be true or false, got a %s", luaL_typename(L, -1));
   o->insecure = lua_toboolean(L, -1);
   lua_pop(L, 1);
 }

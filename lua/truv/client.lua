@@ -14,6 +14,8 @@
 -- re-sent blindly. A 429 pauses the whole client until the cooldown ends.
 local core = require "truv.core"
 local errors = require "truv.errors"
+local options = require "truv.options"
+local refresh_settings = require "truv.refresh"
 
 local type, pairs, ipairs, error = type, pairs, ipairs, error
 local setmetatable, tostring = setmetatable, tostring
@@ -57,6 +59,39 @@ local function check_opt(opts, key, kind, fname)
   return v
 end
 
+-- Every option truv.new knows (see its comment), and the ranges of its
+-- numbers. A name it does not know is a typo that would silently fall back
+-- to a default: refused.
+local KNOWN = {
+  client_id = true, secret = true, base_url = true, timeout_ms = true,
+  connect_timeout_ms = true, ca_file = true, ca_path = true, proxy = true, insecure = true,
+  user_agent = true, documents = true, retry = true, transport = true, clock = true,
+  sleep = true, logger = true, quota = true, expiry_days = true, refresh = true,
+}
+local TIMEOUT = { above = 0, max = 1e9, unit = "milliseconds" }
+local RANGES = { timeout_ms = TIMEOUT, connect_timeout_ms = TIMEOUT }
+local RETRY_RANGES = {
+  attempts = { integer = true, min = 1, max = 100 },
+  base_ms = { min = 0, max = 1e9, unit = "milliseconds" },
+  cap_ms = { min = 0, max = 1e9, unit = "milliseconds" },
+  deadline_ms = { min = 0, max = 1e9, unit = "milliseconds" },
+}
+
+-- expiry_days: a number of days in range, or false for no check.
+local function check_expiry(fname, name, v, level)
+  if v == false then return end
+  options.number(fname, name, v, refresh_settings.LIMITS.expiry_days, level + 1)
+end
+
+-- The refresh table: truv.refresh's settings, each in its range.
+local function check_refresh(fname, t, level)
+  options.names(fname, t, refresh_settings.DEFAULTS, level + 1, "refresh.")
+  for k, r in pairs(refresh_settings.LIMITS) do
+    if k == "expiry_days" then check_expiry(fname, "refresh.expiry_days", t[k], level + 1)
+    else options.number(fname, "refresh." .. k, t[k], r, level + 1) end
+  end
+end
+
 --- The transport used outside nginx: libcurl, one connection pool per client.
 local function curl_transport(opts)
   return core.http{
@@ -92,18 +127,11 @@ local function refresh_defaults(opts)
   return d
 end
 
+-- The retry settings, the user's (checked by new) over the defaults.
 local function merge_retry(user)
   local r = {}
   for k, v in pairs(DEFAULTS.retry) do r[k] = v end
-  if user then
-    for k, v in pairs(user) do
-      if r[k] == nil then error("unknown retry option '" .. tostring(k) .. "'", 3) end
-      if type(v) ~= "number" or v < 0 then
-        error("retry option '" .. k .. "' must be a non-negative number", 3)
-      end
-      r[k] = v
-    end
-  end
+  for k, v in pairs(user or {}) do r[k] = v end
   return r
 end
 
@@ -119,16 +147,24 @@ end
 -- truv.refresh).
 function _M.new(opts)
   argcheck(type(opts) == "table", 1, "new", "table expected, got " .. type(opts))
+  options.names("new", opts, KNOWN, 2)
   for _, k in ipairs{ "client_id", "secret", "base_url", "user_agent", "ca_file", "ca_path",
                       "proxy", "documents" } do
     check_opt(opts, k, "string", "new")
   end
-  for _, k in ipairs{ "timeout_ms", "connect_timeout_ms" } do check_opt(opts, k, "number", "new") end
+  options.numbers("new", opts, RANGES, 2)
   for _, k in ipairs{ "clock", "sleep", "logger" } do check_opt(opts, k, "function", "new") end
-  check_opt(opts, "retry", "table", "new")
-  check_opt(opts, "refresh", "table", "new")
-  if opts.expiry_days ~= nil and opts.expiry_days ~= false and type(opts.expiry_days) ~= "number" then
-    error("bad option 'expiry_days' to 'new' (number of days or false expected)", 2)
+  -- a string "false" or a 0 would be true: TLS verification is off only for true
+  options.boolean("new", "insecure", opts.insecure, 2)
+  if check_opt(opts, "retry", "table", "new") then
+    options.names("new", opts.retry, RETRY_RANGES, 2, "retry.")
+    options.numbers("new", opts.retry, RETRY_RANGES, 2, "retry.")
+  end
+  if check_opt(opts, "refresh", "table", "new") then check_refresh("new", opts.refresh, 2) end
+  check_expiry("new", "expiry_days", opts.expiry_days, 2)
+  local q = opts.quota
+  if q ~= nil and q ~= false and type(q) ~= "table" and type(q) ~= "userdata" then
+    error("bad option 'quota' to 'new' (a quota store or false expected, got " .. type(q) .. ")", 2)
   end
 
   local missing = {}

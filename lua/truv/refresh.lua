@@ -36,6 +36,14 @@ _M.DEFAULTS = {
   max_sends = 3,              -- sends of one refresh when earlier ones provably failed
 }
 
+-- What each setting accepts (checked by truv.new; see truv.options).
+_M.LIMITS = {
+  expiry_days = { above = 0, max = 36500, unit = "days", otherwise = "false" },
+  settle_s = { min = 0, max = 3600, unit = "seconds" },
+  clock_skew_s = { min = 0, max = 86400, unit = "seconds" },
+  max_sends = { integer = true, min = 1, max = 10 },
+}
+
 local function opt(client, opts, key)
   local v = opts[key]
   if v == nil and client.refresh_defaults then v = client.refresh_defaults[key] end

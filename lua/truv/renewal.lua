@@ -63,6 +63,7 @@ local refresh = require "truv.refresh"
 local cases_mod = require "truv.cases"
 local scheduler = require "truv.scheduler"
 local inbox_mod = require "truv.inbox"
+local options = require "truv.options"
 
 local type, ipairs, pairs, tostring, error = type, ipairs, pairs, tostring, error
 local setmetatable, getmetatable, pcall = setmetatable, getmetatable, pcall
@@ -80,6 +81,29 @@ _M.DEFAULTS = {
   drain_interval_s = 0.02,     -- webhook mode: the longest a delivery waits to be seen
   probation_cases = 10,        -- failures before any success that stop the run (see below)
   store_busy_retry_s = 60,     -- a busy quota store: the case is tried again after this
+}
+
+-- What the numbers of run's options accept (truv-renew's flags use the same);
+-- poll.* and webhook.* are in the tables of those names.
+_M.LIMITS = {
+  concurrency = { integer = true, min = 1, max = 1024 },
+  rate_per_minute = { min = 0, max = 60000, unit = "requests per minute, 0: no limit" },
+  active_per_request = { min = 1, max = 100 },
+  commit_interval_s = { min = 0, max = 60, unit = "seconds" },
+  skew_s = { min = 0, max = 86400, unit = "seconds" },
+  probation_cases = { integer = true, min = 1, max = 1e6 },
+  store_busy_retry_s = { min = 0, max = 86400, unit = "seconds" },
+  expiry_days = refresh.LIMITS.expiry_days,
+  poll = {
+    interval_s = { above = 0, max = 3600, unit = "seconds" },
+    max_interval_s = { above = 0, max = 86400, unit = "seconds" },
+    timeout_s = { min = 0, max = 604800, unit = "seconds" },
+  },
+  webhook = {
+    fallback_s = { min = 0, max = 604800, unit = "seconds" },
+    drain_interval_s = { above = 0, max = 60, unit = "seconds" },
+    ttl = { min = 0, max = 31536000, unit = "seconds" },
+  },
 }
 
 -- Journal states (truv/journal.h): new, planned, sending, sent, waiting,
@@ -740,11 +764,27 @@ local function webhook_options(opts, spec)
   return w
 end
 
+-- Misuse raises at run's caller: a number out of its range (LIMITS).
+local function check_numbers(opts)
+  for k, r in pairs(_M.LIMITS) do
+    local v = opts[k]
+    if k == "poll" or k == "webhook" then
+      if v ~= nil and type(v) ~= "table" then
+        error(format("bad option '%s' to 'renewal.run' (a table expected, got %s)", k, type(v)), 3)
+      end
+      options.numbers("renewal.run", v or {}, r, 3, k .. ".")
+    elseif not (k == "expiry_days" and v == false) then
+      options.number("renewal.run", k, v, r, 3)
+    end
+  end
+end
+
 --- Runs the batch; returns the summary (see summary()) or nil, err: the
 -- input or the journal cannot be read, or an error about the run itself
 -- (credentials) stopped it. Misuse (missing options) raises.
 function _M.run(opts)
   if type(opts) ~= "table" then error("renewal.run: a table of options expected", 2) end
+  check_numbers(opts)
   if not opts.journal then error("renewal.run: 'journal' (a file path or journal) is required", 2) end
   local spec = opts.client
   if type(spec) ~= "table" then

@@ -53,6 +53,7 @@
 -- worker: each exchange has its own socket and parser.
 local core = require "truv.core"
 local errors = require "truv.errors"
+local options = require "truv.options"
 
 local ngx = ngx
 local setmetatable, tonumber, type, tostring, pcall = setmetatable, tonumber, type, tostring, pcall
@@ -83,12 +84,11 @@ local Transport = {}
 Transport.__index = Transport
 _M.Transport = Transport
 
+local POSITIVE = { above = 0 }
+
 local function positive(v, name, default)
   if v == nil then return default end
-  if type(v) ~= "number" or v <= 0 then
-    error(format("bad option '%s' to cosocket transport (positive number expected)", name), 3)
-  end
-  return v
+  return options.number("cosocket transport", name, v, POSITIVE, 3)
 end
 
 --- new(opts) -> transport | nil, err
@@ -108,6 +108,8 @@ function _M.new(opts)
     return nil, errors.new("invalid", "ca_file",
       "inside nginx the trusted CAs are nginx's lua_ssl_trusted_certificate, not ca_file/ca_path")
   end
+  -- only a boolean: a string "false" or a 0 would turn verification off
+  options.boolean("cosocket transport", "insecure", opts.insecure, 2)
   local d = _M.DEFAULTS
   return setmetatable({
     timeout_ms = positive(opts.timeout_ms, "timeout_ms", d.timeout_ms),
