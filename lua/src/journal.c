@@ -19,7 +19,8 @@
  *   j:counts() -> { [state] = n }      j:route_counts() -> { [route] = n }
  *   j:close() -> true | nil, err       (commits an open group; also on collection)
  *
- * Wrong argument types raise; failures of the file (busy, disk full, a
+ * Wrong argument types raise (a case id, key or field name with a NUL byte
+ * too); failures of the file (busy, disk full, a
  * newer schema) return nil, err. */
 #include <math.h>
 #include <string.h>
@@ -158,11 +159,20 @@ static int journal_tostring(lua_State *L) {
   return 1;
 }
 
+/* A case id or a key at idx: text without a NUL byte, which would cut it
+ * short in the journal (two cases would become one). */
+static const char *check_key(lua_State *L, int idx) {
+  size_t len;
+  const char *s = luaL_checklstring(L, idx, &len);
+  if (strlen(s) != len) luaL_argerror(L, idx, "a NUL byte cannot be part of a case id or key");
+  return s;
+}
+
 /* ------------------------------------------------------------ meta */
 
 static int journal_meta_get(lua_State *L) {
   truv_journal *j = check_journal(L, 1);
-  const char *key = luaL_checkstring(L, 2);
+  const char *key = check_key(L, 2);
   truv_jvalue v;
   truv_err err;
   if (truv_journal_meta_get(j, key, &v, &err)) return truv_fail(L, &err);
@@ -172,7 +182,7 @@ static int journal_meta_get(lua_State *L) {
 
 static int journal_meta_set(lua_State *L) {
   truv_journal *j = check_journal(L, 1);
-  const char *key = luaL_checkstring(L, 2);
+  const char *key = check_key(L, 2);
   truv_jvalue v;
   truv_err err;
   to_value(L, 3, key, &v);
@@ -183,7 +193,7 @@ static int journal_meta_set(lua_State *L) {
 
 static int journal_put(lua_State *L) {
   truv_journal *j = check_journal(L, 1);
-  const char *case_id = luaL_checkstring(L, 2);
+  const char *case_id = check_key(L, 2);
   truv_jfield *fields;
   size_t n = 0;
   truv_err err;
@@ -199,6 +209,8 @@ static int journal_put(lua_State *L) {
       return luaL_error(L, "truv: journal field names must be strings (got a %s)",
                         luaL_typename(L, -2));
     fields[n].name = lua_tostring(L, -2);   /* keys and values stay in the table */
+    if (strlen(fields[n].name) != lua_rawlen(L, -2))
+      return luaL_error(L, "truv: a journal field name cannot hold a NUL byte");
     to_value(L, -1, fields[n].name, &fields[n].value);
     n++;
     lua_pop(L, 1);
@@ -208,7 +220,7 @@ static int journal_put(lua_State *L) {
 
 static int journal_get(lua_State *L) {
   truv_journal *j = check_journal(L, 1);
-  const char *case_id = luaL_checkstring(L, 2);
+  const char *case_id = check_key(L, 2);
   truv_jcase c;
   truv_err err;
   int found;
@@ -221,8 +233,7 @@ static int journal_get(lua_State *L) {
 /* j:delete(case_id) -> true | nil, err */
 static int journal_delete(lua_State *L) {
   truv_err err;
-  return ok_or_fail(L, truv_journal_delete(check_journal(L, 1), luaL_checkstring(L, 2), &err),
-                    &err);
+  return ok_or_fail(L, truv_journal_delete(check_journal(L, 1), check_key(L, 2), &err), &err);
 }
 
 static int journal_begin(lua_State *L) {

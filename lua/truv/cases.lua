@@ -13,11 +13,27 @@
 -- employers / financial_accounts list connection ids separated by ';' or
 -- '|' (CSV) or as arrays of ids or of { id = } (JSON); empty means every
 -- connection of the order.
+--
+-- What spreadsheets export is read as it is: a UTF-8 byte order mark,
+-- CRLF line ends, and ',' ';' or tab between fields (the one the header
+-- line uses most). A file that is malformed as a whole is refused up front
+-- instead, so that no case is lost or merged with another: read() answers
+-- nil, { problem } where the problem has line 0 and its message says where
+-- ("line 3: ...", and the file for read/each) and why:
+--   - an empty file, a CSV without a header row, a header without one of
+--     the required columns or with a column twice;
+--   - JSON that is not a list of cases or an object with a "cases" list;
+--   - a case_id with a control character (a NUL byte would cut it short, and
+--     two cases would become one);
+--   - a case_id given twice.
 local core = require "truv.core"
 
-local type, ipairs, pairs, tostring = type, ipairs, pairs, tostring
+local type, ipairs, pairs, tostring, tonumber, next = type, ipairs, pairs, tostring, tonumber, next
 local format, lower = string.format, string.lower
 local byte, find, sub, concat = string.byte, string.find, string.sub, table.concat
+
+local BOM = "\239\187\191"
+local REQUIRED = { "case_id", "order_id", "product" }
 
 local _M = {}
 
@@ -34,9 +50,12 @@ local ID_PATTERN = "^[%w_%-]+$"
 -- then nil at the end; or nil, message for an unterminated quote or text
 -- after a closing quote. Empty lines are skipped. Unquoted runs are found
 -- with string.find, so a large export parses at C speed, one row at a time.
-function _M.csv_rows(text)
+-- `delimiter` is ",", ";" or "\t" (default ",").
+function _M.csv_rows(text, delimiter)
   local i, n, line = 1, #text, 1
   local failed = false
+  local delim = byte(delimiter or ",")
+  local stop = "[" .. (delimiter == "\t" and "\t" or (delimiter or ",")) .. "\r\n]"
   return function()
     while not failed and i <= n do
       local row, row_line = {}, line
@@ -61,13 +80,13 @@ function _M.csv_rows(text)
           field = concat(parts)
           for _ in field:gmatch("\n") do line = line + 1 end
         else
-          local d = find(text, "[,\r\n]", i)
+          local d = find(text, stop, i)
           field = sub(text, i, (d or n + 1) - 1)
           i = d or n + 1
         end
         row[#row + 1] = field
         local c = byte(text, i)
-        if c == 44 then                                   -- ,
+        if c == delim then                                -- the delimiter
           i = i + 1
         elseif c == 10 or c == 13 or c == nil then        -- LF, CR LF, CR, the end
           if c then
@@ -90,8 +109,8 @@ function _M.csv_rows(text)
 end
 
 --- All the rows of CSV text at once (see csv_rows), or nil, message.
-function _M.parse_csv(text)
-  local rows, next_row = {}, _M.csv_rows(text)
+function _M.parse_csv(text, delimiter)
+  local rows, next_row = {}, _M.csv_rows(text, delimiter)
   while true do
     local row, err = next_row()
     if err then return nil, err end
@@ -159,18 +178,49 @@ local function normalise(rec, line)
   return c
 end
 
--- A filter over records: checks each, catches duplicate case ids, and
--- returns true, case or false, problem per call (nil at the end).
+local function has_control(s)
+  for i = 1, #s do
+    local b = byte(s, i)
+    if b < 32 or b == 127 then return true end
+  end
+  return false
+end
+
+-- A case id as it may be shown in a message: control bytes escaped.
+local function shown_id(id)
+  return (format("%q", id):gsub("\\\n", "\\n"))
+end
+
+-- A filter over records: checks each, and returns true, case or false,
+-- problem per call (nil at the end). A record source returns fields, line;
+-- or nil, line, why for a bad row; or nil, 0, why when the input is
+-- refused as a whole (why says where). A case id with a control byte or
+-- given twice refuses the input too: after such a problem, nothing more.
 local function checked(next_record)
-  local seen = {}
+  local seen, done = {}, false
+  local function refuse(line, why)
+    done = true
+    return false, { line = 0, message = format("line %d: %s", line, why) }
+  end
   return function()
+    if done then return nil end
     local fields, line, why = next_record()
     if fields == nil and why == nil then return nil end
-    if why then return false, { line = line or 0, message = why } end
+    if why and line == 0 then
+      done = true
+      return false, { line = 0, message = why }
+    end
+    if why then return false, { line = line, message = why } end
+    local id = type(fields.case_id) == "string" and as_string(fields.case_id)
+    if id and has_control(id) then
+      return refuse(line, format("case_id %s holds a control character (a NUL byte would "
+                                 .. "cut it short and merge it with another case)", shown_id(id)))
+    end
     local c
     c, why = normalise(fields, line)
     if c and seen[c.case_id] then
-      c, why = nil, format("duplicate case_id '%s' (first on line %d)", c.case_id, seen[c.case_id])
+      return refuse(line, format("case_id '%s' is given twice (first on line %d)", c.case_id,
+                                 seen[c.case_id]))
     end
     if c then
       seen[c.case_id] = line
@@ -180,13 +230,62 @@ local function checked(next_record)
   end
 end
 
+-- The delimiter of CSV text: whichever of ',' ';' and tab its first line
+-- (the header) holds most often outside quotes; ',' when none.
+local function sniff(text)
+  local counts, quoted = { [","] = 0, [";"] = 0, ["\t"] = 0 }, false
+  for i = 1, #text do
+    local ch = sub(text, i, i)
+    if ch == '"' then
+      quoted = not quoted
+    elseif not quoted then
+      if ch == "\n" or ch == "\r" then break end
+      if counts[ch] then counts[ch] = counts[ch] + 1 end
+    end
+  end
+  local best = ","
+  for _, d in ipairs{ ";", "\t" } do
+    if counts[d] > counts[best] then best = d end
+  end
+  return best
+end
+
+local function strip_bom(text)
+  if sub(text, 1, 3) == BOM then return sub(text, 4) end
+  return text
+end
+
+-- The header's problem, or nil: a required column missing, a column twice.
+local function header_problem(header)
+  local names = {}
+  for j, name in ipairs(header) do
+    local key = lower(trim(name))
+    if key ~= "" and names[key] then
+      return format("the header names the column '%s' twice (columns %d and %d)", key,
+                    names[key], j)
+    end
+    names[key] = j
+  end
+  local missing = {}
+  for _, k in ipairs(REQUIRED) do
+    if not names[k] then missing[#missing + 1] = k end
+  end
+  if #missing > 0 then
+    return format("the header has no %s column%s (required: %s; found: %s)",
+                  concat(missing, ", "), #missing > 1 and "s" or "", concat(REQUIRED, ", "),
+                  concat(header, ", "))
+  end
+end
+
 --- An iterator over the cases of CSV text, one row at a time:
 --   for ok, v in cases.each_csv(text) do
 --     if ok then <v is a case> else <v is a problem: { line =, case_id =, message = }> end
 --   end
--- A problem with line 0 means the text could not be read further.
+-- A problem with line 0 means the text is refused (its message says where
+-- and why) and is the last thing the iterator returns.
 function _M.each_csv(text)
-  local rows = _M.csv_rows(text)
+  text = strip_bom(text)
+  local rows = _M.csv_rows(text, sniff(text))
   local header, done = nil, false
   return checked(function()
     local row, err
@@ -198,11 +297,18 @@ function _M.each_csv(text)
       end
       if not row then
         done = true
-        if not header then return nil, 1, "no header row" end
+        if not header then
+          return nil, 0, find(text, "%S") and "line 1: no header row" or "line 1: the file is empty"
+        end
         return nil
       end
       if not header then
         header = row
+        local why = header_problem(header)
+        if why then
+          done = true
+          return nil, 0, format("line %d: %s", row.line, why)
+        end
       elseif #row ~= #header then
         return nil, row.line, format("expected %d columns as in the header, got %d",
                                      #header, #row)
@@ -216,21 +322,50 @@ function _M.each_csv(text)
   end)
 end
 
+-- Whether t is a list (keys 1..n, nothing else); an empty table is one.
+local function is_list(t)
+  if type(t) ~= "table" then return false end
+  local n = #t
+  for k in pairs(t) do
+    if type(k) ~= "number" or k < 1 or k > n or k % 1 ~= 0 then return false end
+  end
+  return true
+end
+
+-- The line of byte `at` of text.
+local function line_of(text, at)
+  local line = 1
+  for _ in sub(text, 1, at):gmatch("\n") do line = line + 1 end
+  return line
+end
+
 --- The same over JSON text: a list of case objects, or { "cases": [...] }
 -- (the sandbox's --cases-out). A case's "line" is its position in the list.
 function _M.each_json(text)
+  text = strip_bom(text)
   local doc, err = core.decode(text, "table")
-  local list = doc and (doc.cases or doc)
+  local list, refused
+  if not find(text, "%S") then
+    refused = "line 1: the file is empty"
+  elseif not doc then
+    local at = tonumber(err.message:match("at byte (%d+)"))
+    refused = format("line %d: %s", at and line_of(text, at) or 1, err.message)
+  elseif find(text, "^%s*{") then
+    list = doc.cases
+    if not is_list(list) then
+      refused = 'line 1: a JSON object of cases needs a "cases" list ({ "cases": [ ... ] })'
+    end
+  elseif is_list(doc) then
+    list = doc
+  else
+    refused = 'line 1: expected a list of cases or { "cases": [ ... ] }'
+  end
   local i, done = 0, false
   return checked(function()
     if done then return nil end
-    if not doc then
+    if refused then
       done = true
-      return nil, 0, "not valid JSON: " .. err.message
-    end
-    if type(list) ~= "table" then
-      done = true
-      return nil, 0, "expected a list of cases or { \"cases\": [...] }"
+      return nil, 0, refused
     end
     i = i + 1
     local item = list[i]
@@ -240,6 +375,12 @@ function _M.each_json(text)
     end
     return type(item) == "table" and item or {}, i
   end)
+end
+
+--- The same over a Lua list of case tables (positions as lines).
+function _M.each_list(list)
+  if type(list) == "table" and next(list) == nil then return _M.each_json("[]") end
+  return _M.each_json(core.encode(list))
 end
 
 --- An iterator over a file's cases, by extension (.csv or .json; anything
@@ -254,12 +395,20 @@ function _M.each(path)
       return false, { line = 0, message = ferr }
     end
   end
-  local text = f:read("a")
+  local text = strip_bom(f:read("a") or "")
   f:close()
+  local iter
   if path:match("%.json$") or (not path:match("%.csv$") and text:match("^%s*[%[{]")) then
-    return _M.each_json(text)
+    iter = _M.each_json(text)
+  else
+    iter = _M.each_csv(text)
   end
-  return _M.each_csv(text)
+  -- a refusal names the file
+  return function()
+    local ok, v = iter()
+    if ok == false and v.line == 0 then v.message = path .. ": " .. v.message end
+    return ok, v
+  end
 end
 
 -- Collects an iterator's cases and problems (problems in line order);

@@ -555,8 +555,7 @@ end
 -- journal cannot be written, or nil, nil, { problem } when the input cannot
 -- be read at all.
 local function load(ctx, input)
-  local iter = type(input) == "string" and cases_mod.each(input)
-               or cases_mod.each_json(core.encode(input))
+  local iter = type(input) == "string" and cases_mod.each(input) or cases_mod.each_list(input)
   local j = ctx.journal
   local function write(ok, err)
     if not ok then error({ run_error = journal_failure(err) }, 0) end

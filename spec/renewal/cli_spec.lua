@@ -223,7 +223,7 @@ describe("truv-renew", function()
       { 1, { "--journal", dir .. "/x", dir .. "/no-such-cases.csv" } },
       { 1, { "--journal", dir .. "/no/such/dir/journal", input } },
       { 1, { "--journal", dir .. "/broken.journal", dir .. "/broken.csv" },
-        "cannot read the cases from .*broken.csv: line 2: a quoted field is never closed" },
+        "cannot read the cases: .*broken.csv: line 2: a quoted field is never closed" },
     }
     write(dir .. "/broken.csv", 'case_id,order_id,product\n"c1,abc,income\n')
     for _, c in ipairs(cases_) do

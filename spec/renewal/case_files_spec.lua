@@ -1,0 +1,136 @@
+-- Case files: what spreadsheets export is read as it is (a byte order mark,
+-- CRLF, ';' or tab delimiters); a file malformed as a whole is refused up
+-- front with its line and the reason, by truv.cases, by renewal.run (which
+-- then journals nothing) and by truv-renew (exit 1, naming file and line):
+-- nothing is lost, no two cases merge.
+local cases = require "truv.cases"
+local renewal = require "truv.renewal"
+local core = require "truv.core"
+local files = require "spec.support.files"
+
+local SRC = os.getenv("TRUV_SOURCE_DIR") or "."
+local BIN = SRC .. "/bin/truv-renew"
+local quote, write, read = files.quote, files.write, files.read
+
+local HEADER = "case_id,order_id,product\n"
+
+-- The refusal of `text` read as a file named `name`: the message, or an
+-- assertion failure when it was accepted.
+local function refusal(dir, name, text)
+  local path = dir .. "/" .. name
+  write(path, text)
+  local list, problems = cases.read(path)
+  assert.is_nil(list, name .. " was accepted")
+  assert.equal(1, #problems)
+  assert.equal(0, problems[1].line)
+  return problems[1].message
+end
+
+describe("a case file", function()
+  local dir
+  setup(function() dir = files.tmpdir("truv-case-files") end)
+  teardown(function() os.execute("rm -rf " .. quote(dir)) end)
+
+  it("is read from a spreadsheet's export: BOM, CRLF, ';' or tab", function()
+    for _, d in ipairs{ ",", ";", "\t" } do
+      local text = "\239\187\191" .. table.concat({ "case_id", "order_id", "product", "employers" }, d)
+                   .. "\r\n" .. table.concat({ "c1", "o1", "income", "e1;e2" }, d) .. "\r\n"
+                   .. table.concat({ "c2", "o2", "employment", "" }, d) .. "\r\n"
+      if d == ";" then   -- ';' also separates ids: such a field is quoted
+        text = text:gsub("e1;e2", '"e1|e2"')
+      end
+      write(dir .. "/export.csv", text)
+      local list, problems = cases.read(dir .. "/export.csv")
+      assert.same({}, problems, "delimiter " .. d)
+      assert.equal(2, #list)
+      assert.equal("c1", list[1].case_id)
+      assert.same({ "e1", "e2" }, list[1].employers)
+      assert.equal("employment", list[2].product)
+    end
+    write(dir .. "/bom.json", '\239\187\191{"cases":[{"case_id":"c1","order_id":"o1","product":"income"}]}')
+    local list = assert(cases.read(dir .. "/bom.json"))
+    assert.equal("c1", list[1].case_id)
+  end)
+
+  it("is refused when empty", function()
+    assert.matches("empty.csv: line 1: the file is empty", refusal(dir, "empty.csv", ""))
+    assert.matches("line 1: the file is empty", refusal(dir, "blank.csv", "\239\187\191\r\n\r\n"))
+    assert.matches("line 1: the file is empty", refusal(dir, "empty.json", ""))
+  end)
+
+  it("is refused when its header lacks a required column or names one twice", function()
+    local msg = refusal(dir, "nocol.csv", "case_id,order,product\nc1,o1,income\n")
+    assert.matches("nocol.csv: line 1: the header has no order_id column", msg)
+    msg = refusal(dir, "noheader.csv", "c1,o1,income\nc2,o2,income\n")
+    assert.matches("line 1: the header has no case_id, order_id, product columns", msg)
+    msg = refusal(dir, "twice.csv", "case_id,order_id,product,CASE_ID\nc1,o1,income,c9\n")
+    assert.matches("line 1: the header names the column 'case_id' twice", msg)
+  end)
+
+  it("is refused when JSON holds no list of cases", function()
+    local msg = refusal(dir, "items.json", '{"items":[{"case_id":"c1","order_id":"o1","product":"income"}]}')
+    assert.matches('items.json: line 1: a JSON object of cases needs a "cases" list', msg)
+    assert.matches('"cases" list', refusal(dir, "map.json", '{"cases":{"c1":{"order_id":"o1"}}}'))
+    assert.matches("expected a list of cases", refusal(dir, "string.json", '"c1"'))
+    assert.matches("line 3: .*at byte", refusal(dir, "bad.json", '[\n{"case_id":"c1"},\n{,}]'))
+  end)
+
+  it("is refused when a case_id holds a NUL or another control byte", function()
+    -- "c\0a" and "c\0b" would both be "c" in the journal: one case lost
+    local msg = refusal(dir, "nul.csv", HEADER .. "c\0a,o1,income\nc\0b,o2,income\n")
+    assert.matches('nul.csv: line 2: case_id "c\\0a" holds a control character', msg)
+    msg = refusal(dir, "tab.json", '[{"case_id":"c1","order_id":"o1","product":"income"},'
+                                   .. '{"case_id":"c\\u0001x","order_id":"o2","product":"income"}]')
+    assert.matches("line 2: case_id .* holds a control character", msg)
+  end)
+
+  it("is refused when a case_id is given twice", function()
+    local msg = refusal(dir, "dup.csv", HEADER .. "c1,o1,income\nc2,o2,income\nc1,o3,income\n")
+    assert.matches("dup.csv: line 4: case_id 'c1' is given twice %(first on line 2%)", msg)
+  end)
+
+  it("still reports a bad row with its line and reads the rest", function()
+    write(dir .. "/rows.csv", HEADER .. "c1,o1,income\nc2,,income\nc3,o3,payslips\nc4,o4,income\n")
+    local list, problems = cases.read(dir .. "/rows.csv")
+    assert.equal(2, #list)
+    assert.same({ 3, 4 }, { problems[1].line, problems[2].line })
+  end)
+
+  it("refused, makes renewal.run journal nothing and return the reason", function()
+    write(dir .. "/nul2.csv", HEADER .. "c\0a,o1,income\nc\0b,o2,income\n")
+    local summary, err = renewal.run{
+      cases = dir .. "/nul2.csv", journal = dir .. "/nul2.journal",
+      client = { client_id = "cid", secret = "s", base_url = "http://127.0.0.1:1/v1/" },
+    }
+    assert.is_nil(summary)
+    assert.equal("invalid", err.kind)
+    assert.equal("cases", err.code)
+    assert.matches("nul2.csv: line 2: case_id", err.message)
+    local j = assert(core.journal_open(dir .. "/nul2.journal"))
+    assert.same({}, j:counts())
+    j:close()
+  end)
+
+  it("refused, makes truv-renew exit 1 naming the file and the line", function()
+    write(dir .. "/dup2.csv", HEADER .. "c1,o1,income\nc1,o2,income\n")
+    local cmd = string.format("TRUV_CLIENT_ID=cid TRUV_SECRET=s lua5.4 %s --journal %s "
+                              .. "--base-url http://127.0.0.1:1/v1/ %s >%s 2>%s </dev/null",
+                              quote(BIN), quote(dir .. "/dup2.journal"), quote(dir .. "/dup2.csv"),
+                              quote(dir .. "/out"), quote(dir .. "/err"))
+    local _, _, code = os.execute(cmd)
+    local err = read(dir .. "/err")
+    assert.equal(1, code, err)
+    assert.matches("truv%-renew: cannot read the cases: .*dup2.csv: line 3: case_id 'c1' is "
+                   .. "given twice", err)
+  end)
+
+  it("cannot reach the journal with a NUL byte in its id", function()
+    local j = assert(core.journal_open(dir .. "/keys.journal"))
+    assert.has_error(function() j:put("c\0a", { state = "new" }) end)
+    assert.has_error(function() j:get("c\0a") end)
+    assert.has_error(function() j:delete("c\0a") end)
+    assert.has_error(function() j:put("c1", { ["a\0b"] = 1 }) end)
+    assert.same({}, j:counts())
+    j:close()
+  end)
+end)
