@@ -53,8 +53,10 @@ function _M.reverify(decision, case, event, gateway)
       ngx.log(ngx.ERR, "truv: no new link for case ", tostring(case_id), ": ", tostring(err))
       return
     end
-    ngx.log(ngx.NOTICE, "truv: send the applicant of case ", tostring(case_id), " to ",
-            tostring(link.share_url))
+    -- link.share_url carries a bridge token: it goes to the applicant (your
+    -- mailer), never to a log; the log names the new order
+    ngx.log(ngx.NOTICE, "truv: new verification link for case ", tostring(case_id),
+            " (order ", tostring(link.order_id), ")")
   end, case.original_order_id, case.case_id)
 end
 

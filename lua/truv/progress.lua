@@ -24,8 +24,15 @@
 --
 -- JSON: one object per event and per line, flushed at once, keys "ts" (ISO
 -- 8601 UTC) and "event" first; times (retry_at, not_before) as ISO 8601.
--- Events carry no secret (renewal.run's events hold ids, routes, reasons
--- and links), and nothing is added to them here.
+-- Nothing is added to an event here but the timestamp.
+--
+-- Lines and JSON lines go to logs, so no verification link or token is ever
+-- written: renewal.run's events hold ids, routes and reasons (a routed
+-- event says link = true when the case got a new verification link, whose
+-- URL carries a bridge token and is in the report only), and any field of
+-- an event named like a link or a token (share_url, bridge_token,
+-- access_token, secret, ...) is left out, and a bridge_token=... in any
+-- text is redacted, whatever emitted the event.
 local type, pairs, ipairs, tostring, tonumber = type, pairs, ipairs, tostring, tonumber
 local floor, max, min, huge = math.floor, math.max, math.min, math.huge
 local format, rep, byte = string.format, string.rep, string.byte
@@ -41,6 +48,30 @@ _M.ROUTES = { "done", "reverify", "retry", "defer", "no_data", "fix" }
 
 -- Fields holding epoch seconds: shown as ISO 8601 in lines and JSON.
 local TIME_FIELDS = { retry_at = true, not_before = true }
+
+-- Fields never written: links that open Bridge for the applicant, tokens,
+-- secrets.
+local WITHHELD = { share_url = true, short_share_url = true, bridge_token = true,
+                   bridge_tokens = true, access_token = true, token = true, tokens = true,
+                   secret = true, secrets = true }
+
+-- A text with the tokens a URL may carry (bridge_token=..., access_token=...)
+-- redacted.
+local function scrub(s)
+  return (s:gsub("([%w_]*token)=[^&%s\"']+", "%1=[redacted]"))
+end
+_M.scrub = scrub
+
+-- A copy of an event's value without withheld fields or tokens in texts.
+local function withheld(v)
+  if type(v) == "string" then return scrub(v) end
+  if type(v) ~= "table" then return v end
+  local out = {}
+  for k, x in pairs(v) do
+    if not WITHHELD[k] then out[k] = withheld(x) end
+  end
+  return out
+end
 
 -- ---------------------------------------------------------------- helpers
 
@@ -282,7 +313,7 @@ function _M.describe(ev, verbose)
     return nil
   elseif e == "routed" then
     local parts = { tostring(ev.case_id), ev.route, ev.reason and tostring(ev.reason) or nil }
-    if ev.share_url then parts[#parts + 1] = ev.share_url end
+    if ev.link or ev.share_url then parts[#parts + 1] = "new link (in the report)" end
     if ev.retry_at then parts[#parts + 1] = "retry after " .. when(ev.retry_at) end
     if ev.not_before then parts[#parts + 1] = "not before " .. when(ev.not_before) end
     return concat(parts, "  ")
@@ -297,7 +328,7 @@ local ERRORS = { bad_row = true, error = true, handler_error = true }
 
 function Progress:_json(ev)
   local out = { ts = _M.iso8601(self.clock(), true) }
-  for k, v in pairs(ev) do
+  for k, v in pairs(withheld(ev)) do
     out[k] = (TIME_FIELDS[k] and type(v) == "number") and _M.iso8601(v) or v
   end
   self:_write(encode(out, { "ts", "event", "case_id" }) .. "\n")
@@ -309,11 +340,11 @@ function Progress:event(ev)
   if ev.event == "run_finished" then self.run_finished = true end
   if self.mode == "json" then return self:_json(ev) end
   if self.mode == "quiet" then
-    if ERRORS[ev.event] then self:_line(_M.describe(ev)) end
+    if ERRORS[ev.event] then self:_line(scrub(_M.describe(ev))) end
     return
   end
   local text = _M.describe(ev, self.verbose)
-  if text then self:_line(text) end
+  if text then self:_line(scrub(text)) end
   if ev.event == "run_started" then return self:_draw(nil, true) end
   if ev.event ~= "run_finished" then self:_draw() end
 end

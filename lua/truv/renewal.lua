@@ -290,7 +290,7 @@ local function finish(ctx, case, decision, outcome, extra)
   put(ctx, case.case_id, fields)
   emit(ctx, { event = "routed", case_id = case.case_id, route = decision.route,
               reason = decision.reason, retry_at = decision.retry_at,
-              not_before = decision.not_before, share_url = fields.share_url,
+              not_before = decision.not_before, link = type(fields.share_url) == "string" or nil,
               refresh_order_id = outcome.refresh_order_id, key = outcome.key })
   return decision
 end

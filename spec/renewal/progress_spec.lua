@@ -103,6 +103,30 @@ describe("progress as JSON lines (not a terminal)", function()
     assert.are.same({ "case_id", "event", "reconciled", "refresh_order_id", "ts" }, keys)
   end)
 
+  it("leaves verification links and tokens out of every line", function()
+    local s = stream()
+    local p = progress.new{ stream = s, mode = "json", clock = function() return 0 end }
+    local evs = feed(p)
+    p:event{ event = "routed", case_id = "c5", route = "reverify", link = true,
+             share_url = "https://cdn.truv.com/employment.html?bridge_token=b5&order_group_id=o5",
+             short_share_url = "https://truv.com/s/Xy5", bridge_token = "bt5",
+             access_token = "at5", detail = { bridge_tokens = { "bt6" } } }
+    p:event{ event = "error", case_id = "c6",
+             message = "GET https://x/?access_token=at6 failed: bridge_token=bt7" }
+    local text = s:text()
+    for _, secret in ipairs{ "bridge_token=abc", "b5", "Xy5", "bt5", "at5", "bt6", "at6", "bt7" } do
+      assert.falsy(text:find(secret, 1, true), secret .. " in " .. text)
+    end
+    local ls = lines(text)
+    assert.are.equal(#evs + 2, #ls)
+    local routed = cjson.decode(ls[#ls - 1])
+    assert.is_nil(routed.share_url)
+    assert.is_true(routed.link)
+    assert.are.equal("reverify", routed.route)
+    assert.matches("access_token=%[redacted%] failed: bridge_token=%[redacted%]",
+                   cjson.decode(ls[#ls]).message)
+  end)
+
   it("escapes what JSON needs escaped", function()
     local s = stream()
     local p = progress.new{ stream = s, mode = "json", clock = function() return 0 end }
@@ -200,12 +224,24 @@ describe("progress on a terminal", function()
                                  1, true)
       if verbose then
         assert.truthy(per_case)
-        assert.matches("c2  reverify  login_error  https://cdn.truv.com/x?bridge_token=abc",
-                       text, 1, true)
+        assert.matches("c2  reverify  login_error  new link (in the report)", text, 1, true)
       else
         assert.falsy(per_case)
       end
     end
+  end)
+
+  it("never shows a verification link or a token", function()
+    local s, c = stream(), clock()
+    local p = progress.new{ stream = s, mode = "bar", clock = c.fn, verbose = true }
+    feed(p, c)
+    p:event{ event = "handler_error", case_id = "c4", route = "reverify",
+             message = "could not mail https://cdn.truv.com/x?bridge_token=tok-in-text&a=1" }
+    p:finish()
+    local text = s:text()
+    assert.falsy(text:find("bridge_token=abc", 1, true), text)
+    assert.falsy(text:find("tok-in-text", 1, true), text)
+    assert.truthy(text:find("bridge_token=[redacted]&a=1", 1, true), text)
   end)
 
   it("is what auto mode picks on a terminal", function()
