@@ -79,20 +79,24 @@ describe("truv.new", function()
 
   it("refuses numbers out of range, saying the range", function()
     local cases = {
-      { { timeout_ms = 0 }, "'timeout_ms' to 'new' %(a number > 0 and <= 1000000000 %(milliseconds%) expected, got 0%)" },
+      { { timeout_ms = 0 },
+        "'timeout_ms' to 'new' %(a number > 0 and <= 1000000000 %(milliseconds%) expected, got 0%)" },
       { { timeout_ms = -5 }, "'timeout_ms'.*got %-5" },
       { { connect_timeout_ms = 0 / 0 }, "'connect_timeout_ms'.*got %-?nan" },
       { { timeout_ms = math.huge }, "'timeout_ms'.*got inf" },
-      { { expiry_days = -1 }, "'expiry_days' to 'new' %(a number > 0 and <= 36500 %(days%), or false, expected, got %-1%)" },
+      { { expiry_days = -1 },
+        "'expiry_days' to 'new' %(a number > 0 and <= 36500 %(days%), or false, expected, got %-1%)" },
       { { expiry_days = 0 }, "'expiry_days'" },
       { { expiry_days = "180" }, "'expiry_days'.*got \"180\"" },
-      { { refresh = { max_sends = 0 } }, "'refresh.max_sends' to 'new' %(an integer from 1 to 10 expected, got 0%)" },
+      { { refresh = { max_sends = 0 } },
+        "'refresh.max_sends' to 'new' %(an integer from 1 to 10 expected, got 0%)" },
       { { refresh = { max_sends = -1 } }, "'refresh.max_sends'" },
       { { refresh = { max_sends = 1.5 } }, "'refresh.max_sends'" },
       { { refresh = { settle_s = -1 } }, "'refresh.settle_s'" },
       { { refresh = { clock_skew_s = -1 } }, "'refresh.clock_skew_s'" },
       { { refresh = { expiry_days = -3 } }, "'refresh.expiry_days'" },
-      { { retry = { attempts = 0 } }, "'retry.attempts' to 'new' %(an integer from 1 to 100 expected, got 0%)" },
+      { { retry = { attempts = 0 } },
+        "'retry.attempts' to 'new' %(an integer from 1 to 100 expected, got 0%)" },
       { { retry = { base_ms = -1 } }, "'retry.base_ms'" },
       { { retry = { cap_ms = 0 / 0 } }, "'retry.cap_ms'" },
       { { retry = { deadline_ms = -1 } }, "'retry.deadline_ms'" },
@@ -132,7 +136,8 @@ describe("renewal.run", function()
 
   it("refuses numbers out of range before opening anything, saying the range", function()
     local cases = {
-      { { concurrency = 100000 }, "'concurrency' to 'renewal.run' %(an integer from 1 to 1024 expected, got 100000%)" },
+      { { concurrency = 100000 },
+        "'concurrency' to 'renewal.run' %(an integer from 1 to 1024 expected, got 100000%)" },
       { { concurrency = 0 }, "'concurrency'" },
       { { concurrency = 2.5 }, "'concurrency'" },
       { { rate_per_minute = -1 }, "'rate_per_minute' to 'renewal.run' %(a number from 0 to 60000" },
