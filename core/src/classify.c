@@ -78,23 +78,25 @@ static const char *default_code(int status) {
 }
 
 /* The first 120 bytes of a non-JSON error body (an error page), with
- * anything unprintable as a space: the whole body is redacted before the
- * cut. */
+ * anything unprintable as a space: redacted before the cut (the part of the
+ * body that can reach those bytes, truv_redact_window). */
 #define SNIPPET_MAX 120
 static void snippet(const truv_request *req, const truv_response *resp, char *out,
                     size_t size) {
-  char *text = malloc(resp->body_len + 1);
-  size_t i;
-  if (!text) {
+  size_t room = size < SNIPPET_MAX + 1 ? size : SNIPPET_MAX + 1;
+  size_t n = truv_redact_window(room, SECRETS(req)), i;
+  char *text;
+  if (n > resp->body_len) n = resp->body_len;
+  if (!(text = malloc(n + 1))) {
     snprintf(out, size, "(an error page)");
     return;
   }
-  for (i = 0; i < resp->body_len; i++) {
+  for (i = 0; i < n; i++) {
     unsigned char c = (unsigned char)resp->body[i];
     text[i] = (c >= 0x20 && c < 0x7f) ? (char)c : ' ';
   }
-  text[resp->body_len] = '\0';
-  truv_redact_copy(out, size < SNIPPET_MAX + 1 ? size : SNIPPET_MAX + 1, text, SECRETS(req));
+  text[n] = '\0';
+  truv_redact_copy(out, room, text, SECRETS(req));
   free(text);
 }
 

@@ -46,30 +46,33 @@ static void cut_into(char *dst, size_t size, const char *src) {
   truv_redact(dst, size, NULL, 0);
 }
 
-/* Formats fmt into dst: the whole text first, redacted, then cut to fit.
- * The scratch space has room for every match growing into "[redacted]"
- * (10 bytes for at least 4). */
+size_t truv_redact_window(size_t size, const char *const *secrets, size_t nsecrets) {
+  size_t longest = 11, i, n;   /* an SSN: ddd-dd-dddd */
+  for (i = 0; i < nsecrets; i++)
+    if (secrets[i] && (n = strlen(secrets[i])) > longest) longest = n;
+  /* The first size - 1 bytes of a redacted text hold at most size / 10 + 1
+   * marks; each stands for at most `longest` bytes of the text. Past this,
+   * nothing (not even a match cut in two by the window) can come before
+   * byte size of the redacted text. */
+  return size + (size / 10 + 2) * (longest + 11);
+}
+
+/* Formats fmt into dst: the text redacted first, then cut to fit. Only the
+ * window of the text that can reach dst is formatted (a large answer costs
+ * no more than a small one); the scratch space has room for every match
+ * growing into "[redacted]" (10 bytes for at least 4). */
 static void put_redacted(char *dst, size_t size, const char *const *secrets, size_t nsecrets,
                          const char *fmt, va_list ap) {
-  char local[1024];
+  char local[8192];
   char *buf = local;
-  size_t need;
-  va_list again;
-  int len;
-  va_copy(again, ap);
-  len = vsnprintf(local, sizeof local, fmt, ap);
-  if (len < 0) local[0] = '\0', len = 0;
-  need = (size_t)len * 3 + 16;
-  if (need > sizeof local) {
-    if (!(buf = malloc(need))) {
-      va_end(again);
-      cut_into(dst, size, "(text withheld: out of memory)");
-      return;
-    }
-    vsnprintf(buf, need, fmt, again);
+  size_t window = truv_redact_window(size, secrets, nsecrets);
+  size_t cap = window * 3 + 16;
+  if (cap > sizeof local && !(buf = malloc(cap))) {
+    cut_into(dst, size, "(text withheld: out of memory)");
+    return;
   }
-  va_end(again);
-  truv_redact(buf, buf == local ? sizeof local : need, secrets, nsecrets);
+  if (vsnprintf(buf, window + 1, fmt, ap) < 0) buf[0] = '\0';
+  truv_redact(buf, cap, secrets, nsecrets);
   cut_into(dst, size, buf);
   if (buf != local) free(buf);
 }

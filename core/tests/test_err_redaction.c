@@ -226,12 +226,44 @@ static void secrets_given_to_a_door_are_redacted_before_the_cut(void) {
   }
 }
 
+/* Redaction shrinks a long secret to a short mark: a message made of
+ * thousands of secrets, or megabytes long, still leaves only marks and the
+ * text around them, and costs no more than a short one. */
+static void a_long_run_of_secrets_leaves_only_marks(void) {
+  const char *secrets[] = {SECRET};
+  size_t n = 4000, i, slen = strlen(SECRET);
+  char *text = malloc(n * slen + 16);
+  truv_err err;
+  CHECK(text != NULL);
+  if (!text) return;
+  for (i = 0; i < n; i++) memcpy(text + i * slen, SECRET, slen);
+  snprintf(text + n * slen, 16, "-end");
+  truv_err_clear(&err);
+  truv_err_set_redacted(&err, secrets, 1, TRUV_EAPI, "c", "%s", text);
+  CHECK(!shows(err.message, SECRET));
+  CHECK_INT(strncmp(err.message, "[redacted][redacted][redacted]", 30), 0);
+  /* the cut leaves only marks (or a piece of one) */
+  for (i = 0; err.message[i]; i++) CHECK(strchr("[redacted]", err.message[i]) != NULL);
+  /* a secret straddling the window of a huge text: a megabyte of filler first */
+  free(text);
+  text = malloc((1u << 20) + 64);
+  CHECK(text != NULL);
+  if (!text) return;
+  filler(text, 1u << 20);
+  snprintf(text + (1u << 20), 64, "%s", SECRET);
+  truv_err_set_redacted(&err, secrets, 1, TRUV_EAPI, "c", "%s", text);
+  CHECK_INT(strlen(err.message), sizeof err.message - 1);
+  CHECK(!shows(err.message, SECRET));
+  free(text);
+}
+
 int main(void) {
   RUN(a_canary_straddling_any_cut_of_an_answer_leaves_nothing);
   RUN(text_before_the_canary_is_kept_up_to_the_cut);
   RUN(a_secret_in_an_invalid_params_field_name_is_redacted);
   RUN(an_ssn_straddling_the_cut_of_a_local_error_leaves_nothing);
   RUN(secrets_given_to_a_door_are_redacted_before_the_cut);
+  RUN(a_long_run_of_secrets_leaves_only_marks);
   truv_request_free(&req);
   return CHECK_DONE();
 }

@@ -26,8 +26,8 @@
  *
  * Nothing secret may be stored in a truv_err. Its texts (code, message,
  * request id, field names and field messages) are fixed buffers, filled only
- * through the setters below, and every setter redacts the whole text first
- * and only then cuts it to fit: a secret straddling a cut leaves nothing of
+ * through the setters below, and every setter redacts the text first and
+ * only then cuts it to fit: a secret straddling a cut leaves nothing of
  * itself. SSN-shaped runs are always redacted; the `_redacted` setters also
  * take a list of secrets. Text copied from an answer (Truv's message, code,
  * field names and messages, X-Request-Id, an error page) is passed with the
@@ -122,10 +122,16 @@ TRUV_API void truv_err_redact(truv_err *err, const char *const *secrets, size_t 
  * of capacity `size`; when a replacement does not fit, the text is cut there. */
 TRUV_API void truv_redact(char *s, size_t size, const char *const *secrets, size_t nsecrets);
 
-/* Copies src into dst (capacity size): src redacted whole as truv_redact,
- * then cut to fit at a character boundary. For text built from an answer
- * before it reaches an error. */
+/* Copies src into dst (capacity size): src redacted as truv_redact, then
+ * cut to fit at a character boundary. For text built from an answer before
+ * it reaches an error. */
 TRUV_API void truv_redact_copy(char *dst, size_t size, const char *src,
                                const char *const *secrets, size_t nsecrets);
+
+/* How many bytes of a text decide the first size - 1 bytes of its redacted
+ * form (for these secrets): the setters and truv_redact_copy read no more,
+ * so that an answer of megabytes costs no more than a short one, and a
+ * caller preparing such a text need not prepare more. */
+TRUV_API size_t truv_redact_window(size_t size, const char *const *secrets, size_t nsecrets);
 
 #endif
