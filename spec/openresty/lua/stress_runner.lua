@@ -1,9 +1,9 @@
 -- Inside nginx: the shared-dictionary stores under an adversary. The
 -- stores open "truv_stress_q" and "truv_stress_d", which this module puts
 -- into ngx.shared as stand-ins for the real dictionaries "truv_quota_real"
--- and "truv_dedupe_real": every call is passed on, and in worker 0, when the
--- request asks for it, some calls made inside a store's critical section
--- busy-wait first (no yield, no ngx.update_time: the worker's cached clock
+-- and "truv_dedupe_real": every call is passed on, and in worker 0 (in any
+-- worker with stall_in=any), when the request asks for it, some calls made
+-- inside a store's critical section busy-wait first (no yield, no ngx.update_time: the worker's cached clock
 -- goes stale, as it does in a worker busy with other work):
 --   read   after the get of a record (the section decides on what it read)
 --   write  before the write of a record (the decision is made)
@@ -100,7 +100,7 @@ local function install()
 end
 
 local function args_plan(args, real)
-  local stall_here = ngx.worker.id() == 0 and tonumber(args.every)
+  local stall_here = (args.stall_in == "any" or ngx.worker.id() == 0) and tonumber(args.every)
   ngx.ctx.stress = {
     prefix = args.prefix, real = real, every = stall_here or nil,
     stall_ms = tonumber(args.stall_ms) or 30, seen = {}, stalls = 0,
