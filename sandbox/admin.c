@@ -5,12 +5,16 @@
  *   POST     /_sandbox/seed             add seeded cases
  *   GET      /_sandbox/cases            every seeded case
  *   POST     /_sandbox/connections/state  set connection states
- *   GET      /_sandbox/connections      an order's connections (with tokens)
+ *   GET      /_sandbox/connections      an order's, a user's or a link's connections
+ *                                       (with tokens)
  *   GET|POST /_sandbox/faults           fault injection settings
  *   GET|POST /_sandbox/config           runtime settings
  *   GET      /_sandbox/stats            counters; POST /_sandbox/stats/reset
  *   GET      /_sandbox/webhooks         recent deliveries
- *   POST     /_sandbox/orders/complete  complete an API-created order */
+ *   POST     /_sandbox/orders/complete  complete an API-created order
+ *   POST     /_sandbox/bridge/complete  finish Truv Bridge for a bridge token, as the
+ *                                       user would: connect (or re-authenticate) and
+ *                                       hand over a single-use public_token */
 #include <math.h>
 #include <openssl/sha.h>
 #include <stdio.h>
@@ -152,21 +156,28 @@ static sb_time next_refresh_at(const struct sb_conn *c, unsigned used, unsigned 
   return c->window[first + used - limit] + SB_WINDOW;
 }
 
-static void render_connection(struct jw *w, const struct store *s, uint32_t sub, sb_time now)
+static void render_connection(struct jw *w, const struct store *s, uint32_t conn, sb_time now)
 {
-  const struct sb_sub *b = &s->subs[sub];
-  const struct sb_conn *c = &s->conns[b->conn];
+  const struct sb_conn *c = &s->conns[conn];
+  const struct sb_sub *b = c->origin_sub == SB_NONE ? NULL : &s->subs[c->origin_sub];
   const struct sb_settings *st = &s->settings;
   unsigned used = store_window_count(c, now), limit = (unsigned)st->refresh_limit + 1;
   jw_obj(w);
-  jw_kstr(w, "kind", b->kind == KIND_EMPLOYER ? "employer" : "financial_account");
-  jw_khex(w, "suborder_id", b->id, 16);
+  jw_kstr(w, "kind", c->kind == KIND_EMPLOYER ? "employer" : "financial_account");
+  jw_khex(w, "suborder_id", b ? b->id : NULL, 16);
   jw_key(w, "suborder_number");
-  jw_uint_str(w, b->number);
+  if (b)
+    jw_uint_str(w, b->number);
+  else
+    jw_null(w);
   jw_khex(w, "access_token", c->token, 16);
   jw_khex(w, "link_id", c->link, 16);
+  jw_khex(w, "user_id", s->users[c->user].id, 16);
+  jw_kstr(w, "product", product_name(c->product));
+  jw_kstr(w, "provider", docs_provider_id(c));
   jw_kstr(w, "state", state_name(conn_effective_state(c, st, now)));
-  jw_ktime(w, "created_at", c->created_at);
+  jw_ktime(w, "created_at", c->origin_at);
+  jw_ktime(w, "authenticated_at", c->auth_at);
   jw_kbool(w, "oauth", c->oauth);
   jw_key(w, "provider_down_until");
   jw_time_or_null(w, c->down_since + st->provider_down, c->state == ST_PROVIDER_DOWN);
@@ -182,40 +193,58 @@ static void render_connection(struct jw *w, const struct store *s, uint32_t sub,
   jw_obj_end(w);
 }
 
-static uint32_t query_order(struct handler_ctx *x)
+static bool query_hex(struct handler_ctx *x, const char *name, uint8_t raw[16])
 {
-  const char *id = handler_query(x, "order_id");
-  uint8_t raw[16];
-  if (!id || strlen(id) != 32 || !hex_decode(id, raw, 16))
-    return SB_NONE;
-  return store_find_order(&x->sb->store, raw);
+  const char *id = handler_query(x, name);
+  return id && strlen(id) == 32 && hex_decode(id, raw, 16);
 }
 
-static void render_connections(struct jw *w, const struct store *s, uint32_t order, sb_time now)
+/* ?order_id= (the order's connections, in suborder order), ?user_id= (the
+ * user's, newest first) or ?link_id=; false when none names a known one */
+static bool render_connections(struct handler_ctx *x, struct jw *w)
 {
-  const struct sb_order *o = &s->orders[order];
+  const struct store *s = &x->sb->store;
+  uint8_t raw[16];
+  uint32_t order = SB_NONE, user = SB_NONE, link = SB_NONE;
+  if (query_hex(x, "order_id", raw))
+    order = store_find_order(s, raw);
+  else if (query_hex(x, "user_id", raw))
+    user = store_find_user(s, raw);
+  else if (query_hex(x, "link_id", raw))
+    link = store_find_link(s, raw);
+  if (order == SB_NONE && user == SB_NONE && link == SB_NONE)
+    return false;
   jw_obj(w);
-  jw_khex(w, "order_id", o->id, 16);
+  if (order != SB_NONE)
+    jw_khex(w, "order_id", s->orders[order].id, 16);
   jw_key(w, "connections");
   jw_arr(w);
-  for (unsigned i = 0; i < (unsigned)(o->n_emp + o->n_fa); i++)
-    if (s->subs[o->sub_first + i].conn != SB_NONE)
-      render_connection(w, s, o->sub_first + i, now);
+  if (order != SB_NONE) {
+    const struct sb_order *o = &s->orders[order];
+    for (unsigned i = 0; i < (unsigned)(o->n_emp + o->n_fa); i++)
+      if (s->subs[o->sub_first + i].conn != SB_NONE)
+        render_connection(w, s, s->subs[o->sub_first + i].conn, x->now);
+  } else if (user != SB_NONE) {
+    for (uint32_t c = s->users[user].last_conn; c != SB_NONE; c = s->conns[c].prev_of_user)
+      render_connection(w, s, c, x->now);
+  } else {
+    render_connection(w, s, link, x->now);
+  }
   jw_arr_end(w);
   jw_obj_end(w);
+  return true;
 }
 
 static void admin_connections(struct handler_ctx *x)
 {
   struct jw w;
   store_rdlock(&x->sb->store);
-  uint32_t order = query_order(x);
-  if (order == SB_NONE) {
-    reply_not_found(x->reply);
-  } else {
-    jw_init(&w, 2048);
-    render_connections(&w, &x->sb->store, order, x->now);
+  jw_init(&w, 2048);
+  if (render_connections(x, &w)) {
     reply_json(x->reply, 200, &w);
+  } else {
+    jw_free(&w);
+    reply_not_found(x->reply);
   }
   store_unlock(&x->sb->store);
 }
@@ -224,15 +253,37 @@ static void set_state(struct store *s, struct sb_conn *c, unsigned st, sb_time n
 {
   if (st == ST_EXPIRED) {
     c->oauth = 1;
-    c->created_at = now - s->settings.expiry - SB_DAY;
+    c->auth_at = now - s->settings.expiry - SB_DAY;
     c->state = ST_ACTIVE;
     return;
   }
   if (conn_effective_state(c, &s->settings, now) == ST_EXPIRED)
-    c->created_at = now; /* asked for another state: the user reconnected */
+    c->auth_at = now; /* asked for another state: the user reconnected */
   c->state = (uint8_t)st;
   if (st == ST_PROVIDER_DOWN)
     c->down_since = now;
+}
+
+/* a connection the user just made through Bridge: in state st, with its
+ * initial task (which ends done); SB_NONE on OOM */
+static uint32_t connect(struct store *s, uint32_t user, uint32_t sub, unsigned kind,
+                        unsigned product, unsigned st, bool oauth, sb_time now)
+{
+  uint32_t conn = store_add_conn(s, NULL, NULL);
+  if (conn == SB_NONE)
+    return SB_NONE;
+  struct sb_conn *c = &s->conns[conn];
+  c->doc_seed = rng_next(&s->rng);
+  c->origin_at = c->auth_at = c->down_since = now;
+  c->origin_sub = sub;
+  c->kind = (uint8_t)kind;
+  c->product = (uint8_t)product;
+  c->oauth = oauth;
+  store_conn_attach(s, conn, user);
+  set_state(s, c, st, now);
+  if (sub != SB_NONE)
+    s->subs[sub].conn = conn;
+  return connect_initial_task(s, conn, sub, now) ? conn : SB_NONE;
 }
 
 /* the connections a state change targets; returns how many */
@@ -294,58 +345,60 @@ static void admin_set_state(struct handler_ctx *x)
 
 /* ---- completing an API-created order ----------------------------------- */
 
-static bool complete_sub(struct store *s, uint32_t sub, unsigned st, bool oauth, sb_time now)
+/* connects every pending suborder of an API order; returns how many (the
+ * first new connection in *first), or -1 on OOM */
+static int complete_subs(struct handler_ctx *x, uint32_t order, unsigned st, bool oauth,
+                         uint32_t *first)
 {
-  uint32_t conn = store_add_conn(s, NULL, NULL);
-  uint32_t task = conn == SB_NONE ? SB_NONE : store_add_task(s, NULL);
-  if (task == SB_NONE)
-    return false;
-  struct sb_conn *c = &s->conns[conn];
-  struct sb_sub *b = &s->subs[sub];
-  c->doc_seed = rng_next(&s->rng);
-  c->origin_at = c->created_at = c->down_since = now;
-  c->user = s->orders[b->order].user;
-  c->origin_sub = sub;
-  c->kind = b->kind;
-  c->oauth = oauth;
-  set_state(s, c, st, now);
-  struct sb_task *t = &s->tasks[task];
-  t->created_at = now;
-  t->duration = s->settings.task_duration;
-  t->path = TP_DONE; /* the user did connect */
-  t->conn = conn;
-  t->sub = sub;
-  t->product = b->product;
-  t->origin = TASK_INITIAL;
-  b->conn = conn;
-  b->task = task;
-  return store_window_add(c, now) && store_add_live(s, task, now);
+  struct store *s = &x->sb->store;
+  int n = 0;
+  *first = SB_NONE;
+  for (unsigned i = 0; i < (unsigned)(s->orders[order].n_emp + s->orders[order].n_fa); i++) {
+    uint32_t sub = s->orders[order].sub_first + i;
+    if (s->subs[sub].conn != SB_NONE)
+      continue;
+    uint32_t conn = connect(s, s->orders[order].user, sub, s->subs[sub].kind,
+                            s->subs[sub].product, st, oauth, x->now);
+    if (conn == SB_NONE)
+      return -1;
+    if (*first == SB_NONE)
+      *first = conn;
+    events_link_connected(x->sb, conn, x->now);
+    n++;
+  }
+  if (n > 0)
+    s->orders[order].consent_at = x->now;
+  events_tick(x->sb, x->now);
+  return n;
 }
 
 static void complete_locked(struct handler_ctx *x, uint32_t order, unsigned st, bool oauth)
 {
-  struct store *s = &x->sb->store;
-  struct sb_order *o = &s->orders[order];
-  unsigned n = 0;
-  for (unsigned i = 0; i < (unsigned)(o->n_emp + o->n_fa); i++) {
-    if (s->subs[o->sub_first + i].conn != SB_NONE)
-      continue;
-    if (!complete_sub(s, o->sub_first + i, st, oauth, x->now)) {
-      reply_server_error(x->reply);
-      return;
-    }
-    n++;
+  uint32_t first;
+  int n = complete_subs(x, order, st, oauth, &first);
+  if (n < 0) {
+    reply_server_error(x->reply);
+    return;
   }
   if (n == 0) {
     reply_bad_field(x->reply, "order_id", "The order has no pending suborder to complete.");
     return;
   }
-  s->orders[order].consent_at = x->now;
-  events_tick(x->sb, x->now);
   struct jw w;
   jw_init(&w, 4096);
-  docs_order(&w, s, order, x->now);
+  docs_order(&w, &x->sb->store, order, x->now);
   reply_json(x->reply, 200, &w);
+}
+
+/* the optional "state" (never "expired") and "oauth" of a completion */
+static void completion_fields(struct invalid *v, const cJSON *json, unsigned *st, bool *oauth)
+{
+  const char *name = field_string(v, json, "state", false, 32);
+  *st = ST_ACTIVE;
+  if (name && (!state_parse(name, st) || *st == ST_EXPIRED))
+    invalid_add(v, "state", "\"%s\" is not a valid choice.", name);
+  field_bool(v, json, "oauth", "oauth");
+  *oauth = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(json, "oauth"));
 }
 
 static void admin_complete(struct handler_ctx *x)
@@ -353,16 +406,11 @@ static void admin_complete(struct handler_ctx *x)
   struct store *s = &x->sb->store;
   struct invalid v;
   uint8_t raw[16];
-  bool given, oauth = false;
-  unsigned st = ST_ACTIVE;
+  bool given, oauth;
+  unsigned st;
   invalid_init(&v);
   bool id_ok = field_hex_id(&v, body_of(x), "order_id", true, raw, &given);
-  const char *name = field_string(&v, body_of(x), "state", false, 32);
-  if (name && (!state_parse(name, &st) || st == ST_EXPIRED))
-    invalid_add(&v, "state", "\"%s\" is not a valid choice.", name);
-  const cJSON *oa = cJSON_GetObjectItemCaseSensitive(body_of(x), "oauth");
-  field_bool(&v, body_of(x), "oauth", "oauth");
-  oauth = cJSON_IsTrue(oa);
+  completion_fields(&v, body_of(x), &st, &oauth);
   if (!finish_invalid(x, &v) || !id_ok)
     return;
   store_wrlock(s);
@@ -373,6 +421,92 @@ static void admin_complete(struct handler_ctx *x)
     reply_bad_field(x->reply, "order_id", "Only orders created through the API can be completed.");
   else
     complete_locked(x, order, st, oauth);
+  store_unlock(s);
+}
+
+/* ---- finishing Bridge -------------------------------------------------- */
+
+static void public_reply(struct handler_ctx *x, uint32_t conn)
+{
+  struct store *s = &x->sb->store;
+  uint32_t p = store_add_public(s);
+  if (p == SB_NONE) {
+    reply_server_error(x->reply);
+    return;
+  }
+  s->publics[p].created_at = x->now;
+  s->publics[p].conn = conn;
+  struct jw w;
+  jw_init(&w, 128);
+  jw_obj(&w);
+  jw_khex(&w, "public_token", s->publics[p].id, 16);
+  jw_khex(&w, "link_id", s->conns[conn].link, 16);
+  jw_obj_end(&w);
+  reply_json(x->reply, 200, &w);
+}
+
+/* update mode: the user logged in again. The connection's age restarts and
+ * whatever made it fail (credentials, MFA, expiry) is cleared, or set to st. */
+static void reauthenticate(struct handler_ctx *x, uint32_t conn, unsigned st)
+{
+  struct sb_conn *c = &x->sb->store.conns[conn];
+  c->auth_at = x->now;
+  c->down_since = x->now;
+  c->state = (uint8_t)st;
+  events_link_connected(x->sb, conn, x->now);
+  public_reply(x, conn);
+}
+
+static void bridge_locked(struct handler_ctx *x, uint32_t b, unsigned st, bool oauth)
+{
+  struct store *s = &x->sb->store;
+  const struct sb_bridge br = s->bridges[b];
+  uint32_t conn;
+  if (x->now - br.created_at >= SB_TOKEN_TTL) {
+    reply_bad_field(x->reply, "bridge_token", "The bridge token has expired (6 hours).");
+  } else if (br.order != SB_NONE) {
+    int n = complete_subs(x, br.order, st, oauth, &conn);
+    if (n < 0)
+      reply_server_error(x->reply);
+    else if (n == 0)
+      reply_bad_field(x->reply, "bridge_token", "The order has no pending suborder to connect.");
+    else
+      public_reply(x, conn);
+  } else if (br.conn != SB_NONE) {
+    reauthenticate(x, br.conn, st);
+  } else {
+    unsigned kind = br.product == PROD_ASSETS || br.product == PROD_TRANSACTIONS
+                      ? KIND_FINANCIAL : KIND_EMPLOYER;
+    conn = connect(s, br.user, SB_NONE, kind, br.product, st, oauth, x->now);
+    if (conn == SB_NONE) {
+      reply_server_error(x->reply);
+      return;
+    }
+    s->conns[conn].bridge = b;
+    events_link_connected(x->sb, conn, x->now);
+    events_tick(x->sb, x->now);
+    public_reply(x, conn);
+  }
+}
+
+static void admin_bridge_complete(struct handler_ctx *x)
+{
+  struct store *s = &x->sb->store;
+  struct invalid v;
+  uint8_t raw[16];
+  bool given, oauth;
+  unsigned st;
+  invalid_init(&v);
+  bool id_ok = field_hex_id(&v, body_of(x), "bridge_token", true, raw, &given);
+  completion_fields(&v, body_of(x), &st, &oauth);
+  if (!finish_invalid(x, &v) || !id_ok)
+    return;
+  store_wrlock(s);
+  uint32_t b = store_find_bridge(s, raw);
+  if (b == SB_NONE)
+    reply_not_found(x->reply);
+  else
+    bridge_locked(x, b, st, oauth);
   store_unlock(s);
 }
 
@@ -690,6 +824,7 @@ void admin_handle(struct handler_ctx *x)
   case EP_SB_STATS_RESET: admin_stats_reset(x); break;
   case EP_SB_WEBHOOKS: admin_webhooks(x); break;
   case EP_SB_ORDER_COMPLETE: admin_complete(x); break;
+  case EP_SB_BRIDGE_COMPLETE: admin_bridge_complete(x); break;
   default: reply_not_found(x->reply);
   }
 }

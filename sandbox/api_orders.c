@@ -1,10 +1,12 @@
 /* api_orders: orders.
  *
- *   POST /v1/orders/                 create (pending; suborders pending)
+ *   POST /v1/orders/                 create (201; suborders pending)
  *   GET  /v1/orders/{id}/            the order document
  *   POST /v1/orders/{id}/            refresh: a new order on the original's
- *                                    connections, one task per connection
- *   GET  /v1/orders/{id}/events/     the timeline (events.h)
+ *                                    connections, one task per connection (200)
+ *   GET  /v1/orders/{id}/events/     the order's events (events.h); an
+ *        original's list holds its refresh orders' events only with
+ *        ?include_refresh_orders=true
  * Refreshing a refresh order refreshes its initial (original) order: the new
  * order's initial_order is the original and the original's refresh_order
  * points to it. Validation collects every invalid field before answering. */
@@ -31,12 +33,12 @@ static const cJSON *body_of(const struct handler_ctx *x)
   return x->json ? x->json : &EMPTY;
 }
 
-static void reply_order(struct handler_ctx *x, uint32_t order)
+static void reply_order(struct handler_ctx *x, uint32_t order, int status)
 {
   struct jw w;
   jw_init(&w, 8192);
   docs_order(&w, &x->sb->store, order, x->now);
-  reply_json(x->reply, 200, &w);
+  reply_json(x->reply, status, &w);
 }
 
 /* ---- create ------------------------------------------------------------ */
@@ -44,7 +46,7 @@ static void reply_order(struct handler_ctx *x, uint32_t order)
 struct create_req {
   uint8_t products[PROD__COUNT];
   unsigned n_products;
-  const char *first_name, *last_name, *order_number, *external_user_id, *email, *phone;
+  const char *first_name, *last_name, *order_number, *external_user_id, *email, *phone, *ssn;
   const char *template_id;
   const cJSON *employers, *institutions, *manager, *cc_emails;
   const char *notes;
@@ -116,23 +118,6 @@ static void check_cc_emails(struct invalid *v, const cJSON *arr)
   }
 }
 
-static void check_data_sources(struct invalid *v, const cJSON *arr)
-{
-  static const char *const KNOWN[] = {"payroll", "docs", "tax", "financial_accounts",
-                                      "insurance", "scoring"};
-  char field[32];
-  int i = 0;
-  for (const cJSON *e = arr ? arr->child : NULL; e; e = e->next, i++) {
-    bool ok = false;
-    for (unsigned k = 0; cJSON_IsString(e) && k < sizeof KNOWN / sizeof *KNOWN; k++)
-      ok = ok || strcmp(e->valuestring, KNOWN[k]) == 0;
-    snprintf(field, sizeof field, "data_sources[%d]", i);
-    if (!ok)
-      invalid_add(v, field, "\"%.64s\" is not a valid choice.",
-                  cJSON_IsString(e) ? e->valuestring : json_type_name(e));
-  }
-}
-
 static void check_create(struct invalid *v, const cJSON *json, struct create_req *q)
 {
   memset(q, 0, sizeof *q);
@@ -143,12 +128,10 @@ static void check_create(struct invalid *v, const cJSON *json, struct create_req
   q->external_user_id = field_string(v, json, "external_user_id", false, 0);
   q->email = field_email(v, json, "email");
   q->phone = field_phone(v, json, "phone");
-  const char *ssn = field_string(v, json, "ssn", false, 11);
-  if (ssn && !valid_ssn(ssn))
-    invalid_add(v, "ssn", "Enter a valid SSN (9 digits).");
-  ssn = field_string(v, json, "social_security_number", false, 11);
-  if (ssn && !valid_ssn(ssn))
-    invalid_add(v, "social_security_number", "Enter a valid SSN (9 digits).");
+  q->ssn = field_ssn(v, json, "ssn");
+  const char *ssn = field_ssn(v, json, "social_security_number");
+  if (!q->ssn)
+    q->ssn = ssn;
   q->employers = field_array(v, json, "employers", "employers", MAX_EMPLOYERS, true);
   check_parties(v, q->employers, "employers", "company_name", "company_mapping_id");
   q->institutions = field_array(v, json, "financial_institutions", "financial_institutions",
@@ -158,23 +141,24 @@ static void check_create(struct invalid *v, const cJSON *json, struct create_req
   q->cc_emails = field_array(v, json, "cc_emails", "cc_emails", MAX_CC_EMAILS, true);
   check_cc_emails(v, q->cc_emails);
   q->template_id = field_string(v, json, "template_id", false, 64);
-  check_data_sources(v, field_array(v, json, "data_sources", "data_sources", 0, true));
+  field_choices(v, json, "data_sources", DATA_SOURCES);
   q->manager = field_object(v, json, "manager", "manager");
 }
 
-/* "manager":...,"cc_emails":[...],"notes":... rendered once at creation */
-static const char *render_extra(struct store *s, const cJSON *manager, const cJSON *cc,
-                                const char *notes)
+/* the manager object as given, rendered once (NULL when absent) */
+static const char *render_manager(struct store *s, const cJSON *manager)
+{
+  char *m = manager ? cJSON_PrintUnformatted(manager) : NULL;
+  const char *kept = m ? store_strdup(s, m) : NULL;
+  free(m);
+  return kept;
+}
+
+/* "cc_emails":[...],"notes":... rendered once at creation */
+static const char *render_extra(struct store *s, const cJSON *cc, const char *notes)
 {
   struct jw w;
   jw_init(&w, 256);
-  jw_key(&w, "manager");
-  char *m = manager ? cJSON_PrintUnformatted(manager) : NULL;
-  if (m)
-    jw_raw(&w, m, strlen(m));
-  else
-    jw_null(&w);
-  free(m);
   jw_key(&w, "cc_emails");
   jw_arr(&w);
   for (const cJSON *e = cc ? cc->child : NULL; e; e = e->next)
@@ -229,15 +213,43 @@ static bool add_parties(struct store *s, uint32_t order, const cJSON *arr, unsig
   return true;
 }
 
-static uint32_t user_for(struct store *s, const char *external_id)
+/* the user of external_user_id, or a new one named as the order */
+static uint32_t user_for(struct store *s, const struct create_req *q, sb_time now)
 {
-  uint32_t user = external_id ? store_find_user_ext(s, external_id) : SB_NONE;
-  return user != SB_NONE ? user : store_add_user(s, NULL, external_id);
+  uint32_t user = q->external_user_id ? store_find_user_ext(s, q->external_user_id) : SB_NONE;
+  if (user != SB_NONE)
+    return user;
+  if ((user = store_add_user(s, NULL, q->external_user_id)) == SB_NONE)
+    return SB_NONE;
+  struct sb_user *u = &s->users[user];
+  u->first_name = store_strdup(s, q->first_name);
+  u->last_name = store_strdup(s, q->last_name);
+  u->email = store_strdup(s, q->email);
+  u->phone = store_strdup(s, q->phone);
+  u->ssn = store_strdup(s, q->ssn);
+  u->created_at = now;
+  return user;
+}
+
+/* an API order's bridge_token, known to /_sandbox/bridge/complete */
+static bool order_bridge(struct store *s, uint32_t order)
+{
+  uint32_t b = store_add_bridge(s, s->orders[order].bridge_token);
+  if (b == SB_NONE)
+    return false;
+  struct sb_bridge *br = &s->bridges[b];
+  const struct sb_order *o = &s->orders[order];
+  br->created_at = o->created_at;
+  br->user = o->user;
+  br->order = order;
+  br->product = o->products[0];
+  br->template_id = o->template_id;
+  return true;
 }
 
 static uint32_t create_locked(struct store *s, const struct create_req *q, sb_time now)
 {
-  uint32_t user = user_for(s, q->external_user_id);
+  uint32_t user = user_for(s, q, now);
   uint32_t order = user == SB_NONE ? SB_NONE : store_add_order(s, NULL);
   unsigned n_emp = (unsigned)cJSON_GetArraySize(q->employers);
   unsigned n_fa = (unsigned)cJSON_GetArraySize(q->institutions);
@@ -260,11 +272,12 @@ static uint32_t create_locked(struct store *s, const struct create_req *q, sb_ti
   o->email = store_strdup(s, q->email);
   o->phone = store_strdup(s, q->phone);
   o->template_id = store_strdup(s, q->template_id);
-  o->extra = render_extra(s, q->manager, q->cc_emails, q->notes);
+  o->manager = render_manager(s, q->manager);
+  o->extra = render_extra(s, q->cc_emails, q->notes);
   add_parties(s, order, q->employers, KIND_EMPLOYER, "company_name", "company_mapping_id",
               o->sub_first);
   add_parties(s, order, q->institutions, KIND_FINANCIAL, "name", "id", o->sub_first + n_emp);
-  return order;
+  return order_bridge(s, order) ? order : SB_NONE;
 }
 
 void api_create_order(struct handler_ctx *x)
@@ -285,7 +298,7 @@ void api_create_order(struct handler_ctx *x)
     reply_server_error(x->reply);
   } else {
     events_order_created(x->sb, order);
-    reply_order(x, order);
+    reply_order(x, order, 201);
   }
   store_unlock(s);
 }
@@ -310,7 +323,7 @@ static void reply_order_cached(struct handler_ctx *x, uint32_t order)
     x->reply->len = len;
     return;
   }
-  reply_order(x, order);
+  reply_order(x, order, 200);
   docs_order_stable(s, order, x->now, &from, &until);
   if (x->reply->status == 200)
     doccache_put(&x->sb->cache, order, s->generation, from, until, x->reply->body,
@@ -340,6 +353,13 @@ static bool parse_page(const char *s, long *page)
   return true;
 }
 
+/* the refresh-orders flag: its name is the sandbox's [U] */
+static bool include_refresh(const struct handler_ctx *x)
+{
+  const char *v = handler_query(x, "include_refresh_orders");
+  return v && (strcmp(v, "true") == 0 || strcmp(v, "True") == 0 || strcmp(v, "1") == 0);
+}
+
 void api_order_events(struct handler_ctx *x)
 {
   long page;
@@ -352,11 +372,12 @@ void api_order_events(struct handler_ctx *x)
     reply_detail(x->reply, 404, "Invalid page.");
   } else {
     struct jw w;
-    bool oom;
+    bool oom, refreshes = include_refresh(x);
     hex_encode(x->sb->store.orders[order].id, 16, hex);
-    snprintf(base, sizeof base, "http://%.200s/v1/orders/%s/events/", x->host, hex);
+    snprintf(base, sizeof base, "http://%.200s/v1/orders/%s/events/%s", x->host, hex,
+             refreshes ? "?include_refresh_orders=true" : "");
     jw_init(&w, 4096);
-    if (events_page(&w, &x->sb->store, order, x->now, page, base, &oom))
+    if (events_page(&w, &x->sb->store, order, x->now, page, refreshes, base, &oom))
       reply_json(x->reply, 200, &w);
     else if ((jw_free(&w), oom))
       reply_server_error(x->reply);
@@ -405,17 +426,17 @@ static uint32_t find_selected(const struct store *s, const struct sb_order *root
   unsigned first = kind == KIND_EMPLOYER ? 0 : root->n_emp;
   unsigned n = kind == KIND_EMPLOYER ? root->n_emp : root->n_fa;
   uint8_t raw[16];
-  bool by_id = cJSON_IsString(id) && strlen(id->valuestring) == 32 &&
-               hex_decode(id->valuestring, raw, 16);
+  bool has_id = cJSON_IsString(id), has_num = cJSON_IsString(num) || cJSON_IsNumber(num);
+  bool id_ok = has_id && strlen(id->valuestring) == 32 && hex_decode(id->valuestring, raw, 16);
   for (unsigned i = 0; i < n; i++) {
     const struct sb_sub *b = &s->subs[root->sub_first + first + i];
     char number[24];
     snprintf(number, sizeof number, "%llu", (unsigned long long)b->number);
-    if (by_id && memcmp(b->id, raw, 16) == 0)
-      return root->sub_first + first + i;
-    if (cJSON_IsString(num) && strcmp(num->valuestring, number) == 0)
-      return root->sub_first + first + i;
-    if (cJSON_IsNumber(num) && num->valuedouble == (double)b->number)
+    bool id_match = id_ok && memcmp(b->id, raw, 16) == 0;
+    bool num_match = (cJSON_IsString(num) && strcmp(num->valuestring, number) == 0) ||
+                     (cJSON_IsNumber(num) && num->valuedouble == (double)b->number);
+    /* Truv's own example names a suborder by both: they must agree */
+    if ((!has_id || id_match) && (!has_num || num_match))
       return root->sub_first + first + i;
   }
   return SB_NONE;
@@ -568,8 +589,7 @@ static uint32_t new_refresh_order(struct store *s, uint32_t root, const struct r
   o->template_id = r->template_id;
   o->email = q->email ? store_strdup(s, q->email) : r->email;
   o->phone = q->phone ? store_strdup(s, q->phone) : r->phone;
-  if (q->manager)
-    o->extra = render_extra(s, q->manager, NULL, NULL);
+  o->manager = q->manager ? render_manager(s, q->manager) : NULL;
   if (q->kind == KIND_EMPLOYER)
     o->n_emp = (uint8_t)q->n_subs;
   else
@@ -638,7 +658,7 @@ static void refresh_validated(struct handler_ctx *x, uint32_t root, const struct
   }
   events_order_created(x->sb, order);
   events_tick(x->sb, x->now);
-  reply_order(x, order);
+  reply_order(x, order, 200);
 }
 
 void api_refresh_order(struct handler_ctx *x)

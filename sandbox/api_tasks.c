@@ -1,12 +1,17 @@
-/* api_tasks: refresh tasks and bridge tokens.
+/* api_tasks: refresh tasks and the task list.
  *
- *   POST /v1/refresh/tasks/            {"access_token","product_type"} -> {"task_id"}
- *   GET  /v1/refresh/tasks/{task_id}/  the task (never the access token)
- *   POST /v1/users/{user_id}/tokens/   a bridge token; with an access_token of
- *        the user's, update mode: the connection counts as re-authenticated
- *        (state active, age reset), which is how a reverify completes here.
+ *   POST /v1/refresh/tasks/            {"access_token", "product_type"?} -> {"task_id"}
+ *        (product_type defaults to the link's product, as Truv's own
+ *        quickstarts need; required under --strict)
+ *   GET  /v1/refresh/tasks/{task_id}/  {id, created_at, refresh_date, status}
+ *   GET  /v1/tasks/?user_id=&link_id=  every task (initial, order refresh,
+ *        direct refresh), newest first, DRF page of 100: the documented way
+ *        to learn why a task failed (error_message)
+ *   GET  /v1/tasks/{task_id}/          the Task object
  * Every task created (here or by an order refresh) counts against its
  * access_token's refresh window and is billed. */
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "docs.h"
@@ -15,7 +20,7 @@
 #include "lifecycle.h"
 #include "validate.h"
 
-#define BRIDGE_TOKEN_TTL (6LL * 3600 * SB_USEC)
+#define TASK_PAGE 100
 
 bool refresh_allowed(struct store *s, const uint32_t *conns, unsigned n, sb_time now)
 {
@@ -29,23 +34,35 @@ bool refresh_allowed(struct store *s, const uint32_t *conns, unsigned n, sb_time
   return true;
 }
 
-uint32_t refresh_new_task(struct store *s, uint32_t conn, uint32_t sub, unsigned product,
-                          unsigned origin, sb_time now)
+static uint32_t new_task(struct store *s, uint32_t conn, uint32_t sub, unsigned product,
+                         unsigned origin, unsigned path, sb_time now)
 {
   uint32_t t = store_add_task(s, NULL);
   if (t == SB_NONE)
     return SB_NONE;
   struct sb_task *task = &s->tasks[t];
-  struct sb_conn *c = &s->conns[conn];
   task->created_at = now;
   task->duration = s->settings.task_duration;
-  task->path = (uint8_t)lifecycle_path(c, &s->settings, now, &task->down_until);
-  task->conn = conn;
+  task->path = (uint8_t)path;
   task->sub = sub;
   task->product = (uint8_t)product;
   task->origin = (uint8_t)origin;
-  if (!store_window_add(c, now) || !store_add_live(s, t, now))
+  store_task_attach(s, t, conn);
+  if (!store_window_add(&s->conns[conn], now) || !store_add_live(s, t, now))
     return SB_NONE;
+  return t;
+}
+
+uint32_t refresh_new_task(struct store *s, uint32_t conn, uint32_t sub, unsigned product,
+                          unsigned origin, sb_time now)
+{
+  sb_time down_until;
+  unsigned path = lifecycle_path(&s->conns[conn], &s->settings, now, &down_until);
+  uint32_t t = new_task(s, conn, sub, product, origin, path, now);
+  if (t == SB_NONE)
+    return SB_NONE;
+  struct sb_conn *c = &s->conns[conn];
+  s->tasks[t].down_until = down_until;
   c->stat_created++;
   c->stat_billed++;
   s->stat_tasks_created++;
@@ -53,12 +70,16 @@ uint32_t refresh_new_task(struct store *s, uint32_t conn, uint32_t sub, unsigned
   return t;
 }
 
-static void product_field(struct invalid *v, const cJSON *json, unsigned *product)
+bool connect_initial_task(struct store *s, uint32_t conn, uint32_t sub, sb_time now)
 {
-  const char *p = field_string(v, json, "product_type", true, 64);
-  if (p && !product_parse(p, product))
-    invalid_add(v, "product_type", "\"%s\" is not a valid choice.", p);
+  const struct sb_conn *c = &s->conns[conn];
+  uint32_t t = new_task(s, conn, sub, c->product, TASK_INITIAL, TP_DONE, now);
+  if (t != SB_NONE && sub != SB_NONE)
+    s->subs[sub].task = t;
+  return t != SB_NONE;
 }
+
+/* ---- POST /v1/refresh/tasks/ ------------------------------------------- */
 
 static void task_reply(struct handler_ctx *x, uint32_t task)
 {
@@ -71,7 +92,8 @@ static void task_reply(struct handler_ctx *x, uint32_t task)
 }
 
 /* with the lock held: the token's connection, the limit, the task */
-static void create_task_locked(struct handler_ctx *x, const uint8_t token[16], unsigned product)
+static void create_task_locked(struct handler_ctx *x, const uint8_t token[16], bool has_product,
+                               unsigned product)
 {
   struct store *s = &x->sb->store;
   uint32_t conn = store_find_token(s, token);
@@ -83,6 +105,8 @@ static void create_task_locked(struct handler_ctx *x, const uint8_t token[16], u
     reply_refresh_limit(x->reply, s->settings.refresh_limit_status);
     return;
   }
+  if (!has_product)
+    product = s->conns[conn].product;
   uint32_t task = refresh_new_task(s, conn, SB_NONE, product, TASK_DIRECT, x->now);
   if (task == SB_NONE) {
     reply_server_error(x->reply);
@@ -92,7 +116,7 @@ static void create_task_locked(struct handler_ctx *x, const uint8_t token[16], u
   task_reply(x, task);
 }
 
-void api_create_task(struct handler_ctx *x)
+void api_create_refresh_task(struct handler_ctx *x)
 {
   struct invalid v;
   uint8_t token[16];
@@ -101,7 +125,9 @@ void api_create_task(struct handler_ctx *x)
   invalid_init(&v);
   const cJSON *json = x->json ? x->json : &(cJSON){.type = cJSON_Object};
   bool token_ok = field_hex_id(&v, json, "access_token", true, token, &given);
-  product_field(&v, json, &product);
+  const char *p = field_string(&v, json, "product_type", x->sb->opt.strict, 64);
+  if (p && !product_parse(p, &product))
+    invalid_add(&v, "product_type", "\"%s\" is not a valid choice.", p);
   field_object(&v, json, "account", "account");
   if (v.n > 0 || !token_ok) {
     reply_invalid(x->reply, &v, NULL);
@@ -109,90 +135,192 @@ void api_create_task(struct handler_ctx *x)
   }
   invalid_free(&v);
   store_wrlock(&x->sb->store);
-  create_task_locked(x, token, product);
+  create_task_locked(x, token, p != NULL, product);
   store_unlock(&x->sb->store);
+}
+
+/* ---- reading tasks ----------------------------------------------------- */
+
+static uint32_t path_task(const struct handler_ctx *x)
+{
+  return x->route->id_valid ? store_find_task(&x->sb->store, x->route->id) : SB_NONE;
+}
+
+void api_get_refresh_task(struct handler_ctx *x)
+{
+  struct store *s = &x->sb->store;
+  store_rdlock(s);
+  uint32_t task = path_task(x);
+  if (task == SB_NONE) {
+    reply_not_found(x->reply);
+  } else {
+    struct jw w;
+    jw_init(&w, 192);
+    docs_refresh_task(&w, s, task, x->now);
+    reply_json(x->reply, 200, &w);
+  }
+  store_unlock(s);
 }
 
 void api_get_task(struct handler_ctx *x)
 {
   struct store *s = &x->sb->store;
   store_rdlock(s);
-  uint32_t task = x->route->id_valid ? store_find_task(s, x->route->id) : SB_NONE;
+  uint32_t task = path_task(x);
   if (task == SB_NONE) {
     reply_not_found(x->reply);
   } else {
     struct jw w;
-    jw_init(&w, 384);
+    jw_init(&w, 768);
     docs_task(&w, s, task, x->now);
     reply_json(x->reply, 200, &w);
   }
   store_unlock(s);
 }
 
-static void token_reply(struct handler_ctx *x, uint32_t user, unsigned product, uint32_t conn)
+/* a listed task and its sort key */
+struct task_key {
+  sb_time at;
+  uint32_t task;
+};
+
+struct task_list {
+  struct task_key *v;
+  size_t n, cap;
+  bool oom;
+};
+
+static void list_add(struct task_list *l, const struct store *s, uint32_t task)
 {
-  struct store *s = &x->sb->store;
-  uint8_t bridge[16];
-  store_new_id(s, bridge);
+  if (l->n == l->cap) {
+    size_t cap = l->cap ? l->cap * 2 : 64;
+    struct task_key *p = realloc(l->v, cap * sizeof *p);
+    if (!p) {
+      l->oom = true;
+      return;
+    }
+    l->v = p;
+    l->cap = cap;
+  }
+  l->v[l->n++] = (struct task_key){s->tasks[task].created_at, task};
+}
+
+static void list_conn(struct task_list *l, const struct store *s, uint32_t conn)
+{
+  for (uint32_t t = s->conns[conn].last_task; t != SB_NONE; t = s->tasks[t].prev_of_conn)
+    list_add(l, s, t);
+}
+
+/* a filter value: 32 hex digits that name an entity, else no entity */
+static bool query_id(const struct handler_ctx *x, const char *name, uint8_t id[16], bool *given)
+{
+  const char *v = handler_query(x, name);
+  *given = v != NULL;
+  return v && strlen(v) == 32 && hex_decode(v, id, 16);
+}
+
+/* the tasks the filters select (user_id and link_id: both must hold) */
+static void select_tasks(const struct handler_ctx *x, struct task_list *l)
+{
+  const struct store *s = &x->sb->store;
+  uint8_t uid[16], lid[16];
+  bool by_user, by_link;
+  bool uid_ok = query_id(x, "user_id", uid, &by_user);
+  bool lid_ok = query_id(x, "link_id", lid, &by_link);
+  uint32_t user = uid_ok ? store_find_user(s, uid) : SB_NONE;
+  uint32_t conn = lid_ok ? store_find_link(s, lid) : SB_NONE;
+  if ((by_user && user == SB_NONE) || (by_link && conn == SB_NONE))
+    return;
+  if (by_link) {
+    if (!by_user || s->conns[conn].user == user)
+      list_conn(l, s, conn);
+  } else if (by_user) {
+    for (uint32_t c = s->users[user].last_conn; c != SB_NONE; c = s->conns[c].prev_of_user)
+      list_conn(l, s, c);
+  } else {
+    for (uint32_t t = s->n_tasks; t-- > 0;)
+      list_add(l, s, t);
+  }
+}
+
+/* newest first; among equal times, the one created last first */
+static int newest_first(const void *a, const void *b)
+{
+  const struct task_key *x = a, *y = b;
+  if (x->at != y->at)
+    return x->at > y->at ? -1 : 1;
+  return (x->task < y->task) - (x->task > y->task);
+}
+
+static void base_url(const struct handler_ctx *x, char *out, size_t n)
+{
+  const char *user = handler_query(x, "user_id"), *link = handler_query(x, "link_id");
+  int k = snprintf(out, n, "http://%.200s/v1/tasks/", x->host);
+  char sep = '?';
+  if (user && k > 0 && (size_t)k < n) {
+    k += snprintf(out + k, n - (size_t)k, "%cuser_id=%.64s", sep, user);
+    sep = '&';
+  }
+  if (link && k > 0 && (size_t)k < n)
+    snprintf(out + k, n - (size_t)k, "%clink_id=%.64s", sep, link);
+}
+
+static bool parse_page(const char *s, long *page)
+{
+  char *end;
+  if (!s)
+    return (*page = 1), true;
+  long v = strtol(s, &end, 10);
+  if (*s == '\0' || *end != '\0' || v < 1)
+    return false;
+  *page = v;
+  return true;
+}
+
+static void render_page(struct handler_ctx *x, const struct task_list *l, long page)
+{
+  const struct store *s = &x->sb->store;
+  long pages = l->n == 0 ? 1 : (long)((l->n + TASK_PAGE - 1) / TASK_PAGE);
+  char base[512];
+  if (page > pages) {
+    reply_detail(x->reply, 404, "Invalid page.");
+    return;
+  }
+  base_url(x, base, sizeof base);
   struct jw w;
-  jw_init(&w, 256);
+  jw_init(&w, 1024 + (l->n < TASK_PAGE ? l->n : TASK_PAGE) * 700);
   jw_obj(&w);
-  jw_khex(&w, "bridge_token", bridge, 16);
-  jw_khex(&w, "user_id", s->users[user].id, 16);
-  jw_kstr(&w, "product_type", product_name(product));
-  jw_kstr(&w, "mode", conn == SB_NONE ? "create" : "update");
-  jw_khex(&w, "link_id", conn == SB_NONE ? NULL : s->conns[conn].link, 16);
-  jw_ktime(&w, "expires_at", x->now + BRIDGE_TOKEN_TTL);
+  jw_kint(&w, "count", (long long)l->n);
+  events_page_link(&w, "next", base, page < pages ? page + 1 : 0);
+  events_page_link(&w, "previous", base, page - 1);
+  jw_key(&w, "results");
+  jw_arr(&w);
+  size_t first = (size_t)(page - 1) * TASK_PAGE;
+  for (size_t i = first; i < l->n && i < first + TASK_PAGE; i++)
+    docs_task(&w, s, l->v[i].task, x->now);
+  jw_arr_end(&w);
   jw_obj_end(&w);
   reply_json(x->reply, 200, &w);
 }
 
-/* validates the body; *conn receives the update-mode connection or SB_NONE */
-static bool token_request(struct handler_ctx *x, uint32_t user, unsigned *product,
-                          uint32_t *conn)
+void api_list_tasks(struct handler_ctx *x)
 {
   struct store *s = &x->sb->store;
-  struct invalid v;
-  uint8_t token[16];
-  bool given;
-  const cJSON *json = x->json ? x->json : &(cJSON){.type = cJSON_Object};
-  invalid_init(&v);
-  product_field(&v, json, product);
-  *conn = SB_NONE;
-  if (field_hex_id(&v, json, "access_token", false, token, &given)) {
-    *conn = store_find_token(s, token);
-    if (*conn == SB_NONE || s->conns[*conn].user != user)
-      invalid_add(&v, "access_token", "Unknown access_token for this user.");
+  struct task_list l = {0};
+  long page;
+  if (!parse_page(handler_query(x, "page"), &page)) {
+    reply_detail(x->reply, 404, "Invalid page.");
+    return;
   }
-  field_string(&v, json, "tracking_info", false, 255);
-  field_string(&v, json, "company_mapping_id", false, 64);
-  field_object(&v, json, "account", "account");
-  if (v.n > 0) {
-    reply_invalid(x->reply, &v, NULL);
-    return false;
-  }
-  invalid_free(&v);
-  return true;
-}
-
-void api_user_token(struct handler_ctx *x)
-{
-  struct store *s = &x->sb->store;
-  unsigned product = 0;
-  uint32_t conn;
-  store_wrlock(s);
-  uint32_t user = x->route->id_valid ? store_find_user(s, x->route->id) : SB_NONE;
-  if (user == SB_NONE) {
-    reply_not_found(x->reply);
-  } else if (token_request(x, user, &product, &conn)) {
-    if (conn != SB_NONE) { /* update mode: the user re-authenticated */
-      struct sb_conn *c = &s->conns[conn];
-      c->state = ST_ACTIVE;
-      c->created_at = x->now;
-      c->down_since = 0;
-    }
-    s->users[user].stat_tokens++;
-    token_reply(x, user, product, conn);
+  store_rdlock(s);
+  select_tasks(x, &l);
+  if (l.oom) {
+    reply_server_error(x->reply);
+  } else {
+    if (l.n > 1)
+      qsort(l.v, l.n, sizeof *l.v, newest_first);
+    render_page(x, &l, page);
   }
   store_unlock(s);
+  free(l.v);
 }

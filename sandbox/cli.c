@@ -32,6 +32,9 @@ static const char USAGE[] =
   "                              overrides --verbose)\n"
   "  --verbose                   log each request (method, path, outcome, time) and\n"
   "                              HTTP-level errors on stderr\n"
+  "  --strict                    stricter than Truv's own clients need: product_type\n"
+  "                              required on refresh tasks, 404 (not Django's 301) for a\n"
+  "                              path without its final slash\n"
   "\n"
   "Virtual clock:\n"
   "  --start-time EPOCH          virtual time at start, Unix seconds [wall clock]\n"
@@ -88,7 +91,7 @@ enum {
   O_REFRESH_LIMIT, O_REFRESH_STATUS, O_SEED_CASES, O_MIX, O_RNG_SEED, O_CASES_OUT,
   O_LATENCY, O_JITTER, O_5XX, O_RESET_BEFORE, O_RESET_AFTER, O_TRUNCATE, O_STALL,
   O_STALL_MS, O_MATCH, O_WEBHOOK_URL, O_WEBHOOK_RETRIES, O_WEBHOOK_BACKOFF,
-  O_WEBHOOK_DUPS, O_QUIET, O_VERBOSE, O_PARENT_PID, O_HELP, O_VERSION
+  O_WEBHOOK_DUPS, O_QUIET, O_VERBOSE, O_STRICT, O_PARENT_PID, O_HELP, O_VERSION
 };
 
 static const struct option OPTIONS[] = {
@@ -126,6 +129,7 @@ static const struct option OPTIONS[] = {
   {"webhook-duplicates", required_argument, NULL, O_WEBHOOK_DUPS},
   {"quiet", no_argument, NULL, O_QUIET},
   {"verbose", no_argument, NULL, O_VERBOSE},
+  {"strict", no_argument, NULL, O_STRICT},
   {"parent-pid", required_argument, NULL, O_PARENT_PID},
   {"help", no_argument, NULL, O_HELP},
   {"version", no_argument, NULL, O_VERSION},
@@ -219,6 +223,7 @@ static bool apply_server(int c, const char *arg, struct sb_options *o)
   case O_SECRET: o->secret = arg; return true;
   case O_QUIET: o->quiet = true; return true;
   case O_VERBOSE: o->verbose = true; return true;
+  case O_STRICT: o->strict = true; return true;
   case O_PARENT_PID:
     if (!integer("parent-pid", arg, 1, 4194304, &v))
       return false;

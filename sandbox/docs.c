@@ -6,6 +6,7 @@
  * index), so a refresh shows the same old statements plus the new ones. */
 #include "docs.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "lifecycle.h"
@@ -138,26 +139,42 @@ const char *docs_data_source(unsigned kind)
   return kind == KIND_FINANCIAL ? "financial_accounts" : "payroll";
 }
 
+/* the sandbox's providers: the kind of connection (OAuth or session-based)
+ * is the provider's, as at Truv */
+static const struct provider {
+  const char *id, *name;
+} PROVIDERS[2][2] = {
+  [KIND_EMPLOYER] = {{"truv_payroll", "Truv Payroll Provider"},
+                     {"truv_payroll_oauth", "Truv Payroll (OAuth)"}},
+  [KIND_FINANCIAL] = {{"truv_bank", "Truv Bank (non-OAuth)"},
+                      {"truv_bank_oauth", "Truv Bank (OAuth)"}},
+};
+
+static const struct provider *provider_of(const struct sb_conn *c)
+{
+  return &PROVIDERS[c->kind == KIND_FINANCIAL][c->oauth != 0];
+}
+
+const char *docs_provider_id(const struct sb_conn *c)
+{
+  return provider_of(c)->id;
+}
+
+static void logo_url(struct jw *w, const char *dir, const char *id)
+{
+  char logo[128];
+  snprintf(logo, sizeof logo, CDN "/%s/%s.svg", dir, id);
+  jw_str(w, logo);
+}
+
 void docs_provider(struct jw *w, const struct sb_conn *c)
 {
-  const char *id = "truv_payroll", *name = "Truv Payroll Provider";
-  if (c->oauth) {
-    id = "truv_bank_oauth";
-    name = "Truv Bank (OAuth)";
-  } else if (c->kind == KIND_FINANCIAL) {
-    id = "truv_bank";
-    name = "Truv Bank (non-OAuth)";
-  }
-  char logo[96];
-  size_t n = strlen(CDN "/providers/");
-  memcpy(logo, CDN "/providers/", n);
-  size_t il = strlen(id);
-  memcpy(logo + n, id, il);
-  memcpy(logo + n + il, ".svg", 5);
+  const struct provider *p = provider_of(c);
   jw_obj(w);
-  jw_kstr(w, "id", id);
-  jw_kstr(w, "name", name);
-  jw_kstr(w, "logo_url", logo);
+  jw_kstr(w, "id", p->id);
+  jw_kstr(w, "name", p->name);
+  jw_key(w, "logo_url");
+  logo_url(w, "providers", p->id);
   jw_obj_end(w);
 }
 
@@ -345,7 +362,7 @@ static void w2s(struct jw *w, const struct payroll *p, int64_t as_of_day)
   jw_arr_end(w);
 }
 
-static void profile(struct jw *w, const struct payroll *p, const struct sb_order *o,
+static void profile(struct jw *w, const struct payroll *p, const struct person *who,
                     const struct company *co, sb_time as_of)
 {
   uint8_t id[16];
@@ -355,21 +372,15 @@ static void profile(struct jw *w, const struct payroll *p, const struct sb_order
   jw_khex(w, "id", id, 16);
   jw_ktime(w, "created_at", as_of);
   jw_ktime(w, "updated_at", as_of);
-  jw_kstr(w, "first_name", o->first_name);
-  jw_kstr(w, "last_name", o->last_name);
+  jw_kstr(w, "first_name", who->first_name);
+  jw_kstr(w, "last_name", who->last_name);
   jw_key(w, "full_name");
   char full[256];
-  size_t fl = strlen(o->first_name), ll = strlen(o->last_name);
-  if (fl + ll + 2 <= sizeof full) {
-    memcpy(full, o->first_name, fl);
-    full[fl] = ' ';
-    memcpy(full + fl + 1, o->last_name, ll + 1);
-    jw_str(w, full);
-  } else {
-    jw_str(w, o->last_name);
-  }
+  snprintf(full, sizeof full, "%s%s%s", who->first_name ? who->first_name : "",
+           who->first_name && who->last_name ? " " : "", who->last_name ? who->last_name : "");
+  jw_str(w, full);
   jw_knull(w, "middle_initials");
-  jw_kstr(w, "email", o->email);
+  jw_kstr(w, "email", who->email);
   jw_key(w, "ssn"); /* synthetic: the 9xx area is never issued */
   char ssn[10];
   uint64_t v = rng_mix(p->seed, 11);
@@ -419,7 +430,7 @@ static void pay_data(struct jw *w, const struct payroll *p, int64_t as_of_day, b
 
 /* one employment as the provider shows it at as_of; `full` adds pay data
  * (income product), otherwise only employment facts (employment product) */
-static void employment(struct jw *w, const struct sb_conn *c, const struct sb_order *o,
+static void employment(struct jw *w, const struct sb_conn *c, const struct person *who,
                        sb_time as_of, bool full)
 {
   struct payroll p;
@@ -450,42 +461,17 @@ static void employment(struct jw *w, const struct sb_conn *c, const struct sb_or
   jw_arr(w);
   jw_arr_end(w);
   jw_kstr(w, "manager_name", names_manager(rng_mix(p.seed, 8)));
-  profile(w, &p, o, co, as_of);
+  profile(w, &p, who, co, as_of);
   company_obj(w, co);
   jw_obj_end(w);
 }
 
 /* ---- financial accounts ------------------------------------------------ */
 
-static void transaction(struct jw *w, uint64_t seed, unsigned acct, int64_t day)
-{
-  uint64_t r = rng_mix(seed ^ (0x100ULL * (acct + 1)), (uint64_t)day);
-  int credit;
-  const char *text = names_transaction(r, &credit);
-  int64_t amount = (int64_t)((r >> 20) % 24500) + 500;
-  if (credit && strcmp(text, "Payroll deposit") == 0)
-    amount *= 8;
-  uint8_t id[16];
-  rng_mix_id(seed, 0x10000ULL * (acct + 1) + (uint64_t)day, id);
-  jw_obj(w);
-  jw_khex(w, "id", id, 16);
-  jw_kmoney(w, "amount", amount);
-  jw_knull(w, "check_number");
-  jw_kstr(w, "currency_code", "USD");
-  jw_kstr(w, "description", text);
-  jw_kstr(w, "status", "POSTED");
-  jw_kstr(w, "type", credit ? "CREDIT" : "DEBIT");
-  jw_kdate(w, "transacted_at", day);
-  jw_kdate(w, "posted_at", day);
-  jw_obj_end(w);
-}
-
-static void bank_account(struct jw *w, const struct sb_conn *c, unsigned a, sb_time as_of)
+/* an account as an order shows it: id, type, subtype, mask */
+static void bank_account(struct jw *w, const struct sb_conn *c, unsigned a)
 {
   uint64_t seed = c->doc_seed;
-  int64_t day = time_day_of(as_of);
-  int64_t balance = rng_mix_range(seed, 50 + a, 20000, 2500000) +
-                    rng_mix_range(seed ^ (uint64_t)day, a, -25000, 25000);
   uint8_t id[16];
   rng_mix_id(seed, 30 + a, id);
   jw_obj(w);
@@ -498,20 +484,6 @@ static void bank_account(struct jw *w, const struct sb_conn *c, unsigned a, sb_t
     mask[i] = (char)('0' + v % 10);
   mask[10] = '\0';
   jw_kstr(w, "mask", mask);
-  jw_kstr(w, "nickname", a == 0 ? "Everyday Checking" : "Savings");
-  jw_key(w, "balances");
-  jw_obj(w);
-  jw_kmoney(w, "balance", balance);
-  jw_kmoney(w, "available_balance", balance);
-  jw_knull(w, "credit_limit");
-  jw_kstr(w, "currency_code", "USD");
-  jw_obj_end(w);
-  jw_key(w, "transactions");
-  jw_arr(w);
-  int64_t n = rng_mix_range(seed, 60 + a, 8, 14);
-  for (int64_t i = 0; i < n; i++)
-    transaction(w, seed, a, day - i * 3 - (int64_t)(rng_mix(seed, (uint64_t)(day - i * 3)) % 2));
-  jw_arr_end(w);
   jw_obj_end(w);
 }
 
@@ -549,6 +521,13 @@ static sb_time data_as_of(const struct store *s, const struct sb_sub *b)
   return b->task == SB_NONE ? b->created_at : task_end_time(&s->tasks[b->task]);
 }
 
+static void order_person(const struct sb_order *o, struct person *who)
+{
+  who->first_name = o->first_name;
+  who->last_name = o->last_name;
+  who->email = o->email;
+}
+
 static void employer(struct jw *w, const struct store *s, uint32_t sub, sb_time now)
 {
   const struct sb_sub *b = &s->subs[sub];
@@ -584,8 +563,11 @@ static void employer(struct jw *w, const struct store *s, uint32_t sub, sb_time 
   jw_kstr(w, "company_domain", co->domain);
   jw_key(w, "employments");
   jw_arr(w);
-  if (st == SUB_COMPLETED)
-    employment(w, c, o, data_as_of(s, b), b->product != PROD_EMPLOYMENT);
+  if (st == SUB_COMPLETED) {
+    struct person who;
+    order_person(o, &who);
+    employment(w, c, &who, data_as_of(s, b), b->product != PROD_EMPLOYMENT);
+  }
   jw_arr_end(w);
   jw_obj_end(w);
 }
@@ -599,13 +581,12 @@ static void financial_account(struct jw *w, const struct store *s, uint32_t sub,
   enum sub_status st = sub_status_at(s, sub, now, &since);
   jw_obj(w);
   sub_common(w, s, b, o, st);
-  jw_kstr(w, "institution_name", b->label ? b->label : c ? "Truv Bank" : NULL);
   jw_key(w, "accounts");
   jw_arr(w);
   if (c && st == SUB_COMPLETED) {
     unsigned n = 1 + (unsigned)(rng_mix(c->doc_seed, 20) % 2);
     for (unsigned a = 0; a < n; a++)
-      bank_account(w, c, a, data_as_of(s, b));
+      bank_account(w, c, a);
   }
   jw_arr_end(w);
   jw_obj_end(w);
@@ -663,10 +644,10 @@ static void order_head(struct jw *w, const struct store *s, const struct sb_orde
   for (unsigned i = 0; i < o->n_products; i++)
     jw_str(w, product_name(o->products[i]));
   jw_arr_end(w);
-  jw_kstr(w, "source", "api");
+  jw_kstr(w, "source", "internal"); /* [U] the value of an API-created order */
   jw_kstr(w, "order_number", o->order_number);
   jw_knull(w, "custom_field");
-  jw_kstr(w, "client_name", "Truv Sandbox Client");
+  jw_kstr(w, "client_name", DOCS_CLIENT_NAME);
   jw_kstr(w, "first_name", o->first_name);
   jw_kstr(w, "last_name", o->last_name);
   jw_khex(w, "user_id", s->users[o->user].id, 16);
@@ -674,6 +655,8 @@ static void order_head(struct jw *w, const struct store *s, const struct sb_orde
   share_urls(w, o);
 }
 
+/* the members of the Order object, in the order of Truv's example
+ * (GET /v1/orders/{id}/): no status, email, phone or external_user_id */
 void docs_order(struct jw *w, const struct store *s, uint32_t order, sb_time now)
 {
   const struct sb_order *o = &s->orders[order];
@@ -693,31 +676,37 @@ void docs_order(struct jw *w, const struct store *s, uint32_t order, sb_time now
   jw_time_or_null(w, o->consent_at, o->consent_at != 0);
   order_ref(w, "initial_order", s, o->initial);
   order_ref(w, "refresh_order", s, o->refresh_order);
-  jw_kstr(w, "status", status);
-  jw_kstr(w, "email", o->email);
-  jw_kstr(w, "phone", o->phone);
-  jw_kstr(w, "external_user_id", s->users[o->user].external_id);
   jw_key(w, "employers");
   jw_arr(w);
   for (unsigned i = 0; i < o->n_emp; i++)
     employer(w, s, o->sub_first + i, now);
   jw_arr_end(w);
+  jw_knull(w, "insurance");
+  jw_key(w, "manager");
+  if (o->manager)
+    jw_raw(w, o->manager, strlen(o->manager));
+  else
+    jw_null(w);
   jw_key(w, "financial_accounts");
   jw_arr(w);
   for (unsigned i = 0; i < o->n_fa; i++)
     financial_account(w, s, o->sub_first + o->n_emp + i, now);
   jw_arr_end(w);
+  jw_knull(w, "loan");
   jw_kstr(w, "template_id", o->template_id);
   if (o->extra) {
     jw_text(w, ",", 1);
     jw_text(w, o->extra, strlen(o->extra));
   } else {
-    jw_knull(w, "manager");
     jw_key(w, "cc_emails");
     jw_arr(w);
     jw_arr_end(w);
     jw_knull(w, "notes");
   }
+  jw_knull(w, "voie_report_id");
+  jw_knull(w, "voa_report_id");
+  jw_knull(w, "income_insights_report_id");
+  jw_knull(w, "aim_check_report_id");
   jw_obj_end(w);
 }
 
@@ -745,18 +734,221 @@ void docs_order_stable(const struct store *s, uint32_t order, sb_time now, sb_ti
 
 /* ---- tasks ------------------------------------------------------------- */
 
-void docs_task(struct jw *w, const struct store *s, uint32_t task, sb_time now)
+static const char *task_status(const struct sb_task *t, sb_time now)
+{
+  return task_step_name(t, task_step_at(t, now));
+}
+
+void docs_refresh_task(struct jw *w, const struct store *s, uint32_t task, sb_time now)
 {
   const struct sb_task *t = &s->tasks[task];
-  char legacy[TIME_ISO_LEN + 8];
-  time_legacy(t->created_at, legacy);
   jw_obj(w);
   jw_khex(w, "id", t->id, 16);
   jw_ktime(w, "created_at", t->created_at);
-  jw_kstr(w, "refresh_date", legacy);
-  jw_kstr(w, "status", task_step_name(t, task_step_at(t, now)));
-  jw_kstr(w, "error_message", task_error_message(t, now));
-  jw_khex(w, "link_id", s->conns[t->conn].link, 16);
+  jw_kdate(w, "refresh_date", time_day_of(t->created_at));
+  jw_kstr(w, "status", task_status(t, now));
+  jw_obj_end(w);
+}
+
+/* the link's tracking_info: its order suborder's id, or the bridge token's */
+static void tracking_info(struct jw *w, const struct store *s, const struct sb_conn *c)
+{
+  if (c->origin_sub != SB_NONE)
+    jw_hex(w, s->subs[c->origin_sub].id, 16);
+  else
+    jw_str(w, c->bridge == SB_NONE ? NULL : s->bridges[c->bridge].tracking_info);
+}
+
+void docs_task(struct jw *w, const struct store *s, uint32_t task, sb_time now)
+{
+  const struct sb_task *t = &s->tasks[task];
+  const struct sb_conn *c = &s->conns[t->conn];
+  const struct sb_sub *b = t->sub == SB_NONE ? NULL : &s->subs[t->sub];
+  const uint8_t *bridge = NULL;
+  if (b)
+    bridge = s->orders[b->order].bridge_token;
+  else if (t->origin == TASK_INITIAL && c->bridge != SB_NONE)
+    bridge = s->bridges[c->bridge].id;
+  jw_obj(w);
+  jw_khex(w, "id", t->id, 16);
+  jw_kstr(w, "status", task_status(t, now));
   jw_kstr(w, "product_type", product_name(t->product));
+  jw_key(w, "provider");
+  docs_provider(w, c);
+  jw_ktime(w, "created_at", t->created_at);
+  jw_ktime(w, "updated_at", task_step_time(t, task_step_at(t, now)));
+  jw_khex(w, "link_id", c->link, 16);
+  jw_khex(w, "user_id", s->users[c->user].id, 16);
+  jw_kstr(w, "error_message", task_error_message(t, now));
+  jw_key(w, "tracking_info");
+  if (b)
+    jw_hex(w, b->id, 16);
+  else
+    tracking_info(w, s, c);
+  jw_khex(w, "bridge_token", bridge, 16);
+  jw_kstr(w, "data_source", docs_data_source(c->kind));
+  jw_kbool(w, "is_suspicious", false);
+  jw_khex(w, "order_id", b ? s->orders[b->order].id : NULL, 16);
+  jw_obj_end(w);
+}
+
+/* ---- users and links ---------------------------------------------------- */
+
+void docs_user(struct jw *w, const struct store *s, uint32_t user)
+{
+  const struct sb_user *u = &s->users[user];
+  jw_obj(w);
+  jw_khex(w, "id", u->id, 16);
+  jw_kstr(w, "external_user_id", u->external_id);
+  jw_kstr(w, "first_name", u->first_name);
+  jw_kstr(w, "last_name", u->last_name);
+  jw_kstr(w, "email", u->email);
+  jw_kstr(w, "phone", u->phone);
+  jw_kstr(w, "ssn", u->ssn);
+  jw_ktime(w, "created_at", u->created_at);
+  jw_ktime(w, "updated_at", u->created_at);
+  jw_obj_end(w);
+}
+
+/* the newest task of c that exists at now, and the newest one that ended
+ * done (SB_NONE when none) */
+static void last_tasks(const struct store *s, const struct sb_conn *c, sb_time now,
+                       uint32_t *last, uint32_t *last_done, uint32_t *last_refresh)
+{
+  *last = *last_done = *last_refresh = SB_NONE;
+  for (uint32_t i = c->last_task; i != SB_NONE; i = s->tasks[i].prev_of_conn) {
+    const struct sb_task *t = &s->tasks[i];
+    if (t->created_at > now)
+      continue;
+    if (*last == SB_NONE)
+      *last = i;
+    if (*last_refresh == SB_NONE && t->origin != TASK_INITIAL)
+      *last_refresh = i;
+    if (*last_done == SB_NONE && task_sub_status(t, now) == SUB_COMPLETED)
+      *last_done = i;
+    if (*last_done != SB_NONE && *last_refresh != SB_NONE)
+      return;
+  }
+}
+
+static const char *link_status(const struct store *s, const struct sb_conn *c, sb_time now)
+{
+  uint32_t last, done, refresh;
+  last_tasks(s, c, now, &last, &done, &refresh);
+  return last == SB_NONE ? "new" : task_status(&s->tasks[last], now);
+}
+
+static void masked_token(struct jw *w, const uint8_t token[16])
+{
+  char hex[33];
+  hex_encode(token, 16, hex);
+  memset(hex, '*', 28);
+  jw_str(w, hex);
+}
+
+static void allowed_products(struct jw *w, const struct store *s, const struct sb_conn *c)
+{
+  const char *given = c->bridge == SB_NONE ? NULL : s->bridges[c->bridge].allowed_products;
+  if (given) {
+    jw_raw(w, given, strlen(given));
+    return;
+  }
+  jw_arr(w);
+  jw_str(w, product_name(c->product));
+  jw_arr_end(w);
+}
+
+void docs_link(struct jw *w, const struct store *s, uint32_t conn, sb_time now)
+{
+  const struct sb_conn *c = &s->conns[conn];
+  uint8_t hash[16];
+  rng_mix_id(c->doc_seed, 17, hash);
+  jw_obj(w);
+  jw_khex(w, "id", c->link, 16);
+  jw_key(w, "access_token");
+  masked_token(w, c->token);
+  jw_ktime(w, "created_at", c->origin_at);
+  jw_ktime(w, "updated_at", c->auth_at > c->origin_at ? c->auth_at : c->origin_at);
+  jw_knull(w, "deleted_at");
+  jw_key(w, "tracking_info");
+  tracking_info(w, s, c);
+  jw_kstr(w, "status", link_status(s, c, now));
+  jw_kstr(w, "user_external_id", s->users[c->user].external_id);
+  jw_kstr(w, "provider_id", docs_provider_id(c));
+  jw_key(w, "provider");
+  docs_provider(w, c);
+  jw_key(w, "company_mapping");
+  if (c->kind == KIND_EMPLOYER) {
+    const struct company *co = names_company(rng_mix(c->doc_seed, 1));
+    uint8_t mapping[16];
+    rng_mix_id(c->doc_seed, 18, mapping);
+    jw_obj(w);
+    jw_khex(w, "id", mapping, 16);
+    jw_kstr(w, "name", co->name);
+    jw_key(w, "logo_url");
+    jw_str(w, CDN "/logos/default.svg");
+    jw_obj_end(w);
+  } else {
+    jw_null(w);
+  }
+  jw_khex(w, "link_hash", hash, 16);
+  jw_key(w, "allowed_products");
+  allowed_products(w, s, c);
+  jw_kstr(w, "initial_product_type", product_name(c->product));
+  jw_kstr(w, "data_source", docs_data_source(c->kind));
+  jw_kbool(w, "is_suspicious", false);
+  jw_kbool(w, "is_dds_available", false);
+  jw_obj_end(w);
+}
+
+static void conn_person(const struct store *s, const struct sb_conn *c, struct person *who)
+{
+  if (c->origin_sub != SB_NONE) {
+    order_person(&s->orders[s->subs[c->origin_sub].order], who);
+    return;
+  }
+  const struct sb_user *u = &s->users[c->user];
+  who->first_name = u->first_name;
+  who->last_name = u->last_name;
+  who->email = u->email;
+}
+
+/* GET /v1/links/{id}/{income|employment}/report/: the data of the last task
+ * that ended done (employments empty while there is none) */
+void docs_link_report(struct jw *w, const struct store *s, uint32_t conn, unsigned product,
+                      sb_time now)
+{
+  const struct sb_conn *c = &s->conns[conn];
+  uint32_t last, done, refresh;
+  last_tasks(s, c, now, &last, &done, &refresh);
+  const struct sb_task *td = done == SB_NONE ? NULL : &s->tasks[done];
+  const struct sb_task *tl = last == SB_NONE ? NULL : &s->tasks[last];
+  jw_obj(w);
+  jw_khex(w, "id", td ? td->id : c->link, 16);
+  jw_kstr(w, "status", tl ? task_status(tl, now) : "new");
+  jw_key(w, "finished_at");
+  jw_time_or_null(w, tl ? task_end_time(tl) : 0, tl && task_is_terminal(tl, now));
+  jw_key(w, "completed_at");
+  jw_time_or_null(w, td ? task_end_time(td) : 0, td != NULL);
+  jw_khex(w, "access_token", c->token, 16);
+  jw_key(w, "tracking_info");
+  tracking_info(w, s, c);
+  jw_kbool(w, "is_suspicious", false);
+  jw_kstr(w, "refresh_status", refresh == SB_NONE ? NULL : task_status(&s->tasks[refresh], now));
+  jw_key(w, "employments");
+  jw_arr(w);
+  if (td && c->kind == KIND_EMPLOYER) {
+    struct person who;
+    conn_person(s, c, &who);
+    employment(w, c, &who, task_end_time(td), product != PROD_EMPLOYMENT);
+  }
+  jw_arr_end(w);
+  jw_key(w, "pdf_report");
+  if (td)
+    url_with_hex(w, CDN "/reports/", td->id, ".pdf");
+  else
+    jw_null(w);
+  jw_kstr(w, "provider", docs_provider_id(c));
+  jw_kstr(w, "data_source", docs_data_source(c->kind));
   jw_obj_end(w);
 }

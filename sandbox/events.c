@@ -23,7 +23,7 @@ static void begin(struct jw *w, struct sandbox *sb, const char *type, sb_time at
   jw_kstr(w, "webhook_id", id_hex);
   jw_kstr(w, "event_type", type);
   jw_ktime(w, "event_created_at", at);
-  jw_ktime(w, "updated_at", at);
+  jw_ktime_offset(w, "updated_at", at); /* Truv's two formats: Z and +00:00 */
   jw_khex(w, "user_id", user, 16);
   jw_kstr(w, "template_id", template_id);
 }
@@ -119,6 +119,27 @@ static void emit_link_disconnected(struct sandbox *sb, const struct task_ctx *x)
   finish(&w, sb, id, "link-disconnected");
 }
 
+void events_link_connected(struct sandbox *sb, uint32_t conn, sb_time at)
+{
+  if (!webhooks_active(&sb->hooks))
+    return;
+  const struct store *s = &sb->store;
+  const struct sb_conn *c = &s->conns[conn];
+  const struct sb_bridge *br = c->bridge == SB_NONE ? NULL : &s->bridges[c->bridge];
+  struct jw w;
+  char id[33];
+  begin(&w, sb, "link-connected", at, s->users[c->user].id, br ? br->template_id : NULL, id);
+  jw_khex(&w, "link_id", c->link, 16);
+  jw_kstr(&w, "product", product_name(c->product));
+  jw_kstr(&w, "data_source", docs_data_source(c->kind));
+  jw_key(&w, "tracking_info");
+  if (c->origin_sub != SB_NONE)
+    jw_hex(&w, s->subs[c->origin_sub].id, 16);
+  else
+    jw_str(&w, br ? br->tracking_info : NULL);
+  finish(&w, sb, id, "link-connected");
+}
+
 static void emit_step(struct sandbox *sb, uint32_t task, unsigned step)
 {
   const struct store *s = &sb->store;
@@ -206,15 +227,18 @@ void events_tick(struct sandbox *sb, sb_time now)
   free(list);
 }
 
-/* ---- timelines --------------------------------------------------------- */
+/* ---- the order's events ------------------------------------------------ */
 
-enum item_type { IT_ORDER_CREATED, IT_REFRESH_CREATED, IT_TASK, IT_SUBORDER };
+/* the documented order events the sandbox produces: an order is created, a
+ * suborder completes or ends without data. A failed suborder has no
+ * documented event, so none is listed. */
+enum item_type { IT_ORDER_CREATED, IT_SUBORDER_COMPLETED, IT_SUBORDER_NO_DATA };
 
 struct item {
   sb_time at;
   uint32_t seq;
   uint32_t order, sub;
-  uint8_t type, step;
+  uint8_t type;
 };
 
 struct items {
@@ -242,19 +266,18 @@ static void add(struct items *l, struct item it)
 static void collect_order(struct items *l, const struct store *s, uint32_t order, sb_time now)
 {
   const struct sb_order *o = &s->orders[order];
-  uint8_t type = o->origin == ORIGIN_REFRESH ? IT_REFRESH_CREATED : IT_ORDER_CREATED;
-  add(l, (struct item){.at = o->created_at, .order = order, .sub = SB_NONE, .type = type});
+  add(l, (struct item){.at = o->created_at, .order = order, .sub = SB_NONE,
+                       .type = IT_ORDER_CREATED});
   for (unsigned i = 0; i < (unsigned)(o->n_emp + o->n_fa); i++) {
     uint32_t sub = o->sub_first + i;
     uint32_t task = s->subs[sub].task;
-    if (task == SB_NONE || now < s->tasks[task].created_at)
+    if (task == SB_NONE)
       continue;
     const struct sb_task *t = &s->tasks[task];
-    unsigned cur = task_step_at(t, now);
-    for (unsigned step = 0; step <= cur; step++)
-      add(l, (struct item){task_step_time(t, step), 0, order, sub, IT_TASK, (uint8_t)step});
-    if (task_is_terminal(t, now))
-      add(l, (struct item){task_end_time(t), 0, order, sub, IT_SUBORDER, 0});
+    enum sub_status st = task_sub_status(t, now);
+    if (st == SUB_COMPLETED || st == SUB_NO_DATA)
+      add(l, (struct item){task_end_time(t), 0, order, sub,
+                           st == SUB_COMPLETED ? IT_SUBORDER_COMPLETED : IT_SUBORDER_NO_DATA});
   }
 }
 
@@ -266,20 +289,17 @@ static int item_cmp(const void *a, const void *b)
   return (x->seq > y->seq) - (x->seq < y->seq);
 }
 
-static void render_item(struct jw *w, const struct store *s, const struct item *it, sb_time now)
+/* {object, type, is_refresh, order_id, timestamp, suborder_id, task_id,
+ * link_id}, as Truv's example */
+static void render_item(struct jw *w, const struct store *s, const struct item *it)
 {
-  static const char *const TYPES[] = {"order_created", "order_refresh_created",
-                                      "task_status_updated", "suborder_status_updated"};
+  static const char *const TYPES[] = {"order_created", "suborder_completed",
+                                      "suborder_no_data"};
   const struct sb_order *o = &s->orders[it->order];
   const struct sb_sub *b = it->sub == SB_NONE ? NULL : &s->subs[it->sub];
   const struct sb_task *t = b ? &s->tasks[b->task] : NULL;
-  const char *status = "pending";
-  if (it->type == IT_TASK)
-    status = task_step_name(t, it->step);
-  else if (it->type == IT_SUBORDER)
-    status = sub_status_name(task_sub_status(t, now));
   jw_obj(w);
-  jw_kstr(w, "object", "event");
+  jw_kstr(w, "object", "order");
   jw_kstr(w, "type", TYPES[it->type]);
   jw_kbool(w, "is_refresh", o->origin == ORIGIN_REFRESH);
   jw_khex(w, "order_id", o->id, 16);
@@ -287,13 +307,12 @@ static void render_item(struct jw *w, const struct store *s, const struct item *
   jw_khex(w, "suborder_id", b ? b->id : NULL, 16);
   jw_khex(w, "task_id", t ? t->id : NULL, 16);
   jw_khex(w, "link_id", b && b->conn != SB_NONE ? s->conns[b->conn].link : NULL, 16);
-  jw_kstr(w, "status", status);
   jw_obj_end(w);
 }
 
-static void page_link(struct jw *w, const char *key, const char *base_url, long page)
+void events_page_link(struct jw *w, const char *key, const char *base_url, long page)
 {
-  char url[512];
+  char url[600];
   jw_key(w, key);
   if (page < 1) {
     jw_null(w);
@@ -302,16 +321,17 @@ static void page_link(struct jw *w, const char *key, const char *base_url, long 
   if (page == 1)
     snprintf(url, sizeof url, "%s", base_url);
   else
-    snprintf(url, sizeof url, "%s?page=%ld", base_url, page);
+    snprintf(url, sizeof url, "%s%cpage=%ld", base_url, strchr(base_url, '?') ? '&' : '?',
+             page);
   jw_str(w, url);
 }
 
 bool events_page(struct jw *w, const struct store *s, uint32_t order, sb_time now,
-                 long page, const char *base_url, bool *oom)
+                 long page, bool include_refresh, const char *base_url, bool *oom)
 {
   struct items l = {0};
   collect_order(&l, s, order, now);
-  if (s->orders[order].origin != ORIGIN_REFRESH)
+  if (include_refresh && s->orders[order].origin != ORIGIN_REFRESH)
     for (uint32_t r = s->orders[order].first_refresh; r != SB_NONE; r = s->orders[r].next_refresh)
       collect_order(&l, s, r, now);
   *oom = l.oom;
@@ -323,12 +343,12 @@ bool events_page(struct jw *w, const struct store *s, uint32_t order, sb_time no
     size_t first = (size_t)(page - 1) * PAGE_SIZE;
     jw_obj(w);
     jw_kint(w, "count", (long long)l.n);
-    page_link(w, "next", base_url, page < pages ? page + 1 : 0);
-    page_link(w, "previous", base_url, page - 1);
+    events_page_link(w, "next", base_url, page < pages ? page + 1 : 0);
+    events_page_link(w, "previous", base_url, page - 1);
     jw_key(w, "results");
     jw_arr(w);
     for (size_t i = first; i < l.n && i < first + PAGE_SIZE; i++)
-      render_item(w, s, &l.v[i], now);
+      render_item(w, s, &l.v[i]);
     jw_arr_end(w);
     jw_obj_end(w);
   }

@@ -30,14 +30,21 @@ struct handler_ctx {
 
 const char *handler_query(const struct handler_ctx *x, const char *name);
 
-/* /v1/ (api_orders.c, api_tasks.c) */
+/* /v1/ (api_orders.c, api_tasks.c, api_links.c) */
 void api_create_order(struct handler_ctx *x);
 void api_get_order(struct handler_ctx *x);
 void api_refresh_order(struct handler_ctx *x);
 void api_order_events(struct handler_ctx *x);
-void api_create_task(struct handler_ctx *x);
+void api_create_refresh_task(struct handler_ctx *x);
+void api_get_refresh_task(struct handler_ctx *x);
+void api_list_tasks(struct handler_ctx *x);
 void api_get_task(struct handler_ctx *x);
+void api_create_user(struct handler_ctx *x);
+void api_get_user(struct handler_ctx *x);
 void api_user_token(struct handler_ctx *x);
+void api_link_token(struct handler_ctx *x);
+void api_get_link(struct handler_ctx *x);
+void api_link_report(struct handler_ctx *x);
 
 /* /_sandbox/ (admin.c) */
 void admin_handle(struct handler_ctx *x);
@@ -48,5 +55,9 @@ bool refresh_allowed(struct store *s, const uint32_t *conns, unsigned n, sb_time
 /* creates a task on conn (accounting, refresh window, live list); SB_NONE on OOM */
 uint32_t refresh_new_task(struct store *s, uint32_t conn, uint32_t sub, unsigned product,
                           unsigned origin, sb_time now);
+/* the initial task of a connection the user just made: it ends done after
+ * the task duration and counts in the refresh window (Truv's "initial
+ * request"); false on OOM */
+bool connect_initial_task(struct store *s, uint32_t conn, uint32_t sub, sb_time now);
 
 #endif

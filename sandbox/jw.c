@@ -299,14 +299,24 @@ void jw_money(struct jw *w, int64_t cents)
   put(w, p, (size_t)(end - p) + 1);
 }
 
-void jw_time(struct jw *w, sb_time t)
+static void stamp(struct jw *w, sb_time t, size_t (*fmt)(sb_time, char *))
 {
   char tmp[TIME_ISO_LEN + 2];
   tmp[0] = '"';
-  size_t n = time_iso(t, tmp + 1);
+  size_t n = fmt(t, tmp + 1);
   tmp[n + 1] = '"';
   sep(w);
   put(w, tmp, n + 2);
+}
+
+void jw_time(struct jw *w, sb_time t)
+{
+  stamp(w, t, time_iso);
+}
+
+void jw_time_offset(struct jw *w, sb_time t)
+{
+  stamp(w, t, time_iso_offset);
 }
 
 void jw_time_or_null(struct jw *w, sb_time t, bool present)
@@ -340,4 +350,5 @@ void jw_kbool(struct jw *w, const char *key, bool v) { jw_key(w, key); jw_bool(w
 void jw_knull(struct jw *w, const char *key) { jw_key(w, key); jw_null(w); }
 void jw_kmoney(struct jw *w, const char *key, int64_t c) { jw_key(w, key); jw_money(w, c); }
 void jw_ktime(struct jw *w, const char *key, sb_time t) { jw_key(w, key); jw_time(w, t); }
+void jw_ktime_offset(struct jw *w, const char *key, sb_time t) { jw_key(w, key); jw_time_offset(w, t); }
 void jw_kdate(struct jw *w, const char *key, int64_t d) { jw_key(w, key); jw_date(w, d); }

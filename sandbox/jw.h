@@ -50,6 +50,7 @@ void jw_null(struct jw *w);
 void jw_money(struct jw *w, int64_t cents);
 void jw_time(struct jw *w, sb_time t);
 void jw_time_or_null(struct jw *w, sb_time t, bool present);
+void jw_time_offset(struct jw *w, sb_time t); /* "...T...+00:00" */
 void jw_date(struct jw *w, int64_t days);
 void jw_raw(struct jw *w, const char *json, size_t n); /* an already valid value */
 
@@ -61,6 +62,7 @@ void jw_kbool(struct jw *w, const char *key, bool v);
 void jw_knull(struct jw *w, const char *key);
 void jw_kmoney(struct jw *w, const char *key, int64_t cents);
 void jw_ktime(struct jw *w, const char *key, sb_time t);
+void jw_ktime_offset(struct jw *w, const char *key, sb_time t);
 void jw_kdate(struct jw *w, const char *key, int64_t days);
 
 /* raw text appended as is (no comma logic): for CSV and other formats */

@@ -33,7 +33,7 @@ static const char *const ERRORS[TP__COUNT] = {
 unsigned conn_effective_state(const struct sb_conn *c, const struct sb_settings *st,
                               sb_time now)
 {
-  if (c->oauth && now - c->created_at > st->expiry)
+  if (c->oauth && now - c->auth_at > st->expiry)
     return ST_EXPIRED;
   if (c->state == ST_PROVIDER_DOWN && now >= c->down_since + st->provider_down)
     return ST_ACTIVE;

@@ -69,24 +69,9 @@ static const char *const STREETS[] = {
   "16 Hillcrest Blvd", "230 Sunset Ave", "57 River Rd", "404 Maple St",
 };
 
-struct txn { const char *text; int credit; };
-static const struct txn TXNS[] = {
-  {"Payroll deposit", 1}, {"Grocery market", 0}, {"Gas station", 0}, {"Electric utility", 0},
-  {"Mobile phone bill", 0}, {"Pharmacy", 0}, {"Restaurant", 0}, {"Online retailer", 0},
-  {"Rent payment", 0}, {"Transfer from savings", 1}, {"ATM withdrawal", 0}, {"Insurance premium", 0},
-  {"Streaming service", 0}, {"Interest payment", 1}, {"Hardware store", 0},
-};
-
 const char *names_first(uint64_t v) { return FIRST[v % COUNT(FIRST)]; }
 const char *names_last(uint64_t v) { return LAST[v % COUNT(LAST)]; }
 const struct company *names_company(uint64_t v) { return &COMPANIES[v % COUNT(COMPANIES)]; }
 const char *names_job_title(uint64_t v) { return TITLES[v % COUNT(TITLES)]; }
 const char *names_manager(uint64_t v) { return MANAGERS[v % COUNT(MANAGERS)]; }
 const char *names_street(uint64_t v) { return STREETS[v % COUNT(STREETS)]; }
-
-const char *names_transaction(uint64_t v, int *is_credit)
-{
-  const struct txn *t = &TXNS[v % COUNT(TXNS)];
-  *is_credit = t->credit;
-  return t->text;
-}

@@ -1,6 +1,6 @@
 /* names: the synthetic vocabulary of generated documents.
  *
- * Fixed tables (people, employers, job titles, transaction descriptions)
+ * Fixed tables (people, employers, job titles, streets)
  * indexed modulo their length, so any 64-bit value picks an entry. Every
  * entry is fictional; addresses use real city/state/zip combinations only
  * for plausibility. Read-only, thread-safe. */
@@ -18,7 +18,6 @@ const char *names_last(uint64_t v);
 const struct company *names_company(uint64_t v);
 const char *names_job_title(uint64_t v);
 const char *names_manager(uint64_t v);
-const char *names_transaction(uint64_t v, int *is_credit);
 const char *names_street(uint64_t v);
 
 #endif

@@ -16,7 +16,8 @@ void reply_init(struct reply *r)
 void reply_free(struct reply *r)
 {
   free(r->body);
-  r->body = NULL;
+  free(r->location);
+  r->body = r->location = NULL;
   r->len = 0;
 }
 
@@ -121,6 +122,19 @@ void reply_refresh_limit(struct reply *r, int status)
 {
   reply_error(r, status, status == 429 ? "throttled" : "incorrect_parameters",
               "Refresh limit for the access_token exceeded");
+}
+
+void reply_expired_token(struct reply *r, const char *message)
+{
+  reply_error(r, 410, "expired_token", message);
+}
+
+void reply_redirect(struct reply *r, char *location)
+{
+  reply_static(r, 301, "");
+  free(r->location);
+  r->location = location;
+  r->content_type = "text/html; charset=utf-8";
 }
 
 void invalid_init(struct invalid *v)

@@ -1,8 +1,8 @@
 /* reply: an HTTP answer under construction, and Truv's error shapes.
  *
  * Handlers fill a reply; server.c turns it into an MHD response with
- * Content-Type: application/json, X-Request-Id and the optional Allow /
- * Retry-After headers. The body is malloc'd and owned by the reply until
+ * Content-Type: application/json (or the reply's own), X-Request-Id and the
+ * optional Allow / Retry-After / Location headers. The body is malloc'd and owned by the reply until
  * server.c hands it to MHD. Error bodies (Truv / Django REST framework):
  *   400 {"error":{"code":"incorrect_parameters","message":"...",
  *                 "extra":{"invalid-params":[{"field","message"}...]}}}
@@ -11,6 +11,8 @@
  *   415 {"detail":"Unsupported media type \"text/plain\" in request."}
  *   429 {"error":{"code":"throttled","message":"Request was throttled.
  *        Expected available in N seconds."}} + Retry-After: N
+ *   410 {"error":{"code":"expired_token","message":"..."}}
+ *   301 (Django's APPEND_SLASH) an empty text/html body + Location
  * The invalid-params list collects EVERY offending field before answering. */
 #ifndef SANDBOX_REPLY_H
 #define SANDBOX_REPLY_H
@@ -24,8 +26,10 @@ struct reply {
   int status;
   char *body;
   size_t len;
-  const char *allow; /* static string or NULL */
-  int retry_after;   /* seconds; 0 = no header */
+  const char *allow;        /* static string or NULL */
+  int retry_after;          /* seconds; 0 = no header */
+  char *location;           /* malloc'd Location header value, or NULL */
+  const char *content_type; /* static; NULL = application/json */
 };
 
 struct invalid {
@@ -45,6 +49,9 @@ void reply_method_not_allowed(struct reply *r, const char *method, const char *a
 void reply_unsupported_media(struct reply *r, const char *content_type);
 void reply_throttled(struct reply *r, int wait_s);
 void reply_refresh_limit(struct reply *r, int status);
+void reply_expired_token(struct reply *r, const char *message);
+/* 301 to location (taken over: malloc'd) */
+void reply_redirect(struct reply *r, char *location);
 void reply_error(struct reply *r, int status, const char *code, const char *message);
 void reply_server_error(struct reply *r);
 /* a 400 with a single invalid-params entry */

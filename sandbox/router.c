@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "jw.h"
+#include "store.h"
 
 #define BIT(m) (1u << (m))
 
@@ -17,9 +18,17 @@ static const struct endpoint_info INFO[EP__COUNT] = {
   [EP_V1_ORDERS] = {"/v1/orders/", BIT(M_POST), "POST"},
   [EP_V1_ORDER] = {"/v1/orders/{id}/", BIT(M_GET) | BIT(M_HEAD) | BIT(M_POST), "GET, POST, HEAD"},
   [EP_V1_ORDER_EVENTS] = {"/v1/orders/{id}/events/", BIT(M_GET) | BIT(M_HEAD), "GET, HEAD"},
-  [EP_V1_TASKS] = {"/v1/refresh/tasks/", BIT(M_POST), "POST"},
-  [EP_V1_TASK] = {"/v1/refresh/tasks/{id}/", BIT(M_GET) | BIT(M_HEAD), "GET, HEAD"},
+  [EP_V1_REFRESH_TASKS] = {"/v1/refresh/tasks/", BIT(M_POST), "POST"},
+  [EP_V1_REFRESH_TASK] = {"/v1/refresh/tasks/{id}/", BIT(M_GET) | BIT(M_HEAD), "GET, HEAD"},
+  [EP_V1_USERS] = {"/v1/users/", BIT(M_POST), "POST"},
+  [EP_V1_USER] = {"/v1/users/{id}/", BIT(M_GET) | BIT(M_HEAD), "GET, HEAD"},
   [EP_V1_USER_TOKENS] = {"/v1/users/{id}/tokens/", BIT(M_POST), "POST"},
+  [EP_V1_LINK_TOKENS] = {"/v1/link-access-tokens/", BIT(M_POST), "POST"},
+  [EP_V1_LINK] = {"/v1/links/{id}/", BIT(M_GET) | BIT(M_HEAD), "GET, HEAD"},
+  [EP_V1_LINK_REPORT] = {"/v1/links/{id}/{product}/report/", BIT(M_GET) | BIT(M_HEAD),
+                         "GET, HEAD"},
+  [EP_V1_TASKS] = {"/v1/tasks/", BIT(M_GET) | BIT(M_HEAD), "GET, HEAD"},
+  [EP_V1_TASK] = {"/v1/tasks/{id}/", BIT(M_GET) | BIT(M_HEAD), "GET, HEAD"},
   [EP_V1_UNKNOWN] = {"/v1/(unknown)", 0, ""},
   [EP_SB_CLOCK] = {"/_sandbox/clock", BIT(M_GET) | BIT(M_POST), "GET, POST"},
   [EP_SB_SEED] = {"/_sandbox/seed", BIT(M_POST), "POST"},
@@ -32,6 +41,7 @@ static const struct endpoint_info INFO[EP__COUNT] = {
   [EP_SB_STATS_RESET] = {"/_sandbox/stats/reset", BIT(M_POST), "POST"},
   [EP_SB_WEBHOOKS] = {"/_sandbox/webhooks", BIT(M_GET), "GET"},
   [EP_SB_ORDER_COMPLETE] = {"/_sandbox/orders/complete", BIT(M_POST), "POST"},
+  [EP_SB_BRIDGE_COMPLETE] = {"/_sandbox/bridge/complete", BIT(M_POST), "POST"},
   [EP_SB_UNKNOWN] = {"/_sandbox/(unknown)", 0, ""},
   [EP_OTHER] = {"(unknown)", 0, ""},
 };
@@ -82,21 +92,70 @@ static enum endpoint match_orders(const char *p, struct route *out)
   return strcmp(rest, "events/") == 0 ? EP_V1_ORDER_EVENTS : EP_V1_UNKNOWN;
 }
 
+/* "<prefix>" -> list, "<prefix>{id}/" -> item: the shape of most resources */
+static enum endpoint list_or_item(const char *p, struct route *out, enum endpoint list,
+                                  enum endpoint item)
+{
+  if (*p == '\0')
+    return list;
+  const char *rest = segment(p, out);
+  return rest && *rest == '\0' ? item : EP_V1_UNKNOWN;
+}
+
+static enum endpoint match_users(const char *p, struct route *out)
+{
+  if (*p == '\0')
+    return EP_V1_USERS;
+  const char *rest = segment(p, out);
+  if (!rest)
+    return EP_V1_UNKNOWN;
+  if (*rest == '\0')
+    return EP_V1_USER;
+  return strcmp(rest, "tokens/") == 0 ? EP_V1_USER_TOKENS : EP_V1_UNKNOWN;
+}
+
+static enum endpoint match_links(const char *p, struct route *out)
+{
+  const char *rest = segment(p, out);
+  if (!rest)
+    return EP_V1_UNKNOWN;
+  if (*rest == '\0')
+    return EP_V1_LINK;
+  if (strcmp(rest, "income/report/") == 0) {
+    out->product = PROD_INCOME;
+    return EP_V1_LINK_REPORT;
+  }
+  if (strcmp(rest, "employment/report/") == 0) {
+    out->product = PROD_EMPLOYMENT;
+    return EP_V1_LINK_REPORT;
+  }
+  return EP_V1_UNKNOWN;
+}
+
 static enum endpoint match_v1(const char *p, struct route *out)
 {
-  static const char ORDERS[] = "orders/", TASKS[] = "refresh/tasks/", USERS[] = "users/";
-  if (strncmp(p, ORDERS, sizeof ORDERS - 1) == 0)
-    return match_orders(p + sizeof ORDERS - 1, out);
-  if (strncmp(p, TASKS, sizeof TASKS - 1) == 0) {
-    p += sizeof TASKS - 1;
-    if (*p == '\0')
-      return EP_V1_TASKS;
-    const char *rest = segment(p, out);
-    return rest && *rest == '\0' ? EP_V1_TASK : EP_V1_UNKNOWN;
-  }
-  if (strncmp(p, USERS, sizeof USERS - 1) == 0) {
-    const char *rest = segment(p + sizeof USERS - 1, out);
-    return rest && strcmp(rest, "tokens/") == 0 ? EP_V1_USER_TOKENS : EP_V1_UNKNOWN;
+  static const struct {
+    const char *prefix;
+    int kind; /* 0 orders, 1 refresh tasks, 2 users, 3 links, 4 tasks, 5 exact */
+    enum endpoint exact;
+  } PREFIXES[] = {
+    {"orders/", 0, EP_V1_UNKNOWN},         {"refresh/tasks/", 1, EP_V1_UNKNOWN},
+    {"users/", 2, EP_V1_UNKNOWN},          {"links/", 3, EP_V1_UNKNOWN},
+    {"tasks/", 4, EP_V1_UNKNOWN},          {"link-access-tokens/", 5, EP_V1_LINK_TOKENS},
+  };
+  for (unsigned i = 0; i < sizeof PREFIXES / sizeof *PREFIXES; i++) {
+    size_t n = strlen(PREFIXES[i].prefix);
+    if (strncmp(p, PREFIXES[i].prefix, n) != 0)
+      continue;
+    p += n;
+    switch (PREFIXES[i].kind) {
+    case 0: return match_orders(p, out);
+    case 1: return list_or_item(p, out, EP_V1_REFRESH_TASKS, EP_V1_REFRESH_TASK);
+    case 2: return match_users(p, out);
+    case 3: return match_links(p, out);
+    case 4: return list_or_item(p, out, EP_V1_TASKS, EP_V1_TASK);
+    default: return *p == '\0' ? PREFIXES[i].exact : EP_V1_UNKNOWN;
+    }
   }
   return EP_V1_UNKNOWN;
 }
@@ -108,7 +167,7 @@ static enum endpoint match_admin(const char *p)
     {"connections/state", EP_SB_CONN_STATE}, {"connections", EP_SB_CONNECTIONS},
     {"faults", EP_SB_FAULTS}, {"config", EP_SB_CONFIG}, {"stats", EP_SB_STATS},
     {"stats/reset", EP_SB_STATS_RESET}, {"webhooks", EP_SB_WEBHOOKS},
-    {"orders/complete", EP_SB_ORDER_COMPLETE},
+    {"orders/complete", EP_SB_ORDER_COMPLETE}, {"bridge/complete", EP_SB_BRIDGE_COMPLETE},
   };
   size_t n = strlen(p);
   if (n > 0 && p[n - 1] == '/') /* admin paths accept an optional final slash */
@@ -129,6 +188,20 @@ void route_match(const char *path, struct route *out)
     out->ep = match_admin(path + sizeof ADMIN - 1);
   else
     out->ep = strcmp(path, "/v1") == 0 ? EP_V1_UNKNOWN : EP_OTHER;
+}
+
+bool route_wants_slash(const char *path)
+{
+  char slashed[2048];
+  struct route r;
+  size_t n = strlen(path);
+  if (n == 0 || path[n - 1] == '/' || n + 2 > sizeof slashed)
+    return false;
+  memcpy(slashed, path, n);
+  slashed[n] = '/';
+  slashed[n + 1] = '\0';
+  route_match(slashed, &r);
+  return route_is_v1(r.ep) && r.ep != EP_V1_UNKNOWN;
 }
 
 bool route_allows(enum endpoint ep, enum method m)

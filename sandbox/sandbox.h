@@ -38,6 +38,7 @@ struct sb_options {
   struct fault_config faults;
   struct webhook_config webhooks;
   bool quiet, verbose;
+  bool strict; /* product_type required on refresh tasks, no slash redirects */
   long parent_pid;
 };
 

@@ -157,18 +157,19 @@ static bool seed_connection(struct store *s, uint32_t sub, const struct case_pla
   struct sb_sub *b = &s->subs[sub];
   struct sb_conn *k = &s->conns[conn];
   k->doc_seed = rng_next(r);
-  k->origin_at = k->created_at = c->conn_at + (sb_time)i * 3 * MINUTE;
+  k->origin_at = k->auth_at = c->conn_at + (sb_time)i * 3 * MINUTE;
   k->down_since = now;
-  k->user = s->orders[b->order].user;
   k->origin_sub = sub;
   k->state = (uint8_t)(c->state == ST_EXPIRED ? ST_ACTIVE : c->state);
   k->oauth = c->oauth;
   k->kind = b->kind;
+  k->product = b->product;
+  store_conn_attach(s, conn, s->orders[b->order].user);
   struct sb_task *t = &s->tasks[task];
-  t->created_at = k->created_at;
+  t->created_at = k->auth_at;
   t->duration = s->settings.task_duration;
   t->path = TP_DONE;
-  t->conn = conn;
+  store_task_attach(s, task, conn);
   t->sub = sub;
   t->product = b->product;
   t->origin = TASK_INITIAL;
@@ -227,7 +228,15 @@ static bool seed_one(struct store *s, struct rng *r, unsigned state, sb_time now
     o->products[o->n_products++] = PROD_ASSETS;
   o->n_emp = (uint8_t)c.n_emp;
   o->n_fa = (uint8_t)c.n_fa;
-  if (!seed_person(s, o, r, case_no) || !seed_subs(s, order, &c, r, now))
+  if (!seed_person(s, o, r, case_no))
+    return false;
+  struct sb_user *u = &s->users[user];
+  u->first_name = o->first_name;
+  u->last_name = o->last_name;
+  u->email = o->email;
+  u->phone = o->phone;
+  u->created_at = o->created_at;
+  if (!seed_subs(s, order, &c, r, now))
     return false;
   return store_add_case(s, order);
 }

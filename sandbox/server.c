@@ -97,8 +97,11 @@ static void add_headers(struct request *rq, struct MHD_Response *resp)
 {
   char rid[33];
   request_id(rq->sb, rid);
-  MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+  MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+                          rq->reply.content_type ? rq->reply.content_type : "application/json");
   MHD_add_response_header(resp, "X-Request-Id", rid);
+  if (rq->reply.location)
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, rq->reply.location);
   if (rq->reply.allow)
     MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, rq->reply.allow);
   if (rq->reply.retry_after > 0) {
@@ -269,9 +272,16 @@ static void dispatch_v1(struct handler_ctx *x)
       api_get_order(x);
     break;
   case EP_V1_ORDER_EVENTS: api_order_events(x); break;
-  case EP_V1_TASKS: api_create_task(x); break;
-  case EP_V1_TASK: api_get_task(x); break;
+  case EP_V1_REFRESH_TASKS: api_create_refresh_task(x); break;
+  case EP_V1_REFRESH_TASK: api_get_refresh_task(x); break;
+  case EP_V1_USERS: api_create_user(x); break;
+  case EP_V1_USER: api_get_user(x); break;
   case EP_V1_USER_TOKENS: api_user_token(x); break;
+  case EP_V1_LINK_TOKENS: api_link_token(x); break;
+  case EP_V1_LINK: api_get_link(x); break;
+  case EP_V1_LINK_REPORT: api_link_report(x); break;
+  case EP_V1_TASKS: api_list_tasks(x); break;
+  case EP_V1_TASK: api_get_task(x); break;
   default: reply_not_found(x->reply);
   }
 }
@@ -282,13 +292,84 @@ static bool has_body(const struct request *rq)
   return rq->len > 0 && (rq->method == M_POST || rq->method == M_PUT || rq->method == M_PATCH);
 }
 
+struct query_buf {
+  char *p;
+  size_t len, cap;
+  unsigned args;
+  bool oom;
+};
+
+static void query_put(struct query_buf *q, const char *s, bool escape)
+{
+  static const char HEX[] = "0123456789ABCDEF";
+  for (; s && *s; s++) {
+    unsigned char c = (unsigned char)*s;
+    bool plain = !escape || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                 (c >= '0' && c <= '9') || strchr("-._~", c);
+    if (q->len + 4 > q->cap) {
+      size_t cap = q->cap ? q->cap * 2 : 256;
+      char *n = realloc(q->p, cap);
+      if (!n) {
+        q->oom = true;
+        return;
+      }
+      q->p = n;
+      q->cap = cap;
+    }
+    if (plain) {
+      q->p[q->len++] = (char)c;
+    } else {
+      q->p[q->len++] = '%';
+      q->p[q->len++] = HEX[c >> 4];
+      q->p[q->len++] = HEX[c & 15];
+    }
+    q->p[q->len] = '\0';
+  }
+}
+
+static enum MHD_Result query_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                                 const char *value)
+{
+  (void)kind;
+  struct query_buf *q = cls;
+  query_put(q, q->args++ == 0 ? "?" : "&", false);
+  query_put(q, key, true);
+  if (value) {
+    query_put(q, "=", false);
+    query_put(q, value, true);
+  }
+  return MHD_YES;
+}
+
+/* Django's CommonMiddleware with APPEND_SLASH: a path that matches only
+ * with a final slash is answered 301 to it (query kept), before any view,
+ * authentication included. NULL when the path is not such a path. */
+static char *slash_location(struct request *rq)
+{
+  if (rq->sb->opt.strict || !route_wants_slash(rq->url))
+    return NULL;
+  struct query_buf q = {0};
+  query_put(&q, rq->url, false);
+  query_put(&q, "/", false);
+  MHD_get_connection_values(rq->conn, MHD_GET_ARGUMENT_KIND, query_arg, &q);
+  if (q.oom) {
+    free(q.p);
+    return NULL;
+  }
+  return q.p;
+}
+
 /* the checks Truv (DRF) makes before a view runs; true when they pass */
 static bool v1_gate(struct request *rq)
 {
   struct sandbox *sb = rq->sb;
   struct reply *r = &rq->reply;
+  char *location;
   if (rq->route.ep == EP_V1_UNKNOWN) {
-    reply_not_found(r);
+    if ((location = slash_location(rq)))
+      reply_redirect(r, location);
+    else
+      reply_not_found(r);
   } else if (!same_secret(header(rq, "X-Access-Client-Id"), sb->opt.client_id) ||
              !same_secret(header(rq, "X-Access-Secret"), sb->opt.secret)) {
     reply_auth_failed(r);

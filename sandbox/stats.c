@@ -4,7 +4,7 @@
 #include <string.h>
 
 static const char *const SLOT_NAMES[OUT__COUNT] = {
-  "200", "400", "401", "404", "405", "413", "415", "429", "500", "502", "503", "other",
+  "200", "201", "301", "400", "401", "404", "405", "410", "413", "415", "429", "500", "502", "503", "other",
   "reset_before", "reset_after", "truncate", "stall",
 };
 
@@ -17,6 +17,9 @@ enum outcome_slot stats_slot_for_status(int status)
 {
   switch (status) {
   case 200: return OUT_200;
+  case 201: return OUT_201;
+  case 301: return OUT_301;
+  case 410: return OUT_410;
   case 400: return OUT_400;
   case 401: return OUT_401;
   case 404: return OUT_404;

@@ -75,6 +75,8 @@ void store_free(struct store *s)
   free(s->subs);
   free(s->conns);
   free(s->tasks);
+  free(s->bridges);
+  free(s->publics);
   free(s->cases);
   free(s->live);
   idmap_free(&s->order_ids);
@@ -83,6 +85,8 @@ void store_free(struct store *s)
   idmap_free(&s->task_ids);
   idmap_free(&s->conn_tokens);
   idmap_free(&s->conn_links);
+  idmap_free(&s->bridge_ids);
+  idmap_free(&s->public_ids);
   while (s->arena) {
     struct arena_chunk *next = s->arena->next;
     free(s->arena);
@@ -148,6 +152,14 @@ static bool eq_link(const void *ctx, uint32_t i, const void *key)
 {
   return memcmp(((const struct store *)ctx)->conns[i].link, key, 16) == 0;
 }
+static bool eq_bridge(const void *ctx, uint32_t i, const void *key)
+{
+  return memcmp(((const struct store *)ctx)->bridges[i].id, key, 16) == 0;
+}
+static bool eq_public(const void *ctx, uint32_t i, const void *key)
+{
+  return memcmp(((const struct store *)ctx)->publics[i].id, key, 16) == 0;
+}
 
 void store_new_id(struct store *s, uint8_t id[16])
 {
@@ -170,11 +182,14 @@ uint32_t store_add_user(struct store *s, const uint8_t *id, const char *external
   struct sb_user *u = &s->users[i];
   memset(u, 0, sizeof *u);
   take_id(s, u->id, id);
+  u->last_conn = SB_NONE;
   if (external_id && !(u->external_id = store_strdup(s, external_id)))
     return SB_NONE;
   if (!idmap_put(&s->user_ids, idmap_hash_id(u->id), i))
     return SB_NONE;
-  if (u->external_id && !idmap_put(&s->user_ext, idmap_hash_str(u->external_id), i))
+  /* the first user of an external_user_id keeps the index */
+  if (u->external_id && store_find_user_ext(s, u->external_id) == SB_NONE &&
+      !idmap_put(&s->user_ext, idmap_hash_str(u->external_id), i))
     return SB_NONE;
   s->n_users++;
   return i;
@@ -219,7 +234,7 @@ uint32_t store_add_conn(struct store *s, const uint8_t *token, const uint8_t *li
   memset(c, 0, sizeof *c);
   take_id(s, c->token, token);
   take_id(s, c->link, link);
-  c->user = c->origin_sub = SB_NONE;
+  c->user = c->origin_sub = c->bridge = c->last_task = c->prev_of_user = SB_NONE;
   if (!idmap_put(&s->conn_tokens, idmap_hash_id(c->token), i) ||
       !idmap_put(&s->conn_links, idmap_hash_id(c->link), i))
     return SB_NONE;
@@ -235,11 +250,57 @@ uint32_t store_add_task(struct store *s, const uint8_t *id)
   struct sb_task *t = &s->tasks[i];
   memset(t, 0, sizeof *t);
   take_id(s, t->id, id);
-  t->conn = t->sub = SB_NONE;
+  t->conn = t->sub = t->prev_of_conn = SB_NONE;
   if (!idmap_put(&s->task_ids, idmap_hash_id(t->id), i))
     return SB_NONE;
   s->n_tasks++;
   return i;
+}
+
+uint32_t store_add_bridge(struct store *s, const uint8_t *id)
+{
+  uint32_t i = s->n_bridges;
+  if (!RESERVE(s, bridges, i + 1))
+    return SB_NONE;
+  struct sb_bridge *b = &s->bridges[i];
+  memset(b, 0, sizeof *b);
+  take_id(s, b->id, id);
+  b->user = b->conn = b->order = SB_NONE;
+  if (!idmap_put(&s->bridge_ids, idmap_hash_id(b->id), i))
+    return SB_NONE;
+  s->n_bridges++;
+  return i;
+}
+
+uint32_t store_add_public(struct store *s)
+{
+  uint32_t i = s->n_publics;
+  if (!RESERVE(s, publics, i + 1))
+    return SB_NONE;
+  struct sb_public *p = &s->publics[i];
+  memset(p, 0, sizeof *p);
+  rng_id(&s->rng, p->id);
+  p->conn = SB_NONE;
+  if (!idmap_put(&s->public_ids, idmap_hash_id(p->id), i))
+    return SB_NONE;
+  s->n_publics++;
+  return i;
+}
+
+void store_conn_attach(struct store *s, uint32_t conn, uint32_t user)
+{
+  struct sb_conn *c = &s->conns[conn];
+  c->user = user;
+  c->prev_of_user = s->users[user].last_conn;
+  s->users[user].last_conn = conn;
+}
+
+void store_task_attach(struct store *s, uint32_t task, uint32_t conn)
+{
+  struct sb_task *t = &s->tasks[task];
+  t->conn = conn;
+  t->prev_of_conn = s->conns[conn].last_task;
+  s->conns[conn].last_task = task;
 }
 
 bool store_add_case(struct store *s, uint32_t order)
@@ -344,6 +405,16 @@ uint32_t store_find_token(const struct store *s, const uint8_t token[16])
 uint32_t store_find_link(const struct store *s, const uint8_t link[16])
 {
   return idmap_get(&s->conn_links, idmap_hash_id(link), eq_link, s, link);
+}
+
+uint32_t store_find_bridge(const struct store *s, const uint8_t id[16])
+{
+  return idmap_get(&s->bridge_ids, idmap_hash_id(id), eq_bridge, s, id);
+}
+
+uint32_t store_find_public(const struct store *s, const uint8_t id[16])
+{
+  return idmap_get(&s->public_ids, idmap_hash_id(id), eq_public, s, id);
 }
 
 /* an entry is inside the window while now - t < 24 h */

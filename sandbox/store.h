@@ -1,17 +1,21 @@
-/* store: the sandbox's state: users, orders, suborders, connections, tasks.
+/* store: the sandbox's state: users, orders, suborders, connections
+ * (links), tasks, bridge tokens and public tokens.
  *
  * Representation. Entities live in growable arrays and refer to each other by
  * index (uint32, SB_NONE = no reference); an order's suborders are contiguous
  * (employers first, then financial accounts). Ids are 16 random bytes shown
  * as 32 lowercase hex; idmaps index orders, users (by id and by
- * external_user_id), tasks and connections (by access_token and link_id).
- * Strings live in an arena freed with the store. Nothing is ever deleted.
- * Documents (employments, statements, accounts) are not stored: docs.c
- * generates them from each connection's doc_seed on demand.
+ * external_user_id), tasks, connections (by access_token and link_id),
+ * bridge tokens and public tokens. A user's connections and a connection's
+ * tasks are chained newest first (store_conn_attach, store_task_attach), so
+ * "the tasks of a link / of a user" costs what it returns. Strings live in
+ * an arena freed with the store. Nothing is ever deleted. Documents
+ * (employments, statements, accounts) are not stored: docs.c generates them
+ * from each connection's doc_seed on demand.
  *
  * Statuses are not stored either: a task's status is a pure function of its
  * creation time, its snapshotted path and the virtual clock (lifecycle.h);
- * suborder and order statuses follow from their tasks.
+ * suborder statuses follow from their tasks.
  *
  * Locking. One reader/writer lock (writer-preferring) guards everything here,
  * including `settings`. Readers (GET handlers) take it shared; every mutation
@@ -30,7 +34,8 @@
 #include "timeutil.h"
 
 #define SB_NONE UINT32_MAX
-#define SB_WINDOW (86400LL * SB_USEC) /* the refresh-limit window: 24 h */
+#define SB_WINDOW (86400LL * SB_USEC)     /* the refresh-limit window: 24 h */
+#define SB_TOKEN_TTL (6LL * 3600 * SB_USEC) /* bridge and public tokens live 6 h */
 
 enum sb_product {
   PROD_INCOME, PROD_EMPLOYMENT, PROD_ASSETS, PROD_INSURANCE, PROD_TRANSACTIONS,
@@ -50,21 +55,30 @@ enum sb_task_origin { TASK_INITIAL, TASK_ORDER_REFRESH, TASK_DIRECT };
 struct sb_user {
   uint8_t id[16];
   const char *external_id; /* NULL when none */
-  uint32_t stat_tokens;    /* bridge tokens made since the last stats reset */
+  const char *first_name, *last_name, *email, *phone, *ssn; /* NULL when not given */
+  sb_time created_at;
+  uint32_t last_conn;   /* the newest connection of the user (SB_NONE: none) */
+  uint32_t stat_tokens; /* bridge tokens made since the last stats reset */
 };
 
+/* a connection is what Truv calls a Link: access_token + link_id */
 struct sb_conn {
   uint8_t token[16], link[16];
   uint64_t doc_seed;
-  sb_time origin_at;  /* first connection: anchors the generated history */
-  sb_time created_at; /* connection age (expiry); re-authentication resets it */
+  sb_time origin_at;  /* first connection (the link's created_at): anchors the history */
+  sb_time auth_at;    /* last authentication (connect, Bridge re-authentication): OAuth
+                         connections expire settings.expiry after it */
   sb_time down_since; /* provider_down: the outage started then */
   sb_time *window;    /* task creations inside the refresh window, oldest first */
   uint16_t n_window, cap_window;
-  uint32_t user, origin_sub;
+  uint32_t user, origin_sub; /* origin_sub: the order suborder it connected, or SB_NONE */
+  uint32_t bridge;           /* the bridge token it was connected with, or SB_NONE */
+  uint32_t last_task;        /* the newest task on it (SB_NONE: none) */
+  uint32_t prev_of_user;     /* the user's connection made before this one */
   uint32_t stat_created, stat_billed;
   uint8_t state; /* behavioural state, never ST_EXPIRED */
-  uint8_t oauth, kind;
+  uint8_t oauth; /* the provider is OAuth-based (expires); otherwise session-based */
+  uint8_t kind, product; /* product: the link's initial product */
 };
 
 struct sb_sub {
@@ -83,6 +97,7 @@ struct sb_task {
   int64_t duration;
   sb_time down_until; /* provider outage end snapshotted at creation (or 0) */
   uint32_t conn, sub;
+  uint32_t prev_of_conn; /* the connection's task made before this one */
   uint8_t product, path, origin;
   uint8_t emitted; /* steps already announced by webhooks */
 };
@@ -101,9 +116,29 @@ struct sb_order {
   uint32_t case_no; /* 0: not a seeded case */
   const char *first_name, *last_name, *email, *phone, *order_number, *external_user_id;
   const char *template_id;
-  const char *extra; /* rendered JSON members ("manager":{...},...) or NULL */
+  const char *manager; /* the rendered manager object, or NULL */
+  const char *extra;   /* rendered members "cc_emails":[...],"notes":..., or NULL */
   uint32_t stat_refresh_orders, stat_tasks;
   uint8_t stat_created; /* made by POST /v1/orders/ since the last stats reset */
+};
+
+/* a bridge token: from POST /v1/users/{id}/tokens/ (user set), or an API
+ * order's own bridge_token (order set); conn set: update mode */
+struct sb_bridge {
+  uint8_t id[16];
+  sb_time created_at;
+  uint32_t user, conn, order;
+  uint8_t product;
+  const char *tracking_info, *client_name, *company_mapping_id, *template_id;
+  const char *allowed_products, *data_sources; /* rendered JSON arrays, or NULL */
+};
+
+/* a public_token Bridge hands over on success; exchanged once */
+struct sb_public {
+  uint8_t id[16];
+  sb_time created_at;
+  uint32_t conn;
+  uint8_t used;
 };
 
 struct sb_settings {
@@ -133,8 +168,10 @@ struct store {
   struct sb_sub *subs;
   struct sb_conn *conns;
   struct sb_task *tasks;
-  uint32_t n_users, n_orders, n_subs, n_conns, n_tasks;
-  uint32_t cap_users, cap_orders, cap_subs, cap_conns, cap_tasks;
+  struct sb_bridge *bridges;
+  struct sb_public *publics;
+  uint32_t n_users, n_orders, n_subs, n_conns, n_tasks, n_bridges, n_publics;
+  uint32_t cap_users, cap_orders, cap_subs, cap_conns, cap_tasks, cap_bridges, cap_publics;
 
   uint32_t *cases, n_cases, cap_cases; /* seeded original orders, in case order */
   struct live_task *live; /* min-heap on `due` */
@@ -144,6 +181,7 @@ struct store {
   uint64_t stat_tasks_created, stat_billed, stat_order_refreshes;
 
   struct idmap order_ids, user_ids, user_ext, task_ids, conn_tokens, conn_links;
+  struct idmap bridge_ids, public_ids;
   struct arena_chunk *arena;
 };
 
@@ -161,6 +199,11 @@ uint32_t store_add_order(struct store *s, const uint8_t *id);
 uint32_t store_add_subs(struct store *s, uint32_t n); /* n zeroed suborders */
 uint32_t store_add_conn(struct store *s, const uint8_t *token, const uint8_t *link);
 uint32_t store_add_task(struct store *s, const uint8_t *id);
+uint32_t store_add_bridge(struct store *s, const uint8_t *id);
+uint32_t store_add_public(struct store *s);
+/* chains a connection to its user, a task to its connection (newest first) */
+void store_conn_attach(struct store *s, uint32_t conn, uint32_t user);
+void store_task_attach(struct store *s, uint32_t task, uint32_t conn);
 bool store_add_case(struct store *s, uint32_t order);
 /* the heap of tasks with steps to announce (exclusive lock held) */
 bool store_add_live(struct store *s, uint32_t task, sb_time due);
@@ -180,6 +223,8 @@ uint32_t store_find_user_ext(const struct store *s, const char *external_id);
 uint32_t store_find_task(const struct store *s, const uint8_t id[16]);
 uint32_t store_find_token(const struct store *s, const uint8_t token[16]);
 uint32_t store_find_link(const struct store *s, const uint8_t link[16]);
+uint32_t store_find_bridge(const struct store *s, const uint8_t id[16]);
+uint32_t store_find_public(const struct store *s, const uint8_t id[16]);
 
 /* the refresh-limit window of a connection (exclusive lock for the mutators) */
 void store_window_prune(struct sb_conn *c, sb_time now);

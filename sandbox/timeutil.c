@@ -88,9 +88,9 @@ size_t time_iso(sb_time t, char *out)
   return put_stamp(t, out, 'T', "Z");
 }
 
-size_t time_legacy(sb_time t, char *out)
+size_t time_iso_offset(sb_time t, char *out)
 {
-  return put_stamp(t, out, ' ', "+00:00");
+  return put_stamp(t, out, 'T', "+00:00");
 }
 
 size_t time_date(int64_t days, char *out)

@@ -15,7 +15,7 @@ typedef int64_t sb_time;
 
 #define SB_USEC 1000000LL
 #define SB_DAY (86400LL * SB_USEC)
-#define TIME_ISO_LEN 32
+#define TIME_ISO_LEN 40
 #define TIME_DATE_LEN 16
 
 int64_t time_days_from_civil(int64_t y, unsigned m, unsigned d);
@@ -24,8 +24,8 @@ int64_t time_day_of(sb_time t);
 
 /* "2021-04-21T21:45:14.418542Z"; returns the length (27 for years 0..9999) */
 size_t time_iso(sb_time t, char *out);
-/* "2021-04-21 21:45:14.418542+00:00" (the deprecated refresh_date format) */
-size_t time_legacy(sb_time t, char *out);
+/* "2024-07-11T21:40:48.424655+00:00" (a webhook's updated_at) */
+size_t time_iso_offset(sb_time t, char *out);
 /* "2021-04-21"; returns the length */
 size_t time_date(int64_t days, char *out);
 /* parses "YYYY-MM-DD" or "YYYY-MM-DDTHH:MM[:SS[.ffffff]][Z|+HH:MM]" */

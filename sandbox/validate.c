@@ -3,6 +3,7 @@
 
 #include <ctype.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -119,14 +120,16 @@ bool valid_phone(const char *s)
 
 bool valid_ssn(const char *s)
 {
-  size_t digits = 0;
+  size_t digits = 0, dashes = 0;
   for (; *s; s++) {
     if (isdigit((unsigned char)*s))
       digits++;
-    else if (*s != '-')
+    else if (*s == '-')
+      dashes++;
+    else
       return false;
   }
-  return digits == 9;
+  return digits == 9 || (digits == 4 && dashes == 0);
 }
 
 /* the member, or NULL when absent or JSON null */
@@ -192,6 +195,40 @@ const char *field_phone(struct invalid *v, const cJSON *obj, const char *name)
     return NULL;
   }
   return s;
+}
+
+const char *field_ssn(struct invalid *v, const cJSON *obj, const char *name)
+{
+  const char *s = field_string(v, obj, name, false, 11);
+  if (s && !valid_ssn(s)) {
+    invalid_add(v, name, "Enter a valid SSN (the last 4 digits or all 9).");
+    return NULL;
+  }
+  return s;
+}
+
+const char *const DATA_SOURCES[] = {"payroll", "docs", "tax", "financial_accounts", "insurance",
+                                    "scoring_attributes", NULL};
+const char *const PRODUCT_TYPES[] = {"income", "employment", "assets", "insurance",
+                                     "transactions", "deposit_switch", "pll", NULL};
+
+const cJSON *field_choices(struct invalid *v, const cJSON *obj, const char *name,
+                           const char *const *choices)
+{
+  char field[64];
+  unsigned before = v->n;
+  const cJSON *arr = field_array(v, obj, name, name, 0, true);
+  int i = 0;
+  for (const cJSON *e = arr ? arr->child : NULL; e; e = e->next, i++) {
+    bool ok = false;
+    for (unsigned k = 0; cJSON_IsString(e) && choices[k]; k++)
+      ok = ok || strcmp(e->valuestring, choices[k]) == 0;
+    snprintf(field, sizeof field, "%.40s[%d]", name, i);
+    if (!ok)
+      invalid_add(v, field, "\"%.64s\" is not a valid choice.",
+                  cJSON_IsString(e) ? e->valuestring : json_type_name(e));
+  }
+  return v->n == before ? arr : NULL;
 }
 
 const cJSON *field_object(struct invalid *v, const cJSON *obj, const char *name,

@@ -20,7 +20,7 @@
 bool valid_email(const char *s);
 /* 10..15 digits once spaces, dashes, dots, parentheses and a leading + go */
 bool valid_phone(const char *s);
-/* 9 digits, dashes allowed */
+/* Truv takes the last 4 digits or all 9 (dashes allowed among the 9) */
 bool valid_ssn(const char *s);
 /* Python-ish type name of a JSON value: "str", "int", "list", ... */
 const char *json_type_name(const cJSON *j);
@@ -34,6 +34,14 @@ const char *field_string(struct invalid *v, const cJSON *obj, const char *name, 
                          size_t max_len);
 const char *field_email(struct invalid *v, const cJSON *obj, const char *name);
 const char *field_phone(struct invalid *v, const cJSON *obj, const char *name);
+const char *field_ssn(struct invalid *v, const cJSON *obj, const char *name);
+/* the data_sources and product type names Truv documents (NULL-terminated) */
+extern const char *const DATA_SOURCES[];
+extern const char *const PRODUCT_TYPES[];
+/* a list of strings, each one of choices (NULL-terminated); errors go to
+ * name[i]; the list, or NULL when absent, null or invalid */
+const cJSON *field_choices(struct invalid *v, const cJSON *obj, const char *name,
+                           const char *const *choices);
 /* an object member (NULL when absent, null or invalid) */
 const cJSON *field_object(struct invalid *v, const cJSON *obj, const char *name,
                           const char *label);

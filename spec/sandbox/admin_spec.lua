@@ -58,10 +58,10 @@ describe("GET /_sandbox/stats", function()
     sb:reset_stats()
     local c = cases[4]
     local body = { products = { "income" }, first_name = "A", last_name = "B", order_number = "N-1" }
-    assert.are.equal(200, (sb:request("POST", "orders/", body)))
-    assert.are.equal(200, (sb:request("POST", "orders/", body)))
+    assert.are.equal(201, (sb:request("POST", "orders/", body)))
+    assert.are.equal(201, (sb:request("POST", "orders/", body)))
     body.order_number = "N-2"
-    assert.are.equal(200, (sb:request("POST", "orders/", body)))
+    assert.are.equal(201, (sb:request("POST", "orders/", body)))
     body.first_name = nil
     assert.are.equal(400, (sb:request("POST", "orders/", body)))
     local token = sb:connections(c.order_id)[1].access_token
@@ -108,17 +108,32 @@ describe("connections and their states", function()
     local n = #c.employers + #c.financial_accounts
     assert.are.equal(n, #res.connections)
     local k = res.connections[1]
-    for _, f in ipairs({ "kind", "suborder_id", "suborder_number", "access_token", "link_id", "state",
-                         "created_at", "oauth", "provider_down_until", "refreshes_in_window",
-                         "window_limit", "next_refresh_at", "tasks_created" }) do
+    for _, f in ipairs({ "kind", "suborder_id", "suborder_number", "access_token", "link_id", "user_id",
+                         "product", "provider", "state", "created_at", "authenticated_at", "oauth",
+                         "provider_down_until", "refreshes_in_window", "window_limit",
+                         "next_refresh_at", "tasks_created" }) do
       assert.is_not_nil(k[f], f)
     end
     assert.are.equal(4, k.window_limit)
     assert.are.equal(sandbox.null, k.next_refresh_at)
+    assert.are.equal(c.user_id, k.user_id)
+    assert.are.equal(c.employers[1] and c.employers[1].id or c.financial_accounts[1].id, k.suborder_id)
     local status = sb:request("GET", "/_sandbox/connections?order_id=" .. string.rep("0", 32))
     assert.are.equal(404, status)
     status = sb:request("GET", "/_sandbox/connections")
     assert.are.equal(404, status)
+  end)
+
+  it("lists a user's connections (newest first) and a single link's", function()
+    local c = cases[1]
+    local by_order = sb:connections(c.order_id)
+    local by_user = sb:admin("GET", "connections?user_id=" .. c.user_id).connections
+    assert.are.equal(#by_order, #by_user)
+    assert.are.equal(by_order[1].link_id, by_user[#by_user].link_id)
+    local one = sb:admin("GET", "connections?link_id=" .. by_order[1].link_id).connections
+    assert.are.equal(1, #one)
+    assert.are.same(by_order[1], one[1])
+    assert.are.equal(404, (sb:request("GET", "/_sandbox/connections?link_id=" .. string.rep("0", 32))))
   end)
 
   it("sets states by order_id, access_token or link_id", function()
@@ -174,11 +189,11 @@ describe("POST /_sandbox/orders/complete", function()
     assert.are.equal(1, conns[1].refreshes_in_window)
     sb:advance(20)
     local _, now = sb:request("GET", "orders/" .. o.id .. "/")
-    assert.are.equal("completed", now.status)
+    for _, e in ipairs(now.employers) do assert.are.equal("completed", e.status) end
     local _, r = sb:request("POST", "orders/" .. o.id .. "/", { products = { "income" } })
     sb:advance(20)
     local _, failed = sb:request("GET", "orders/" .. r.id .. "/")
-    assert.are.equal("error", failed.status)
+    for _, e in ipairs(failed.employers) do assert.are.equal("error", e.status) end
   end)
 
   it("refuses seeded orders, unknown orders and bad states", function()

@@ -7,7 +7,7 @@ local FLAGS = {
   "task-duration", "expiry-days", "provider-down-s", "rate-limit", "refresh-limit", "refresh-limit-status",
   "seed-cases", "mix", "rng-seed", "cases-out", "latency-ms", "latency-jitter-ms", "fault-5xx",
   "fault-reset-before", "fault-reset-after", "fault-truncate", "fault-stall", "stall-ms", "fault-match",
-  "webhook-url", "webhook-retries", "webhook-backoff-ms", "webhook-duplicates", "quiet", "verbose",
+  "webhook-url", "webhook-retries", "webhook-backoff-ms", "webhook-duplicates", "quiet", "verbose", "strict",
   "parent-pid", "help", "version",
 }
 

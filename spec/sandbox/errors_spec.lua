@@ -64,14 +64,36 @@ describe("sandbox error shapes", function()
     assert.are.equal(order_id, body.id)
   end)
 
-  it("answers 404 for a path without its trailing slash", function()
-    local status, body = sb:request("GET", "orders/" .. order_id)
-    assert.are.equal(404, status)
-    assert.are.same({ detail = "Not Found." }, body)
-    status = sb:request("POST", "orders", { products = { "income" } })
-    assert.are.equal(404, status)
-    status = sb:request("POST", "refresh/tasks", {})
-    assert.are.equal(404, status)
+  -- Truv's own quickstarts GET refresh/tasks/{id} and links/{id}/{product}/report
+  -- without the slash; Django's APPEND_SLASH answers them before any view runs
+  it("redirects a path missing only its final slash (301, query kept), before authentication", function()
+    local status, body, headers = sb:request("GET", "orders/" .. order_id .. "?a=b+c&flag", nil,
+                                             { ["X-Access-Secret"] = false })
+    assert.are.equal(301, status)
+    assert.are.equal("/v1/orders/" .. order_id .. "/?a=b%20c&flag", headers["location"])
+    assert.are.equal("0", headers["content-length"])
+    assert.are.equal("", body.raw)
+    assert.matches("^text/html", headers["content-type"])
+    status, body = sb:request("GET", headers["location"])
+    assert.are.equal(200, status)
+    assert.are.equal(order_id, body.id)
+    for _, req in ipairs({ { "POST", "orders" }, { "POST", "refresh/tasks" },
+                           { "HEAD", "refresh/tasks/" .. order_id },
+                           { "GET", "links/" .. order_id .. "/income/report" },
+                           { "GET", "orders/" .. order_id .. "/events" } }) do
+      status, _, headers = sb:request(req[1], req[2], req[1] == "POST" and {} or nil)
+      assert.are.equal(301, status, req[2])
+      assert.are.equal("/v1/" .. req[2] .. "/", headers["location"])
+    end
+  end)
+
+  it("answers 404 for a path that is unknown with its final slash too", function()
+    for _, path in ipairs({ "nope", "orders/" .. order_id .. "/refresh", "links/" .. order_id ..
+                            "/pll/report", "users/" .. order_id .. "/reports" }) do
+      local status, body = sb:request("GET", path)
+      assert.are.equal(404, status, path)
+      assert.are.same({ detail = "Not Found." }, body, path)
+    end
   end)
 
   it("answers 404 for unknown paths", function()
@@ -115,8 +137,8 @@ describe("sandbox error shapes", function()
   it("accepts Content-Type parameters such as charset", function()
     local status, body = sb:request("POST", "orders/", { products = { "income" },
       first_name = "A", last_name = "B" }, { ["Content-Type"] = "application/json;charset=UTF-8" })
-    assert.are.equal(200, status)
-    assert.are.equal("pending", body.status)
+    assert.are.equal(201, status)
+    assert.are.same({ "income" }, body.products)
   end)
 
   it("answers 400 incorrect_parameters for malformed JSON", function()
@@ -169,6 +191,18 @@ describe("sandbox error shapes", function()
     assert.are.equal(200, status)
     assert.are.equal("", body.raw)
     assert.is_true(tonumber(headers["content-length"]) > 1000)
+  end)
+end)
+
+describe("--strict", function()
+  it("answers 404 for a path without its final slash", function()
+    local sb = sandbox.start{ args = { "--seed-cases", "1", "--mix", "active=1", "--strict" } }
+    finally(function() sb:shutdown() end)
+    local id = sb:cases()[1].order_id
+    local status, body = sb:request("GET", "orders/" .. id)
+    assert.are.equal(404, status)
+    assert.are.same({ detail = "Not Found." }, body)
+    assert.are.equal(404, (sb:request("POST", "refresh/tasks", {})))
   end)
 end)
 

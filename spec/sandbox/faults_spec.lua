@@ -106,9 +106,10 @@ describe("fault injection", function()
     assert.are.equal(1, after.faults.reset_after - before.faults.reset_after)
     local _, o = get_order(c)
     assert.matches("^%x+$", o.refresh_order)
-    -- the order's events show what happened
-    local _, ev = sb:request("GET", "orders/" .. c.order_id .. "/events/")
-    assert.are.equal("order_refresh_created", ev.results[8].type)
+    -- the original's events, refresh orders included, show what happened
+    local _, ev = sb:request("GET", "orders/" .. c.order_id .. "/events/?include_refresh_orders=true")
+    local last = ev.results[#ev.results]
+    assert.are.same({ "order_created", true, o.refresh_order }, { last.type, last.is_refresh, last.order_id })
   end)
 
   it("truncate sends fewer bytes than Content-Length, then closes", function()

@@ -1,19 +1,28 @@
--- Connection states decide how refresh tasks end; suborders and orders follow.
+-- Connection states decide how refresh tasks end; suborders follow; a
+-- connection's age follows the user's last authentication.
 local sandbox = require "spec.support.sandbox"
 local null = sandbox.null
 
--- the statuses a task shows while the clock moves 1 s at a time
+-- the statuses a refresh task shows while the clock moves 1 s at a time, and
+-- the task as GET /v1/tasks/{id}/ shows it at the end
 local function walk(sb, task_id, seconds)
   local seen = {}
-  local last
   for _ = 0, seconds do
     local status, t = sb:request("GET", "refresh/tasks/" .. task_id .. "/")
     assert.are.equal(200, status)
     if t.status ~= seen[#seen] then seen[#seen + 1] = t.status end
-    last = t
     sb:advance(1)
   end
-  return seen, last
+  local status, task = sb:request("GET", "tasks/" .. task_id .. "/")
+  assert.are.equal(200, status)
+  return seen, task
+end
+
+local function keys(t)
+  local out = {}
+  for k in pairs(t) do out[#out + 1] = k end
+  table.sort(out)
+  return out
 end
 
 local function new_task(sb, token, product)
@@ -69,23 +78,31 @@ describe("task paths by connection state", function()
     end)
   end
 
-  it("shows a task without its access token, error_message null while running", function()
+  it("shows a refresh task as Truv does: id, created_at, refresh_date (a date), status", function()
     local _, conns = case_in("credentials")
     local task_id = new_task(sb, conns[1].access_token, "employment")
     local status, t = sb:request("GET", "refresh/tasks/" .. task_id .. "/")
     assert.are.equal(200, status)
+    assert.are.same({ "created_at", "id", "refresh_date", "status" }, keys(t))
     assert.are.equal(task_id, t.id)
     assert.are.equal("new", t.status)
-    assert.are.equal(null, t.error_message)
-    assert.are.equal("employment", t.product_type)
-    assert.matches("^%d%d%d%d%-%d%d%-%d%dT", t.created_at)
-    assert.is_string(t.refresh_date)
-    assert.is_nil(t.access_token)
-    local keys = {}
-    for k in pairs(t) do keys[#keys + 1] = k end
-    table.sort(keys)
-    assert.are.same({ "created_at", "error_message", "id", "link_id", "product_type", "refresh_date",
-      "status" }, keys)
+    assert.matches("^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%d%.%d+Z$", t.created_at)
+    assert.are.equal(t.created_at:sub(1, 10), t.refresh_date)
+    -- the Task object says more, error_message null while it runs
+    local _, task = sb:request("GET", "tasks/" .. task_id .. "/")
+    assert.are.equal("employment", task.product_type)
+    assert.are.equal(null, task.error_message)
+    assert.are.equal(conns[1].link_id, task.link_id)
+    assert.is_nil(task.access_token)
+  end)
+
+  it("defaults product_type to the link's product", function()
+    local c, conns = case_in("active")
+    local status, body = sb:request("POST", "refresh/tasks/", { access_token = conns[1].access_token })
+    assert.are.equal(200, status)
+    local _, task = sb:request("GET", "tasks/" .. body.task_id .. "/")
+    assert.are.equal(c.product, task.product_type)
+    assert.are.equal(conns[1].product, task.product_type)
   end)
 
   it("a provider outage ends after provider_down_s: later tasks succeed", function()
@@ -139,7 +156,7 @@ describe("OAuth connection expiry", function()
   end)
   lazy_teardown(function() if sb then sb:shutdown() end end)
 
-  it("seeded expired cases are OAuth connections older than the horizon", function()
+  it("seeded expired cases are OAuth connections authenticated before the horizon", function()
     local n = 0
     for _, c in ipairs(sb:cases()) do
       if c.state == "expired" then
@@ -161,7 +178,8 @@ describe("OAuth connection expiry", function()
       end
     end
     assert.is_not_nil(target, "no OAuth active connection among 30 cases")
-    local created = target[2].created_at
+    assert.matches("_oauth$", target[2].provider)
+    local created = target[2].authenticated_at
     local y, mo, d, h, mi, s = created:match("^(%d+)-(%d+)-(%d+)T(%d+):(%d+):(%d+)")
     local t0 = os.time{ year = y, month = mo, day = d, hour = h, min = mi, sec = s, isdst = false }
     local utc_offset = os.time(os.date("!*t", 0)) -- make os.time UTC
@@ -182,9 +200,23 @@ describe("OAuth connection expiry", function()
     assert.are.equal("login_error", seen[#seen])
     assert.are.equal("Connection expired, the user must reconnect", last.error_message)
   end)
+
+  it("session-based connections do not expire", function()
+    local target
+    for _, c in ipairs(sb:cases()) do
+      for _, conn in ipairs(sb:connections(c.order_id)) do
+        if not conn.oauth and conn.state == "active" and not target then target = conn end
+      end
+    end
+    assert.is_not_nil(target, "no session-based connection among 30 cases")
+    assert.is_nil(target.provider:match("_oauth$"))
+    sb:set_time(sb:now() + 3 * 365 * 86400)
+    local seen = walk(sb, new_task(sb, target.access_token), 21)
+    assert.are.equal("done", seen[#seen])
+  end)
 end)
 
-describe("suborder and order statuses", function()
+describe("suborder statuses", function()
   local sb, two, one = nil, {}, {}
 
   lazy_setup(function()
@@ -201,22 +233,22 @@ describe("suborder and order statuses", function()
   local function refresh_and_finish(c)
     local status, r = sb:request("POST", "orders/" .. c.order_id .. "/", { products = { "income" } })
     assert.are.equal(200, status)
-    assert.are.equal("pending", r.status)
+    for _, e in ipairs(r.employers) do assert.are.equal("pending", e.status) end
     sb:advance(10)
     local _, mid = sb:request("GET", "orders/" .. r.id .. "/")
-    assert.are.equal("pending", mid.status)
     for _, e in ipairs(mid.employers) do assert.are.equal("pending", e.status) end
+    assert.are.equal(null, mid.completed_at)
     sb:advance(10)
     local _, done = sb:request("GET", "orders/" .. r.id .. "/")
     return done
   end
 
-  it("completed if any suborder completed; failed suborders are error", function()
+  it("a suborder completes or fails with its task; completed_at once one completed", function()
     local c = two[1]
     local conns = sb:connections(c.order_id)
     sb:set_state{ access_token = conns[2].access_token, state = "credentials" }
     local done = refresh_and_finish(c)
-    assert.are.equal("completed", done.status)
+    assert.is_nil(done.status)
     assert.are.equal("completed", done.employers[1].status)
     assert.are.equal("error", done.employers[2].status)
     assert.are.same({}, done.employers[2].employments)
@@ -224,28 +256,37 @@ describe("suborder and order statuses", function()
     assert.is_string(done.completed_at)
   end)
 
-  it("error when every suborder failed", function()
+  it("no completed_at when every suborder failed", function()
     local c = two[2]
     sb:set_state{ order_id = c.order_id, state = "mfa" }
     local done = refresh_and_finish(c)
-    assert.are.equal("error", done.status)
+    for _, e in ipairs(done.employers) do assert.are.equal("error", e.status) end
     assert.are.equal(null, done.completed_at)
   end)
 
-  it("no_data when every suborder returned no data", function()
+  it("no_data when the provider returned nothing", function()
     local c = one[1]
     sb:set_state{ order_id = c.order_id, state = "no_data" }
     local done = refresh_and_finish(c)
-    assert.are.equal("no_data", done.status)
     assert.are.equal("no_data", done.employers[1].status)
+    assert.are.equal(null, done.completed_at)
   end)
 
-  it("error when suborders mix no_data and errors", function()
+  it("the link's tasks say why a refreshed suborder failed", function()
     local c = two[3]
     local conns = sb:connections(c.order_id)
     sb:set_state{ access_token = conns[1].access_token, state = "no_data" }
-    sb:set_state{ access_token = conns[2].access_token, state = "unsupported" }
-    assert.are.equal("error", refresh_and_finish(c).status)
+    sb:set_state{ access_token = conns[2].access_token, state = "mfa" }
+    local done = refresh_and_finish(c)
+    assert.are.equal("error", done.employers[2].status)
+    local status, page = sb:request("GET", "tasks/?link_id=" .. conns[2].link_id)
+    assert.are.equal(200, status)
+    assert.are.equal(2, page.count) -- the refresh task, then the initial one
+    local t = page.results[1]
+    assert.are.same({ "mfa_error", done.id, done.employers[2].id, conns[2].link_id, c.user_id },
+                    { t.status, t.order_id, t.tracking_info, t.link_id, t.user_id })
+    assert.are.equal("Multi-factor authentication was required and not completed", t.error_message)
+    assert.are.same({ "done", c.order_id }, { page.results[2].status, page.results[2].order_id })
   end)
 
   it("updated_at follows the last suborder change", function()

@@ -32,20 +32,21 @@ describe("POST /v1/orders/", function()
   lazy_setup(function() sb = sandbox.start{} end)
   lazy_teardown(function() if sb then sb:shutdown() end end)
 
-  it("creates a pending order with pending suborders and no access_token", function()
+  it("creates an order (201) with pending suborders and no access_token", function()
     local status, o = sb:request("POST", "orders/", {
       products = { "income" }, first_name = "Ada", last_name = "Lovelace",
       order_number = "ON-1", email = "ada@example.com", phone = "+1 (415) 555-0100",
       ssn = "991-91-9991", employers = { { company_name = "Acme" }, { company_mapping_id = "m1" } },
       notes = "renewal", cc_emails = { "cc@example.org" }, manager = { name = "M", email = "m@example.com" },
       template_id = "t-1", data_sources = { "payroll" }, unknown_field = "ignored" })
-    assert.are.equal(200, status)
+    assert.are.equal(201, status)
     assert.matches(HEX32, o.id)
     assert.matches(HEX32, o.user_id)
     assert.matches(HEX32, o.bridge_token)
-    assert.are.equal("pending", o.status)
+    -- the Order object has no status, email, phone or external_user_id
+    for _, k in ipairs({ "status", "email", "phone", "external_user_id" }) do assert.is_nil(o[k], k) end
     assert.are.same({ "income" }, o.products)
-    assert.are.equal("api", o.source)
+    assert.are.equal("internal", o.source)
     assert.are.equal("ON-1", o.order_number)
     assert.are.equal("Ada", o.first_name)
     assert.are.equal(null, o.initial_order)
@@ -73,9 +74,9 @@ describe("POST /v1/orders/", function()
     assert.are.same(o, again)
   end)
 
-  it("reuses the user of a known external_user_id", function()
+  it("reuses the user of a known external_user_id, who carries the applicant's contact", function()
     local body = { products = { "employment" }, first_name = "A", last_name = "B",
-      external_user_id = "ext-9" }
+      external_user_id = "ext-9", email = "a@example.com", ssn = "9991" }
     local _, a = sb:request("POST", "orders/", body)
     local _, b = sb:request("POST", "orders/", body)
     local _, c = sb:request("POST", "orders/", { products = { "employment" }, first_name = "A",
@@ -83,16 +84,20 @@ describe("POST /v1/orders/", function()
     assert.are.equal(a.user_id, b.user_id)
     assert.are_not.equal(a.id, b.id)
     assert.are_not.equal(a.user_id, c.user_id)
+    local status, u = sb:request("GET", "users/" .. a.user_id .. "/")
+    assert.are.equal(200, status)
+    assert.are.same({ "ext-9", "A", "B", "a@example.com", "9991" },
+                    { u.external_user_id, u.first_name, u.last_name, u.email, u.ssn })
   end)
 
   it("creates financial accounts from financial_institutions", function()
     local status, o = sb:request("POST", "orders/", { products = { "assets" }, first_name = "A",
       last_name = "B", financial_institutions = { { id = "fi-1" }, { name = "Bank" } } })
-    assert.are.equal(200, status)
+    assert.are.equal(201, status)
     assert.are.equal(0, #o.employers)
     assert.are.equal(2, #o.financial_accounts)
     assert.are.equal("assets", o.financial_accounts[1].product_type)
-    assert.are.equal("Bank", o.financial_accounts[2].institution_name)
+    assert.are.equal("pending", o.financial_accounts[2].status)
   end)
 
   it("requires products, first_name and last_name, listing every missing field", function()
@@ -169,7 +174,23 @@ describe("POST /v1/orders/", function()
                          "deposit_switch", "pll" }) do
       local status = sb:request("POST", "orders/", { products = { p }, first_name = "A", last_name = "B",
         phone = "415.555.0100", ssn = "991919991", email = "first.last+tag@sub.example.co.uk" })
-      assert.are.equal(200, status, p)
+      assert.are.equal(201, status, p)
+    end
+  end)
+
+  it("takes an SSN of the last 4 digits or all 9, with or without dashes", function()
+    for _, ssn in ipairs({ "9991", "991919991", "991-91-9991" }) do
+      for _, key in ipairs({ "ssn", "social_security_number" }) do
+        local status = sb:request("POST", "orders/", { products = { "income" }, first_name = "A",
+          last_name = "B", [key] = ssn })
+        assert.are.equal(201, status, key .. "=" .. ssn)
+      end
+    end
+    for _, ssn in ipairs({ "99919", "999", "12-34", "99-91", "abcd", "9919199910" }) do
+      local status, body = sb:request("POST", "orders/", { products = { "income" }, first_name = "A",
+        last_name = "B", ssn = ssn })
+      assert.are.equal(400, status, ssn)
+      assert.are.equal("Enter a valid SSN (the last 4 digits or all 9).", fields(body).ssn)
     end
   end)
 end)
@@ -191,10 +212,9 @@ describe("GET /v1/orders/{id}/ of a seeded order", function()
                          "first_name", "last_name", "user_id", "bridge_token", "share_url",
                          "short_share_url", "created_at", "updated_at", "canceled_at", "completed_at",
                          "expired_at", "is_expired", "user_consent_at", "initial_order",
-                         "refresh_order", "status", "employers", "financial_accounts" }) do
+                         "refresh_order", "employers", "financial_accounts" }) do
       assert.is_not_nil(o[k], k)
     end
-    assert.are.equal("completed", o.status)
     assert.are.equal(c.order_number, o.order_number)
     assert.are.equal(c.user_id, o.user_id)
     for _, k in ipairs({ "created_at", "updated_at", "completed_at", "expired_at", "user_consent_at" }) do
@@ -243,7 +263,7 @@ describe("GET /v1/orders/{id}/ of a seeded order", function()
     end
   end)
 
-  it("shows financial accounts with balances as strings for assets orders", function()
+  it("shows financial accounts with their accounts for assets orders", function()
     local c = find_case(cases, function(x) return x.product == "assets" end)
     assert.is_not_nil(c, "no assets case among 40")
     local _, o = sb:request("GET", "orders/" .. c.order_id .. "/")
@@ -254,9 +274,9 @@ describe("GET /v1/orders/{id}/ of a seeded order", function()
     assert.are.equal("completed", fa.status)
     assert.matches(HEX32, fa.access_token)
     local acct = fa.accounts[1]
-    assert.matches(MONEY, acct.balances.balance)
-    assert.is_true(#acct.transactions >= 8)
-    assert.matches(MONEY, acct.transactions[1].amount)
+    assert.matches(HEX32, acct.id)
+    assert.are.equal("CHECKING", acct.type)
+    assert.matches("^%*+%d%d%d%d$", acct.mask)
   end)
 
   it("is a few KB without pay data and about 10-25 KB with one employer's pay history", function()
@@ -297,7 +317,7 @@ describe("POST /v1/orders/{id}/ (refresh)", function()
     assert.are.equal(original.user_id, r.user_id)
     assert.are.equal(original.first_name, r.first_name)
     assert.are.same({ "income" }, r.products)
-    assert.are.equal("pending", r.status)
+    assert.is_nil(r.status)
     assert.are.equal(2, #r.employers)
     for i, e in ipairs(r.employers) do
       assert.are.equal("pending", e.status)
@@ -309,7 +329,7 @@ describe("POST /v1/orders/{id}/ (refresh)", function()
     end
     local _, after = sb:request("GET", "orders/" .. c.order_id .. "/")
     assert.are.equal(r.id, after.refresh_order)
-    assert.are.equal("completed", after.status)
+    assert.are.equal(original.completed_at, after.completed_at)
     -- the original keeps its own employers
     assert.are.equal(original.employers[1].id, after.employers[1].id)
   end)
@@ -319,7 +339,6 @@ describe("POST /v1/orders/{id}/ (refresh)", function()
     local _, r = refresh(c.order_id, { products = { "income" } })
     sb:advance(20)
     local _, done = sb:request("GET", "orders/" .. r.id .. "/")
-    assert.are.equal("completed", done.status)
     assert.are.equal("completed", done.employers[1].status)
     local st = done.employers[1].employments[1].statements
     local now_day = os.date("!%Y-%m-%d", math.floor(sb:now()))
@@ -383,6 +402,15 @@ describe("POST /v1/orders/{id}/ (refresh)", function()
     status, r = refresh(c.order_id, { products = { "income" }, employers = { { id = c.employers[1].id } } })
     assert.are.equal(200, status)
     assert.are.equal(conns[1].link_id, r.employers[1].link_id)
+    -- Truv's own example names an employer by both keys: they must name the same one
+    status, r = refresh(c.order_id, { products = { "income" }, employers = { { id = c.employers[2].id,
+      suborder_number = c.employers[2].suborder_number } } })
+    assert.are.equal(200, status)
+    assert.are.equal(conns[2].link_id, r.employers[1].link_id)
+    status, r = refresh(c.order_id, { products = { "income" }, employers = { { id = c.employers[1].id,
+      suborder_number = c.employers[2].suborder_number } } })
+    assert.are.equal(400, status)
+    assert.matches("Not found in order", fields(r)["employers[0]"])
     local body
     status, body = refresh(c.order_id, { products = { "income" },
       employers = { { id = string.rep("0", 32) }, { id = c.employers[1].id }, { id = c.employers[1].id },
@@ -439,11 +467,12 @@ describe("POST /v1/orders/{id}/ (refresh)", function()
     assert.are.equal(200, status)
   end)
 
-  it("uses the new contact details and manager on the refresh order", function()
+  it("uses the new manager on the refresh order (the contact is a request field only)", function()
     local c = case(function(x) return x.product == "employment" end)
-    local _, r = refresh(c.order_id, { products = { "employment" }, email = "new@example.com",
-                                       manager = { name = "Ops" } })
-    assert.are.equal("new@example.com", r.email)
+    local status, r = refresh(c.order_id, { products = { "employment" }, email = "new@example.com",
+                                            manager = { name = "Ops" } })
+    assert.are.equal(200, status)
+    assert.is_nil(r.email)
     assert.are.same({ name = "Ops" }, r.manager)
   end)
 
@@ -479,11 +508,11 @@ describe("POST /v1/orders/{id}/ (refresh)", function()
     local _, o = sb:request("POST", "orders/", { products = { "income" }, first_name = "A", last_name = "B",
       employers = { { company_name = "Acme" } } })
     local done = sb:complete_order{ order_id = o.id }
-    assert.are.equal("pending", done.status)
+    assert.are.equal("pending", done.employers[1].status)
     assert.matches(HEX32, done.employers[1].access_token)
     sb:advance(20)
     local _, now = sb:request("GET", "orders/" .. o.id .. "/")
-    assert.are.equal("completed", now.status)
+    assert.are.equal("completed", now.employers[1].status)
     assert.are.equal("Acme", now.employers[1].company_name)
     local status = refresh(o.id, { products = { "income" } })
     assert.are.equal(200, status)
@@ -507,58 +536,88 @@ describe("GET /v1/orders/{id}/events/", function()
     return status, body
   end
 
-  it("lists the original's timeline, oldest first", function()
+  local EVENT_KEYS = { "is_refresh", "link_id", "object", "order_id", "suborder_id", "task_id",
+                       "timestamp", "type" }
+
+  local function keys(t)
+    local out = {}
+    for k in pairs(t) do out[#out + 1] = k end
+    table.sort(out)
+    return out
+  end
+
+  it("lists the original's documented events, oldest first", function()
     local status, page = events(c.order_id)
     assert.are.equal(200, status)
     assert.are.equal(null, page.next)
     assert.are.equal(null, page.previous)
-    -- order_created, 5 task steps, suborder completed
-    assert.are.equal(7, page.count)
-    assert.are.equal("order_created", page.results[1].type)
-    assert.are.equal("event", page.results[1].object)
-    assert.are.equal(false, page.results[1].is_refresh)
-    local statuses = {}
-    for i = 2, 6 do statuses[#statuses + 1] = page.results[i].status end
-    assert.are.same({ "new", "login", "parse", "full_parse", "done" }, statuses)
-    assert.are.equal("suborder_status_updated", page.results[7].type)
-    assert.are.equal("completed", page.results[7].status)
-    for i = 2, #page.results do
-      assert.is_true(page.results[i].timestamp >= page.results[i - 1].timestamp)
-    end
+    assert.are.equal(2, page.count) -- order_created, suborder_completed
+    local created, completed = page.results[1], page.results[2]
+    assert.are.same({ "order_created", "order", false, c.order_id, null, null, null },
+                    { created.type, created.object, created.is_refresh, created.order_id,
+                      created.suborder_id, created.task_id, created.link_id })
+    assert.are.same({ "suborder_completed", c.employers[1].id }, { completed.type, completed.suborder_id })
+    assert.matches(HEX32, completed.task_id)
+    assert.are.equal(sb:connections(c.order_id)[1].link_id, completed.link_id)
+    assert.is_true(completed.timestamp > created.timestamp)
+    for _, e in ipairs(page.results) do assert.are.same(EVENT_KEYS, keys(e)) end
   end)
 
-  it("includes refresh orders' events with is_refresh, and a refresh order has its own", function()
+  it("holds a refresh order's events in its own list, and in the original's on request", function()
     local _, r = sb:request("POST", "orders/" .. c.order_id .. "/", { products = { "income" } })
     sb:advance(10)
     local _, page = events(c.order_id)
-    assert.are.equal(7 + 1 + 3, page.count) -- created + new/login/parse so far
-    local last = page.results[#page.results]
-    assert.are.equal(true, last.is_refresh)
-    assert.are.equal(r.id, last.order_id)
-    assert.are.equal("parse", last.status)
-    assert.are.equal(r.employers[1].id, last.suborder_id)
-    assert.are.equal(r.employers[1].link_id, last.link_id)
-    assert.matches(HEX32, last.task_id)
+    assert.are.equal(2, page.count)
     local _, own = events(r.id)
-    assert.are.equal(4, own.count)
-    assert.are.equal("order_refresh_created", own.results[1].type)
-    for _, e in ipairs(own.results) do assert.are.equal(true, e.is_refresh) end
+    assert.are.equal(1, own.count) -- created; nothing about a running task
+    assert.are.same({ "order_created", true, r.id }, { own.results[1].type, own.results[1].is_refresh,
+                                                      own.results[1].order_id })
+    sb:advance(10)
+    _, own = events(r.id)
+    assert.are.equal(2, own.count)
+    local done = own.results[2]
+    assert.are.same({ "suborder_completed", true, r.employers[1].id, r.employers[1].link_id },
+                    { done.type, done.is_refresh, done.suborder_id, done.link_id })
+    local _, all = sb:request("GET", "orders/" .. c.order_id .. "/events/?include_refresh_orders=true")
+    assert.are.equal(4, all.count)
+    assert.are.same(own.results[2], all.results[4])
+  end)
+
+  it("lists nothing for a failed suborder (no documented event), no_data as suborder_no_data", function()
+    local bad, nodata
+    for _, x in ipairs(sb:cases()) do
+      if x ~= c and #x.employers == 1 and x.product ~= "assets" then
+        if not bad then bad = x elseif not nodata then nodata = x end
+      end
+    end
+    sb:set_state{ order_id = bad.order_id, state = "credentials" }
+    sb:set_state{ order_id = nodata.order_id, state = "no_data" }
+    local _, r1 = sb:request("POST", "orders/" .. bad.order_id .. "/", { products = { bad.product } })
+    local _, r2 = sb:request("POST", "orders/" .. nodata.order_id .. "/", { products = { nodata.product } })
+    sb:advance(20)
+    local _, e1 = events(r1.id)
+    assert.are.equal(1, e1.count)
+    assert.are.equal("order_created", e1.results[1].type)
+    local _, e2 = events(r2.id)
+    assert.are.same({ "order_created", "suborder_no_data" }, { e2.results[1].type, e2.results[2].type })
   end)
 
   it("pages by 100 with next/previous links", function()
-    for _ = 1, 14 do
+    for _ = 1, 60 do
       local status = sb:request("POST", "orders/" .. c.order_id .. "/", { products = { "employment" } })
       assert.are.equal(200, status)
     end
     sb:advance(60)
-    local _, p1 = events(c.order_id)
+    local flag = "?include_refresh_orders=true"
+    local _, p1 = sb:request("GET", "orders/" .. c.order_id .. "/events/" .. flag)
     assert.is_true(p1.count > 100)
     assert.are.equal(100, #p1.results)
-    assert.are.equal(sb.origin .. "/v1/orders/" .. c.order_id .. "/events/?page=2", p1.next)
-    local _, p2 = events(c.order_id, 2)
+    local base = sb.origin .. "/v1/orders/" .. c.order_id .. "/events/" .. flag
+    assert.are.equal(base .. "&page=2", p1.next)
+    local _, p2 = sb:request("GET", "orders/" .. c.order_id .. "/events/" .. flag .. "&page=2")
     assert.are.equal(p1.count - 100, #p2.results)
     assert.are.equal(null, p2.next)
-    assert.are.equal(sb.origin .. "/v1/orders/" .. c.order_id .. "/events/", p2.previous)
+    assert.are.equal(base, p2.previous)
     local status, body = events(c.order_id, 3)
     assert.are.equal(404, status)
     assert.are.same({ detail = "Invalid page." }, body)

@@ -1,4 +1,4 @@
--- Refresh tasks, the per-access_token refresh limit and bridge tokens.
+-- Refresh tasks and the per-access_token refresh limit.
 local sandbox = require "spec.support.sandbox"
 
 local LIMIT_MESSAGE = "Refresh limit for the access_token exceeded"
@@ -34,13 +34,10 @@ describe("POST /v1/refresh/tasks/", function()
     assert.are.equal(1, keys)
   end)
 
-  it("requires product_type from the documented list and a known access_token", function()
+  it("takes product_type from the documented list, and a known access_token", function()
     local _, conns = pick(sb, function() return true end)
-    local status, body = sb:request("POST", "refresh/tasks/", { access_token = conns[1].access_token })
-    assert.are.equal(400, status)
-    assert.are.equal("This field is required.", fields(body).product_type)
-    status, body = sb:request("POST", "refresh/tasks/", { access_token = conns[1].access_token,
-                                                          product_type = "payroll" })
+    local status, body = sb:request("POST", "refresh/tasks/", { access_token = conns[1].access_token,
+                                                                product_type = "payroll" })
     assert.are.equal(400, status)
     assert.are.equal('"payroll" is not a valid choice.', fields(body).product_type)
     status, body = sb:request("POST", "refresh/tasks/", { product_type = "income" })
@@ -198,6 +195,20 @@ describe("the refresh limit (initial + 3 per access_token per rolling 24 h)", fu
   end)
 end)
 
+describe("--strict", function()
+  it("requires product_type, as the documentation marks it", function()
+    local sb = sandbox.start{ args = { "--seed-cases", "1", "--mix", "active=1", "--strict" } }
+    finally(function() sb:shutdown() end)
+    local token = sb:connections(sb:cases()[1].order_id)[1].access_token
+    local status, body = sb:request("POST", "refresh/tasks/", { access_token = token })
+    assert.are.equal(400, status)
+    assert.are.equal("This field is required.", fields(body).product_type)
+    assert.are.equal(0, sb:stats().refresh.tasks_created)
+    status = sb:request("POST", "refresh/tasks/", { access_token = token, product_type = "income" })
+    assert.are.equal(200, status)
+  end)
+end)
+
 describe("--refresh-limit-status 400 and --refresh-limit", function()
   it("are honoured from the command line", function()
     local sb = sandbox.start{ args = { "--seed-cases", "1", "--mix", "active=1", "--refresh-limit", "0",
@@ -211,77 +222,5 @@ describe("--refresh-limit-status 400 and --refresh-limit", function()
       assert.are.equal(200, (sb:request("POST", "refresh/tasks/", { access_token = token,
         product_type = "income" })))
     end
-  end)
-end)
-
-describe("POST /v1/users/{user_id}/tokens/", function()
-  local sb, c, conns, other
-
-  lazy_setup(function()
-    sb = sandbox.start{ args = { "--seed-cases", "3", "--mix", "active=1", "--refresh-limit", "0" } }
-    local cases = sb:cases()
-    c, other = cases[1], cases[2]
-    conns = sb:connections(c.order_id)
-  end)
-  lazy_teardown(function() if sb then sb:shutdown() end end)
-
-  it("creates a bridge token in create mode", function()
-    local status, t = sb:request("POST", "users/" .. c.user_id .. "/tokens/", { product_type = "income" })
-    assert.are.equal(200, status)
-    assert.matches("^" .. string.rep("%x", 32) .. "$", t.bridge_token)
-    assert.are.equal(c.user_id, t.user_id)
-    assert.are.equal("income", t.product_type)
-    assert.are.equal("create", t.mode)
-    assert.are.equal(sandbox.null, t.link_id)
-    assert.is_string(t.expires_at)
-  end)
-
-  it("update mode re-authenticates the connection: a later refresh succeeds", function()
-    sb:set_state{ order_id = c.order_id, state = "expired" }
-    local status, t = sb:request("POST", "users/" .. c.user_id .. "/tokens/", {
-      product_type = "income", access_token = conns[1].access_token, tracking_info = "case-1" })
-    assert.are.equal(200, status)
-    assert.are.equal("update", t.mode)
-    assert.are.equal(conns[1].link_id, t.link_id)
-    local now = sb:connections(c.order_id)
-    assert.are.equal("active", now[1].state)
-    local _, task = sb:request("POST", "refresh/tasks/", { access_token = conns[1].access_token,
-      product_type = "income" })
-    sb:advance(20)
-    local _, done = sb:request("GET", "refresh/tasks/" .. task.task_id .. "/")
-    assert.are.equal("done", done.status)
-  end)
-
-  it("update mode also clears credentials and provider_down states", function()
-    for _, state in ipairs({ "credentials", "provider_down", "mfa" }) do
-      sb:set_state{ access_token = conns[1].access_token, state = state }
-      sb:request("POST", "users/" .. c.user_id .. "/tokens/", { product_type = "income",
-                                                                access_token = conns[1].access_token })
-      assert.are.equal("active", sb:connections(c.order_id)[1].state, state)
-    end
-  end)
-
-  it("rejects an access_token of another user and bad fields", function()
-    local theirs = sb:connections(other.order_id)[1].access_token
-    local status, body = sb:request("POST", "users/" .. c.user_id .. "/tokens/", {
-      product_type = "income", access_token = theirs })
-    assert.are.equal(400, status)
-    assert.are.equal("Unknown access_token for this user.", fields(body).access_token)
-    status, body = sb:request("POST", "users/" .. c.user_id .. "/tokens/", { product_type = "car",
-      account = 1 })
-    assert.are.equal(400, status)
-    local f = fields(body)
-    assert.is_string(f.product_type)
-    assert.is_string(f.account)
-    status, body = sb:request("POST", "users/" .. c.user_id .. "/tokens/")
-    assert.are.equal(400, status)
-    assert.are.equal("This field is required.", fields(body).product_type)
-  end)
-
-  it("404s an unknown user", function()
-    local status, body = sb:request("POST", "users/" .. string.rep("0", 32) .. "/tokens/",
-      { product_type = "income" })
-    assert.are.equal(404, status)
-    assert.are.same({ detail = "Not Found." }, body)
   end)
 end)

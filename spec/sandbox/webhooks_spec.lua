@@ -61,8 +61,10 @@ describe("webhooks", function()
     local e = req.json
     assert.matches(HEX32, e.webhook_id)
     assert.are.equal("order-created", e.event_type)
+    -- Truv's two time formats: event_created_at ends in Z, updated_at in +00:00
     assert.are.equal(o.created_at, e.event_created_at)
-    assert.are.equal(o.created_at, e.updated_at)
+    assert.are.equal(o.created_at:gsub("Z$", "+00:00"), e.updated_at)
+    assert.matches("^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%d%.%d%d%d%d%d%d%+00:00$", e.updated_at)
     assert.are.equal(o.user_id, e.user_id)
     assert.are.equal(null, e.template_id)
     assert.are.equal(o.id, e.order_id)

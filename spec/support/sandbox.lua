@@ -111,6 +111,7 @@ local function read_body(c, method, status, headers)
   local te = headers["transfer-encoding"]
   if te and te:lower():find("chunked") then return read_chunked(c) end
   local len = tonumber(headers["content-length"])
+  if len == 0 then return "" end -- receive(0) on a closed peer fails
   if len then
     local data, err, partial = c:receive(len)
     if not data then return nil, err, partial end
@@ -399,6 +400,8 @@ function Sandbox:set_state(t) return self:admin("POST", "connections/state", t) 
 function Sandbox:seed(t) return self:admin("POST", "seed", t).cases end
 function Sandbox:webhooks() return self:admin("GET", "webhooks").deliveries end
 function Sandbox:complete_order(t) return self:admin("POST", "orders/complete", t) end
+--- The user finishes Truv Bridge for t.bridge_token: {public_token, link_id}.
+function Sandbox:complete_bridge(t) return self:admin("POST", "bridge/complete", t) end
 function Sandbox:connections(order_id)
   return self:admin("GET", "connections?order_id=" .. order_id).connections
 end
