@@ -245,7 +245,12 @@ describe("renewal.run with wait = \"webhook\"", function()
     j:close()
     assert(sandbox.wait_until(function()
       local _, doc = sb:request("GET", "orders/" .. fresh.id .. "/")
-      return doc.status ~= "pending"
+      for _, list in ipairs({ doc.employers, doc.financial_accounts }) do
+        for _, sub in ipairs(list) do
+          if sub.status == "pending" then return false end
+        end
+      end
+      return true
     end, 10, 0.1), "the refresh did not finish")
     local got = {}
     summary = assert(renewal.run{ journal = dir .. "/resume", client = client_of(sb),
