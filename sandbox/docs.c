@@ -751,7 +751,7 @@ void docs_refresh_task(struct jw *w, const struct store *s, uint32_t task, sb_ti
 }
 
 /* the link's tracking_info: its order suborder's id, or the bridge token's */
-static void tracking_info(struct jw *w, const struct store *s, const struct sb_conn *c)
+void docs_link_tracking_info(struct jw *w, const struct store *s, const struct sb_conn *c)
 {
   if (c->origin_sub != SB_NONE)
     jw_hex(w, s->subs[c->origin_sub].id, 16);
@@ -784,7 +784,7 @@ void docs_task(struct jw *w, const struct store *s, uint32_t task, sb_time now)
   if (b)
     jw_hex(w, b->id, 16);
   else
-    tracking_info(w, s, c);
+    docs_link_tracking_info(w, s, c);
   jw_khex(w, "bridge_token", bridge, 16);
   jw_kstr(w, "data_source", docs_data_source(c->kind));
   jw_kbool(w, "is_suspicious", false);
@@ -871,7 +871,7 @@ void docs_link(struct jw *w, const struct store *s, uint32_t conn, sb_time now)
   jw_ktime(w, "updated_at", c->auth_at > c->origin_at ? c->auth_at : c->origin_at);
   jw_knull(w, "deleted_at");
   jw_key(w, "tracking_info");
-  tracking_info(w, s, c);
+  docs_link_tracking_info(w, s, c);
   jw_kstr(w, "status", link_status(s, c, now));
   jw_kstr(w, "user_external_id", s->users[c->user].external_id);
   jw_kstr(w, "provider_id", docs_provider_id(c));
@@ -932,7 +932,7 @@ void docs_link_report(struct jw *w, const struct store *s, uint32_t conn, unsign
   jw_time_or_null(w, td ? task_end_time(td) : 0, td != NULL);
   jw_khex(w, "access_token", c->token, 16);
   jw_key(w, "tracking_info");
-  tracking_info(w, s, c);
+  docs_link_tracking_info(w, s, c);
   jw_kbool(w, "is_suspicious", false);
   jw_kstr(w, "refresh_status", refresh == SB_NONE ? NULL : task_status(&s->tasks[refresh], now));
   jw_key(w, "employments");

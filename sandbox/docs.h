@@ -41,6 +41,10 @@ void docs_link(struct jw *w, const struct store *s, uint32_t conn, sb_time now);
 /* GET /v1/links/{id}/{income|employment}/report/ */
 void docs_link_report(struct jw *w, const struct store *s, uint32_t conn, unsigned product,
                       sb_time now);
+/* a link's tracking_info value: the id of the order suborder it connected
+ * (Truv: "for orders, tracking_info matches the Order's employer_id"), else
+ * its bridge token's tracking_info, else null */
+void docs_link_tracking_info(struct jw *w, const struct store *s, const struct sb_conn *c);
 /* the provider object of a connection, and its id */
 void docs_provider(struct jw *w, const struct sb_conn *c);
 const char *docs_provider_id(const struct sb_conn *c);

@@ -87,6 +87,16 @@ static void order_fields(struct jw *w, const struct task_ctx *x, const char *sta
   jw_kstr(w, "status", status);
 }
 
+/* an order task's suborder id, else the link's tracking_info (as the Task object) */
+static void task_tracking_info(struct jw *w, struct sandbox *sb, const struct task_ctx *x)
+{
+  jw_key(w, "tracking_info");
+  if (x->b)
+    jw_hex(w, x->b->id, 16);
+  else
+    docs_link_tracking_info(w, &sb->store, x->c);
+}
+
 static void emit_task_status(struct sandbox *sb, const struct task_ctx *x, const char *status)
 {
   struct jw w;
@@ -94,7 +104,7 @@ static void emit_task_status(struct sandbox *sb, const struct task_ctx *x, const
   begin_task(&w, sb, x, "task-status-updated", id);
   jw_khex(&w, "task_id", x->t->id, 16);
   link_fields(&w, x);
-  jw_khex(&w, "tracking_info", x->b ? x->b->id : NULL, 16);
+  task_tracking_info(&w, sb, x);
   jw_kstr(&w, "status", status);
   finish(&w, sb, id, "task-status-updated");
 }
@@ -115,7 +125,7 @@ static void emit_link_disconnected(struct sandbox *sb, const struct task_ctx *x)
   char id[33];
   begin_task(&w, sb, x, "link-disconnected", id);
   link_fields(&w, x);
-  jw_khex(&w, "tracking_info", x->b ? x->b->id : NULL, 16);
+  task_tracking_info(&w, sb, x);
   finish(&w, sb, id, "link-disconnected");
 }
 
@@ -133,10 +143,7 @@ void events_link_connected(struct sandbox *sb, uint32_t conn, sb_time at)
   jw_kstr(&w, "product", product_name(c->product));
   jw_kstr(&w, "data_source", docs_data_source(c->kind));
   jw_key(&w, "tracking_info");
-  if (c->origin_sub != SB_NONE)
-    jw_hex(&w, s->subs[c->origin_sub].id, 16);
-  else
-    jw_str(&w, br ? br->tracking_info : NULL);
+  docs_link_tracking_info(&w, s, c);
   finish(&w, sb, id, "link-connected");
 }
 

@@ -232,11 +232,14 @@ describe("sandbox rate limit", function()
     assert.are.equal(tostring(n), headers["retry-after"])
   end)
 
-  it("does not count or limit /_sandbox/ calls and unauthenticated requests", function()
+  it("does not count or limit /_sandbox/ calls, unauthenticated requests and slash redirects", function()
     for _ = 1, 30 do sb:now() end
     local status = sb:request("GET", "orders/" .. string.rep("0", 32) .. "/", nil,
                               { ["X-Access-Secret"] = false })
     assert.are.equal(401, status)
+    -- the window is spent, yet the redirect comes before authentication and throttling
+    status = sb:request("GET", "refresh/tasks/" .. string.rep("0", 32))
+    assert.are.equal(301, status)
     local stats = sb:stats()
     assert.are.equal(20, stats.requests.by_endpoint["GET /v1/refresh/tasks/{id}/"]["404"])
     assert.is_true(stats.requests.by_endpoint["GET /v1/refresh/tasks/{id}/"]["429"] >= 1)

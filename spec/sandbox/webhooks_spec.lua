@@ -148,7 +148,9 @@ describe("webhooks", function()
     assert.are.same({ "task-status-updated:new", "task-status-updated:not_supported", "link-disconnected" },
                     types(ev))
     assert.are.equal(t.task_id, ev[1].task_id)
-    assert.are.equal(null, ev[1].tracking_info)
+    -- a direct task carries its link's tracking_info: the original suborder's id
+    assert.are.equal(c.employers[1].id, ev[1].tracking_info)
+    assert.are.equal(c.employers[1].id, ev[3].tracking_info)
     assert.are.equal("employment", ev[3].product)
   end)
 
