@@ -190,3 +190,67 @@ int truv_quota_usage(truv_quota_store *s, const truv_quota_key *key, double now,
 void truv_quota_close(truv_quota_store *s) {
   if (s) s->ops->close(s);
 }
+
+/* ---- connection facts ---- */
+
+static const char *const fact_names[TRUV_FACT_COUNT] = {"dead", "alive", "auth"};
+
+const char *truv_quota_fact_name(truv_quota_fact fact) {
+  return (int)fact >= 0 && fact < TRUV_FACT_COUNT ? fact_names[fact] : "?";
+}
+
+int truv_quota_fact_of(const char *name) {
+  int i;
+  for (i = 0; name && i < TRUV_FACT_COUNT; i++)
+    if (strcmp(fact_names[i], name) == 0) return i;
+  return -1;
+}
+
+int truv_quota_has_facts(const truv_quota_store *s) {
+  return s && s->ops->note && s->ops->facts;
+}
+
+static int no_facts(truv_err *err) {
+  return truv_err_set(err, TRUV_EINVALID, "facts_unsupported",
+                      "this quota store keeps no connection facts");
+}
+
+/* NULL, or 1 to TRUV_QUOTA_REASON_MAX - 1 bytes of [a-z0-9_-]. */
+static int check_reason(const char *reason, truv_err *err) {
+  size_t n = 0;
+  if (!reason) return 0;
+  for (; reason[n]; n++) {
+    char c = reason[n];
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-')) break;
+  }
+  if (n > 0 && !reason[n] && n < TRUV_QUOTA_REASON_MAX) return 0;
+  return truv_err_set(err, TRUV_EINVALID, "invalid_reason",
+                      "a reason is 1 to %d characters of a-z, 0-9, '_' and '-'",
+                      TRUV_QUOTA_REASON_MAX - 1);
+}
+
+int truv_quota_note(truv_quota_store *s, const truv_quota_key *key, truv_quota_fact fact,
+                    double at, const char *reason, truv_err *err) {
+  int rc;
+  truv_err_clear(err);
+  if (!truv_quota_has_facts(s)) return no_facts(err);
+  if ((rc = check_keys(key, 1, err)) || (rc = truv_store_check_time(at, "at", err))) return rc;
+  if ((int)fact < 0 || fact >= TRUV_FACT_COUNT)
+    return truv_err_set(err, TRUV_EINVALID, "invalid_fact", "a fact is dead, alive or auth");
+  if (reason && fact != TRUV_FACT_DEAD)
+    return truv_err_set(err, TRUV_EINVALID, "invalid_reason", "only a dead fact has a reason");
+  if ((rc = check_reason(reason, err))) return rc;
+  return s->ops->note(s, key, fact, at, reason, err);
+}
+
+int truv_quota_facts_read(truv_quota_store *s, const truv_quota_key *key,
+                          truv_quota_facts *out, truv_err *err) {
+  int rc;
+  truv_err_clear(err);
+  memset(out, 0, sizeof *out);
+  if (!truv_quota_has_facts(s)) return no_facts(err);
+  if ((rc = check_keys(key, 1, err))) return rc;
+  rc = s->ops->facts(s, key, out, err);
+  if (rc) memset(out, 0, sizeof *out);
+  return rc;
+}

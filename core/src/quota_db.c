@@ -2,7 +2,8 @@
  * de-duplication stores (see truv/quota.h, truv/dedupe.h).
  *
  * One schema for both, so that one file may hold both; PRAGMA user_version
- * says which version wrote it. Version 1:
+ * says which version wrote it. Version 2 (version 1 without the facts
+ * table; a version 1 file is brought up to date when opened):
  *
  *   truv_quota_entry(key BLOB, t_ms INTEGER, ticket INTEGER)
  *     one row per refresh counted against a connection: key is the 16-byte
@@ -13,6 +14,11 @@
  *     'quota_ticket': the last ticket issued, shared by every process.
  *   truv_dedupe_seen(id TEXT PRIMARY KEY, expires_ms INTEGER)
  *   truv_dedupe_last(object TEXT PRIMARY KEY, updated_at REAL)
+ *   truv_quota_fact(key BLOB PRIMARY KEY, dead_ms, dead_reason, alive_ms,
+ *                   auth_ms, latest_ms)
+ *     a connection's facts (truv/quota.h): the latest instant of each (NULL:
+ *     never noted), the cause of the latest failure, and the latest of the
+ *     three, indexed for pruning.
  *
  * The schema is created inside BEGIN IMMEDIATE, so processes opening a new
  * file at the same time create it once. WAL lets readers and the one writer
@@ -31,10 +37,12 @@
 
 #include "quota_store.h"
 
-#define SCHEMA_VERSION 1
+#define SCHEMA_VERSION 2
 #define BUSY_TIMEOUT_MS 10000
 
-static const char schema_v1[] =
+/* Every statement is idempotent: the script brings any older file (or a
+ * new one) to this version. */
+static const char schema[] =
   "CREATE TABLE IF NOT EXISTS truv_quota_entry ("
   " key BLOB NOT NULL, t_ms INTEGER NOT NULL, ticket INTEGER NOT NULL);"
   "CREATE INDEX IF NOT EXISTS truv_quota_entry_by_key ON truv_quota_entry(key, t_ms);"
@@ -48,7 +56,11 @@ static const char schema_v1[] =
   "CREATE TABLE IF NOT EXISTS truv_dedupe_last ("
   " object TEXT PRIMARY KEY, updated_at REAL NOT NULL) WITHOUT ROWID;"
   "CREATE INDEX IF NOT EXISTS truv_dedupe_last_by_time ON truv_dedupe_last(updated_at);"
-  "PRAGMA user_version = 1;";
+  "CREATE TABLE IF NOT EXISTS truv_quota_fact ("
+  " key BLOB PRIMARY KEY, dead_ms INTEGER, dead_reason TEXT, alive_ms INTEGER,"
+  " auth_ms INTEGER, latest_ms INTEGER NOT NULL) WITHOUT ROWID;"
+  "CREATE INDEX IF NOT EXISTS truv_quota_fact_by_time ON truv_quota_fact(latest_ms);"
+  "PRAGMA user_version = 2;";
 
 int truv_store_db_fail(sqlite3 *db, int rc, const char *what, truv_err *err) {
   const char *msg = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
@@ -133,7 +145,7 @@ static int migrate(sqlite3 *db, truv_err *err) {
                         "SQLite store: the file has schema version %d, newer than this "
                         "libtruv's %d", version, SCHEMA_VERSION);
   }
-  if (version < SCHEMA_VERSION && (rc = sqlite3_exec(db, schema_v1, NULL, NULL, NULL)))
+  if (version < SCHEMA_VERSION && (rc = sqlite3_exec(db, schema, NULL, NULL, NULL)))
     goto fail;
   if ((rc = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL))) goto fail;
   return 0;

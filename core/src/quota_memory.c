@@ -32,10 +32,16 @@
  * one of the reserved keys already holds, so a ticket names exactly one
  * reservation on its keys. A ticket can only repeat (and a second release of
  * the older one then hit the newer) if 65535 reservations share one
- * millisecond, which takes an injected frozen clock. */
+ * millisecond, which takes an injected frozen clock.
+ *
+ * Connection facts (note/facts) live in a second table, apart from the
+ * records above so that those stay as small: linear probing over records of
+ * a key, one instant per fact and the reason, grown (pruned of the keys
+ * whose latest instant is older than the retention) at 0.7 load. */
 #if defined(__linux__) && !defined(_DEFAULT_SOURCE)
 #define _DEFAULT_SOURCE   /* madvise(MADV_HUGEPAGE): see big_table() */
 #endif
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #if defined(__linux__)
@@ -54,6 +60,14 @@
 #define MAX_SIZE ((size_t)UINT32_MAX)   /* slots are found from 32 bits of the key */
 #define FOUND_MAX 8                      /* reserve() remembers this many records */
 
+/* One connection's facts (see the top). */
+typedef struct fact_rec {
+  unsigned char key[KEY_LEN];
+  int64_t at_ms[TRUV_FACT_COUNT];
+  unsigned char seen;                      /* 0: a free slot */
+  char reason[TRUV_QUOTA_REASON_MAX];
+} fact_rec;
+
 typedef struct memstore {
   truv_quota_store base;   /* first: the store header */
   int limit;
@@ -63,6 +77,8 @@ typedef struct memstore {
   size_t size, used, max_used;
   unsigned char *carry, *spare, *fresh;   /* stride-sized scratch records */
   uint16_t last_tag;
+  fact_rec *facts;         /* the facts table (NULL until a first note) */
+  size_t fsize, fused;     /* slots (a power of two), records */
 } memstore;
 
 /* ---- stamps ---- */
@@ -377,15 +393,111 @@ static int mem_usage(truv_quota_store *s, const truv_quota_key *key, double now,
   return 0;
 }
 
+/* ---- connection facts ---- */
+
+static size_t fact_home(const memstore *m, const unsigned char *key) {
+  uint64_t h;
+  memcpy(&h, key, sizeof h);
+  return (size_t)(h & (m->fsize - 1));
+}
+
+/* The record of `key`, or the free slot where it would go (NULL when the
+ * table is empty). */
+static fact_rec *fact_slot(const memstore *m, const unsigned char *key) {
+  size_t i;
+  if (!m->fsize) return NULL;
+  for (i = fact_home(m, key);; i = (i + 1) & (m->fsize - 1)) {
+    fact_rec *r = &m->facts[i];
+    if (!r->seen || memcmp(r->key, key, KEY_LEN) == 0) return r;
+  }
+}
+
+static int64_t fact_latest(const fact_rec *r) {
+  int64_t latest = INT64_MIN;
+  int f;
+  for (f = 0; f < TRUV_FACT_COUNT; f++)
+    if ((r->seen & (1u << f)) && r->at_ms[f] > latest) latest = r->at_ms[f];
+  return latest;
+}
+
+/* Rebuilds the facts table with room for one more record, without the
+ * records whose latest instant is older than the retention at now_ms. */
+static int facts_grow(memstore *m, int64_t now_ms, truv_err *err) {
+  int64_t keep_from = now_ms - truv_store_ms(TRUV_QUOTA_FACT_RETENTION_S);
+  fact_rec *old = m->facts;
+  size_t old_size = m->fsize, live = 0, size = 16, i;
+  for (i = 0; i < old_size; i++)
+    live += old[i].seen && fact_latest(&old[i]) >= keep_from;
+  while (size / 10 * 7 <= live + 1) {
+    if (size > SIZE_MAX / 2 / sizeof *old) goto oom;
+    size *= 2;
+  }
+  if (!(m->facts = calloc(size, sizeof *old))) {
+    m->facts = old;
+    goto oom;
+  }
+  m->fsize = size;
+  m->fused = 0;
+  for (i = 0; i < old_size; i++) {
+    if (old[i].seen && fact_latest(&old[i]) >= keep_from) {
+      *fact_slot(m, old[i].key) = old[i];
+      m->fused++;
+    }
+  }
+  free(old);
+  return 0;
+oom:
+  return truv_err_set(err, TRUV_EINTERNAL, "out_of_memory", "quota store: out of memory");
+}
+
+static int mem_note(truv_quota_store *s, const truv_quota_key *key, truv_quota_fact fact,
+                    double at, const char *reason, truv_err *err) {
+  memstore *m = (memstore *)s;
+  int64_t at_ms = truv_store_ms(at);
+  fact_rec *r = fact_slot(m, key->bytes);
+  int rc;
+  if (!r || (!r->seen && m->fused + 1 > m->fsize / 10 * 7)) {
+    if ((rc = facts_grow(m, at_ms, err))) return rc;
+    r = fact_slot(m, key->bytes);
+  }
+  if (!r->seen) {
+    memset(r, 0, sizeof *r);
+    memcpy(r->key, key->bytes, KEY_LEN);
+    m->fused++;
+  }
+  if ((r->seen & (1u << fact)) && r->at_ms[fact] > at_ms) return 0;   /* an older sighting */
+  r->seen |= (unsigned char)(1u << fact);
+  r->at_ms[fact] = at_ms;
+  if (fact == TRUV_FACT_DEAD)
+    snprintf(r->reason, sizeof r->reason, "%s", reason ? reason : "");
+  return 0;
+}
+
+static int mem_facts(truv_quota_store *s, const truv_quota_key *key, truv_quota_facts *out,
+                     truv_err *err) {
+  memstore *m = (memstore *)s;
+  const fact_rec *r = fact_slot(m, key->bytes);
+  (void)err;
+  if (!r || !r->seen) return 0;
+  out->seen = r->seen;
+  if (r->seen & (1u << TRUV_FACT_DEAD)) out->dead_at = (double)r->at_ms[TRUV_FACT_DEAD] / 1000.0;
+  if (r->seen & (1u << TRUV_FACT_ALIVE))
+    out->alive_at = (double)r->at_ms[TRUV_FACT_ALIVE] / 1000.0;
+  if (r->seen & (1u << TRUV_FACT_AUTH)) out->auth_at = (double)r->at_ms[TRUV_FACT_AUTH] / 1000.0;
+  memcpy(out->dead_reason, r->reason, sizeof out->dead_reason);
+  return 0;
+}
+
 static void mem_close(truv_quota_store *s) {
   memstore *m = (memstore *)s;
+  free(m->facts);
   free(m->slots);
   free(m->carry);
   free(m);
 }
 
 static const truv_quota_ops memory_ops = {
-  mem_reserve, mem_release, mem_record_limit, mem_usage, mem_close,
+  mem_reserve, mem_release, mem_record_limit, mem_usage, mem_close, mem_note, mem_facts,
 };
 
 truv_quota_store *truv_quota_memory(const truv_quota_policy *policy,

@@ -11,7 +11,12 @@
  * k = count - limit + 1): one indexed query answers both. Entries that left
  * the window are deleted every PRUNE_EVERY writes of a handle, inside the
  * write's transaction. A handle works only in the process that opened it
- * (see truv_store_db_owned). */
+ * (see truv_store_db_owned).
+ *
+ * Connection facts are one row per key in truv_quota_fact, written by an
+ * upsert that keeps the latest instant of each fact; keys whose latest
+ * instant is older than the retention are deleted every PRUNE_EVERY notes. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -25,8 +30,9 @@ typedef struct sqlstore {
   sqlite3 *db;
   truv_store_tx tx;
   sqlite3_stmt *nth_newest, *count, *insert, *remove, *bump, *ticket, *prune;
+  sqlite3_stmt *note[TRUV_FACT_COUNT], *facts, *fact_prune;
   int64_t window_ms;
-  unsigned writes;
+  unsigned writes, notes;
   pid_t opener;
 } sqlstore;
 
@@ -44,6 +50,29 @@ static const char sql_bump[] =
 static const char sql_ticket[] =
   "SELECT value FROM truv_store_counter WHERE name = 'quota_ticket'";
 static const char sql_prune[] = "DELETE FROM truv_quota_entry WHERE t_ms <= ?1";
+
+/* One upsert per fact: the latest instant of each is kept, and a dead
+ * fact's reason goes with its instant. (In an UPDATE every expression reads
+ * the row as it was.) */
+static const char *const sql_note[TRUV_FACT_COUNT] = {
+  "INSERT INTO truv_quota_fact(key, dead_ms, dead_reason, latest_ms) VALUES (?1, ?2, ?3, ?2) "
+  "ON CONFLICT(key) DO UPDATE SET "
+  "dead_reason = CASE WHEN dead_ms IS NULL OR excluded.dead_ms >= dead_ms "
+  "THEN excluded.dead_reason ELSE dead_reason END, "
+  "dead_ms = max(coalesce(dead_ms, excluded.dead_ms), excluded.dead_ms), "
+  "latest_ms = max(latest_ms, excluded.latest_ms)",
+  "INSERT INTO truv_quota_fact(key, alive_ms, latest_ms) VALUES (?1, ?2, ?2) "
+  "ON CONFLICT(key) DO UPDATE SET "
+  "alive_ms = max(coalesce(alive_ms, excluded.alive_ms), excluded.alive_ms), "
+  "latest_ms = max(latest_ms, excluded.latest_ms)",
+  "INSERT INTO truv_quota_fact(key, auth_ms, latest_ms) VALUES (?1, ?2, ?2) "
+  "ON CONFLICT(key) DO UPDATE SET "
+  "auth_ms = max(coalesce(auth_ms, excluded.auth_ms), excluded.auth_ms), "
+  "latest_ms = max(latest_ms, excluded.latest_ms)",
+};
+static const char sql_facts[] =
+  "SELECT dead_ms, dead_reason, alive_ms, auth_ms FROM truv_quota_fact WHERE key = ?1";
+static const char sql_fact_prune[] = "DELETE FROM truv_quota_fact WHERE latest_ms < ?1";
 
 static int fail(sqlstore *q, int rc, const char *what, truv_err *err) {
   return truv_store_db_fail(q->db, rc, what, err);
@@ -218,10 +247,65 @@ static int sql_usage(truv_quota_store *s, const truv_quota_key *key, double now,
   return 0;
 }
 
+/* ---- connection facts ---- */
+
+static int sqlite_note(truv_quota_store *s, const truv_quota_key *key, truv_quota_fact fact,
+                    double at, const char *reason, truv_err *err) {
+  sqlstore *q = (sqlstore *)s;
+  sqlite3_stmt *st = q->note[fact];
+  int64_t at_ms = truv_store_ms(at);
+  int rc;
+  if ((rc = truv_store_db_owned(q->opener, err)) || (rc = truv_store_begin(q->db, &q->tx, err)))
+    return rc;
+  sqlite3_bind_blob(st, 1, key->bytes, TRUV_QUOTA_KEY_LEN, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 2, at_ms);
+  if (fact == TRUV_FACT_DEAD) {
+    if (reason) sqlite3_bind_text(st, 3, reason, -1, SQLITE_STATIC);
+    else sqlite3_bind_null(st, 3);
+  }
+  if ((rc = truv_store_exec(q->db, st, "noting a connection fact", err))) goto fail;
+  if (q->notes++ % PRUNE_EVERY == 0) {
+    sqlite3_bind_int64(q->fact_prune, 1, at_ms - truv_store_ms(TRUV_QUOTA_FACT_RETENTION_S));
+    if ((rc = truv_store_exec(q->db, q->fact_prune, "pruning facts", err))) goto fail;
+  }
+  if ((rc = truv_store_commit(q->db, &q->tx, err))) goto fail;
+  return 0;
+fail:
+  truv_store_rollback(q->db, &q->tx);
+  return rc;
+}
+
+static void column_time(sqlite3_stmt *st, int col, truv_quota_fact fact, double *at,
+                        truv_quota_facts *out) {
+  if (sqlite3_column_type(st, col) == SQLITE_NULL) return;
+  out->seen |= 1u << fact;
+  *at = (double)sqlite3_column_int64(st, col) / 1000.0;
+}
+
+static int sqlite_facts(truv_quota_store *s, const truv_quota_key *key, truv_quota_facts *out,
+                     truv_err *err) {
+  sqlstore *q = (sqlstore *)s;
+  int rc;
+  if ((rc = truv_store_db_owned(q->opener, err))) return rc;
+  sqlite3_bind_blob(q->facts, 1, key->bytes, TRUV_QUOTA_KEY_LEN, SQLITE_STATIC);
+  rc = sqlite3_step(q->facts);
+  if (rc == SQLITE_ROW) {
+    const unsigned char *reason = sqlite3_column_text(q->facts, 1);
+    column_time(q->facts, 0, TRUV_FACT_DEAD, &out->dead_at, out);
+    column_time(q->facts, 2, TRUV_FACT_ALIVE, &out->alive_at, out);
+    column_time(q->facts, 3, TRUV_FACT_AUTH, &out->auth_at, out);
+    if (reason) snprintf(out->dead_reason, sizeof out->dead_reason, "%s", (const char *)reason);
+  }
+  sqlite3_reset(q->facts);
+  if (rc == SQLITE_ROW || rc == SQLITE_DONE) return 0;
+  return fail(q, rc, "reading connection facts", err);
+}
+
 static void sql_close(truv_quota_store *s) {
   sqlstore *q = (sqlstore *)s;
   sqlite3_stmt **stmts[] = {&q->nth_newest, &q->count, &q->insert, &q->remove,
-                            &q->bump, &q->ticket, &q->prune};
+                            &q->bump, &q->ticket, &q->prune, &q->note[0], &q->note[1],
+                            &q->note[2], &q->facts, &q->fact_prune};
   size_t i;
   /* in a forked child the connection is the parent's: leave it alone */
   if (truv_store_db_is_opener(q->opener)) {
@@ -233,7 +317,7 @@ static void sql_close(truv_quota_store *s) {
 }
 
 static const truv_quota_ops sqlite_ops = {
-  sql_reserve, sql_release, sql_record_limit, sql_usage, sql_close,
+  sql_reserve, sql_release, sql_record_limit, sql_usage, sql_close, sqlite_note, sqlite_facts,
 };
 
 truv_quota_store *truv_quota_sqlite(const char *path, const truv_quota_policy *policy,
@@ -260,7 +344,12 @@ truv_quota_store *truv_quota_sqlite(const char *path, const truv_quota_policy *p
       truv_store_prepare(q->db, sql_remove, &q->remove, err) ||
       truv_store_prepare(q->db, sql_bump, &q->bump, err) ||
       truv_store_prepare(q->db, sql_ticket, &q->ticket, err) ||
-      truv_store_prepare(q->db, sql_prune, &q->prune, err))
+      truv_store_prepare(q->db, sql_prune, &q->prune, err) ||
+      truv_store_prepare(q->db, sql_note[TRUV_FACT_DEAD], &q->note[TRUV_FACT_DEAD], err) ||
+      truv_store_prepare(q->db, sql_note[TRUV_FACT_ALIVE], &q->note[TRUV_FACT_ALIVE], err) ||
+      truv_store_prepare(q->db, sql_note[TRUV_FACT_AUTH], &q->note[TRUV_FACT_AUTH], err) ||
+      truv_store_prepare(q->db, sql_facts, &q->facts, err) ||
+      truv_store_prepare(q->db, sql_fact_prune, &q->fact_prune, err))
     goto fail;
   return &q->base;
 fail:

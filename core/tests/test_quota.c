@@ -97,6 +97,21 @@ static int used_of(truv_quota_store *s, truv_quota_key k, double now, double *ne
   return used;
 }
 
+static truv_quota_facts facts_of(truv_quota_store *s, truv_quota_key k) {
+  truv_quota_facts f;
+  truv_err err;
+  if (truv_quota_facts_read(s, &k, &f, &err)) fprintf(stderr, "facts failed: %s\n", err.message);
+  return f;
+}
+
+static int note(truv_quota_store *s, truv_quota_key k, truv_quota_fact fact, double at,
+                const char *reason) {
+  truv_err err;
+  int rc = truv_quota_note(s, &k, fact, at, reason, &err);
+  if (rc && rc != TRUV_EINVALID) fprintf(stderr, "note failed: %s\n", err.message);
+  return rc;
+}
+
 /* ---- keys and policy ---- */
 
 static void keys_are_a_hash_of_the_token_never_the_token(void) {
@@ -575,9 +590,54 @@ static void the_file_is_in_wal_mode(void) {
   sqlite3_finalize(st);
   sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL);
   CHECK_INT(sqlite3_step(st), SQLITE_ROW);
-  CHECK_INT(sqlite3_column_int(st, 0), 1);
+  CHECK_INT(sqlite3_column_int(st, 0), 2);
   sqlite3_finalize(st);
   sqlite3_close(db);
+}
+
+/* A file written by the previous schema (no facts table) is brought up to
+ * date: its entries stay, and facts can be noted. */
+static void a_version_1_file_gains_the_facts_table(void) {
+  char path[300];
+  truv_err err;
+  sqlite3 *db;
+  truv_quota_store *s;
+  truv_quota_key k = key("tok-v1");
+  temp_path(path, sizeof path);
+  s = truv_quota_sqlite(path, NULL, &err);
+  CHECK(reserve1(s, k, T0, NULL) != 0);
+  truv_quota_close(s);
+  CHECK_INT(sqlite3_open(path, &db), SQLITE_OK);
+  CHECK_INT(sqlite3_exec(db, "DROP TABLE truv_quota_fact; PRAGMA user_version = 1", NULL, NULL,
+                         NULL), SQLITE_OK);
+  sqlite3_close(db);
+  s = truv_quota_sqlite(path, NULL, &err);
+  CHECK(s != NULL);
+  if (!s) return;
+  CHECK_INT(used_of(s, k, T0 + 1, NULL), 1);
+  CHECK_INT(note(s, k, TRUV_FACT_DEAD, T0 + 2, "mfa_error"), 0);
+  CHECK_STR(facts_of(s, k).dead_reason, "mfa_error");
+  truv_quota_close(s);
+}
+
+static void facts_are_shared_by_handles_on_one_file_and_survive_reopening(void) {
+  char path[300];
+  truv_err err;
+  truv_quota_store *a, *b;
+  truv_quota_key k = key("tok-facts-shared");
+  temp_path(path, sizeof path);
+  a = truv_quota_sqlite(path, NULL, &err);
+  b = truv_quota_sqlite(path, NULL, &err);
+  CHECK_INT(note(a, k, TRUV_FACT_DEAD, T0, "account_locked"), 0);
+  CHECK_INT(note(b, k, TRUV_FACT_AUTH, T0 + 1, NULL), 0);
+  CHECK_DBL(facts_of(b, k).dead_at, T0);
+  CHECK_DBL(facts_of(a, k).auth_at, T0 + 1);
+  truv_quota_close(a);
+  truv_quota_close(b);
+  a = truv_quota_sqlite(path, NULL, &err);
+  CHECK_STR(facts_of(a, k).dead_reason, "account_locked");
+  CHECK_INT(facts_of(a, k).seen, (1u << TRUV_FACT_DEAD) | (1u << TRUV_FACT_AUTH));
+  truv_quota_close(a);
 }
 
 /* Child: opens its own handle and tries `attempts` reserves of one key at
@@ -778,6 +838,86 @@ static void a_handle_used_in_a_forked_child_is_refused(void) {
   truv_quota_close(s);
 }
 
+/* ---- connection facts ---- */
+
+static void facts_keep_the_latest_instant_of_each_fact(void) {
+  truv_quota_store *s = make_default();
+  truv_quota_key k = key("tok-facts"), other = key("tok-other");
+  truv_quota_facts f;
+  CHECK(truv_quota_has_facts(s));
+  f = facts_of(s, k);
+  CHECK_INT(f.seen, 0);
+  CHECK_STR(f.dead_reason, "");
+  CHECK_INT(note(s, k, TRUV_FACT_ALIVE, T0, NULL), 0);
+  CHECK_INT(note(s, k, TRUV_FACT_DEAD, T0 + 10.5, "login_error"), 0);
+  f = facts_of(s, k);
+  CHECK_INT(f.seen, (1u << TRUV_FACT_DEAD) | (1u << TRUV_FACT_ALIVE));
+  CHECK_DBL(f.alive_at, T0);
+  CHECK_DBL(f.dead_at, T0 + 10.5);
+  CHECK_DBL(f.auth_at, 0);
+  CHECK_STR(f.dead_reason, "login_error");
+  /* an older sighting changes nothing; a newer one moves the instant and the reason */
+  CHECK_INT(note(s, k, TRUV_FACT_DEAD, T0 + 5, "mfa_error"), 0);
+  CHECK_INT(note(s, k, TRUV_FACT_ALIVE, T0 - 100, NULL), 0);
+  f = facts_of(s, k);
+  CHECK_DBL(f.dead_at, T0 + 10.5);
+  CHECK_STR(f.dead_reason, "login_error");
+  CHECK_DBL(f.alive_at, T0);
+  CHECK_INT(note(s, k, TRUV_FACT_DEAD, T0 + 20, "link-disconnected"), 0);
+  CHECK_INT(note(s, k, TRUV_FACT_AUTH, T0 + 30.001, NULL), 0);
+  f = facts_of(s, k);
+  CHECK_DBL(f.dead_at, T0 + 20);
+  CHECK_STR(f.dead_reason, "link-disconnected");
+  CHECK_DBL(f.auth_at, T0 + 30.001);
+  CHECK_INT(f.seen, 7);
+  /* a dead fact without a reason has none */
+  CHECK_INT(note(s, k, TRUV_FACT_DEAD, T0 + 40, NULL), 0);
+  CHECK_STR(facts_of(s, k).dead_reason, "");
+  /* keys are apart, and the refresh log is untouched */
+  CHECK_INT(facts_of(s, other).seen, 0);
+  CHECK_INT(used_of(s, k, T0 + 40, NULL), 0);
+  CHECK(reserve1(s, k, T0 + 41, NULL) != 0);
+  CHECK_INT(facts_of(s, k).seen, 7);
+  truv_quota_close(s);
+}
+
+static void facts_misuse_is_refused(void) {
+  truv_quota_store *s = make_default();
+  truv_quota_key k = key("tok-facts-misuse");
+  char long_reason[TRUV_QUOTA_REASON_MAX + 1];
+  memset(long_reason, 'a', TRUV_QUOTA_REASON_MAX);
+  long_reason[TRUV_QUOTA_REASON_MAX] = '\0';
+  CHECK_INT(note(s, k, TRUV_FACT_ALIVE, T0, "login_error"), TRUV_EINVALID);
+  CHECK_INT(note(s, k, TRUV_FACT_DEAD, T0, "Login Error"), TRUV_EINVALID);
+  CHECK_INT(note(s, k, TRUV_FACT_DEAD, T0, ""), TRUV_EINVALID);
+  CHECK_INT(note(s, k, TRUV_FACT_DEAD, T0, long_reason), TRUV_EINVALID);
+  long_reason[TRUV_QUOTA_REASON_MAX - 1] = '\0';
+  CHECK_INT(note(s, k, TRUV_FACT_DEAD, NAN, NULL), TRUV_EINVALID);
+  CHECK_INT(note(s, k, (truv_quota_fact)7, T0, NULL), TRUV_EINVALID);
+  CHECK_INT(facts_of(s, k).seen, 0);
+  CHECK_INT(note(s, k, TRUV_FACT_DEAD, T0, long_reason), 0);
+  CHECK_STR(facts_of(s, k).dead_reason, long_reason);
+  CHECK_INT(truv_quota_fact_of("auth"), TRUV_FACT_AUTH);
+  CHECK_INT(truv_quota_fact_of("nope"), -1);
+  CHECK_STR(truv_quota_fact_name(TRUV_FACT_DEAD), "dead");
+  truv_quota_close(s);
+}
+
+static void facts_of_many_connections_are_kept_and_old_ones_pruned(void) {
+  truv_quota_store *s = make_default();
+  int n = bulk_keys / 10, i;
+  double later = T0 + TRUV_QUOTA_FACT_RETENTION_S + 1;
+  for (i = 0; i < n; i++) CHECK_INT(note(s, key_n(i), TRUV_FACT_ALIVE, T0 + i, NULL), 0);
+  for (i = 0; i < n; i += 97) CHECK_DBL(facts_of(s, key_n(i)).alive_at, T0 + i);
+  /* kept for the retention after their latest instant; then pruned as newer facts come
+   * (lazily: within a few hundred notes) */
+  for (i = 0; i < n + 600; i++)
+    CHECK_INT(note(s, key_n(n + i), TRUV_FACT_AUTH, later + i, NULL), 0);
+  CHECK_DBL(facts_of(s, key_n(n + 5)).auth_at, later + 5);
+  CHECK_INT(facts_of(s, key_n(0)).seen, 0);
+  truv_quota_close(s);
+}
+
 /* ---- runs ---- */
 
 #define RUN_CONTRACT(name) do { \
@@ -798,6 +938,9 @@ static void a_handle_used_in_a_forked_child_is_refused(void) {
     RUN(many_connections_grow_the_store_and_expired_ones_go); \
     RUN(reservations_in_one_millisecond_get_their_own_tickets); \
     RUN(a_large_limit_is_kept_exactly); \
+    RUN(facts_keep_the_latest_instant_of_each_fact); \
+    RUN(facts_misuse_is_refused); \
+    RUN(facts_of_many_connections_are_kept_and_old_ones_pruned); \
     RUN(times_are_accepted_up_to_1e11_seconds_either_side); \
   } while (0)
 
@@ -825,6 +968,8 @@ int main(void) {
   RUN(a_lower_limit_on_a_fuller_log_waits_for_enough_entries_to_leave);
   RUN(a_file_from_a_newer_schema_is_refused);
   RUN(the_file_is_in_wal_mode);
+  RUN(a_version_1_file_gains_the_facts_table);
+  RUN(facts_are_shared_by_handles_on_one_file_and_survive_reopening);
   RUN(processes_racing_on_one_key_get_exactly_the_limit);
   RUN(processes_creating_a_new_file_together_all_open_it);
   RUN(a_writer_killed_at_any_instant_leaves_whole_reservations);

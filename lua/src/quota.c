@@ -10,6 +10,9 @@
  *   store:record_limit(key, now) -> true | nil, err
  *   store:usage(key, now)        -> used, next_free (nil unless full) | nil, err
  *   store.limit, store.window, store:close()
+ *   store:note(key, fact, at [, reason]) -> true | nil, err   (connection facts)
+ *   store:facts(key) -> { dead_at =, dead_reason =, alive_at =, auth_at = } | nil, err
+ *     (fields only for what was noted; an empty table when nothing was)
  *
  * Keys are the hex strings quota_key makes; tickets are decimal strings.
  * Misuse (a wrong type, a key that is not one, a time that is not finite)
@@ -190,6 +193,50 @@ static int l_usage(lua_State *L) {
   return 2;
 }
 
+/* store:note(key, fact, at [, reason]) */
+static int l_note(lua_State *L) {
+  truv_quota_store *s = check_open(L);
+  truv_quota_key key;
+  truv_err err;
+  const char *name, *reason;
+  int fact;
+  check_key(L, 2, &key);
+  name = luaL_checkstring(L, 3);
+  if ((fact = truv_quota_fact_of(name)) < 0)
+    return luaL_argerror(L, 3, "\"dead\", \"alive\" or \"auth\" expected");
+  reason = luaL_optstring(L, 5, NULL);
+  if (truv_quota_note(s, &key, (truv_quota_fact)fact, check_time(L, 4), reason, &err))
+    return failed(L, &err);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static void set_time(lua_State *L, const char *name, double t) {
+  lua_pushnumber(L, t);
+  lua_setfield(L, -2, name);
+}
+
+/* store:facts(key) */
+static int l_facts(lua_State *L) {
+  truv_quota_store *s = check_open(L);
+  truv_quota_key key;
+  truv_quota_facts f;
+  truv_err err;
+  check_key(L, 2, &key);
+  if (truv_quota_facts_read(s, &key, &f, &err)) return failed(L, &err);
+  lua_createtable(L, 0, 4);
+  if (f.seen & (1u << TRUV_FACT_DEAD)) {
+    set_time(L, "dead_at", f.dead_at);
+    if (f.dead_reason[0]) {
+      lua_pushstring(L, f.dead_reason);
+      lua_setfield(L, -2, "dead_reason");
+    }
+  }
+  if (f.seen & (1u << TRUV_FACT_ALIVE)) set_time(L, "alive_at", f.alive_at);
+  if (f.seen & (1u << TRUV_FACT_AUTH)) set_time(L, "auth_at", f.auth_at);
+  return 1;
+}
+
 static int l_close(lua_State *L) {
   lstore *u = check_store(L);
   truv_quota_close(u->s);
@@ -299,7 +346,8 @@ static int l_quota_key(lua_State *L) {
 void truv_open_quota(lua_State *L) {
   static const luaL_Reg methods[] = {
     {"reserve", l_reserve}, {"release", l_release}, {"record_limit", l_record_limit},
-    {"usage", l_usage}, {"close", l_close}, {NULL, NULL}};
+    {"usage", l_usage}, {"note", l_note}, {"facts", l_facts}, {"close", l_close},
+    {NULL, NULL}};
   static const luaL_Reg funcs[] = {
     {"quota_key", l_quota_key}, {"quota_memory", l_quota_memory},
     {"quota_sqlite", l_quota_sqlite}, {NULL, NULL}};

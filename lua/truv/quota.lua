@@ -44,6 +44,28 @@
 --   store.limit, store.window     numbers: the policy the store applies
 --   store:close()                 frees it (C stores also close when collected)
 --
+-- CONNECTION FACTS, an optional part of the contract (every store shipped
+-- here has it; quota.has_facts(store) tells): what the client knows for
+-- sure about a connection, per key, each fact as the latest instant it was
+-- seen. truv.refresh reads them to refuse a connection known dead without
+-- spending a refresh; truv.wait, truv.inbox and truv.receiver write them.
+--   "dead"   it failed in a way only the user can fix (a login_error,
+--            mfa_error, account_locked or unable_to_reset task, a
+--            link-disconnected event); `reason` says which
+--   "alive"  a refresh of it completed
+--   "auth"   the user authenticated it again (a task of its link finished
+--            done after a failure, a link-connected event)
+--   store:note(key, fact, at [, reason])  --> true | nil, err
+--     Keeps the latest instant per fact: an `at` older than the one kept
+--     changes nothing. A reason (1 to 31 characters of a-z, 0-9, _ and -) is
+--     only for "dead", and goes with the instant it came with.
+--   store:facts(key)  --> { dead_at =, dead_reason =, alive_at =, auth_at = } | nil, err
+--     Only what was noted (an empty table when nothing was); times in
+--     seconds since the epoch, to the millisecond.
+--   A key's facts are kept at least 400 days after their latest instant
+--   (then pruned lazily), apart from its refresh log: reserve, release and
+--   record_limit never touch them, nor they the log.
+--
 -- Misuse raises (keys not a non-empty array of key strings, a time that is not
 -- a finite number). Every handle on one shared backing store (a SQLite file,
 -- a Redis database) must use the same limit and window.
@@ -130,6 +152,14 @@ function _M.is_store(v)
     return type(v.reserve) == "function" and type(v.release) == "function"
        and type(v.record_limit) == "function" and type(v.usage) == "function"
        and type(v.limit) == "number" and type(v.window) == "number"
+  end)
+  return ok and res or false
+end
+
+--- Does `v` keep connection facts (store:note and store:facts)?
+function _M.has_facts(v)
+  local ok, res = pcall(function()
+    return type(v.note) == "function" and type(v.facts) == "function"
   end)
   return ok and res or false
 end

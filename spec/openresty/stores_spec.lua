@@ -48,13 +48,18 @@ describe("shared-dict stores in nginx", function()
     assert.is_true(r.passed >= at_least, name .. ": only " .. r.passed .. " tests ran")
   end
 
-  it("the quota store passes the quota store contract, the sharing test included", function()
-    passes("quota_shdict", 19)
-    local shared = false
+  it("the quota store passes the quota store contract, the sharing and facts tests included",
+     function()
+    passes("quota_shdict", 23)
+    local shared, facts, shared_facts = false, false, false
     for _, n in ipairs(run_once().quota_shdict.names) do
       if n:find("shares one log", 1, true) then shared = true end
+      if n:find("keeps connection facts", 1, true) then facts = true end
+      if n:find("shares connection facts", 1, true) then shared_facts = true end
     end
     assert.is_true(shared)
+    assert.is_true(facts)
+    assert.is_true(shared_facts)
   end)
 
   it("the de-duplication store passes the dedupe store contract", function()
@@ -62,7 +67,7 @@ describe("shared-dict stores in nginx", function()
   end)
 
   it("the C memory stores pass the same suites in LuaJIT (the shim runs them faithfully)", function()
-    passes("quota_memory", 18)
+    passes("quota_memory", 21)
     passes("dedupe_memory", 8)
     local check = run_once().shim_self_check
     assert.equal(1, check.failed)

@@ -13,7 +13,9 @@
 -- optionally a cleanup function run after the test. dedupe's make_store()
 -- is the same without a policy. opts.make_pair(policy), when given, returns
 -- two handles on one backing store (one file, one Redis database), and the
--- sharing tests run too.
+-- sharing tests run too. The connection facts (store:note, store:facts) are
+-- checked too, unless opts.facts == false (a store that does not keep them:
+-- the optional part of the contract).
 --
 -- Only the contract is checked: no store internals, no error kinds beyond
 -- "misuse raises". Times are injected; nothing sleeps.
@@ -275,6 +277,68 @@ function _M.quota(name, make_store, opts)
       assert.has_error(function() s:record_limit(k, nil) end)
       assert.equal(0, (s:usage(k, T0)))
     end)
+
+    if opts.facts ~= false then
+      it("keeps connection facts: the latest instant of each, the reason of the latest death",
+         function()
+        local s, k, other = open({}), key("facts"), key("facts-other")
+        assert.is_true(quota.has_facts(s))
+        assert.same({}, s:facts(k))
+        assert.is_true(s:note(k, "alive", T0))
+        assert.is_true(s:note(k, "dead", T0 + 10.5, "login_error"))
+        assert.same({ alive_at = T0, dead_at = T0 + 10.5, dead_reason = "login_error" }, s:facts(k))
+        -- an older sighting changes nothing
+        assert.is_true(s:note(k, "dead", T0 + 5, "mfa_error"))
+        assert.is_true(s:note(k, "alive", T0 - 100))
+        assert.same({ alive_at = T0, dead_at = T0 + 10.5, dead_reason = "login_error" }, s:facts(k))
+        -- a newer one moves the instant and the reason
+        assert.is_true(s:note(k, "dead", T0 + 20, "link-disconnected"))
+        assert.is_true(s:note(k, "auth", T0 + 30.001))
+        local f = s:facts(k)
+        assert.equal(T0 + 20, f.dead_at)
+        assert.equal("link-disconnected", f.dead_reason)
+        assert.is_true(math.abs(f.auth_at - (T0 + 30.001)) < 1e-6)
+        assert.is_true(s:note(k, "dead", T0 + 40))
+        assert.is_nil(s:facts(k).dead_reason)
+        assert.same({}, s:facts(other))
+      end)
+
+      it("keeps facts apart from the refresh log", function()
+        local s, k = open({ limit = 1 }), key("facts-log")
+        assert.is_true(s:note(k, "dead", T0, "mfa_error"))
+        assert.equal(0, (s:usage(k, T0)))
+        assert.is_string(s:reserve({ k }, T0 + 1))
+        assert.is_true(s:record_limit(k, T0 + 2))
+        assert.same({ dead_at = T0, dead_reason = "mfa_error" }, s:facts(k))
+        assert.is_true(s:note(k, "alive", T0 + 3))
+        assert.equal(1, (s:usage(k, T0 + 3)))
+      end)
+
+      it("raises on facts misuse, recording nothing", function()
+        local s, k = open({}), key("facts-misuse")
+        assert.has_error(function() s:note(k, "gone", T0) end)
+        assert.has_error(function() s:note(k, "alive", T0, "login_error") end)
+        assert.has_error(function() s:note(k, "dead", T0, "Login Error") end)
+        assert.has_error(function() s:note(k, "dead", T0, string.rep("a", 32)) end)
+        assert.has_error(function() s:note(k, "dead", 0 / 0) end)
+        assert.has_error(function() s:note("not-a-key", "dead", T0) end)
+        assert.has_error(function() s:facts(nil) end)
+        assert.same({}, s:facts(k))
+        assert.is_true(s:note(k, "dead", T0, string.rep("a", 31)))
+      end)
+    end
+
+    if opts.make_pair and opts.facts ~= false then
+      it("shares connection facts between two handles on one backing store", function()
+        local a, b = opts.make_pair({})
+        adopt(a)
+        adopt(b)
+        local k = key("facts-shared")
+        assert.is_true(a:note(k, "dead", T0, "account_locked"))
+        assert.is_true(b:note(k, "auth", T0 + 1))
+        assert.same({ dead_at = T0, dead_reason = "account_locked", auth_at = T0 + 1 }, a:facts(k))
+      end)
+    end
 
     if opts.make_pair then
       it("shares one log between two handles on one backing store", function()

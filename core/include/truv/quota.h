@@ -44,6 +44,32 @@
  *  close()
  *    Frees the store. The entries of a durable store stay in its file.
  *
+ * Connection facts (an optional capability of the contract: note and
+ * facts may be NULL in a store's vtable; every store shipped here has them).
+ * Besides its refresh log, a store may keep, per key, what the client knows
+ * for sure about the connection, each as the latest instant it was seen:
+ *   TRUV_FACT_DEAD   it failed in a way only the user can fix (a login_error,
+ *                    mfa_error, account_locked or unable_to_reset task, a
+ *                    link-disconnected event), with that cause (`reason`)
+ *   TRUV_FACT_ALIVE  a refresh of it completed
+ *   TRUV_FACT_AUTH   the user authenticated it again (a task of its link that
+ *                    finished done after a failure, a link-connected event)
+ *  note(key, fact, at, reason)
+ *    Records that `fact` was seen at `at`, keeping the latest instant per
+ *    fact: an `at` older than the one kept changes nothing. For
+ *    TRUV_FACT_DEAD, `reason` (NULL, or at most TRUV_QUOTA_REASON_MAX - 1
+ *    bytes of [a-z0-9_-]) goes with the instant it was noted at; other facts
+ *    take no reason (TRUV_EINVALID).
+ *  facts(key) -> truv_quota_facts
+ *    What is kept for the key: `seen` has the bit (1 << fact) of each fact
+ *    ever noted, and its instant is in dead_at / alive_at / auth_at (0
+ *    otherwise); dead_reason is "" without one.
+ * The facts of a key are kept at least TRUV_QUOTA_FACT_RETENTION_S after the
+ * latest of its instants, then pruned lazily (when newer facts are noted).
+ * They are independent of the refresh log: neither reserve nor record_limit
+ * touches them, and a key's facts cost a store nothing per quota entry
+ * (they live in a table of their own).
+ *
  * Entries that left the window are pruned lazily; that is invisible to
  * callers. A store applies the policy it was opened with; every handle on one
  * SQLite file must use the same policy.
@@ -85,6 +111,23 @@ typedef struct truv_quota_policy {
   double window_s;  /* the rolling window in seconds (default 86400) */
 } truv_quota_policy;
 
+/* Connection facts (see the contract above). */
+typedef enum truv_quota_fact {
+  TRUV_FACT_DEAD,
+  TRUV_FACT_ALIVE,
+  TRUV_FACT_AUTH,
+  TRUV_FACT_COUNT
+} truv_quota_fact;
+
+#define TRUV_QUOTA_REASON_MAX 32
+#define TRUV_QUOTA_FACT_RETENTION_S (400 * 86400.0)
+
+typedef struct truv_quota_facts {
+  unsigned seen;             /* bit (1 << fact) for each fact noted */
+  double dead_at, alive_at, auth_at;
+  char dead_reason[TRUV_QUOTA_REASON_MAX];
+} truv_quota_facts;
+
 /* 0 means "no ticket" (entries added by record_limit). */
 typedef uint64_t truv_quota_ticket;
 
@@ -105,6 +148,12 @@ typedef struct truv_quota_ops {
   int (*usage)(truv_quota_store *s, const truv_quota_key *key, double now, int *used,
                double *next_free, truv_err *err);
   void (*close)(truv_quota_store *s);
+  /* Optional (NULL: the store keeps no facts). The dispatchers check the
+   * fact, the time and the reason first; `out` is zeroed. */
+  int (*note)(truv_quota_store *s, const truv_quota_key *key, truv_quota_fact fact, double at,
+              const char *reason, truv_err *err);
+  int (*facts)(truv_quota_store *s, const truv_quota_key *key, truv_quota_facts *out,
+               truv_err *err);
 } truv_quota_ops;
 
 /* Every store starts with this header (a store embeds it as its first
@@ -143,8 +192,11 @@ TRUV_API int truv_quota_policy_check(const truv_quota_policy *policy, truv_err *
  * with the table's slack. Sized for `expected_connections` (0: small), grown
  * at 0.8 load; records whose entries have all left the window are dropped
  * when it grows. Its tickets are stamps: unique unless 65535 reservations
- * share one millisecond. policy NULL means the default. Returns NULL and
- * fills err on failure. */
+ * share one millisecond. Connection facts live in a second, smaller table
+ * of their own (the key, three instants and the reason: 80 bytes per
+ * connection whose facts were noted), so the quota records above do not
+ * grow. policy NULL means the default. Returns NULL and fills err on
+ * failure. */
 TRUV_API truv_quota_store *truv_quota_memory(const truv_quota_policy *policy,
                                              size_t expected_connections, truv_err *err);
 
@@ -155,7 +207,9 @@ TRUV_API truv_quota_store *truv_quota_memory(const truv_quota_policy *policy,
  * recorded). Writers take the file's write lock with BEGIN IMMEDIATE and wait
  * up to 10 s for it (then TRUV_EINTERNAL, code "store_busy"). The file may
  * also hold the de-duplication tables (truv/dedupe.h): one schema, versioned
- * by PRAGMA user_version; a file written by a newer schema is refused. */
+ * by PRAGMA user_version; a file written by a newer schema is refused, an
+ * older one is brought up to date. Connection facts are a table of their
+ * own in the same file. */
 TRUV_API truv_quota_store *truv_quota_sqlite(const char *path, const truv_quota_policy *policy,
                                              truv_err *err);
 
@@ -173,5 +227,16 @@ TRUV_API int truv_quota_usage(truv_quota_store *s, const truv_quota_key *key, do
                               int *used, double *next_free, truv_err *err);
 /* NULL is allowed. */
 TRUV_API void truv_quota_close(truv_quota_store *s);
+
+/* Whether the store keeps connection facts. */
+TRUV_API int truv_quota_has_facts(const truv_quota_store *s);
+/* TRUV_EINVALID ("facts_unsupported") for a store without them. */
+TRUV_API int truv_quota_note(truv_quota_store *s, const truv_quota_key *key,
+                             truv_quota_fact fact, double at, const char *reason, truv_err *err);
+TRUV_API int truv_quota_facts_read(truv_quota_store *s, const truv_quota_key *key,
+                                   truv_quota_facts *out, truv_err *err);
+/* "dead", "alive", "auth"; and back (-1 if unknown). */
+TRUV_API const char *truv_quota_fact_name(truv_quota_fact fact);
+TRUV_API int truv_quota_fact_of(const char *name);
 
 #endif

@@ -50,7 +50,9 @@
 -- Layout (all under `prefix`, default "truv:"): a quota record per
 -- connection key, "<prefix>q:<key>" = "<ms>:<ticket>,..." (in-window
 -- entries, oldest first; an entry Truv's refusal recorded has an empty
--- ticket); a ticket counter "<prefix>qt" (dict:incr); a de-duplication
+-- ticket); a ticket counter "<prefix>qt" (dict:incr); the connection's
+-- facts (truv.quota), "<prefix>f:<key>" = "<dead ms>,<alive ms>,<auth ms>,
+-- <reason>", kept 400 days after its last change; a de-duplication
 -- record per webhook id, "<prefix>s:<id>" = expiry in ms, and one per
 -- object, "<prefix>o:<object>" = updated_at in ms; locks "<prefix>l<record
 -- key>" and their claims "<prefix>b<record key> <token>". Nothing a quota
@@ -637,6 +639,79 @@ function Quota:usage(key, now)
   local ats, atks = decode(self.dict:get(self:_rkey(key)))
   local ts = in_window(self, ats, atks, ms(now))
   return #ts, next_free(self, ts)
+end
+
+-- ------------------------------------------------------ connection facts
+
+local FACTS = { dead = 1, alive = 2, auth = 3 }
+local FACT_RETENTION_S = 400 * 86400   -- as the C stores (truv/quota.h)
+
+function Quota:_fkey(k)
+  return self.prefix .. "f:" .. k
+end
+
+-- "<dead_ms>,<alive_ms>,<auth_ms>,<reason>" (empty for what was never noted)
+local function decode_facts(s)
+  local at = { nil, nil, nil }
+  local reason
+  if s then
+    local a, b, c, r = match(s, "^(%d*),(%d*),(%d*),(.*)$")
+    at[1], at[2], at[3] = tonumber(a), tonumber(b), tonumber(c)
+    if r and r ~= "" then reason = r end
+  end
+  return at, reason
+end
+
+local function encode_facts(at, reason)
+  local parts = {}
+  for i = 1, 3 do parts[i] = at[i] and format("%.0f", at[i]) or "" end
+  parts[4] = reason or ""
+  return concat(parts, ",")
+end
+
+local function note_locked(self, lkey, token, key, i, at_ms, reason)
+  local fkey = self:_fkey(key)
+  local at, old_reason = decode_facts(self.dict:get(fkey))
+  if at[i] and at[i] > at_ms then return true end   -- an older sighting
+  at[i] = at_ms
+  if i == 1 then old_reason = reason end
+  if not owns(self.dict, lkey, token) then return nil, lost_error() end
+  local ok, err = self.dict:safe_set(fkey, encode_facts(at, old_reason), FACT_RETENTION_S)
+  if not ok then
+    return nil, store_error("store_full", format("the shared dictionary '%s' cannot hold the " ..
+                            "connection's facts: %s", self.name, tostring(err)))
+  end
+  return true
+end
+
+--- store:note(key, fact, at [, reason]) -> true | nil, err (see truv.quota)
+function Quota:note(key, fact, at, reason)
+  check_key("note", 1, key)
+  local i = FACTS[fact]
+  if not i then argerror("note", 2, "\"dead\", \"alive\" or \"auth\" expected") end
+  check_time("note", 3, at)
+  if reason ~= nil then
+    if fact ~= "dead" then argerror("note", 4, "only a dead fact has a reason") end
+    if type(reason) ~= "string" or #reason == 0 or #reason > 31 or match(reason, "[^a-z0-9_%-]") then
+      argerror("note", 4, "a reason is 1 to 31 characters of a-z, 0-9, '_' and '-'")
+    end
+  end
+  local fkey = self:_fkey(key)
+  return with_locks(self, self.lock_prefix .. fkey, note_locked, key, i, ms(at), reason)
+end
+
+--- store:facts(key) -> { dead_at =, dead_reason =, alive_at =, auth_at = } | nil, err
+-- One read of one record: no lock needed.
+function Quota:facts(key)
+  check_key("facts", 1, key)
+  local at, reason = decode_facts(self.dict:get(self:_fkey(key)))
+  local f = {}
+  if at[1] then
+    f.dead_at, f.dead_reason = at[1] / 1000, reason
+  end
+  if at[2] then f.alive_at = at[2] / 1000 end
+  if at[3] then f.auth_at = at[3] / 1000 end
+  return f
 end
 
 function Quota.close()
