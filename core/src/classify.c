@@ -152,12 +152,14 @@ static int has_expected_shape(truv_op op, const cJSON *doc) {
     case TRUV_OP_GET_ORDER:
     case TRUV_OP_REFRESH_ORDER:
     case TRUV_OP_GET_REFRESH_TASK:
+    case TRUV_OP_GET_TASK:
       return string_at(doc, "id") != NULL;
     case TRUV_OP_CREATE_REFRESH_TASK:
       return string_at(doc, "task_id") != NULL;
     case TRUV_OP_CREATE_BRIDGE_TOKEN:
       return string_at(doc, "bridge_token") != NULL;
     case TRUV_OP_LIST_ORDER_EVENTS:
+    case TRUV_OP_LIST_TASKS:
       return cJSON_IsArray(doc) || cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(doc, "results"));
     default:
       return cJSON_IsObject(doc);

@@ -84,15 +84,12 @@ int truv_order_read(const cJSON *doc, truv_order *out, truv_err *err) {
   if ((nfin = count_connections(fin, "financial_accounts", err)) < 0) return err->kind;
 
   out->order_number = str(doc, "order_number");
-  out->status = str(doc, "status");
   out->user_id = str(doc, "user_id");
   out->initial_order = str(doc, "initial_order");
   out->refresh_order = str(doc, "refresh_order");
   out->share_url = str(doc, "share_url");
   out->first_name = str(doc, "first_name");
   out->last_name = str(doc, "last_name");
-  out->email = str(doc, "email");
-  out->phone = str(doc, "phone");
   out->created_at = time_of(doc, "created_at");
 
   if (nemp + nfin == 0) return 0;

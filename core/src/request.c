@@ -22,6 +22,8 @@ static const op_info ops[TRUV_OP_COUNT] = {
   [TRUV_OP_CREATE_REFRESH_TASK] = {"create_refresh_task", "POST", "refresh/tasks/", TRUV_REQ_BILLED},
   [TRUV_OP_GET_REFRESH_TASK] = {"get_refresh_task", "GET", "refresh/tasks/{id}/", TRUV_REQ_SAFE},
   [TRUV_OP_CREATE_BRIDGE_TOKEN] = {"create_bridge_token", "POST", "users/{id}/tokens/", 0},
+  [TRUV_OP_LIST_TASKS] = {"list_tasks", "GET", "tasks/", TRUV_REQ_SAFE},
+  [TRUV_OP_GET_TASK] = {"get_task", "GET", "tasks/{id}/", TRUV_REQ_SAFE},
 };
 
 const char *truv_op_name(truv_op op) {

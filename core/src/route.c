@@ -9,8 +9,12 @@
  *
  * Suborder and order statuses (§3): completed is done; expired and skipped
  * links need a new link; canceled and an order-level error (notification
- * delivery failed) need a person; a suborder error without its task status
- * is retried like a task error.
+ * delivery failed) need a person. A suborder error is what a failed refresh
+ * looks like when its task's status could not be learned (Truv sends no
+ * order event for it): the cause may be one only the user can fix
+ * (login_error), so it needs a person, never an automatic billed retry.
+ * (truv.wait first reads the task's status; this entry is for when it
+ * cannot.)
  *
  * Errors: throttling, 5xx, network failures and garbled answers are
  * transient (retry); a refused refresh (Truv's limit or our quota) is
@@ -52,7 +56,7 @@ static const truv_route_entry table[] = {
   {TRUV_OUTCOME_SUBORDER, "expired", TRUV_ROUTE_REVERIFY, 0},
   {TRUV_OUTCOME_SUBORDER, "skipped", TRUV_ROUTE_REVERIFY, 0},
   {TRUV_OUTCOME_SUBORDER, "canceled", TRUV_ROUTE_FIX, 0},
-  {TRUV_OUTCOME_SUBORDER, "error", TRUV_ROUTE_RETRY, HOUR},
+  {TRUV_OUTCOME_SUBORDER, "error", TRUV_ROUTE_FIX, 0},
   /* order statuses */
   {TRUV_OUTCOME_ORDER, "pending", TRUV_ROUTE_WAIT, 0},
   {TRUV_OUTCOME_ORDER, "sent", TRUV_ROUTE_WAIT, 0},

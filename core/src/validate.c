@@ -64,13 +64,15 @@ static int valid_phone(const char *s) {
   return digits >= 10 && digits <= 15;
 }
 
+/* The last 4 digits, or all 9 (dashes allowed: "991-91-9991"). */
 static int valid_ssn(const char *s) {
-  int digits = 0;
+  int digits = 0, dashes = 0;
   for (; *s; s++) {
     if (isdigit((unsigned char)*s)) digits++;
-    else if (*s != '-') return 0;
+    else if (*s == '-') dashes++;
+    else return 0;
   }
-  return digits == 9;
+  return digits == 9 || (digits == 4 && dashes == 0);
 }
 
 static size_t utf8_len(const char *s) {
@@ -182,14 +184,16 @@ static void check_products(const cJSON *v, const char *const *set, int exactly_o
   }
 }
 
-/* A refresh selects connections as [{"id": ...} | {"suborder_number": ...}]. */
+/* A refresh selects connections as [{"id": ...} | {"suborder_number": ...}],
+ * or by both at once, as Truv's own request example does (that they name
+ * the same connection is checked against the order, truv.refresh). */
 static void check_selection(const cJSON *v, const char *name, truv_err *err) {
   const cJSON *e;
   int i = 0;
   char fname[48];
   if (!v) return;
   if (!cJSON_IsArray(v) || cJSON_GetArraySize(v) == 0) {
-    truv_err_invalid(err, name, "must be a non-empty array of {id} or {suborder_number} "
+    truv_err_invalid(err, name, "must be a non-empty array of {id} and/or {suborder_number} "
                               "(omit it to refresh every connection)");
     return;
   }
@@ -202,13 +206,15 @@ static void check_selection(const cJSON *v, const char *name, truv_err *err) {
     snprintf(fname, sizeof fname, "%s[%d]", name, ++i);
     if (!cJSON_IsObject(e))
       truv_err_invalid(err, fname, "must be an object with id or suborder_number");
-    else if (!id == !sn)
-      truv_err_invalid(err, fname, "give exactly one of id or suborder_number");
-    else if (id && !(cJSON_IsString(id) && valid_id(id->valuestring)))
-      truv_err_invalid(err, fname, "id must be a non-empty id string");
-    else if (sn && !((cJSON_IsString(sn) && sn->valuestring[0]) ||
-                     (cJSON_IsNumber(sn) && sn->valuedouble >= 0)))
-      truv_err_invalid(err, fname, "suborder_number must be a string or a number");
+    else if (!id && !sn)
+      truv_err_invalid(err, fname, "give id or suborder_number (or both)");
+    else {
+      if (id && !(cJSON_IsString(id) && valid_id(id->valuestring)))
+        truv_err_invalid(err, fname, "id must be a non-empty id string");
+      if (sn && !((cJSON_IsString(sn) && sn->valuestring[0]) ||
+                  (cJSON_IsNumber(sn) && sn->valuedouble >= 0)))
+        truv_err_invalid(err, fname, "suborder_number must be a string or a number");
+    }
   }
 }
 
@@ -347,7 +353,7 @@ static void validate_create_order(const cJSON *p, truv_err *err) {
   ssn = cJSON_GetObjectItemCaseSensitive(p, "ssn");
   if (!ssn) ssn = cJSON_GetObjectItemCaseSensitive(p, "social_security_number");
   if (ssn && !(cJSON_IsString(ssn) && valid_ssn(ssn->valuestring)))
-    truv_err_invalid(err, "ssn", "must be 9 digits (dashes allowed)");
+    truv_err_invalid(err, "ssn", "must be the last 4 digits or all 9 (dashes allowed)");
   check_new_connections(cJSON_GetObjectItemCaseSensitive(p, "employers"), "employers",
                         "company_name", "company_mapping_id", err);
   check_new_connections(cJSON_GetObjectItemCaseSensitive(p, "financial_institutions"),
@@ -386,7 +392,8 @@ static void validate_query(const cJSON *p, truv_err *err) {
 }
 
 static int takes_id(truv_op op) {
-  return op != TRUV_OP_CREATE_ORDER && op != TRUV_OP_CREATE_REFRESH_TASK;
+  return op != TRUV_OP_CREATE_ORDER && op != TRUV_OP_CREATE_REFRESH_TASK &&
+         op != TRUV_OP_LIST_TASKS;
 }
 
 static int is_post(truv_op op) {
@@ -402,7 +409,8 @@ int truv_validate(truv_op op, const char *id, const cJSON *params,
     return truv_err_set(err, TRUV_EINVALID, "unknown_operation", "unknown operation");
   if (takes_id(op) && !valid_id(id))
     truv_err_invalid(err, op == TRUV_OP_CREATE_BRIDGE_TOKEN ? "user_id" :
-                        op == TRUV_OP_GET_REFRESH_TASK ? "task_id" : "order_id",
+                        op == TRUV_OP_GET_REFRESH_TASK || op == TRUV_OP_GET_TASK ? "task_id"
+                                                                                 : "order_id",
                    "must be a non-empty id of letters, digits, '-' or '_' (at most %d)",
                    MAX_ID);
   if (params && !cJSON_IsObject(params)) {

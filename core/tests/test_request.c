@@ -46,6 +46,8 @@ static void every_endpoint_has_its_path_and_method(void) {
     {TRUV_OP_CREATE_REFRESH_TASK, NULL, "{\"access_token\":\"tok\",\"product_type\":\"income\"}", "POST", "/v1/refresh/tasks/"},
     {TRUV_OP_GET_REFRESH_TASK, "t1", NULL, "GET", "/v1/refresh/tasks/t1/"},
     {TRUV_OP_CREATE_BRIDGE_TOKEN, "u1", "{\"product_type\":\"income\",\"access_token\":\"tok\"}", "POST", "/v1/users/u1/tokens/"},
+    {TRUV_OP_LIST_TASKS, NULL, NULL, "GET", "/v1/tasks/"},
+    {TRUV_OP_GET_TASK, "t1", NULL, "GET", "/v1/tasks/t1/"},
   };
   size_t i;
   for (i = 0; i < sizeof c / sizeof c[0]; i++) {
@@ -59,6 +61,18 @@ static void every_endpoint_has_its_path_and_method(void) {
     CHECK(req.target[strlen(req.target) - 1] == '/');
     truv_request_free(&req);
   }
+}
+
+static void a_users_tasks_are_listed_by_query(void) {
+  truv_request req;
+  truv_err err;
+  CHECK_INT(build(TRUV_OP_LIST_TASKS, NULL, "{\"user_id\":\"u1\",\"page\":2}", NULL, &req, &err), 0);
+  CHECK_STR(req.target, "/v1/tasks/?user_id=u1&page=2");
+  CHECK(truv_op_flags(TRUV_OP_LIST_TASKS) & TRUV_REQ_SAFE);
+  CHECK(truv_op_flags(TRUV_OP_GET_TASK) & TRUV_REQ_SAFE);
+  truv_request_free(&req);
+  CHECK_INT(build(TRUV_OP_GET_TASK, "a/b", NULL, NULL, &req, &err), TRUV_EINVALID);
+  CHECK_STR(err.fields[0].field, "task_id");
 }
 
 static void refreshes_are_billed_and_gets_are_safe(void) {
@@ -169,7 +183,18 @@ static void connections_are_named_by_id_or_suborder_number(void) {
   CHECK_INT(build(TRUV_OP_REFRESH_ORDER, "o1",
                   "{\"products\":[\"income\"],\"employers\":[{\"name\":\"x\"},{\"id\":\"e1\",\"suborder_number\":\"1\"},\"e3\"],"
                   "\"financial_accounts\":[]}", NULL, &req, &err), TRUV_EINVALID);
-  CHECK_STR(fields(&err), "employers[1],employers[2],employers[3],financial_accounts");
+  CHECK_STR(fields(&err), "employers[1],employers[3],financial_accounts");
+  /* Truv's own request example names each connection by both keys */
+  CHECK_INT(build(TRUV_OP_REFRESH_ORDER, "o1",
+                  "{\"products\":[\"employment\"],\"employers\":[{\"id\":\"e1\",\"suborder_number\":\"133\"}],"
+                  "\"financial_accounts\":[{\"id\":\"f1\",\"suborder_number\":\"134\"}]}", NULL, &req, &err), 0);
+  CHECK_CONTAINS(req.body, "{\"id\":\"e1\",\"suborder_number\":\"133\"}");
+  truv_request_free(&req);
+  /* both keys, each checked */
+  CHECK_INT(build(TRUV_OP_REFRESH_ORDER, "o1",
+                  "{\"products\":[\"income\"],\"employers\":[{\"id\":\"e 1\",\"suborder_number\":true}]}",
+                  NULL, &req, &err), TRUV_EINVALID);
+  CHECK_INT(err.nfields, 2);
   CHECK_INT(build(TRUV_OP_REFRESH_ORDER, "o1",
                   "{\"products\":[\"income\"],\"employers\":[{\"id\":\"a\"},{\"id\":\"b\"},{\"id\":\"c\"},{\"id\":\"d\"},{\"id\":\"e\"},{\"id\":\"f\"}]}",
                   NULL, &req, &err), TRUV_EINVALID);
@@ -253,6 +278,27 @@ static void create_order_needs_names_products_and_valid_contacts(void) {
   /* SSNs are secrets: listed for redaction */
   CHECK_STR(req.redact[1], "991-91-9991");
   truv_request_free(&req);
+  /* the last 4 digits, or all 9 */
+  CHECK_INT(build(TRUV_OP_CREATE_ORDER, NULL,
+                  "{\"products\":[\"income\"],\"first_name\":\"A\",\"last_name\":\"B\",\"ssn\":\"9991\"}",
+                  NULL, &req, &err), 0);
+  truv_request_free(&req);
+  CHECK_INT(build(TRUV_OP_CREATE_ORDER, NULL,
+                  "{\"products\":[\"income\"],\"first_name\":\"A\",\"last_name\":\"B\","
+                  "\"social_security_number\":\"991919991\"}", NULL, &req, &err), 0);
+  truv_request_free(&req);
+  {
+    static const char *const bad[] = {"999", "99911", "99-91", "12345678", "1234567890", "99a1", ""};
+    size_t i;
+    char body[160];
+    for (i = 0; i < sizeof bad / sizeof *bad; i++) {
+      snprintf(body, sizeof body,
+               "{\"products\":[\"income\"],\"first_name\":\"A\",\"last_name\":\"B\",\"ssn\":\"%s\"}",
+               bad[i]);
+      CHECK_INT(build(TRUV_OP_CREATE_ORDER, NULL, body, NULL, &req, &err), TRUV_EINVALID);
+      CHECK_STR(fields(&err), "ssn");
+    }
+  }
 }
 
 static void refresh_tasks_and_bridge_tokens_need_a_product_type(void) {
@@ -299,6 +345,7 @@ static void at_most_sixteen_fields_are_kept_and_the_rest_counted(void) {
 
 int main(void) {
   RUN(every_endpoint_has_its_path_and_method);
+  RUN(a_users_tasks_are_listed_by_query);
   RUN(refreshes_are_billed_and_gets_are_safe);
   RUN(headers_carry_credentials_version_and_json);
   RUN(default_base_url_is_truv_production);

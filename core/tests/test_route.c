@@ -36,6 +36,8 @@ static void suborder_and_order_statuses_route(void) {
   }
   CHECK_STR(route_of(TRUV_OUTCOME_ORDER, "error"), "fix");      /* notification failed */
   CHECK_STR(route_of(TRUV_OUTCOME_SUBORDER, "expired"), "reverify");
+  /* a failed refresh whose cause is unknown may be a login_error: a person, never a billed retry */
+  CHECK_STR(route_of(TRUV_OUTCOME_SUBORDER, "error"), "fix");
 }
 
 static void every_error_kind_routes(void) {

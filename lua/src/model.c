@@ -2,8 +2,8 @@
  *
  *   core.order_model(order) -> model | nil, err
  *     order: a document view, plain tables, or JSON text
- *     model: { id, order_number, status, user_id, initial_order, refresh_order,
- *              share_url, first_name, last_name, email, phone, created_at,
+ *     model: { id, order_number, user_id, initial_order, refresh_order,
+ *              share_url, first_name, last_name, created_at,
  *              products = {...},
  *              connections = { { kind = "employers"|"financial_accounts", id,
  *                status, suborder_number, access_token, link_id, product_type,
@@ -32,15 +32,12 @@ static void push_model(lua_State *L, const truv_order *o) {
   lua_createtable(L, 0, 16);
   set_str(L, "id", o->id);
   set_str(L, "order_number", o->order_number);
-  set_str(L, "status", o->status);
   set_str(L, "user_id", o->user_id);
   set_str(L, "initial_order", o->initial_order);
   set_str(L, "refresh_order", o->refresh_order);
   set_str(L, "share_url", o->share_url);
   set_str(L, "first_name", o->first_name);
   set_str(L, "last_name", o->last_name);
-  set_str(L, "email", o->email);
-  set_str(L, "phone", o->phone);
   set_time(L, "created_at", o->created_at);
   lua_createtable(L, (int)o->nproducts, 0);
   for (i = 0; i < o->nproducts; i++) {

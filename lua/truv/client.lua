@@ -372,6 +372,24 @@ function Client:get_order_model(id)
   return self:call("get_order", id, nil, nil, "model")
 end
 
+-- Every page of a list (Truv's lists page with ?page=N and `next`), at
+-- most max_pages of them: { count =, results = { ... } } as plain tables.
+function Client:_all_pages(op, id, query, max_pages)
+  local all, page, q = {}, 1, {}
+  for k, v in pairs(query or {}) do q[k] = v end
+  while true do
+    q.page = page
+    local doc, meta = self:call(op, id, q)
+    if not doc then return nil, meta end
+    local results = doc.results or doc
+    for i = 1, #results do all[#all + 1] = core.totable(results[i]) end
+    if type(doc.next) ~= "string" or #results == 0 or page >= max_pages then
+      return { count = #all, results = all }, meta
+    end
+    page = page + 1
+  end
+end
+
 --- GET orders/{id}/events/ (one page; `query` may hold page, page_size and
 -- any filter Truv accepts). With opts.all, every page is fetched and the
 -- result is { count =, results = { ... } } as plain tables.
@@ -380,19 +398,25 @@ function Client:list_order_events(id, query, opts)
   check_params(query, 2, "list_order_events")
   check_params(opts, 3, "list_order_events")
   if not (opts and opts.all) then return self:call("list_order_events", id, query) end
-  local all, page, q = {}, 1, {}
-  for k, v in pairs(query or {}) do q[k] = v end
-  while true do
-    q.page = page
-    local doc, meta = self:call("list_order_events", id, q)
-    if not doc then return nil, meta end
-    local results = doc.results or doc
-    for i = 1, #results do all[#all + 1] = core.totable(results[i]) end
-    if type(doc.next) ~= "string" or #results == 0 or page >= 1000 then
-      return { count = #all, results = all }, meta
-    end
-    page = page + 1
-  end
+  return self:_all_pages("list_order_events", id, query, 1000)
+end
+
+--- GET tasks/ (one page; `query` holds user_id, page and any filter Truv
+-- accepts): a user's tasks with their status and error_message, as Truv's
+-- demo applications read them to learn why a connection failed. With
+-- opts.all, every page (at most opts.max_pages, default 20) as
+-- { count =, results = { ... } } in plain tables.
+function Client:list_tasks(query, opts)
+  check_params(query, 1, "list_tasks")
+  check_params(opts, 2, "list_tasks")
+  if not (opts and opts.all) then return self:call("list_tasks", nil, query) end
+  return self:_all_pages("list_tasks", nil, query, opts.max_pages or 20)
+end
+
+--- GET tasks/{id}/: one task (status, link_id, error_message, created_at, ...).
+function Client:get_task(id)
+  check_id(id, "get_task")
+  return self:call("get_task", id)
 end
 
 --- POST refresh/tasks/ { access_token, product_type }: billed, inside the

@@ -8,6 +8,7 @@
 --     secrets = { secret, previous_secret },   -- Truv signs with the access secret
 --     router = router,          -- events are routed by its table (its handlers are not called)
 --     dedupe = store,           -- default: in memory
+--     facts = store,            -- a quota store keeping connection facts (truv.facts)
 --     on_settled = function(watch) end,        -- every connection of watch.order_id is final
 --     on_dropped = function(info) end,         -- a delivery that was not used, and why
 --   })
@@ -42,8 +43,14 @@
 -- order-refresh-failed (the same ids; status is the failure), and
 -- task-status-updated (the task's status; tracking_info is the suborder).
 -- A connection is settled by a final suborder status or by a refresh
--- failure; the final task status, when it came, says why it failed.
+-- failure; the final task status, when it came, says why it failed (Truv's
+-- generic `error`, or none, leaves the cause unknown: see truv.wait).
 -- Everything else (order-created, data events, non-final steps) is ignored.
+--
+-- With `facts`, what the webhooks say is kept as connection facts
+-- (truv.facts): a refresh that completed (alive), one that failed in a way
+-- only the user can fix (dead), and, for any link, link-disconnected (dead)
+-- and link-connected (the user authenticated again).
 --
 -- Deliveries go through a truv.receiver: verified (again: the listener
 -- already refused bad signatures), parsed, de-duplicated by webhook_id and
@@ -56,6 +63,8 @@
 local core = require "truv.core"
 local receiver_mod = require "truv.receiver"
 local route_mod = require "truv.route"
+local wait_mod = require "truv.wait"
+local facts_mod = require "truv.facts"
 
 local type, pairs, ipairs, setmetatable, getmetatable, tostring, error =
   type, pairs, ipairs, setmetatable, getmetatable, tostring, error
@@ -122,7 +131,8 @@ function _M.new(opts)
     router = router,
     receiver = receiver_mod.new{ secrets = secrets, router = routing_only(router),
                                  dedupe = opts.dedupe, ttl = opts.ttl or _M.DEFAULTS.ttl,
-                                 clock = opts.clock },
+                                 clock = opts.clock, facts = opts.facts },
+    facts = facts_mod.store(opts.facts),
     on_settled = opts.on_settled, on_dropped = opts.on_dropped, park = opts.park,
     early_ttl_s = opts.early_ttl_s or _M.DEFAULTS.early_ttl_s,
     early_max = opts.early_max or _M.DEFAULTS.early_max,
@@ -140,11 +150,11 @@ end
 local function apply(c, note)
   local t = note.type
   if t == "task-status-updated" then
-    c.task_status, c.task_id = note.status, note.task_id
+    c.task_status, c.task_id, c.task_at = note.status, note.task_id, note.at
   elseif t == "order-refresh-failed" then
     c.failed = note.status or "failed"
     -- the failure status is the task's; a task event, when one came, says it first-hand
-    c.task_status = c.task_status or note.status
+    if not c.task_status then c.task_status, c.task_at = note.status, note.at end
   else
     c.suborder = note.status
   end
@@ -177,7 +187,8 @@ local function note_of(self, ev)
     if not status or not self.router:route({ suborder = status }).final then return nil end
   end
   if type(id) ~= "string" then return nil end
-  return { type = t, id = id, order_id = ev.order_id, status = status, task_id = ev.task_id }
+  return { type = t, id = id, order_id = ev.order_id, status = status, task_id = ev.task_id,
+           at = ev.updated_at }
 end
 
 -- Early notes wait in a FIFO (head..tail) as well as under their suborder;
@@ -335,7 +346,7 @@ function Inbox:_result(client, w, poll)
   end
   local router = poll.router or self.router
   local now = client:now()
-  local connections, decisions = {}, {}
+  local connections, decisions, noted = {}, {}, {}
   for i, c in ipairs(model.connections) do
     local d = router:route({ suborder = c.status or "unknown" }, now)
     if not d.final then
@@ -351,7 +362,10 @@ function Inbox:_result(client, w, poll)
         return poll_for(client, doc, poll, "poll")
       end
       r.task_id, r.task_status = rec.task_id, rec.task_status
-      d = router:route({ task = rec.task_status }, now)
+      d = wait_mod.failure_decision(router, c.status, rec.task_status, nil, now)
+      if d.outcome == "task" then noted[#noted + 1] = { c, rec.task_status, rec.task_at } end
+    elseif d.route == "done" then
+      noted[#noted + 1] = { c, "done" }
     end
     r.decision = d
     connections[i], decisions[i] = r, d
@@ -359,6 +373,11 @@ function Inbox:_result(client, w, poll)
   if #connections == 0 then
     release(doc)
     return poll_for(client, model, poll, "poll")
+  end
+  local function warn(ev) client:_emit("warn", ev) end
+  local store = self.facts or facts_mod.store(client.quota)
+  for _, n in ipairs(noted) do
+    facts_mod.note_outcome(store, n[1], n[2], n[3] or now, warn)
   end
   return { order = doc, finished = true, connections = connections,
            decision = route_mod.combine(decisions) }, nil, "webhook"

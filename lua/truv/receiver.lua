@@ -8,6 +8,7 @@
 --     ttl = 7 * 86400,                  -- how long a webhook_id is remembered
 --     originals = function(order_id) return original_id_or_nil end,  -- optional correlation
 --     client = client,                  -- optional: reads initial_order when originals can't tell
+--     facts = quota_store,              -- optional: keep what events say about links (truv.facts)
 --     clock = os.time,
 --   }
 --   local status, result = receiver:handle(raw_body, headers)
@@ -18,6 +19,13 @@
 -- that Truv's retry is handled again). `result` = { event =, decision =,
 -- duplicate =, stale =, original_order_id =, handler_result =, error = }.
 --
+-- With `facts` (a quota store that keeps connection facts, such as the
+-- client's), every new event about a link is noted before it is routed:
+-- link-disconnected and a refresh that failed in a way only the user can
+-- fix (login_error, mfa_error, ...) as dead, link-connected as the user
+-- authenticating again, a completed refresh as alive; so that the next
+-- refresh of a dead link is refused without being billed (truv.refresh).
+--
 -- Replays: Truv's signature has no timestamp, so a replayed delivery is
 -- caught by de-duplication (webhook_id, for `ttl`) and by ordering (an event
 -- older than the last one seen for the same object is ignored; one of the
@@ -25,6 +33,7 @@
 local core = require "truv.core"
 local webhook = require "truv.webhook"
 local route_mod = require "truv.route"
+local facts_mod = require "truv.facts"
 
 local type, tostring, setmetatable = type, tostring, setmetatable
 local core_verify, core_parse = core.webhook_verify, core.webhook_parse
@@ -66,6 +75,7 @@ function _M.new(opts)
     client = opts.client,
     clock = opts.clock or (ngx and ngx.now) or core.now,
     log = opts.logger,
+    facts = facts_mod.store(opts.facts),
   }, Receiver)
 end
 
@@ -109,6 +119,9 @@ function Receiver:handle(body, headers)
     if not newer then return 200, { event = ev, stale = true } end
   end
 
+  if self.facts then
+    facts_mod.note_event(self.facts, ev, self.log and function(e) self.log("warn", e) end)
+  end
   local original = self:_original(ev)
   local case = { order_id = ev.order_id, original_order_id = original or ev.order_id,
                  webhook_id = ev.webhook_id, user_id = ev.user_id, employer_id = ev.employer_id,

@@ -8,8 +8,25 @@
 --    fetched), so the product rule and the selected connections are checked
 --    before anything is sent. opts.answer = "model" returns the new order's
 --    model instead of its document.
--- 2. Connections past their lifetime (default 180 days) are not refreshed:
---    they need the user to reconnect ("expired", routes to reverify).
+-- 2. A connection is refused locally only for what the client knows for
+--    sure (truv.facts, kept in the quota store): it failed in a way only the
+--    user can fix (login_error, mfa_error, account_locked, unable_to_reset,
+--    link-disconnected) and nothing seen since says it works again. Before
+--    refusing, Truv's task list for the order's user (GET tasks/?user_id=)
+--    is read: a task of that link that finished done after the failure is
+--    the user re-authenticating (Bridge update mode), noted as `auth`, and
+--    the connection is refreshed. A refusal is kind "expired", code
+--    "connection_dead" (err.reason: the recorded cause), routes to
+--    reverify and spends nothing. `refuse_dead = false` turns this off.
+--    Age alone refuses nothing unless the caller opts in (`expiry_days`):
+--    Truv only says OAuth connections *typically* last ~180 days, and
+--    session-based ones vary; a refresh Truv would serve is never refused
+--    by a guess. Age is a warning instead: connections whose last
+--    authentication the client saw (auth, else the suborder's created_at)
+--    is at least `expiring_days` (150) old are listed in meta.expiring
+--    (err.expiring on failure), among the providers of `oauth_providers`
+--    (every connection when no list is given), so that a link can be sent
+--    ahead of time.
 -- 3. The quota store reserves one slot on every selected connection at once
 --    (all or none); a spent connection answers "not before T" locally.
 -- 4. The POST is sent once (opts.before_send(info) runs just before, for a
@@ -23,14 +40,20 @@
 --    (code "unreconciled") and nothing is re-sent.
 local core = require "truv.core"
 local errors = require "truv.errors"
+local facts_mod = require "truv.facts"
 
 local type, ipairs, pairs, tostring = type, ipairs, pairs, tostring
 local format = string.format
+local floor = math.floor
 
 local _M = {}
 
 _M.DEFAULTS = {
-  expiry_days = 180,          -- connection lifetime (OAuth ~180 days); false: no check
+  expiry_days = false,        -- opt-in: refuse connections older than this many days
+                              -- since their last authentication (no Truv answer says so)
+  refuse_dead = true,         -- refuse connections the facts say need the user
+  expiring_days = 150,        -- list connections at least this old in meta.expiring
+  oauth_providers = false,    -- provider ids that expire (~180 days); false: every one
   settle_s = 1,               -- wait before reading back after an ambiguous failure
   clock_skew_s = 300,         -- tolerance between our clock and Truv's timestamps
   max_sends = 3,              -- sends of one refresh when earlier ones provably failed
@@ -63,6 +86,30 @@ local KIND_OF = { income = "employers", employment = "employers", insurance = "e
                   assets = "financial_accounts", transactions = "financial_accounts" }
 _M.KIND_OF = KIND_OF
 
+-- The connection of `kind` an entry names: by id, by suborder_number, or by
+-- both (Truv's own request example gives both: they must name the same
+-- connection). Returns it, or nil and what is wrong.
+local function named_connection(all, kind, s)
+  local by_id, by_number
+  for _, c in ipairs(all) do
+    if c.kind == kind then
+      if s.id ~= nil and c.id == s.id then by_id = c end
+      if s.suborder_number ~= nil and
+         tostring(c.suborder_number) == tostring(s.suborder_number) then
+        by_number = c
+      end
+    end
+  end
+  if s.id ~= nil and s.suborder_number ~= nil and by_id ~= by_number then
+    if not (by_id or by_number) then return nil, "is not a connection of this order" end
+    return nil, format("id %s and suborder_number %s do not name the same connection",
+                       tostring(s.id), tostring(s.suborder_number))
+  end
+  local hit = by_id or by_number
+  if not hit then return nil, "is not a connection of this order" end
+  return hit
+end
+
 -- Which connections a refresh request selects: the ones it names, or every
 -- connected one of the product's kind.
 local function select_connections(model, params)
@@ -74,16 +121,9 @@ local function select_connections(model, params)
     if type(sel) == "table" then
       named = true
       for i, s in ipairs(sel) do
-        local hit
-        for _, c in ipairs(all) do
-          if c.kind == kind and ((s.id ~= nil and c.id == s.id) or
-             (s.suborder_number ~= nil and tostring(c.suborder_number) == tostring(s.suborder_number))) then
-            hit = c
-          end
-        end
+        local hit, why = named_connection(all, kind, s)
         if not hit then
-          problems[#problems + 1] = { field = format("%s[%d]", kind, i),
-                                      message = "is not a connection of this order" }
+          problems[#problems + 1] = { field = format("%s[%d]", kind, i), message = why }
         elseif not hit.access_token then
           problems[#problems + 1] = { field = format("%s[%d]", kind, i), message = format(
             "was never connected (status %s): nothing to refresh", tostring(hit.status)) }
@@ -123,8 +163,112 @@ local function narrowed(params, conns)
   return p
 end
 
-local function is_expired(c, now, days)
-  return days and c.created_at and now - c.created_at > days * 86400
+-- When the user last authenticated connection `c` as far as the client
+-- knows: a re-authentication it saw, else the suborder's creation.
+local function authenticated_at(c, f)
+  if f and f.auth_at and (not c.created_at or f.auth_at > c.created_at) then
+    return f.auth_at, "auth"
+  end
+  return c.created_at, "created"
+end
+
+-- Does `c` belong to the providers whose connections expire by age?
+local function ages(c, providers)
+  if not providers then return true end
+  for _, id in ipairs(providers) do
+    if c.provider_id == id then return true end
+  end
+  return false
+end
+
+-- The quota store's own failure (busy, unwritable): marked, so that a
+-- caller tells it from Truv's answers (err.store = "quota").
+local function store_failed(err)
+  if type(err) == "table" then err.store = "quota" end
+  return err
+end
+
+-- Did the user re-authenticate `c` since its recorded failure? A task of
+-- its link that finished done after the failure, in Truv's list of the
+-- order user's tasks (what Bridge update mode leaves). Noted as `auth`
+-- when so. An unreadable list proves nothing: false.
+local function came_back(client, model, c, f, store, cache)
+  if type(model.user_id) ~= "string" or type(c.link_id) ~= "string" then return false end
+  local tasks, err = facts_mod.link_tasks(client, model.user_id, c.link_id, cache)
+  if not tasks then
+    client:_emit("warn", { event = "tasks_unreadable", op = "refresh_order",
+                           error = tostring(err) })
+    return false
+  end
+  for _, t in ipairs(tasks) do
+    local at = facts_mod.task_time(t)
+    if t.status == "done" and at and at > f.dead_at then
+      facts_mod.note(store, c, "auth", at, nil, function(ev) client:_emit("warn", ev) end)
+      return true
+    end
+  end
+  return false
+end
+
+-- Sorts the selected connections into those to refresh, those refused
+-- (known dead; or, when the caller opted in, too old), and the live ones
+-- likely to expire soon. Returns live, refused, expiring, or nil, err
+-- when the facts cannot be read.
+local function screen(client, model, conns, now, opts)
+  local store = facts_mod.store(client.quota)
+  local days = opt(client, opts, "expiry_days")
+  local warn_days = opt(client, opts, "expiring_days")
+  local providers = opt(client, opts, "oauth_providers") or nil
+  local refuse_dead = opt(client, opts, "refuse_dead")
+  local live, refused, expiring, cache = {}, {}, {}, {}
+  for _, c in ipairs(conns) do
+    local f = {}
+    if store then
+      local ferr
+      f, ferr = facts_mod.read(store, c)
+      if not f then return nil, store_failed(ferr) end
+    end
+    local since, basis = authenticated_at(c, f)
+    local age = since and now - since
+    local aging = age and ages(c, providers)
+    local entry = { kind = c.kind, id = c.id, link_id = c.link_id, provider_id = c.provider_id }
+    if refuse_dead and facts_mod.is_dead(f) and not came_back(client, model, c, f, store, cache) then
+      entry.reason, entry.dead_at = f.dead_reason or "dead", f.dead_at
+      refused[#refused + 1] = entry
+    elseif days and aging and age > days * 86400 then
+      entry.reason, entry.created_at, entry.since = "age", c.created_at, since
+      refused[#refused + 1] = entry
+    else
+      live[#live + 1] = c
+      if aging and warn_days and age >= warn_days * 86400 then
+        entry.since, entry.basis, entry.age_days = since, basis, floor(age / 86400)
+        expiring[#expiring + 1] = entry
+      end
+    end
+  end
+  return live, refused, expiring
+end
+
+-- The error for refused connections: known dead first, else too old.
+local function refusal(refused, days)
+  local causes, seen = {}, {}
+  for _, r in ipairs(refused) do
+    if r.reason ~= "age" and not seen[r.reason] then
+      seen[r.reason] = true
+      causes[#causes + 1] = r.reason
+    end
+  end
+  if #causes > 0 then
+    return errors.new("expired", "connection_dead", format(
+      "%d connection(s) need the user again (seen: %s; no completed refresh or " ..
+      "re-authentication since): send a new link or Bridge update mode, a refresh would fail",
+      #refused, table.concat(causes, ", ")),
+      { op = "refresh_order", expired = refused, reason = causes[1] })
+  end
+  return errors.new("expired", "connection_expired", format(
+    "%d connection(s) last authenticated more than %d days ago must be reconnected by the " ..
+    "user (expiry_days)", #refused, days), { op = "refresh_order", expired = refused,
+                                            reason = "age" })
 end
 
 local function keys_of(conns)
@@ -143,13 +287,6 @@ local function definitely_not_created(err)
       or k == "refresh_limit" or k == "api"
 end
 _M.definitely_not_created = definitely_not_created
-
--- The quota store's own failure (busy, unwritable): marked, so that a
--- caller tells it from Truv's answers (err.store = "quota").
-local function store_failed(err)
-  if type(err) == "table" then err.store = "quota" end
-  return err
-end
 
 --- Reads back whether a refresh of `original_id` was created at or after
 -- `sent_at`. Returns the new order's document (adopted), or false when
@@ -325,25 +462,20 @@ function refresh_order(client, id, params, opts)
   end
 
   local now = client:now()
-  local days = opt(client, opts, "expiry_days")
-  local live, expired = {}, {}
-  for _, c in ipairs(conns) do
-    if is_expired(c, now, days) then
-      expired[#expired + 1] = { kind = c.kind, id = c.id, created_at = c.created_at }
-    else
-      live[#live + 1] = c
-    end
-  end
+  local live, expired, expiring = screen(client, model, conns, now, opts)
+  if not live then return nil, expired end
+  expiring = #expiring > 0 and expiring or nil
   if #expired > 0 and (not opts.partial or #live == 0) then
-    return nil, errors.new("expired", "connection_expired", format(
-      "%d connection(s) older than %d days must be reconnected by the user",
-      #expired, days), { op = "refresh_order", expired = expired })
+    err = refusal(expired, opt(client, opts, "expiry_days"))
+    err.expiring = expiring
+    return nil, err
   end
 
   local reserved, keys, ticket, deferred = reserve(client, live, now, opts.partial)
   if not reserved then
     err = keys
     err.expired = #expired > 0 and expired or nil
+    err.expiring = expiring
     return nil, err
   end
   if #reserved ~= #conns then
@@ -370,11 +502,13 @@ function refresh_order(client, id, params, opts)
       err.retry_at = err.retry_at or next_free
     end
     err.expired = #expired > 0 and expired or nil
+    err.expiring = expiring
     return nil, err
   end
   meta.quota_ticket, meta.quota_keys = ticket, keys
   meta.deferred = #deferred > 0 and deferred or nil
   meta.expired = #expired > 0 and expired or nil
+  meta.expiring = expiring
   meta.connections = #reserved
   return doc, meta
 end

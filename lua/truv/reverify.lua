@@ -1,16 +1,26 @@
 --- Re-verification: what a user needs to reconnect when a refresh cannot
 -- go through (an expired connection, changed credentials, MFA, a locked
 -- account): either a bridge token in update mode for each link (the app
--- opens Bridge with it), or a new order copying the applicant's details and
--- order_number, whose share_url is sent to the applicant.
+-- opens Bridge with it), or a new order copying the applicant's name,
+-- products, employers and order_number, whose share_url reaches the
+-- applicant.
 --
 --   local link, err = client:reverify(original_order, {     -- a document or its model
 --     mode = "order" | "bridge",     -- default "order" (Truv's renewals guide)
 --     connections = { "<suborder id>", ... },   -- default: every connection
---     order = { ... },               -- extra fields for the new order (notes, cc_emails, ...)
+--     contact = { email = "...", phone = "..." },  -- where Truv sends the new link
+--     order = { ... },               -- extra fields for the new order (notes, cc_emails,
+--                                    -- email, phone: these win over `contact`)
 --   })
---   order mode  -> { mode = "order", order_id =, share_url =, order = <document> }
+--   order mode  -> { mode = "order", order_id =, share_url =, order = <document>,
+--                    contact = true | false }
 --   bridge mode -> { mode = "bridge", tokens = { { connection_id =, link_id =, bridge_token = } } }
+--
+-- The contact comes from the caller: Truv's Order has no email or phone to
+-- copy (they are request fields only). A new order without one is created
+-- all the same, and `contact = false` says that Truv was given nowhere to
+-- send the link: nobody was notified, and the caller must send share_url
+-- itself.
 local core = require "truv.core"
 local errors = require "truv.errors"
 
@@ -30,7 +40,7 @@ local function wanted(model, ids)
   return list
 end
 
-local function new_order(client, model, conns, extra)
+local function new_order(client, model, conns, contact, extra)
   if not model.first_name or not model.last_name then
     return nil, errors.invalid({ { field = "order", message =
       "the original order has no applicant name to copy" } })
@@ -39,10 +49,11 @@ local function new_order(client, model, conns, extra)
     products = model.products,
     first_name = model.first_name,
     last_name = model.last_name,
-    email = model.email,
-    phone = model.phone,
     order_number = model.order_number,
   }
+  if contact then
+    params.email, params.phone = contact.email, contact.phone
+  end
   local employers = {}
   for _, c in ipairs(conns) do
     if c.kind == "employers" and c.company_name and #employers < MAX_EMPLOYERS then
@@ -53,7 +64,8 @@ local function new_order(client, model, conns, extra)
   for k, v in pairs(extra or {}) do params[k] = v end
   local doc, err = client:create_order(params)
   if not doc then return nil, err end
-  return { mode = "order", order_id = doc.id, share_url = doc.share_url, order = doc }
+  return { mode = "order", order_id = doc.id, share_url = doc.share_url, order = doc,
+           contact = params.email ~= nil or params.phone ~= nil }
 end
 
 local function bridge_tokens(client, model, conns)
@@ -92,10 +104,25 @@ function _M.reverify(client, order, opts)
     model, err = core.order_model(order)
     if not model then return nil, err end
   end
+  local contact = opts.contact
+  if contact ~= nil then
+    if type(contact) ~= "table" then
+      error("bad option 'contact' to 'reverify' (table expected, got " .. type(contact) .. ")", 3)
+    end
+    for _, k in ipairs{ "email", "phone" } do
+      if contact[k] ~= nil and type(contact[k]) ~= "string" then
+        error("bad option 'contact." .. k .. "' to 'reverify' (string expected)", 3)
+      end
+    end
+    if contact.email == "" or contact.phone == "" then
+      contact = { email = contact.email ~= "" and contact.email or nil,
+                  phone = contact.phone ~= "" and contact.phone or nil }
+    end
+  end
   local conns = wanted(model, opts.connections)
   local mode = opts.mode or "order"
   if mode == "bridge" then return bridge_tokens(client, model, conns) end
-  if mode == "order" then return new_order(client, model, conns, opts.order) end
+  if mode == "order" then return new_order(client, model, conns, contact, opts.order) end
   error("bad option 'mode' to 'reverify' (\"order\" or \"bridge\" expected)", 3)
 end
 

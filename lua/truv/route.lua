@@ -113,6 +113,7 @@ local function route_error(self, err, now)
   if e.route == "defer" then when = err.retry_at or (now + 86400) end
   local d = decision(e.route, reason, "error", err.kind, when)
   d.error = err
+  d.expiring = err.expiring   -- connections likely to expire soon (truv.refresh)
   return d
 end
 
@@ -122,6 +123,13 @@ local function route_event(self, ev, now)
   if t == "task-status-updated" and status then return by_status(self, "task", status, now) end
   if t == "order-status-updated" and status then return by_status(self, "suborder", status, now) end
   if t == "order-refresh-failed" then
+    if status == "error" then
+      -- Truv's generic failure: the cause is unknown, routed as a failed
+      -- refresh suborder (never an automatic, billed retry by default)
+      local d = by_status(self, "suborder", status, now)
+      d.reason = "refresh_failed_unknown"
+      return d
+    end
     if status and self.table.task[status] then return by_status(self, "task", status, now) end
     if status and self.table.suborder[status] then
       local d = by_status(self, "suborder", status, now)

@@ -10,23 +10,43 @@
 --     order = <the refresh order document>,
 --     finished = true | false,      -- false: the deadline came first
 --     connections = { { kind =, id =, link_id =, status = <suborder status>, task_id =,
---                       task_status =, decision = <truv.route result> }, ... },
+--                       task_status =, error_message =, decision = <truv.route result> },
+--                     ... },
 --     decision = <the case's route: truv.route.combine of the connections'>,
 --   }
 --
--- A connection that failed is routed by its task status (login_error,
--- mfa_error, unavailable, ...), read from GET refresh/tasks/{id}/ with the
--- task id found in the order's events; when that cannot be found, by its
--- suborder status.
+-- A connection whose suborder completed is done, no_data is no_data. One
+-- that failed is routed by its task's status (login_error, mfa_error,
+-- unavailable, ...), learned through what Truv documents, in this order:
+--   1. the link's tasks, as Truv's demo applications read them: GET
+--      tasks/?user_id=<the order's user> (every page), the newest task of
+--      the connection's link_id created at or after the refresh order's
+--      created_at (less clock_skew_s, 300), with its status and
+--      error_message;
+--   2. a task id the order's events name for the suborder (their documented
+--      task_id field, whatever the event's type), read with GET
+--      refresh/tasks/{id}/.
+-- Truv sends no order event for a failed suborder, so neither may answer.
+-- A suborder `error` whose cause was not learned (no task found, or only
+-- Truv's generic task status `error`) is never retried (a retry is billed,
+-- and the cause may be a login_error): it routes as the table says for a
+-- suborder error (`fix`), reason "refresh_failed_unknown", with the task's
+-- error_message when one was found.
+--
+-- What a refresh ended in is noted in the client's quota store when it
+-- keeps connection facts (truv.facts): done as `alive`, login_error,
+-- mfa_error, account_locked and unable_to_reset as `dead`, so that the
+-- next refresh of a dead connection is refused without being billed.
 local core = require "truv.core"
 local route_mod = require "truv.route"
+local facts_mod = require "truv.facts"
 
-local type, ipairs = type, ipairs
+local type, ipairs, tostring = type, ipairs, tostring
 local min = math.min
 
 local _M = {}
 
-_M.DEFAULTS = { timeout_s = 1200, interval_s = 2, max_interval_s = 30 }
+_M.DEFAULTS = { timeout_s = 1200, interval_s = 2, max_interval_s = 30, clock_skew_s = 300 }
 
 local UNFINISHED = { pending = true, sent = true }
 
@@ -36,8 +56,9 @@ local function opt(opts, key)
   return v
 end
 
--- The latest task id per suborder, from the order's events.
-local function task_ids(client, order_id)
+-- The latest task id per suborder, from the order's events (the documented
+-- task_id field of any event that names the suborder).
+local function event_task_ids(client, order_id)
   local events = client:list_order_events(order_id, nil, { all = true })
   local ids = {}
   if not events then return ids end
@@ -49,23 +70,71 @@ local function task_ids(client, order_id)
   return ids
 end
 
-local function decide(client, router, model, now)
+-- What the refresh of connection `c` ended in, from Truv's documented
+-- channels (see the top). Fills r.task_id, r.task_status, r.error_message
+-- and returns the task's time (epoch s) when it has one.
+local function learn_task(client, model, c, r, ctx)
+  if type(model.user_id) == "string" and type(c.link_id) == "string" and not ctx.no_tasks then
+    local tasks, err = facts_mod.link_tasks(client, model.user_id, c.link_id, ctx.tasks)
+    if not tasks then
+      ctx.no_tasks = true    -- asked once per wait
+      client:_emit("warn", { event = "tasks_unreadable", op = "wait_for_refresh",
+                             error = tostring(err) })
+    end
+    local from = (model.created_at or 0) - ctx.skew
+    for _, t in ipairs(tasks or {}) do
+      if t.created_at and t.created_at >= from then
+        r.task_id, r.task_status, r.error_message = t.id, t.status, t.error_message
+        return facts_mod.task_time(t)
+      end
+    end
+  end
+  ctx.events = ctx.events or event_task_ids(client, model.id)
+  local id = ctx.events[c.id]
+  if id then
+    local task = client:get_refresh_task(id)
+    if task and type(task.status) == "string" then
+      r.task_id, r.task_status = id, task.status
+      return facts_mod.time_of(task.created_at)
+    end
+    r.task_id = id
+  end
+  return nil
+end
+
+--- The route of a failed connection: by its task's status when that says
+-- why (any final status but done and Truv's generic `error`), else by its
+-- suborder status; a suborder `error` of unknown cause gets reason
+-- "refresh_failed_unknown" and the task's error_message. Shared with
+-- truv.inbox, which learns the task status from webhooks.
+function _M.failure_decision(router, suborder_status, task_status, error_message, now)
+  local d = task_status and task_status ~= "error" and router:route({ task = task_status }, now)
+  if d and d.final and d.route ~= "done" then return d end
+  d = router:route({ suborder = suborder_status or "unknown" }, now)
+  if suborder_status == "error" then
+    -- the cause is not known: a person decides (the table's suborder error)
+    d.reason = "refresh_failed_unknown"
+    d.task_status = task_status
+    d.error_message = error_message
+  end
+  return d
+end
+
+local function decide(client, router, model, now, opts)
   local results, decisions = {}, {}
-  local tasks
+  local ctx = { tasks = {}, skew = opt(opts, "clock_skew_s") }
+  local store = facts_mod.store(client.quota)
+  local function warn(ev) client:_emit("warn", ev) end
   for i, c in ipairs(model.connections) do
     local r = { kind = c.kind, id = c.id, link_id = c.link_id, status = c.status }
     local d = router:route({ suborder = c.status or "unknown" }, now)
     if d.final and d.route ~= "done" and d.route ~= "no_data" then
       -- a failure: its task says why
-      tasks = tasks or task_ids(client, model.id)
-      r.task_id = tasks[c.id]
-      if r.task_id then
-        local task = client:get_refresh_task(r.task_id)
-        if task and type(task.status) == "string" then
-          r.task_status = task.status
-          d = router:route({ task = task.status }, now)
-        end
-      end
+      local at = learn_task(client, model, c, r, ctx)
+      d = _M.failure_decision(router, c.status, r.task_status, r.error_message, now)
+      if d.outcome == "task" then facts_mod.note_outcome(store, c, r.task_status, at or now, warn) end
+    elseif d.route == "done" then
+      facts_mod.note_outcome(store, c, "done", now, warn)
     end
     r.decision = d
     results[i] = r
@@ -108,7 +177,7 @@ function _M.wait_for_refresh(client, order, opts)
       if not model then return nil, err end
     end
     first = nil
-    local unfinished = #model.connections == 0 and UNFINISHED[model.status or "pending"]
+    local unfinished = false
     for _, c in ipairs(model.connections) do
       if UNFINISHED[c.status or "pending"] then unfinished = true end
     end
@@ -118,8 +187,11 @@ function _M.wait_for_refresh(client, order, opts)
         doc, err = client:get_order(id)   -- the handlers get the order itself
         if not doc then return nil, err end
       end
-      local connections, decision = decide(client, router, model, now)
-      if #connections == 0 then decision = router:route({ order = model.status or "pending" }, now) end
+      local connections, decision = decide(client, router, model, now, opts)
+      if #connections == 0 then
+        -- an order without connections: nothing was or will be refreshed
+        decision = { route = "fix", reason = "no_connections", outcome = "order", final = true }
+      end
       return { order = doc, finished = not unfinished, connections = connections,
                decision = decision }
     end

@@ -48,6 +48,9 @@ local FAKE = [==[
                 ngx.say('{"id":"late-', ngx.var.connection, '"}')
             }
         }
+        location = /v1/orders/ {
+            content_by_lua_block { require("transport_runner").created_order() }
+        }
         location = /v1/orders/silent/ { return 444; }
         location = /v1/orders/garbage/ {
             content_by_lua_block {
@@ -165,6 +168,14 @@ describe("the cosocket transport in nginx", function()
     assert.equal(1, r[9].doc.requests)
     assert.equal(r[8].doc.id, r[10].doc.id)
     assert.equal(2, r[10].doc.requests)
+  end)
+
+  it("takes 201 Created (Truv's answer to a new order) as a success", function()
+    local r = t("created")
+    assert.is_true(r.ok, r.text)
+    assert.equal(201, r.status)
+    assert.equal("39aa1486ccca4bc19cda071ffc1ba392", r.doc.id)
+    assert.equal("ad9f14440d624ec3b0f66e81e44518c7", r.doc.employer)
   end)
 
   it("closes a socket that timed out: its late answer never reaches the next request", function()

@@ -45,7 +45,10 @@ describe("truv.route", function()
 
   it("routes suborder and order statuses", function()
     assert.equal("done", truv.route({ suborder = "completed" }, NOW).route)
-    assert.equal("retry", truv.route({ suborder = "error" }, NOW).route)
+    -- a failed refresh whose task status is unknown: never an automatic (billed) retry
+    local d = truv.route({ suborder = "error" }, NOW)
+    assert.equal("fix", d.route)
+    assert.is_nil(d.retry_at)
     assert.equal("fix", truv.route({ order = "error" }, NOW).route)
     assert.equal("reverify", truv.route({ order = "expired" }, NOW).route)
     assert.equal("no_data", truv.route({ order = "no_data" }, NOW).route)

@@ -35,24 +35,63 @@ describe("a refresh of each connection state", function()
     end)
   end
 
-  it("routes an expired connection to reverify without spending a refresh", function()
+  it("refreshes an old connection: Truv's answer (login_error) routes it to reverify, and it " ..
+     "is then known dead: the next refresh is refused without being sent", function()
     local case = w:case("expired", "income")
     local before = w.sb:stats().refresh.tasks_created
-    local res, err = w.client:refresh_order(case.order_id, { products = { "income" } })
-    assert.is_nil(res)
-    assert.equal("expired", err.kind)
-    assert.equal("reverify", truv.route(err).route)
-    assert.equal(#case.employers, #err.expired)
-    assert.equal(before, w.sb:stats().refresh.tasks_created)
-  end)
-
-  it("lets Truv decide when the expiry check is off: the task fails with login_error", function()
-    local case = w:case("expired", "employment")
-    local fresh = assert(w.client:refresh_order(case.order_id, { products = { "employment" } },
-                                                { expiry_days = false }))
+    -- no local refusal by age: the refresh goes to Truv, which fails it
+    local fresh = assert(w.client:refresh_order(case.order_id, { products = { "income" } }))
+    assert.equal(before + #case.employers, w.sb:stats().refresh.tasks_created)
     local result = assert(w.client:wait_for_refresh(fresh))
     assert.equal("reverify", result.decision.route)
     assert.equal("login_error", result.decision.reason)
+    -- what the wait learned is kept: the connection needs the user
+    before = w.sb:stats().refresh.tasks_created
+    local again, err = w.client:refresh_order(case.order_id, { products = { "income" } })
+    assert.is_nil(again)
+    assert.equal("expired", err.kind)
+    assert.equal("connection_dead", err.code)
+    assert.equal("login_error", err.reason)
+    assert.equal(#case.employers, #err.expired)
+    assert.equal("reverify", truv.route(err).route)
+    assert.equal(before, w.sb:stats().refresh.tasks_created)
+    -- the check can be turned off: then Truv is asked (and bills) again
+    assert(w.client:refresh_order(case.order_id, { products = { "income" } },
+                                  { refuse_dead = false }))
+    assert.equal(before + #case.employers, w.sb:stats().refresh.tasks_created)
+  end)
+
+  it("refuses by age only when the caller opts in (expiry_days), spending nothing", function()
+    local case = w:case("expired", "employment")
+    local before = w.sb:stats().refresh.tasks_created
+    local res, err = w.client:refresh_order(case.order_id, { products = { "employment" } },
+                                            { expiry_days = 180 })
+    assert.is_nil(res)
+    assert.equal("connection_expired", err.code)
+    assert.equal("reverify", truv.route(err).route)
+    assert.equal(before, w.sb:stats().refresh.tasks_created)
+  end)
+
+  it("lists connections likely to expire soon in meta.expiring, and refreshes them", function()
+    local case = w:case("active", "income")
+    local fresh, meta = assert(w.client:refresh_order(case.order_id, { products = { "income" } },
+                                                      { expiring_days = 0 }))
+    assert.is_string(fresh.id)
+    assert.equal(#case.employers, #meta.expiring)
+    for _, e in ipairs(meta.expiring) do
+      assert.equal("employers", e.kind)
+      assert.equal("created", e.basis)
+      assert.is_number(e.since)
+      assert.is_true(e.age_days >= 0)
+    end
+    -- only the providers listed as OAuth, when a list is given
+    local other
+    for _, c in ipairs(w.cases) do
+      if c.state == "active" and c.case_id ~= case.case_id then other = c end
+    end
+    local _, m2 = assert(w.client:refresh_order(other.order_id, { products = { other.product } },
+      { expiring_days = 0, oauth_providers = { "no-such-provider" } }))
+    assert.is_nil(m2.expiring)
   end)
 
   it("stops waiting at the deadline, with unfinished connections still waiting", function()

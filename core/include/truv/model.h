@@ -8,7 +8,9 @@
  * strings; employers and financial_accounts, when present, are arrays of
  * objects each with a string id. Everything else is optional and NULL (or
  * -1 for times) when absent or of another type: documents grow, and a
- * client must not break on a field it does not use. */
+ * client must not break on a field it does not use. Truv's Order has no
+ * status, email or phone of its own (a status is per suborder; email and
+ * phone are request fields only), so the model reads none. */
 #ifndef TRUV_MODEL_H
 #define TRUV_MODEL_H
 
@@ -43,12 +45,11 @@ typedef struct truv_connection {
 typedef struct truv_order {
   const char *id;
   const char *order_number;
-  const char *status;
   const char *user_id;
   const char *initial_order;    /* set on refresh orders */
   const char *refresh_order;    /* the latest refresh made from this order */
   const char *share_url;
-  const char *first_name, *last_name, *email, *phone;
+  const char *first_name, *last_name;
   double created_at;
   const char *products[TRUV_MODEL_MAX_PRODUCTS];
   size_t nproducts;

@@ -36,6 +36,8 @@ typedef enum truv_op {
   TRUV_OP_CREATE_REFRESH_TASK, /* POST refresh/tasks/        billed */
   TRUV_OP_GET_REFRESH_TASK,    /* GET  refresh/tasks/{id}/ */
   TRUV_OP_CREATE_BRIDGE_TOKEN, /* POST users/{id}/tokens/ */
+  TRUV_OP_LIST_TASKS,          /* GET  tasks/ (?user_id=...: a user's tasks, error_message included) */
+  TRUV_OP_GET_TASK,            /* GET  tasks/{id}/ */
   TRUV_OP_COUNT
 } truv_op;
 

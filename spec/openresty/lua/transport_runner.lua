@@ -57,6 +57,31 @@ function _M.pool()
   respond(out)
 end
 
+-- Truv's documented order (spec/fixtures/truv-docs/orders_read.json).
+local function documented_order()
+  local here = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$")
+  local f = assert(io.open(here .. "/../../fixtures/truv-docs/orders_read.json", "rb"))
+  local text = f:read("a")
+  f:close()
+  return text
+end
+
+--- POST /v1/orders/: 201 Created with Truv's documented order, as Truv answers.
+function _M.created_order()
+  ngx.status = 201
+  ngx.header["Content-Type"] = "application/json"
+  ngx.print(documented_order())
+end
+
+--- /t/created: create_order through cosockets, answered 201.
+function _M.created()
+  local c = client()
+  local r = result(c:create_order{ products = { "income" }, first_name = "John",
+                                   last_name = "Doe" })
+  if r.ok then r.doc = { id = r.doc.id, employer = r.doc.employers[1].id } end
+  respond(r)
+end
+
 --- /t/timeout: a late answer never reaches the next request.
 function _M.timeout()
   local c = client{ timeout_ms = 150 }
