@@ -391,3 +391,56 @@ describe("a new verification order (reverify)", function()
     assert.equal("jane@example.com", body_of(srv, "^POST /v1/orders/$").email)
   end)
 end)
+
+describe("webhooks about a link (truv.receiver with facts)", function()
+  local LINK = "d39d86dcc20c46e0ae75ba9ab1311a21"   -- the link-disconnected example's
+
+  local function signed(body)
+    return { ["X-WEBHOOK-SIGN"] = truv.webhook.sign(body, "secret") }
+  end
+
+  it("link-disconnected makes the link's next refresh a local refusal; link-connected " ..
+     "lets it through again", function()
+    local srv = docserver.start{
+      { "GET", "^/v1/tasks/%?", 200, task_list() },
+      { "POST", "^/v1/orders/" .. ORDER_ID .. "/$", 200, doc("orders_read.json") },
+    }
+    finally(function() srv:stop() end)
+    local client = client_for(srv)
+    local receiver = truv.receiver{ secrets = "secret", facts = client.quota }
+    local body = doc("webhook-link-disconnected.json")
+    local status, res = receiver:handle(body, signed(body))
+    assert.equal(200, status)
+    assert.equal("reverify", res.decision.route)
+
+    local order = decoded("orders_read.json")
+    order.employers[1].link_id = LINK
+    local fresh, err = client:refresh_order(ORDER_ID, { products = { "income" } },
+                                            { order = order })
+    assert.is_nil(fresh)
+    assert.equal("connection_dead", err.code)
+    assert.equal("link-disconnected", err.reason)
+    assert.equal(0, srv:count("^POST "))
+
+    -- the same event's fields under the documented link-connected type, later
+    local back = doc("webhook-link-disconnected.json", function(e)
+      e.event_type, e.webhook_id = "link-connected", "a7b8c9d0e1f2a3b4c5d6a7b8c9d0e1f2"
+      e.updated_at = "2022-08-26T09:31:00.000000+00:00"
+    end)
+    assert.equal(200, (receiver:handle(back, signed(back))))
+    assert.is_truthy(client:refresh_order(ORDER_ID, { products = { "income" } },
+                                          { order = order }))
+    assert.equal(1, srv:count("^POST "))
+  end)
+
+  it("a completed refresh (order-status-updated) is noted alive for its link", function()
+    local store = truv.quota.memory()
+    local receiver = truv.receiver{ secrets = "secret", facts = store }
+    local body = doc("webhook-order-status-updated.json")
+    assert.equal(200, (receiver:handle(body, signed(body))))
+    local f = store:facts(require("truv.facts").link_key("d8a8945ee2b049b193110cfba643f5df"))
+    -- kept to the millisecond
+    assert.is_true(math.abs(core.parse_time("2024-07-11T21:40:48.424655+00:00") - f.alive_at)
+                   < 0.001)
+  end)
+end)

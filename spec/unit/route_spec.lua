@@ -74,6 +74,11 @@ describe("truv.route", function()
                                           status = "login_error", webhook_id = "w" }, NOW).route)
     assert.equal("fix", truv.route({ event_type = "order-refresh-failed", status = "completed",
                                      webhook_id = "w" }, NOW).route)
+    -- Truv's generic failure says nothing of the cause: never an automatic retry
+    local failed = truv.route({ event_type = "order-refresh-failed", status = "error",
+                                webhook_id = "w" }, NOW)
+    assert.equal("fix", failed.route)
+    assert.equal("refresh_failed_unknown", failed.reason)
     assert.equal("reverify", truv.route({ event_type = "link-disconnected", webhook_id = "w" },
                                         NOW).route)
     assert.equal("wait", truv.route({ event_type = "employment-updated", webhook_id = "w" },
