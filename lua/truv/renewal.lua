@@ -10,7 +10,9 @@
 --     rate_per_minute = 300,          -- Truv's limit; the sandbox can allow more
 --     poll = { interval_s = 2, max_interval_s = 30, timeout_s = 1200 },
 --     reverify = { mode = "order" },  -- or "bridge"
---     quota = store,                  -- default: a SQLite store beside the journal
+--     quota = store,                  -- default: a SQLite store beside the journal; it
+--                                     -- keeps the connection facts too (truv.facts)
+--     expiry_days =, expiring_days =, oauth_providers =, refuse_dead =,  -- truv.refresh
 --     on_event = function(event) end, -- progress: one call per case event
 --     wait = "poll",                  -- or "webhook": see below
 --     webhook = { listener = core.listener{...} or { host =, port =, path =, ... },
@@ -19,13 +21,17 @@
 --                 fallback_s = 600 }, -- then poll, so a missing webhook loses nothing
 --   }
 --
--- For each case: plan (read the original order; expired connections go
--- straight to reverify without spending a refresh), reserve quota, refresh
--- (write-ahead in the journal first), wait for the result, route,
+-- For each case: plan (read the original order; a connection known to
+-- need the user, from the connection facts the quota store keeps, goes
+-- straight to reverify without spending a refresh; see truv.refresh),
+-- reserve quota, refresh (write-ahead in the journal first), wait for the
+-- result (which notes what it learns as facts), route,
 -- and act through the router's handlers: done hands the fresh order to the
 -- `done` handler (pre-fill; the document is lent for the call: keep
 -- truv.totable(order) if the handler stores it), reverify creates the new
--- verification link,
+-- verification link (a new order carrying the case's email and phone, where
+-- Truv sends it; a case without either gets `no_contact`: the link exists
+-- and nobody was told),
 -- retry and defer are scheduled for their time (a later run with the same
 -- journal picks them up once due), no_data and fix are reported.
 --
@@ -255,6 +261,18 @@ end
 
 local SCHEDULED = { retry = true, defer = true }
 
+-- Connections likely to expire soon (truv.refresh's meta.expiring), as the
+-- journal keeps them: "<kind>/<id> <age>d since <created|auth>; ...".
+local function expiring_text(list)
+  if not list or #list == 0 then return nil end
+  local parts = {}
+  for i, e in ipairs(list) do
+    parts[i] = format("%s/%s %dd since %s", tostring(e.kind), tostring(e.id), e.age_days or 0,
+                      e.basis == "auth" and "re-authentication" or "connection")
+  end
+  return concat(parts, "; ")
+end
+
 -- Records the final route of a case and calls its handler. extra.resume
 -- (for a retry or a defer) is where the next run continues.
 local function finish(ctx, case, decision, outcome, extra)
@@ -291,7 +309,9 @@ local function finish(ctx, case, decision, outcome, extra)
   emit(ctx, { event = "routed", case_id = case.case_id, route = decision.route,
               reason = decision.reason, retry_at = decision.retry_at,
               not_before = decision.not_before, link = type(fields.share_url) == "string" or nil,
-              refresh_order_id = outcome.refresh_order_id, key = outcome.key })
+              refresh_order_id = outcome.refresh_order_id, key = outcome.key,
+              no_contact = (fields.no_contact == true or rec.no_contact == true) or nil,
+              expiring = fields.expiring or rec.expiring })
   return decision
 end
 
@@ -337,19 +357,25 @@ local function make_link(ctx, case, original, decision, outcome, extra, conn_ids
     link_connections = conn_ids and concat(conn_ids, ",") or null,
     link_reason = decision.reason or null,
     refresh_order_id = extra.refresh_order_id or null,
-    reverify_order_id = null, share_url = null,
+    reverify_order_id = null, share_url = null, no_contact = null,
   })
   ctx.sched:barrier()          -- durable before the create leaves
+  -- Truv's Order has no contact to copy: the case's, from the input
   local link, err = ctx.client:reverify(original, { mode = mode, connections = conn_ids,
-                                                    order = ctx.reverify.order })
+                                                    order = ctx.reverify.order,
+                                                    contact = { email = case.email,
+                                                                phone = case.phone } })
   outcome = outcome or {}
   if link then
     extra.share_url = link.share_url
+    -- a new order without an email or phone: Truv told nobody
+    if mode == "order" then extra.no_contact = link.contact == false or null end
     extra.reverify_order_id = link.order_id
     if link.tokens then extra.bridge_tokens = #link.tokens end
     if mode == "order" then
       -- the order exists: a run killed from here on hands it out again
-      put(ctx, case.case_id, { reverify_order_id = link.order_id, share_url = link.share_url })
+      put(ctx, case.case_id, { reverify_order_id = link.order_id, share_url = link.share_url,
+                               no_contact = extra.no_contact })
       ctx.sched:barrier()
     end
     outcome.link = link
@@ -416,6 +442,7 @@ local function route_error(ctx, case, original, err, extra)
   end
   extra = extra or {}
   extra.error = tostring(err)
+  extra.expiring = extra.expiring or expiring_text(err.expiring)
   if d.route == "reverify" and original then
     local ids
     if err.expired then
@@ -540,9 +567,10 @@ local function process(ctx, case)
     local extra = meta.code == "unreconciled" and { resume = "reconcile" } or nil
     return route_error(ctx, case, original, meta, extra)
   end
-  put(ctx, case.case_id, { state = "sent", refresh_order_id = doc.id })
+  put(ctx, case.case_id, { state = "sent", refresh_order_id = doc.id,
+                           expiring = expiring_text(meta.expiring) or core.null })
   emit(ctx, { event = "sent", case_id = case.case_id, refresh_order_id = doc.id,
-              reconciled = meta.reconciled })
+              reconciled = meta.reconciled, expiring = expiring_text(meta.expiring) })
   -- A tail call with the refresh order's model: no document is held while
   -- the case waits (the original's model is read again only if the case
   -- needs a new link), which costs less than keeping every waiting case's
@@ -626,6 +654,13 @@ local function make_client(opts, sched, quota)
   o.sleep = sched.sleep
   o.quota = quota or false
   if opts.expiry_days ~= nil then o.expiry_days = opts.expiry_days end
+  -- the run's refresh settings (truv.refresh) over the client's own
+  local r = {}
+  for k, v in pairs(o.refresh or {}) do r[k] = v end
+  for _, k in ipairs{ "expiring_days", "oauth_providers", "refuse_dead" } do
+    if opts[k] ~= nil then r[k] = opts[k] end
+  end
+  o.refresh = r
   return truv_client.new(o)
 end
 
@@ -635,7 +670,7 @@ local function open_inbox(ctx, sched)
   local w = ctx.webhook
   return inbox_mod.new{
     listener = w.listener, secrets = w.secrets, dedupe = w.dedupe, ttl = w.ttl,
-    router = ctx.router, clock = ctx.clock,
+    router = ctx.router, clock = ctx.clock, facts = ctx.quota,
     park = function(timeout_s) return sched:park(timeout_s) end,
     on_settled = function(watch) sched:wake(watch.owner) end,
     on_dropped = function(info)

@@ -12,7 +12,11 @@
 --
 -- cases.csv (RFC 4180: CRLF line ends, fields quoted when they hold a comma,
 -- a quote or a line break): one row per case of the journal, bad input rows
--- included, in input order. Times are ISO 8601 UTC.
+-- included, in input order. Times are ISO 8601 UTC. `contact` is "none"
+-- for a new verification order made without an email or phone (Truv told
+-- nobody: send share_url yourself); `expiring` lists the case's connections
+-- likely to expire soon ("employers/<id> 163d since connection; ..."), to
+-- send a link ahead of time.
 --
 -- report.html is self-contained: inline CSS, an inline SVG chart, no script
 -- and no external resource (a Content-Security-Policy says so to the
@@ -31,7 +35,7 @@ _M.ROUTES = { "done", "reverify", "retry", "defer", "no_data", "fix" }
 -- What a route means for a caseworker; %s is a time when one applies.
 _M.MEANINGS = {
   done = "fresh data, pre-filled",
-  reverify = "new verification link sent to the applicant",
+  reverify = "new verification link for the applicant",
   retry = "provider or network problem: retried after %s",
   defer = "refresh quota spent: not before %s",
   no_data = "connected, no data returned",
@@ -45,7 +49,7 @@ local UNTIMED = {
 
 _M.CSV_COLUMNS = { "case_id", "order_id", "route", "reason", "refresh_order_id",
                    "new_order_id", "share_url", "retry_at", "not_before", "error", "line",
-                   "state" }
+                   "state", "contact", "expiring" }
 
 -- ---------------------------------------------------------------- helpers
 
@@ -114,6 +118,20 @@ function _M.meaning(route, times)
   return format(m, iso8601(t))
 end
 
+--- What the operator must act on beyond the routes, from a journal:
+-- { no_contact = n (new verification orders Truv could send to nobody),
+--   expiring = n (cases whose connections are likely to expire soon) }.
+function _M.notices(journal)
+  local n = { no_contact = 0, expiring = 0 }
+  for rec in journal:each{} do
+    if rec.route == "reverify" and rec.no_contact == true then n.no_contact = n.no_contact + 1 end
+    if type(rec.expiring) == "string" and rec.route ~= "reverify" then
+      n.expiring = n.expiring + 1
+    end
+  end
+  return n
+end
+
 -- ------------------------------------------------------------ summary table
 
 --- A text table per route: route, cases, share, what it means.
@@ -163,7 +181,8 @@ local function csv_row(rec)
     refresh_order_id = rec.refresh_order_id, new_order_id = rec.reverify_order_id,
     share_url = rec.share_url, retry_at = iso8601(rec.retry_at),
     not_before = iso8601(rec.not_before), error = rec.error, line = rec.line,
-    state = rec.state,
+    state = rec.state, contact = rec.no_contact == true and "none" or nil,
+    expiring = rec.expiring,
   }
   local out = {}
   for i, c in ipairs(_M.CSV_COLUMNS) do out[i] = csv_field(v[c]) end
@@ -178,14 +197,15 @@ local function page_entry(rec)
   return { case_id = rec.case_id, order_id = rec.order_id, reason = rec.reason,
            share_url = rec.share_url, new_order_id = rec.reverify_order_id,
            retry_at = rec.retry_at, not_before = rec.not_before, error = rec.error,
-           line = rec.line, handler_error = rec.handler_error }
+           line = rec.line, handler_error = rec.handler_error, route = rec.route,
+           no_contact = rec.no_contact == true, expiring = rec.expiring }
 end
 
 -- Writes cases.csv to `path` while collecting what the page needs.
 local function write_csv(path, journal)
   local f, err = open(path, "wb")
   if not f then return nil, err end
-  local lists = { bad = {} }
+  local lists = { bad = {}, expiring = {} }
   for r in pairs(SECTIONS) do lists[r] = {} end
   local count = 0
   local ok, werr = f:write(concat(_M.CSV_COLUMNS, ","), "\r\n")
@@ -198,6 +218,10 @@ local function write_csv(path, journal)
     elseif SECTIONS[rec.route] then
       local l = lists[rec.route]
       l[#l + 1] = page_entry(rec)
+    end
+    -- a connection likely to expire soon, whatever the route (done ones included)
+    if type(rec.expiring) == "string" and rec.route ~= "reverify" then
+      lists.expiring[#lists.expiring + 1] = page_entry(rec)
     end
   end
   local closed, cerr = f:close()
@@ -294,10 +318,23 @@ local REVERIFY_REASON = { "reason", function(e) return esc(e.reason) .. error_te
 local SECTION_SPECS = {
   { key = "reverify", title = "Re-verify: send each applicant their new link",
     advice = "The connection needs the applicant again (expired, changed credentials, MFA, "
-             .. "locked account). Send the link; the new order completes the renewal.",
+             .. "locked account). Truv sends the new order's link to the email or phone the "
+             .. "case gave; a case marked \"no contact\" gave none, so nobody was told: send "
+             .. "that link yourself. The new order completes the renewal.",
     cols = { id_col("case_id", "case"), id_col("order_id", "original order"), REVERIFY_REASON,
              id_col("new_order_id", "new order"),
-             { "verification link", function(e) return link(e.share_url) end, "url" } } },
+             { "verification link", function(e) return link(e.share_url) end, "url" },
+             { "contact", function(e)
+                 return e.no_contact and '<span class="err">no contact: send it yourself</span>'
+                        or "" end } } },
+  { key = "expiring", title = "Likely to expire soon: send a link ahead of time",
+    advice = "These connections were last authenticated long ago (since the connection was "
+             .. "made, or since the last re-authentication seen); OAuth connections typically "
+             .. "last about 180 days. They still worked or were tried: nothing was refused. "
+             .. "Sending the applicant a link now avoids a failed renewal later.",
+    cols = { id_col("case_id", "case"), id_col("order_id", "order"),
+             { "route", function(e) return esc(e.route) end },
+             { "connections (age)", function(e) return esc(e.expiring) end } } },
   { key = "fix", title = "Needs a person (fix)",
     advice = "Truv or the input rejected the refresh; retrying will not help until someone acts.",
     cols = { id_col("case_id", "case"), id_col("order_id", "order"), REASON } },

@@ -13,12 +13,13 @@ local T = 1800000000          -- 2027-01-15T08:00:00Z
 -- A journal holding every route, a bad row, and text that needs escaping.
 local function fill(j)
   j:put("c-done", { state = "routed", route = "done", reason = "completed", order_id = "o1",
-                    refresh_order_id = "r1", line = 2 })
+                    refresh_order_id = "r1", line = 2,
+                    expiring = "employers/e1 163d since connection" })
   j:put("c-<b>&\"'", { state = "routed", route = "reverify", reason = "login_error",
                        order_id = "o2", line = 3, reverify_order_id = "n2",
                        share_url = "https://cdn.truv.com/employment.html?bridge_token=t&x=<y>" })
   j:put("c-js", { state = "routed", route = "reverify", reason = "mfa_error", order_id = "o3",
-                  line = 4, share_url = "javascript:alert(1)" })
+                  line = 4, share_url = "javascript:alert(1)", no_contact = true })
   j:put("c-retry", { state = "scheduled", route = "retry", reason = "unavailable",
                      order_id = "o4", line = 5, retry_at = T + 3600 })
   j:put("c-defer", { state = "scheduled", route = "defer", reason = "refresh_limit",
@@ -53,7 +54,7 @@ describe("report.summary_table", function()
     assert.matches("^route +cases +share +what it means$", ls[1])
     assert.matches("^%-+$", ls[2])
     assert.matches("^done +150 +75%.0%% +fresh data, pre%-filled$", ls[3])
-    assert.matches("^reverify +20 +10%.0%% +new verification link sent to the applicant$", ls[4])
+    assert.matches("^reverify +20 +10%.0%% +new verification link for the applicant$", ls[4])
     assert.matches("^retry +10 +5%.0%% +provider or network problem: retried after "
                    .. "2027%-01%-15T08:00:00Z$", ls[5])
     assert.matches("^defer +6 +3%.0%% +refresh quota spent: not before 2027%-01%-16T08:00:00Z$",
@@ -107,7 +108,7 @@ describe("report.write", function()
   it("writes cases.csv with one row per case of the journal, in RFC 4180", function()
     local text = read(paths.csv)
     assert.matches("^case_id,order_id,route,reason,refresh_order_id,new_order_id,share_url,"
-                   .. "retry_at,not_before,error,line,state\r\n", text)
+                   .. "retry_at,not_before,error,line,state,contact,expiring\r\n", text)
     assert.are.equal("\r\n", text:sub(-2))
     local rows = assert(cases.parse_csv(text))
     local n = 0
@@ -130,6 +131,20 @@ describe("report.write", function()
     assert.are.equal("https://cdn.truv.com/employment.html?bridge_token=t&x=<y>", rv[7])
     assert.are.equal("failed", by_id["line-9"][12])
     assert.are.equal("missing order_id, product", by_id["line-9"][10])
+    -- a new order Truv could send to nobody, and connections to renew ahead of time
+    assert.are.equal("none", by_id["c-js"][13])
+    assert.are.equal("", rv[13])
+    assert.are.equal("employers/e1 163d since connection", by_id["c-done"][14])
+    assert.are.equal("", by_id["c-fix"][14])
+  end)
+
+  it("says which new links reached nobody, and which connections to renew ahead of time",
+     function()
+    local html = read(paths.html)
+    assert.truthy(html:find("no contact: send it yourself", 1, true))
+    assert.matches("Likely to expire soon: send a link ahead of time %(1%)", html)
+    assert.truthy(html:find("employers/e1 163d since connection", 1, true))
+    assert.same({ no_contact = 1, expiring = 1 }, report.notices(j))
   end)
 
   it("escapes every text in report.html", function()
