@@ -25,8 +25,14 @@
 -- Truv created the refresh (its outcome arrives later as webhooks), or 200
 -- {"case", "route", "reason", "not_before"?, "retry_at"?, "error"} when no
 -- refresh was created (defer: the quota is spent until not_before;
--- reverify: the connection expired; fix; retry), 400 for a malformed
--- request.
+-- reverify: the connection is known to need the user, kind "expired", code
+-- "connection_dead": a webhook already said so; fix; retry), 400 for a
+-- malformed request.
+--
+-- The webhooks' news about each link (a refresh failed with login_error,
+-- link-disconnected, link-connected, a completed refresh) is kept as
+-- connection facts in the quota's shared dictionary (truv.facts), so a
+-- refresh of a link known dead is refused without being billed.
 --
 -- Configuration (configure{...}, defaults from the environment, which nginx
 -- passes only for variables named by `env` directives): client_id
@@ -144,11 +150,11 @@ function _M.configure(opts)
   })
   local base_url = opts.base_url or getenv("TRUV_BASE_URL")
   if base_url == "" then base_url = nil end
+  local quota = shdict.quota(opts.quota_dict or "truv_quota")
   gw = {
     client_options = {
       client_id = client_id, secret = secret, base_url = base_url, transport = transport,
-      quota = shdict.quota(opts.quota_dict or "truv_quota"),
-      user_agent = "truv-gateway",
+      quota = quota, user_agent = "truv-gateway",
     },
     correlation = ngx.shared[webhook_dict],
     handlers = handlers,
@@ -157,6 +163,7 @@ function _M.configure(opts)
     secrets = secrets,
     router = truv.router(spec),
     dedupe = shdict.dedupe(webhook_dict),
+    facts = quota,    -- what webhooks say about links, for the next refresh
     originals = function(order_id)
       local _, original = recall(order_id)
       return original

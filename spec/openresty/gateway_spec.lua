@@ -89,21 +89,17 @@ describe("the OpenResty gateway example", function()
     for _, state in ipairs(STATES) do
       local case = fresh_case(state)
       cases[state] = case
+      -- every one is refreshed: an old connection too (Truv's answer says it expired)
       local status, body = trigger(case)
-      if state == "expired" then
-        assert.equal(200, status)
-        assert.equal("reverify", body.route)
-        assert.equal("expired", body.kind)
-      else
-        assert.equal(202, status, json.encode(body))
-        assert.equal("wait", body.route)
-        assert.equal(case.case_id, body.case)
-        assert.matches("^%x+$", body.refresh_order_id)
-        cases[state].refresh_order_id = body.refresh_order_id
-      end
+      assert.equal(202, status, json.encode(body))
+      assert.equal("wait", body.route)
+      assert.equal(case.case_id, body.case)
+      assert.matches("^%x+$", body.refresh_order_id)
+      cases[state].refresh_order_id = body.refresh_order_id
     end
     sb:advance(60)   -- every task reaches its terminal status: the sandbox sends the events
     local want = { active = { "done", "completed" }, credentials = { "reverify", "login_error" },
+                   expired = { "reverify", "login_error" },
                    mfa = { "reverify", "mfa_error" }, locked = { "reverify", "account_locked" },
                    provider_down = { "retry", "unavailable" }, no_data = { "no_data", "no_data" },
                    unsupported = { "fix", "not_supported" } }
@@ -143,6 +139,18 @@ describe("the OpenResty gateway example", function()
         assert.equal("timer", e.phase)
       end
     end
+    -- the webhooks said which links need the user: refreshing them again is refused
+    -- locally, billing nothing, while a working link is refreshed
+    local before = sb:stats().refresh.tasks_created
+    for _, state in ipairs{ "expired", "credentials", "mfa", "locked" } do
+      local status, body = trigger(cases[state])
+      assert.equal(200, status, json.encode(body))
+      assert.equal("reverify", body.route, state)
+      assert.equal("expired", body.kind, state)
+      assert.equal("connection_dead", body.reason, state)
+    end
+    assert.equal(before, sb:stats().refresh.tasks_created)
+    assert.equal(202, (trigger(cases.active)))
   end)
 
   it("accepted every signed delivery and handled each webhook once, duplicates included", function()
