@@ -119,7 +119,8 @@ local function pick_transport(opts)
 end
 
 -- Refresh settings (truv.refresh DEFAULTS): the `refresh` table, and the
--- common `expiry_days` (a number of days, or false for no check).
+-- common `expiry_days` (a number of days to opt in to refusing old
+-- connections, or false).
 local function refresh_defaults(opts)
   local d = {}
   for k, v in pairs(opts.refresh or {}) do d[k] = v end
@@ -142,9 +143,10 @@ end
 -- "cosocket" or an object with :perform(request, now, mode)); clock
 -- (function -> epoch seconds); sleep (function(seconds)); logger
 -- (function(level, event)); quota (a quota store: truv.quota.memory() by
--- default, false for none); expiry_days (connection lifetime, default 180;
--- false: no check); refresh { settle_s, clock_skew_s, max_sends } (see
--- truv.refresh).
+-- default, false for none; it keeps the connection facts too); expiry_days
+-- (opt-in: refuse connections last authenticated more than this many days
+-- ago; default false); refresh { refuse_dead, expiring_days,
+-- oauth_providers, settle_s, clock_skew_s, max_sends } (see truv.refresh).
 function _M.new(opts)
   argcheck(type(opts) == "table", 1, "new", "table expected, got " .. type(opts))
   options.names("new", opts, KNOWN, 2)
