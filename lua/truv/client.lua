@@ -88,8 +88,11 @@ local function check_refresh(fname, t, level)
   options.names(fname, t, refresh_settings.DEFAULTS, level + 1, "refresh.")
   for k, r in pairs(refresh_settings.LIMITS) do
     if k == "expiry_days" then check_expiry(fname, "refresh.expiry_days", t[k], level + 1)
-    else options.number(fname, "refresh." .. k, t[k], r, level + 1) end
+    elseif not (t[k] == false and r.otherwise == "false") then
+      options.number(fname, "refresh." .. k, t[k], r, level + 1)
+    end
   end
+  refresh_settings.check_settings(fname, t, level + 1, "refresh.")
 end
 
 --- The transport used outside nginx: libcurl, one connection pool per client.

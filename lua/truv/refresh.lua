@@ -62,10 +62,28 @@ _M.DEFAULTS = {
 -- What each setting accepts (checked by truv.new; see truv.options).
 _M.LIMITS = {
   expiry_days = { above = 0, max = 36500, unit = "days", otherwise = "false" },
+  expiring_days = { min = 0, max = 36500, unit = "days", otherwise = "false" },
   settle_s = { min = 0, max = 3600, unit = "seconds" },
   clock_skew_s = { min = 0, max = 86400, unit = "seconds" },
   max_sends = { integer = true, min = 1, max = 10 },
 }
+
+--- Checks the settings that are not numbers (truv.new and renewal.run call
+-- it): refuse_dead true or false, oauth_providers a list of provider ids or
+-- false. Raises at `level` like truv.options.
+function _M.check_settings(fname, t, level, prefix)
+  prefix = prefix or ""
+  local options = require "truv.options"
+  options.boolean(fname, prefix .. "refuse_dead", t.refuse_dead, level + 1)
+  local p = t.oauth_providers
+  if p == nil or p == false then return end
+  local ok = type(p) == "table" and #p > 0
+  for _, id in ipairs(ok and p or {}) do ok = ok and type(id) == "string" and id ~= "" end
+  if not ok then
+    error(format("bad option '%soauth_providers' to '%s' (a list of provider ids, or false, " ..
+                 "expected)", prefix, fname), level + 1)
+  end
+end
 
 local function opt(client, opts, key)
   local v = opts[key]

@@ -100,6 +100,7 @@ _M.LIMITS = {
   probation_cases = { integer = true, min = 1, max = 1e6 },
   store_busy_retry_s = { min = 0, max = 86400, unit = "seconds" },
   expiry_days = refresh.LIMITS.expiry_days,
+  expiring_days = refresh.LIMITS.expiring_days,
   poll = {
     interval_s = { above = 0, max = 3600, unit = "seconds" },
     max_interval_s = { above = 0, max = 86400, unit = "seconds" },
@@ -807,10 +808,11 @@ local function check_numbers(opts)
         error(format("bad option '%s' to 'renewal.run' (a table expected, got %s)", k, type(v)), 3)
       end
       options.numbers("renewal.run", v or {}, r, 3, k .. ".")
-    elseif not (k == "expiry_days" and v == false) then
+    elseif not (v == false and r.otherwise == "false") then
       options.number("renewal.run", k, v, r, 3)
     end
   end
+  refresh.check_settings("renewal.run", opts, 3)
 end
 
 --- Runs the batch; returns the summary (see summary()) or nil, err: the

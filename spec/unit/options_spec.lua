@@ -95,6 +95,14 @@ describe("truv.new", function()
       { { refresh = { settle_s = -1 } }, "'refresh.settle_s'" },
       { { refresh = { clock_skew_s = -1 } }, "'refresh.clock_skew_s'" },
       { { refresh = { expiry_days = -3 } }, "'refresh.expiry_days'" },
+      { { refresh = { expiring_days = -1 } },
+        "'refresh.expiring_days' to 'new' %(a number from 0 to 36500 %(days%), or false, expected" },
+      { { refresh = { refuse_dead = "false" } },
+        "'refresh.refuse_dead' to 'new' %(true or false expected, got \"false\"%)" },
+      { { refresh = { oauth_providers = "adp" } },
+        "'refresh.oauth_providers' to 'new' %(a list of provider ids, or false, expected%)" },
+      { { refresh = { oauth_providers = {} } }, "'refresh.oauth_providers'" },
+      { { refresh = { oauth_providers = { "adp", 3 } } }, "'refresh.oauth_providers'" },
       { { retry = { attempts = 0 } },
         "'retry.attempts' to 'new' %(an integer from 1 to 100 expected, got 0%)" },
       { { retry = { base_ms = -1 } }, "'retry.base_ms'" },
@@ -119,6 +127,11 @@ describe("truv.new", function()
     assert.equal(1, c.refresh_defaults.expiry_days)
     c = assert(new{ expiry_days = false, refresh = { max_sends = 1 } })
     assert.is_false(c.refresh_defaults.expiry_days)
+    c = assert(new{ refresh = { refuse_dead = false, expiring_days = false,
+                                oauth_providers = { "adp", "paychex" } } })
+    assert.is_false(c.refresh_defaults.refuse_dead)
+    assert.same({ "adp", "paychex" }, c.refresh_defaults.oauth_providers)
+    assert(new{ refresh = { expiring_days = 0, oauth_providers = false } })
   end)
 end)
 
@@ -153,6 +166,9 @@ describe("renewal.run", function()
       { { poll = { max_interval_s = math.huge } }, "'poll.max_interval_s'" },
       { { wait = "webhook", webhook = { fallback_s = 0 / 0 } }, "'webhook.fallback_s'" },
       { { poll = 5 }, "'poll' to 'renewal.run' %(a table expected" },
+      { { expiring_days = -2 }, "'expiring_days'" },
+      { { refuse_dead = 0 }, "'refuse_dead'" },
+      { { oauth_providers = "adp,paychex" }, "'oauth_providers'" },
     }
     for _, c in ipairs(cases) do
       local err = caller_error(function() run(c[1]) end)
@@ -163,7 +179,8 @@ describe("renewal.run", function()
 
   it("runs with numbers at the edges of their ranges", function()
     local summary = assert(run{ concurrency = 1024, rate_per_minute = 0, expiry_days = false,
-                                poll = { interval_s = 3600 } })
+                                expiring_days = false, refuse_dead = false,
+                                oauth_providers = { "adp" }, poll = { interval_s = 3600 } })
     assert.equal(0, summary.total)
   end)
 end)
@@ -197,6 +214,8 @@ describe("truv-renew", function()
       { { "--poll-timeout", "1e12" }, "%-%-poll%-timeout" },
       { { "--expiry-days", "-5" }, "%-%-expiry%-days: .*, or off expected" },
       { { "--expiry-days", "1e99" }, "%-%-expiry%-days" },
+      { { "--expiring-days", "-1" }, "%-%-expiring%-days: a number from 0 to 36500" },
+      { { "--oauth-providers", ", ," }, "%-%-oauth%-providers: provider ids expected" },
       { { "--wait", "webhook", "--webhook-fallback", "-1" }, "%-%-webhook%-fallback" },
     }
     for _, c in ipairs(cases) do
