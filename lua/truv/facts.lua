@@ -16,6 +16,11 @@
 -- kept under the hash of "link:" .. link_id, and a connection's facts are
 -- both keys' together (the latest instant of each fact).
 --
+-- A link-disconnected is weaker evidence than a task status: Truv sends it
+-- when a refresh task fails, whatever the cause (a provider outage too), so
+-- truv.refresh refuses on it alone only when Truv's task list confirms the
+-- link's newest task failed in a way only the user can fix.
+--
 -- Writers: truv.wait and truv.inbox (what a refresh ended in), truv.receiver
 -- given `facts = store` (link-connected, link-disconnected, a refresh that
 -- failed or completed). Reader: truv.refresh (refuses a connection whose
@@ -125,16 +130,29 @@ function _M.note_outcome(store, c, status, at, warn)
   return false
 end
 
+-- How close two events must be to be about one failure (seconds).
+local SAME_FAILURE_S = 60
+
 --- What a webhook says about its link (a parsed event, truv.webhook.parse):
--- link-disconnected: dead; link-connected: auth; order-refresh-failed or
--- task-status-updated with a status of DEAD: dead; task-status-updated done
--- or order-status-updated completed: alive. Noted under the link's key.
+-- link-connected: auth; order-refresh-failed or task-status-updated with a
+-- status of DEAD: dead, with that status; task-status-updated done or
+-- order-status-updated completed: alive; link-disconnected: dead, reason
+-- "link-disconnected", unless a cause of that failure was already noted
+-- (Truv sends it for a failed refresh whatever the cause: truv.refresh
+-- refuses on it alone only when Truv's tasks confirm the cause). Noted
+-- under the link's key.
 function _M.note_event(store, ev, warn)
   if not store or type(ev.link_id) ~= "string" then return false end
   local at = ev.updated_at
   if type(at) ~= "number" or at <= 0 then return false end
   local c, t, status = { link_id = ev.link_id }, ev.event_type, ev.status
-  if t == "link-disconnected" then return _M.note(store, c, "dead", at, t, warn) end
+  if t == "link-disconnected" then
+    local ok, f = pcall(store.facts, store, _M.link_key(ev.link_id))
+    if ok and type(f) == "table" and f.dead_at and f.dead_at >= at - SAME_FAILURE_S then
+      return false
+    end
+    return _M.note(store, c, "dead", at, t, warn)
+  end
   if t == "link-connected" then return _M.note(store, c, "auth", at, nil, warn) end
   if t == "order-refresh-failed" or t == "task-status-updated" or
      t == "order-status-updated" then

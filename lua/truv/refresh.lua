@@ -15,7 +15,8 @@
 --    refusing, Truv's task list for the order's user (GET tasks/?user_id=)
 --    is read: a task of that link that finished done after the failure is
 --    the user re-authenticating (Bridge update mode), noted as `auth`, and
---    the connection is refreshed. A refusal is kind "expired", code
+--    the connection is refreshed. A link-disconnected alone refuses only
+--    when that list shows the link's newest task failed that way. A refusal is kind "expired", code
 --    "connection_dead" (err.reason: the recorded cause), routes to
 --    reverify and spends nothing. `refuse_dead = false` turns this off.
 --    Age alone refuses nothing unless the caller opts in (`expiry_days`):
@@ -206,26 +207,39 @@ local function store_failed(err)
   return err
 end
 
--- Did the user re-authenticate `c` since its recorded failure? A task of
--- its link that finished done after the failure, in Truv's list of the
--- order user's tasks (what Bridge update mode leaves). Noted as `auth`
--- when so. An unreadable list proves nothing: false.
-local function came_back(client, model, c, f, store, cache)
-  if type(model.user_id) ~= "string" or type(c.link_id) ~= "string" then return false end
+-- What Truv's list of the order user's tasks (GET tasks/?user_id=) says of
+-- connection `c` since its recorded failure: "back" when a task of its link
+-- finished done after the failure (the user re-authenticated through Bridge
+-- update mode; noted as `auth`), "dead" when its newest task ended in a
+-- status only the user can fix, "other" when it ended otherwise, "unknown"
+-- when the list cannot be read.
+local function task_verdict(client, model, c, f, store, cache)
+  if type(model.user_id) ~= "string" or type(c.link_id) ~= "string" then return "unknown" end
   local tasks, err = facts_mod.link_tasks(client, model.user_id, c.link_id, cache)
   if not tasks then
     client:_emit("warn", { event = "tasks_unreadable", op = "refresh_order",
                            error = tostring(err) })
-    return false
+    return "unknown"
   end
   for _, t in ipairs(tasks) do
     local at = facts_mod.task_time(t)
     if t.status == "done" and at and at > f.dead_at then
       facts_mod.note(store, c, "auth", at, nil, function(ev) client:_emit("warn", ev) end)
-      return true
+      return "back"
     end
   end
-  return false
+  return tasks[1] and facts_mod.DEAD[tasks[1].status] and "dead" or "other"
+end
+
+-- Is `c`, whose facts say dead, to be refused? A failure only the user can
+-- fix (login_error, ...) stands until Truv's tasks show the user came back.
+-- A link-disconnected alone says less (Truv sends it when a refresh fails,
+-- whatever the cause, a provider outage included): it is refused only when
+-- the link's newest task confirms a failure only the user can fix.
+local function refuse_dead(client, model, c, f, store, cache)
+  local verdict = task_verdict(client, model, c, f, store, cache)
+  if facts_mod.DEAD[f.dead_reason] then return verdict ~= "back" end
+  return verdict == "dead"
 end
 
 -- Sorts the selected connections into those to refresh, those refused
@@ -237,7 +251,7 @@ local function screen(client, model, conns, now, opts)
   local days = opt(client, opts, "expiry_days")
   local warn_days = opt(client, opts, "expiring_days")
   local providers = opt(client, opts, "oauth_providers") or nil
-  local refuse_dead = opt(client, opts, "refuse_dead")
+  local refuse = opt(client, opts, "refuse_dead")
   local live, refused, expiring, cache = {}, {}, {}, {}
   for _, c in ipairs(conns) do
     local f = {}
@@ -250,7 +264,7 @@ local function screen(client, model, conns, now, opts)
     local age = since and now - since
     local aging = age and ages(c, providers)
     local entry = { kind = c.kind, id = c.id, link_id = c.link_id, provider_id = c.provider_id }
-    if refuse_dead and facts_mod.is_dead(f) and not came_back(client, model, c, f, store, cache) then
+    if refuse and facts_mod.is_dead(f) and refuse_dead(client, model, c, f, store, cache) then
       entry.reason, entry.dead_at = f.dead_reason or "dead", f.dead_at
       refused[#refused + 1] = entry
     elseif days and aging and age > days * 86400 then

@@ -399,22 +399,31 @@ describe("webhooks about a link (truv.receiver with facts)", function()
     return { ["X-WEBHOOK-SIGN"] = truv.webhook.sign(body, "secret") }
   end
 
-  it("link-disconnected makes the link's next refresh a local refusal; link-connected " ..
-     "lets it through again", function()
+  -- A loopback Truv whose task list for the user shows the link's newest task
+  -- in `status`, and a receiver keeping facts in the client's quota store.
+  local function setup_link(status)
     local srv = docserver.start{
-      { "GET", "^/v1/tasks/%?", 200, task_list() },
+      { "GET", "^/v1/tasks/%?", 200, task_list({ status = status, link_id = LINK,
+                                                 created_at = "2022-08-25T09:00:00Z",
+                                                 updated_at = "2022-08-25T09:30:00Z" }) },
       { "POST", "^/v1/orders/" .. ORDER_ID .. "/$", 200, doc("orders_read.json") },
     }
-    finally(function() srv:stop() end)
-    local client = client_for(srv)
+    local client, clock = client_for(srv)
+    clock.now = core.parse_time("2022-09-01T00:00:00Z")
     local receiver = truv.receiver{ secrets = "secret", facts = client.quota }
+    local order = decoded("orders_read.json")
+    order.employers[1].link_id = LINK
+    return srv, client, receiver, order
+  end
+
+  it("link-disconnected, with the link's newest task in login_error: the next refresh is " ..
+     "refused locally; link-connected lets it through again", function()
+    local srv, client, receiver, order = setup_link("login_error")
+    finally(function() srv:stop() end)
     local body = doc("webhook-link-disconnected.json")
     local status, res = receiver:handle(body, signed(body))
     assert.equal(200, status)
     assert.equal("reverify", res.decision.route)
-
-    local order = decoded("orders_read.json")
-    order.employers[1].link_id = LINK
     local fresh, err = client:refresh_order(ORDER_ID, { products = { "income" } },
                                             { order = order })
     assert.is_nil(fresh)
@@ -428,6 +437,19 @@ describe("webhooks about a link (truv.receiver with facts)", function()
       e.updated_at = "2022-08-26T09:31:00.000000+00:00"
     end)
     assert.equal(200, (receiver:handle(back, signed(back))))
+    assert.is_truthy(client:refresh_order(ORDER_ID, { products = { "income" } },
+                                          { order = order }))
+    assert.equal(1, srv:count("^POST "))
+  end)
+
+  it("link-disconnected alone refuses nothing when the link's newest task failed for " ..
+     "another cause (a provider outage: Truv would serve the next refresh)", function()
+    local srv, client, receiver, order = setup_link("unavailable")
+    finally(function() srv:stop() end)
+    local body = doc("webhook-link-disconnected.json")
+    assert.equal(200, (receiver:handle(body, signed(body))))
+    assert.equal("link-disconnected",
+                 client.quota:facts(require("truv.facts").link_key(LINK)).dead_reason)
     assert.is_truthy(client:refresh_order(ORDER_ID, { products = { "income" } },
                                           { order = order }))
     assert.equal(1, srv:count("^POST "))

@@ -151,6 +151,9 @@ describe("the OpenResty gateway example", function()
     end
     assert.equal(before, sb:stats().refresh.tasks_created)
     assert.equal(202, (trigger(cases.active)))
+    -- a provider outage also brings a link-disconnected, but Truv would serve a later
+    -- refresh: it is not refused
+    assert.equal(202, (trigger(cases.provider_down)))
   end)
 
   it("accepted every signed delivery and handled each webhook once, duplicates included", function()
