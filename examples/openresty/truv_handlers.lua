@@ -53,8 +53,10 @@ function _M.reverify(decision, case, event, gateway)
       ngx.log(ngx.ERR, "truv: no new link for case ", tostring(case_id), ": ", tostring(err))
       return
     end
-    -- link.share_url carries a bridge token: it goes to the applicant (your
-    -- mailer), never to a log; the log names the new order
+    -- Truv's Order keeps no contact, so this new order has none (pass
+    -- `contact = { email =, phone = }` from your case system to have Truv
+    -- send it): link.share_url carries a bridge token and goes to the
+    -- applicant through your mailer, never to a log; the log names the order
     ngx.log(ngx.NOTICE, "truv: new verification link for case ", tostring(case_id),
             " (order ", tostring(link.order_id), ")")
   end, case.original_order_id, case.case_id)
