@@ -61,6 +61,21 @@ describe("a refresh of each connection state", function()
     assert.equal(before + #case.employers, w.sb:stats().refresh.tasks_created)
   end)
 
+  it("keeps what a completed refresh shows: the connection is alive", function()
+    local case
+    for _, c in ipairs(w.cases) do
+      if c.state == "active" and c.product == "employment" then case = c end
+    end
+    local fresh = assert(w.client:refresh_order(case.order_id, { products = { "employment" } }))
+    local result = assert(w.client:wait_for_refresh(fresh))
+    assert.equal("done", result.decision.route)
+    for _, conn in ipairs(w:connections(case.order_id)) do
+      local f = w.client.quota:facts(truv.quota.key(conn.access_token))
+      assert.is_number(f.alive_at)
+      assert.is_nil(f.dead_at)
+    end
+  end)
+
   it("refuses by age only when the caller opts in (expiry_days), spending nothing", function()
     local case = w:case("expired", "employment")
     local before = w.sb:stats().refresh.tasks_created
