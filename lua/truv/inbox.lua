@@ -16,6 +16,7 @@
 --   local result, err, via = box:wait_for_refresh(client, refresh_order, {
 --     fallback_s = 600,  -- no final outcome by then: poll, as truv.wait does
 --     poll = { interval_s =, timeout_s =, router = },   -- options for the polling
+--     expiring = meta.expiring,  -- refresh_order's warning, handed on to the result
 --   })                   -- via: "webhook", "fallback" (polled after the wait) or "poll"
 --   box:tick()        -- from the caller's loop: drain the listener, handle, settle;
 --                     -- returns how many refresh orders are being watched
@@ -379,8 +380,10 @@ function Inbox:_result(client, w, poll)
   for _, n in ipairs(noted) do
     facts_mod.note_outcome(store, n[1], n[2], n[3] or now, warn)
   end
-  return { order = doc, finished = true, connections = connections,
-           decision = route_mod.combine(decisions) }, nil, "webhook"
+  local decision = route_mod.combine(decisions)
+  decision.expiring = poll.expiring
+  return { order = doc, finished = true, connections = connections, decision = decision,
+           expiring = poll.expiring }, nil, "webhook"
 end
 
 function Inbox:_park(timeout_s)
@@ -395,6 +398,11 @@ end
 function Inbox:wait_for_refresh(client, order, opts)
   opts = opts or {}
   local poll = opts.poll or {}
+  if opts.expiring then   -- refresh_order's warning, handed on to the result
+    local p = { expiring = opts.expiring }
+    for k, v in pairs(poll) do p[k] = v end
+    poll = p
+  end
   local model = order
   if type(order) == "string" then        -- a refresh sent by an earlier run
     local err

@@ -455,17 +455,28 @@ local function route_error(ctx, case, original, err, extra)
   return finish(ctx, case, d, { error = err }, extra)
 end
 
+-- The wait's options with refresh_order's warning (meta.expiring), so that
+-- the decision the handlers get carries it.
+local function with_expiring(opts, expiring)
+  if not expiring then return opts end
+  local o = { expiring = expiring }
+  for k, v in pairs(opts) do o[k] = v end
+  return o
+end
+
 -- Waits for a sent refresh and routes what it produced.
-local function await(ctx, case, original, refresh_order)
+local function await(ctx, case, original, refresh_order, expiring)
   local id = type(refresh_order) == "string" and refresh_order or refresh_order.id
   local result, err, via
   if ctx.inbox then
-    result, err, via = ctx.inbox:wait_for_refresh(ctx.client, refresh_order, ctx.webhook_wait)
+    result, err, via = ctx.inbox:wait_for_refresh(ctx.client, refresh_order,
+                                                  with_expiring(ctx.webhook_wait, expiring))
     if via == "fallback" then
       emit(ctx, { event = "webhook_fallback", case_id = case.case_id, refresh_order_id = id })
     end
   else
-    result, err = ctx.client:wait_for_refresh(refresh_order, ctx.poll_opts)
+    result, err = ctx.client:wait_for_refresh(refresh_order,
+                                              with_expiring(ctx.poll_opts, expiring))
   end
   -- the refresh exists: a retry waits on it again rather than refreshing
   if not result then
@@ -576,7 +587,7 @@ local function process(ctx, case)
   -- the case waits (the original's model is read again only if the case
   -- needs a new link), which costs less than keeping every waiting case's
   -- documents in memory.
-  return await(ctx, case, nil, doc)
+  return await(ctx, case, nil, doc, meta.expiring)
 end
 
 -- Adds the input's cases to the journal (existing ones are left alone) and

@@ -5,6 +5,7 @@
 --     timeout_s = 1200,      -- give up after this long (Truv's samples treat >20 min as failed)
 --     interval_s = 2,        -- first pause between polls (Truv's quickstart polls every 2 s)
 --     max_interval_s = 30,   -- pauses grow by half each time up to this
+--     expiring = meta.expiring,  -- refresh_order's warning, handed on to the result
 --   })
 --   result = {
 --     order = <the refresh order document>,
@@ -13,6 +14,7 @@
 --                       task_status =, error_message =, decision = <truv.route result> },
 --                     ... },
 --     decision = <the case's route: truv.route.combine of the connections'>,
+--     expiring = <opts.expiring, also in decision.expiring>,
 --   }
 --
 -- A connection whose suborder completed is done, no_data is no_data. One
@@ -192,8 +194,10 @@ function _M.wait_for_refresh(client, order, opts)
         -- an order without connections: nothing was or will be refreshed
         decision = { route = "fix", reason = "no_connections", outcome = "order", final = true }
       end
+      -- connections likely to expire soon, as refresh_order's meta.expiring said
+      decision.expiring = opts.expiring
       return { order = doc, finished = not unfinished, connections = connections,
-               decision = decision }
+               decision = decision, expiring = opts.expiring }
     end
     -- a poll's document is done with: give its memory back now
     if ours and doc and core.isdocument(doc) then core.release(doc) end

@@ -281,6 +281,21 @@ describe("connection age", function()
     assert.equal(math.floor((NOW - e.since) / 86400), e.age_days)
   end)
 
+  it("hands the warning on through the wait, to the route the handlers get", function()
+    local srv = docserver.start{
+      { "POST", "^/v1/orders/" .. ORDER_ID .. "/$", 200, doc("orders_read.json") },
+      { "GET", "^/v1/orders/" .. ORDER_ID .. "/$", 200, order_with_status("completed") },
+    }
+    finally(function() srv:stop() end)
+    local client = client_for(srv)
+    local fresh, meta = assert(client:refresh_order(ORDER_ID, { products = { "income" } },
+                                                    { order = decoded("orders_read.json") }))
+    local result = assert(client:wait_for_refresh(fresh, { expiring = meta.expiring }))
+    assert.equal("done", result.decision.route)
+    assert.equal(meta.expiring, result.expiring)
+    assert.equal(meta.expiring, result.decision.expiring)
+  end)
+
   it("counts from the last re-authentication the client saw", function()
     local srv = serve()
     finally(function() srv:stop() end)

@@ -101,3 +101,62 @@ describe("renewal: new verification links and the applicant's contact", function
     assert.same({ no_contact = 1, expiring = 0 }, report.notices(journal))
   end)
 end)
+
+describe("renewal: connections likely to expire soon", function()
+  local srv, dir, summary, journal, events, seen
+
+  lazy_setup(function()
+    dir = files.tmpdir("truv-expiring-spec")
+    local completed = docserver.doc("orders_read.json", function(o)
+      for _, list in ipairs{ o.employers, o.financial_accounts } do
+        for _, s in ipairs(list) do s.status = "completed" end
+      end
+    end)
+    srv = docserver.start{
+      -- the original first, then the refresh (the example's id too), completed
+      { "GET", "^/v1/orders/%x+/$", { 200, docserver.doc("orders_read.json") }, { 200, completed } },
+      { "POST", "^/v1/orders/%x+/$", 200, docserver.doc("orders_read.json") },
+    }
+    events, seen = {}, {}
+    summary = assert(renewal.run{
+      cases = { { case_id = "old", order_id = ORDER_ID, product = "income",
+                  email = "john.doe@example.com" } },
+      journal = dir .. "/journal", concurrency = 1, rate_per_minute = 0,
+      poll = { interval_s = 0.01 },
+      client = { client_id = "client-id", secret = "secret", base_url = srv.base_url },
+      router = truv.router{ done = function(d) seen.done = d end },
+      on_event = function(ev) events[#events + 1] = ev end,
+    })
+    journal = assert(core.journal_open(dir .. "/journal"))
+  end)
+
+  lazy_teardown(function()
+    if journal then journal:close() end
+    if srv then srv:stop() end
+    if dir then os.execute("rm -rf '" .. dir .. "'") end
+  end)
+
+  it("refreshes an old connection (nothing refused by age) and tells the done handler", function()
+    assert.equal(1, summary.routes.done)
+    assert.equal(1, srv:count("^POST /v1/orders/" .. ORDER_ID .. "/$"))
+    local e = seen.done.expiring[1]
+    assert.equal("employers", e.kind)
+    assert.equal("ad9f14440d624ec3b0f66e81e44518c7", e.id)
+    assert.equal("created", e.basis)
+  end)
+
+  it("lists it in the journal, the events, cases.csv and the report", function()
+    local text = journal:get("old").expiring
+    assert.matches("^employers/ad9f14440d624ec3b0f66e81e44518c7 %d+d since connection$", text)
+    local routed
+    for _, ev in ipairs(events) do
+      if ev.event == "routed" then routed = ev end
+    end
+    assert.equal(text, routed.expiring)
+    local paths = assert(report.write(dir .. "/report", journal, summary))
+    assert.truthy(files.slurp(paths.csv):find(text, 1, true))
+    local html = files.slurp(paths.html)
+    assert.matches("Likely to expire soon: send a link ahead of time %(1%)", html)
+    assert.same({ no_contact = 0, expiring = 1 }, report.notices(journal))
+  end)
+end)
