@@ -31,7 +31,7 @@ end
 -- The orders_read example with every suborder in `status` (a documented
 -- suborder status).
 local function order_with_status(status)
-  return doc("orders_read.json", function(o)
+  return doc("order.json", function(o)
     for _, list in ipairs{ o.employers, o.financial_accounts } do
       for _, s in ipairs(list) do s.status = status end
     end
@@ -43,7 +43,7 @@ end
 local function task_list(...)
   local results = {}
   for i, fields in ipairs{ ... } do
-    local t = decoded("tasks_read.json")
+    local t = decoded("task.json")
     for k, v in pairs(fields) do t[k] = v end
     results[i] = t
   end
@@ -60,7 +60,7 @@ end
 describe("201 Created", function()
   local srv
   lazy_setup(function()
-    srv = docserver.start{ { "POST", "^/v1/orders/$", 201, doc("orders_read.json") } }
+    srv = docserver.start{ { "POST", "^/v1/orders/$", 201, doc("order.json") } }
   end)
   lazy_teardown(function() srv:stop() end)
 
@@ -127,7 +127,7 @@ describe("polling a failed refresh (Truv sends no order event for it)", function
     local srv, _, result, err = wait_with{
       { "GET", "^/v1/orders/" .. ORDER_ID .. "/$", 200, order_with_status("error") },
       { "GET", "^/v1/tasks/%?", 200, task_list() },
-      { "GET", "^/v1/orders/" .. ORDER_ID .. "/events/", 200, doc("orders_events_list.json") },
+      { "GET", "^/v1/orders/" .. ORDER_ID .. "/events/", 200, doc("order-events.json") },
     }
     finally(function() srv:stop() end)
     assert.is_truthy(result, tostring(err))
@@ -157,11 +157,11 @@ describe("polling a failed refresh (Truv sends no order event for it)", function
       { "GET", "^/v1/orders/" .. ORDER_ID .. "/$", 200, order_with_status("error") },
       { "GET", "^/v1/tasks/%?", 404, '{"detail": "Not Found."}' },
       { "GET", "^/v1/orders/" .. ORDER_ID .. "/events/", 200,
-        doc("orders_events_list.json", function(e)
+        doc("order-events.json", function(e)
           e.results[1].suborder_id = EMPLOYER_ID
         end) },
       { "GET", "^/v1/refresh/tasks/85aec5c06cc34a66cdc6a4c34febe1fe/$", 200,
-        doc("refresh_task.json", function(t) t.status = "mfa_error" end) },
+        doc("refresh-task.json", function(t) t.status = "mfa_error" end) },
     }
     finally(function() srv:stop() end)
     assert.is_truthy(result, tostring(err))
@@ -173,7 +173,7 @@ describe("polling a failed refresh (Truv sends no order event for it)", function
   it("does not wait on an order status Truv does not send: an order without connections " ..
      "is finished at once (fix, no_connections)", function()
     local srv, _, result, err = wait_with{
-      { "GET", "^/v1/orders/" .. ORDER_ID .. "/$", 200, doc("orders_read.json", function(o)
+      { "GET", "^/v1/orders/" .. ORDER_ID .. "/$", 200, doc("order.json", function(o)
           o.employers = docserver.EMPTY_ARRAY
           o.financial_accounts = docserver.EMPTY_ARRAY
         end) },
@@ -188,7 +188,7 @@ describe("polling a failed refresh (Truv sends no order event for it)", function
 end)
 
 describe("a connection known to need the user", function()
-  local refresh_answer = doc("orders_read.json")
+  local refresh_answer = doc("order.json")
 
   local function serve(tasks)
     return docserver.start{
@@ -199,7 +199,7 @@ describe("a connection known to need the user", function()
 
   local function refresh(client, params)
     return client:refresh_order(ORDER_ID, params or { products = { "income" } },
-                                { order = decoded("orders_read.json") })
+                                { order = decoded("order.json") })
   end
 
   it("is refused without a refresh (connection_dead, its cause, reverify) when Truv's tasks " ..
@@ -258,7 +258,7 @@ end)
 describe("connection age", function()
   local function serve()
     return docserver.start{
-      { "POST", "^/v1/orders/" .. ORDER_ID .. "/$", 200, doc("orders_read.json") },
+      { "POST", "^/v1/orders/" .. ORDER_ID .. "/$", 200, doc("order.json") },
     }
   end
 
@@ -267,7 +267,7 @@ describe("connection age", function()
     local srv = serve()
     finally(function() srv:stop() end)
     local client = client_for(srv)
-    local order = decoded("orders_read.json")
+    local order = decoded("order.json")
     local fresh, meta = client:refresh_order(ORDER_ID, { products = { "income" } },
                                              { order = order })
     assert.is_truthy(fresh, tostring(meta))
@@ -283,13 +283,13 @@ describe("connection age", function()
 
   it("hands the warning on through the wait, to the route the handlers get", function()
     local srv = docserver.start{
-      { "POST", "^/v1/orders/" .. ORDER_ID .. "/$", 200, doc("orders_read.json") },
+      { "POST", "^/v1/orders/" .. ORDER_ID .. "/$", 200, doc("order.json") },
       { "GET", "^/v1/orders/" .. ORDER_ID .. "/$", 200, order_with_status("completed") },
     }
     finally(function() srv:stop() end)
     local client = client_for(srv)
     local fresh, meta = assert(client:refresh_order(ORDER_ID, { products = { "income" } },
-                                                    { order = decoded("orders_read.json") }))
+                                                    { order = decoded("order.json") }))
     local result = assert(client:wait_for_refresh(fresh, { expiring = meta.expiring }))
     assert.equal("done", result.decision.route)
     assert.equal(meta.expiring, result.expiring)
@@ -302,10 +302,10 @@ describe("connection age", function()
     local client = client_for(srv)
     assert(client.quota:note(truv.quota.key(TOKEN), "auth", NOW - 10 * 86400))
     local _, meta = assert(client:refresh_order(ORDER_ID, { products = { "income" } },
-                                                { order = decoded("orders_read.json") }))
+                                                { order = decoded("order.json") }))
     assert.is_nil(meta.expiring)
     local _, m2 = assert(client:refresh_order(ORDER_ID, { products = { "income" } },
-                                              { order = decoded("orders_read.json"),
+                                              { order = decoded("order.json"),
                                                 expiring_days = 5 }))
     assert.equal("auth", m2.expiring[1].basis)
     assert.equal(10, m2.expiring[1].age_days)
@@ -316,10 +316,10 @@ describe("connection age", function()
     finally(function() srv:stop() end)
     local client = client_for(srv, { refresh = { oauth_providers = { "adp" } } })
     local _, meta = assert(client:refresh_order(ORDER_ID, { products = { "income" } },
-                                                { order = decoded("orders_read.json") }))
+                                                { order = decoded("order.json") }))
     assert.is_nil(meta.expiring)
     local _, m2 = assert(client:refresh_order(ORDER_ID, { products = { "income" } },
-      { order = decoded("orders_read.json"), oauth_providers = { "adp", "truv_api" } }))
+      { order = decoded("order.json"), oauth_providers = { "adp", "truv_api" } }))
     assert.equal(1, #m2.expiring)
   end)
 end)
@@ -328,7 +328,7 @@ describe("Truv's own refresh request example", function()
   local srv
   lazy_setup(function()
     srv = docserver.start{
-      { "POST", "^/v1/orders/" .. ORDER_ID .. "/$", 200, doc("orders_read.json") },
+      { "POST", "^/v1/orders/" .. ORDER_ID .. "/$", 200, doc("order.json") },
     }
   end)
   lazy_teardown(function() srv:stop() end)
@@ -338,7 +338,7 @@ describe("Truv's own refresh request example", function()
     local fresh, err = client:refresh_order(ORDER_ID, {
       products = { "income" },
       employers = { { id = EMPLOYER_ID, suborder_number = SUBORDER_NUMBER } },
-    }, { order = decoded("orders_read.json") })
+    }, { order = decoded("order.json") })
     assert.is_truthy(fresh, tostring(err))
     local body = body_of(srv, "^POST /v1/orders/")
     assert.same({ { id = EMPLOYER_ID, suborder_number = SUBORDER_NUMBER } }, body.employers)
@@ -347,8 +347,8 @@ describe("Truv's own refresh request example", function()
   it("refuses an id and a suborder_number of two different connections, sending nothing",
      function()
     local before = srv:count("^POST ")
-    local order = decoded("orders_read.json")
-    local second = decoded("orders_read.json").employers[1]
+    local order = decoded("order.json")
+    local second = decoded("order.json").employers[1]
     second.id, second.suborder_number = "5c1e2a90b7f84d3c9e6a1f2b3c4d5e6f", "133982343356"
     second.access_token, second.link_id = TOKEN .. "b", LINK_ID .. "b"
     order.employers[2] = second
@@ -368,13 +368,13 @@ end)
 describe("a new verification order (reverify)", function()
   local srv
   before_each(function()
-    srv = docserver.start{ { "POST", "^/v1/orders/$", 201, doc("orders_read.json") } }
+    srv = docserver.start{ { "POST", "^/v1/orders/$", 201, doc("order.json") } }
   end)
   after_each(function() srv:stop() end)
 
   it("carries the contact the caller gives: Truv's Order has none to copy", function()
     local client = client_for(srv)
-    local link = assert(client:reverify(decoded("orders_read.json"), {
+    local link = assert(client:reverify(decoded("order.json"), {
       contact = { email = "john.doe@example.com", phone = "4155554193" } }))
     assert.equal("order", link.mode)
     assert.is_true(link.contact)
@@ -390,7 +390,7 @@ describe("a new verification order (reverify)", function()
 
   it("says when it has no contact: the order exists, but nobody was sent the link", function()
     local client = client_for(srv)
-    local link = assert(client:reverify(decoded("orders_read.json")))
+    local link = assert(client:reverify(decoded("order.json")))
     assert.is_false(link.contact)
     assert.is_string(link.share_url)
     local body = body_of(srv, "^POST /v1/orders/$")
@@ -400,7 +400,7 @@ describe("a new verification order (reverify)", function()
 
   it("takes email and phone among the order's extra fields too", function()
     local client = client_for(srv)
-    local link = assert(client:reverify(decoded("orders_read.json"), {
+    local link = assert(client:reverify(decoded("order.json"), {
       order = { email = "jane@example.com", notes = "renewal" } }))
     assert.is_true(link.contact)
     assert.equal("jane@example.com", body_of(srv, "^POST /v1/orders/$").email)
@@ -421,12 +421,12 @@ describe("webhooks about a link (truv.receiver with facts)", function()
       { "GET", "^/v1/tasks/%?", 200, task_list({ status = status, link_id = LINK,
                                                  created_at = "2022-08-25T09:00:00Z",
                                                  updated_at = "2022-08-25T09:30:00Z" }) },
-      { "POST", "^/v1/orders/" .. ORDER_ID .. "/$", 200, doc("orders_read.json") },
+      { "POST", "^/v1/orders/" .. ORDER_ID .. "/$", 200, doc("order.json") },
     }
     local client, clock = client_for(srv)
     clock.now = core.parse_time("2022-09-01T00:00:00Z")
     local receiver = truv.receiver{ secrets = "secret", facts = client.quota }
-    local order = decoded("orders_read.json")
+    local order = decoded("order.json")
     order.employers[1].link_id = LINK
     return srv, client, receiver, order
   end

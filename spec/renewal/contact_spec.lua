@@ -24,9 +24,9 @@ describe("renewal: new verification links and the applicant's contact", function
                                     previous = docserver.json.null,
                                     results = docserver.EMPTY_ARRAY }
     srv = docserver.start{
-      { "GET", "^/v1/orders/%x+/$", 200, docserver.doc("orders_read.json") },
+      { "GET", "^/v1/orders/%x+/$", 200, docserver.doc("order.json") },
       { "GET", "^/v1/tasks/%?", 200, empty },
-      { "POST", "^/v1/orders/$", 201, docserver.doc("orders_read.json") },
+      { "POST", "^/v1/orders/$", 201, docserver.doc("order.json") },
     }
     -- what an earlier refresh of the connection learned: it needs the user
     local quota = assert(truv.quota.sqlite(dir .. "/quota.db"))
@@ -107,15 +107,15 @@ describe("renewal: connections likely to expire soon", function()
 
   lazy_setup(function()
     dir = files.tmpdir("truv-expiring-spec")
-    local completed = docserver.doc("orders_read.json", function(o)
+    local completed = docserver.doc("order.json", function(o)
       for _, list in ipairs{ o.employers, o.financial_accounts } do
         for _, s in ipairs(list) do s.status = "completed" end
       end
     end)
     srv = docserver.start{
       -- the original first, then the refresh (the example's id too), completed
-      { "GET", "^/v1/orders/%x+/$", { 200, docserver.doc("orders_read.json") }, { 200, completed } },
-      { "POST", "^/v1/orders/%x+/$", 200, docserver.doc("orders_read.json") },
+      { "GET", "^/v1/orders/%x+/$", { 200, docserver.doc("order.json") }, { 200, completed } },
+      { "POST", "^/v1/orders/%x+/$", 200, docserver.doc("order.json") },
     }
     events, seen = {}, {}
     summary = assert(renewal.run{

@@ -4,7 +4,7 @@
 --
 --   local docserver = require "spec.support.docserver"
 --   local srv = docserver.start{
---     { "GET", "^/v1/orders/[^/]+/$", 200, docserver.doc("orders_read.json", patch_fn) },
+--     { "GET", "^/v1/orders/[^/]+/$", 200, docserver.doc("order.json", patch_fn) },
 --     { "POST", "^/v1/orders/$", { 201, body1 }, { 500, body2 } },  -- answers in turn, the last repeats
 --   }
 --   srv.base_url                 -- "http://127.0.0.1:PORT/v1/"

@@ -1,6 +1,7 @@
 -- Every connection state the sandbox models ends on the route the table
 -- gives, through a real refresh, its task, and polling.
 local world = require "spec.support.world"
+local sandbox = require "spec.support.sandbox"
 local truv = require "truv"
 
 describe("a refresh of each connection state", function()
@@ -149,6 +150,38 @@ describe("re-verification", function()
     -- the applicant logs in again through Bridge (update mode)
     for _, t in ipairs(link.tokens) do w.sb:complete_bridge{ bridge_token = t.bridge_token } end
     local fresh = assert(w.client:refresh_order(case.order_id, { products = { case.product } }))
+    assert.equal("done", assert(w.client:wait_for_refresh(fresh)).decision.route)
+  end)
+
+  it("refuses a connection it saw fail until it learns the user re-authenticated " ..
+     "(link-connected), then refreshes it", function()
+    local rx = sandbox.receiver()
+    finally(function() rx:close() end)
+    w.sb:config{ webhook_url = rx.url }
+    local receiver = truv.receiver{ secrets = w.sb.secret, facts = w.client.quota,
+                                    clock = function() return w.now end }
+    local function deliver()
+      assert(rx:pump(10, function(r)
+        local st = w.sb:stats().webhooks
+        return st.queued == 0 and #r.requests >= st.attempts
+      end), "the sandbox's webhooks did not all arrive")
+      for _, req in ipairs(rx.requests) do receiver:handle(req.body, req.headers) end
+    end
+    local case = w.cases[3]
+    local fresh = assert(w.client:refresh_order(case.order_id, { products = { case.product } }))
+    assert.equal("login_error", assert(w.client:wait_for_refresh(fresh)).decision.reason)
+    local before = w.sb:stats().refresh.tasks_created
+    local again, err = w.client:refresh_order(case.order_id, { products = { case.product } })
+    assert.is_nil(again)
+    assert.equal("connection_dead", err.code)
+    assert.equal(before, w.sb:stats().refresh.tasks_created)
+    -- the applicant logs in again through Bridge (update mode): Truv says link-connected
+    local link = assert(w.client:reverify(assert(w.client:get_order(case.order_id)),
+                                          { mode = "bridge" }))
+    for _, t in ipairs(link.tokens) do w.sb:complete_bridge{ bridge_token = t.bridge_token } end
+    w:advance(1)
+    deliver()
+    fresh = assert(w.client:refresh_order(case.order_id, { products = { case.product } }))
     assert.equal("done", assert(w.client:wait_for_refresh(fresh)).decision.route)
   end)
 end)

@@ -57,10 +57,10 @@ function _M.pool()
   respond(out)
 end
 
--- Truv's documented order (spec/fixtures/truv-docs/orders_read.json).
+-- Truv's documented order (spec/fixtures/truv-docs/order.json).
 local function documented_order()
   local here = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$")
-  local f = assert(io.open(here .. "/../../fixtures/truv-docs/orders_read.json", "rb"))
+  local f = assert(io.open(here .. "/../../fixtures/truv-docs/order.json", "rb"))
   local text = f:read("a")
   f:close()
   return text
