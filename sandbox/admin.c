@@ -345,6 +345,29 @@ static void admin_set_state(struct handler_ctx *x)
 
 /* ---- completing an API-created order ----------------------------------- */
 
+/* An order created without employers or financial institutions: in Bridge
+ * the user searched for theirs, and finishing makes the suborder it
+ * connects (of the kind the order's first product verifies). false on OOM. */
+static bool add_found_sub(struct store *s, uint32_t order, sb_time now)
+{
+  struct sb_order *o = &s->orders[order];
+  if (o->n_emp + o->n_fa > 0)
+    return true;
+  unsigned kind = o->products[0] == PROD_ASSETS || o->products[0] == PROD_TRANSACTIONS
+                    ? KIND_FINANCIAL : KIND_EMPLOYER;
+  uint32_t sub = store_add_subs(s, 1);
+  if (sub == SB_NONE)
+    return false;
+  o = &s->orders[order];
+  o->sub_first = sub;
+  if (kind == KIND_EMPLOYER)
+    o->n_emp = 1;
+  else
+    o->n_fa = 1;
+  store_init_sub(s, sub, order, kind, store_sub_product(o->products, o->n_products, kind), now);
+  return true;
+}
+
 /* connects every pending suborder of an API order; returns how many (the
  * first new connection in *first), or -1 on OOM */
 static int complete_subs(struct handler_ctx *x, uint32_t order, unsigned st, bool oauth,
@@ -353,6 +376,8 @@ static int complete_subs(struct handler_ctx *x, uint32_t order, unsigned st, boo
   struct store *s = &x->sb->store;
   int n = 0;
   *first = SB_NONE;
+  if (!add_found_sub(s, order, x->now))
+    return -1;
   for (unsigned i = 0; i < (unsigned)(s->orders[order].n_emp + s->orders[order].n_fa); i++) {
     uint32_t sub = s->orders[order].sub_first + i;
     if (s->subs[sub].conn != SB_NONE)

@@ -172,26 +172,6 @@ static const char *render_extra(struct store *s, const cJSON *cc, const char *no
   return kept;
 }
 
-static bool has_product(const uint8_t *products, unsigned n, unsigned p)
-{
-  for (unsigned i = 0; i < n; i++)
-    if (products[i] == p)
-      return true;
-  return false;
-}
-
-static unsigned sub_product(const uint8_t *products, unsigned n, unsigned kind)
-{
-  static const unsigned EMP[] = {PROD_INCOME, PROD_EMPLOYMENT, PROD_DEPOSIT_SWITCH, PROD_PLL};
-  static const unsigned FIN[] = {PROD_ASSETS, PROD_TRANSACTIONS};
-  const unsigned *pref = kind == KIND_EMPLOYER ? EMP : FIN;
-  unsigned np = kind == KIND_EMPLOYER ? 4 : 2;
-  for (unsigned i = 0; i < np; i++)
-    if (has_product(products, n, pref[i]))
-      return pref[i];
-  return products[0];
-}
-
 static bool add_parties(struct store *s, uint32_t order, const cJSON *arr, unsigned kind,
                         const char *key_label, const char *key_id, uint32_t first)
 {
@@ -201,12 +181,8 @@ static bool add_parties(struct store *s, uint32_t order, const cJSON *arr, unsig
     struct sb_sub *b = &s->subs[i];
     const cJSON *label = cJSON_GetObjectItemCaseSensitive(e, key_label);
     const cJSON *lid = cJSON_GetObjectItemCaseSensitive(e, key_id);
-    store_new_id(s, b->id);
-    b->number = 100000000000ULL + rng_next(&s->rng) % 900000000000ULL;
-    b->created_at = o->created_at;
-    b->order = order;
-    b->kind = (uint8_t)kind;
-    b->product = (uint8_t)sub_product(o->products, o->n_products, kind);
+    store_init_sub(s, i, order, kind, store_sub_product(o->products, o->n_products, kind),
+                   o->created_at);
     b->label = cJSON_IsString(label) ? store_strdup(s, label->valuestring) : NULL;
     b->label_id = cJSON_IsString(lid) ? store_strdup(s, lid->valuestring) : NULL;
   }
@@ -622,13 +598,8 @@ static uint32_t refresh_locked(struct store *s, uint32_t root, const struct refr
     uint32_t sub = s->orders[order].sub_first + i;
     const struct sb_sub *src = &s->subs[q->subs[i]];
     struct sb_sub *b = &s->subs[sub];
-    store_new_id(s, b->id);
-    b->number = 100000000000ULL + rng_next(&s->rng) % 900000000000ULL;
-    b->created_at = now;
-    b->order = order;
+    store_init_sub(s, sub, order, q->kind, q->product, now);
     b->conn = src->conn;
-    b->kind = (uint8_t)q->kind;
-    b->product = (uint8_t)q->product;
     b->label = src->label;
     b->label_id = src->label_id;
     uint32_t task = refresh_new_task(s, b->conn, sub, q->product, TASK_ORDER_REFRESH, now);

@@ -225,6 +225,38 @@ uint32_t store_add_subs(struct store *s, uint32_t n)
   return first;
 }
 
+void store_init_sub(struct store *s, uint32_t sub, uint32_t order, unsigned kind, unsigned product,
+                    sb_time created_at)
+{
+  struct sb_sub *b = &s->subs[sub];
+  store_new_id(s, b->id);
+  b->number = 100000000000ULL + rng_next(&s->rng) % 900000000000ULL;
+  b->created_at = created_at;
+  b->order = order;
+  b->kind = (uint8_t)kind;
+  b->product = (uint8_t)product;
+}
+
+static bool has_product(const uint8_t *products, unsigned n, unsigned p)
+{
+  for (unsigned i = 0; i < n; i++)
+    if (products[i] == p)
+      return true;
+  return false;
+}
+
+unsigned store_sub_product(const uint8_t *products, unsigned n, unsigned kind)
+{
+  static const unsigned EMP[] = {PROD_INCOME, PROD_EMPLOYMENT, PROD_DEPOSIT_SWITCH, PROD_PLL};
+  static const unsigned FIN[] = {PROD_ASSETS, PROD_TRANSACTIONS};
+  const unsigned *pref = kind == KIND_EMPLOYER ? EMP : FIN;
+  unsigned np = kind == KIND_EMPLOYER ? 4 : 2;
+  for (unsigned i = 0; i < np; i++)
+    if (has_product(products, n, pref[i]))
+      return pref[i];
+  return products[0];
+}
+
 uint32_t store_add_conn(struct store *s, const uint8_t *token, const uint8_t *link)
 {
   uint32_t i = s->n_conns;

@@ -197,6 +197,11 @@ void store_unlock(struct store *s);
 uint32_t store_add_user(struct store *s, const uint8_t *id, const char *external_id);
 uint32_t store_add_order(struct store *s, const uint8_t *id);
 uint32_t store_add_subs(struct store *s, uint32_t n); /* n zeroed suborders */
+/* gives suborder `sub` of `order` its id, number, kind, product and time */
+void store_init_sub(struct store *s, uint32_t sub, uint32_t order, unsigned kind, unsigned product,
+                    sb_time created_at);
+/* the product a suborder of `kind` verifies for an order of these products */
+unsigned store_sub_product(const uint8_t *products, unsigned n, unsigned kind);
 uint32_t store_add_conn(struct store *s, const uint8_t *token, const uint8_t *link);
 uint32_t store_add_task(struct store *s, const uint8_t *id);
 uint32_t store_add_bridge(struct store *s, const uint8_t *id);

@@ -247,6 +247,32 @@ describe("finishing Bridge, public tokens, links and reports", function()
     local status = sb:request("POST", "/_sandbox/bridge/complete", { bridge_token = o.bridge_token })
     assert.are.equal(400, status)
   end)
+
+  it("makes the suborder the user found in Bridge for an order created without one", function()
+    -- Truv's Python quickstart creates an income order with no employers
+    -- (IS_ORDER=true): the applicant searches for the employer in Bridge
+    for _, case in ipairs{ { "income", "employers", "payroll" },
+                           { "assets", "financial_accounts", "financial_accounts" } } do
+      local product, list, source = case[1], case[2], case[3]
+      local status, o = sb:request("POST", "orders/", { products = { product }, first_name = "A",
+        last_name = "B", order_number = "qs-" .. product })
+      assert.are.equal(201, status)
+      assert.are.same({}, o.employers)
+      local done = sb:admin("POST", "bridge/complete", { bridge_token = o.bridge_token })
+      local _, pair = sb:request("POST", "link-access-tokens/", { public_token = done.public_token })
+      sb:advance(20)
+      local _, now = sb:request("GET", "orders/" .. o.id .. "/")
+      assert.are.equal(1, #now[list])
+      local sub = now[list][1]
+      assert.are.same({ "completed", pair.link_id, pair.access_token, product, source },
+                      { sub.status, sub.link_id, sub.access_token, sub.product_type, sub.data_source })
+      assert.matches(HEX32, sub.id)
+      assert.is_string(sub.suborder_number)
+      -- finished once: the next completion finds nothing pending
+      assert.are.equal(400, (sb:request("POST", "/_sandbox/bridge/complete",
+                                        { bridge_token = o.bridge_token })))
+    end
+  end)
 end)
 
 describe("connection state follows the user: Bridge update mode", function()
