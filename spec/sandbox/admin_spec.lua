@@ -204,8 +204,14 @@ describe("POST /_sandbox/orders/complete", function()
     status = sb:request("POST", "/_sandbox/orders/complete", { order_id = string.rep("2", 32),
       state = "expired" })
     assert.are.equal(400, status)
+    -- an order created without employers: the applicant finds one, once
     local _, bare = sb:request("POST", "orders/", { products = { "income" }, first_name = "A",
       last_name = "B" })
+    local done
+    status, done = sb:request("POST", "/_sandbox/orders/complete", { order_id = bare.id })
+    assert.are.equal(200, status)
+    assert.are.equal(1, #done.employers)
+    assert.is_string(done.employers[1].access_token)
     status = sb:request("POST", "/_sandbox/orders/complete", { order_id = bare.id })
     assert.are.equal(400, status)
   end)
