@@ -1,6 +1,7 @@
 /* Quota keys, policy, and the checked calls through the store vtable (see
  * truv/quota.h); time and hashing helpers shared by every store. */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "quota_store.h"
@@ -172,6 +173,41 @@ int truv_quota_record_limit(truv_quota_store *s, const truv_quota_key *key, doub
   if ((rc = check_keys(key, 1, err)) || (rc = truv_store_check_time(now, "now", err)))
     return rc;
   return s->ops->record_limit(s, key, now, err);
+}
+
+static int by_time(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+int truv_quota_record_count(truv_quota_store *s, const truv_quota_key *key,
+                            const double *times, size_t n, double now, truv_err *err) {
+  double *in = NULL;
+  int64_t from_ms;
+  size_t i, c = 0, limit;
+  int rc;
+  truv_err_clear(err);
+  if ((rc = check_keys(key, 1, err)) || (rc = truv_store_check_time(now, "now", err)))
+    return rc;
+  if (n > 0 && !times) return truv_err_set(err, TRUV_EINVALID, "invalid_times", "no times");
+  for (i = 0; i < n; i++)
+    if ((rc = truv_store_check_time(times[i], "a refresh time", err))) return rc;
+  if (!s->ops->record_count)
+    return truv_err_set(err, TRUV_EINVALID, "record_count_unsupported",
+                        "this quota store cannot record Truv's count");
+  /* the window in the store's own unit, so that an entry is in it exactly
+   * when the store counts it */
+  from_ms = truv_store_ms(now) - truv_store_ms(s->policy.window_s);
+  if (n > 0 && !(in = malloc(n * sizeof *in)))
+    return truv_err_set(err, TRUV_EINTERNAL, "out_of_memory", "quota store: out of memory");
+  for (i = 0; i < n; i++)
+    if (truv_store_ms(times[i]) > from_ms) in[c++] = times[i];
+  qsort(in, c, sizeof *in, by_time);
+  limit = (size_t)s->policy.limit;
+  rc = c == 0 ? 0 : s->ops->record_count(s, key, c > limit ? in + (c - limit) : in,
+                                         c > limit ? limit : c, now, err);
+  free(in);
+  return rc;
 }
 
 int truv_quota_usage(truv_quota_store *s, const truv_quota_key *key, double now, int *used,

@@ -382,6 +382,21 @@ static int mem_record_limit(truv_quota_store *s, const truv_quota_key *key, doub
   return 0;
 }
 
+/* times: in the window, oldest first, at most limit (the dispatcher's). */
+static int mem_record_count(truv_quota_store *s, const truv_quota_key *key,
+                            const double *times, size_t n, double now, truv_err *err) {
+  memstore *m = (memstore *)s;
+  int64_t now_ms = truv_store_ms(now);
+  unsigned char *rec;
+  int c, rc;
+  size_t i;
+  if ((rc = make_room(m, 1, now_ms, err))) return rc;
+  rec = find_or_add(m, key);
+  c = rec_prune(m, rec, now_ms);
+  for (i = 0; c < (int)n; i++) rec_add(rec, c++, stamp_of(truv_store_ms(times[i]), 0));
+  return 0;
+}
+
 static int mem_usage(truv_quota_store *s, const truv_quota_key *key, double now, int *used,
                      double *next_free, truv_err *err) {
   memstore *m = (memstore *)s;
@@ -497,7 +512,8 @@ static void mem_close(truv_quota_store *s) {
 }
 
 static const truv_quota_ops memory_ops = {
-  mem_reserve, mem_release, mem_record_limit, mem_usage, mem_close, mem_note, mem_facts,
+  mem_reserve, mem_release, mem_record_limit, mem_usage, mem_close, mem_record_count,
+  mem_note, mem_facts,
 };
 
 truv_quota_store *truv_quota_memory(const truv_quota_policy *policy,

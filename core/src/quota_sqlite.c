@@ -1,9 +1,9 @@
 /* The durable quota store: the sliding log in a SQLite file (see
  * truv/quota.h; the file conventions and schema are in quota_db.c).
  *
- * Every write (reserve, release, record_limit) runs in BEGIN IMMEDIATE: it
- * takes the file's write lock before reading, so the counts it decides on
- * cannot change under it, from this process or another. A refusal rolls back
+ * Every write (reserve, release, record_limit, record_count) runs in BEGIN
+ * IMMEDIATE: it takes the file's write lock before reading, so the counts it
+ * decides on cannot change under it, from this process or another. A refusal rolls back
  * and writes nothing.
  *
  * A key is full when it has a limit-th newest entry in the window, and that
@@ -227,6 +227,26 @@ fail:
   return rc;
 }
 
+/* times: in the window, oldest first, at most limit (the dispatcher's). */
+static int sql_record_count(truv_quota_store *s, const truv_quota_key *key,
+                            const double *times, size_t n, double now, truv_err *err) {
+  sqlstore *q = (sqlstore *)s;
+  int64_t now_ms = truv_store_ms(now), have = 0;
+  size_t i;
+  int rc;
+  if ((rc = truv_store_db_owned(q->opener, err)) || (rc = truv_store_begin(q->db, &q->tx, err)))
+    return rc;
+  if ((rc = count_from(q, key, now_ms - q->window_ms, &have, err))) goto fail;
+  for (i = 0; have < (int64_t)n; i++, have++)
+    if ((rc = insert(q, key, truv_store_ms(times[i]), 0, err))) goto fail;
+  if ((rc = maybe_prune(q, now_ms, err)) || (rc = truv_store_commit(q->db, &q->tx, err)))
+    goto fail;
+  return 0;
+fail:
+  truv_store_rollback(q->db, &q->tx);
+  return rc;
+}
+
 static int sql_usage(truv_quota_store *s, const truv_quota_key *key, double now, int *used,
                      double *next_free, truv_err *err) {
   sqlstore *q = (sqlstore *)s;
@@ -317,7 +337,8 @@ static void sql_close(truv_quota_store *s) {
 }
 
 static const truv_quota_ops sqlite_ops = {
-  sql_reserve, sql_release, sql_record_limit, sql_usage, sql_close, sqlite_note, sqlite_facts,
+  sql_reserve, sql_release, sql_record_limit, sql_usage, sql_close, sql_record_count,
+  sqlite_note, sqlite_facts,
 };
 
 truv_quota_store *truv_quota_sqlite(const char *path, const truv_quota_policy *policy,

@@ -343,6 +343,44 @@ static void a_refusal_from_truv_fills_the_key_until_a_window_from_now(void) {
   truv_quota_close(s);
 }
 
+static void truvs_count_is_kept_when_larger_and_never_twice(void) {
+  truv_quota_store *s = make_default();
+  truv_quota_key k = key("tok-count"), other = key("tok-count-other");
+  double theirs[2] = {T0 + 20, T0 + 10}, again[3] = {T0 + 25, T0 + 1, T0 + 2};
+  double five[5] = {T0 - 50, T0 - 40, T0 - 30, T0 - 20, T0 - 10}, old[1] = {T0 - DAY}, nf = 0;
+  double bad[1] = {NAN};
+  truv_err err;
+  /* an empty store takes Truv's refreshes at their instants */
+  CHECK_INT(truv_quota_record_count(s, &k, theirs, 2, T0 + 100, &err), 0);
+  CHECK_INT(used_of(s, k, T0 + 100, NULL), 2);
+  reserve1(s, k, T0 + 100, NULL);
+  CHECK_INT(used_of(s, k, T0 + 100, &nf), 3);
+  CHECK_DBL(nf, T0 + 10 + DAY);
+  /* the same times again, or fewer than the store holds: nothing changes */
+  CHECK_INT(truv_quota_record_count(s, &k, theirs, 2, T0 + 100, &err), 0);
+  CHECK_INT(truv_quota_record_count(s, &k, theirs, 0, T0 + 100, &err), 0);
+  CHECK_INT(used_of(s, k, T0 + 100, NULL), 3);
+  /* a store that saw one: the missing ones come in at the oldest of Truv's times */
+  reserve1(s, other, T0, NULL);
+  CHECK_INT(truv_quota_record_count(s, &other, again, 3, T0 + 30, &err), 0);
+  CHECK_INT(used_of(s, other, T0 + 30, &nf), 3);
+  CHECK_DBL(nf, T0 + DAY);
+  CHECK_INT(used_of(s, other, T0 + DAY, &nf), 2);   /* T0 left: T0+1 and T0+2 remain */
+  CHECK_DBL(nf, 0);
+  truv_quota_close(s);
+  /* out of the window: ignored; more than the limit: the newest count */
+  s = make_default();
+  CHECK_INT(truv_quota_record_count(s, &k, old, 1, T0, &err), 0);
+  CHECK_INT(used_of(s, k, T0, NULL), 0);
+  CHECK_INT(truv_quota_record_count(s, &k, five, 5, T0, &err), 0);
+  CHECK_INT(used_of(s, k, T0, &nf), 3);
+  CHECK_DBL(nf, T0 - 30 + DAY);
+  CHECK_INT(truv_quota_record_count(s, &k, bad, 1, T0, &err), TRUV_EINVALID);
+  CHECK_INT(truv_quota_record_count(s, &k, NULL, 1, T0, &err), TRUV_EINVALID);
+  CHECK_INT(truv_quota_record_count(s, &k, five, 5, NAN, &err), TRUV_EINVALID);
+  truv_quota_close(s);
+}
+
 static void usage_counts_the_window_and_says_when_a_slot_frees(void) {
   truv_quota_store *s = make_default();
   truv_quota_key k = key("tok-u");
@@ -932,6 +970,7 @@ static void facts_of_many_connections_are_kept_and_old_ones_pruned(void) {
     RUN(release_removes_only_that_tickets_entries); \
     RUN(tickets_are_distinct_and_never_zero); \
     RUN(a_refusal_from_truv_fills_the_key_until_a_window_from_now); \
+    RUN(truvs_count_is_kept_when_larger_and_never_twice); \
     RUN(usage_counts_the_window_and_says_when_a_slot_frees); \
     RUN(a_key_listed_twice_counts_once); \
     RUN(misuse_is_refused_before_the_store_is_asked); \

@@ -8,8 +8,10 @@
  *   store:reserve(keys, now)     -> ticket | false, not_before, spent | nil, err
  *   store:release(keys, ticket)  -> true | nil, err
  *   store:record_limit(key, now) -> true | nil, err
+ *   store:record_count(key, times, now) -> true | nil, err
  *   store:usage(key, now)        -> used, next_free (nil unless full) | nil, err
- *   store.limit, store.window, store:close()
+ *   store.limit, store.window, store.kind ("memory", "sqlite"), store.path (SQLite),
+ *   store:close()
  *   store:note(key, fact, at [, reason]) -> true | nil, err   (connection facts)
  *   store:facts(key) -> { dead_at =, dead_reason =, alive_at =, auth_at = } | nil, err
  *     (fields only for what was noted; an empty table when nothing was)
@@ -33,6 +35,7 @@ typedef struct lstore {
   truv_quota_store *s;        /* NULL once closed */
   truv_quota_policy policy;   /* kept for store.limit after close */
   const char *kind;           /* "memory" or "sqlite" */
+  const char *path;           /* the SQLite file (kept after the struct), or NULL */
 } lstore;
 
 static lstore *check_store(lua_State *L) {
@@ -177,6 +180,30 @@ static int l_record_limit(lua_State *L) {
   return 1;
 }
 
+/* store:record_count(key, times, now) */
+static int l_record_count(lua_State *L) {
+  truv_quota_store *s = check_open(L);
+  truv_quota_key key;
+  double small[SMALL_KEYS], *times = small, now;
+  size_t n, i;
+  truv_err err;
+  check_key(L, 2, &key);
+  luaL_checktype(L, 3, LUA_TTABLE);
+  now = check_time(L, 4);
+  n = lua_rawlen(L, 3);
+  if (n > SMALL_KEYS) times = lua_newuserdata(L, n * sizeof *times);
+  for (i = 0; i < n; i++) {
+    lua_rawgeti(L, 3, (int)i + 1);
+    if (lua_type(L, -1) != LUA_TNUMBER || !isfinite(lua_tonumber(L, -1)))
+      return luaL_argerror(L, 3, "array of finite times expected");
+    times[i] = lua_tonumber(L, -1);
+    lua_pop(L, 1);
+  }
+  if (truv_quota_record_count(s, &key, times, n, now, &err)) return failed(L, &err);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 /* store:usage(key, now) */
 static int l_usage(lua_State *L) {
   truv_quota_store *s = check_open(L);
@@ -261,6 +288,7 @@ static int l_index(lua_State *L) {
   if (strcmp(k, "limit") == 0) lua_pushinteger(L, u->policy.limit);
   else if (strcmp(k, "window") == 0) lua_pushnumber(L, u->policy.window_s);
   else if (strcmp(k, "kind") == 0) lua_pushstring(L, u->kind);
+  else if (strcmp(k, "path") == 0 && u->path) lua_pushstring(L, u->path);
   else lua_pushnil(L);
   return 1;
 }
@@ -293,11 +321,14 @@ static truv_quota_policy check_policy(lua_State *L, int idx) {
   return p;
 }
 
-static lstore *push_store(lua_State *L, const truv_quota_policy *p, const char *kind) {
-  lstore *u = lua_newuserdata(L, sizeof *u);
+static lstore *push_store(lua_State *L, const truv_quota_policy *p, const char *kind,
+                          const char *path) {
+  size_t len = path ? strlen(path) + 1 : 0;
+  lstore *u = lua_newuserdata(L, sizeof *u + len);
   u->s = NULL;
   u->policy = *p;
   u->kind = kind;
+  u->path = path ? memcpy((char *)(u + 1), path, len) : NULL;
   luaL_setmetatable(L, STORE_MT);
   return u;
 }
@@ -310,7 +341,7 @@ static int l_quota_memory(lua_State *L) {
   lstore *u;
   if (!(expected >= 0 && expected <= 1e9))
     return luaL_error(L, "truv: option 'expected' must be a number of connections >= 0");
-  u = push_store(L, &p, "memory");
+  u = push_store(L, &p, "memory", NULL);
   if (!(u->s = truv_quota_memory(&p, (size_t)expected, &err))) return truv_fail(L, &err);
   return 1;
 }
@@ -320,7 +351,7 @@ static int l_quota_sqlite(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
   truv_quota_policy p = check_policy(L, 2);
   truv_err err;
-  lstore *u = push_store(L, &p, "sqlite");
+  lstore *u = push_store(L, &p, "sqlite", path);
   if (!(u->s = truv_quota_sqlite(path, &p, &err))) return truv_fail(L, &err);
   return 1;
 }
@@ -346,7 +377,7 @@ static int l_quota_key(lua_State *L) {
 void truv_open_quota(lua_State *L) {
   static const luaL_Reg methods[] = {
     {"reserve", l_reserve}, {"release", l_release}, {"record_limit", l_record_limit},
-    {"usage", l_usage}, {"note", l_note}, {"facts", l_facts}, {"close", l_close},
+    {"record_count", l_record_count}, {"usage", l_usage}, {"note", l_note}, {"facts", l_facts}, {"close", l_close},
     {NULL, NULL}};
   static const luaL_Reg funcs[] = {
     {"quota_key", l_quota_key}, {"quota_memory", l_quota_memory},

@@ -38,10 +38,24 @@
 --     supersedes ours. The key's entries before `now` go and entries at `now`
 --     without a ticket are added until it holds `limit`, so reserve refuses it
 --     until exactly now + window.
+--   store:record_count(key, times, now)  --> true | nil, err
+--     Truv lists refreshes of the key at `times` (a list of instants: the
+--     refresh orders of the connection it shows, another host's, tool's or
+--     run's, and this store's own): its count supersedes ours when larger.
+--     Of the times in the window, the newest `limit` count; when the key
+--     holds fewer entries in the window than those, entries without a
+--     ticket are added at the oldest of those times until it holds as many.
+--     Nothing is removed, and a refresh the store already counts is not
+--     counted again (the larger count is kept, not the sum): the same call
+--     twice changes nothing. truv.refresh calls it, when a store has it,
+--     with what Truv shows before every refresh (a store without it: the
+--     refresh is still refused when Truv's own count is full).
 --   store:usage(key, now)  --> used, next_free | nil, err
 --     Entries in the window; when the key is full, the instant a slot frees
 --     (what reserve would answer for it alone), else nil.
 --   store.limit, store.window     numbers: the policy the store applies
+--   store.kind, store.path        what it is ("memory", "sqlite", "shdict"), and
+--                                 where (a SQLite file, a dictionary's name)
 --   store:close()                 frees it (C stores also close when collected)
 --
 -- CONNECTION FACTS, an optional part of the contract (every store shipped

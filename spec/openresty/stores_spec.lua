@@ -50,16 +50,18 @@ describe("shared-dict stores in nginx", function()
 
   it("the quota store passes the quota store contract, the sharing and facts tests included",
      function()
-    passes("quota_shdict", 23)
-    local shared, facts, shared_facts = false, false, false
+    passes("quota_shdict", 26)
+    local shared, facts, shared_facts, counted = false, false, false, false
     for _, n in ipairs(run_once().quota_shdict.names) do
       if n:find("shares one log", 1, true) then shared = true end
+      if n:find("record_count keeps Truv's count", 1, true) then counted = true end
       if n:find("keeps connection facts", 1, true) then facts = true end
       if n:find("shares connection facts", 1, true) then shared_facts = true end
     end
     assert.is_true(shared)
     assert.is_true(facts)
     assert.is_true(shared_facts)
+    assert.is_true(counted)
   end)
 
   it("the de-duplication store passes the dedupe store contract", function()
@@ -67,7 +69,7 @@ describe("shared-dict stores in nginx", function()
   end)
 
   it("the C memory stores pass the same suites in LuaJIT (the shim runs them faithfully)", function()
-    passes("quota_memory", 21)
+    passes("quota_memory", 24)
     passes("dedupe_memory", 8)
     local check = run_once().shim_self_check
     assert.equal(1, check.failed)

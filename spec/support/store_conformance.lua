@@ -227,6 +227,60 @@ function _M.quota(name, make_store, opts)
       assert.equal(T0 + DAY, next_free)
     end)
 
+    it("record_count keeps Truv's count when it is larger, at Truv's times", function()
+      local s, k = open({}), key("count")
+      -- another host refreshed twice: an empty store now holds both, at their instants
+      assert.is_true(s:record_count(k, { T0 + 20, T0 + 10 }, T0 + 100))
+      local used = s:usage(k, T0 + 100)
+      assert.equal(2, used)
+      fill(s, k, { T0 + 100 })
+      local ok, not_before = s:reserve({ k }, T0 + 200)
+      assert.is_false(ok)
+      assert.equal(T0 + 10 + DAY, not_before)   -- the oldest of Truv's leaves first
+      assert.is_string(s:reserve({ k }, T0 + 10 + DAY))
+    end)
+
+    it("record_count never counts a refresh twice, nor removes one", function()
+      local s, k = open({}), key("count-same")
+      fill(s, k, { T0 })
+      -- Truv shows the store's own refresh (a moment later by its clock)
+      assert.is_true(s:record_count(k, { T0 + 1 }, T0 + 10))
+      assert.equal(1, (s:usage(k, T0 + 10)))
+      -- again, and with the same times: nothing changes
+      assert.is_true(s:record_count(k, { T0 + 1 }, T0 + 10))
+      assert.equal(1, (s:usage(k, T0 + 10)))
+      -- Truv counts fewer than the store: nothing goes
+      fill(s, k, { T0 + 20 })
+      assert.is_true(s:record_count(k, { T0 + 1 }, T0 + 30))
+      assert.equal(2, (s:usage(k, T0 + 30)))
+      -- and more: the missing ones come in at the oldest of Truv's times
+      assert.is_true(s:record_count(k, { T0 + 2, T0 + 1, T0 + 25 }, T0 + 30))
+      local used, next_free = s:usage(k, T0 + 30)
+      assert.equal(3, used)
+      assert.equal(T0 + DAY, next_free)
+      assert.is_true(s:record_count(k, { T0 + 2, T0 + 1, T0 + 25 }, T0 + 30))
+      assert.equal(3, (s:usage(k, T0 + 30)))
+    end)
+
+    it("record_count ignores times out of the window and counts the newest limit", function()
+      local s, k = open({}), key("count-window")
+      assert.is_true(s:record_count(k, {}, T0))
+      assert.equal(0, (s:usage(k, T0)))
+      assert.is_true(s:record_count(k, { T0 - DAY, T0 - DAY - 5 }, T0))
+      assert.equal(0, (s:usage(k, T0)))
+      -- five refreshes in the window (a limit raised by Truv, several hosts): the key is
+      -- full until the third newest leaves
+      assert.is_true(s:record_count(k, { T0 - 50, T0 - 40, T0 - 30, T0 - 20, T0 - 10 }, T0))
+      local used, next_free = s:usage(k, T0)
+      assert.equal(3, used)
+      assert.equal(T0 - 30 + DAY, next_free)
+      -- a key that is not one, a time that is not finite: misuse raises
+      assert.has_error(function() s:record_count("nope", { T0 }, T0) end)
+      assert.has_error(function() s:record_count(k, { 0 / 0 }, T0) end)
+      assert.has_error(function() s:record_count(k, T0, T0) end)
+      assert.has_error(function() s:record_count(k, { T0 }, nil) end)
+    end)
+
     it("usage counts the entries in the window and says when a slot frees", function()
       local s, k = open({}), key("u")
       local used, next_free = s:usage(k, T0)

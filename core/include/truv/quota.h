@@ -15,8 +15,9 @@
  *
  *  reserve(keys[0..n), now) -> ticket | TRUV_EQUOTA(not_before, spent[])
  *    Atomic across all n keys: all get an entry or none does, and no other
- *    reserve, release or record_limit on the same store (for the SQLite store:
- *    on the same file, from any process) interleaves with it. For each key,
+ *    reserve, release, record_limit or record_count on the same store (for
+ *    the SQLite store: on the same file, from any process) interleaves with
+ *    it. For each key,
  *    count its entries in the window. If every count is < limit, append one
  *    entry at `now` to each key, all tagged with one fresh ticket (never 0),
  *    and succeed. Otherwise change nothing and refuse: spent[i] = 1 for each
@@ -38,6 +39,18 @@
  *    without a ticket are added until it holds `limit`, so that reserve
  *    refuses it until exactly now + window_s (when Truv's own window has
  *    passed too) and then finds the whole limit free.
+ *  record_count(key, times[0..n), now)
+ *    Truv shows refreshes of the key at `times` (the refresh orders it lists
+ *    for a connection: those of another host, tool or run, and this store's
+ *    own): its count supersedes ours when it is larger. Of the times in the
+ *    window at `now`, the newest `limit` count (more cannot matter: the key
+ *    is full with limit). When the key holds fewer entries in the window
+ *    than that count c, entries without a ticket are added at the oldest of
+ *    those times until it holds c; nothing is ever removed. The store cannot
+ *    tell which of its entries are which of Truv's refreshes, so it keeps
+ *    the larger count, not the sum: calling it again with the same times
+ *    changes nothing, and a refresh it reserved itself is not counted twice.
+ *    n may be 0 (nothing to do).
  *  usage(key, now) -> used, next_free
  *    The key's entries in the window, and when one frees if the key is full
  *    (the not_before reserve would answer for it alone), else 0.
@@ -148,6 +161,8 @@ typedef struct truv_quota_ops {
   int (*usage)(truv_quota_store *s, const truv_quota_key *key, double now, int *used,
                double *next_free, truv_err *err);
   void (*close)(truv_quota_store *s);
+  int (*record_count)(truv_quota_store *s, const truv_quota_key *key, const double *times,
+                      size_t n, double now, truv_err *err);
   /* Optional (NULL: the store keeps no facts). The dispatchers check the
    * fact, the time and the reason first; `out` is zeroed. */
   int (*note)(truv_quota_store *s, const truv_quota_key *key, truv_quota_fact fact, double at,
@@ -223,6 +238,11 @@ TRUV_API int truv_quota_release(truv_quota_store *s, const truv_quota_key *keys,
                                 truv_quota_ticket ticket, truv_err *err);
 TRUV_API int truv_quota_record_limit(truv_quota_store *s, const truv_quota_key *key,
                                      double now, truv_err *err);
+/* times has n elements (n may be 0), each a valid time, in any order; the
+ * dispatcher hands the store only those in the window, oldest first, at
+ * most `limit` of them (the newest). */
+TRUV_API int truv_quota_record_count(truv_quota_store *s, const truv_quota_key *key,
+                                     const double *times, size_t n, double now, truv_err *err);
 TRUV_API int truv_quota_usage(truv_quota_store *s, const truv_quota_key *key, double now,
                               int *used, double *next_free, truv_err *err);
 /* NULL is allowed. */

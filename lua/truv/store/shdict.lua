@@ -631,6 +631,36 @@ function Quota:record_limit(key, now)
   return with_locks(self, self.lock_prefix .. self:_rkey(key), record_limit_locked, key, ms(now))
 end
 
+-- times: Truv's, in the window, oldest first, at most limit (see record_count).
+local function record_count_locked(self, lkey, token, key, times, now_ms)
+  local rkey = self:_rkey(key)
+  local ats, atks = decode(self.dict:get(rkey))
+  local ts, tks = in_window(self, ats, atks, now_ms)
+  if #ts >= #times then return true end
+  for i = 1, #times - #ts do insert(ts, tks, times[i], "") end
+  if not owns(self.dict, lkey, token) then return nil, lost_error() end
+  return self:_write(rkey, ts, tks)
+end
+
+--- store:record_count(key, times, now) -> true | nil, err (see truv.quota)
+function Quota:record_count(key, times, now)
+  check_key("record_count", 1, key)
+  if type(times) ~= "table" then argerror("record_count", 2, "array of times expected") end
+  check_time("record_count", 3, now)
+  local now_ms, from = ms(now), ms(now) - self.window_ms
+  local list = {}
+  for i = 1, #times do
+    local t = times[i]
+    if not finite(t) then argerror("record_count", 2, "array of finite times expected") end
+    if ms(t) > from then list[#list + 1] = ms(t) end
+  end
+  if #list == 0 then return true end
+  sort(list)
+  while #list > self.limit do table.remove(list, 1) end   -- the newest `limit` count
+  return with_locks(self, self.lock_prefix .. self:_rkey(key), record_count_locked, key, list,
+                    now_ms)
+end
+
 --- store:usage(key, now) -> used, next_free | nil, err
 -- One read of one record: a dictionary get is atomic, so no lock is needed.
 function Quota:usage(key, now)
@@ -750,7 +780,7 @@ function _M.quota(name, opts)
     dict = dict, name = name, prefix = prefix, lock_prefix = prefix .. "l",
     claim_prefix = prefix .. "b", want_prefix = prefix .. "w", lock_wait = lock_wait,
     limit = limit, window = window, window_ms = ms(window),
-    expire_s = 2 * window + 60,
+    expire_s = 2 * window + 60, kind = "shdict", path = name,
   }, Quota)
   seed_tickets(self)
   return self
