@@ -32,7 +32,9 @@
  * its file locks), its uncommitted pages are ignored, and the next
  * connection carries on, counting only what was committed. A connection
  * never crosses fork() (truv_store_db_owned). */
+#include <fcntl.h>
 #include <stdio.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "quota_store.h"
@@ -168,11 +170,23 @@ static int set_wal(sqlite3 *db) {
   return rc;
 }
 
+/* A new file is made readable by its owner only (SQLite gives its -wal and
+ * -shm files the database's mode): what it holds is the owner's business,
+ * and a file another user could write would let them reset the quota. An
+ * existing file keeps its mode (an administrator may share it with a
+ * group). ":memory:" and URI names are left to SQLite. */
+static void create_private(const char *path) {
+  int fd;
+  if (path[0] == '\0' || path[0] == ':' || strncmp(path, "file:", 5) == 0) return;
+  if ((fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) >= 0) close(fd);
+}
+
 int truv_store_db_open(const char *path, sqlite3 **out, truv_err *err) {
   sqlite3 *db = NULL;
   char what[96];
   int rc;
   *out = NULL;
+  create_private(path);
   rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
                        SQLITE_OPEN_NOMUTEX, NULL);
   if (rc != SQLITE_OK) {

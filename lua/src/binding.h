@@ -107,4 +107,7 @@ TRUV_HIDDEN void truv_open_listener(lua_State *L);
 /* webhook.c: signature verification, event parsing, de-duplication stores. */
 TRUV_HIDDEN void truv_open_webhook(lua_State *L);
 
+/* state_dir.c: private directories for durable stores, the effective uid. */
+TRUV_HIDDEN void truv_open_state_dir(lua_State *L);
+
 #endif

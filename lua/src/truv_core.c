@@ -81,6 +81,7 @@ int luaopen_truv_core(lua_State *L) {
   truv_open_dedupe(L);
   truv_open_webhook(L);
   truv_open_listener(L);
+  truv_open_state_dir(L);
   lua_pushstring(L, truv_version());
   lua_setfield(L, -2, "_VERSION");
   return 1;

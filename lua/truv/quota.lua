@@ -160,6 +160,72 @@ function _M.sqlite(path, opts)
   return core.quota_sqlite(path, { limit = opts.limit, window = opts.window })
 end
 
+-- ------------------------------------------------------------ locations
+
+--- Where a durable quota store lives when nothing says otherwise, so that
+-- every run of a machine's user shares one (a quota that lived beside each
+-- batch's journal was a new quota for every new journal):
+--   $XDG_STATE_HOME/truv/quota.db   when XDG_STATE_HOME is set (absolute)
+--   /var/lib/truv/quota.db          as root
+--   $HOME/.local/state/truv/quota.db
+-- Returns the path and its directory, or nil, err when neither
+-- XDG_STATE_HOME nor HOME says where. opts.getenv (default os.getenv) and
+-- opts.euid (default the process's) are for tests.
+function _M.default_path(opts)
+  opts = opts or {}
+  local getenv = opts.getenv or os.getenv
+  local euid = opts.euid or core.euid()
+  local dir
+  local xdg = getenv("XDG_STATE_HOME")
+  if xdg and xdg:sub(1, 1) == "/" then
+    dir = xdg:gsub("/+$", "") .. "/truv"
+  elseif euid == 0 then
+    dir = "/var/lib/truv"
+  else
+    local home = getenv("HOME")
+    if not (home and home:sub(1, 1) == "/") then
+      return nil, require("truv.errors").new("invalid", "quota_location",
+        "no place for the quota store: set XDG_STATE_HOME or HOME, or give a path")
+    end
+    dir = home:gsub("/+$", "") .. "/.local/state/truv"
+  end
+  return dir .. "/quota.db", dir
+end
+
+--- A quota location as a person writes it (a command's --quota): a file
+-- path, or a URL whose scheme says which store. Returns { kind = "sqlite",
+-- path = } or nil, err (kind "invalid"): a URL scheme no store here serves
+-- is refused by name, rather than taken for a file called "redis:".
+function _M.location(text)
+  local errors = require "truv.errors"
+  if type(text) ~= "string" or text == "" then
+    return nil, errors.new("invalid", "quota_location", "a quota store path or URL expected")
+  end
+  local scheme, rest = text:match("^(%a[%w+.-]*)://(.*)$")
+  if not scheme then return { kind = "sqlite", path = text } end
+  scheme = scheme:lower()
+  if scheme == "file" and rest:sub(1, 1) == "/" then return { kind = "sqlite", path = rest } end
+  if scheme == "redis" or scheme == "rediss" then
+    return nil, errors.new("invalid", "quota_location", scheme .. ":// quota stores are not " ..
+      "supported yet: give a file path (a SQLite file is shared by every process of one " ..
+      "machine)")
+  end
+  return nil, errors.new("invalid", "quota_location", "unknown scheme '" .. scheme ..
+    "' in the quota location '" .. text .. "': a file path expected")
+end
+
+--- Opens the SQLite store at `path`, making its directory first (private:
+-- mode 0700) when it is the default location; the file itself is made
+-- with mode 0600. Returns the store or nil, err.
+function _M.open_file(path, opts)
+  opts = opts or {}
+  if opts.make_dir then
+    local ok, err = core.private_dir(opts.make_dir)
+    if not ok then return nil, err end
+  end
+  return _M.sqlite(path, opts.policy)
+end
+
 --- Does `v` look like a quota store (has every method of the contract)?
 function _M.is_store(v)
   local ok, res = pcall(function()

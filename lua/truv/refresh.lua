@@ -42,6 +42,8 @@
 local core = require "truv.core"
 local errors = require "truv.errors"
 local facts_mod = require "truv.facts"
+local history = require "truv.history"
+local quota_defaults = require "truv.quota"
 
 local type, ipairs, pairs, tostring = type, ipairs, pairs, tostring
 local format = string.format
@@ -58,6 +60,9 @@ _M.DEFAULTS = {
   settle_s = 1,               -- wait before reading back after an ambiguous failure
   clock_skew_s = 300,         -- tolerance between our clock and Truv's timestamps
   max_sends = 3,              -- sends of one refresh when earlier ones provably failed
+  truv_count = true,          -- read Truv's own count of the order's refreshes first
+  not_within = false,         -- seconds: an order refreshed more recently than this is
+                              -- answered with that refresh, nothing sent (opt-in)
 }
 
 -- What each setting accepts (checked by truv.new; see truv.options).
@@ -67,6 +72,7 @@ _M.LIMITS = {
   settle_s = { min = 0, max = 3600, unit = "seconds" },
   clock_skew_s = { min = 0, max = 86400, unit = "seconds" },
   max_sends = { integer = true, min = 1, max = 10 },
+  not_within = { above = 0, max = 366 * 86400, unit = "seconds", otherwise = "false" },
 }
 
 --- Checks the settings that are not numbers (truv.new and renewal.run call
@@ -76,6 +82,7 @@ function _M.check_settings(fname, t, level, prefix)
   prefix = prefix or ""
   local options = require "truv.options"
   options.boolean(fname, prefix .. "refuse_dead", t.refuse_dead, level + 1)
+  options.boolean(fname, prefix .. "truv_count", t.truv_count, level + 1)
   local p = t.oauth_providers
   if p == nil or p == false then return end
   local ok = type(p) == "table" and #p > 0
@@ -464,7 +471,46 @@ function _M.refresh_order(client, id, params, opts)
   return doc, meta
 end
 
-function refresh_order(client, id, params, opts)
+-- Truv's count of each live connection's refreshes in the window (from
+-- truv.history): recorded into the store (record_count, when it has it),
+-- so that reserve counts them; the connections whose count alone is full
+-- are returned with the instant they have room, for a store that cannot
+-- record them (or none).
+local function truv_counts(client, h, live, now)
+  local store = client.quota
+  local limit = store and store.limit or quota_defaults.DEFAULT_LIMIT
+  local window = store and store.window or quota_defaults.DEFAULT_WINDOW
+  local counts, full, not_before = {}, {}, nil
+  for _, c in ipairs(live) do
+    local key = core.quota_key(c.access_token)
+    local times = history.in_window(h.times[key], now, window)
+    counts[c.id] = #times
+    if #times > 0 and store and type(store.record_count) == "function" then
+      local ok, err = store:record_count(key, times, now)
+      if not ok then return nil, store_failed(err) end
+    end
+    if #times >= limit then
+      local t = times[#times - limit + 1] + window
+      full[#full + 1] = c
+      if not not_before or t > not_before then not_before = t end
+    end
+  end
+  return counts, full, not_before
+end
+
+--- What a refresh of order `id` would do, read but not done: nothing is
+-- reserved, recorded or sent (connection facts may be noted from Truv's
+-- task list, as a refresh would). Returns a plan:
+--   { action = "refresh" | "recent" | "refuse" | "defer",
+--     model =, req =, facts =, connections = { the ones to refresh },
+--     counts = { [connection id] = Truv's refreshes of it in the window },
+--     usage = { [connection id] = { used =, next_free = } } (the store's),
+--     recent = { id =, created_at =, age_s =, model = } (action "recent"),
+--     error = err (refuse, defer), expired =, expiring =, history = }
+-- or nil, err when the order, the request or Truv's history cannot be read
+-- or is invalid. opts as refresh_order's.
+function _M.plan(client, id, params, opts)
+  opts = opts or {}
   local original = opts.order
   if original == nil then
     local err
@@ -496,11 +542,109 @@ function refresh_order(client, id, params, opts)
   local now = client:now()
   local live, expired, expiring = screen(client, model, conns, now, opts)
   if not live then return nil, expired end
-  expiring = #expiring > 0 and expiring or nil
+  local p = { model = model, req = req, facts = facts, connections = live, now = now,
+              selected = conns,
+              expired = #expired > 0 and expired or nil,
+              expiring = #expiring > 0 and expiring or nil, counts = {}, usage = {} }
   if #expired > 0 and (not opts.partial or #live == 0) then
-    err = refusal(expired, opt(client, opts, "expiry_days"))
-    err.expiring = expiring
-    return nil, err
+    p.action, p.error = "refuse", refusal(expired, opt(client, opts, "expiry_days"))
+    p.error.expiring = p.expiring
+    return p
+  end
+
+  -- the store's count first: a connection it already finds full is refused
+  -- by reserve whatever Truv shows, so Truv's count is read only when it
+  -- can matter
+  local local_full = false
+  if client.quota then
+    for _, c in ipairs(live) do
+      local used, next_free = client.quota:usage(core.quota_key(c.access_token), now)
+      if not used then return nil, store_failed(next_free) end
+      p.usage[c.id] = { used = used, next_free = next_free }
+      if used >= client.quota.limit then local_full = true end
+    end
+  end
+  local count = opt(client, opts, "truv_count") and not (local_full and not opts.partial)
+
+  -- what Truv shows of the order's refreshes
+  local not_within = opt(client, opts, "not_within")
+  if count or not_within then
+    local window = client.quota and client.quota.window or quota_defaults.DEFAULT_WINDOW
+    local h, herr = history.read(client, model, now, { window = window, latest_only = not count })
+    if not h then
+      herr.op = herr.op or "refresh_order"
+      return nil, herr
+    end
+    local latest = h.latest
+    if not_within and latest and latest.created_at and latest.id ~= opts.own_refresh
+       and now - latest.created_at < not_within and history.covers(latest.model, live) then
+      p.action = "recent"
+      p.recent = { id = latest.id, created_at = latest.created_at,
+                   age_s = now - latest.created_at, model = latest.model }
+      return p
+    end
+    if count then
+      p.history = h
+      for _, c in ipairs(live) do
+        local key = core.quota_key(c.access_token)
+        p.counts[c.id] = #history.in_window(h.times[key], now, window)
+      end
+    end
+  end
+  p.action = "refresh"
+  return p
+end
+
+function refresh_order(client, id, params, opts)
+  local p, err = _M.plan(client, id, params, opts)
+  if not p then return nil, err end
+  local live, expiring = p.connections, p.expiring
+  local expired = p.expired or {}
+  if p.action == "refuse" then return nil, p.error end
+  if p.action == "recent" then
+    -- refreshed a moment ago (not_within): that refresh is the answer, and
+    -- nothing is reserved or sent
+    local r, doc = p.recent, p.recent.model
+    if opts.answer ~= "model" then
+      local rerr
+      doc, rerr = client:get_order(r.id)
+      if not doc then return nil, rerr end
+    end
+    client:_emit("info", { event = "recent_refresh", op = "refresh_order", order_id = id,
+                           refresh_order_id = r.id, age_s = r.age_s })
+    return doc, { status = 200, recent = { id = r.id, created_at = r.created_at,
+                                           age_s = r.age_s },
+                  sends = 0, connections = #live, expiring = expiring,
+                  expired = #expired > 0 and expired or nil }
+  end
+  local now = p.now
+
+  -- Truv's own count, recorded for the store's reserve; a store that cannot
+  -- take it (or none) still refuses a connection Truv's count says is full
+  if p.history then
+    local counted, full, truv_nb = truv_counts(client, p.history, live, now)
+    if not counted then
+      full.expiring = expiring
+      return nil, full
+    end
+    local recorded = client.quota and type(client.quota.record_count) == "function"
+    if #full > 0 and not recorded then
+      local names = {}
+      for i, c in ipairs(full) do names[i] = tostring(c.id) end
+      err = errors.new("quota", "refresh_quota", format(
+        "Truv shows %d refreshes per connection in 24 h already (%s); next slot in %ds",
+        client.quota and client.quota.limit or quota_defaults.DEFAULT_LIMIT,
+        table.concat(names, ", "), math.ceil(truv_nb - now)),
+        { retry_at = truv_nb, op = "refresh_order", spent = names, expiring = expiring })
+      return nil, err
+    end
+  end
+
+  -- the caller's budget (a batch's cap on billed refreshes)
+  if opts.admit and not opts.admit{ order_id = id, connections = #live } then
+    return nil, errors.new("quota", "max_billed", "the run's cap on billed refreshes is " ..
+                           "reached: not refreshed", { op = "refresh_order", max_billed = true,
+                                                       expiring = expiring })
   end
 
   local reserved, keys, ticket, deferred = reserve(client, live, now, opts.partial)
@@ -510,15 +654,16 @@ function refresh_order(client, id, params, opts)
     err.expiring = expiring
     return nil, err
   end
-  if #reserved ~= #conns then
-    req, err = client:build("refresh_order", id, narrowed(params, reserved), facts)
+  local req = p.req
+  if #reserved ~= #p.selected then
+    req, err = client:build("refresh_order", id, narrowed(params, reserved), p.facts)
     if not req then
       if ticket then client.quota:release(keys, ticket) end
       return nil, err
     end
   end
 
-  local baseline = model.refresh_order
+  local baseline = p.model.refresh_order
   local doc, meta, fate = send_safely(client, req, id, baseline, opts,
                                       { ticket = ticket, keys = keys })
 

@@ -10,8 +10,16 @@
 --     rate_per_minute = 300,          -- Truv's limit; the sandbox can allow more
 --     poll = { interval_s = 2, max_interval_s = 30, timeout_s = 1200 },
 --     reverify = { mode = "order" },  -- or "bridge"
---     quota = store,                  -- default: a SQLite store beside the journal; it
+--     quota = store or path,          -- default: the stable store of the machine's user
+--                                     -- (truv.quota.default_path), so that a new journal
+--                                     -- is not a new quota; a journal begun by a version
+--                                     -- that kept JOURNAL.quota keeps using that file; it
 --                                     -- keeps the connection facts too (truv.facts)
+--     not_within = 72000,             -- seconds (or false): an order refreshed by anyone
+--                                     -- less than this ago is not refreshed again: the
+--                                     -- case adopts that refresh (done: recently_refreshed)
+--     max_billed = n,                 -- at most n billed refreshes (one per connection)
+--                                     -- this run; the cases past it stay due
 --     expiry_days =, expiring_days =, oauth_providers =, refuse_dead =,  -- truv.refresh
 --     on_event = function(event) end, -- progress: one call per case event
 --     wait = "poll",                  -- or "webhook": see below
@@ -78,6 +86,8 @@ local format = string.format
 
 local _M = {}
 
+local open_quota   -- the run's quota store (below)
+
 _M.DEFAULTS = {
   concurrency = 32,
   rate_per_minute = 300,
@@ -87,6 +97,7 @@ _M.DEFAULTS = {
   drain_interval_s = 0.02,     -- webhook mode: the longest a delivery waits to be seen
   probation_cases = 10,        -- failures before any success that stop the run (see below)
   store_busy_retry_s = 60,     -- a busy quota store: the case is tried again after this
+  not_within = 20 * 3600,      -- an order refreshed less than this ago is not paid for again
 }
 
 -- What the numbers of run's options accept (truv-renew's flags use the same);
@@ -101,6 +112,8 @@ _M.LIMITS = {
   store_busy_retry_s = { min = 0, max = 86400, unit = "seconds" },
   expiry_days = refresh.LIMITS.expiry_days,
   expiring_days = refresh.LIMITS.expiring_days,
+  not_within = refresh.LIMITS.not_within,
+  max_billed = { integer = true, min = 0, max = 1e9, unit = "billed refreshes" },
   poll = {
     interval_s = { above = 0, max = 3600, unit = "seconds" },
     max_interval_s = { above = 0, max = 86400, unit = "seconds" },
@@ -464,8 +477,10 @@ local function with_expiring(opts, expiring)
   return o
 end
 
--- Waits for a sent refresh and routes what it produced.
-local function await(ctx, case, original, refresh_order, expiring)
+-- Waits for a sent refresh and routes what it produced. `recent`: the
+-- refresh is one the case adopted rather than sent (refreshed less than
+-- not_within ago): its data is fresh, and a `done` says so.
+local function await(ctx, case, original, refresh_order, expiring, recent)
   local id = type(refresh_order) == "string" and refresh_order or refresh_order.id
   local result, err, via
   if ctx.inbox then
@@ -491,6 +506,7 @@ local function await(ctx, case, original, refresh_order, expiring)
     return finish(ctx, case, d, result, extra)
   end
   local d = result.decision
+  if recent and d.route == "done" then d.reason = "recently_refreshed" end
   if d.route == "reverify" then
     original = original or ctx.client:get_order_model(case.order_id)
     if original then
@@ -536,6 +552,16 @@ local function reconcile(ctx, case, rec)
   return false
 end
 
+-- The run's cap on billed refreshes (max_billed): one per connection a
+-- refresh would bill, counted before the store is asked; the refresh that
+-- would pass the cap is not sent. Every refresh of the run is counted.
+local function admit(ctx, info)
+  local n = info.connections or 1
+  if ctx.max_billed and ctx.billed + n > ctx.max_billed then return false end
+  ctx.billed = ctx.billed + n
+  return true
+end
+
 local function process(ctx, case)
   local rec = get(ctx, case.case_id) or {}
   emit(ctx, { event = "started", case_id = case.case_id })
@@ -547,7 +573,7 @@ local function process(ctx, case)
     if found == nil then return end
     if found then return await(ctx, case, nil, found) end
   elseif (at == "sent" or at == "waiting" or at == "wait") and rec.refresh_order_id then
-    return await(ctx, case, nil, rec.refresh_order_id)
+    return await(ctx, case, nil, rec.refresh_order_id, nil, rec.recent == true)
   elseif at == "linking" then
     return resume_link(ctx, case, rec, true)
   elseif at == "link" then
@@ -562,6 +588,11 @@ local function process(ctx, case)
   local doc, meta = ctx.client:refresh_order(case.order_id, refresh_params(case), {
     order = original,
     answer = "model",
+    -- refreshed a moment ago by anyone (another run, host or tool), but not
+    -- this case's own earlier refresh (a retry it scheduled): adopted
+    not_within = ctx.not_within,
+    own_refresh = rec.refresh_order_id,
+    admit = function(info) return admit(ctx, info) end,
     before_send = function(info)
       put(ctx, case.case_id, {
         state = "sending", sent_at = info.sent_at,
@@ -575,11 +606,25 @@ local function process(ctx, case)
     end,
   })
   if not doc then
+    if meta.max_billed then
+      -- the run's cap on billed refreshes: the case is left as it was, due
+      -- for the next run
+      ctx.capped = ctx.capped + 1
+      emit(ctx, { event = "capped", case_id = case.case_id })
+      return
+    end
     -- sent, and its outcome could not be read back: reconcile next time
     local extra = meta.code == "unreconciled" and { resume = "reconcile" } or nil
     return route_error(ctx, case, original, meta, extra)
   end
-  put(ctx, case.case_id, { state = "sent", refresh_order_id = doc.id,
+  if meta.recent then
+    put(ctx, case.case_id, { state = "sent", refresh_order_id = doc.id, recent = true,
+                             expiring = expiring_text(meta.expiring) or core.null })
+    emit(ctx, { event = "recent", case_id = case.case_id, refresh_order_id = doc.id,
+                age_s = math.floor(meta.recent.age_s) })
+    return await(ctx, case, nil, doc, meta.expiring, true)
+  end
+  put(ctx, case.case_id, { state = "sent", refresh_order_id = doc.id, recent = core.null,
                            expiring = expiring_text(meta.expiring) or core.null })
   emit(ctx, { event = "sent", case_id = case.case_id, refresh_order_id = doc.id,
               reconciled = meta.reconciled, expiring = expiring_text(meta.expiring) })
@@ -657,11 +702,62 @@ local function runnable(ctx)
   return list
 end
 
-local function make_client(opts, sched, quota)
+-- The quota store of a run, and where it is: opts.quota (a store, a path
+-- or URL, or false for none); by default the journal's own JOURNAL.quota
+-- when the journal was begun by a version that kept the quota there (its
+-- reservations are honoured: the journal's refreshes in flight were
+-- reserved in it), else the stable default location (truv.quota
+-- default_path), shared by every run of the machine's user. Returns store,
+-- where ({ path =, kind =, legacy =, default =, own = }), or nil, nil for
+-- none, or nil, nil, err.
+function open_quota(opts)
+  local quota_mod = require "truv.quota"
+  local q = opts.quota
+  local legacy = type(opts.journal) == "string" and opts.journal .. ".quota"
+  if legacy then
+    local f = io.open(legacy, "rb")
+    if f then f:close() else legacy = nil end
+  end
+  if legacy and q ~= nil then
+    return nil, nil, errors.new("invalid", "quota_legacy", format(
+      "the journal %s was begun with a quota store of its own, %s, which holds its " ..
+      "refreshes' reservations: resume it without another quota store (or move that file " ..
+      "away to drop them)", opts.journal, legacy))
+  end
+  if q == false then return nil, nil end
+  if q ~= nil and type(q) ~= "string" then
+    return q, { kind = q.kind or "custom", path = q.path, own = false }
+  end
+  local path, dir, err
+  if legacy then
+    path = legacy
+  elseif q then
+    local loc
+    loc, err = quota_mod.location(q)
+    if not loc then return nil, nil, err end
+    path = loc.path
+  else
+    path, dir = quota_mod.default_path()
+    if not path then return nil, nil, dir end
+  end
+  local store
+  store, err = quota_mod.open_file(path, { make_dir = dir })
+  if not store then
+    err.message = format("cannot open the quota store %s: %s", path, tostring(err.message))
+    return nil, nil, err
+  end
+  return store, { kind = "sqlite", path = path, legacy = legacy and true or nil,
+                  default = (q == nil) or nil, own = true }
+end
+
+_M.open_quota = open_quota
+
+local function make_client(opts, sched, quota, logger)
   local spec = opts.client
   if getmetatable(spec) == truv_client.Client then spec = spec._options end
   local o = {}
   for k, v in pairs(spec) do o[k] = v end
+  if logger then o.logger = logger end
   o.transport = sched:transport()
   o.sleep = sched.sleep
   o.quota = quota or false
@@ -842,25 +938,24 @@ function _M.run(opts)
   if mode ~= nil and mode ~= "order" and mode ~= "bridge" then
     error("renewal.run: reverify.mode must be \"order\" or \"bridge\", got " .. tostring(mode), 2)
   end
-  local own_journal, own_quota = type(opts.journal) == "string", false
-  local journal, quota = opts.journal, opts.quota
+  local own_journal = type(opts.journal) == "string"
+  local journal = opts.journal
+  local quota, where, qerr = open_quota(opts)
+  if not quota and qerr then return nil, qerr end
   if own_journal then
     local jerr
     -- one run per journal: a second one at once would refresh cases twice
     journal, jerr = core.journal_open(opts.journal, { exclusive = true })
-    if not journal then return nil, jerr end
-  end
-  if quota == nil and own_journal then
-    local qerr
-    quota, qerr = require("truv.quota").sqlite(opts.journal .. ".quota")
-    if not quota then
-      journal:close()
-      return nil, qerr
+    if not journal then
+      if where and where.own then quota:close() end
+      return nil, jerr
     end
-    own_quota = true
   end
+  local own_quota = where and where.own
   local ctx = {
-    journal = journal, quota = quota,
+    journal = journal, quota = quota, quota_where = where,
+    not_within = opts.not_within == nil and _M.DEFAULTS.not_within or opts.not_within,
+    max_billed = opts.max_billed, billed = 0, capped = 0,
     router = opts.router or route_mod.router{},
     on_event = opts.on_event,
     poll_opts = {},
@@ -911,19 +1006,262 @@ function _M.run(opts)
   end
   local summary = _M.summary(journal)
   summary.webhooks = ctx.webhook_stats   -- a webhook run's counters (truv.inbox)
+  summary.billed, summary.capped, summary.max_billed = ctx.billed, ctx.capped, ctx.max_billed
+  summary.quota, summary.not_within = where, ctx.not_within
   emit(ctx, { event = "run_finished", summary = summary })
   close()
   return summary
 end
 
+-- ---------------------------------------------------------- the dry run
+
+-- What the run would do for one case, from its journal record (if any)
+-- and what Truv shows; nothing is written, reserved, billed or created.
+local function plan_case(ctx, case, rec)
+  local e = { case_id = case.case_id, line = case.line }
+  rec = rec or {}
+  local state = rec.state
+  if state == "routed" or state == "failed" then
+    e.action, e.route, e.reason = "routed", rec.route, rec.reason
+    return e
+  end
+  if state == "scheduled" then
+    local due = rec.retry_at or rec.not_before or 0
+    if due > now_of(ctx) then
+      e.action, e.route, e.reason, e.not_before = "scheduled", rec.route, rec.reason, due
+      return e
+    end
+  end
+  local at = state == "scheduled" and rec.resume or state
+  if at == "sending" or at == "reconcile" then
+    e.action, e.detail = "reconcile", "a refresh may exist: read back first, sent again only " ..
+                        "if Truv shows none"
+    return e
+  elseif (at == "sent" or at == "waiting" or at == "wait") and rec.refresh_order_id then
+    e.action, e.refresh_order_id = "wait", rec.refresh_order_id
+    return e
+  elseif at == "linking" or at == "link" then
+    e.action, e.route = "link", "reverify"
+    e.detail = at == "linking" and (rec.link_mode or "order") == "order"
+               and "a new verification order may exist: a person checks (fix)"
+               or "a new verification link, no refresh"
+    return e
+  end
+  local original, err = ctx.client:get_order_model(case.order_id)
+  local p
+  if original then
+    p, err = refresh.plan(ctx.client, case.order_id, refresh_params(case), {
+      order = original, not_within = ctx.not_within, own_refresh = rec.refresh_order_id })
+  end
+  if not p then
+    local d = ctx.router:route(err, now_of(ctx))
+    e.action, e.route, e.reason, e.error = "error", d.route, d.reason, tostring(err)
+    return e
+  end
+  if p.action == "refuse" then
+    e.action, e.route, e.reason = "reverify", "reverify", p.error.reason or p.error.code
+    e.detail = "no refresh: " .. tostring(p.error.message)
+    return e
+  end
+  if p.action == "recent" then
+    e.action, e.route, e.reason = "fresh", "done", "recently_refreshed"
+    e.refresh_order_id, e.age_s = p.recent.id, p.recent.age_s
+    return e
+  end
+  -- refresh: each connection's count, the store's and Truv's; the larger
+  -- one is what the refresh would be refused on
+  local limit = ctx.quota and ctx.quota.limit or 3
+  local quota_list, not_before = {}, nil
+  for _, c in ipairs(p.connections) do
+    local u = p.usage[c.id] or { used = 0 }
+    local truv_n = p.counts[c.id] or 0
+    local used = math.max(u.used, truv_n)
+    quota_list[#quota_list + 1] = { id = c.id, used = used, here = u.used, truv = truv_n,
+                                    limit = limit }
+    if used >= limit then
+      local key = core.quota_key(c.access_token)
+      local times = p.history and require("truv.history").in_window(
+        p.history.times[key], p.now, ctx.quota and ctx.quota.window or 86400) or {}
+      local t = u.next_free
+      if #times >= limit then
+        local tt = times[#times - limit + 1] + (ctx.quota and ctx.quota.window or 86400)
+        t = t and math.max(t, tt) or tt
+      end
+      if t and (not not_before or t > not_before) then not_before = t end
+    end
+  end
+  e.quota = quota_list
+  if not_before or #quota_list == 0 then
+    e.action, e.route, e.reason, e.not_before = "defer", "defer", "refresh_quota", not_before
+    return e
+  end
+  local n = #p.connections
+  if ctx.max_billed and ctx.billed + n > ctx.max_billed then
+    e.action, e.connections = "capped", n
+    return e
+  end
+  ctx.billed = ctx.billed + n
+  e.action, e.connections, e.billed = "refresh", n, n
+  return e
+end
+
+--- The plan of a run, with nothing done: what each case would get
+-- (refreshed, already fresh, reverified without a refresh, deferred, left
+-- past max_billed, waited on, already routed...), the quota each refresh
+-- would use (the store's count and Truv's), and the billed refreshes in
+-- all. Orders are read from Truv (GET: the original, its latest refresh
+-- order, events, tasks); nothing is billed, nothing is created, the journal
+-- is not written (it is read when it exists, never created), and the quota
+-- store is only read (an in-memory empty one when its file does not exist
+-- yet). Takes run()'s options; returns
+-- { cases = { { case_id =, line =, action =, route =, reason =,
+--   connections =, billed =, quota = { { id =, used =, here =, truv =,
+--   limit = } }, not_before =, refresh_order_id =, age_s =, detail =,
+--   error = } }, totals = { [action] = n }, billed = n, reads = n,
+--   quota = where } or nil, err.
+function _M.plan(opts)
+  if type(opts) ~= "table" then error("renewal.plan: a table of options expected", 2) end
+  check_numbers(opts)
+  local spec = opts.client
+  if type(spec) ~= "table" then
+    error("renewal.plan: 'client' (options for truv.new, or a client) is required", 2)
+  end
+  local journal, own_journal = opts.journal, false
+  if type(journal) == "string" then
+    local f = io.open(journal, "rb")
+    if f then
+      f:close()
+      local jerr
+      journal, jerr = core.journal_open(opts.journal)
+      if not journal then return nil, jerr end
+      own_journal = true
+    else
+      journal = nil
+    end
+  end
+  local quota, where, qerr
+  local qopts, intended = {}, nil
+  for k, v in pairs(opts) do qopts[k] = v end
+  local function exists(path)
+    local f = path and io.open(path, "rb")
+    if f then f:close() end
+    return f ~= nil
+  end
+  if qopts.quota == nil or type(qopts.quota) == "string" then
+    -- read, never created: an empty store answers the same as a missing file
+    local legacy = type(opts.journal) == "string" and opts.journal .. ".quota"
+    if exists(legacy) then
+      intended = legacy
+    elseif type(qopts.quota) == "string" then
+      local loc, lerr = require("truv.quota").location(qopts.quota)
+      if not loc then
+        if own_journal then journal:close() end
+        return nil, lerr
+      end
+      intended = loc.path
+    else
+      intended = require("truv.quota").default_path()
+    end
+    if not exists(intended) then
+      qopts.quota = require("truv.quota").memory()
+    end
+  end
+  quota, where, qerr = open_quota(qopts)
+  if not quota and qerr then
+    if own_journal then journal:close() end
+    return nil, qerr
+  end
+  where = where or {}
+  if intended then
+    where = { kind = "sqlite", path = intended, own = where.own, exists = exists(intended),
+              legacy = intended == (type(opts.journal) == "string" and opts.journal .. ".quota")
+                       or nil }
+  end
+  local ctx = {
+    journal = journal, quota = quota, billed = 0, max_billed = opts.max_billed,
+    not_within = opts.not_within == nil and _M.DEFAULTS.not_within or opts.not_within,
+    router = opts.router or route_mod.router{},
+    clock = spec.clock or (spec._options and spec._options.clock) or core.now,
+  }
+  local cases, bad = {}, {}
+  local iter = type(opts.cases) == "string" and cases_mod.each(opts.cases)
+               or cases_mod.each_list(opts.cases or {})
+  for fine, v in iter do
+    if fine then
+      cases[#cases + 1] = v
+    elseif v.line == 0 then
+      if own_journal then journal:close() end
+      if where.own then quota:close() end
+      return nil, errors.new("invalid", "cases", v.message)
+    else
+      bad[#bad + 1] = { case_id = v.case_id, line = v.line, action = "bad_input",
+                        error = v.message }
+    end
+  end
+  local reads = 0
+  local sched, serr = scheduler.new{
+    concurrency = opts.concurrency or _M.DEFAULTS.concurrency,
+    rate_per_minute = opts.rate_per_minute or _M.DEFAULTS.rate_per_minute,
+    http = opts.http, documents = "view",
+  }
+  local client, cerr
+  if sched then
+    local logger = spec.logger or (spec._options and spec._options.logger)
+    client, cerr = make_client(opts, sched, quota, function(level, ev)
+      if ev.event == "response" or ev.event == "error" then reads = reads + 1 end
+      if logger then logger(level, ev) end
+    end)
+  end
+  local function close()
+    if client then client:close() elseif sched then sched:close() end
+    if own_journal then journal:close() end
+    if where.own then quota:close() end
+  end
+  if not client then
+    close()
+    return nil, serr or cerr
+  end
+  ctx.client = client
+  local results, next_case = {}, 1
+  local function worker()
+    while next_case <= #cases do
+      local i = next_case
+      next_case = next_case + 1
+      local c = cases[i]
+      local rec = journal and journal:get(c.case_id)
+      results[i] = plan_case(ctx, c, rec)
+    end
+  end
+  for _ = 1, math.min(opts.concurrency or _M.DEFAULTS.concurrency, #cases) do sched:spawn(worker) end
+  local ok, err = pcall(sched.run, sched)
+  close()
+  if not ok then return nil, errors.new("internal", "plan", tostring(err)) end
+  local totals = {}
+  for _, e in ipairs(bad) do results[#results + 1] = e end
+  for _, e in ipairs(results) do totals[e.action] = (totals[e.action] or 0) + 1 end
+  return { cases = results, totals = totals, billed = ctx.billed, reads = reads,
+           quota = where.path and where or nil, max_billed = ctx.max_billed,
+           not_within = ctx.not_within }
+end
+
 --- The run's figures from a journal: { total =, routes = { [route] = n },
--- states = { [state] = n }, failed = n }.
+-- states = { [state] = n }, failed = n, recent = n (done with a refresh
+-- made less than not_within before, not paid for again) }. run() adds the
+-- run's own: billed (refreshes it sent, one per connection), capped (cases
+-- left due by max_billed), max_billed, quota ({ path =, kind =, legacy =,
+-- default = }: the store it used) and not_within.
 function _M.summary(journal)
   local routes = journal:route_counts()
   local states = journal:counts()
-  local total = 0
+  local total, recent = 0, 0
   for _, n in pairs(states) do total = total + n end
-  return { total = total, routes = routes, states = states, failed = states.failed or 0 }
+  if (routes.done or 0) > 0 then
+    for rec in journal:each{ route = "done" } do
+      if rec.reason == "recently_refreshed" then recent = recent + 1 end
+    end
+  end
+  return { total = total, routes = routes, states = states, failed = states.failed or 0,
+           recent = recent }
 end
 
 return _M

@@ -80,6 +80,9 @@ local function post_hook(port, body, sign)
                       { ["Content-Type"] = "application/json", ["X-WEBHOOK-SIGN"] = sign }, body)
 end
 
+-- Each run has a quota store of its own (the sandboxes of this file, all
+-- seeded alike, make the same access tokens: one shared store would carry one
+-- sandbox's refreshes and dead connections into the next).
 describe("renewal.run with wait = \"webhook\"", function()
   local dir, states
   local poll = {}   -- the polling run: routes, reads
@@ -94,6 +97,7 @@ describe("renewal.run with wait = \"webhook\"", function()
     f:close()
     local router, calls = counting_router()
     local summary = assert(renewal.run{ cases = dir .. "/cases.json", journal = dir .. "/poll",
+      quota = dir .. "/poll-quota.db",
       client = client_of(sb), router = router, concurrency = 8, rate_per_minute = 0,
       poll = { interval_s = 0.25 } })
     assert.equal(CASES, summary.total)
@@ -122,6 +126,7 @@ describe("renewal.run with wait = \"webhook\"", function()
     local router, calls = counting_router()
     local forged, routed = {}, {}
     local summary = assert(renewal.run{ cases = dir .. "/cases.json", journal = dir .. "/hook",
+      quota = dir .. "/hook-quota.db",
       client = client_of(sb), router = router, concurrency = 8, rate_per_minute = 0,
       poll = { interval_s = 0.25 }, wait = "webhook",
       webhook = { listener = l, fallback_s = 60 },
@@ -200,6 +205,7 @@ describe("renewal.run with wait = \"webhook\"", function()
     sb:config{ webhook_url = l:url() }
     local routed, fallbacks = 0, 0
     local summary = assert(renewal.run{ cases = dir .. "/cases.json", journal = dir .. "/off",
+      quota = dir .. "/off-quota.db",
       client = client_of(sb), concurrency = 8, rate_per_minute = 0,
       poll = { interval_s = 0.25 }, wait = "webhook",
       webhook = { listener = l, fallback_s = 3 },
@@ -228,6 +234,7 @@ describe("renewal.run with wait = \"webhook\"", function()
     -- a listener the run makes on a port taken here first: no run at all
     local taken = assert(core.listener{ secrets = sb.secret })
     local summary, err = renewal.run{ cases = dir .. "/cases.json", journal = dir .. "/busy",
+      quota = dir .. "/busy-quota.db",
       client = client_of(sb), rate_per_minute = 0, wait = "webhook",
       webhook = { listener = { port = taken.port } } }
     assert.is_nil(summary)
@@ -253,7 +260,8 @@ describe("renewal.run with wait = \"webhook\"", function()
       return true
     end, 10, 0.1), "the refresh did not finish")
     local got = {}
-    summary = assert(renewal.run{ journal = dir .. "/resume", client = client_of(sb),
+    summary = assert(renewal.run{ journal = dir .. "/resume",
+      quota = dir .. "/resume-quota.db", client = client_of(sb),
       rate_per_minute = 0, poll = { interval_s = 0.25 }, wait = "webhook",
       webhook = { listener = { port = 0 }, fallback_s = 30 },
       on_event = function(ev)
