@@ -159,7 +159,7 @@ function _M.configure(opts)
     correlation = ngx.shared[webhook_dict],
     handlers = handlers,
   }
-  gw.receiver = truv.receiver{
+  gw.receiver = assert(truv.receiver{
     secrets = secrets,
     router = truv.router(spec),
     dedupe = shdict.dedupe(webhook_dict),
@@ -168,7 +168,7 @@ function _M.configure(opts)
       local _, original = recall(order_id)
       return original
     end,
-  }
+  })
   return _M
 end
 

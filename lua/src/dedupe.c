@@ -7,11 +7,12 @@
  *   store:seen(id, now, ttl)                -> true (first) | false | nil, err
  *   store:last_update(object_key, updated_at) -> true (newer) | false | nil, err
  *   store:forget(id)                        -> true | nil, err
- *   store:close()
+ *   store:close(), store.kind ("memory", "sqlite"), store.path (SQLite)
  *
  * Misuse raises; a store failure returns nil, err. A store is closed by
  * close(), by the garbage collector, or by a to-be-closed variable (5.4). */
 #include <math.h>
+#include <string.h>
 
 #include "binding.h"
 #include "truv/dedupe.h"
@@ -21,6 +22,7 @@
 typedef struct ldedupe {
   truv_dedupe_store *s;   /* NULL once closed */
   const char *kind;       /* "memory" or "sqlite" */
+  const char *path;       /* the SQLite file (kept after the struct), or NULL */
 } ldedupe;
 
 static ldedupe *check_store(lua_State *L) {
@@ -96,10 +98,25 @@ static int l_tostring(lua_State *L) {
   return 1;
 }
 
-static ldedupe *push_store(lua_State *L, const char *kind) {
-  ldedupe *u = lua_newuserdata(L, sizeof *u);
+/* __index: the methods (upvalue 1), then store.kind and store.path. */
+static int l_index(lua_State *L) {
+  ldedupe *u = check_store(L);
+  const char *k = lua_tostring(L, 2);
+  lua_pushvalue(L, 2);
+  lua_rawget(L, lua_upvalueindex(1));
+  if (!lua_isnil(L, -1) || !k) return 1;
+  if (strcmp(k, "kind") == 0) lua_pushstring(L, u->kind);
+  else if (strcmp(k, "path") == 0 && u->path) lua_pushstring(L, u->path);
+  else lua_pushnil(L);
+  return 1;
+}
+
+static ldedupe *push_store(lua_State *L, const char *kind, const char *path) {
+  size_t len = path ? strlen(path) + 1 : 0;
+  ldedupe *u = lua_newuserdata(L, sizeof *u + len);
   u->s = NULL;
   u->kind = kind;
+  u->path = path ? memcpy((char *)(u + 1), path, len) : NULL;
   luaL_setmetatable(L, DEDUPE_MT);
   return u;
 }
@@ -110,7 +127,7 @@ static int l_dedupe_memory(lua_State *L) {
   truv_err err;
   ldedupe *u;
   if (!(expected >= 0 && expected <= 1e9)) luaL_argerror(L, 1, "number of ids >= 0 expected");
-  u = push_store(L, "memory");
+  u = push_store(L, "memory", NULL);
   if (!(u->s = truv_dedupe_memory((size_t)expected, &err))) return truv_fail(L, &err);
   return 1;
 }
@@ -119,7 +136,7 @@ static int l_dedupe_memory(lua_State *L) {
 static int l_dedupe_sqlite(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
   truv_err err;
-  ldedupe *u = push_store(L, "sqlite");
+  ldedupe *u = push_store(L, "sqlite", path);
   if (!(u->s = truv_dedupe_sqlite(path, &err))) return truv_fail(L, &err);
   return 1;
 }
@@ -130,6 +147,6 @@ void truv_open_dedupe(lua_State *L) {
     {"close", l_close}, {NULL, NULL}};
   static const luaL_Reg funcs[] = {
     {"dedupe_memory", l_dedupe_memory}, {"dedupe_sqlite", l_dedupe_sqlite}, {NULL, NULL}};
-  truv_new_handle_type(L, DEDUPE_MT, methods, NULL, l_close, l_tostring);
+  truv_new_handle_type(L, DEDUPE_MT, methods, l_index, l_close, l_tostring);
   luaL_setfuncs(L, funcs, 0);
 }

@@ -145,8 +145,10 @@ end
 -- retry { attempts, base_ms, cap_ms, deadline_ms }; transport ("curl",
 -- "cosocket" or an object with :perform(request, now, mode)); clock
 -- (function -> epoch seconds); sleep (function(seconds)); logger
--- (function(level, event)); quota (a quota store: truv.quota.memory() by
--- default, false for none; it keeps the connection facts too); expiry_days
+-- (function(level, event)); quota (a quota store, "memory", a SQLite file
+-- path, or false for none; absent: in memory, with a warning in the log;
+-- a path that cannot be opened fails new; it keeps the connection facts
+-- too; see truv.quota.from_option and client:describe()); expiry_days
 -- (opt-in: refuse connections last authenticated more than this many days
 -- ago; default false); refresh { refuse_dead, expiring_days,
 -- oauth_providers, settle_s, clock_skew_s, max_sends } (see truv.refresh).
@@ -168,8 +170,10 @@ function _M.new(opts)
   if check_opt(opts, "refresh", "table", "new") then check_refresh("new", opts.refresh, 2) end
   check_expiry("new", "expiry_days", opts.expiry_days, 2)
   local q = opts.quota
-  if q ~= nil and q ~= false and type(q) ~= "table" and type(q) ~= "userdata" then
-    error("bad option 'quota' to 'new' (a quota store or false expected, got " .. type(q) .. ")", 2)
+  if q ~= nil and q ~= false and type(q) ~= "table" and type(q) ~= "userdata"
+     and type(q) ~= "string" then
+    error("bad option 'quota' to 'new' (a quota store, \"memory\", a file path or false " ..
+          "expected, got " .. type(q) .. ")", 2)
   end
 
   local missing = {}
@@ -196,10 +200,13 @@ function _M.new(opts)
   }
   if not transport then return nil, err end
 
-  -- the refresh quota: in memory by default; false turns it off
-  local quota = opts.quota
-  if quota == nil then quota = require("truv.quota").memory() end
-  if quota == false then quota = nil end
+  -- the refresh quota (truv.quota.from_option): a store that cannot be
+  -- opened fails the client rather than leaving it with another one
+  local quota, where, qerr = require("truv.quota").from_option(opts.quota)
+  if qerr then
+    if transport.close then transport:close() end
+    return nil, qerr
+  end
 
   local self = setmetatable({
     _config = {
@@ -220,8 +227,34 @@ function _M.new(opts)
     base_url = base_url,
     _options = opts,          -- to derive a client with another transport (batches)
     refresh_defaults = refresh_defaults(opts),
+    _stores = { quota = where },
+    _transport_kind = type(opts.transport) == "string" and opts.transport
+                      or (opts.transport == nil and (ngx and ngx.get_phase and "cosocket" or "curl"))
+                      or "custom",
   }, Client)
+  -- what this client bills against, said once: a quota nobody chose (the
+  -- default, lost with the process and private to it) is a warning, since
+  -- an absent option cannot be told from a store that failed to open and
+  -- came back nil (quota = truv.quota.sqlite(path) without assert)
+  if where.default then
+    self:_emit("warn", { event = "quota_default", message = "the refresh quota is kept in " ..
+      "this process's memory (no quota option): it is lost when the process ends and not " ..
+      "shared with other processes; pass quota = \"memory\" to choose it, or a store or a " ..
+      "file path for a durable one" })
+  end
+  self:_emit("info", { event = "client", base_url = base_url, transport = self._transport_kind,
+                       quota = where.kind, quota_path = where.path })
   return self
+end
+
+--- What this client works with, for a log line or a health check:
+-- { base_url =, transport = "curl" | "cosocket" | "custom",
+--   quota = { kind = "memory" | "sqlite" | "shdict" | "none" | ..., path =,
+--             default = true when no quota option was given } }.
+function Client:describe()
+  local q = self._stores.quota
+  return { base_url = self.base_url, transport = self._transport_kind,
+           quota = { kind = q.kind, path = q.path, default = q.default or false } }
 end
 
 function Client:close()

@@ -32,7 +32,7 @@
 -- dropped 30 days after their updated_at: nothing is redelivered that late.
 local core = require "truv.core"
 
-local type, error = type, error
+local type, error, pcall, tostring = type, error, pcall, tostring
 local format = string.format
 
 local _M = {
@@ -58,6 +58,34 @@ function _M.sqlite(path)
     error("bad argument #1 to 'sqlite' (file path expected, got " .. type(path) .. ")", 2)
   end
   return core.dedupe_sqlite(path)
+end
+
+--- A receiver's `dedupe` option, made into the store it names (see
+-- truv.quota.from_option): nil is the in-memory default (where.default =
+-- true: the receiver says so in its log), "memory" an in-memory store
+-- chosen, a path a SQLite file opened here (a failure is returned, never
+-- replaced by memory), a store itself. Returns store, where = { kind =,
+-- path =, default = }, or nil, nil, err.
+function _M.from_option(v)
+  if v == nil then return _M.memory(), { kind = "memory", default = true } end
+  if v == "memory" then return _M.memory(), { kind = "memory" } end
+  if type(v) == "string" then
+    local store, err = _M.sqlite(v)
+    if not store then
+      err.message = format("cannot open the de-duplication store %s: %s", v,
+                           tostring(err.message))
+      return nil, nil, err
+    end
+    return store, { kind = "sqlite", path = v }
+  end
+  if type(v) ~= "table" and type(v) ~= "userdata" then
+    error(format("bad option 'dedupe' (a store, \"memory\" or a file path expected, got %s)",
+                 type(v)), 3)
+  end
+  local ok, kind = pcall(function() return v.kind end)
+  local _, path = pcall(function() return v.path end)
+  return v, { kind = ok and type(kind) == "string" and kind or "custom",
+              path = type(path) == "string" and path or nil }
 end
 
 return _M

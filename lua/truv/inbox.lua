@@ -127,12 +127,20 @@ function _M.new(opts)
     if not listener then return nil, err end
     own = true
   end
+  -- a run's webhooks matter to that run only: in memory unless the caller
+  -- names a store (which must open)
+  local receiver, rerr = receiver_mod.new{ secrets = secrets, router = routing_only(router),
+                                           dedupe = opts.dedupe or "memory",
+                                           ttl = opts.ttl or _M.DEFAULTS.ttl,
+                                           clock = opts.clock, facts = opts.facts }
+  if not receiver then
+    if own then listener:close() end
+    return nil, rerr
+  end
   return setmetatable({
     listener = listener, own_listener = own,
     router = router,
-    receiver = receiver_mod.new{ secrets = secrets, router = routing_only(router),
-                                 dedupe = opts.dedupe, ttl = opts.ttl or _M.DEFAULTS.ttl,
-                                 clock = opts.clock, facts = opts.facts },
+    receiver = receiver,
     facts = facts_mod.store(opts.facts),
     on_settled = opts.on_settled, on_dropped = opts.on_dropped, park = opts.park,
     early_ttl_s = opts.early_ttl_s or _M.DEFAULTS.early_ttl_s,

@@ -99,7 +99,7 @@
 -- error; open it after the fork (init_worker_by_lua).
 local core = require "truv.core"
 
-local type, error, pairs, tostring = type, error, pairs, tostring
+local type, error, pairs, tostring, pcall = type, error, pairs, tostring, pcall
 local floor, huge = math.floor, math.huge
 local format = string.format
 
@@ -224,6 +224,37 @@ function _M.open_file(path, opts)
     if not ok then return nil, err end
   end
   return _M.sqlite(path, opts.policy)
+end
+
+--- A client's `quota` option, made into the store it names. A store that
+-- cannot be opened fails here, loudly, instead of leaving an absent value
+-- that a caller could not tell from "use the default":
+--   nil             the in-memory default (where.default = true: the client
+--                   says so in its log, see truv.new)
+--   false           no quota store at all
+--   "memory"        an in-memory store, chosen
+--   "PATH" or URL   a SQLite file (truv.quota.location), opened here
+--   a store         itself
+-- Returns store (nil for none), where = { kind =, path =, default = }, or
+-- nil, nil, err.
+function _M.from_option(v)
+  if v == nil then return _M.memory(), { kind = "memory", default = true } end
+  if v == false then return nil, { kind = "none" } end
+  if v == "memory" then return _M.memory(), { kind = "memory" } end
+  if type(v) == "string" then
+    local loc, err = _M.location(v)
+    if not loc then return nil, nil, err end
+    local store, serr = _M.sqlite(loc.path)
+    if not store then
+      serr.message = format("cannot open the quota store %s: %s", loc.path, tostring(serr.message))
+      return nil, nil, serr
+    end
+    return store, { kind = "sqlite", path = loc.path }
+  end
+  local ok, kind = pcall(function() return v.kind end)
+  local _, path = pcall(function() return v.path end)
+  return v, { kind = ok and type(kind) == "string" and kind or "custom",
+              path = type(path) == "string" and path or nil }
 end
 
 --- Does `v` look like a quota store (has every method of the contract)?

@@ -4,7 +4,8 @@
 --   local receiver = truv.receiver{
 --     secrets = { current_secret, previous_secret },  -- Truv signs with the access secret
 --     router = truv.router{ done = ..., reverify = ..., ... },
---     dedupe = truv.dedupe.memory(),    -- or dedupe.sqlite(path), or an nginx shared-dict store
+--     dedupe = "/var/lib/app/hooks.db", -- a store, "memory", or a SQLite file path opened here
+--                                       -- (absent: memory, with a warning through `logger`)
 --     ttl = 7 * 86400,                  -- how long a webhook_id is remembered
 --     originals = function(order_id) return original_id_or_nil end,  -- optional correlation
 --     client = client,                  -- optional: reads initial_order when originals can't tell
@@ -12,6 +13,9 @@
 --     clock = os.time,
 --   }
 --   local status, result = receiver:handle(raw_body, headers)
+--
+-- truv.receiver returns the receiver, or nil, err when its dedupe store
+-- cannot be opened; misuse raises.
 --
 -- `status` is the HTTP status to answer Truv with: 200 for a handled,
 -- duplicate or stale event; 401 for a bad signature; 400 for a body that is
@@ -66,10 +70,14 @@ function _M.new(opts)
   end
   local keys, kerr = webhook.keys(secrets)   -- keyed HMAC state made once
   if not keys then error("receiver: " .. tostring(kerr), 2) end
-  return setmetatable({
+  -- a store that cannot be opened fails the receiver, never replaced
+  local dedupe, where, derr = require("truv.dedupe").from_option(opts.dedupe)
+  if derr then return nil, derr end
+  local self = setmetatable({
     secrets = keys,
     router = opts.router or route_mod.default,
-    dedupe = opts.dedupe or require("truv.dedupe").memory(),
+    dedupe = dedupe,
+    dedupe_where = where,
     ttl = opts.ttl or _M.DEFAULT_TTL,
     originals = opts.originals,
     client = opts.client,
@@ -77,6 +85,22 @@ function _M.new(opts)
     log = opts.logger,
     facts = facts_mod.store(opts.facts),
   }, Receiver)
+  if where.default and self.log then
+    -- an absent option cannot be told from a store that failed to open and
+    -- came back nil: said, so that a lost durable store does not go unseen
+    self.log("warn", { event = "dedupe_default", message = "webhook ids are remembered in " ..
+      "this process's memory (no dedupe option): other processes and a restart do not see " ..
+      "them; pass dedupe = \"memory\" to choose it, or a store or a file path" })
+  end
+  return self
+end
+
+--- What this receiver works with: { dedupe = { kind =, path =, default = },
+-- facts = true when it keeps what events say about links }.
+function Receiver:describe()
+  local d = self.dedupe_where
+  return { dedupe = { kind = d.kind, path = d.path, default = d.default or false },
+           facts = self.facts ~= nil }
 end
 
 function Receiver:_original(ev)

@@ -108,7 +108,8 @@ describe("truv.new", function()
       { { retry = { base_ms = -1 } }, "'retry.base_ms'" },
       { { retry = { cap_ms = 0 / 0 } }, "'retry.cap_ms'" },
       { { retry = { deadline_ms = -1 } }, "'retry.deadline_ms'" },
-      { { quota = true }, "'quota' to 'new' %(a quota store or false expected" },
+      { { quota = true }, "'quota' to 'new' %(a quota store, \"memory\", a file path or false "
+                          .. "expected, got boolean" },
     }
     for _, c in ipairs(cases) do
       local err = caller_error(function() new(c[1]) end)

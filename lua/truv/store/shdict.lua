@@ -875,7 +875,7 @@ function _M.dedupe(name, opts)
   local dict = open_dict(name, "dedupe", "dedupe")
   return setmetatable({ dict = dict, name = name, prefix = prefix, lock_prefix = prefix .. "l",
                         claim_prefix = prefix .. "b", want_prefix = prefix .. "w",
-                        lock_wait = lock_wait }, Dedupe)
+                        lock_wait = lock_wait, kind = "shdict", path = name }, Dedupe)
 end
 
 return _M
