@@ -24,8 +24,9 @@ local _M = {
   encode = core.encode,        -- Lua value -> JSON text
 }
 
--- truv.quota, truv.webhook, truv.renewal, truv.dedupe, truv.refresh
-local LAZY = { quota = true, webhook = true, renewal = true, dedupe = true, refresh = true }
+-- truv.quota, truv.webhook, truv.renewal, truv.dedupe, truv.refresh, truv.tracker
+local LAZY = { quota = true, webhook = true, renewal = true, dedupe = true, refresh = true,
+               tracker = true }
 
 --- truv.receiver{ ... }: a verified, de-duplicated webhook receiver (see truv.receiver).
 function _M.receiver(opts)

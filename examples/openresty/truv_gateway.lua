@@ -11,7 +11,14 @@
 -- (X-WEBHOOK-SIGN, every secret of a rotation), de-duplicated by webhook_id
 -- in a shared dictionary (every worker sees every id), ordered by
 -- updated_at, correlated with the refresh this gateway started, routed, and
--- handed to the script's handler for its route. Answers: 200 (handled,
+-- handed to the script's handler for its route. A refresh started here
+-- reaches the handlers once, when every one of its connections has an
+-- outcome: on the route of them all (truv.route.combine: a connection the
+-- user must fix makes it reverify, never retry), with decision.connections
+-- and decision.by_route saying what each connection needs; its other
+-- events go to the `wait` handler (truv.tracker). One new link per case and
+-- refresh, and no retry that would refresh a connection only the user can
+-- fix. Answers: 200 (handled,
 -- duplicate or stale), 401 (bad signature), 400 (not a Truv event), 500
 -- (the handler failed: the id is forgotten so that Truv's retry is handled
 -- again). Truv waits 10 s at most: a handler must be quick and push slow
@@ -79,32 +86,14 @@ end
 
 -- ------------------------------------------------------------ correlation
 
--- The refresh orders this gateway started, by their ids (the refresh order
--- and its suborders, which task events carry as tracking_info): the case
--- and the original order.
-local function remember(refresh, case_id, original_id)
-  local dict = gw.correlation
-  local value = case_id .. "\n" .. original_id
-  local ids = { refresh.id }
-  for _, kind in ipairs{ "employers", "financial_accounts" } do
-    local list = refresh[kind]
-    if type(list) == "table" then
-      for _, s in ipairs(list) do
-        if type(s) == "table" and type(s.id) == "string" then ids[#ids + 1] = s.id end
-      end
-    end
-  end
-  for _, id in ipairs(ids) do
-    if type(id) == "string" then dict:set("truv:case:" .. id, value, CORRELATION_TTL_S) end
-  end
-end
-
+-- The case and original order of a refresh order (or one of its
+-- suborders) this gateway started: the receiver's tracker keeps them in
+-- the webhook dictionary, with each connection's outcome until the refresh
+-- is decided (truv.tracker).
 local function recall(id)
-  if type(id) ~= "string" then return nil end
-  local v = gw.correlation:get("truv:case:" .. id)
-  if not v then return nil end
-  local case_id, original = v:match("^(.-)\n(.*)$")
-  return case_id, original
+  local rec = gw.receiver:tracked(id)
+  if not rec then return nil end
+  return rec.case_id, rec.original_order_id
 end
 
 -- ---------------------------------------------------------------- set-up
@@ -116,13 +105,12 @@ local function load_handlers(h)
   return h
 end
 
--- The router's handler for one route: finds the case, calls the script's.
+-- The router's handler for one route: the script's, with the gateway. A
+-- refresh this gateway started reaches it once, on its combined route
+-- (case.case_id set by the tracker); other events as they come.
 local function handler_for(route, handlers)
   local fn = handlers[route]
   return function(decision, case, event)
-    local case_id = recall(case.order_id) or recall(event.employer_id)
-                    or recall(event.tracking_info)
-    case.case_id = case_id
     if fn then return fn(decision, case, event, _M) end
   end
 end
@@ -156,7 +144,6 @@ function _M.configure(opts)
       client_id = client_id, secret = secret, base_url = base_url, transport = transport,
       quota = quota, user_agent = "truv-gateway",
     },
-    correlation = ngx.shared[webhook_dict],
     handlers = handlers,
   }
   gw.receiver = assert(truv.receiver{
@@ -164,10 +151,8 @@ function _M.configure(opts)
     router = truv.router(spec),
     dedupe = shdict.dedupe(webhook_dict),
     facts = quota,    -- what webhooks say about links, for the next refresh
-    originals = function(order_id)
-      local _, original = recall(order_id)
-      return original
-    end,
+    -- the refreshes started here, followed to one decision per case and refresh
+    tracker = truv.tracker.new(ngx.shared[webhook_dict], { ttl = CORRELATION_TTL_S }),
   })
   return _M
 end
@@ -258,7 +243,13 @@ function _M.refresh(case_id)
   local params = { products = { req.product }, employers = req.employers }
   local fresh, err = client:refresh_order(req.order_id, params)
   if fresh then
-    remember(fresh, case_id, req.order_id)
+    local kept, kerr = gw.receiver:track(fresh, { case_id = case_id,
+                                                  original_order_id = req.order_id })
+    if not kept then
+      -- the refresh exists (billed): its webhooks will come untracked
+      ngx.log(ngx.ERR, "truv gateway: cannot track refresh ", fresh.id, " of case ", case_id,
+              ": ", tostring(kerr))
+    end
     return respond(202, { case = case_id, route = "wait", refresh_order_id = fresh.id,
                           original_order_id = req.order_id })
   end

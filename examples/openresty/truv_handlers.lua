@@ -5,15 +5,26 @@
 -- verification link, calling internal services) goes to gateway.later(fn,
 -- ...), an nginx timer where cosockets work.
 --
---   decision  { route =, reason =, not_before =, retry_at = } (truv.route)
---   case      { case_id =, order_id =, original_order_id =, webhook_id =,
---               employer_id =, task_id =, link_id = }
---   event     the parsed webhook (truv.webhook.parse)
+--   decision  { route =, reason =, not_before =, retry_at = } (truv.route);
+--             for a refresh this gateway started, the decision of the whole
+--             refresh, once: refresh_order_id, connections = { { id =
+--             (suborder), route =, reason =, status =, link_id = } }, by_route
+--             = { [route] = { suborder ids } }
+--   case      { case_id =, order_id =, original_order_id =, refresh_order_id =,
+--               webhook_id =, employer_id =, task_id =, link_id = }
+--   event     the parsed webhook that completed the decision (truv.webhook.parse)
+--
+-- A refresh's connections settle one by one; until the last has, its events
+-- go to `wait`. So a two-employer refresh that fails makes one new link, and
+-- a refresh with one connection needing the user and another that hit a
+-- provider outage goes to `reverify` (never `retry`: refreshing again would
+-- bill the connection only the user can fix, and fail again).
 --
 -- A handler that raises makes the gateway answer 500 and forget the
--- webhook_id: Truv delivers it again later.
+-- webhook_id: Truv delivers it again later, and the decision is handed on
+-- again.
 local ngx = ngx
-local tostring = tostring
+local tostring, ipairs = tostring, ipairs
 
 local _M = {}
 
@@ -26,7 +37,8 @@ end
 --- Fresh data: read the refresh order (in a timer) and pre-fill the case.
 function _M.done(decision, case, event, gateway)
   log(decision, case, event)
-  if event.event_type ~= "order-status-updated" or not case.order_id then return end
+  local refresh_id = decision.refresh_order_id
+  if not refresh_id then return end   -- not a refresh this gateway started
   gateway.later(function(order_id, case_id)
     local client = gateway.client()
     local order, err = client:get_order(order_id)
@@ -37,18 +49,38 @@ function _M.done(decision, case, event, gateway)
     -- hand `order` to the case system here (an HTTP call through a cosocket,
     -- a queue, ...)
     ngx.log(ngx.NOTICE, "truv: case ", tostring(case_id), " has fresh data from order ", order.id)
-  end, case.order_id, case.case_id)
+  end, refresh_id, case.case_id)
 end
 
---- The user must reconnect: create a new verification link (in a timer).
+-- The original order's connections behind the refresh's suborders that
+-- need the user (matched by link), for a link that reconnects only those.
+local function failing_connections(order, decision)
+  local links = {}
+  for _, c in ipairs(decision.connections or {}) do
+    if c.route == "reverify" and c.link_id then links[c.link_id] = true end
+  end
+  local ids = {}
+  for _, kind in ipairs{ "employers", "financial_accounts" } do
+    local list = order[kind]
+    for i = 1, list and #list or 0 do
+      if links[list[i].link_id] then ids[#ids + 1] = list[i].id end
+    end
+  end
+  return #ids > 0 and ids or nil
+end
+
+--- The user must reconnect: one new verification link (in a timer) for the
+-- connections that need the user.
 function _M.reverify(decision, case, event, gateway)
   log(decision, case, event)
-  if event.event_type ~= "order-refresh-failed" or not case.original_order_id then return end
+  if not decision.refresh_order_id or not case.original_order_id then return end
   gateway.later(function(original_id, case_id)
     local client = gateway.client()
     local order, err = client:get_order(original_id)
     local link
-    if order then link, err = client:reverify(order) end
+    if order then
+      link, err = client:reverify(order, { connections = failing_connections(order, decision) })
+    end
     if not link then
       ngx.log(ngx.ERR, "truv: no new link for case ", tostring(case_id), ": ", tostring(err))
       return
@@ -62,11 +94,14 @@ function _M.reverify(decision, case, event, gateway)
   end, case.original_order_id, case.case_id)
 end
 
-_M.retry = log      -- schedule POST /renewals/{case}/refresh again at decision.retry_at
+-- retry: schedule POST /renewals/{case}/refresh at decision.retry_at with the
+-- employers of decision.by_route.retry (mapped to the original's by link_id,
+-- as reverify does): it comes only when no connection needs the user
+_M.retry = log
 _M.defer = log      -- not before decision.not_before
 _M.no_data = log    -- connected, nothing returned: ask for documents instead
 _M.fix = log        -- a person must look at it
 
-function _M.wait() end   -- an intermediate step (login, parse, ...): nothing to do
+function _M.wait() end   -- an intermediate step (a connection settled, a task step): nothing to do
 
 return _M

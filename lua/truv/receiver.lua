@@ -10,6 +10,8 @@
 --     originals = function(order_id) return original_id_or_nil end,  -- optional correlation
 --     client = client,                  -- optional: reads initial_order when originals can't tell
 --     facts = quota_store,              -- optional: keep what events say about links (truv.facts)
+--     tracker = ngx.shared.truv_webhooks, -- optional: follow refreshes (receiver:track) to
+--                                       -- one decision per case and refresh (truv.tracker)
 --     clock = os.time,
 --   }
 --   local status, result = receiver:handle(raw_body, headers)
@@ -30,6 +32,16 @@
 -- authenticating again, a completed refresh as alive; so that the next
 -- refresh of a dead link is refused without being billed (truv.refresh).
 --
+-- With `tracker`, a refresh order handed to receiver:track(refresh, case)
+-- reaches the handlers once: each connection's outcome is kept as its
+-- events come, and when every connection has one the handler of their
+-- combined route (truv.route.combine) is called with decision.connections
+-- (each one's route, reason, status, link_id) and decision.by_route
+-- (connection ids per route); the refresh's other events go to the `wait`
+-- handler (decision.connection: the event's own route). One new link per
+-- case and refresh, and a retry never for a refresh a connection of which
+-- only the user can fix (reverify wins over retry).
+--
 -- Replays: Truv's signature has no timestamp, so a replayed delivery is
 -- caught by de-duplication (webhook_id, for `ttl`) and by ordering (an event
 -- older than the last one seen for the same object is ignored; one of the
@@ -38,8 +50,9 @@ local core = require "truv.core"
 local webhook = require "truv.webhook"
 local route_mod = require "truv.route"
 local facts_mod = require "truv.facts"
+local tracker_mod = require "truv.tracker"
 
-local type, tostring, setmetatable = type, tostring, setmetatable
+local type, tostring, setmetatable, getmetatable = type, tostring, setmetatable, getmetatable
 local core_verify, core_parse = core.webhook_verify, core.webhook_parse
 
 local _M = {}
@@ -84,6 +97,8 @@ function _M.new(opts)
     clock = opts.clock or (ngx and ngx.now) or core.now,
     log = opts.logger,
     facts = facts_mod.store(opts.facts),
+    tracker = opts.tracker and (getmetatable(opts.tracker) == tracker_mod.Tracker and opts.tracker
+                                or tracker_mod.new(opts.tracker)),
   }, Receiver)
   if where.default and self.log then
     -- an absent option cannot be told from a store that failed to open and
@@ -146,6 +161,8 @@ function Receiver:handle(body, headers)
   if self.facts then
     facts_mod.note_event(self.facts, ev, self.log and function(e) self.log("warn", e) end)
   end
+  local tracked = self.tracker and self.tracker:find(ev)
+  if tracked then return self:_tracked(ev, tracked, now) end
   local original = self:_original(ev)
   local case = { order_id = ev.order_id, original_order_id = original or ev.order_id,
                  webhook_id = ev.webhook_id, user_id = ev.user_id, employer_id = ev.employer_id,
@@ -158,6 +175,58 @@ function Receiver:handle(body, headers)
   end
   return 200, { event = ev, decision = decision, handler_result = res,
                 original_order_id = original }
+end
+
+--- Follows refresh order `refresh` (document or model) for `case` =
+-- { case_id =, original_order_id = }: its events then reach the handlers as
+-- one decision (see truv.tracker). Needs the `tracker` option. Returns true
+-- or nil, err.
+function Receiver:track(refresh, case)
+  if not self.tracker then
+    error("receiver:track needs the receiver's 'tracker' option (a shared dict or " ..
+          "truv.tracker.memory())", 2)
+  end
+  return self.tracker:track(refresh, case)
+end
+
+--- The tracked refresh (case_id, original_order_id, refresh_order_id,
+-- connections) that a refresh order or connection id belongs to, or nil.
+function Receiver:tracked(id)
+  if not self.tracker or type(id) ~= "string" then return nil end
+  return self.tracker:find{ order_id = id, employer_id = id }
+end
+
+-- An event about a tracked refresh: a connection's outcome is recorded, and
+-- the handler of the combined route is called once every connection has
+-- one; anything else is an intermediate step for the `wait` handler (the
+-- event's own decision in decision.connection).
+function Receiver:_tracked(ev, rec, now)
+  local case = { order_id = ev.order_id or rec.refresh_order_id,
+                 original_order_id = rec.original_order_id or ev.order_id,
+                 case_id = rec.case_id, refresh_order_id = rec.refresh_order_id,
+                 webhook_id = ev.webhook_id, user_id = ev.user_id, employer_id = ev.employer_id,
+                 task_id = ev.task_id, link_id = ev.link_id }
+  local own = self.router:route(ev, now)
+  local decision
+  local id, outcome = tracker_mod.outcome(self.router, rec, ev, now)
+  if id then
+    local combined, err = self.tracker:settle(rec, id, outcome)
+    if combined == nil then
+      self.dedupe:forget(ev.webhook_id)
+      return 500, { event = ev, error = err, original_order_id = case.original_order_id }
+    end
+    decision = combined or nil
+  end
+  decision = decision or { route = "wait", reason = own.reason, final = false, connection = own,
+                           refresh_order_id = rec.refresh_order_id }
+  local d, res = self.router:act(decision, case, ev)
+  if not d then
+    if decision.route ~= "wait" then self.tracker:unsettle(rec) end
+    self.dedupe:forget(ev.webhook_id)
+    return 500, { event = ev, error = res, original_order_id = case.original_order_id }
+  end
+  return 200, { event = ev, decision = decision, handler_result = res,
+                original_order_id = case.original_order_id, tracked = rec }
 end
 
 _M.Receiver = Receiver

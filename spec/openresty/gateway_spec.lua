@@ -1,8 +1,10 @@
 -- The example gateway (examples/openresty/nginx.conf and truv_gateway.lua,
 -- adapted as its README says) in a real nginx with two workers, against a
 -- sandbox whose webhooks point at it: refreshes of every connection state
--- routed, signed webhooks handled once across workers, tampered ones
--- refused, and the refresh quota holding across workers.
+-- routed, each refresh once on its combined route (one new link for a
+-- two-employer refresh that failed, no retry beside it), signed webhooks
+-- handled once across workers, tampered ones refused, and the refresh quota
+-- holding across workers.
 local openresty = require "spec.support.openresty"
 local sandbox = require "spec.support.sandbox"
 local truv = require "truv"
@@ -108,8 +110,9 @@ describe("the OpenResty gateway example", function()
       collect()
       final = {}
       for _, e in ipairs(events) do
-        if e.kind == "handled" and e.case_id and (e.event_type == "order-refresh-failed"
-            or (e.event_type == "order-status-updated" and not final[e.case_id])) then
+        -- each refresh reaches the handlers once on its route, its other events on wait
+        if e.kind == "handled" and e.case_id and e.route ~= "wait" then
+          assert.is_nil(final[e.case_id], e.case_id .. " handled twice")
           final[e.case_id] = e
         end
       end
@@ -123,7 +126,7 @@ describe("the OpenResty gateway example", function()
       assert.equal(w[1], e.route, state)
       assert.equal(w[2], e.reason, state)
       assert.equal(cases[state].order_id, e.original_order_id, state)
-      assert.equal(cases[state].refresh_order_id, e.order_id, state)
+      assert.equal(cases[state].refresh_order_id, e.refresh_order_id, state)
     end
     -- the retry route carries its time
     assert.is_number(final[cases.provider_down.case_id].retry_at)
@@ -154,6 +157,59 @@ describe("the OpenResty gateway example", function()
     -- a provider outage also brings a link-disconnected, but Truv would serve a later
     -- refresh: it is not refused
     assert.equal(202, (trigger(cases.provider_down)))
+  end)
+
+  it("makes one new link per case and refresh, and never retries what only the user can fix",
+     function()
+    local function two_employers(c)
+      return #c.employers == 2 and #(c.financial_accounts or {}) == 0
+    end
+    local both = fresh_case("active", two_employers)
+    local mixed = fresh_case("active", two_employers)
+    local function set(case, states)
+      for i, c in ipairs(sb:connections(case.order_id)) do
+        sb:set_state{ access_token = c.access_token, state = states[i] }
+      end
+    end
+    set(both, { "credentials", "credentials" })
+    set(mixed, { "credentials", "provider_down" })
+    local created = sb:stats().orders.created
+    for _, case in ipairs{ both, mixed } do
+      local status, body = trigger(case)
+      assert.equal(202, status, json.encode(body))
+    end
+    sb:advance(60)
+    local acts, links
+    local function tally()
+      collect()
+      acts, links = { [both.case_id] = {}, [mixed.case_id] = {} }, {}
+      for _, e in ipairs(events) do
+        if acts[e.case_id] then
+          if e.kind == "handled" and e.route ~= "wait" then
+            table.insert(acts[e.case_id], e)
+          elseif e.kind == "link" then
+            assert.is_true(e.ok, e.error)
+            links[e.case_id] = (links[e.case_id] or 0) + 1
+          end
+        end
+      end
+      return links[both.case_id] and links[mixed.case_id] and webhooks_settled()
+    end
+    assert(sandbox.wait_until(tally, 15, 0.05), "the links were not made")
+    -- a little longer: a second link would come from a later event's timer
+    sandbox.wait_until(function() tally() return false end, 1, 0.1)
+    for _, case in ipairs{ both, mixed } do
+      local list = acts[case.case_id]
+      assert.equal(1, #list, case.case_id .. ": " .. json.encode(list))
+      assert.equal("reverify", list[1].route)
+      assert.equal("login_error", list[1].reason)
+      assert.equal(1, links[case.case_id])
+    end
+    assert.equal(2, #acts[both.case_id][1].by_route.reverify)
+    -- the outage's connection is named for a later retry, the dead one only for the link
+    assert.equal(1, #acts[mixed.case_id][1].by_route.reverify)
+    assert.equal(1, #acts[mixed.case_id][1].by_route.retry)
+    assert.equal(created + 2, sb:stats().orders.created)
   end)
 
   it("accepted every signed delivery and handled each webhook once, duplicates included", function()

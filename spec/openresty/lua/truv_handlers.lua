@@ -1,8 +1,9 @@
 -- The gateway's handlers in the OpenResty specs (found before the example's
 -- truv_handlers.lua on the package path): every call is recorded in the
--- `test_events` shared dictionary, with the worker that made it; "done" on
--- an order-status-updated also reads the refresh order in a timer
--- (gateway.later), as the example does, and records that too.
+-- `test_events` shared dictionary, with the worker that made it; "done" of
+-- a refresh the gateway started also reads the refresh order in a timer
+-- (gateway.later), and "reverify" makes the new verification link there,
+-- as the example does, and records that too.
 local truv = require "truv"
 
 local ngx = ngx
@@ -19,13 +20,27 @@ local function handler(route)
             not_before = decision.not_before, retry_at = decision.retry_at,
             case_id = case.case_id, order_id = case.order_id,
             original_order_id = case.original_order_id, webhook_id = event.webhook_id,
-            event_type = event.event_type, status = event.status }
-    if route == "done" and event.event_type == "order-status-updated" and case.order_id then
+            event_type = event.event_type, status = event.status,
+            refresh_order_id = decision.refresh_order_id, by_route = decision.by_route }
+    if route == "done" and decision.refresh_order_id then
       gateway.later(function(order_id, case_id)
         local order, err = gateway.client():get_order(order_id)
         record{ kind = "later", phase = ngx.get_phase(), case_id = case_id, order_id = order_id,
                 ok = order ~= nil and order.id == order_id, error = err and tostring(err) }
-      end, case.order_id, case.case_id)
+      end, decision.refresh_order_id, case.case_id)
+    end
+    -- (a refresh's one decision; before there was one, the example made a link
+    -- on each order-refresh-failed)
+    if route == "reverify" and (decision.refresh_order_id
+                                or event.event_type == "order-refresh-failed") then
+      gateway.later(function(original_id, case_id)
+        local client = gateway.client()
+        local order, err = client:get_order(original_id)
+        local link
+        if order then link, err = client:reverify(order) end
+        record{ kind = "link", case_id = case_id, ok = link ~= nil,
+                order_id = link and link.order_id, error = err and tostring(err) }
+      end, case.original_order_id, case.case_id)
     end
     if event.event_type == "test-handler-fails" then error("the case system is down") end
   end
