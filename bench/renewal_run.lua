@@ -19,13 +19,17 @@ local function rss_kb()
   end
 end
 
-os.remove(journal)
-os.remove(journal .. ".quota")
+-- a store of the run's own: the sandbox's connections are not the machine's
+local quota_path = journal .. "-quota.db"
+for _, f in ipairs{ journal, quota_path, quota_path .. "-wal", quota_path .. "-shm" } do
+  os.remove(f)
+end
 local routed, series, peak, docs_peak, lua_peak = 0, {}, 0, { 0, 0 }, 0
 local rss_start = rss_kb()
 local c0, t0 = os.clock(), core.monotonic()
 local summary = assert(renewal.run{
-  cases = cases, journal = journal, concurrency = concurrency, rate_per_minute = 0,
+  cases = cases, journal = journal, quota = quota_path, concurrency = concurrency,
+  rate_per_minute = 0,
   poll = { interval_s = poll_s, max_interval_s = 1 },
   client = { client_id = os.getenv("TRUV_CLIENT_ID"), secret = os.getenv("TRUV_SECRET"),
              base_url = base, timeout_ms = 60000 },
