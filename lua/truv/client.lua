@@ -487,6 +487,9 @@ end
 -- opts.order: the original order's document, if the caller has it (saves a
 -- GET); otherwise it is fetched, so that the product rule (income ->
 -- income|employment, employment -> employment) is checked before sending.
+-- opts.not_within (seconds): an order refreshed less than that ago is
+-- answered with that refresh (meta.recent), nothing sent; opts.own_refresh,
+-- opts.partial, opts.answer, opts.before_send, opts.admit: see truv.refresh.
 function Client:refresh_order(id, params, opts)
   check_id(id, "refresh_order")
   argcheck(type(params) == "table", 2, "refresh_order", "table expected, got " .. type(params))

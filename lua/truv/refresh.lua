@@ -28,8 +28,20 @@
 --    (err.expiring on failure), among the providers of `oauth_providers`
 --    (every connection when no list is given), so that a link can be sent
 --    ahead of time.
--- 3. The quota store reserves one slot on every selected connection at once
---    (all or none); a spent connection answers "not before T" locally.
+-- 3. What Truv already did counts (truv.history): unless the store already
+--    finds a connection full, the order's refreshes in the last 24 h are
+--    read from Truv (its refresh_order, and its refresh orders' events) and
+--    recorded into the store (record_count), so that refreshes this client
+--    never saw (another host, tool or run) are refused as Truv would refuse
+--    them (`truv_count = false` turns it off). With `not_within` (seconds),
+--    an order whose most recent refresh, by anyone, covering the connections
+--    asked for, is younger than that is answered with that refresh
+--    (meta.recent), nothing reserved or sent; `own_refresh` names the
+--    caller's own, never taken for a recent one.
+--    The quota store then reserves one slot on every selected connection at
+--    once (all or none); a spent connection answers "not before T" locally.
+--    `admit(info)` (a caller's budget) may say no first: kind "quota", code
+--    "max_billed", nothing reserved.
 -- 4. The POST is sent once (opts.before_send(info) runs just before, for a
 --    caller that must record the attempt durably first). A definite refusal (4xx, or a failure before the
 --    request left) releases the reservation. An ambiguous failure (timeout
