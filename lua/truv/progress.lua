@@ -213,6 +213,9 @@ function Progress:_count(ev)
     self.errors = self.errors + 1
   elseif e == "bad_row" then
     self.bad_rows = self.bad_rows + 1
+  elseif e == "capped" then
+    -- past --max-billed: done with for this run, left due
+    self.finished = self.finished + 1
   end
 end
 
@@ -320,6 +323,11 @@ function _M.describe(ev, verbose)
   elseif e == "adopted" then
     return format("%s  adopted refresh %s from an earlier run", tostring(ev.case_id),
                   tostring(ev.refresh_order_id))
+  elseif e == "recent" then
+    return format("%s  refreshed %ds ago (refresh %s): not refreshed again", tostring(ev.case_id),
+                  ev.age_s or 0, tostring(ev.refresh_order_id))
+  elseif e == "capped" then
+    return format("%s  past --max-billed: left due for the next run", tostring(ev.case_id))
   end
   return nil
 end
