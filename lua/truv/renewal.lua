@@ -1113,7 +1113,8 @@ end
 -- order, events, tasks); nothing is billed, nothing is created, the journal
 -- is not written (it is read when it exists, never created), and the quota
 -- store is only read (an in-memory empty one when its file does not exist
--- yet). Takes run()'s options; returns
+-- yet; a connection's re-authentication that Truv's task list shows may be
+-- noted in its facts, as a refresh would). Takes run()'s options; returns
 -- { cases = { { case_id =, line =, action =, route =, reason =,
 --   connections =, billed =, quota = { { id =, used =, here =, truv =,
 --   limit = } }, not_before =, refresh_order_id =, age_s =, detail =,
