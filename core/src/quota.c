@@ -202,7 +202,7 @@ int truv_quota_record_count(truv_quota_store *s, const truv_quota_key *key,
     return truv_err_set(err, TRUV_EINTERNAL, "out_of_memory", "quota store: out of memory");
   for (i = 0; i < n; i++)
     if (truv_store_ms(times[i]) > from_ms) in[c++] = times[i];
-  qsort(in, c, sizeof *in, by_time);
+  if (c > 1) qsort(in, c, sizeof *in, by_time);
   limit = (size_t)s->policy.limit;
   rc = c == 0 ? 0 : s->ops->record_count(s, key, c > limit ? in + (c - limit) : in,
                                          c > limit ? limit : c, now, err);
