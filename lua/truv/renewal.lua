@@ -1007,7 +1007,9 @@ function _M.run(opts)
   local summary = _M.summary(journal)
   summary.webhooks = ctx.webhook_stats   -- a webhook run's counters (truv.inbox)
   summary.billed, summary.capped, summary.max_billed = ctx.billed, ctx.capped, ctx.max_billed
-  summary.quota, summary.not_within = where, ctx.not_within
+  summary.quota = where and { kind = where.kind, path = where.path, legacy = where.legacy,
+                              default = where.default }
+  summary.not_within = ctx.not_within
   emit(ctx, { event = "run_finished", summary = summary })
   close()
   return summary
