@@ -289,12 +289,13 @@ static int wait_ms(truv_multi *m, double now, double deadline) {
 }
 
 /* One wait for ready sockets, and libcurl told about each, then about its
- * timer if it is due. */
-static CURLMcode step(truv_multi *m, double deadline) {
+ * timer if it is due. *interrupted is set when a signal cut the wait short. */
+static CURLMcode step(truv_multi *m, double deadline, int *interrupted) {
   struct epoll_event ev[EVENTS];
   int n, i, running;
   CURLMcode mc = CURLM_OK;
   n = epoll_wait(m->epfd, ev, EVENTS, wait_ms(m, monotonic_ms(), deadline));
+  *interrupted = n < 0 && errno == EINTR;
   for (i = 0; i < n && mc == CURLM_OK; i++) {
     int flags = (ev[i].events & EPOLLIN ? CURL_CSELECT_IN : 0) |
                 (ev[i].events & EPOLLOUT ? CURL_CSELECT_OUT : 0) |
@@ -315,9 +316,10 @@ int truv_multi_run(truv_multi *m, long timeout_ms, size_t *ready, truv_err *err)
   release_handed(m);
   if (ready) *ready = 0;
   while (m->pending > m->ndone) {
-    if ((mc = step(m, deadline)) != CURLM_OK) return curl_failed(mc, err);
+    int interrupted;
+    if ((mc = step(m, deadline, &interrupted)) != CURLM_OK) return curl_failed(mc, err);
     collect(m);
-    if (m->ndone || monotonic_ms() >= deadline) break;
+    if (m->ndone || interrupted || monotonic_ms() >= deadline) break;
   }
   if (ready) *ready = m->ndone;
   return 0;

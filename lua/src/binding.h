@@ -83,8 +83,17 @@ TRUV_HIDDEN void truv_open_multi(lua_State *L);
 /* journal.c: a renewal batch's durable record (SQLite). */
 TRUV_HIDDEN void truv_open_journal(lua_State *L);
 
-/* clock.c: now, monotonic, sleep. */
+/* clock.c: now, monotonic, sleep (cut short by a signal signal.c caught). */
 TRUV_HIDDEN void truv_open_clock(lua_State *L);
+
+/* signal.c: signals a program catches as a flag it polls. */
+TRUV_HIDDEN void truv_open_signal(lua_State *L);
+/* Whether a signal was caught since core.signals_catch (async-signal-safe
+ * to read; the handler only writes it). */
+TRUV_HIDDEN int truv_signal_caught(void);
+
+/* terminal.c: isatty and the terminal's size. */
+TRUV_HIDDEN void truv_open_terminal(lua_State *L);
 
 /* model.c: validated order models. */
 TRUV_HIDDEN void truv_open_model(lua_State *L);

@@ -3,7 +3,8 @@
  *
  *   core.now()        -> epoch seconds with a fraction (gettimeofday)
  *   core.monotonic()  -> seconds on a monotonic clock (for durations)
- *   core.sleep(s)     -> sleeps s seconds (fractions allowed); blocks the thread
+ *   core.sleep(s)     -> sleeps s seconds (fractions allowed); blocks the thread;
+ *                        a signal caught through core.signals_catch ends it early
  *   core.parse_time(s) -> epoch seconds of an ISO 8601 timestamp, or nil */
 #include <errno.h>
 #include <time.h>
@@ -40,7 +41,7 @@ static int l_sleep(lua_State *L) {
   if (s > 86400) s = 86400;
   ts.tv_sec = (time_t)s;
   ts.tv_nsec = (long)((s - (lua_Number)ts.tv_sec) * 1e9);
-  while (nanosleep(&ts, &ts) == -1 && errno == EINTR) {}
+  while (nanosleep(&ts, &ts) == -1 && errno == EINTR && !truv_signal_caught()) {}
   return 0;
 }
 

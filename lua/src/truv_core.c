@@ -2,7 +2,8 @@
  *
  * Assembled from one sub-opener per concern; the Lua modules (truv.lua and
  * the truv.* modules) compose these primitives. Nothing here keeps module-level
- * mutable state: everything hangs off the objects it returns. */
+ * mutable state: everything hangs off the objects it returns (but for
+ * signal.c, whose state, a signal's disposition, is the process's). */
 #include "binding.h"
 #include "truv/version.h"
 
@@ -69,6 +70,8 @@ int luaopen_truv_core(lua_State *L) {
   lua_newtable(L);
   truv_open_error(L);
   truv_open_clock(L);
+  truv_open_signal(L);
+  truv_open_terminal(L);
   truv_open_doc(L);
   truv_open_request(L);
   truv_open_http(L);

@@ -100,7 +100,9 @@ TRUV_API int truv_multi_add(truv_multi *m, const truv_request *req, void *tag, t
 
 /* Runs the transfers for at most timeout_ms (0: one non-blocking pass),
  * returning early once anything has finished, at once if nothing is in
- * flight. *ready receives the number of transfers waiting for next().
+ * flight, and when a signal interrupts the wait (so that a program that
+ * catches one sees it at once; the transfers go on at the next call).
+ * *ready receives the number of transfers waiting for next().
  * Fails only when libcurl itself does (TRUV_EINTERNAL). */
 TRUV_API int truv_multi_run(truv_multi *m, long timeout_ms, size_t *ready, truv_err *err);
 
