@@ -3,24 +3,38 @@
 --
 --   local progress = require "truv.progress"
 --   local p = progress.new{ mode = "auto", verbose = false }
---   local summary = renewal.run{ ..., on_event = function(ev) p:event(ev) end }
+--   local summary = renewal.run{ ..., on_event = function(ev) p:event(ev) end,
+--                                on_load = function(l) p:load(l) end }
 --   p:finish(summary)
 --
 -- Options:
 --   stream   where to write (io.stderr)
---   mode     "auto" (a bar on a terminal, JSON lines otherwise), "bar",
---            "json" or "quiet" (nothing but errors)
+--   mode     "auto" (a bar on a terminal, status lines otherwise), "bar",
+--            "lines", "json" or "quiet" (nothing but errors)
 --   tty      whether `stream` is a terminal (auto: TERM is set and not
---            "dumb", and `test -t` says so; asked once, in new())
---   verbose  a bar with one line per finished case above it
+--            "dumb", and the kernel says the stream's descriptor is one;
+--            asked once, in new())
+--   verbose  one line per finished case as well (bar and lines)
 --   clock    function -> epoch seconds with a fraction (truv.core.now)
---   width    columns of the bar line ($COLUMNS, else 80)
+--   width    columns of the bar line; default: the terminal's width now
+--            (asked of the kernel at each redraw, so a resized window is
+--            followed), else $COLUMNS, else 80
 --   min_interval  seconds between redraws of the bar (0.1)
+--   every    seconds between two status lines (lines mode, 10)
 --
 -- Bar: one line redrawn in place (carriage return, at most 1/min_interval
 -- times a second): bar, finished/total, cases/s, ETA, counts per route,
--- cases in flight. Errors (bad input rows, handler failures, internal
--- errors) are printed as lines above it in every mode.
+-- then the requests in flight (sent to Truv, not answered yet) and the
+-- cases open (started, not finished: most of them wait for a refresh),
+-- when renewal.run's on_load feeds p:load(); without it, the cases open
+-- only. Errors (bad input rows, handler failures, internal errors) are
+-- printed as lines above it in every mode.
+--
+-- Lines: for logs and screens that are not terminals (cron mail, CI, a
+-- pipe): the same figures as a plain line when the run starts, every
+-- `every` seconds while it runs (driven by events and by p:load()), and
+-- when it ends; errors as they come. A run of an hour writes a few hundred
+-- lines, not one per case.
 --
 -- JSON: one object per event and per line, flushed at once, keys "ts" (ISO
 -- 8601 UTC) and "event" first; times (retry_at, not_before) as ISO 8601.
@@ -38,6 +52,8 @@ local floor, max, min, huge = math.floor, math.max, math.min, math.huge
 local format, rep, byte = string.format, string.rep, string.byte
 local concat, sort = table.concat, table.sort
 local date, getenv = os.date, os.getenv
+local has_core, core = pcall(require, "truv.core")
+if not has_core then core = nil end
 
 local _M = {}
 
@@ -150,19 +166,28 @@ end
 _M.encode = encode
 
 local function default_clock()
-  local ok, core = pcall(require, "truv.core")
-  return ok and core.now or os.time
+  return core and core.now or os.time
 end
 
 local FD = { [io.stdout] = 1, [io.stderr] = 2 }
 
---- Is `stream` (io.stdout or io.stderr) a terminal? Lua has no isatty, so
--- the shell's `test -t` answers: it inherits our descriptors.
+--- Is `stream` (io.stdout or io.stderr) a terminal that can redraw a line?
+-- The kernel says (truv.core.isatty; without the binding, the shell's
+-- `test -t`, which inherits our descriptors); TERM unset or "dumb" says no.
 function _M.isatty(stream)
   local fd = FD[stream]
   local term = getenv("TERM")
   if not fd or not term or term == "" or term == "dumb" then return false end
+  if core then return core.isatty(fd) end
   return os.execute("test -t " .. fd) == true
+end
+
+--- The columns of the terminal behind `stream` now (TIOCGWINSZ), else
+-- $COLUMNS, else 80.
+function _M.width(stream)
+  local fd = FD[stream]
+  local cols = fd and core and core.terminal_size(fd)
+  return cols or tonumber(getenv("COLUMNS") or "") or 80
 end
 
 local function duration(s)
@@ -174,7 +199,7 @@ end
 
 -- --------------------------------------------------------------- the object
 
-local MODES = { auto = true, bar = true, json = true, quiet = true }
+local MODES = { auto = true, bar = true, lines = true, json = true, quiet = true }
 
 function _M.new(opts)
   opts = opts or {}
@@ -184,13 +209,14 @@ function _M.new(opts)
   if mode == "auto" then
     local tty = opts.tty
     if tty == nil then tty = _M.isatty(stream) end
-    mode = tty and "bar" or "json"
+    mode = tty and "bar" or "lines"
   end
   return setmetatable({
     stream = stream, mode = mode, verbose = opts.verbose and true or false,
     clock = opts.clock or default_clock(),
-    width = opts.width or tonumber(getenv("COLUMNS") or "") or 80,
+    fixed_width = opts.width, width = opts.width or _M.width(stream),
     min_interval = opts.min_interval or 0.1,
+    every = opts.every or 10, lined_at = -huge,
     total = 0, finished = 0, started = 0,
     routes = {}, errors = 0, bad_rows = 0,
     drawn_at = -huge, redraws = 0, shown = false,
@@ -224,15 +250,30 @@ function Progress:_write(s)
   self.stream:flush()
 end
 
---- Figures for the bar: rate (cases/s), eta (seconds), in_flight.
+--- Figures for the bar: rate (cases/s), eta (seconds), open (cases
+-- started and not finished), requests (in flight, nil until p:load()).
 function Progress:figures(now)
   now = now or self.clock()
   local elapsed = self.started_at and (now - self.started_at) or 0
   local rate = elapsed > 0 and self.finished / elapsed or 0
   local left = max(0, self.total - self.finished)
   local eta = (left == 0 and 0) or (rate > 0 and left / rate) or nil
-  return { rate = rate, eta = eta, in_flight = max(0, self.started - self.finished),
-           left = left, elapsed = elapsed }
+  local l = self.busy
+  return { rate = rate, eta = eta, open = l and l.cases or max(0, self.started - self.finished),
+           requests = l and l.requests, left = left, elapsed = elapsed }
+end
+
+-- What is under way, long (0) or short (1).
+local function under_way(f, detail)
+  if detail == 1 then
+    return f.requests and format("req %d, cases %d", f.requests, f.open)
+           or format("%d open", f.open)
+  end
+  if f.requests then
+    return format("%d request%s in flight, %d case%s open", f.requests,
+                  f.requests == 1 and "" or "s", f.open, f.open == 1 and "" or "s")
+  end
+  return format("%d case%s open", f.open, f.open == 1 and "" or "s")
 end
 
 local SHORT = { done = "d", reverify = "rv", retry = "rt", defer = "df", no_data = "nd", fix = "fx",
@@ -258,13 +299,15 @@ end
 -- place).
 function Progress:render(now)
   local f = self:figures(now)
+  if not self.fixed_width then self.width = _M.width(self.stream) end
   local cols = max(20, self.width) - 1
   local bar_w = max(10, min(30, cols - 69))       -- fixed per width: no jumping
   local stats
-  for detail = 0, 2 do
-    stats = format(" %d/%d %.1f/s ETA %s | %s | %d in flight", self.finished, self.total,
-                   f.rate, duration(f.eta), self:_counts(detail), f.in_flight)
-    if detail == 2 then bar_w = max(10, min(bar_w, cols - #stats - 2)) end
+  -- the route counts and what is under way, each shortened in turn
+  for detail, d in ipairs{ { 0, 0 }, { 1, 0 }, { 1, 1 }, { 2, 1 } } do
+    stats = format(" %d/%d %.1f/s ETA %s | %s | %s", self.finished, self.total,
+                   f.rate, duration(f.eta), self:_counts(d[1]), under_way(f, d[2]))
+    if detail == 4 then bar_w = max(10, min(bar_w, cols - #stats - 2)) end
     if #stats + bar_w + 2 <= cols then
       local filled = self.total > 0 and floor(bar_w * min(1, self.finished / self.total)) or 0
       return "[" .. rep("#", filled) .. rep("-", bar_w - filled) .. "]" .. stats
@@ -282,6 +325,28 @@ function Progress:_draw(now, force)
   self.drawn_at, self.dirty, self.shown = now, false, true
   self.redraws = self.redraws + 1
   self:_write("\r" .. self:render(now) .. "\27[K")
+end
+
+--- The status line of lines mode (without its newline).
+function Progress:status_line(now)
+  now = now or self.clock()
+  local f = self:figures(now)
+  if self.finished == 0 and f.elapsed < 1 then
+    return format("%s 0/%d cases, starting", duration(f.elapsed), self.total)
+  end
+  local line = format("%s %d/%d cases, %.1f/s", duration(f.elapsed), self.finished, self.total,
+                      f.rate)
+  if f.left == 0 then return line .. " | " .. self:_counts(1) end
+  return format("%s, ETA %s | %s | %s", line, duration(f.eta), self:_counts(1), under_way(f, 0))
+end
+
+-- Lines mode: a status line when `every` seconds have passed (or at once
+-- when forced).
+function Progress:_status(now, force)
+  now = now or self.clock()
+  if not force and now - self.lined_at < self.every then return end
+  self.lined_at = now
+  self:_write(self:status_line(now) .. "\n")
 end
 
 -- A line above the bar. The bar comes back at the next redraw slot: never
@@ -353,18 +418,44 @@ function Progress:event(ev)
   end
   local text = _M.describe(ev, self.verbose)
   if text then self:_line(scrub(text)) end
+  if self.mode == "lines" then
+    -- the first line once the run has started; the last one at finish()
+    if ev.event == "run_started" then return self:_status(nil, true) end
+    if self.started_at and ev.event ~= "run_finished" then self:_status() end
+    return
+  end
   if ev.event == "run_started" then return self:_draw(nil, true) end
   if ev.event ~= "run_finished" then self:_draw() end
 end
 
---- Ends the display: the final bar and a newline (bar mode), the
--- run_finished line if no event carried it (JSON). Safe to call twice.
+--- Takes how busy the run is (plug it into renewal.run's on_load): the
+-- requests in flight and the cases open, shown from now on; also the
+-- clock that keeps the bar and the status lines going while no case
+-- finishes.
+function Progress:load(l)
+  self.busy = { requests = l.requests or 0, cases = l.cases or 0 }
+  if self.closed or not self.started_at then return end
+  if self.mode == "bar" then self:_draw() elseif self.mode == "lines" then self:_status() end
+end
+
+--- A line of the program's own (an interruption, a notice) above the bar,
+-- or as a line in the other modes; JSON lines are left to the events.
+function Progress:message(text)
+  if self.mode == "json" then return end
+  self:_line(scrub(text))
+end
+
+--- Ends the display: the final bar and a newline (bar mode), the last
+-- status line (lines mode), the run_finished line if no event carried it
+-- (JSON). Safe to call twice.
 function Progress:finish(summary)
   if self.closed then return end
   self.closed = true
   if self.mode == "bar" then
     self:_draw(nil, true)
     self:_write("\n")
+  elseif self.mode == "lines" and self.started_at then
+    self:_status(nil, true)
   elseif self.mode == "json" and not self.run_finished and summary then
     self:_json{ event = "run_finished", summary = summary }
   end

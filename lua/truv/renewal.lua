@@ -22,6 +22,8 @@
 --                                     -- this run; the cases past it stay due
 --     expiry_days =, expiring_days =, oauth_providers =, refuse_dead =,  -- truv.refresh
 --     on_event = function(event) end, -- progress: one call per case event
+--     on_load = function(load) end,   -- how busy the run is, about 5 times a second:
+--                                     -- { requests =, queued =, cases = } (see below)
 --     wait = "poll",                  -- or "webhook": see below
 --     webhook = { listener = core.listener{...} or { host =, port =, path =, ... },
 --                 secrets = { ... },  -- default: the client's secret
@@ -61,6 +63,10 @@
 -- cannot be written, and errors about the run rather than a case, stop the
 -- run (see "Errors about the run").
 --
+-- Load: on_load gets { requests = requests sent and not answered yet,
+-- queued = requests held back by the rate limit or the pool, cases = cases
+-- in progress (waiting for an answer, a poll, a webhook or their turn) }.
+--
 -- Handlers run at least once per outcome: a run killed after a handler
 -- returned and before the case's route was committed calls it again on
 -- resume, with the same outcome. outcome.key ("<case_id>#<n>") is the same
@@ -98,6 +104,7 @@ _M.DEFAULTS = {
   probation_cases = 10,        -- failures before any success that stop the run (see below)
   store_busy_retry_s = 60,     -- a busy quota store: the case is tried again after this
   not_within = 20 * 3600,      -- an order refreshed less than this ago is not paid for again
+  load_interval_s = 0.2,       -- on_load: at most this often
 }
 
 -- What the numbers of run's options accept (truv-renew's flags use the same);
@@ -110,6 +117,7 @@ _M.LIMITS = {
   skew_s = { min = 0, max = 86400, unit = "seconds" },
   probation_cases = { integer = true, min = 1, max = 1e6 },
   store_busy_retry_s = { min = 0, max = 86400, unit = "seconds" },
+  load_interval_s = { above = 0, max = 60, unit = "seconds" },
   expiry_days = refresh.LIMITS.expiry_days,
   expiring_days = refresh.LIMITS.expiring_days,
   not_within = refresh.LIMITS.not_within,
@@ -796,6 +804,9 @@ local function work(ctx, opts, todo)
   local inbox    -- webhook mode: drained at every turn of the loop
   local drain_interval = ctx.webhook and ctx.webhook.drain_interval_s
                          or _M.DEFAULTS.drain_interval_s
+  local on_load = opts.on_load
+  local load_interval = opts.load_interval_s or _M.DEFAULTS.load_interval_s
+  local last_load = -math.huge
   local sched, serr = scheduler.new{
     concurrency = concurrency,
     rate_per_minute = opts.rate_per_minute or _M.DEFAULTS.rate_per_minute,
@@ -816,6 +827,11 @@ local function work(ctx, opts, todo)
           return
         end
         last_commit = t
+      end
+      if on_load and t - last_load >= load_interval then
+        last_load = t
+        local busy = ctx.sched:load()
+        on_load{ requests = busy.requests, queued = busy.queued, cases = busy.workflows }
       end
       -- cases asleep on webhooks: come back soon to look for deliveries
       if inbox and inbox:tick() > 0 then return drain_interval end
@@ -867,6 +883,10 @@ local function work(ctx, opts, todo)
   end
   for _ = 1, math.min(max_active, #todo) do sched:spawn(worker) end
   local ok, err = pcall(sched.run, sched)
+  if on_load then   -- what is left at the end
+    local busy = sched:load()
+    on_load{ requests = busy.requests, queued = busy.queued, cases = busy.workflows }
+  end
   local committed, cerr2 = journal:commit()
   if not committed then ctx.run_error = ctx.run_error or journal_failure(cerr2) end
   if inbox then
@@ -932,6 +952,12 @@ function _M.run(opts)
   local spec = opts.client
   if type(spec) ~= "table" then
     error("renewal.run: 'client' (options for truv.new, or a client) is required", 2)
+  end
+  for _, k in ipairs{ "on_event", "on_load" } do
+    if opts[k] ~= nil and type(opts[k]) ~= "function" then
+      error(format("bad option '%s' to 'renewal.run' (a function expected, got %s)", k,
+                   type(opts[k])), 2)
+    end
   end
   local webhook = webhook_options(opts, spec)   -- checked before anything is opened
   local mode = opts.reverify and opts.reverify.mode

@@ -27,6 +27,9 @@
 -- workflows are abandoned where they are (their transfers end with
 -- sched:close()); a batch stops this way when its journal cannot be
 -- written.
+-- `sched:load()` says how busy the loop is: { requests = sent and not yet
+-- answered, queued = held back by the rate limit or the pool, workflows =
+-- spawned and not finished }.
 local core = require "truv.core"
 
 local error, ipairs, pairs, tostring, setmetatable, type =
@@ -162,6 +165,11 @@ function Scheduler:stop()
   self.stopped = true
 end
 
+--- How busy the loop is (see above).
+function Scheduler:load()
+  return { requests = self.multi:pending(), queued = #self.waiting_http, workflows = self.live }
+end
+
 function Scheduler:spawn(fn, ...)
   local co = co_create(fn)
   self.live = self.live + 1
@@ -263,17 +271,22 @@ function Scheduler:run()
       if self.multi:pending() > 0 then
         local done, err = self.multi:run(max(0, min(wait, 1)), self.clock(), self.mode)
         if not done then error("scheduler: the transfer engine failed: " .. tostring(err), 0) end
-        for _, c in ipairs(done) do
-          local w = c.tag
-          if c.doc ~= nil then
-            tinsert(self.ready, { w.co, c.doc, c.meta })
-          else
-            tinsert(self.ready, { w.co, nil, c.err })
-          end
-        end
+        self:_completed(done)
       elseif wait > 0 then
         core.sleep(min(wait, 1))
       end
+    end
+  end
+end
+
+-- The workflows whose requests finished become ready, with the answers.
+function Scheduler:_completed(done)
+  for _, c in ipairs(done) do
+    local w = c.tag
+    if c.doc ~= nil then
+      tinsert(self.ready, { w.co, c.doc, c.meta })
+    else
+      tinsert(self.ready, { w.co, nil, c.err })
     end
   end
 end

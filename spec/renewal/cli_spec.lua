@@ -90,9 +90,9 @@ describe("truv-renew", function()
   local first = {}
 
   it("renews every case, prints the summary and writes the report", function()
-    local code, out, err = renew(dir, run_args())
+    local code, out, err = renew(dir, run_args{ "--log", dir .. "/progress.log" })
     assert.are.equal(0, code, err)
-    first.out = out
+    first.out = out:gsub("log: +[^\n]*\n", "")   -- the runs below have no --log
     first.csv = read(dir .. "/report/cases.csv")
     -- the summary table: every route, the bad rows, the total
     for _, r in ipairs{ "done", "reverify", "retry", "defer", "no_data", "fix" } do
@@ -100,7 +100,8 @@ describe("truv-renew", function()
     end
     assert.matches("\nbad input +3 ", out)
     assert.matches("\ntotal +" .. input_rows .. " +100%.0%%", out)
-    assert.matches("report: " .. dir:gsub("%p", "%%%0") .. "/report/report.html", out)
+    assert.matches("report: +" .. dir:gsub("%p", "%%%0") .. "/report/report.html", out)
+    assert.matches("log: +" .. dir:gsub("%p", "%%%0") .. "/progress.log", out)
     -- the journal agrees with the table
     local j = assert(core.journal_open(dir .. "/renewal.journal"))
     for r, n in pairs(j:route_counts()) do
@@ -117,15 +118,33 @@ describe("truv-renew", function()
     for oid, o in pairs(stats.refresh.by_order or {}) do
       assert.is_true(o.refresh_orders <= 1, oid)
     end
-    -- progress: JSON lines on stderr (not a terminal), one per event
-    local evs = json_lines(err)
+    -- progress on stderr (not a terminal): the bad rows, then a status line
+    -- at the start and at the end (and one every 10 s between): not a line
+    -- per case
+    local ls = {}
+    for l in err:gmatch("[^\n]+") do ls[#ls + 1] = l end
+    assert.is_true(#ls <= 3 + 2 + 2, err)
+    for i = 1, 3 do assert.matches("^bad input row at line %d+", ls[i]) end
+    assert.matches("^0:00 0/" .. (input_rows - 3) .. " cases, ", ls[4])
+    assert.matches("^%d+:%d%d " .. (input_rows - 3) .. "/" .. (input_rows - 3) .. " cases, "
+                   .. "[%d.]+/s | done %d+", ls[#ls])
+    -- every event as a JSON line in the --log file, and no link, no secret
+    local log = read(dir .. "/progress.log")
+    local evs = json_lines(log)
     assert.are.equal("run_finished", evs[#evs].event)
     local routed = 0
     for _, ev in ipairs(evs) do
       if ev.event == "routed" then routed = routed + 1 end
-      assert.is_nil(err:find(SECRET, 1, true))
     end
     assert.are.equal(input_rows - 3, routed)
+    for _, text in ipairs{ log, err, out } do
+      assert.is_nil(text:find(SECRET, 1, true))
+      assert.is_nil(text:find("bridge_token", 1, true))
+    end
+    -- a second run appends to the log
+    renew(dir, run_args{ "--log", dir .. "/progress.log" })
+    local again = json_lines(read(dir .. "/progress.log"))
+    assert.are.equal(#evs + 5, #again)   -- its bad rows, run_started, run_finished
   end)
 
   it("writes one cases.csv row per input row, and a report page", function()
@@ -174,6 +193,14 @@ describe("truv-renew", function()
     for l in err:gmatch("[^\n]+") do assert.matches("^bad input row at line %d+", l) end
   end)
 
+  it("writes every event as a JSON line on stderr with --json", function()
+    local code, _, err = renew(dir, run_args({ "--json" }))
+    assert.are.equal(0, code)
+    local evs = json_lines(err)
+    assert.are.equal("run_started", evs[4].event)
+    assert.are.equal("run_finished", evs[#evs].event)
+  end)
+
   it("refuses to run without credentials, and says which", function()
     local d = tmpdir()
     for _, env in ipairs{ { TRUV_SECRET = false }, { TRUV_CLIENT_ID = false }, { TRUV_SECRET = "" } } do
@@ -220,6 +247,9 @@ describe("truv-renew", function()
       { 2, { "--journal", dir .. "/x", "--frobnicate", input } },
       { 2, { "--journal", dir .. "/x", "--quiet", "--verbose", input } },
       { 2, { "--journal", dir .. "/x", input, input } },
+      { 2, { "--journal", dir .. "/x", "--log", "", input } },
+      { 1, { "--journal", dir .. "/x", "--log", dir .. "/no/such/dir/log", input },
+        "cannot open the log " },
       { 1, { "--journal", dir .. "/x", dir .. "/no-such-cases.csv" } },
       { 1, { "--journal", dir .. "/no/such/dir/journal", input } },
       { 1, { "--journal", dir .. "/broken.journal", dir .. "/broken.csv" },

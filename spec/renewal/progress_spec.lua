@@ -1,5 +1,5 @@
--- truv.progress: the live line on a terminal, JSON lines for log shipping,
--- nothing but errors when quiet.
+-- truv.progress: the live line on a terminal, a status line now and then
+-- elsewhere, JSON lines for log shipping, nothing but errors when quiet.
 local progress = require "truv.progress"
 local cjson = require("cjson").new()
 
@@ -146,14 +146,61 @@ describe("progress as JSON lines (not a terminal)", function()
     assert.are.equal("run_finished", cjson.decode(ls[1]).event)
   end)
 
+end)
+
+describe("progress as status lines (not a terminal)", function()
   it("is what auto mode picks when the stream is not a terminal", function()
     local s = stream()
     local p = progress.new{ stream = s, tty = false, clock = function() return 0 end }
-    assert.are.equal("json", p.mode)
+    assert.are.equal("lines", p.mode)
     assert.is_false(progress.isatty(s))
     local f = assert(io.tmpfile())
     assert.is_false(progress.isatty(f))
     f:close()
+  end)
+
+  it("writes a line when the run starts, every 10 seconds, and at the end", function()
+    local s, c = stream(), clock()
+    local p = progress.new{ stream = s, mode = "lines", clock = c.fn }
+    p:event{ event = "run_started", total = 1000, counts = {} }
+    for i = 1, 1000 do            -- 1000 cases over 100 seconds
+      p:event{ event = "started", case_id = "c" .. i }
+      p:event{ event = "routed", case_id = "c" .. i, route = i % 10 == 0 and "fix" or "done",
+               reason = "x" }
+      if i % 10 == 0 then p:load{ requests = 7, queued = 0, cases = 12 } end
+      c.now = c.now + 0.1
+    end
+    p:finish{ total = 1000, routes = { done = 900, fix = 100 }, failed = 0 }
+    local ls = lines(s:text())
+    -- one at the start, one per 10 s of the 100, one at the end
+    assert.is_true(#ls >= 10 and #ls <= 13, #ls .. " lines:\n" .. s:text())
+    assert.matches("^0:00 0/1000 cases, ", ls[1])
+    assert.matches("^0:50 %d+/1000 cases, [%d.]+/s, ETA %d+:%d%d | done %d+ fix %d+ | "
+                   .. "7 requests in flight, 12 cases open$", ls[6])
+    assert.matches("^1:40 1000/1000 cases, 10.0/s | done 900 fix 100$", ls[#ls])
+    assert.is_nil(s:text():find("\r", 1, true))
+  end)
+
+  it("keeps going while no case finishes: the run's load drives it", function()
+    local s, c = stream(), clock()
+    local p = progress.new{ stream = s, mode = "lines", clock = c.fn, every = 5 }
+    p:event{ event = "run_started", total = 3, counts = {} }
+    for _ = 1, 60 do               -- 30 s of waiting for refreshes, no event
+      c.now = c.now + 0.5
+      p:load{ requests = 1, queued = 0, cases = 3 }
+    end
+    assert.are.equal(1 + 6, #lines(s:text()))
+  end)
+
+  it("prints errors as they come, and a line per case with verbose", function()
+    local s, c = stream(), clock()
+    local p = progress.new{ stream = s, mode = "lines", clock = c.fn, verbose = true }
+    feed(p, c)
+    p:finish()
+    local text = s:text()
+    assert.matches("bad input row at line 7 (case c-bad): missing order_id", text, 1, true)
+    assert.matches("c3  retry  unavailable  retry after 2027-01-15T09:00:00Z", text, 1, true)
+    assert.falsy(text:find("bridge_token=abc", 1, true))
   end)
 end)
 
@@ -177,7 +224,8 @@ describe("progress on a terminal", function()
     assert.matches("\n$", s:text())
   end)
 
-  it("shows done/total, rate, ETA, counts per route and cases in flight", function()
+  it("shows done/total, rate, ETA, counts per route, requests in flight and cases open",
+     function()
     local s, c = stream(), clock()
     local p = progress.new{ stream = s, mode = "bar", clock = c.fn, width = 160 }
     p:event{ event = "run_started", total = 10, counts = {} }
@@ -192,7 +240,22 @@ describe("progress on a terminal", function()
     assert.matches("2.0/s", line, 1, true)
     assert.matches("ETA 0:03", line, 1, true)
     assert.matches("done 2 reverify 1 retry 0 defer 0 no_data 0 fix 1", line, 1, true)
-    assert.matches("2 in flight", line, 1, true)
+    -- before the run says how busy it is: the cases started and not finished
+    assert.matches("| 2 cases open$", line)
+    -- then the requests in flight too (renewal.run's on_load)
+    p:load{ requests = 5, queued = 2, cases = 6 }
+    assert.matches("| 5 requests in flight, 6 cases open$", p:render(c.now))
+    p:load{ requests = 1, queued = 0, cases = 1 }
+    assert.matches("| 1 request in flight, 1 case open$", p:render(c.now))
+  end)
+
+  it("takes its width from the terminal, then $COLUMNS, then 80", function()
+    -- not a terminal here (ctest's pipes): $COLUMNS or 80; the terminal's
+    -- own size is spec/renewal/interrupt_spec.lua's, through a pty
+    assert.is_number(progress.width(io.stderr))
+    local f = assert(io.tmpfile())
+    assert.are.equal(tonumber(os.getenv("COLUMNS") or "") or 80, progress.width(f))
+    f:close()
   end)
 
   it("fits a narrow terminal on one line", function()
@@ -203,11 +266,13 @@ describe("progress on a terminal", function()
       for i, r in ipairs{ "done", "reverify", "retry", "defer", "no_data", "fix" } do
         p:event{ event = "routed", case_id = "c" .. i, route = r, reason = "x" }
       end
+      p:load{ requests = 1000, queued = 24, cases = 1280 }
       c.now = c.now + 1
       local line = p:render(c.now)
       assert.is_true(#line < width, width .. ": " .. line)
       if width >= 80 then assert.matches("fx:1", line, 1, true) end
       if width >= 100 then assert.matches("^%[%-+%] ", line) end
+      if width >= 100 then assert.matches("req 1000, cases 1280", line, 1, true) end
     end
   end)
 
