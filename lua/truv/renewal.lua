@@ -24,6 +24,7 @@
 --     on_event = function(event) end, -- progress: one call per case event
 --     on_load = function(load) end,   -- how busy the run is, about 5 times a second:
 --                                     -- { requests =, queued =, cases = } (see below)
+--     interrupted = function() end,   -- polled from the run's loop: see "Interruption"
 --     wait = "poll",                  -- or "webhook": see below
 --     webhook = { listener = core.listener{...} or { host =, port =, path =, ... },
 --                 secrets = { ... },  -- default: the client's secret
@@ -62,6 +63,19 @@
 -- The journal is opened exclusively (one run at a time); a journal that
 -- cannot be written, and errors about the run rather than a case, stop the
 -- run (see "Errors about the run").
+--
+-- Interruption: `interrupted` is called at every turn of the run's loop
+-- (cheap: truv-renew reads the flag its signal handler set). Once it
+-- returns a true value (a reason, such as "INT"), the run takes no new
+-- work: no case starts, no refresh is reserved or sent, no new
+-- verification link is begun; the requests already in flight finish
+-- (for at most interrupt_grace_s, 10) and what they answered is
+-- journaled, the journal is committed, an `interrupted` event says so
+-- (with the requests in flight then), and run returns nil, err (kind
+-- "internal", code "interrupted", err.reason the reason). Every case keeps
+-- its resume point: the same run again continues with nothing lost and
+-- nothing refreshed twice (a refresh journaled as being sent but held back
+-- when the run stopped is reconciled, as after a crash).
 --
 -- Load: on_load gets { requests = requests sent and not answered yet,
 -- queued = requests held back by the rate limit or the pool, cases = cases
@@ -104,6 +118,7 @@ _M.DEFAULTS = {
   probation_cases = 10,        -- failures before any success that stop the run (see below)
   store_busy_retry_s = 60,     -- a busy quota store: the case is tried again after this
   not_within = 20 * 3600,      -- an order refreshed less than this ago is not paid for again
+  interrupt_grace_s = 10,      -- interrupted: the longest the requests in flight are awaited
   load_interval_s = 0.2,       -- on_load: at most this often
 }
 
@@ -117,6 +132,7 @@ _M.LIMITS = {
   skew_s = { min = 0, max = 86400, unit = "seconds" },
   probation_cases = { integer = true, min = 1, max = 1e6 },
   store_busy_retry_s = { min = 0, max = 86400, unit = "seconds" },
+  interrupt_grace_s = { min = 0, max = 3600, unit = "seconds" },
   load_interval_s = { above = 0, max = 60, unit = "seconds" },
   expiry_days = refresh.LIMITS.expiry_days,
   expiring_days = refresh.LIMITS.expiring_days,
@@ -182,6 +198,13 @@ local function stop(ctx, err)
   ctx.run_error = ctx.run_error or err
   if ctx.sched then ctx.sched:stop() end
   error({ run_error = ctx.run_error }, 0)
+end
+
+-- Called where a case would begin new work at Truv (reserve and send a
+-- refresh, create a link): once the run is interrupted, the case stops
+-- here, at its last resume point, and worker() moves on to nothing.
+local function check_interrupted(ctx)
+  if ctx.interrupted then error({ interrupted = true }, 0) end
 end
 
 local function journal_failure(err)
@@ -374,6 +397,7 @@ local function make_link(ctx, case, original, decision, outcome, extra, conn_ids
   local null = core.null
   local mode = ctx.reverify.mode or "order"
   extra = extra or {}
+  check_interrupted(ctx)
   put(ctx, case.case_id, {
     state = "linking", link_mode = mode, link_sent_at = now_of(ctx),
     link_connections = conn_ids and concat(conn_ids, ",") or null,
@@ -382,6 +406,14 @@ local function make_link(ctx, case, original, decision, outcome, extra, conn_ids
     reverify_order_id = null, share_url = null, no_contact = null,
   })
   ctx.sched:barrier()          -- durable before the create leaves
+  if ctx.interrupted then
+    -- interrupted while the write-ahead was made durable: nothing was asked
+    -- of Truv, so the case resumes by making the link (not as a creation
+    -- that may have reached Truv, which a person would have to check)
+    put(ctx, case.case_id, { state = "scheduled", route = "retry", reason = "interrupted",
+                             retry_at = now_of(ctx), resume = "link" })
+    error({ interrupted = true }, 0)
+  end
   -- Truv's Order has no contact to copy: the case's, from the input
   local link, err = ctx.client:reverify(original, { mode = mode, connections = conn_ids,
                                                     order = ctx.reverify.order,
@@ -593,6 +625,7 @@ local function process(ctx, case)
   if not original then return route_error(ctx, case, nil, err) end
   proven(ctx)
 
+  check_interrupted(ctx)   -- nothing reserved, nothing sent: the case starts again
   local doc, meta = ctx.client:refresh_order(case.order_id, refresh_params(case), {
     order = original,
     answer = "model",
@@ -804,8 +837,9 @@ local function work(ctx, opts, todo)
   local inbox    -- webhook mode: drained at every turn of the loop
   local drain_interval = ctx.webhook and ctx.webhook.drain_interval_s
                          or _M.DEFAULTS.drain_interval_s
-  local on_load = opts.on_load
+  local interrupted, on_load = opts.interrupted, opts.on_load
   local load_interval = opts.load_interval_s or _M.DEFAULTS.load_interval_s
+  local grace = opts.interrupt_grace_s or _M.DEFAULTS.interrupt_grace_s
   local last_load = -math.huge
   local sched, serr = scheduler.new{
     concurrency = concurrency,
@@ -827,6 +861,15 @@ local function work(ctx, opts, todo)
           return
         end
         last_commit = t
+      end
+      if interrupted and not ctx.interrupted then
+        local why = interrupted()
+        if why then
+          ctx.interrupted = why
+          local busy = ctx.sched:load()
+          emit(ctx, { event = "interrupted", reason = tostring(why), requests = busy.requests })
+          ctx.sched:drain(grace)
+        end
       end
       if on_load and t - last_load >= load_interval then
         last_load = t
@@ -860,13 +903,14 @@ local function work(ctx, opts, todo)
   ctx.probation = math.min(opts.probation_cases or _M.DEFAULTS.probation_cases, #todo)
   local next_case = 1
   local function worker()
-    while next_case <= #todo and not ctx.run_error do
+    while next_case <= #todo and not ctx.run_error and not ctx.interrupted do
       local id = todo[next_case]
       next_case = next_case + 1
       local ok, err = pcall(function() return process(ctx, decode_input(get(ctx, id))) end)
-      if not ok and type(err) == "table" and (err.run_error or err.held) then
-        -- stopped (the scheduler returns), or held until the run proves itself
-        if err.run_error then return end
+      if not ok and type(err) == "table" and (err.run_error or err.held or err.interrupted) then
+        -- stopped (the scheduler returns), interrupted (the case stays at
+        -- its resume point), or held until the run proves itself
+        if err.run_error or err.interrupted then return end
       elseif not ok then
         -- a fault of ours: the case keeps its state (its resume point) for
         -- the next run
@@ -883,7 +927,7 @@ local function work(ctx, opts, todo)
   end
   for _ = 1, math.min(max_active, #todo) do sched:spawn(worker) end
   local ok, err = pcall(sched.run, sched)
-  if on_load then   -- what is left at the end
+  if on_load then   -- what is left: nothing in flight, the cases an interruption left open
     local busy = sched:load()
     on_load{ requests = busy.requests, queued = busy.queued, cases = busy.workflows }
   end
@@ -899,10 +943,17 @@ local function work(ctx, opts, todo)
     return errors.new("internal", "renewal", tostring(err))
   end
   -- every case of the run was held: none could be done
-  if not ctx.run_error and #ctx.held > 0 and not ctx.proven then
+  if not ctx.run_error and not ctx.interrupted and #ctx.held > 0 and not ctx.proven then
     ctx.run_error = run_wide_error(ctx)
   end
   return ctx.run_error
+end
+
+local function interrupted_error(why)
+  return errors.new("internal", "interrupted", format(
+    "interrupted (%s): the run took no new work, let the requests in flight finish and "
+    .. "committed the journal; the same command resumes every case", tostring(why)),
+    { reason = why })
 end
 
 -- The webhook options of a webhook run (nil for a polling one); misuse
@@ -953,8 +1004,10 @@ function _M.run(opts)
   if type(spec) ~= "table" then
     error("renewal.run: 'client' (options for truv.new, or a client) is required", 2)
   end
-  for _, k in ipairs{ "on_event", "on_load" } do
-    if opts[k] ~= nil and type(opts[k]) ~= "function" then
+  for _, k in ipairs{ "on_event", "on_load", "interrupted" } do
+    local f = opts[k]
+    local callable = type(f) == "function" or (getmetatable(f) or {}).__call ~= nil
+    if f ~= nil and not callable then
       error(format("bad option '%s' to 'renewal.run' (a function expected, got %s)", k,
                    type(opts[k])), 2)
     end
@@ -1016,6 +1069,12 @@ function _M.run(opts)
     close()
     return nil, terr
   end
+  local why = opts.interrupted and opts.interrupted()
+  if why then   -- before anything was sent: the cases read are journaled
+    emit(ctx, { event = "interrupted", reason = tostring(why), requests = 0 })
+    close()
+    return nil, interrupted_error(why)
+  end
   emit(ctx, { event = "run_started", total = #todo, counts = journal:counts() })
   if #todo > 0 then
     -- Documents keep their parse in C memory the collector cannot see; the
@@ -1024,8 +1083,10 @@ function _M.run(opts)
     local gc_mode = collectgarbage("incremental")
     local err = work(ctx, opts, todo)
     collectgarbage(gc_mode)
+    if not err and ctx.interrupted then err = interrupted_error(ctx.interrupted) end
     if err then
-      emit(ctx, { event = "run_stopped", message = tostring(err) })
+      emit(ctx, { event = "run_stopped", message = tostring(err),
+                  reason = err.code == "interrupted" and tostring(err.reason) or nil })
       close()
       return nil, err
     end

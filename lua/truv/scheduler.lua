@@ -27,6 +27,15 @@
 -- workflows are abandoned where they are (their transfers end with
 -- sched:close()); a batch stops this way when its journal cannot be
 -- written.
+-- `sched:drain(grace_s)` winds the loop down gently instead (a batch does
+-- when it is interrupted): nothing new starts (no request asked for from
+-- now on, no sleeper or parked workflow is resumed); the requests already
+-- asked for go out (those the rate limit or the pool held back too: their
+-- workflows may have written them ahead) and finish, and their workflows
+-- run on until they next wait for something (a barrier still passes, so
+-- what they write is made durable); run() returns once nothing is in
+-- flight, held back from before or ready, or after grace_s (default 10) as
+-- after stop(). The workflows left waiting are abandoned.
 -- `sched:load()` says how busy the loop is: { requests = sent and not yet
 -- answered, queued = held back by the rate limit or the pool, workflows =
 -- spawned and not finished }.
@@ -165,6 +174,14 @@ function Scheduler:stop()
   self.stopped = true
 end
 
+--- Winds the loop down (see above). Idempotent: the first grace holds.
+function Scheduler:drain(grace_s)
+  if self.draining then return end
+  self.draining = true
+  self.drain_until = core.monotonic() + (grace_s or 10)
+  self.drain_held = #self.waiting_http   -- the first ones, asked for before: they go out
+end
+
 --- How busy the loop is (see above).
 function Scheduler:load()
   return { requests = self.multi:pending(), queued = #self.waiting_http, workflows = self.live }
@@ -216,11 +233,14 @@ function Scheduler:_resume(co, ...)
   self:_handle(co, what, a, b)
 end
 
--- Starts the held-back requests the rate limit and the pool allow.
-function Scheduler:_start_requests()
+-- Starts the held-back requests the rate limit and the pool allow (at
+-- most `limit` of them).
+function Scheduler:_start_requests(limit)
   local now = core.monotonic()
-  while #self.waiting_http > 0 and self.multi:pending() < self.concurrency do
+  limit = limit or huge
+  while limit > 0 and #self.waiting_http > 0 and self.multi:pending() < self.concurrency do
     if self.interval > 0 and now < self.next_slot then return self.next_slot - now end
+    limit = limit - 1
     local w = tremove(self.waiting_http, 1)
     local ok, err = self.multi:add(w.req, w, w.mode)
     if not ok then
@@ -250,6 +270,26 @@ function Scheduler:run()
       for _, co in ipairs(waiters) do tinsert(self.ready, { co }) end
     end
     local now = core.monotonic()
+    if self.draining then
+      -- only what is in flight, held back from before or ready goes on;
+      -- then run() returns
+      if now >= self.drain_until then break end
+      local before = #self.waiting_http
+      local rate_wait = self:_start_requests(self.drain_held)
+      self.drain_held = self.drain_held - (before - #self.waiting_http)
+      if #self.ready == 0 and #self.barrier_waiters == 0 then
+        if self.multi:pending() == 0 and self.drain_held == 0 then break end
+        local wait = min(self.drain_until - now, 1, rate_wait or 1)
+        if self.multi:pending() > 0 then
+          local done, err = self.multi:run(max(0, wait), self.clock(), self.mode)
+          if not done then error("scheduler: the transfer engine failed: " .. tostring(err), 0) end
+          self:_completed(done)
+        else
+          core.sleep(max(0, wait))
+        end
+      end
+      goto continue
+    end
     while #self.timers > 0 and self.timers[1].at <= now do
       local t = heap_pop(self.timers)
       if not t.co then
@@ -276,6 +316,7 @@ function Scheduler:run()
         core.sleep(min(wait, 1))
       end
     end
+    ::continue::
   end
 end
 
