@@ -21,7 +21,12 @@
 -- nil, { problem } where the problem has line 0 and its message says where
 -- ("line 3: ...", and the file for read/each) and why:
 --   - an empty file, a CSV without a header row, a header without one of
---     the required columns or with a column twice;
+--     the required columns or with a column twice (a header of one column
+--     is said to use none of the delimiters read);
+--   - text that is not UTF-8: UTF-16 (a spreadsheet's "Unicode text"), or
+--     bytes that are not UTF-8 (a "CSV" saved as Windows-1252 or Latin-1,
+--     whose accented names would reach the report and the new orders
+--     garbled): the line of the first such byte is named;
 --   - JSON that is not a list of cases or an object with a "cases" list;
 --   - a case_id with a control character (a NUL byte would cut it short, and
 --     two cases would become one);
@@ -255,6 +260,35 @@ local function strip_bom(text)
   return text
 end
 
+-- The line of byte `at` of text.
+local function line_of(text, at)
+  local line = 1
+  for _ in sub(text, 1, at):gmatch("\n") do line = line + 1 end
+  return line
+end
+
+-- Why text (its BOM removed) cannot be read as UTF-8, or nil; `save_as`
+-- says how to write it again.
+local function encoding_problem(text, save_as)
+  local head = sub(text, 1, 2)
+  -- a BOM, or (without one) the NUL beside every ASCII character
+  local _, nuls = sub(text, 1, 64):gsub("%z", "")
+  if head == "\255\254" or head == "\254\255" or nuls >= 16 then
+    return "line 1: the file is UTF-16 text (a spreadsheet's \"Unicode text\"), not UTF-8: "
+           .. save_as
+  end
+  if not utf8 then return nil end            -- LuaJIT: not checked
+  local ok, at = utf8.len(text)
+  if ok then return nil end
+  local line_start = 1
+  for i = at - 1, 1, -1 do
+    if byte(text, i) == 10 then line_start = i + 1 break end
+  end
+  return format("line %d, column %d: the byte 0x%02X is not UTF-8 text (the file may be "
+                .. "Windows-1252 or Latin-1): %s", line_of(text, at), at - line_start + 1,
+                byte(text, at), save_as)
+end
+
 -- The header's problem, or nil: a required column missing, a column twice.
 local function header_problem(header)
   local names = {}
@@ -271,9 +305,10 @@ local function header_problem(header)
     if not names[k] then missing[#missing + 1] = k end
   end
   if #missing > 0 then
-    return format("the header has no %s column%s (required: %s; found: %s)",
+    return format("the header has no %s column%s (required: %s; found: %s)%s",
                   concat(missing, ", "), #missing > 1 and "s" or "", concat(REQUIRED, ", "),
-                  concat(header, ", "))
+                  concat(header, ", "), #header == 1 and find(header[1], "%p")
+                  and "; its fields are not separated by ',' ';' or a tab" or "")
   end
 end
 
@@ -285,10 +320,15 @@ end
 -- and why) and is the last thing the iterator returns.
 function _M.each_csv(text)
   text = strip_bom(text)
+  local refused = encoding_problem(text, 'save it from the spreadsheet as "CSV UTF-8"')
   local rows = _M.csv_rows(text, sniff(text))
   local header, done = nil, false
   return checked(function()
     local row, err
+    if refused and not done then
+      done = true
+      return nil, 0, refused
+    end
     while not done do
       row, err = rows()
       if err then
@@ -332,20 +372,16 @@ local function is_list(t)
   return true
 end
 
--- The line of byte `at` of text.
-local function line_of(text, at)
-  local line = 1
-  for _ in sub(text, 1, at):gmatch("\n") do line = line + 1 end
-  return line
-end
-
 --- The same over JSON text: a list of case objects, or { "cases": [...] }
 -- (the sandbox's --cases-out). A case's "line" is its position in the list.
 function _M.each_json(text)
   text = strip_bom(text)
   local doc, err = core.decode(text, "table")
-  local list, refused
-  if not find(text, "%S") then
+  local list
+  local refused = encoding_problem(text, "write it as UTF-8")
+  if refused then
+    list = nil
+  elseif not find(text, "%S") then
     refused = "line 1: the file is empty"
   elseif not doc then
     local at = tonumber(err.message:match("at byte (%d+)"))

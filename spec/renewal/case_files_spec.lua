@@ -1,12 +1,14 @@
 -- Case files: what spreadsheets export is read as it is (a byte order mark,
--- CRLF, ';' or tab delimiters); a file malformed as a whole is refused up
--- front with its line and the reason, by truv.cases, by renewal.run (which
--- then journals nothing) and by truv-renew (exit 1, naming file and line):
+-- CRLF, ';' or tab delimiters), end to end through truv-renew against the
+-- sandbox; a file malformed as a whole (or not UTF-8) is refused up front
+-- with its line and the reason, by truv.cases, by renewal.run (which then
+-- journals nothing) and by truv-renew (exit 1, naming file and line):
 -- nothing is lost, no two cases merge.
 local cases = require "truv.cases"
 local renewal = require "truv.renewal"
 local core = require "truv.core"
 local files = require "spec.support.files"
+local sandbox = require "spec.support.sandbox"
 
 local SRC = os.getenv("TRUV_SOURCE_DIR") or "."
 local BIN = SRC .. "/bin/truv-renew"
@@ -84,6 +86,31 @@ describe("a case file", function()
     assert.matches("line 2: case_id .* holds a control character", msg)
   end)
 
+  it("is refused when it is not UTF-8, naming the line", function()
+    -- Excel's "Unicode text": UTF-16 with its byte order mark, or without
+    local u16 = ("case_id\torder_id\tproduct\r\nc1\to1\tincome\r\n"):gsub(".", "%0\0")
+    assert.matches('u16.txt: line 1: the file is UTF%-16 text .*save it from the spreadsheet as '
+                   .. '"CSV UTF%-8"', refusal(dir, "u16.txt", "\255\254" .. u16))
+    assert.matches("line 1: the file is UTF%-16 text", refusal(dir, "u16.csv", u16))
+    -- a "CSV" saved as Windows-1252: an accented name on line 3
+    local msg = refusal(dir, "cp1252.csv", "case_id;order_id;product;first_name\r\n"
+                        .. "c1;o1;income;Ann\r\nc2;o2;income;Jos\233\r\n")
+    assert.matches("cp1252.csv: line 3, column 17: the byte 0xE9 is not UTF%-8 text %(the file "
+                   .. "may be Windows%-1252 or Latin%-1%)", msg)
+    assert.matches("line 2, column", refusal(dir, "latin.json", '[\n{"case_id":"c\233"}]'))
+    -- UTF-8 itself, a BOM before it, is read
+    write(dir .. "/utf8.csv", "\239\187\191case_id;order_id;product;first_name\r\n"
+                              .. "c1;o1;income;Jos\195\169\r\n")
+    local list = assert(cases.read(dir .. "/utf8.csv"))
+    assert.equal("Jos\195\169", list[1].first_name)
+  end)
+
+  it("is refused when its header uses a delimiter it does not read", function()
+    local msg = refusal(dir, "pipes.csv", "case_id|order_id|product\nc1|o1|income\n")
+    assert.matches("pipes.csv: line 1: the header has no case_id, order_id, product columns .*"
+                   .. "its fields are not separated by ',' ';' or a tab", msg)
+  end)
+
   it("is refused when a case_id is given twice", function()
     local msg = refusal(dir, "dup.csv", HEADER .. "c1,o1,income\nc2,o2,income\nc1,o3,income\n")
     assert.matches("dup.csv: line 4: case_id 'c1' is given twice %(first on line 2%)", msg)
@@ -124,6 +151,20 @@ describe("a case file", function()
                    .. "given twice", err)
   end)
 
+  it("refused for its encoding, makes truv-renew exit 1 naming the file and the line",
+     function()
+    write(dir .. "/ansi.csv", HEADER .. "c1,o1,income\nc2,o2,income\nc\233,o3,income\n")
+    local cmd = string.format("TRUV_CLIENT_ID=cid TRUV_SECRET=s lua5.4 %s --journal %s "
+                              .. "--base-url http://127.0.0.1:1/v1/ %s >%s 2>%s </dev/null",
+                              quote(BIN), quote(dir .. "/ansi.journal"), quote(dir .. "/ansi.csv"),
+                              quote(dir .. "/out"), quote(dir .. "/err"))
+    local _, _, code = os.execute(cmd)
+    local err = read(dir .. "/err")
+    assert.equal(1, code, err)
+    assert.matches("truv%-renew: cannot read the cases: .*ansi.csv: line 4, column 2: the byte "
+                   .. "0xE9 is not UTF%-8 text", err)
+  end)
+
   it("cannot reach the journal with a NUL byte in its id", function()
     local j = assert(core.journal_open(dir .. "/keys.journal"))
     assert.has_error(function() j:put("c\0a", { state = "new" }) end)
@@ -132,5 +173,74 @@ describe("a case file", function()
     assert.has_error(function() j:put("c1", { ["a\0b"] = 1 }) end)
     assert.same({}, j:counts())
     j:close()
+  end)
+end)
+
+describe("truv-renew on a spreadsheet's export", function()
+  local sb, dir, seeded
+
+  lazy_setup(function()
+    dir = files.tmpdir("truv-export")
+    sb = sandbox.start{ args = { "--seed-cases", "30", "--rng-seed", "5", "--rate-limit", "0",
+                                 "--realtime", "--time-scale", "50",
+                                 "--cases-out", dir .. "/seeded.csv" } }
+    seeded = assert(cases.read(dir .. "/seeded.csv"))
+  end)
+
+  lazy_teardown(function()
+    if sb then sb:shutdown() end
+    if dir then os.execute("rm -rf " .. quote(dir)) end
+  end)
+
+  -- The seeded cases as a spreadsheet saves them: a BOM, ';' between
+  -- fields (quoted where a field holds one: the employers' ids), CRLF.
+  local function export(rows, extra)
+    local out = {}
+    for _, row in ipairs(rows) do
+      local fields = {}
+      for i, f in ipairs(row) do
+        fields[i] = f:find('[;"\r\n]') and ('"' .. f:gsub('"', '""') .. '"') or f
+      end
+      out[#out + 1] = table.concat(fields, ";")
+    end
+    return "\239\187\191" .. table.concat(out, "\r\n") .. "\r\n" .. (extra or "")
+  end
+
+  it("renews every case of it, the applicants' names intact", function()
+    local rows = assert(cases.parse_csv(assert(read(dir .. "/seeded.csv"))))
+    local ncols = #rows[1]
+    -- one row a column short: reported with its line, the rest renewed
+    write(dir .. "/export.csv", export(rows, "short-1;abc;income\r\n"))
+    local cmd = string.format("TRUV_CLIENT_ID=%s TRUV_SECRET=%s lua5.4 %s --journal %s "
+                              .. "--report %s --base-url %s --rate 0 --poll-interval 0.2 %s "
+                              .. ">%s 2>%s </dev/null", quote(sb.client_id), quote(sb.secret),
+                              quote(BIN), quote(dir .. "/export.journal"), quote(dir .. "/report"),
+                              quote(sb.base_url), quote(dir .. "/export.csv"),
+                              quote(dir .. "/out"), quote(dir .. "/err"))
+    local _, _, code = os.execute(cmd)
+    local err = read(dir .. "/err")
+    assert.equal(0, code, err)
+    assert.matches("bad input row at line 32: expected " .. ncols
+                   .. " columns as in the header, got 3", err)
+    local by_id = {}
+    for _, c in ipairs(seeded) do by_id[c.case_id] = c end
+    local j = assert(core.journal_open(dir .. "/export.journal"))
+    local n, names = 0, {}
+    for rec in j:each{} do
+      if rec.state ~= "failed" then
+        n = n + 1
+        assert(rec.state == "routed" or rec.state == "scheduled", rec.case_id .. " " .. rec.state)
+        -- the names, emails and phones went through ';' and CRLF unharmed
+        local c, input = by_id[rec.case_id], core.decode(rec.input, "table")
+        names[#names + 1] = input.first_name
+        assert.same({ c.first_name, c.last_name, c.email, c.phone },
+                    { input.first_name, input.last_name, input.email, input.phone })
+        assert.same(c.employers, input.employers)
+      end
+    end
+    j:close()
+    assert.equal(#seeded, n)
+    assert.equal(#seeded, sb:stats().refresh.order_refreshes)
+    assert.equal(#seeded, #names)
   end)
 end)
