@@ -328,6 +328,8 @@ local function finish(ctx, case, decision, outcome, extra)
     route = decision.route, reason = decision.reason or null,
     retry_at = decision.retry_at or null, not_before = decision.not_before or null,
     error = null, share_url = null, handler_error = null,
+    -- the kind of error behind the route, if one was (a fix's next step)
+    error_kind = outcome and errors.is(outcome.error) and outcome.error.kind or null,
   }
   for k, v in pairs(extra or {}) do fields[k] = v end
   fields.resume = scheduled and extra and extra.resume or null
@@ -422,6 +424,7 @@ local function make_link(ctx, case, original, decision, outcome, extra, conn_ids
   outcome = outcome or {}
   if link then
     extra.share_url = link.share_url
+    extra.link_created_at = now_of(ctx)
     -- a new order without an email or phone: Truv told nobody
     if mode == "order" then extra.no_contact = link.contact == false or null end
     extra.reverify_order_id = link.order_id
@@ -429,7 +432,8 @@ local function make_link(ctx, case, original, decision, outcome, extra, conn_ids
     if mode == "order" then
       -- the order exists: a run killed from here on hands it out again
       put(ctx, case.case_id, { reverify_order_id = link.order_id, share_url = link.share_url,
-                               no_contact = extra.no_contact })
+                               no_contact = extra.no_contact,
+                               link_created_at = extra.link_created_at })
       ctx.sched:barrier()
     end
     outcome.link = link
@@ -464,7 +468,8 @@ local function resume_link(ctx, case, rec, attempted)
                     { link = { mode = "order", order_id = rec.reverify_order_id,
                                share_url = rec.share_url } },
                     { share_url = rec.share_url, reverify_order_id = rec.reverify_order_id,
-                      refresh_order_id = rec.refresh_order_id })
+                      refresh_order_id = rec.refresh_order_id,
+                      link_created_at = rec.link_created_at or rec.link_sent_at })
     end
     return finish(ctx, case, { route = "fix", reason = "reverify_unconfirmed", final = true }, {},
       { error = "a run stopped while creating the new verification order: it may or may not " ..

@@ -1,6 +1,7 @@
 --- The report of a renewal batch: a table for the terminal, and a
--- directory with every case (cases.csv) and a page for a caseworker's
--- supervisor (report.html).
+-- directory with every case (cases.csv), the new verification links to
+-- send (reverify.csv, for a mailer) and a page for the operator who acts
+-- on them (report.html).
 --
 --   local report = require "truv.report"
 --   print(report.summary_table(summary, { times = report.times(journal) }))
@@ -16,17 +17,47 @@
 -- for a new verification order made without an email or phone (Truv told
 -- nobody: send share_url yourself); `expiring` lists the case's connections
 -- likely to expire soon ("employers/<id> 163d since connection; ..."), to
--- send a link ahead of time.
+-- send a link ahead of time; first_name, last_name, email and phone are the
+-- applicant's, from the case file; `next_step` says what to do (below).
+--
+-- reverify.csv (the same format): one row per new verification link, for
+-- a mailer: case_id, the applicant's names, email and phone (from the case
+-- file), link (the share_url), reason, created_at, new_order_id,
+-- truv_sends ("yes" when the new order carries an email or phone, so
+-- Truv sends the link there too; "no": nobody was told) and next_step.
+--
+-- Next steps (NEXT_STEPS, next_step()): a new link says "link created: send
+-- it" ("no contact on file: send it yourself" when Truv told nobody); a
+-- fix says what a person does for its reason (every reason the batch can
+-- give has its own, else by the kind of error behind it); retry and defer
+-- say when to run again.
+--
+-- Spreadsheets run a cell that starts with = + - @ (or a tab or a carriage
+-- return before one) as a formula, which a crafted case id or name could
+-- use: such a cell is written with a leading ' (csv_field). A phone number
+-- or a number ("+1 415 555 0100", "-3": digits, spaces and ( ) . - only)
+-- is left as it is: nothing in it can call a function or reach a cell.
 --
 -- report.html is self-contained: inline CSS, an inline SVG chart, no script
 -- and no external resource (a Content-Security-Policy says so to the
--- browser); the only links are the applicants' share_url links. Every text
--- that comes from the input or from Truv is HTML-escaped.
+-- browser); the only links are the applicants' share_url links, shown
+-- whole, wrapped only after a '/', '?', '&' or '=' (never inside a token or
+-- a %-escape). Every text that comes from the input or from Truv is
+-- HTML-escaped.
 local type, pairs, ipairs, tostring = type, pairs, ipairs, tostring
 local floor, max, min = math.floor, math.max, math.min
 local format, rep = string.format, string.rep
 local concat = table.concat
 local open, rename, remove = io.open, os.rename, os.remove
+
+-- A case's input as the journal keeps it (JSON text), as a table; nil when
+-- it cannot be read (the report is made all the same).
+local function decode_input(text)
+  local ok, core = pcall(require, "truv.core")
+  if not ok then return nil end
+  local okd, v = pcall(core.decode, text, "table")
+  return okd and v or nil
+end
 
 local _M = {}
 
@@ -49,7 +80,74 @@ local UNTIMED = {
 
 _M.CSV_COLUMNS = { "case_id", "order_id", "route", "reason", "refresh_order_id",
                    "new_order_id", "share_url", "retry_at", "not_before", "error", "line",
-                   "state", "contact", "expiring" }
+                   "state", "contact", "expiring", "first_name", "last_name", "email", "phone",
+                   "next_step" }
+
+_M.REVERIFY_COLUMNS = { "case_id", "first_name", "last_name", "email", "phone", "link",
+                        "reason", "created_at", "new_order_id", "truv_sends", "next_step" }
+
+-- ---------------------------------------------------------------- next steps
+
+-- What a person does about a case routed to fix, by its reason: every
+-- reason the batch gives (the routing table's statuses, the workflow's own
+-- reasons; spec/renewal/report_spec.lua checks that none is missing).
+_M.FIX_STEPS = {
+  config_error = "Truv reports a configuration error on this connection: contact Truv "
+                 .. "support with the refresh order id",
+  not_supported = "the provider does not support refreshing this data: have the applicant "
+                  .. "verify again (a new order, or documents)",
+  canceled = "the order was canceled in Truv: check with the caseworker whether the case "
+             .. "still needs verifying, and if so create a new order",
+  error = "Truv reports an error on the order (for an order: the notification could not be "
+          .. "delivered): check the case's email and phone, then send the applicant a new link",
+  refresh_failed_unknown = "Truv did not say why the refresh failed: open the refresh order "
+                           .. "in Truv's dashboard; send a new link if the applicant must sign "
+                           .. "in again, otherwise refresh it again later (each refresh is billed)",
+  refresh_failed = "Truv did not say why the refresh failed: open the refresh order in Truv's "
+                   .. "dashboard; send a new link if the applicant must sign in again, "
+                   .. "otherwise refresh it again later (each refresh is billed)",
+  no_connections = "the order has no connection to refresh (the applicant never connected): "
+                   .. "send a new verification link instead",
+  reverify_unconfirmed = "the new verification order may exist: look in Truv's dashboard for "
+                         .. "an order with this case's order_number before sending another link",
+  reverify_failed = "the new verification link could not be made (see the error): create one "
+                    .. "in Truv's dashboard and send it",
+  unknown_status = "Truv answered with a status this version does not know (see the error): "
+                   .. "check the order in Truv's dashboard, and upgrade lua-truv",
+  unknown_event = "Truv sent an event this version does not know: check the order in Truv's "
+                  .. "dashboard, and upgrade lua-truv",
+  unknown_error = "an error this version does not know (see the error): check the order in "
+                  .. "Truv's dashboard, and upgrade lua-truv",
+}
+
+-- The same by the kind of error behind the route, for reasons that are
+-- Truv's own error codes (an open set).
+_M.FIX_STEPS_BY_KIND = {
+  invalid = "Truv refused the request as invalid (see the error): correct the case in the "
+            .. "input file (order id, product, employers) and run it again",
+  not_found = "Truv does not know this order: check its order_id in the input file, and that "
+              .. "the credentials are for the right environment (sandbox or production)",
+  auth = "Truv refused the credentials: check TRUV_CLIENT_ID and TRUV_SECRET and their "
+         .. "environment",
+  api = "Truv refused the request (see the error): contact Truv support with the request id "
+        .. "it gives",
+  internal = "a failure on this side (see the error): handle the case in Truv's dashboard, "
+             .. "and report the error",
+}
+
+_M.FIX_FALLBACK = "see the error, and check the order in Truv's dashboard"
+
+--- What a person does about a fix of this reason (and error kind, if any).
+function _M.fix_step(reason, kind)
+  return _M.FIX_STEPS[reason] or _M.FIX_STEPS_BY_KIND[kind] or _M.FIX_STEPS_BY_KIND[reason]
+         or _M.FIX_FALLBACK
+end
+
+_M.LINK_STEPS = {
+  created = "link created: send it",
+  no_contact = "no contact on file: send it yourself",
+  bridge = "bridge token made for the reverify handler: open Bridge for the applicant",
+}
 
 -- ---------------------------------------------------------------- helpers
 
@@ -60,10 +158,15 @@ function _M.iso8601(t)
 end
 local iso8601 = _M.iso8601
 
---- One CSV field (RFC 4180).
+-- The first characters that make a spreadsheet read a cell as a formula.
+local FORMULA_START = "^[=+%-@\t\r]"
+
+--- One CSV field (RFC 4180), guarded against formula injection (see
+-- above).
 function _M.csv_field(v)
   if v == nil then return "" end
   local s = tostring(v)
+  if s:find(FORMULA_START) and not s:find("^[+-][%d%s().-]*$") then s = "'" .. s end
   if s:find('[,"\r\n]') then return '"' .. s:gsub('"', '""') .. '"' end
   return s
 end
@@ -107,6 +210,41 @@ function _M.times(journal)
     end
   end
   return t
+end
+
+--- The applicant of a journal record, from its case's input:
+-- { first_name =, last_name =, email =, phone = } (each may be nil).
+function _M.applicant(rec)
+  local input = type(rec.input) == "string" and decode_input(rec.input)
+  if type(input) ~= "table" then return {} end
+  local a = {}
+  for _, k in ipairs{ "first_name", "last_name", "email", "phone" } do
+    if type(input[k]) == "string" and input[k] ~= "" then a[k] = input[k] end
+  end
+  return a
+end
+
+--- What to do next about a case, from its journal record ("" when
+-- nothing: done cases, cases not finished).
+function _M.next_step(rec)
+  local r = rec.route
+  if r == "reverify" then
+    if rec.link_mode == "bridge" or (not rec.share_url and rec.bridge_tokens) then
+      return _M.LINK_STEPS.bridge
+    end
+    if not rec.share_url then return "" end
+    return rec.no_contact == true and _M.LINK_STEPS.no_contact or _M.LINK_STEPS.created
+  elseif r == "fix" then
+    return _M.fix_step(rec.reason, rec.error_kind)
+  elseif r == "retry" then
+    return "nothing yet: run the same command after " .. (iso8601(rec.retry_at) or "its time")
+  elseif r == "defer" then
+    return "refresh quota spent: run the same command after " ..
+           (iso8601(rec.not_before) or "its time")
+  elseif r == "no_data" then
+    return "the connection returned no data: verify this case another way (documents)"
+  end
+  return ""
 end
 
 --- The caseworker's meaning of a route; `times` as from report.times().
@@ -175,57 +313,86 @@ end
 
 -- ---------------------------------------------------------------- cases.csv
 
-local function csv_row(rec)
-  local v = {
+local function csv_line(columns, v)
+  local out = {}
+  for i, c in ipairs(columns) do out[i] = csv_field(v[c]) end
+  return concat(out, ",") .. "\r\n"
+end
+
+local function csv_row(rec, who, step)
+  return csv_line(_M.CSV_COLUMNS, {
     case_id = rec.case_id, order_id = rec.order_id, route = rec.route, reason = rec.reason,
     refresh_order_id = rec.refresh_order_id, new_order_id = rec.reverify_order_id,
     share_url = rec.share_url, retry_at = iso8601(rec.retry_at),
     not_before = iso8601(rec.not_before), error = rec.error, line = rec.line,
     state = rec.state, contact = rec.no_contact == true and "none" or nil,
-    expiring = rec.expiring,
-  }
-  local out = {}
-  for i, c in ipairs(_M.CSV_COLUMNS) do out[i] = csv_field(v[c]) end
-  return concat(out, ",") .. "\r\n"
+    expiring = rec.expiring, first_name = who.first_name, last_name = who.last_name,
+    email = who.email, phone = who.phone, next_step = step,
+  })
+end
+
+-- A reverify.csv row, for a case with a new link.
+local function reverify_row(rec, who, step)
+  return csv_line(_M.REVERIFY_COLUMNS, {
+    case_id = rec.case_id, first_name = who.first_name, last_name = who.last_name,
+    email = who.email, phone = who.phone, link = rec.share_url, reason = rec.reason,
+    created_at = iso8601(rec.link_created_at or rec.link_sent_at),
+    new_order_id = rec.reverify_order_id, truv_sends = rec.no_contact == true and "no" or "yes",
+    next_step = step,
+  })
 end
 
 -- The rows the page lists, by section; done cases are only counted (they
 -- are all in cases.csv), so a page for 100 000 cases stays readable.
 local SECTIONS = { reverify = true, fix = true, retry = true, defer = true, no_data = true }
 
-local function page_entry(rec)
+local function page_entry(rec, who, step)
   return { case_id = rec.case_id, order_id = rec.order_id, reason = rec.reason,
            share_url = rec.share_url, new_order_id = rec.reverify_order_id,
            retry_at = rec.retry_at, not_before = rec.not_before, error = rec.error,
            line = rec.line, handler_error = rec.handler_error, route = rec.route,
-           no_contact = rec.no_contact == true, expiring = rec.expiring }
+           no_contact = rec.no_contact == true, expiring = rec.expiring, who = who,
+           next_step = step }
 end
 
--- Writes cases.csv to `path` while collecting what the page needs.
-local function write_csv(path, journal)
-  local f, err = open(path, "wb")
+-- Writes cases.csv and reverify.csv (paths.csv, paths.reverify, each as
+-- a .tmp first) while collecting what the page needs.
+local function write_csv(paths, journal)
+  local f, err = open(paths.csv, "wb")
   if not f then return nil, err end
+  local rf
+  rf, err = open(paths.reverify, "wb")
+  if not rf then
+    f:close()
+    return nil, err
+  end
   local lists = { bad = {}, expiring = {} }
   for r in pairs(SECTIONS) do lists[r] = {} end
   local count = 0
   local ok, werr = f:write(concat(_M.CSV_COLUMNS, ","), "\r\n")
+  if ok then ok, werr = rf:write(concat(_M.REVERIFY_COLUMNS, ","), "\r\n") end
   for rec in journal:each{} do
     if not ok then break end
     count = count + 1
-    ok, werr = f:write(csv_row(rec))
+    local who, step = _M.applicant(rec), _M.next_step(rec)
+    ok, werr = f:write(csv_row(rec, who, step))
+    if ok and rec.route == "reverify" and type(rec.share_url) == "string" then
+      ok, werr = rf:write(reverify_row(rec, who, step))
+    end
     if rec.state == "failed" then
-      lists.bad[#lists.bad + 1] = page_entry(rec)
+      lists.bad[#lists.bad + 1] = page_entry(rec, who, step)
     elseif SECTIONS[rec.route] then
       local l = lists[rec.route]
-      l[#l + 1] = page_entry(rec)
+      l[#l + 1] = page_entry(rec, who, step)
     end
     -- a connection likely to expire soon, whatever the route (done ones included)
     if type(rec.expiring) == "string" and rec.route ~= "reverify" then
-      lists.expiring[#lists.expiring + 1] = page_entry(rec)
+      lists.expiring[#lists.expiring + 1] = page_entry(rec, who, step)
     end
   end
   local closed, cerr = f:close()
-  if not ok or not closed then return nil, werr or cerr end
+  local rclosed, rcerr = rf:close()
+  if not ok or not closed or not rclosed then return nil, werr or cerr or rcerr end
   return lists, count
 end
 
@@ -244,7 +411,9 @@ table{border-collapse:collapse;width:100%;margin:.5em 0}
 th,td{text-align:left;padding:.3em .6em;border-bottom:1px solid #eee;vertical-align:top}
 th{background:#f5f5f7}td.n{text-align:right;font-variant-numeric:tabular-nums}
 td.id,td.t{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.9em;white-space:nowrap}
-td.url{overflow-wrap:anywhere;word-break:break-all;min-width:16em}
+td.url{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.8em}
+td.url a{overflow-wrap:normal;word-break:normal}
+.sub{color:#555;font-size:.85em}td.step{min-width:8em}
 .note{color:#555}.err{color:#8a1c1c;font-size:.9em}svg text{font-size:13px}
 @media print{a{color:inherit}h2{break-after:avoid}}
 ]]
@@ -289,12 +458,34 @@ local function counts_table(f, times)
   return concat(rows)
 end
 
+--- A URL as HTML text that wraps only after a '/', '?', '&' or '=' (a <wbr>
+-- there), never inside a token or a %-escape.
+function _M.breakable_url(url)
+  local scheme, rest = url:match("^(%a[%w+.-]*://)(.*)$")
+  if not scheme then scheme, rest = "", url end
+  return esc(scheme) .. esc(rest):gsub("([/?=]+)", "%1<wbr>"):gsub("(&amp;)", "%1<wbr>")
+end
+
 -- A link only for web addresses: a share_url from elsewhere is shown as text.
 local function link(url)
   if type(url) ~= "string" or url == "" then return "" end
   if not url:match("^https?://[^%s]+$") then return esc(url) end
-  return format('<a href="%s" rel="noreferrer">%s</a>', esc(url), esc(url))
+  return format('<a href="%s" rel="noreferrer">%s</a>', esc(url), _M.breakable_url(url))
 end
+
+-- The applicant's name and contact, one per line.
+local function applicant_cell(e)
+  local w, parts = e.who or {}, {}
+  local name = concat({ w.first_name, w.last_name }, " ")
+  if name ~= "" then parts[#parts + 1] = esc(name) end
+  if w.email then parts[#parts + 1] = '<span class="sub">' .. esc(w.email) .. "</span>" end
+  if w.phone then parts[#parts + 1] = '<span class="sub">' .. esc(w.phone) .. "</span>" end
+  if #parts == 0 then return '<span class="sub">not in the case file</span>' end
+  return concat(parts, "<br>")
+end
+
+local APPLICANT = { "applicant", applicant_cell }
+local NEXT_STEP = { "next step", function(e) return esc(e.next_step) end, "step" }
 
 local function error_text(e, handler_only)
   local parts = {}
@@ -318,26 +509,39 @@ local REVERIFY_REASON = { "reason", function(e) return esc(e.reason) .. error_te
 local SECTION_SPECS = {
   { key = "reverify", title = "Re-verify: send each applicant their new link",
     advice = "The connection needs the applicant again (expired, changed credentials, MFA, "
-             .. "locked account). Truv sends the new order's link to the email or phone the "
-             .. "case gave; a case marked \"no contact\" gave none, so nobody was told: send "
-             .. "that link yourself. The new order completes the renewal.",
-    cols = { id_col("case_id", "case"), id_col("order_id", "original order"), REVERIFY_REASON,
-             id_col("new_order_id", "new order"),
+             .. "locked account): a new verification order was created for each case below, "
+             .. "and completing it completes the renewal. Send each applicant their link "
+             .. "(reverify.csv beside this page lists them for a mailer). Truv also sends it "
+             .. "to the email or phone the case file gave; for a case with neither, Truv told "
+             .. "nobody.",
+    cols = { { "case", function(e)   -- the new order's id is in its link (and the CSVs)
+                 return esc(e.case_id) .. '<div class="sub">order ' .. esc(e.order_id)
+                        .. "</div>" end, "id" },
+             APPLICANT, REVERIFY_REASON,
              { "verification link", function(e) return link(e.share_url) end, "url" },
-             { "contact", function(e)
-                 return e.no_contact and '<span class="err">no contact: send it yourself</span>'
-                        or "" end } } },
+             { "next step", function(e)
+                 local text = esc(e.next_step)
+                 if e.no_contact then return '<span class="err">' .. text .. "</span>" end
+                 if e.share_url then
+                   text = text .. '<div class="sub">Truv also sends it to the email or phone '
+                          .. "on file</div>"
+                 end
+                 return text
+               end, "step" } } },
   { key = "expiring", title = "Likely to expire soon: send a link ahead of time",
     advice = "These connections were last authenticated long ago (since the connection was "
              .. "made, or since the last re-authentication seen); OAuth connections typically "
-             .. "last about 180 days. They still worked or were tried: nothing was refused. "
-             .. "Sending the applicant a link now avoids a failed renewal later.",
-    cols = { id_col("case_id", "case"), id_col("order_id", "order"),
+             .. "last about 180 days. They still worked or were tried: nothing was refused, "
+             .. "and no link was made for them. Contacting the applicant now (a new order from "
+             .. "Truv's dashboard) avoids a failed renewal later.",
+    cols = { id_col("case_id", "case"), id_col("order_id", "order"), APPLICANT,
              { "route", function(e) return esc(e.route) end },
              { "connections (age)", function(e) return esc(e.expiring) end } } },
   { key = "fix", title = "Needs a person (fix)",
-    advice = "Truv or the input rejected the refresh; retrying will not help until someone acts.",
-    cols = { id_col("case_id", "case"), id_col("order_id", "order"), REASON } },
+    advice = "Truv or the input rejected the refresh; running again will not help until "
+             .. "someone acts: the next step says what to do for each reason.",
+    cols = { id_col("case_id", "case"), id_col("order_id", "order"), APPLICANT, REASON,
+             NEXT_STEP } },
   { key = "retry", title = "Retry later",
     advice = "A provider or network problem. Run truv-renew again with the same journal "
              .. "after the time shown.",
@@ -434,9 +638,9 @@ local function write_file(path, data)
   return rename(tmp, path)
 end
 
---- Writes dir/cases.csv and dir/report.html (creating dir). opts: input,
--- journal_path, started_at, finished_at, times, title, version, now.
--- Returns { csv =, html =, cases = n } or nil, err.
+--- Writes dir/cases.csv, dir/reverify.csv and dir/report.html (creating
+-- dir). opts: input, journal_path, started_at, finished_at, times, title,
+-- version, now. Returns { csv =, reverify =, html =, cases = n } or nil, err.
 function _M.write(dir, journal, summary, opts)
   opts = opts or {}
   local mkdir = io.popen("mkdir -p " .. shell_quote(dir) .. " 2>&1")
@@ -444,20 +648,22 @@ function _M.write(dir, journal, summary, opts)
   if not mkdir:close() then
     return nil, "cannot create the report directory " .. dir .. ": " .. why:gsub("%s+$", "")
   end
-  local csv, html = dir .. "/cases.csv", dir .. "/report.html"
-  local lists, count = write_csv(csv .. ".tmp", journal)
+  local csv, html, rv = dir .. "/cases.csv", dir .. "/report.html", dir .. "/reverify.csv"
+  local lists, count = write_csv({ csv = csv .. ".tmp", reverify = rv .. ".tmp" }, journal)
   if not lists then
     remove(csv .. ".tmp")
+    remove(rv .. ".tmp")
     return nil, "cannot write " .. csv .. ": " .. tostring(count)
   end
   local ok, err = rename(csv .. ".tmp", csv)
+  if ok then ok, err = rename(rv .. ".tmp", rv) end
   if not ok then return nil, err end
   local page_opts = {}
   for k, v in pairs(opts) do page_opts[k] = v end
   page_opts.times = page_opts.times or _M.times_of(lists)
   ok, err = write_file(html, _M.html(summary, lists, page_opts))
   if not ok then return nil, "cannot write " .. html .. ": " .. tostring(err) end
-  return { csv = csv, html = html, cases = count }
+  return { csv = csv, html = html, reverify = rv, cases = count }
 end
 
 --- The earliest retry / defer times among collected lists.

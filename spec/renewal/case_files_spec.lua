@@ -1,9 +1,10 @@
 -- Case files: what spreadsheets export is read as it is (a byte order mark,
 -- CRLF, ';' or tab delimiters), end to end through truv-renew against the
--- sandbox; a file malformed as a whole (or not UTF-8) is refused up front
--- with its line and the reason, by truv.cases, by renewal.run (which then
--- journals nothing) and by truv-renew (exit 1, naming file and line):
--- nothing is lost, no two cases merge.
+-- sandbox, the applicants' names intact into the report; a file malformed
+-- as a whole (or not UTF-8) is refused up front with its line and the
+-- reason, by truv.cases, by renewal.run (which then journals nothing) and
+-- by truv-renew (exit 1, naming file and line): nothing is lost, no two
+-- cases merge.
 local cases = require "truv.cases"
 local renewal = require "truv.renewal"
 local core = require "truv.core"
@@ -241,6 +242,14 @@ describe("truv-renew on a spreadsheet's export", function()
     j:close()
     assert.equal(#seeded, n)
     assert.equal(#seeded, sb:stats().refresh.order_refreshes)
+    -- and into the new links' list, for the mailer
+    local links = assert(cases.parse_csv(assert(read(dir .. "/report/reverify.csv"))))
+    assert.is_true(#links > 1, "no new link was made")
+    for i = 2, #links do
+      local c = by_id[links[i][1]]
+      assert.same({ c.first_name, c.last_name, c.email, c.phone },
+                  { links[i][2], links[i][3], links[i][4], links[i][5] })
+    end
     assert.equal(#seeded, #names)
   end)
 end)

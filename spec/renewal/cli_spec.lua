@@ -101,6 +101,7 @@ describe("truv-renew", function()
     assert.matches("\nbad input +3 ", out)
     assert.matches("\ntotal +" .. input_rows .. " +100%.0%%", out)
     assert.matches("report: +" .. dir:gsub("%p", "%%%0") .. "/report/report.html", out)
+    assert.matches("reverify: +" .. dir:gsub("%p", "%%%0") .. "/report/reverify.csv", out)
     assert.matches("log: +" .. dir:gsub("%p", "%%%0") .. "/progress.log", out)
     -- the journal agrees with the table
     local j = assert(core.journal_open(dir .. "/renewal.journal"))
@@ -153,6 +154,40 @@ describe("truv-renew", function()
     local html = assert(read(dir .. "/report/report.html"))
     assert.matches("^<!DOCTYPE html>", html)
     assert.truthy(html:find("<svg", 1, true))
+    -- what to do about each case to act on
+    local col = {}
+    for i, name in ipairs(rows[1]) do col[name] = i end
+    local report = require "truv.report"
+    local links, fixes = {}, 0
+    for i = 2, #rows do
+      local r = rows[i]
+      if r[col.route] == "reverify" then
+        links[r[col.case_id]] = r
+        assert.are.equal("link created: send it", r[col.next_step])
+      elseif r[col.route] == "fix" then
+        fixes = fixes + 1
+        assert.is_true(#r[col.next_step] > 20, r[col.reason])
+        assert.are_not.equal(report.FIX_FALLBACK, r[col.next_step], r[col.reason])
+      end
+    end
+    assert.is_true(fixes > 0)
+    -- the new links, for a mailer: each with the applicant and when it was made
+    local mail = csv_rows(dir .. "/report/reverify.csv")
+    local n = 0
+    for i = 2, #mail do
+      local m = mail[i]
+      local r = assert(links[m[1]], m[1])
+      n = n + 1
+      assert.are.equal(r[col.share_url], m[6])
+      assert.are.same({ r[col.first_name], r[col.last_name], r[col.email], r[col.phone] },
+                      { m[2], m[3], m[4], m[5] })
+      assert.matches("^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%dZ$", m[8])
+      assert.are.equal("yes", m[10])
+    end
+    local expected = 0
+    for _ in pairs(links) do expected = expected + 1 end
+    assert.are.equal(expected, n)
+    assert.is_true(n > 0)
   end)
 
   it("reports bad input rows with their line, and skips them", function()

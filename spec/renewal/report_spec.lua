@@ -1,5 +1,7 @@
--- truv.report: the summary table, cases.csv and report.html, made from a
--- real journal.
+-- truv.report: the summary table, cases.csv, reverify.csv and report.html,
+-- made from a real journal: what the operator acts on, with the applicant
+-- beside each new link, a next step for every case to act on, and nothing
+-- a spreadsheet would run.
 local core = require "truv.core"
 local report = require "truv.report"
 local cases = require "truv.cases"
@@ -16,10 +18,19 @@ local function fill(j)
                     refresh_order_id = "r1", line = 2,
                     expiring = "employers/e1 163d since connection" })
   j:put("c-<b>&\"'", { state = "routed", route = "reverify", reason = "login_error",
-                       order_id = "o2", line = 3, reverify_order_id = "n2",
-                       share_url = "https://cdn.truv.com/employment.html?bridge_token=t&x=<y>" })
+                       order_id = "o2", line = 3, reverify_order_id = "n2", link_mode = "order",
+                       link_created_at = T - 60,
+                       share_url = "https://cdn.truv.com/employment.html?bridge_token=t&x=<y>",
+                       input = core.encode{ case_id = "c-<b>&\"'", first_name = "Zoë",
+                                            last_name = "<O'Brien>", email = "zoe@example.com",
+                                            phone = "+1 (415) 555-0100" } })
   j:put("c-js", { state = "routed", route = "reverify", reason = "mfa_error", order_id = "o3",
-                  line = 4, share_url = "javascript:alert(1)", no_contact = true })
+                  line = 4, share_url = "javascript:alert(1)", no_contact = true,
+                  link_mode = "order", link_sent_at = T - 30,
+                  input = core.encode{ case_id = "c-js", first_name = "=HYPERLINK(\"x\")",
+                                       last_name = "@SUM(A1)" } })
+  j:put("c-bridge", { state = "routed", route = "reverify", reason = "login_error",
+                      order_id = "o11", line = 11, link_mode = "bridge", bridge_tokens = 2 })
   j:put("c-retry", { state = "scheduled", route = "retry", reason = "unavailable",
                      order_id = "o4", line = 5, retry_at = T + 3600 })
   j:put("c-defer", { state = "scheduled", route = "defer", reason = "refresh_limit",
@@ -28,7 +39,13 @@ local function fill(j)
                       line = 7 })
   j:put("c-fix", { state = "routed", route = "fix", reason = "not_supported", order_id = "o7",
                    line = 8, error = 'truv: invalid, "quoted", with a comma\nand a line break',
-                   handler_error = "ticket queue <down>" })
+                   handler_error = "ticket queue <down>",
+                   input = core.encode{ first_name = "Ann", last_name = "Lee", email = "ann@x.org" } })
+  j:put("c-404", { state = "routed", route = "fix", reason = "order_not_found", order_id = "o12",
+                   line = 12, error_kind = "not_found",
+                   error = "truv: not_found in get_order (HTTP 404, order_not_found)" })
+  j:put("-2+3", { state = "routed", route = "done", reason = "completed", order_id = "o13",
+                  line = 13, input = core.encode{ phone = "-42", email = "+cmd|' /C calc'!A0" } })
   j:put("line-9", { state = "failed", line = 9, error = "missing order_id, product" })
   j:put("line-10:c<script>", { state = "failed", line = 10,
                                error = "unknown product '<img src=x onerror=alert(1)>'" })
@@ -108,7 +125,8 @@ describe("report.write", function()
   it("writes cases.csv with one row per case of the journal, in RFC 4180", function()
     local text = read(paths.csv)
     assert.matches("^case_id,order_id,route,reason,refresh_order_id,new_order_id,share_url,"
-                   .. "retry_at,not_before,error,line,state,contact,expiring\r\n", text)
+                   .. "retry_at,not_before,error,line,state,contact,expiring,first_name,"
+                   .. "last_name,email,phone,next_step\r\n", text)
     assert.are.equal("\r\n", text:sub(-2))
     local rows = assert(cases.parse_csv(text))
     local n = 0
@@ -136,15 +154,132 @@ describe("report.write", function()
     assert.are.equal("", rv[13])
     assert.are.equal("employers/e1 163d since connection", by_id["c-done"][14])
     assert.are.equal("", by_id["c-fix"][14])
+    -- the applicant, from the case file, and the next step
+    assert.same({ "Zoë", "<O'Brien>", "zoe@example.com", "+1 (415) 555-0100",
+                  "link created: send it" }, { table.unpack(rv, 15, 19) })
+    assert.same({ "Ann", "Lee", "ann@x.org", "", report.FIX_STEPS.not_supported },
+                { table.unpack(fix, 15, 19) })
+    assert.are.equal("no contact on file: send it yourself", by_id["c-js"][19])
+    assert.matches("^bridge token made", by_id["c-bridge"][19])
+    assert.matches("^nothing yet: run the same command after 2027%-01%-15T09:00:00Z",
+                   by_id["c-retry"][19])
+    assert.are.equal("", by_id["c-done"][19])
+  end)
+
+  it("writes reverify.csv for a mailer: one row per new link, with the applicant", function()
+    assert.are.equal(dir .. "/out/reverify.csv", paths.reverify)
+    local text = read(paths.reverify)
+    assert.matches("^case_id,first_name,last_name,email,phone,link,reason,created_at,"
+                   .. "new_order_id,truv_sends,next_step\r\n", text)
+    local rows = assert(cases.parse_csv(text))
+    for _, row in ipairs(rows) do row.line = nil end
+    assert.are.equal(3, #rows)              -- the two links; a bridge token is no link
+    assert.same({ "c-<b>&\"'", "Zoë", "<O'Brien>", "zoe@example.com", "+1 (415) 555-0100",
+                  "https://cdn.truv.com/employment.html?bridge_token=t&x=<y>", "login_error",
+                  "2027-01-15T07:59:00Z", "n2", "yes", "link created: send it" }, rows[2])
+    assert.same({ "c-js", "'=HYPERLINK(\"x\")", "'@SUM(A1)", "", "", "javascript:alert(1)",
+                  "mfa_error", "2027-01-15T07:59:30Z", "", "no",
+                  "no contact on file: send it yourself" }, rows[3])
+  end)
+
+  it("writes no cell a spreadsheet would run as a formula", function()
+    for _, path in ipairs{ paths.csv, paths.reverify } do
+      for i, row in ipairs(assert(cases.parse_csv(read(path)))) do
+        for _, cell in ipairs(row) do
+          if cell:find("^[=+%-@\t\r]") then
+            assert.matches("^[+-][%d%s().-]*$", cell, nil, path .. " row " .. i)
+          end
+        end
+      end
+    end
+    local rows = assert(cases.parse_csv(read(paths.csv)))
+    local by_id = {}
+    for i = 2, #rows do by_id[rows[i][1]] = rows[i] end
+    local num = by_id["'-2+3"]                -- a formula: guarded, even as a case id
+    assert.is_truthy(num)
+    assert.are.equal("-42", num[18])         -- a number is left as it is
+    assert.are.equal("'+cmd|' /C calc'!A0", num[17])
+    assert.are.equal("'=1+1", report.csv_field("=1+1"))
+    assert.are.equal("'@A1", report.csv_field("@A1"))
+    assert.are.equal("'\t=1", report.csv_field("\t=1"))
+    assert.are.equal("\"'\r=1\"", report.csv_field("\r=1"))
+    assert.are.equal("'-cmd", report.csv_field("-cmd"))
+    assert.are.equal("+1 (415) 555-0100", report.csv_field("+1 (415) 555-0100"))
+    assert.are.equal("-3.5", report.csv_field(-3.5))
+    assert.are.equal("a=b", report.csv_field("a=b"))
   end)
 
   it("says which new links reached nobody, and which connections to renew ahead of time",
      function()
     local html = read(paths.html)
-    assert.truthy(html:find("no contact: send it yourself", 1, true))
+    assert.truthy(html:find('<span class="err">no contact on file: send it yourself</span>', 1,
+                            true))
+    assert.truthy(html:find("link created: send it<div", 1, true))
     assert.matches("Likely to expire soon: send a link ahead of time %(1%)", html)
     assert.truthy(html:find("employers/e1 163d since connection", 1, true))
     assert.same({ no_contact = 1, expiring = 1 }, report.notices(j))
+  end)
+
+  it("puts the applicant beside each new link and each case to act on", function()
+    local html = read(paths.html)
+    local section = html:match("Re%-verify: send each applicant their new link.-</table>")
+    assert.truthy(section:find("Zoë &lt;O&#39;Brien&gt;", 1, true))
+    assert.truthy(section:find("zoe@example.com", 1, true))
+    assert.truthy(section:find("+1 (415) 555-0100", 1, true))
+    assert.truthy(section:find("=HYPERLINK(&quot;x&quot;) @SUM(A1)", 1, true))
+    local fix = html:match("Needs a person %(fix%).-</table>")
+    assert.truthy(fix:find("Ann Lee", 1, true))
+    assert.truthy(fix:find(report.html_escape(report.FIX_STEPS.not_supported), 1, true))
+    assert.truthy(fix:find(report.html_escape(report.FIX_STEPS_BY_KIND.not_found), 1, true))
+    local expiring = html:match("Likely to expire soon.-</table>")
+    assert.truthy(expiring:find("not in the case file", 1, true))
+  end)
+
+  it("wraps links only after a '/', '?', '&' or '='", function()
+    local url = "https://cdn.truv.com/employment.html?bridge_token=9f2c%2F41&order_group_id=ab12"
+    local shown = report.breakable_url(url)
+    assert.are.equal(report.html_escape(url), (shown:gsub("<wbr>", "")))
+    for before in shown:gmatch("(.-)<wbr>") do
+      assert.matches("[/?=]$", before:gsub("&amp;$", "="))
+    end
+    assert.truthy(shown:find("9f2c%2F41&amp;<wbr>", 1, true))   -- no break inside
+    local html = read(paths.html)
+    assert.is_nil(html:find("break-all", 1, true))
+    assert.truthy(html:find("employment.html?<wbr>bridge_token=<wbr>t&amp;<wbr>x=<wbr>&lt;y&gt;",
+                            1, true))
+  end)
+
+  it("has a next step for every reason the batch can route to fix", function()
+    -- the routing table's statuses and error kinds that go to fix
+    local reasons = {}
+    for outcome, entries in pairs(core.route_table()) do
+      for name, e in pairs(entries) do
+        if e.route == "fix" then reasons[#reasons + 1] = { name, outcome == "error" and name } end
+      end
+    end
+    -- and every reason the Lua workflow gives a fix of its own
+    local src = os.getenv("TRUV_SOURCE_DIR") or "."
+    local p = assert(io.popen("ls " .. src .. "/lua/truv/*.lua"))
+    for path in p:lines() do
+      local text = read(path)
+      for r in text:gmatch('route = "fix", reason = "([%w_]+)"') do reasons[#reasons + 1] = { r } end
+      for call in text:gmatch('decision%("fix",([^\n]-)%)') do
+        for r in call:gmatch('"([%w_]+)"') do
+          if r ~= "event" and r ~= "suborder" and r ~= "error" then
+            reasons[#reasons + 1] = { r }
+          end
+        end
+      end
+      for r in text:gmatch('reason = "(refresh_failed[%w_]*)"') do reasons[#reasons + 1] = { r } end
+    end
+    p:close()
+    assert.is_true(#reasons >= 15, #reasons .. " reasons found")
+    for _, r in ipairs(reasons) do
+      local step = report.fix_step(r[1], r[2])
+      assert.are_not.equal(report.FIX_FALLBACK, step, r[1])
+      assert.is_true(#step > 20, r[1])
+    end
+    assert.are.equal(report.FIX_FALLBACK, report.fix_step("something_new"))
   end)
 
   it("escapes every text in report.html", function()
@@ -177,7 +312,7 @@ describe("report.write", function()
     end
     assert.is_nil(html:lower():find("<[^>]-%ssrc%s*="))        -- no tag loads anything
     -- every web address left is a share_url link (its href and its text)
-    local rest = html:gsub('<a href="https?://[^"]*" rel="noreferrer">https?://[^<]*</a>', "")
+    local rest = html:gsub('<a href="https?://[^"]*" rel="noreferrer">https?://.-</a>', "")
     assert.is_nil(rest:find("https?://"))
     assert.truthy(html:find("Content-Security-Policy", 1, true))
     assert.truthy(html:find("<svg", 1, true))
@@ -194,14 +329,14 @@ describe("report.write", function()
                     r)
     end
     assert.truthy(html:find("<title>bad input: 2</title>", 1, true))
-    assert.truthy(html:find('<tr><td>total</td><td class="n">9</td>', 1, true))
-    assert.are.equal(9, summary.total)
+    assert.truthy(html:find('<tr><td>total</td><td class="n">12</td>', 1, true))
+    assert.are.equal(12, summary.total)
   end)
 
   it("lists the cases to act on, with reasons, times and input lines", function()
     local html = read(paths.html)
-    assert.matches("Re%-verify: send each applicant their new link %(2%)", html)
-    assert.matches("Needs a person %(fix%) %(1%)", html)
+    assert.matches("Re%-verify: send each applicant their new link %(3%)", html)
+    assert.matches("Needs a person %(fix%) %(2%)", html)
     assert.matches("Retry later %(1%)", html)
     assert.matches("Deferred: refresh quota spent %(1%)", html)
     assert.matches("Bad input rows %(skipped%) %(2%)", html)
@@ -244,7 +379,7 @@ describe("report.html in a browser", function()
     p:close()
     os.execute("rm -rf '" .. dir .. "'")
     assert.truthy(dom:find("<svg", 1, true))
-    assert.truthy(dom:find("Re-verify: send each applicant their new link (2)", 1, true))
+    assert.truthy(dom:find("Re-verify: send each applicant their new link (3)", 1, true))
     assert.truthy(dom:find("c-&lt;b&gt;&amp;\"'", 1, true))   -- still text after parsing
     assert.is_nil(dom:find("<b>", 1, true))
   end)
