@@ -1,12 +1,14 @@
-/* truv_err -> Lua: a table { kind, status, code, message, retry_at,
- * request_id, maybe_sent, fields = { {field=, message=}, ... } } carrying the
- * metatable the Lua layer registers (truv.errors: __tostring and helpers).
- * Absent facts are absent keys (status is nil when nothing was answered). */
+/* truv_err -> Lua: the facts as a table { kind, status, code, message,
+ * retry_at, request_id, maybe_sent, fields = { {field=, message=}, ... } },
+ * handed to the function the Lua layer registers (truv.errors), which makes
+ * the error object from them. Absent facts are absent keys (status is nil
+ * when nothing was answered). Before truv.errors is loaded, the facts table
+ * itself is the error. */
 #include <string.h>
 
 #include "binding.h"
 
-#define ERROR_MT_KEY "truv.error.metatable"
+#define ERROR_MAKER_KEY "truv.error.maker"
 
 void truv_push_error(lua_State *L, const truv_err *err) {
   int i;
@@ -51,9 +53,13 @@ void truv_push_error(lua_State *L, const truv_err *err) {
       lua_setfield(L, -2, "fields_dropped");
     }
   }
-  lua_getfield(L, LUA_REGISTRYINDEX, ERROR_MT_KEY);
-  if (lua_istable(L, -1)) lua_setmetatable(L, -2);
-  else lua_pop(L, 1);
+  lua_getfield(L, LUA_REGISTRYINDEX, ERROR_MAKER_KEY);
+  if (lua_isfunction(L, -1)) {
+    lua_insert(L, -2);
+    lua_call(L, 1, 1);
+  } else {
+    lua_pop(L, 1);
+  }
 }
 
 int truv_fail(lua_State *L, const truv_err *err) {
@@ -62,11 +68,11 @@ int truv_fail(lua_State *L, const truv_err *err) {
   return 2;
 }
 
-/* set_error_metatable(mt): errors made from now on carry mt. */
-static int l_set_error_metatable(lua_State *L) {
-  luaL_checktype(L, 1, LUA_TTABLE);
+/* set_error_maker(fn): errors made from now on are fn(facts). */
+static int l_set_error_maker(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TFUNCTION);
   lua_pushvalue(L, 1);
-  lua_setfield(L, LUA_REGISTRYINDEX, ERROR_MT_KEY);
+  lua_setfield(L, LUA_REGISTRYINDEX, ERROR_MAKER_KEY);
   return 0;
 }
 
@@ -92,6 +98,6 @@ static int l_redact(lua_State *L) {
 
 void truv_open_error(lua_State *L) {
   static const luaL_Reg funcs[] = {
-    {"set_error_metatable", l_set_error_metatable}, {"redact", l_redact}, {NULL, NULL}};
+    {"set_error_maker", l_set_error_maker}, {"redact", l_redact}, {NULL, NULL}};
   luaL_setfuncs(L, funcs, 0);
 }

@@ -1,5 +1,5 @@
---- Errors: every runtime failure in lua-truv is `nil, err` where `err` is a
--- table with this metatable.
+--- Errors: every runtime failure in lua-truv is `nil, err` where `err` is an
+-- error object made here (errors.is(err) tells one).
 --
 -- Fields (absent when they do not apply):
 --   kind        "invalid", "auth", "not_found", "throttled", "refresh_limit",
@@ -16,26 +16,37 @@
 --   op          the client method that failed ("refresh_order", ...)
 --   route       set by truv.route when the error has been routed
 --
--- tostring(err) gives one line for logs.
+-- tostring(err) gives one line for logs, and an error behaves like that
+-- line wherever a string is expected:
+--
+--   "failed: " .. err, err .. ""        (__concat)
+--   ngx.say("failed: ", err)            (ngx.say / ngx.print take arrays of
+--   ngx.log(ngx.ERR, "failed: ", err)    strings: err[1] is the line)
+--
+-- ngx.say and ngx.print refuse a table with any key that is not an array
+-- index, so an error holds its line at [1] and nothing else: the fields
+-- live in a table of their own, read through __index (err.kind, err.code,
+-- ... as always) and written through __newindex, which renders the line
+-- again. pairs(err) walks the fields where pairs() honours __pairs (Lua
+-- 5.2+); on LuaJIT, errors.fields(err) gives them as a plain table.
 local core = require "truv.core"
 
 local format = string.format
 local concat = table.concat
 local date = os.date
 local redact = core.redact
-local type, pairs, ipairs = type, pairs, ipairs
+local type, pairs, ipairs, next = type, pairs, ipairs, next
+local setmetatable, getmetatable, rawget, rawset = setmetatable, getmetatable, rawget, rawset
+local tostring, error = tostring, error
 
 local _M = { _VERSION = core._VERSION }
-
-local Error = {}
-Error.__index = Error
-Error.__name = "truv.error"
 
 local function when(t)
   return date("!%Y-%m-%dT%H:%M:%SZ", math.floor(t))
 end
 
-function Error.__tostring(e)
+-- The one line an error prints as, from its fields.
+local function render(e)
   local parts = { "truv: ", e.kind or "error" }
   if e.op then parts[#parts + 1] = " in " .. e.op end
   if e.status and e.code then
@@ -48,7 +59,7 @@ function Error.__tostring(e)
   if e.message and e.message ~= "" then parts[#parts + 1] = ": " .. e.message end
   if e.fields and #e.fields > 0 then
     local fs = {}
-    for i, f in ipairs(e.fields) do fs[i] = f.field .. ": " .. f.message end
+    for i, f in ipairs(e.fields) do fs[i] = tostring(f.field) .. ": " .. tostring(f.message) end
     parts[#parts + 1] = " [" .. concat(fs, "; ") .. "]"
   end
   if e.kind == "network" then
@@ -61,13 +72,64 @@ function Error.__tostring(e)
   return redact(concat(parts))
 end
 
---- Is `v` a lua-truv error (optionally of that kind)?
-function Error.is(v, kind)
-  return getmetatable(v) == Error and (kind == nil or v.kind == kind)
+local IS_ERROR = {}   -- the mark of an error's metatable
+
+local function fields_of(e)
+  return getmetatable(e).__index
 end
 
-_M.metatable = Error
-_M.is = Error.is
+local function line(e)
+  return render(fields_of(e))
+end
+
+local function newindex(e, k, v)
+  local f = fields_of(e)
+  f[k] = v
+  rawset(e, 1, render(f))
+end
+
+local function as_text(v)
+  local t = type(v)
+  if t == "string" or t == "number" then return v end
+  local mt = getmetatable(v)
+  if type(mt) == "table" and rawget(mt, IS_ERROR) then return line(v) end
+  error("attempt to concatenate a " .. t .. " value", 3)
+end
+
+local function concat_texts(a, b)
+  return as_text(a) .. as_text(b)
+end
+
+local function walk(e)
+  return next, fields_of(e), nil
+end
+
+--- Makes the error object over a table of facts (which it keeps).
+local function wrap(facts)
+  local mt = { __index = facts, __newindex = newindex, __tostring = line,
+               __concat = concat_texts, __pairs = walk, __name = "truv.error",
+               [IS_ERROR] = true }
+  return setmetatable({ render(facts) }, mt)
+end
+
+--- Is `v` a lua-truv error (optionally of that kind)?
+local function is(v, kind)
+  local mt = getmetatable(v)
+  return type(mt) == "table" and rawget(mt, IS_ERROR) == true
+         and (kind == nil or v.kind == kind)
+end
+_M.is = is
+
+--- The fields of an error as a plain table (a copy): for JSON, or for
+-- walking them where pairs() ignores __pairs (LuaJIT).
+function _M.fields(e)
+  if not is(e) then
+    error("bad argument #1 to 'fields' (a truv error expected, got " .. type(e) .. ")", 2)
+  end
+  local out = {}
+  for k, v in next, fields_of(e) do out[k] = v end
+  return out
+end
 
 local function clean(v)
   if type(v) == "string" then return redact(v) end
@@ -93,16 +155,17 @@ function _M.new(kind, code, message, extra)
   if extra then
     for k, v in pairs(extra) do e[k] = (k == "fields") and clean_fields(v) or clean(v) end
   end
-  return setmetatable(e, Error)
+  return wrap(e)
 end
 
 --- The error for a rule broken before sending: one entry per field.
 function _M.invalid(fields, message)
-  return setmetatable({ kind = "invalid", code = "invalid_params",
-                        message = clean(message or "invalid parameters"),
-                        fields = clean_fields(fields) }, Error)
+  return wrap({ kind = "invalid", code = "invalid_params",
+                message = clean(message or "invalid parameters"),
+                fields = clean_fields(fields) })
 end
 
-core.set_error_metatable(Error)
+-- the errors the C core makes go through wrap() too
+core.set_error_maker(wrap)
 
 return _M
