@@ -78,6 +78,25 @@ static size_t on_header(char *line, size_t size, size_t n, void *userp) {
   return len;
 }
 
+/* The request's timeouts over the transport's, field by field (see
+ * truv/http.h for the stall window that stands for send and read). */
+static long pick(long own, long transport, long fallback) {
+  return own > 0 ? own : transport > 0 ? transport : fallback;
+}
+
+static void set_timeouts(CURL *easy, const truv_http_options *opts,
+                         const truv_request_timeouts *t) {
+  long send = pick(t->send_ms, opts->send_timeout_ms, 0);
+  long read = pick(t->read_ms, opts->read_timeout_ms, 0);
+  long stall = send > read ? send : read;
+  curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS,
+                   pick(t->connect_ms, opts->connect_timeout_ms, 10000L));
+  curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, pick(t->total_ms, opts->timeout_ms, 30000L));
+  /* the handle is reused: a request without a stall window turns it off */
+  curl_easy_setopt(easy, CURLOPT_LOW_SPEED_LIMIT, stall > 0 ? 1L : 0L);
+  curl_easy_setopt(easy, CURLOPT_LOW_SPEED_TIME, stall > 0 ? (stall + 999) / 1000 : 0L);
+}
+
 int truv_curl_prepare(CURL *easy, const truv_http_options *opts, const truv_request *req,
                       truv_response *resp, struct curl_slist **headers, truv_err *err) {
   struct curl_slist *list = NULL, *grown;
@@ -102,14 +121,13 @@ int truv_curl_prepare(CURL *easy, const truv_http_options *opts, const truv_requ
   curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(easy, CURLOPT_HTTPHEADER, list);
-  curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS,
-                   opts->connect_timeout_ms > 0 ? opts->connect_timeout_ms : 10000L);
-  curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, opts->timeout_ms > 0 ? opts->timeout_ms : 30000L);
+  set_timeouts(easy, opts, &req->timeouts);
   curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, opts->insecure ? 0L : 1L);
   curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, opts->insecure ? 0L : 2L);
   if (opts->ca_file) curl_easy_setopt(easy, CURLOPT_CAINFO, opts->ca_file);
   if (opts->ca_path) curl_easy_setopt(easy, CURLOPT_CAPATH, opts->ca_path);
   if (opts->proxy) curl_easy_setopt(easy, CURLOPT_PROXY, opts->proxy);
+  if (opts->no_proxy) curl_easy_setopt(easy, CURLOPT_NOPROXY, opts->no_proxy);
   curl_easy_setopt(easy, CURLOPT_ACCEPT_ENCODING, "");
   curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
   curl_easy_setopt(easy, CURLOPT_FRESH_CONNECT, creates ? 1L : 0L);
@@ -155,6 +173,16 @@ int truv_curl_error(CURL *easy, CURLcode rc, const char *errbuf, const truv_requ
   const char *code = "network";
   int maybe_sent = 1;
   const char *detail = errbuf && errbuf[0] ? errbuf : curl_easy_strerror(rc);
+  long tunnel = 0;
+  /* a proxy that refused the CONNECT tunnel: the request never left (libcurl
+   * reports a receive error, which would otherwise read as maybe sent) */
+  curl_easy_getinfo(easy, CURLINFO_HTTP_CONNECTCODE, &tunnel);
+  if (tunnel && (tunnel < 200 || tunnel > 299)) {
+    truv_err_set_redacted(err, (const char *const *)req->redact, req->nredact, TRUV_ENETWORK,
+                          "connect", "the proxy refused the tunnel (HTTP %ld): %s", tunnel, detail);
+    err->maybe_sent = 0;
+    return err->kind;
+  }
   switch (rc) {
     case CURLE_COULDNT_RESOLVE_HOST:
     case CURLE_COULDNT_RESOLVE_PROXY:

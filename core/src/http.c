@@ -7,7 +7,7 @@
 struct truv_http {
   CURL *easy;
   truv_http_options opts;
-  char *ca_file, *ca_path, *proxy;   /* owned copies of the option strings */
+  char *ca_file, *ca_path, *proxy, *no_proxy;   /* owned copies of the option strings */
   char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -27,11 +27,13 @@ truv_http *truv_http_new(const truv_http_options *opts, truv_err *err) {
   if (!(http = calloc(1, sizeof *http))) goto nomem;
   http->opts = *opts;
   if (copy_opt(&http->ca_file, opts->ca_file) || copy_opt(&http->ca_path, opts->ca_path) ||
-      copy_opt(&http->proxy, opts->proxy) || !(http->easy = curl_easy_init()))
+      copy_opt(&http->proxy, opts->proxy) || copy_opt(&http->no_proxy, opts->no_proxy) ||
+      !(http->easy = curl_easy_init()))
     goto nomem;
   http->opts.ca_file = http->ca_file;
   http->opts.ca_path = http->ca_path;
   http->opts.proxy = http->proxy;
+  http->opts.no_proxy = http->no_proxy;
   return http;
 
 nomem:
@@ -46,6 +48,7 @@ void truv_http_free(truv_http *http) {
   free(http->ca_file);
   free(http->ca_path);
   free(http->proxy);
+  free(http->no_proxy);
   free(http);
 }
 

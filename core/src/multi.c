@@ -51,7 +51,7 @@ struct truv_multi {
   int epfd;                          /* the sockets libcurl wants watched */
   double timer_at;                   /* libcurl's next timeout (monotonic ms), < 0: none */
   truv_http_options opts;
-  char *ca_file, *ca_path, *proxy;   /* owned copies of the option strings */
+  char *ca_file, *ca_path, *proxy, *no_proxy;   /* owned copies of the option strings */
   long buffer_size;
   slot *slots;
   size_t nslots;
@@ -146,12 +146,14 @@ truv_multi *truv_multi_new(const truv_multi_options *opts, truv_err *err) {
   m->nslots = opts->max_in_flight ? (size_t)opts->max_in_flight : TRUV_MULTI_DEFAULT_IN_FLIGHT;
   m->buffer_size = opts->buffer_size ? opts->buffer_size : TRUV_MULTI_DEFAULT_BUFFER;
   if (copy_opt(&m->ca_file, opts->http.ca_file) || copy_opt(&m->ca_path, opts->http.ca_path) ||
-      copy_opt(&m->proxy, opts->http.proxy) || !(m->slots = calloc(m->nslots, sizeof *m->slots)) ||
+      copy_opt(&m->proxy, opts->http.proxy) || copy_opt(&m->no_proxy, opts->http.no_proxy) ||
+      !(m->slots = calloc(m->nslots, sizeof *m->slots)) ||
       (m->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0 || !(m->multi = curl_multi_init()))
     goto nomem;
   m->opts.ca_file = m->ca_file;
   m->opts.ca_path = m->ca_path;
   m->opts.proxy = m->proxy;
+  m->opts.no_proxy = m->no_proxy;
   if (setup_multi(m, opts->max_host_connections ? opts->max_host_connections : (long)m->nslots))
     goto nomem;
   for (i = m->nslots; i-- > 0;) {
@@ -396,5 +398,6 @@ void truv_multi_free(truv_multi *m) {
   free(m->ca_file);
   free(m->ca_path);
   free(m->proxy);
+  free(m->no_proxy);
   free(m);
 }

@@ -27,9 +27,10 @@ TRUV_HIDDEN void truv_new_handle_type(lua_State *L, const char *name, const luaL
                                       lua_CFunction tostring);
 
 /* truv_core.c: reads the transport options that truv.core.http and
- * truv.core.multi share (connect_timeout_ms, timeout_ms: 0 to 1e9 ms, a
+ * truv.core.multi share (connect_timeout_ms, timeout_ms, send_timeout_ms,
+ * read_timeout_ms: 0 to 1e9 ms, a
  * user's 0 kept as 1 ms since 0 means "default" in the core; ca_file,
- * ca_path, proxy: strings, anchored by the table; insecure: nil, true or
+ * ca_path, proxy, no_proxy: strings, anchored by the table; insecure: nil, true or
  * false, nothing else) from the table at index t into *o, which the caller
  * zeroed; raises on a wrong type or range. */
 TRUV_HIDDEN void truv_read_http_options(lua_State *L, int t, truv_http_options *o);

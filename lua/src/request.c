@@ -8,7 +8,12 @@
  *   request:body()        the JSON body (may hold an access token: never log it)
  *   request:serialize()   the whole HTTP/1.1 request, for byte-pipe transports
  *   request:redact(s)     s with this request's secrets removed
+ *   request:set_timeouts(connect_ms, send_ms, read_ms, total_ms)
+ *                         this request's own timeouts (nil or 0: the transport's)
+ *   request.timeouts      { connect_ms =, send_ms =, read_ms =, total_ms = } (set ones)
  *   tostring(request)     "truv.request: POST orders/ab12/" (no secrets)
+ *
+ *   core.ops              { get_order = true, ... }: the operations build() knows
  *
  *   core.classify(request, status, headers, body, now [, mode]) -> doc, meta | nil, err
  *     mode: "view" (default), "table", or "model" (an order's model only)
@@ -150,6 +155,36 @@ static int request_redact(lua_State *L) {
   return 1;
 }
 
+static long check_ms(lua_State *L, int idx) {
+  lua_Number v = luaL_optnumber(L, idx, 0);
+  if (!(v >= 0 && v <= 1e9))
+    luaL_argerror(L, idx, "a number of milliseconds from 0 to 1e9 expected");
+  return v > 0 && v < 1 ? 1 : (long)v;
+}
+
+static int request_set_timeouts(lua_State *L) {
+  truv_request *req = truv_check_request(L, 1);
+  truv_request_timeouts t;
+  t.connect_ms = check_ms(L, 2);
+  t.send_ms = check_ms(L, 3);
+  t.read_ms = check_ms(L, 4);
+  t.total_ms = check_ms(L, 5);
+  req->timeouts = t;
+  return 0;
+}
+
+static void push_timeouts(lua_State *L, const truv_request_timeouts *t) {
+  static const char *const names[] = {"connect_ms", "send_ms", "read_ms", "total_ms"};
+  const long values[] = {t->connect_ms, t->send_ms, t->read_ms, t->total_ms};
+  int i;
+  lua_createtable(L, 0, 4);
+  for (i = 0; i < 4; i++) {
+    if (!values[i]) continue;
+    lua_pushinteger(L, values[i]);
+    lua_setfield(L, -2, names[i]);
+  }
+}
+
 static int request_index(lua_State *L) {
   truv_request *req = truv_check_request(L, 1);
   const char *k = luaL_checkstring(L, 2);
@@ -164,6 +199,8 @@ static int request_index(lua_State *L) {
   else if (strcmp(k, "body") == 0) lua_pushcfunction(L, request_body);
   else if (strcmp(k, "serialize") == 0) lua_pushcfunction(L, request_serialize);
   else if (strcmp(k, "redact") == 0) lua_pushcfunction(L, request_redact);
+  else if (strcmp(k, "set_timeouts") == 0) lua_pushcfunction(L, request_set_timeouts);
+  else if (strcmp(k, "timeouts") == 0) push_timeouts(L, &req->timeouts);
   else lua_pushnil(L);
   return 1;
 }
@@ -245,8 +282,16 @@ void truv_open_request(lua_State *L) {
     {"__gc", request_gc}, {"__tostring", request_tostring}, {"__index", request_index},
     {NULL, NULL}};
   static const luaL_Reg funcs[] = {{"build", l_build}, {"classify", l_classify}, {NULL, NULL}};
+  int op;
   luaL_newmetatable(L, REQUEST_MT);
   luaL_setfuncs(L, mt, 0);
   lua_pop(L, 1);
   luaL_setfuncs(L, funcs, 0);
+  /* core.ops: the set of operation names build() knows */
+  lua_createtable(L, 0, TRUV_OP_COUNT);
+  for (op = 0; op < TRUV_OP_COUNT; op++) {
+    lua_pushboolean(L, 1);
+    lua_setfield(L, -2, truv_op_name((truv_op)op));
+  }
+  lua_setfield(L, -2, "ops");
 }

@@ -54,9 +54,12 @@ static const char *opt_str(lua_State *L, int t, const char *key) {
 void truv_read_http_options(lua_State *L, int t, truv_http_options *o) {
   o->connect_timeout_ms = opt_ms(L, t, "connect_timeout_ms");
   o->timeout_ms = opt_ms(L, t, "timeout_ms");
+  o->send_timeout_ms = opt_ms(L, t, "send_timeout_ms");
+  o->read_timeout_ms = opt_ms(L, t, "read_timeout_ms");
   o->ca_file = opt_str(L, t, "ca_file");
   o->ca_path = opt_str(L, t, "ca_path");
   o->proxy = opt_str(L, t, "proxy");
+  o->no_proxy = opt_str(L, t, "no_proxy");
   lua_getfield(L, t, "insecure");
   /* only a boolean: a string "false" or a 0 is true in Lua, and would turn
    * TLS verification off for a caller who meant the opposite */

@@ -13,6 +13,15 @@
  * "connect", "tls", "timeout", "reset", "truncated_body", "send", "network", and err->maybe_sent = 0 only when the request provably never
  * left (DNS, connect and TLS-handshake failures, a timeout before sending).
  *
+ * Timeouts: a request's own (req->timeouts) win over the options, field by
+ * field. connect and total map to CURLOPT_CONNECTTIMEOUT_MS and
+ * CURLOPT_TIMEOUT_MS exactly. libcurl has no per-send or per-read timeout:
+ * send and read map to its stall detector (CURLOPT_LOW_SPEED_LIMIT 1 byte/s
+ * over CURLOPT_LOW_SPEED_TIME), which counts whole seconds and watches both
+ * directions with one window: the larger of the two, rounded up to a whole
+ * second, bounds a transfer that makes no progress either way. A stall
+ * ends as a "timeout" like any other.
+ *
  * Threads: a truv_http (and a truv_multi) belongs to one thread at a time. */
 #ifndef TRUV_HTTP_H
 #define TRUV_HTTP_H
@@ -25,9 +34,13 @@
 typedef struct truv_http_options {
   long connect_timeout_ms;   /* 0: 10 000 */
   long timeout_ms;           /* whole exchange; 0: 30 000 */
+  long send_timeout_ms;      /* a stalled send; 0: none but timeout_ms (see below) */
+  long read_timeout_ms;      /* a stalled answer; 0: none but timeout_ms (see below) */
   const char *ca_file;       /* PEM bundle; NULL: the system's */
   const char *ca_path;       /* directory of hashed certificates; NULL: the system's */
   const char *proxy;         /* "http://host:port"; NULL: libcurl's environment rules; "" none */
+  const char *no_proxy;      /* "host,.domain,..." that bypass the proxy; NULL: libcurl's
+                                environment rules (NO_PROXY) */
   int insecure;              /* 1 turns TLS verification off (never in production) */
 } truv_http_options;
 

@@ -49,6 +49,17 @@ enum {
                           a reused connection (see transports) */
 };
 
+/* How long one request may take, in milliseconds; 0 leaves the transport's
+ * own setting. A caller sets them after building (per-call timeouts); every
+ * transport honours them as closely as it can (truv/http.h says how
+ * libcurl maps them). */
+typedef struct truv_request_timeouts {
+  long connect_ms;   /* TCP connect and TLS handshake */
+  long send_ms;      /* a send that makes no progress */
+  long read_ms;      /* a wait for the next bytes of the answer */
+  long total_ms;     /* the whole exchange */
+} truv_request_timeouts;
+
 #define TRUV_REQ_MAX_HEADERS 8
 #define TRUV_REQ_MAX_REDACT 8
 
@@ -66,6 +77,7 @@ typedef struct truv_request {
   size_t body_len;
   char *redact[TRUV_REQ_MAX_REDACT];
   size_t nredact;
+  truv_request_timeouts timeouts;   /* zero after building */
 } truv_request;
 
 /* Facts about the original order that refine validation of a refresh; pass
