@@ -5,7 +5,8 @@
 --   local order, err = client:refresh_order(id, { products = { "income" } })
 --   local r = truv.route(err or order)
 --
--- Submodules load on first use: truv.quota, truv.webhook, truv.renewal, ...
+-- Submodules load on first use: truv.quota, truv.webhook, truv.renewal,
+-- truv.log, truv.counters, ...
 local core = require "truv.core"
 local errors = require "truv.errors"
 local client = require "truv.client"
@@ -24,9 +25,10 @@ local _M = {
   encode = core.encode,        -- Lua value -> JSON text
 }
 
--- truv.quota, truv.webhook, truv.renewal, truv.dedupe, truv.refresh, truv.tracker
+-- truv.quota, truv.webhook, truv.renewal, truv.dedupe, truv.refresh,
+-- truv.tracker, truv.log (loggers), truv.counters (metrics)
 local LAZY = { quota = true, webhook = true, renewal = true, dedupe = true, refresh = true,
-               tracker = true }
+               tracker = true, log = true, counters = true }
 
 --- truv.receiver{ ... }: a verified, de-duplicated webhook receiver (see truv.receiver).
 function _M.receiver(opts)

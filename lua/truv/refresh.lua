@@ -436,6 +436,7 @@ local function send_safely(client, req, id, baseline, opts, reservation)
   local max_sends = opt(client, opts, "max_sends")
   local err
   for sends = 1, max_sends do
+    if sends > 1 then client:_count("retries") end
     local sent_at = client:now()
     if opts.before_send then
       -- the caller's write-ahead (a batch journal): durable before the POST

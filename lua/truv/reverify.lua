@@ -96,6 +96,33 @@ local function is_model(v)
 end
 _M.is_model = is_model
 
+--- Checks reverify's options; raises at `level` (as for error(), from
+-- this function) on a wrong one. client:reverify calls it before anything
+-- is read or sent.
+function _M.check_options(opts, fname, level)
+  if opts == nil then return end
+  local contact = opts.contact
+  if contact ~= nil then
+    if type(contact) ~= "table" then
+      error("bad option 'contact' to '" .. fname .. "' (table expected, got " .. type(contact) ..
+            ")", level)
+    end
+    for _, k in ipairs{ "email", "phone" } do
+      if contact[k] ~= nil and type(contact[k]) ~= "string" then
+        error("bad option 'contact." .. k .. "' to '" .. fname .. "' (string expected)", level)
+      end
+    end
+  end
+  local mode = opts.mode
+  if mode ~= nil and mode ~= "order" and mode ~= "bridge" then
+    error("bad option 'mode' to '" .. fname .. "' (\"order\" or \"bridge\" expected)", level)
+  end
+  if opts.connections ~= nil and type(opts.connections) ~= "table" then
+    error("bad option 'connections' to '" .. fname .. "' (a list of suborder ids expected)", level)
+  end
+end
+
+-- client:reverify checked the options (check_options).
 function _M.reverify(client, order, opts)
   opts = opts or {}
   local model = order
@@ -105,25 +132,13 @@ function _M.reverify(client, order, opts)
     if not model then return nil, err end
   end
   local contact = opts.contact
-  if contact ~= nil then
-    if type(contact) ~= "table" then
-      error("bad option 'contact' to 'reverify' (table expected, got " .. type(contact) .. ")", 3)
-    end
-    for _, k in ipairs{ "email", "phone" } do
-      if contact[k] ~= nil and type(contact[k]) ~= "string" then
-        error("bad option 'contact." .. k .. "' to 'reverify' (string expected)", 3)
-      end
-    end
-    if contact.email == "" or contact.phone == "" then
-      contact = { email = contact.email ~= "" and contact.email or nil,
-                  phone = contact.phone ~= "" and contact.phone or nil }
-    end
+  if contact ~= nil and (contact.email == "" or contact.phone == "") then
+    contact = { email = contact.email ~= "" and contact.email or nil,
+                phone = contact.phone ~= "" and contact.phone or nil }
   end
   local conns = wanted(model, opts.connections)
-  local mode = opts.mode or "order"
-  if mode == "bridge" then return bridge_tokens(client, model, conns) end
-  if mode == "order" then return new_order(client, model, conns, contact, opts.order) end
-  error("bad option 'mode' to 'reverify' (\"order\" or \"bridge\" expected)", 3)
+  if opts.mode == "bridge" then return bridge_tokens(client, model, conns) end
+  return new_order(client, model, conns, contact, opts.order)
 end
 
 return _M

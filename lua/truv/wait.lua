@@ -49,6 +49,13 @@ local min = math.min
 local _M = {}
 
 _M.DEFAULTS = { timeout_s = 1200, interval_s = 2, max_interval_s = 30, clock_skew_s = 300 }
+-- What each option accepts (client:wait_for_refresh checks them).
+_M.LIMITS = {
+  timeout_s = { min = 0, max = 7 * 86400, unit = "seconds" },
+  interval_s = { above = 0, max = 3600, unit = "seconds" },
+  max_interval_s = { above = 0, max = 86400, unit = "seconds" },
+  clock_skew_s = { min = 0, max = 86400, unit = "seconds" },
+}
 
 local UNFINISHED = { pending = true, sent = true }
 

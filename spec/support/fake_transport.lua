@@ -1,6 +1,8 @@
 -- A scripted transport for unit specs: answers each request with the next
 -- scripted reply (status, headers, body) through the real classifier, or a
--- network error; records every request it was given.
+-- network error; records every request it was given (with the timeouts it
+-- carried). With `fake.yield = true`, each exchange yields its request from
+-- the calling coroutine before answering.
 local core = require "truv.core"
 local errors = require "truv.errors"
 
@@ -16,7 +18,8 @@ end
 
 function Fake:perform(req, now, mode)
   self.sent[#self.sent + 1] = { method = req.method, path = req.path, op = req.op,
-                                body = req:body(), billed = req.billed }
+                                body = req:body(), billed = req.billed, timeouts = req.timeouts }
+  if self.yield then coroutine.yield(req) end   -- lets another coroutine run meanwhile
   local r = table.remove(self.replies, 1)
   if type(r) == "function" then r = r(req) end
   assert(r, "fake transport: no reply scripted for " .. req.method .. " " .. req.path)
