@@ -12,16 +12,30 @@
 -- parsed answer in C, exactly as for libcurl.
 --
 -- Timeouts are milliseconds: connect_timeout_ms bounds the TCP connect and
--- the TLS handshake, timeout_ms the whole exchange (each send and read gets
--- what is left of it).
+-- the TLS handshake (and a proxy's CONNECT), timeout_ms the whole exchange;
+-- send_timeout_ms bounds each send and read_timeout_ms each wait for more
+-- of the answer (nginx's own send and read timeouts, settimeouts()), both
+-- within what is left of timeout_ms. A request's own timeouts (set by the
+-- client: client:set_timeouts, per-call options) win over the transport's.
 --
 -- TLS: `https://` base URLs are verified (certificate chain and host name,
 -- with SNI) against nginx's `lua_ssl_trusted_certificate` bundle, within
 -- `lua_ssl_verify_depth`; without that directive every handshake fails
 -- verification. `insecure = true` turns verification off (never in
--- production). Per-client `ca_file` / `ca_path` and `proxy` cannot apply to
--- cosockets: new() refuses them (kind "invalid") instead of ignoring them.
--- Host names need nginx's `resolver` directive.
+-- production). Per-client `ca_file` / `ca_path` cannot apply to cosockets:
+-- new() refuses them (kind "invalid") instead of ignoring them. Host names
+-- need nginx's `resolver` directive.
+--
+-- Proxy: `proxy = "http://[user:password@]host:port"` sends every request
+-- through an HTTP proxy, as lua-resty-http's set_proxy_options does: an
+-- https:// request through a CONNECT tunnel (TLS with Truv end to end, the
+-- certificate verified as without a proxy), an http:// one in absolute
+-- form. User and password go in Proxy-Authorization (Basic), never in an
+-- error. `no_proxy` (a comma-separated string or a list) names hosts that
+-- bypass it: "prod.truv.com", ".truv.com" or "truv.com" (the domain and
+-- its subdomains), "*" (every host). A tunnel the proxy refuses is kind
+-- "network", code "connect", maybe_sent false: nothing reached Truv. Pooled
+-- connections are kept per origin and proxy.
 --
 -- Connections: after a complete answer that allows it, the connection goes
 -- back to nginx's keep-alive pool for its origin (pool "truv:<scheme>://
@@ -56,9 +70,11 @@ local errors = require "truv.errors"
 local options = require "truv.options"
 
 local ngx = ngx
-local setmetatable, tonumber, type, tostring, pcall = setmetatable, tonumber, type, tostring, pcall
-local format, find, sub, match = string.format, string.find, string.sub, string.match
-local max, floor = math.max, math.floor
+local setmetatable, tonumber, type, tostring, pcall, ipairs, error =
+  setmetatable, tonumber, type, tostring, pcall, ipairs, error
+local format, find, sub, match, lower, gsub, char =
+  string.format, string.find, string.sub, string.match, string.lower, string.gsub, string.char
+local max, min, floor, huge = math.max, math.min, math.floor, math.huge
 
 local _M = {
   _VERSION = core._VERSION,
@@ -91,18 +107,73 @@ local function positive(v, name, default)
   return options.number("cosocket transport", name, v, POSITIVE, 3)
 end
 
+local function unescape(s)
+  return (gsub(s, "%%(%x%x)", function(h) return char(tonumber(h, 16)) end))
+end
+
+-- "http://[user:password@]host:port" -> { host =, port =, name = "host:port",
+-- credentials = "user:password" } | nil, err
+local function parse_proxy(url)
+  local scheme, rest = match(url, "^(%a[%w+.-]*)://(.+)$")
+  if not scheme or lower(scheme) ~= "http" then
+    return nil, errors.new("invalid", "proxy",
+      "the cosocket transport speaks to its proxy in plain HTTP: http://host:port expected")
+  end
+  rest = match(rest, "^([^/?#]*)")
+  local userinfo, hostport = match(rest, "^(.*)@([^@]*)$")
+  hostport = hostport or rest
+  local host, port = match(hostport, "^%[([^%]]+)%]:?(%d*)$")
+  if not host then host, port = match(hostport, "^([^:]+):?(%d*)$") end
+  if not host or host == "" then
+    return nil, errors.new("invalid", "proxy", "the proxy URL names no host")
+  end
+  port = tonumber(port) or 80
+  local credentials
+  if userinfo and userinfo ~= "" then
+    local user, pass = match(userinfo, "^([^:]*):?(.*)$")
+    credentials = unescape(user) .. ":" .. unescape(pass)
+  end
+  return { host = host, port = port, name = host .. ":" .. port, credentials = credentials }
+end
+
+local function no_proxy_list(v)
+  if v == nil then return {} end
+  local list = {}
+  if type(v) == "string" then
+    for h in v:gmatch("[^,%s]+") do list[#list + 1] = lower(h) end
+    return list
+  end
+  if type(v) ~= "table" then
+    error("bad option 'no_proxy' to 'cosocket transport' (a comma-separated string or a list " ..
+          "expected, got " .. type(v) .. ")", 3)
+  end
+  for i, h in ipairs(v) do
+    if type(h) ~= "string" then
+      error("bad option 'no_proxy' to 'cosocket transport' (host names expected)", 3)
+    end
+    list[i] = lower(h)
+  end
+  return list
+end
+
 --- new(opts) -> transport | nil, err
--- opts: timeout_ms, connect_timeout_ms, insecure, keepalive_timeout_ms,
--- pool_size, max_body (bytes), read_size; ca_file, ca_path and proxy are
--- refused (see above).
+-- opts: timeout_ms, connect_timeout_ms, send_timeout_ms, read_timeout_ms,
+-- insecure, proxy, no_proxy, keepalive_timeout_ms, pool_size, max_body
+-- (bytes), read_size; ca_file and ca_path are refused (see above).
 function _M.new(opts)
   opts = opts or {}
   if type(opts) ~= "table" then
     error("bad argument #1 to 'new' (table expected, got " .. type(opts) .. ")", 2)
   end
+  local proxy
   if opts.proxy ~= nil and opts.proxy ~= "" then
-    return nil, errors.new("invalid", "proxy",
-      "the cosocket transport cannot use a proxy: nginx connects to Truv directly")
+    if type(opts.proxy) ~= "string" then
+      error("bad option 'proxy' to 'cosocket transport' (string expected, got " ..
+            type(opts.proxy) .. ")", 2)
+    end
+    local perr
+    proxy, perr = parse_proxy(opts.proxy)
+    if not proxy then return nil, perr end
   end
   if opts.ca_file ~= nil or opts.ca_path ~= nil then
     return nil, errors.new("invalid", "ca_file",
@@ -117,6 +188,10 @@ function _M.new(opts)
                                   d.connect_timeout_ms),
     keepalive_timeout_ms = positive(opts.keepalive_timeout_ms, "keepalive_timeout_ms",
                                     d.keepalive_timeout_ms),
+    send_timeout_ms = opts.send_timeout_ms and positive(opts.send_timeout_ms, "send_timeout_ms"),
+    read_timeout_ms = opts.read_timeout_ms and positive(opts.read_timeout_ms, "read_timeout_ms"),
+    proxy = proxy,
+    no_proxy = no_proxy_list(opts.no_proxy),
     pool_size = positive(opts.pool_size, "pool_size", d.pool_size),
     read_size = positive(opts.read_size, "read_size", d.read_size),
     max_body = opts.max_body and positive(opts.max_body, "max_body"),
@@ -136,6 +211,21 @@ local function origin(self, url)
   local pool = format("truv:%s://%s:%d%s", scheme, host, port,
                       (scheme == "https" and not self.verify) and "#insecure" or "")
   return scheme, host, port, pool
+end
+
+--- The proxy a request to `host` goes through, or nil (none, or no_proxy).
+local function proxy_for(self, host)
+  local proxy = self.proxy
+  if not proxy then return nil end
+  host = lower(host)
+  for _, entry in ipairs(self.no_proxy) do
+    if entry == "*" then return nil end
+    local domain = match(entry, "^%.?(.*)$")
+    if host == domain or (#host > #domain and sub(host, -#domain - 1) == "." .. domain) then
+      return nil
+    end
+  end
+  return proxy
 end
 
 local function net_error(code, message, maybe_sent)
@@ -160,15 +250,21 @@ local function remaining(deadline)
   return max(1, floor(deadline - now_ms()))
 end
 
-local function connect_error(err, host)
+-- A send or read timeout within what is left of the exchange.
+local function within(ms, deadline)
+  return min(ms or huge, remaining(deadline))
+end
+
+local function connect_error(err, host, what)
+  what = what or host
   if err == "timeout" then
-    return net_error("timeout", "connecting to " .. host .. " timed out", false)
+    return net_error("timeout", "connecting to " .. what .. " timed out", false)
   end
   if find(err, "resolv", 1, true) or find(err, "host name", 1, true) then
     return net_error("dns", "cannot resolve " .. host .. ": " .. err ..
                      " (inside nginx, host names need a `resolver` directive)", false)
   end
-  return net_error("connect", "cannot connect to " .. host .. ": " .. err, false)
+  return net_error("connect", "cannot connect to " .. what .. ": " .. err, false)
 end
 
 local function get_parser(self)
@@ -187,26 +283,81 @@ local function put_parser(self, p)
   if #list < 16 then list[#list + 1] = p else p:close() end
 end
 
+-- The Proxy-Authorization header line (with its CRLF), or "".
+local function proxy_authorization(proxy)
+  if not proxy.credentials then return "" end
+  if not proxy.authorization then
+    proxy.authorization = "Proxy-Authorization: Basic " .. ngx.encode_base64(proxy.credentials)
+                          .. "\r\n"
+  end
+  return proxy.authorization
+end
+
+--- Opens a CONNECT tunnel to host:port through the proxy sock is connected
+-- to. Returns true | nil, err (nothing of the request has left).
+local function tunnel(sock, proxy, host, port, t)
+  local target = (find(host, ":", 1, true) and ("[" .. host .. "]") or host) .. ":" .. port
+  sock:settimeouts(remaining(t.connect_deadline), within(t.send_ms, t.connect_deadline),
+                   remaining(t.connect_deadline))
+  local ok, err = sock:send("CONNECT " .. target .. " HTTP/1.1\r\nHost: " .. target .. "\r\n" ..
+                            proxy_authorization(proxy) .. "\r\n")
+  local status
+  if ok then
+    -- the proxy's answer: a status line and headers, no body for a 2xx
+    for i = 1, 64 do
+      local line
+      line, err = sock:receive("*l")
+      if not line then break end
+      if i == 1 then status = tonumber(match(line, "^HTTP/%d%.%d (%d%d%d)")) end
+      if line == "" then
+        if status and status >= 200 and status < 300 then return true end
+        break
+      end
+    end
+  end
+  sock:close()
+  if err == "timeout" then
+    return nil, net_error("timeout", "the proxy " .. proxy.name .. " did not open a tunnel to " ..
+                          target .. " in time", false)
+  end
+  if status then
+    return nil, net_error("connect", format("the proxy %s refused the tunnel to %s (HTTP %d)",
+                                            proxy.name, target, status), false)
+  end
+  return nil, net_error("connect", "the proxy " .. proxy.name .. " opened no tunnel to " ..
+                        target .. ": " .. tostring(err or "malformed answer"), false)
+end
+
 --- Opens (or takes from the pool) a connection; returns sock, reused or
--- nil, err.
-function Transport:_connect(scheme, host, port, pool, fresh, deadline)
+-- nil, err. t: the exchange's timeouts and deadlines.
+function Transport:_connect(scheme, host, port, pool, fresh, t, proxy)
   local sock = ngx.socket.tcp()
-  local connect_deadline = now_ms() + self.connect_timeout_ms
-  if connect_deadline > deadline then connect_deadline = deadline end
-  sock:settimeouts(remaining(connect_deadline), remaining(deadline), remaining(deadline))
+  local connect_deadline = now_ms() + t.connect_ms
+  if connect_deadline > t.deadline then connect_deadline = t.deadline end
+  t.connect_deadline = connect_deadline
+  sock:settimeouts(remaining(connect_deadline), within(t.send_ms, t.deadline),
+                   within(t.read_ms, t.deadline))
+  local to_host, to_port = host, port
+  if proxy then to_host, to_port = proxy.host, proxy.port end
   local ok, err
   if fresh then
-    ok, err = sock:connect(host, port, { pool = FRESH_POOL })
+    ok, err = sock:connect(to_host, to_port, { pool = FRESH_POOL })
   else
-    ok, err = sock:connect(host, port, { pool = pool, pool_size = self.pool_size })
+    ok, err = sock:connect(to_host, to_port, { pool = pool, pool_size = self.pool_size })
   end
-  if not ok then return nil, connect_error(err, host) end
+  if not ok then
+    return nil, connect_error(err, to_host, proxy and ("the proxy " .. proxy.name))
+  end
   local reused = (sock:getreusedtimes() or 0) > 0
   if fresh and reused then   -- defensive: FRESH_POOL never holds connections
     sock:close()
     return nil, net_error("connect", "a fresh connection was expected", false)
   end
   if scheme == "https" and not reused then
+    if proxy then
+      local tok, terr = tunnel(sock, proxy, host, port, t)
+      if not tok then return nil, terr end
+    end
     sock:settimeout(remaining(connect_deadline))
     -- lua-resty-core 0.1.25 with lua-nginx-module 0.10.23 raises ("assertion
     -- failed!") instead of returning nil, err when the handshake or the
@@ -228,15 +379,26 @@ end
 
 --- One exchange on one connection. Returns doc, meta | nil, err, retry
 -- (retry: a reused connection was found dead before any answer).
-function Transport:_exchange(req, now, mode, bytes, fresh, deadline)
+function Transport:_exchange(req, now, mode, bytes, fresh, t)
   local scheme, host, port, pool = origin(self, req.url)
   if not scheme then
     return nil, errors.new("invalid", "base_url", "cannot send to this URL")
   end
-  local sock, reused = self:_connect(scheme, host, port, pool, fresh, deadline)
+  local proxy = proxy_for(self, host)
+  if proxy then
+    pool = pool .. " via " .. proxy.name
+    if scheme == "http" then
+      -- absolute form, and the proxy's credentials, after the request line
+      local eol = find(bytes, "\r\n", 1, true)
+      bytes = req.method .. " http://" .. req.host .. req.target .. " HTTP/1.1\r\n" ..
+              proxy_authorization(proxy) .. sub(bytes, eol + 2)
+    end
+  end
+  local sock, reused = self:_connect(scheme, host, port, pool, fresh, t, proxy)
   if not sock then return nil, reused end
 
-  sock:settimeout(remaining(deadline))
+  local deadline = t.deadline
+  sock:settimeout(within(t.send_ms, deadline))
   local sent, serr = sock:send(bytes)
   if not sent then
     sock:close()
@@ -250,7 +412,7 @@ function Transport:_exchange(req, now, mode, bytes, fresh, deadline)
   local p = get_parser(self)
   local read_size = self.read_size
   while true do
-    sock:settimeout(remaining(deadline))
+    sock:settimeout(within(t.read_ms, deadline))
     local data, rerr = sock:receiveany(read_size)
     local done, perr
     if data then
@@ -258,7 +420,11 @@ function Transport:_exchange(req, now, mode, bytes, fresh, deadline)
     elseif rerr == "timeout" then
       sock:close()
       put_parser(self, p)
-      return nil, net_error("timeout", format("no complete answer within %d ms", self.timeout_ms),
+      if t.read_ms and now_ms() < deadline - 1 then
+        return nil, net_error("timeout", format("no answer from Truv for %d ms (read timeout)",
+                                                t.read_ms), true)
+      end
+      return nil, net_error("timeout", format("no complete answer within %d ms", t.total_ms),
                             true)
     else
       if reused and p:received() == 0 and req.safe then
@@ -293,10 +459,18 @@ function Transport:_exchange(req, now, mode, bytes, fresh, deadline)
 end
 
 --- perform(request, now [, mode]) -> doc, meta | nil, err (see truv.client).
+-- The request's own timeouts (request.timeouts) win over the transport's.
 function Transport:perform(req, now, mode)
   local perr = _M.check_phase()
   if perr then return nil, perr end
-  local deadline = now_ms() + self.timeout_ms
+  local own = req.timeouts or {}
+  local t = {
+    total_ms = own.total_ms or self.timeout_ms,
+    connect_ms = own.connect_ms or self.connect_timeout_ms,
+    send_ms = own.send_ms or self.send_timeout_ms,
+    read_ms = own.read_ms or self.read_timeout_ms,
+  }
+  t.deadline = now_ms() + t.total_ms
   local bytes = req:serialize()
   local fresh = not req.safe
   if fresh then
@@ -304,9 +478,9 @@ function Transport:perform(req, now, mode)
     local eol = find(bytes, "\r\n", 1, true)
     bytes = sub(bytes, 1, eol + 1) .. "Connection: close\r\n" .. sub(bytes, eol + 2)
   end
-  local doc, meta, retry = self:_exchange(req, now, mode, bytes, fresh, deadline)
+  local doc, meta, retry = self:_exchange(req, now, mode, bytes, fresh, t)
   if retry then
-    doc, meta = self:_exchange(req, now, mode, bytes, true, deadline)
+    doc, meta = self:_exchange(req, now, mode, bytes, true, t)
   end
   return doc, meta
 end
@@ -317,7 +491,8 @@ function Transport.close()
 end
 
 function Transport:__tostring()
-  return format("truv.transport.cosocket (timeout %d ms%s)", self.timeout_ms,
+  return format("truv.transport.cosocket (timeout %d ms%s%s)", self.timeout_ms,
+                self.proxy and (", proxy " .. self.proxy.name) or "",
                 self.verify and "" or ", TLS verification off")
 end
 

@@ -129,13 +129,16 @@ function _M.tls()
   respond(out)
 end
 
---- /t/options: what truv.new refuses inside nginx.
+--- /t/options: what truv.new refuses inside nginx, and a proxy it takes.
 function _M.options()
   local out = {}
   local c, err = truv.new{ client_id = "cid", secret = "s", ca_file = "/etc/ssl/x.pem" }
   out.ca_file = { made = c ~= nil, code = err and err.code, message = err and err.message }
-  c, err = truv.new{ client_id = "cid", secret = "s", proxy = "http://proxy:3128" }
+  -- a proxy it speaks to (plain HTTP) is taken; one it cannot is refused
+  c, err = truv.new{ client_id = "cid", secret = "s", proxy = "socks5://proxy:1080" }
   out.proxy = { made = c ~= nil, code = err and err.code, message = err and err.message }
+  c = truv.new{ client_id = "cid", secret = "s", proxy = "http://proxy:3128" }
+  out.http_proxy = c and tostring(c._transport)
   c = truv.new{ client_id = "cid", secret = "s" }
   out.default_transport = tostring(c._transport)
   respond(out)
