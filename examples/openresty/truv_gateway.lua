@@ -41,6 +41,19 @@
 -- connection facts in the quota's shared dictionary (truv.facts), so a
 -- refresh of a link known dead is refused without being billed.
 --
+-- GET /metrics: the counters of every worker (truv.counters, kept in the
+-- `truv_metrics` shared dictionary) in Prometheus' text format: requests
+-- to Truv, billed requests, retries, 429s, failed exchanges, routes (of
+-- webhooks and of refreshes refused), webhooks by result.
+--
+-- Logs (nginx's error_log): what an operator acts on at `warn` (a refresh
+-- refused or failed, a webhook with a bad signature; the handlers log new
+-- verification links, retries, deferrals and cases to fix there too), the
+-- gateway's own failures at `error` (a handler that raised, a client that
+-- cannot be made, a store that fails), the rest at `info`. nginx keeps
+-- `error` and above unless told otherwise: nginx.conf sets `error_log ...
+-- warn;`.
+--
 -- Configuration (configure{...}, defaults from the environment, which nginx
 -- passes only for variables named by `env` directives): client_id
 -- (TRUV_CLIENT_ID), secret (TRUV_SECRET; Truv signs webhooks with it),
@@ -49,10 +62,14 @@
 -- quota_dict ("truv_quota"), webhook_dict ("truv_webhooks"), handlers (a
 -- table, or a module name, of functions per route: done, reverify, retry,
 -- defer, no_data, fix, wait; each called as fn(decision, case, event,
--- gateway)), timeout_ms, connect_timeout_ms.
+-- gateway)), timeout_ms, connect_timeout_ms, send_timeout_ms,
+-- read_timeout_ms, proxy (an HTTP proxy to Truv, "http://host:port"),
+-- no_proxy, metrics_dict ("truv_metrics"; without that dictionary each
+-- worker counts alone and /metrics shows the worker that answers).
 local truv = require "truv"
 local shdict = require "truv.store.shdict"
 local cosocket = require "truv.transport.cosocket"
+local counters_mod = require "truv.counters"
 
 local ngx = ngx
 local type, ipairs, tostring, pcall, require = type, ipairs, tostring, pcall, require
@@ -105,12 +122,14 @@ local function load_handlers(h)
   return h
 end
 
--- The router's handler for one route: the script's, with the gateway. A
--- refresh this gateway started reaches it once, on its combined route
--- (case.case_id set by the tracker); other events as they come.
+-- The router's handler for one route: counts the route, then the
+-- script's, with the gateway. A refresh this gateway started reaches it
+-- once, on its combined route (case.case_id set by the tracker); other
+-- events as they come.
 local function handler_for(route, handlers)
   local fn = handlers[route]
   return function(decision, case, event)
+    gw.counters:incr("route:" .. route)
     if fn then return fn(decision, case, event, _M) end
   end
 end
@@ -135,16 +154,28 @@ function _M.configure(opts)
   local webhook_dict = opts.webhook_dict or "truv_webhooks"
   local transport = assert(cosocket.new{
     timeout_ms = opts.timeout_ms, connect_timeout_ms = opts.connect_timeout_ms,
+    send_timeout_ms = opts.send_timeout_ms, read_timeout_ms = opts.read_timeout_ms,
+    proxy = opts.proxy, no_proxy = opts.no_proxy,
   })
+  local metrics_dict = opts.metrics_dict or "truv_metrics"
+  local counters
+  if ngx.shared[metrics_dict] then
+    counters = shdict.counters(metrics_dict)
+  else
+    counters = counters_mod.memory()
+    ngx.log(ngx.WARN, "truv gateway: no shared dictionary '", metrics_dict, "': each worker ",
+            "counts alone (add `lua_shared_dict ", metrics_dict, " 1m;` for /metrics)")
+  end
   local base_url = opts.base_url or getenv("TRUV_BASE_URL")
   if base_url == "" then base_url = nil end
   local quota = shdict.quota(opts.quota_dict or "truv_quota")
   gw = {
     client_options = {
       client_id = client_id, secret = secret, base_url = base_url, transport = transport,
-      quota = quota, user_agent = "truv-gateway",
+      quota = quota, user_agent = "truv-gateway", counters = counters,
     },
     handlers = handlers,
+    counters = counters,
   }
   gw.receiver = assert(truv.receiver{
     secrets = secrets,
@@ -206,16 +237,26 @@ function _M.webhook()
   local status, res = gw.receiver:handle(body, ngx.var.http_x_webhook_sign)
   local ev = res.event
   local answer = { webhook_id = ev and ev.webhook_id }
+  local result
   if status == 200 then
     answer.result = res.duplicate and "duplicate" or res.stale and "stale" or "handled"
     answer.route = res.decision and res.decision.route
+    result = answer.result
   else
     answer.error = res.error and (res.error.code or res.error.kind) or "failed"
     if status >= 500 then
+      result = "failed"
       ngx.log(ngx.ERR, "truv gateway: webhook ", tostring(answer.webhook_id), " failed: ",
               tostring(res.error))
+    elseif status == 401 then
+      result = "unsigned"
+      ngx.log(ngx.WARN, "truv gateway: a webhook with a missing or wrong signature was refused ",
+              "(from ", tostring(ngx.var.remote_addr), ")")
+    else
+      result = "invalid"
     end
   end
+  gw.counters:incr("webhook:" .. result)
   return respond(status, answer)
 end
 
@@ -239,7 +280,10 @@ function _M.refresh(case_id)
   end
 
   local client, cerr = _M.client()
-  if not client then return respond(500, { error = tostring(cerr) }) end
+  if not client then
+    ngx.log(ngx.ERR, "truv gateway: cannot make a client: ", cerr)
+    return respond(500, { error = tostring(cerr) })
+  end
   local params = { products = { req.product }, employers = req.employers }
   local fresh, err = client:refresh_order(req.order_id, params)
   if fresh then
@@ -250,14 +294,28 @@ function _M.refresh(case_id)
       ngx.log(ngx.ERR, "truv gateway: cannot track refresh ", fresh.id, " of case ", case_id,
               ": ", tostring(kerr))
     end
+    ngx.log(ngx.INFO, "truv gateway: case ", case_id, ": refresh order ", fresh.id, " created")
     return respond(202, { case = case_id, route = "wait", refresh_order_id = fresh.id,
                           original_order_id = req.order_id })
   end
   local d = truv.route(err)
   local answer = { case = case_id, route = d.route, reason = d.reason, not_before = d.not_before,
                    retry_at = d.retry_at, error = tostring(err), kind = err.kind }
+  -- nothing was refreshed: an operator sees why (the error never holds a secret)
+  ngx.log(err.kind == "internal" and ngx.ERR or ngx.WARN, "truv gateway: case ", case_id,
+          ": no refresh of order ", req.order_id, ": ", d.route, " (", tostring(d.reason), "): ",
+          err)
   if err.kind == "internal" then return respond(500, answer) end
   return respond(200, answer)
+end
+
+--- content handler: GET /metrics (Prometheus' text format)
+function _M.metrics()
+  if not gw then return not_configured() end
+  ngx.status = 200
+  ngx.header["Content-Type"] = "text/plain; version=0.0.4"
+  ngx.header["Cache-Control"] = "no-store"
+  ngx.print(counters_mod.prometheus(gw.counters:snapshot()))
 end
 
 --- The case and original order remembered for a refresh order or suborder id.

@@ -23,16 +23,25 @@
 -- A handler that raises makes the gateway answer 500 and forget the
 -- webhook_id: Truv delivers it again later, and the decision is handed on
 -- again.
+--
+-- Log levels (nginx's error_log): `warn` for what a person acts on (a new
+-- verification link to send, a refresh to schedule again, a deferral, no
+-- data, a case to fix), `error` when the gateway failed at its part (the
+-- refreshed order or a new link could not be made), `info` for fresh data.
+-- nginx keeps `error` and above by default: nginx.conf sets `warn`.
 local ngx = ngx
 local tostring, ipairs = tostring, ipairs
 
 local _M = {}
 
-local function log(decision, case, event)
-  ngx.log(ngx.NOTICE, "truv: case ", tostring(case.case_id), " order ",
-          tostring(case.original_order_id), ": ", event.event_type, " -> ", decision.route,
-          " (", tostring(decision.reason), ")")
+local function log_at(level)
+  return function(decision, case, event)
+    ngx.log(level, "truv: case ", tostring(case.case_id), " order ",
+            tostring(case.original_order_id), ": ", event.event_type, " -> ", decision.route,
+            " (", tostring(decision.reason), ")")
+  end
 end
+local log, action = log_at(ngx.INFO), log_at(ngx.WARN)
 
 --- Fresh data: read the refresh order (in a timer) and pre-fill the case.
 function _M.done(decision, case, event, gateway)
@@ -48,7 +57,7 @@ function _M.done(decision, case, event, gateway)
     end
     -- hand `order` to the case system here (an HTTP call through a cosocket,
     -- a queue, ...)
-    ngx.log(ngx.NOTICE, "truv: case ", tostring(case_id), " has fresh data from order ", order.id)
+    ngx.log(ngx.INFO, "truv: case ", tostring(case_id), " has fresh data from order ", order.id)
   end, refresh_id, case.case_id)
 end
 
@@ -72,7 +81,7 @@ end
 --- The user must reconnect: one new verification link (in a timer) for the
 -- connections that need the user.
 function _M.reverify(decision, case, event, gateway)
-  log(decision, case, event)
+  action(decision, case, event)
   if not decision.refresh_order_id or not case.original_order_id then return end
   gateway.later(function(original_id, case_id)
     local client = gateway.client()
@@ -89,18 +98,18 @@ function _M.reverify(decision, case, event, gateway)
     -- `contact = { email =, phone = }` from your case system to have Truv
     -- send it): link.share_url carries a bridge token and goes to the
     -- applicant through your mailer, never to a log; the log names the order
-    ngx.log(ngx.NOTICE, "truv: new verification link for case ", tostring(case_id),
-            " (order ", tostring(link.order_id), ")")
+    ngx.log(ngx.WARN, "truv: new verification link for case ", tostring(case_id),
+            " (order ", tostring(link.order_id), "): send it to the applicant")
   end, case.original_order_id, case.case_id)
 end
 
 -- retry: schedule POST /renewals/{case}/refresh at decision.retry_at with the
 -- employers of decision.by_route.retry (mapped to the original's by link_id,
 -- as reverify does): it comes only when no connection needs the user
-_M.retry = log
-_M.defer = log      -- not before decision.not_before
-_M.no_data = log    -- connected, nothing returned: ask for documents instead
-_M.fix = log        -- a person must look at it
+_M.retry = action
+_M.defer = action     -- not before decision.not_before
+_M.no_data = action   -- connected, nothing returned: ask for documents instead
+_M.fix = action       -- a person must look at it
 
 function _M.wait() end   -- an intermediate step (a connection settled, a task step): nothing to do
 

@@ -170,6 +170,8 @@ function M.example(opts)
     local s = text
     s = replace_once(s, "worker_processes auto;", "worker_processes " .. (opts.workers or 2) .. ";",
                      "worker_processes")
+    -- the log goes under the prefix, at notice (the preamble's error_log)
+    s = replace_once(s, "\nerror_log /var/log/nginx/error.log warn;", "\n", "the error_log")
     s = replace_once(s, "listen 8080;",
                      "listen 127.0.0.1:" .. port .. " " .. (opts.listen or "") .. ";\n" ..
                      (opts.server or ""), "the listen directive")

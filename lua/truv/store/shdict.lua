@@ -12,6 +12,7 @@
 --   local dedupe = shdict.dedupe("truv_webhooks")
 --   local client = truv.new{ ..., quota = quota }
 --   local receiver = truv.receiver{ ..., dedupe = dedupe }
+--   local counters = shdict.counters("truv_metrics")      -- truv.counters, for /metrics
 --
 -- Atomicity. A shared dictionary offers atomic single operations but no
 -- compare-and-set, so every read-decide-write of these stores runs under a
@@ -876,6 +877,53 @@ function _M.dedupe(name, opts)
   return setmetatable({ dict = dict, name = name, prefix = prefix, lock_prefix = prefix .. "l",
                         claim_prefix = prefix .. "b", want_prefix = prefix .. "w",
                         lock_wait = lock_wait, kind = "shdict", path = name }, Dedupe)
+end
+
+-- --------------------------------------------------------------- counters
+
+local Counters = {}
+Counters.__index = Counters
+_M.Counters = Counters
+
+--- store:incr(name [, n]): adds n (default 1); atomic across workers.
+-- Never raises: a dictionary that cannot hold the counter logs a warning
+-- and returns nil, err.
+function Counters:incr(name, n)
+  local v, err = self.dict:incr(self.prefix .. name, n or 1, 0)
+  if not v and not self.warned then
+    self.warned = true
+    ngx.log(ngx.WARN, "truv: the shared dictionary '", self.name, "' cannot hold counter ",
+            tostring(name), ": ", tostring(err), " (make it larger)")
+  end
+  return v, err
+end
+
+--- store:snapshot() -> { [name] = value } of every counter of every worker.
+function Counters:snapshot()
+  local out, prefix = {}, self.prefix
+  local n = #prefix
+  for _, k in ipairs(self.dict:get_keys(0)) do
+    if k:sub(1, n) == prefix then
+      local v = self.dict:get(k)
+      if type(v) == "number" then out[k:sub(n + 1)] = v end
+    end
+  end
+  return out
+end
+
+function Counters:__tostring()
+  return format("truv.store.shdict counters (%s)", self.name)
+end
+
+--- shdict.counters(dict_name [, opts]) -> a counters object (truv.counters)
+-- kept in a shared dictionary of its own, so that every worker adds to the
+-- same numbers (what a /metrics endpoint reads). opts: prefix (default
+-- "truv:"). A few hundred bytes hold every counter: `lua_shared_dict
+-- truv_metrics 1m;`.
+function _M.counters(name, opts)
+  local _, prefix = store_options("counters", opts, { prefix = true })
+  local dict = open_dict(name, "counters", "counters")
+  return setmetatable({ dict = dict, name = name, prefix = prefix .. "c:" }, Counters)
 end
 
 return _M
