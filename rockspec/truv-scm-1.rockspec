@@ -1,8 +1,10 @@
 rockspec_format = "3.0"
 package = "truv"
 version = "scm-1"
+-- A checkout: luarocks make rockspec/truv-scm-1.rockspec. This file and
+-- truv-0.1.0-1.rockspec differ only in `version` and `source` (a spec checks).
 source = {
-  url = "git+file:///lua-truv",   -- built from a checkout: luarocks make rockspec/truv-scm-1.rockspec
+  url = "git+https://github.com/lua-truv/lua-truv.git",
 }
 description = {
   summary = "A client for Truv's data refresh workflow: C core, Lua API",

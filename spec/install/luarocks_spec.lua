@@ -34,6 +34,7 @@ describe("luarocks make", function()
       "cd %s && env -u LUA_PATH -u LUA_CPATH -u LD_PRELOAD luarocks --lua-version=5.4 --tree=%s "
       .. "make rockspec/truv-scm-1.rockspec --deps-mode=none", q(src), q(tmp .. "/tree")))
     assert.equal(0, code, out)
+    assert.is_nil(out:lower():find("warning", 1, true), out)
     local paths = string.format("eval \"$(env -u LUA_PATH -u LUA_CPATH luarocks --lua-version=5.4 "
                                 .. "--tree=%s path)\"", q(tmp .. "/tree"))
     code, out = sh(string.format(
@@ -66,7 +67,8 @@ describe("luarocks make", function()
       "cd %s && env -u LUA_PATH -u LUA_CPATH -u LD_PRELOAD luarocks --lua-version=5.1 --tree=%s "
       .. "make rockspec/truv-scm-1.rockspec --deps-mode=none", q(src), q(tmp .. "/tree51")))
     assert.equal(0, code, out)
-    assert.is_nil(out:find("warning:", 1, true), out)
+    -- neither the compiler's "warning:" nor CMake's "CMake Warning"
+    assert.is_nil(out:lower():find("warning", 1, true), out)
     local paths = string.format("eval \"$(env -u LUA_PATH -u LUA_CPATH luarocks --lua-version=5.1 "
                                 .. "--tree=%s path)\"", q(tmp .. "/tree51"))
     code, out = sh(string.format("cd / && env -u LD_PRELOAD sh -c %s", q(paths ..
