@@ -249,7 +249,7 @@ function _M.webhook()
       ngx.log(ngx.ERR, "truv gateway: webhook ", tostring(answer.webhook_id), " failed: ",
               tostring(res.error))
     elseif status == 401 then
-      result = "unsigned"
+      result = "bad_signature"
       ngx.log(ngx.WARN, "truv gateway: a webhook with a missing or wrong signature was refused ",
               "(from ", tostring(ngx.var.remote_addr), ")")
     else
