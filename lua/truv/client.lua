@@ -252,16 +252,17 @@ function _M.new(opts)
 
   local base_url = opts.base_url or DEFAULTS.base_url
   if not base_url:match("/$") then base_url = base_url .. "/" end
+  -- the timeouts the caller set: stamped on each request (the transport
+  -- keeps its own, or these, for the others)
   local timeouts = {
-    connect_ms = opts.connect_timeout_ms or DEFAULTS.connect_timeout_ms,
-    send_ms = opts.send_timeout_ms,
-    read_ms = opts.read_timeout_ms,
-    total_ms = opts.timeout_ms or DEFAULTS.timeout_ms,
+    connect_ms = opts.connect_timeout_ms, send_ms = opts.send_timeout_ms,
+    read_ms = opts.read_timeout_ms, total_ms = opts.timeout_ms,
   }
   local transport, err = pick_transport{
     transport = opts.transport,
-    timeout_ms = timeouts.total_ms, connect_timeout_ms = timeouts.connect_ms,
-    send_timeout_ms = timeouts.send_ms, read_timeout_ms = timeouts.read_ms,
+    timeout_ms = opts.timeout_ms or DEFAULTS.timeout_ms,
+    connect_timeout_ms = opts.connect_timeout_ms or DEFAULTS.connect_timeout_ms,
+    send_timeout_ms = opts.send_timeout_ms, read_timeout_ms = opts.read_timeout_ms,
     ca_file = opts.ca_file, ca_path = opts.ca_path, proxy = opts.proxy, no_proxy = no_proxy,
     insecure = opts.insecure,
   }
@@ -441,7 +442,8 @@ local function with_timeouts(t, fn, ...)
   return unpack(r, 2, r.n)
 end
 
--- The timeouts a request gets: the client's, under those of the call.
+-- The timeouts a request gets: those the caller set for the client, under
+-- those of the call; nil leaves the transport's.
 function Client:_timeouts_for()
   local t = self._timeouts
   local c = CALLS[co_running() or MAIN]

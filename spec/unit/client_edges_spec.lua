@@ -223,17 +223,21 @@ describe("a closed client", function()
 end)
 
 describe("timeouts", function()
-  it("go with every request, in milliseconds: the client's by default", function()
+  it("go with every request, in milliseconds, when the caller set them", function()
     local c, transport = client_with{ { status = 200, body = ORDER } }
     assert(c:get_order("o1"))
-    assert.same({ connect_ms = 10000, total_ms = 30000 }, transport.sent[1].timeouts)
+    assert.same({}, transport.sent[1].timeouts)     -- the transport's own (10 s, 30 s)
+    c, transport = client_with({ { status = 200, body = ORDER } },
+                               { timeout_ms = 20000, connect_timeout_ms = 4000 })
+    assert(c:get_order("o1"))
+    assert.same({ connect_ms = 4000, total_ms = 20000 }, transport.sent[1].timeouts)
   end)
 
   it("follow set_timeouts(connect, send, read); nil keeps one", function()
     local c, transport = client_with({ { status = 200, body = ORDER }, { status = 200, body = ORDER } },
                                      { timeout_ms = 20000, read_timeout_ms = 9000 })
     assert(c:get_order("o1"))
-    assert.same({ connect_ms = 10000, read_ms = 9000, total_ms = 20000 }, transport.sent[1].timeouts)
+    assert.same({ read_ms = 9000, total_ms = 20000 }, transport.sent[1].timeouts)
     assert.is_true(c:set_timeouts(1000, 2000, nil))
     assert(c:get_order("o1"))
     assert.same({ connect_ms = 1000, send_ms = 2000, read_ms = 9000, total_ms = 20000 },
@@ -244,8 +248,8 @@ describe("timeouts", function()
     local c, transport = client_with{ { status = 200, body = ORDER }, { status = 200, body = ORDER } }
     assert(c:get_order("o1", { timeout_ms = 500, read_timeout_ms = 100 }))
     assert(c:get_order("o1"))
-    assert.same({ connect_ms = 10000, read_ms = 100, total_ms = 500 }, transport.sent[1].timeouts)
-    assert.same({ connect_ms = 10000, total_ms = 30000 }, transport.sent[2].timeouts)
+    assert.same({ read_ms = 100, total_ms = 500 }, transport.sent[1].timeouts)
+    assert.same({}, transport.sent[2].timeouts)
   end)
 
   it("of one call reach every request the call makes", function()
@@ -272,7 +276,7 @@ describe("timeouts", function()
     assert.equal("o1", doc_a.id)
     assert.equal("o1", doc_b.id)
     assert.equal(111, transport.sent[1].timeouts.total_ms)
-    assert.equal(30000, transport.sent[2].timeouts.total_ms)
+    assert.is_nil(transport.sent[2].timeouts.total_ms)
   end)
 
   it("of one call end with it, even when it raises", function()
@@ -281,7 +285,7 @@ describe("timeouts", function()
     assert.has_error(function() c:get_order("o1", { timeout_ms = 5 }) end)
     c._transport = transport
     assert(c:get_order("o1"))
-    assert.equal(30000, transport.sent[1].timeouts.total_ms)
+    assert.is_nil(transport.sent[1].timeouts.total_ms)
   end)
 end)
 
