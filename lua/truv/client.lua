@@ -373,10 +373,11 @@ function Client:counters()
 end
 
 -- Never given a secret: the request's path, the status, the error's
--- (already redacted) text.
+-- (already redacted) text. A logger that raises is ignored: logging must
+-- never lose an answer (a billed one least of all).
 function Client:_emit(level, event)
   local log = self._log
-  if log then log(level, event) end
+  if log then pcall(log, level, event) end
 end
 
 --- Adds n (default 1) to a counter; a counters store that fails is

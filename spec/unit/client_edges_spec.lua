@@ -333,6 +333,14 @@ describe("telemetry", function()
     assert.equal(4, failed)
   end)
 
+  it("never lets a failing logger lose an answer either", function()
+    local c = client_with({ { status = 200, body = ORDER }, { status = 201, body = REFRESHED } }, {
+      logger = function() error("the log disk is full") end,
+    })
+    local fresh = assert(c:refresh_order("o1", { products = { "income" } }))
+    assert.equal("r1", fresh.id)
+  end)
+
   it("counts requests, billed requests, retries, 429s, failures and routes", function()
     local c = client_with({
       { status = 503, body = "{}" }, { status = 200, body = ORDER },          -- a retried GET
