@@ -108,7 +108,7 @@ end)
 -- Every public method of the client, with a call that has a wrong argument
 -- (nil: the method takes no argument that could be wrong).
 local BAD_CALLS = {
-  close = false, now = false, counters = false,
+  close = false, now = false, counters = false, describe = false,
   set_timeouts = function(c) c:set_timeouts(0) end,
   send = function(c) c:send("GET orders/") end,
   build = function(c) c:build("get_orders") end,
@@ -415,7 +415,10 @@ describe("truv.log", function()
     local lines = {}
     local c = client_with({ { status = 500, body = "{}" }, { status = 200, body = ORDER } }, {
       logger = truv.log.lines(function(l) lines[#lines + 1] = l end, { level = "info" }),
+      quota = "memory",
     })
+    assert.matches("^truv: info client ", lines[1])    -- what the client works with
+    lines = {}
     assert(c:get_order("o1"))
     assert.equal(2, #lines)        -- the error (warn), the retry (info); no response (debug)
     assert.matches("^truv: warn error op=get_order path=orders/o1/ status=500 kind=server", lines[1])
