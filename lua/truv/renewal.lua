@@ -640,6 +640,11 @@ local function process(ctx, case)
     own_refresh = rec.refresh_order_id,
     admit = function(info) return admit(ctx, info) end,
     before_send = function(info)
+      -- Until the write-ahead is durable the POST has not left: a run that
+      -- stops meanwhile (its commit failed) gives the reservation back.
+      if info.quota_ticket then
+        ctx.unsent[case.case_id] = { keys = info.quota_keys, ticket = info.quota_ticket }
+      end
       put(ctx, case.case_id, {
         state = "sending", sent_at = info.sent_at,
         baseline_refresh_order = info.baseline or core.null,
@@ -648,6 +653,7 @@ local function process(ctx, case)
         attempts = (rec.attempts or 0) + info.sends,
       })
       ctx.sched:barrier()        -- durable before the POST leaves
+      ctx.unsent[case.case_id] = nil
       emit(ctx, { event = "sending", case_id = case.case_id })
     end,
   })
@@ -746,6 +752,30 @@ local function runnable(ctx)
   end)
   if not ok then return nil, journal_failure({ message = tostring(err) }) end
   return list
+end
+
+-- The reservations of refreshes whose write-ahead never passed its barrier:
+-- the run stopped there, so their POST never left and Truv made nothing;
+-- kept, each would count a refresh against its connections for 24 h. (A
+-- write-ahead that the last commit made durable after all is reconciled by
+-- the next run, which finds no refresh and releases again: a no-op.) Two
+-- cases cannot give it back, and the slot stays counted until it leaves the
+-- 24 h window (refreshing less, never more): a process killed in that window
+-- (a few milliseconds per refresh), and a store that cannot be written
+-- either (on the same full disk as the journal), which is reported
+-- ("quota_unreleased").
+local function release_unsent(ctx)
+  for case_id, r in pairs(ctx.unsent) do
+    local ok, err = true, nil
+    if ctx.quota then ok, err = ctx.quota:release(r.keys, r.ticket) end
+    if not ok then
+      emit(ctx, { event = "quota_unreleased", case_id = case_id, message = format(
+        "the refresh quota reserved for this case's refresh, which was never sent, could not "
+        .. "be given back (%s): it counts against the case's connections for 24 h",
+        tostring(err and err.message or err)) })
+    end
+  end
+  ctx.unsent = {}
 end
 
 -- The quota store of a run, and where it is: opts.quota (a store, a path
@@ -938,6 +968,7 @@ local function work(ctx, opts, todo)
   end
   local committed, cerr2 = journal:commit()
   if not committed then ctx.run_error = ctx.run_error or journal_failure(cerr2) end
+  release_unsent(ctx)
   if inbox then
     ctx.webhook_stats = inbox:stats()
     inbox:close()
@@ -1049,6 +1080,7 @@ function _M.run(opts)
     store_busy_retry_s = opts.store_busy_retry_s or _M.DEFAULTS.store_busy_retry_s,
     base_url = spec.base_url or (spec._options and spec._options.base_url),
     held = {}, held_errors = {},
+    unsent = {},   -- case_id -> { keys, ticket }: reserved, write-ahead not yet durable
   }
   for k, v in pairs(opts.poll or {}) do ctx.poll_opts[k] = v end
   ctx.poll_opts.router = ctx.router
