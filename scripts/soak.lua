@@ -7,12 +7,14 @@
 --   faults  one campaign per fault the sandbox injects (latency, 5xx,
 --           resets before and after processing, truncated and stalled
 --           answers, 429s: the request rate limit and spent refresh
---           quotas), then all of them mixed (once with verification orders,
---           once with bridge tokens); each campaign's journal is then run
---           again with the faults off, after its scheduled cases came due
+--           quotas), then all of them mixed (once with verification
+--           orders, once with bridge tokens), and refreshes that outlive the
+--           polling deadline; each campaign's journal is then run again
+--           with the faults off, after its scheduled cases came due
 --   kills   rounds of runs killed with SIGKILL at random moments, each kill
 --           followed by a resume on the same journal, the last run of a
---           round to its end; then the same rerun with the faults off
+--           round to its end (links as orders, then as Bridge tokens, in
+--           turn); then the same rerun with the faults off
 --   disk    (root) the journal on a small tmpfs that fills mid-run, then a
 --           run on the still-full disk, then one with room again; and a
 --           journal whose file system went read-only after a killed run
@@ -185,12 +187,15 @@ local function fault_campaigns()
       { latency_ms = 2, latency_jitter_ms = 20, fault_5xx = p / 4, reset_before = p / 4,
         reset_after = p / 4, truncate = p / 4, stall = p / 8, stall_ms = 1500 },
       { rate_limit = rate_limit, spend = 0.02, reverify = "bridge" } },
+    { "poll-timeout", "no fault; every refresh outlives --poll-timeout 1 (tasks take 3 s)", {},
+      { args = { "--poll-timeout", "1" }, task_duration_s = 3 } },
   }
   for _, f in ipairs(list) do
     local name, what, faults, extra = f[1], f[2], f[3], f[4] or {}
     say("== faults: %s (%s), %d cases", name, what, S.cases)
     local c = soak.campaign{ name = name, cases = S.cases, rng_seed = next_seed(),
-                             dir = dir_for("faults-" .. name), reverify = extra.reverify }
+                             dir = dir_for("faults-" .. name), reverify = extra.reverify,
+                             args = extra.args, task_duration_s = extra.task_duration_s }
     local ok, err = pcall(function()
       if extra.spend then
         say("  %d cases' refresh quota spent at the sandbox", c:spend_quota(math.ceil(S.cases * extra.spend)))
@@ -218,10 +223,12 @@ local function kill_campaigns()
   while total < S.kills and round < max_rounds do
     round = round + 1
     local name = format("kills-%d", round)
-    say("== kills: round %d, %d cases, faults: resets after 3%%, 5xx 2%%, truncated 2%%",
-        round, S.kill_cases)
+    -- every other round makes its verification links as Bridge tokens
+    local reverify = round % 2 == 0 and "bridge" or "order"
+    say("== kills: round %d, %d cases, links as %s, faults: resets after 3%%, 5xx 2%%, "
+        .. "truncated 2%%", round, S.kill_cases, reverify == "bridge" and "Bridge tokens" or "orders")
     local c = soak.campaign{ name = name, cases = S.kill_cases, rng_seed = next_seed(),
-                             dir = dir_for(name), faults = faults }
+                             dir = dir_for(name), faults = faults, reverify = reverify }
     local ok, err = pcall(function()
       local kills, moments = 0, {}
       while kills < KILLS_PER_ROUND and total + kills < S.kills do
@@ -238,7 +245,8 @@ local function kill_campaigns()
       total = total + kills
       say("  %d runs killed after %s s", kills, table.concat(moments, ", "))
       run(c, "resume to the end")
-      finish(c, { campaign = "kills", name = name, what = format("%d kills", kills) })
+      finish(c, { campaign = "kills", name = name,
+                  what = format("%d kills, links as %s", kills, reverify) })
     end)
     c:close(true)
     if not ok then
@@ -304,16 +312,23 @@ local function stopped_clearly(c, code, r, pattern, what)
   return msg
 end
 
--- `keep`: the bytes left free once the disk is filled (which of the journal
--- and the quota store beside it fails first depends on it).
-local function disk_full(fs, name, keep)
-  say("== disk: the journal on a 16 MB tmpfs that fills mid-run but for %d KB, %d cases",
-      keep // 1024, S.cases)
-  local c = soak.campaign{ name = name, cases = S.cases, rng_seed = next_seed(), dir = dir_for(name),
-                           journal = fs .. "/" .. name .. ".journal",
-                           faults = { latency_ms = 2, latency_jitter_ms = 10 } }
+-- `keep`: the bytes left free once the disk is filled. The quota store
+-- truv-renew keeps beside the journal (FILE.quota) is on the same disk, and
+-- is often the first to fail; with `quota_elsewhere` it is a symlink to the
+-- campaign's directory, so that the journal is the one that fails.
+local function disk_full(fs, name, keep, quota_elsewhere)
+  say("== disk: the journal on a 16 MB tmpfs that fills mid-run but for %d KB%s, %d cases",
+      keep // 1024, quota_elsewhere and " (its quota store on another disk)" or "", S.cases)
+  local dir = dir_for(name)
+  local journal = fs .. "/" .. name .. ".journal"
+  if quota_elsewhere then
+    assert(sh(format("ln -sf %s %s", q(dir .. "/" .. name .. ".quota"), q(journal .. ".quota"))))
+  end
+  local c = soak.campaign{ name = name, cases = S.cases, rng_seed = next_seed(), dir = dir,
+                           journal = journal, faults = { latency_ms = 2, latency_jitter_ms = 10 } }
   local row = { campaign = "disk", name = name,
-                what = format("disk full mid-run (%d KB left)", keep // 1024) }
+                what = format("disk full mid-run (%d KB left%s)", keep // 1024,
+                              quota_elsewhere and ", quota store elsewhere" or "") }
   local ok, err = pcall(function()
     local r = c:start{ expect = 1 }
     wait_sent(r, math.max(1, S.cases // 4), 60)
@@ -417,6 +432,7 @@ local function disk_campaigns()
   local ok, err = pcall(function()
     disk_full(fs, "disk-full", 64 * 1024)
     disk_full(fs, "disk-full-2", 1024 * 1024)
+    disk_full(fs, "disk-full-journal", 64 * 1024, true)
     read_only(fs)
   end)
   sh("umount " .. q(fs))
@@ -429,7 +445,7 @@ end
 local function totals()
   local t = { cases = 0, runs = 0, kills = 0, requests = 0, faults = 0, throttled = 0, refreshes = 0,
               retried = 0, double = 0, orders = 0, orders_twice = 0, unconfirmed = 0, tokens = 0,
-              lost = 0,
+              tokens_journal = 0, quota_extra = 0, lost = 0,
               wrong = 0, crashes = 0 }
   for _, row in ipairs(results) do
     local f = row.fig
@@ -445,7 +461,9 @@ local function totals()
     t.orders = t.orders + f.orders_created
     t.orders_twice = t.orders_twice + f.orders_twice
     t.unconfirmed = t.unconfirmed + f.links_unconfirmed
+    t.quota_extra = t.quota_extra + f.quota_extra
     t.tokens = t.tokens + f.tokens_created
+    t.tokens_journal = t.tokens_journal + f.tokens_journal
     t.lost = t.lost + f.lost
     t.wrong = t.wrong + f.wrong_routes
     t.crashes = t.crashes + f.crashes
@@ -462,25 +480,29 @@ end
 local function table_md()
   local lines = {
     md_row{ "campaign", "what", "cases", "runs", "kills", "requests", "faults", "429s", "refreshes",
-            "after a retry", "refreshed twice", "orders / tokens", "twice", "unconfirmed", "lost",
-            "wrong routes", "crashes" },
-    "|---|---|" .. string.rep("---:|", 15),
+            "after a retry", "refreshed twice", "orders / tokens", "twice", "unconfirmed",
+            "quota extra", "lost", "wrong routes", "crashes" },
+    "|---|---|" .. string.rep("---:|", 16),
   }
-  local function links(orders, tokens)
-    return tokens > 0 and format("%d / %d tokens", orders, tokens) or format("%d", orders)
+  -- tokens: made at the sandbox (recorded in the journal); a token whose
+  -- answer was lost, or made beside one that failed, is made again by design
+  local function links(orders, tokens, recorded)
+    return tokens > 0 and format("%d / %d tokens (%d recorded)", orders, tokens, recorded)
+           or format("%d", orders)
   end
   for _, row in ipairs(results) do
     local f = row.fig
     lines[#lines + 1] = md_row{ row.name, row.what, f.cases, f.runs, f.kills, f.requests,
       faults_fired(f), f.throttled, f.refreshes, f.retried_refreshes, f.double_refreshes,
-      links(f.orders_created, f.tokens_created), f.orders_twice, f.links_unconfirmed, f.lost,
-      f.wrong_routes, f.crashes }
+      links(f.orders_created, f.tokens_created, f.tokens_journal), f.orders_twice,
+      f.links_unconfirmed, f.quota_extra, f.lost, f.wrong_routes, f.crashes }
   end
   local t = totals()
   local function bold(n) return format("**%d**", n) end
   lines[#lines + 1] = md_row{ "**total**", "", t.cases, t.runs, t.kills, t.requests, t.faults,
-    t.throttled, t.refreshes, t.retried, bold(t.double), links(t.orders, t.tokens),
-    bold(t.orders_twice), t.unconfirmed, bold(t.lost), bold(t.wrong), bold(t.crashes) }
+    t.throttled, t.refreshes, t.retried, bold(t.double), links(t.orders, t.tokens, t.tokens_journal),
+    bold(t.orders_twice), t.unconfirmed, t.quota_extra, bold(t.lost), bold(t.wrong),
+    bold(t.crashes) }
   return table.concat(lines, "\n"), t
 end
 

@@ -34,6 +34,11 @@
 --                 person (fix, reverify_unconfirmed); bridge tokens per user
 --                 (bridge_tokens.by_user) against the journal's count
 --   routes        the final route against the state the case was seeded in
+--   quota         the refresh quota store beside the journal against the
+--                 tasks the sandbox made per connection: never fewer; more
+--                 only while a refresh's fate is unknown, after a kill -9
+--                 between a reservation and its write-ahead, or when the run
+--                 reported it could not give a reservation back (quota_extra)
 --   crashes       an "error" event (a fault of the library) or a run that
 --                 exited otherwise than expected
 local sandbox = require "spec.support.sandbox"
@@ -151,8 +156,9 @@ Campaign.__index = Campaign
 
 --- A new campaign: opts.name, cases, rng_seed, mix, faults (the
 -- /_sandbox/faults fields), reverify ("order" or "bridge"), concurrency,
--- rate, rate_limit, journal (a path: the default is in the campaign's
--- directory), sandbox_args, dir (default: a new temporary directory).
+-- rate, rate_limit, task_duration_s, args (more options of every run),
+-- journal (a path: the default is in the campaign's directory),
+-- sandbox_args, dir (default: a new temporary directory).
 function M.campaign(opts)
   local self = setmetatable({}, Campaign)
   for k, v in pairs(M.DEFAULTS) do self[k] = v end
@@ -202,6 +208,7 @@ function Campaign:start(opts)
     argv[#argv + 1] = "--reverify"
     argv[#argv + 1] = self.reverify
   end
+  for _, a in ipairs(self.args or {}) do argv[#argv + 1] = q(a) end
   for _, a in ipairs(opts.args or {}) do argv[#argv + 1] = q(a) end
   argv[#argv + 1] = q(self.cases_file)
   -- $! of a simple command is the program itself (kill -9 reaches it)
@@ -370,10 +377,13 @@ function Campaign:check(opts)
     end
   end
   local routed_as = {}   -- refresh order id -> { [route] = true }
+  local unreleased = {}  -- case_id -> true: a reservation the run could not give back
   for _, ev in ipairs(events) do
     if ev.event == "error" then
       fig.crashes = fig.crashes + 1
       problem("run %d: error on %s: %s", ev.run, tostring(ev.case_id), tostring(ev.message))
+    elseif ev.event == "quota_unreleased" then
+      unreleased[ev.case_id] = true
     elseif ev.event == "routed" and type(ev.refresh_order_id) == "string" then
       routed_as[ev.refresh_order_id] = routed_as[ev.refresh_order_id] or {}
       routed_as[ev.refresh_order_id][ev.route] = true
@@ -493,6 +503,37 @@ function Campaign:check(opts)
     if not self.by_user[user] then problem("bridge tokens for an unknown user %s", user) end
   end
   fig.users_with_tokens = count(stats.bridge_tokens.by_user)
+
+  -- the refresh quota beside the journal against the tasks the sandbox made
+  -- on each connection (spent connections aside: Truv's refusal fills them)
+  fig.quota_extra, fig.quota_missing, fig.quota_unreleased = 0, 0, 0
+  local quota = assert(require("truv.quota").sqlite(self.journal .. ".quota"))
+  local t = core.now()
+  for _, c in ipairs(self.list) do
+    if not c.spent then
+      for _, conn in ipairs(self.sb:connections(c.order_id)) do
+        local used = assert(quota:usage(core.quota_key(conn.access_token), t))
+        local s = stats.refresh.by_access_token[sandbox.token_key(conn.access_token)]
+        local made = s and s.created or 0
+        if used > made then
+          fig.quota_extra = fig.quota_extra + used - made
+          -- a run killed between a reservation and its write-ahead, or one
+          -- whose quota store could not be written, cannot give it back
+          -- (conservative, see truv.renewal): counted, not a fault
+          if unreleased[c.case_id] then fig.quota_unreleased = fig.quota_unreleased + used - made end
+          if opts.final and fig.kills == 0 and not unreleased[c.case_id] then
+            problem("%s: the quota counts %d refreshes of connection %s, the sandbox made %d",
+                    c.case_id, used, conn.suborder_id, made)
+          end
+        elseif used < made then
+          fig.quota_missing = fig.quota_missing + made - used
+          problem("%s: the sandbox made %d refreshes of connection %s, the quota counts %d",
+                  c.case_id, made, conn.suborder_id, used)
+        end
+      end
+    end
+  end
+  quota:close()
   faults.reset = true
   self.sb:faults(faults)
   self.sb:config{ rate_limit = config.rate_limit }
