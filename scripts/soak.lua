@@ -131,9 +131,9 @@ end
 
 -- Runs `c` to its end; a run that exits otherwise than `expect` is a
 -- problem the check reports.
-local function run(c, what, expect)
+local function run(c, what, expect, args)
   local t = now()
-  local code, r = c:run{ expect = expect }
+  local code, r = c:run{ expect = expect, args = args }
   say("  %s: exit %d in %.1f s", what, code, now() - t)
   return code, r
 end
@@ -187,7 +187,8 @@ local function fault_campaigns()
       { latency_ms = 2, latency_jitter_ms = 20, fault_5xx = p / 4, reset_before = p / 4,
         reset_after = p / 4, truncate = p / 4, stall = p / 8, stall_ms = 1500 },
       { rate_limit = rate_limit, spend = 0.02, reverify = "bridge" } },
-    { "poll-timeout", "no fault; every refresh outlives --poll-timeout 1 (tasks take 3 s)", {},
+    { "poll-timeout", "no fault; every refresh outlives the first run's --poll-timeout 1 "
+                      .. "(tasks take 3 s)", {},
       { args = { "--poll-timeout", "1" }, task_duration_s = 3 } },
   }
   for _, f in ipairs(list) do
@@ -195,14 +196,14 @@ local function fault_campaigns()
     say("== faults: %s (%s), %d cases", name, what, S.cases)
     local c = soak.campaign{ name = name, cases = S.cases, rng_seed = next_seed(),
                              dir = dir_for("faults-" .. name), reverify = extra.reverify,
-                             args = extra.args, task_duration_s = extra.task_duration_s }
+                             task_duration_s = extra.task_duration_s }
     local ok, err = pcall(function()
       if extra.spend then
         say("  %d cases' refresh quota spent at the sandbox", c:spend_quota(math.ceil(S.cases * extra.spend)))
       end
       if extra.rate_limit then c.sb:config{ rate_limit = extra.rate_limit } end
       c:set_faults(faults)
-      run(c, "run with the faults")
+      run(c, "run with the faults", 0, extra.args)
       finish(c, { campaign = "faults", name = name, what = what })
     end)
     c:close(true)
@@ -233,7 +234,7 @@ local function kill_campaigns()
       local kills, moments = 0, {}
       while kills < KILLS_PER_ROUND and total + kills < S.kills do
         local r = c:start()
-        local at = 0.05 + math.random() * 1.45
+        local at = 0.05 + math.random() * 2.45
         socket.sleep(at)
         if not r:kill() then
           r.expect = r:rc()   -- it finished before the kill: the round is over
