@@ -78,7 +78,7 @@ describe("a campaign of every fault at once, then a rerun with the faults off", 
     -- a verification order nobody recorded
     status = c.sb:request("POST", "orders/", { products = { "employment" }, first_name = "A",
                                                last_name = "B", order_number = done.order_number })
-    assert.equal(200, status)
+    assert.equal(201, status)
     -- a case gone from the journal, another on the wrong route
     local j = assert(core.journal_open(c.journal))
     local lost = c.list[#c.list]

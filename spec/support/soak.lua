@@ -278,28 +278,32 @@ function Campaign:api(path)
 end
 
 -- The refresh orders of an original, oldest first: { id, created, finished }
--- (finished: when its last suborder reached a final status, or nil).
+-- (finished: when its last suborder ended, or nil while one is pending).
 function Campaign:refreshes_of(order_id)
-  local list, by_id, page = {}, {}, 1
+  local ids, seen, page = {}, {}, 1
   repeat
-    local body = self:api(format("orders/%s/events/?page=%d", order_id, page))
+    local body = self:api(format("orders/%s/events/?include_refresh_orders=true&page=%d",
+                                 order_id, page))
     for _, ev in ipairs(body.results) do
-      if ev.is_refresh then
-        local r = by_id[ev.order_id]
-        if not r then
-          r = { id = ev.order_id, pending = {}, open = 0 }
-          by_id[ev.order_id] = r
-          list[#list + 1] = r
-        end
-        local t = core.parse_time(ev.timestamp)
-        if ev.type == "order_refresh_created" then r.created = t end
-        if ev.type == "suborder_status_updated" and ev.status ~= "pending" then
-          r.finished = math.max(r.finished or 0, t)
-        end
+      if ev.is_refresh and not seen[ev.order_id] then
+        seen[ev.order_id] = true
+        ids[#ids + 1] = ev.order_id
       end
     end
     page = page + 1
   until body.next == nil or body.next == sandbox.null
+  local list = {}
+  for _, id in ipairs(ids) do
+    local o = self:api("orders/" .. id .. "/")
+    local ended = true
+    for _, kind in ipairs{ "employers", "financial_accounts" } do
+      for _, sub in ipairs(type(o[kind]) == "table" and o[kind] or {}) do
+        if sub.status == "pending" then ended = false end
+      end
+    end
+    list[#list + 1] = { id = id, created = core.parse_time(o.created_at),
+                        finished = ended and core.parse_time(o.updated_at) or nil }
+  end
   table.sort(list, function(a, b) return (a.created or 0) < (b.created or 0) end)
   return list
 end
