@@ -356,7 +356,10 @@ local function disk_full(fs, name, keep, quota_elsewhere)
     j:close()
     row.refreshed_at_stop, row.without_record = ahead + missing, missing
     say("  %d orders refreshed when it stopped, %d of them without a record", ahead + missing, missing)
-    -- the same command while the disk is still full: it stops before any billed call
+    -- the same command while the disk is still full: it stops before any
+    -- billed call. (Full again: the stopped run's SQLite files gave space
+    -- back as they closed, their write-ahead logs checkpointed and removed.)
+    fill(fs, 0)
     local before = billed(c)
     r = c:start{ expect = 1 }
     code = r:wait(S.run_timeout) or -1
