@@ -70,7 +70,9 @@ M.DEFAULTS = {
 -- person instead of being made twice (fix, reverify_unconfirmed).
 local FINAL = {
   active = { done = { completed = true } },
-  expired = { reverify = { connection_expired = true } },
+  -- with --expiry-days (opt-in) an expired connection is not refreshed:
+  -- connection_expired; by default Truv's answer routes it
+  expired = { reverify = { login_error = true, connection_expired = true } },
   credentials = { reverify = { login_error = true } },
   mfa = { reverify = { mfa_error = true } },
   locked = { reverify = { account_locked = true } },
