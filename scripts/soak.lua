@@ -314,19 +314,17 @@ local function stopped_clearly(c, code, r, pattern, what)
 end
 
 -- `keep`: the bytes left free once the disk is filled. The quota store
--- truv-renew keeps beside the journal (FILE.quota) is on the same disk, and
--- is often the first to fail; with `quota_elsewhere` it is a symlink to the
--- campaign's directory, so that the journal is the one that fails.
+-- (--quota) is on the same disk, and is often the first to fail; with
+-- `quota_elsewhere` it is in the campaign's directory, so that the journal
+-- is the one that fails.
 local function disk_full(fs, name, keep, quota_elsewhere)
   say("== disk: the journal on a 16 MB tmpfs that fills mid-run but for %d KB%s, %d cases",
       keep // 1024, quota_elsewhere and " (its quota store on another disk)" or "", S.cases)
   local dir = dir_for(name)
-  local journal = fs .. "/" .. name .. ".journal"
-  if quota_elsewhere then
-    assert(sh(format("ln -sf %s %s", q(dir .. "/" .. name .. ".quota"), q(journal .. ".quota"))))
-  end
   local c = soak.campaign{ name = name, cases = S.cases, rng_seed = next_seed(), dir = dir,
-                           journal = journal, faults = { latency_ms = 2, latency_jitter_ms = 10 } }
+                           journal = fs .. "/" .. name .. ".journal",
+                           quota = (quota_elsewhere and dir or fs) .. "/" .. name .. ".quota.db",
+                           faults = { latency_ms = 2, latency_jitter_ms = 10 } }
   local row = { campaign = "disk", name = name,
                 what = format("disk full mid-run (%d KB left%s)", keep // 1024,
                               quota_elsewhere and ", quota store elsewhere" or "") }
@@ -380,7 +378,7 @@ local function disk_full(fs, name, keep, quota_elsewhere)
   end)
   c:close(true)
   os.remove(fs .. "/filler")
-  sh("rm -f " .. q(c.journal) .. "*")   -- room for the next campaign
+  sh("rm -f " .. q(fs .. "/" .. name) .. ".*")   -- room for the next campaign
   if not ok then problems[#problems + 1] = format("%s: %s", name, tostring(err)) end
 end
 
@@ -388,7 +386,7 @@ local function read_only(fs)
   local name = "read-only"
   say("== disk: a run killed, its journal's file system remounted read-only, %d cases", S.cases)
   local c = soak.campaign{ name = name, cases = S.cases, rng_seed = next_seed(), dir = dir_for(name),
-                           journal = fs .. "/ro.journal",
+                           journal = fs .. "/ro.journal", quota = fs .. "/ro.quota.db",
                            faults = { latency_ms = 2, latency_jitter_ms = 10 } }
   local row = { campaign = "disk", name = name, what = "read-only journal" }
   local ok, err = pcall(function()

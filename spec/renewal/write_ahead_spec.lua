@@ -37,22 +37,27 @@ local function failing_journal(path)
 end
 
 describe("a write-ahead the journal cannot commit", function()
-  local sb, dir, client
+  local dir, sandboxes = nil, {}
 
-  lazy_setup(function()
-    dir = files.tmpdir("truv-write-ahead")
-    sb = sandbox.start{ args = { "--seed-cases", tostring(CASES), "--rng-seed", "23", "--mix",
-      "active=1", "--rate-limit", "0", "--realtime", "--time-scale", "100",
-      "--cases-out", dir .. "/cases.csv" } }
-    client = { client_id = sb.client_id, secret = sb.secret, base_url = sb.base_url }
-  end)
+  lazy_setup(function() dir = files.tmpdir("truv-write-ahead") end)
   lazy_teardown(function()
-    if sb then sb:shutdown() end
+    for _, sb in ipairs(sandboxes) do sb:shutdown() end
     if dir then os.execute("rm -rf " .. files.quote(dir)) end
   end)
 
+  -- A sandbox of its own for each test (a refresh made a moment ago by
+  -- another test would be adopted, not sent), its cases file and a client.
+  local function world(name, seed)
+    local sb = sandbox.start{ args = { "--seed-cases", tostring(CASES), "--rng-seed", seed,
+      "--mix", "active=1", "--rate-limit", "0", "--realtime", "--time-scale", "100",
+      "--cases-out", dir .. "/" .. name .. ".csv" } }
+    sandboxes[#sandboxes + 1] = sb
+    return sb, { client_id = sb.client_id, secret = sb.secret, base_url = sb.base_url },
+           dir .. "/" .. name .. ".csv"
+  end
+
   -- Every connection's quota count against the tasks the sandbox made on it.
-  local function quota_vs_sandbox(quota)
+  local function quota_vs_sandbox(sb, quota)
     local stats = sb:stats()
     local counted, made = 0, 0
     for _, case in ipairs(sb:cases()) do
@@ -67,16 +72,17 @@ describe("a write-ahead the journal cannot commit", function()
   end
 
   it("stops the run before the refresh is sent and gives its quota reservation back", function()
+    local sb, client, cases = world("run", "23")
     local quota = assert(require("truv.quota").sqlite(dir .. "/run.quota"))
     local journal = failing_journal(dir .. "/run.journal")
-    local summary, err = renewal.run{ cases = dir .. "/cases.csv", journal = journal,
+    local summary, err = renewal.run{ cases = cases, journal = journal,
                                       client = client, quota = quota, rate_per_minute = 0,
                                       concurrency = 4, poll = { interval_s = 0.05 } }
     journal.real:close()
     assert.is_nil(summary)
     assert.equal("disk_full", err.code)
     assert.equal(0, sb:stats().refresh.order_refreshes)
-    assert.same({ 0, 0 }, { quota_vs_sandbox(quota) })
+    assert.same({ 0, 0 }, { quota_vs_sandbox(sb, quota) })
 
     -- the same journal, writable again: every case refreshed once, and the
     -- quota counts exactly the refreshes Truv made
@@ -84,7 +90,7 @@ describe("a write-ahead the journal cannot commit", function()
                                   rate_per_minute = 0, concurrency = 4,
                                   poll = { interval_s = 0.05 } })
     assert.equal(CASES, summary.routes.done)
-    local counted, made = quota_vs_sandbox(quota)
+    local counted, made = quota_vs_sandbox(sb, quota)
     assert.is_true(made >= CASES)
     assert.equal(made, counted)
     quota:close()
@@ -92,6 +98,7 @@ describe("a write-ahead the journal cannot commit", function()
 
   it("says which reservations it could not give back when the quota store cannot be written "
      .. "either", function()
+    local sb, client, cases = world("full", "29")
     local store = assert(require("truv.quota").sqlite(dir .. "/full.quota"))
     -- the quota store on the same full disk: reserving worked a moment ago,
     -- writing the release does not
@@ -104,7 +111,7 @@ describe("a write-ahead the journal cannot commit", function()
     end })
     local journal = failing_journal(dir .. "/full.journal")
     local events = {}
-    local summary, err = renewal.run{ cases = dir .. "/cases.csv", journal = journal,
+    local summary, err = renewal.run{ cases = cases, journal = journal,
                                       client = client, quota = quota, rate_per_minute = 0,
                                       concurrency = 4, poll = { interval_s = 0.05 },
                                       on_event = function(ev) events[#events + 1] = ev end }

@@ -34,7 +34,7 @@
 --                 person (fix, reverify_unconfirmed); bridge tokens per user
 --                 (bridge_tokens.by_user) against the journal's count
 --   routes        the final route against the state the case was seeded in
---   quota         the refresh quota store beside the journal against the
+--   quota         the run's refresh quota store (--quota) against the
 --                 tasks the sandbox made per connection: never fewer; more
 --                 only while a refresh's fate is unknown, after a kill -9
 --                 between a reservation and its write-ahead, or when the run
@@ -159,7 +159,8 @@ Campaign.__index = Campaign
 --- A new campaign: opts.name, cases, rng_seed, mix, faults (the
 -- /_sandbox/faults fields), reverify ("order" or "bridge"), concurrency,
 -- rate, rate_limit, task_duration_s, args (more options of every run),
--- journal (a path: the default is in the campaign's directory),
+-- journal and quota (paths, --journal and --quota: by default in the
+-- campaign's directory),
 -- sandbox_args, dir (default: a new temporary directory).
 function M.campaign(opts)
   local self = setmetatable({}, Campaign)
@@ -170,6 +171,7 @@ function M.campaign(opts)
   self.dir = self.dir or files.tmpdir("truv-soak")
   self.cases_file = self.dir .. "/" .. self.name .. ".csv"
   self.journal = self.journal or (self.dir .. "/" .. self.name .. ".journal")
+  self.quota = self.quota or (self.dir .. "/" .. self.name .. ".quota.db")
   self.runs = {}
   local args = { "--seed-cases", tostring(self.cases), "--rng-seed", tostring(self.rng_seed or 1),
                  "--rate-limit", tostring(self.rate_limit), "--realtime",
@@ -203,6 +205,7 @@ function Campaign:start(opts)
   local n = #self.runs + 1
   local base = format("%s/%s.run%02d", self.dir, self.name, n)
   local argv = { "lua5.4", q(M.BIN), "--json", "--journal", q(self.journal),
+                 "--quota", q(self.quota),
                  "--base-url", q(self.sb.base_url), "--rate", tostring(self.rate),
                  "--concurrency", tostring(self.concurrency),
                  "--poll-interval", tostring(self.poll_interval_s) }
@@ -510,10 +513,10 @@ function Campaign:check(opts)
   end
   fig.users_with_tokens = count(stats.bridge_tokens.by_user)
 
-  -- the refresh quota beside the journal against the tasks the sandbox made
+  -- the run's refresh quota store against the tasks the sandbox made
   -- on each connection (spent connections aside: Truv's refusal fills them)
   fig.quota_extra, fig.quota_missing, fig.quota_unreleased = 0, 0, 0
-  local quota = assert(require("truv.quota").sqlite(self.journal .. ".quota"))
+  local quota = assert(require("truv.quota").sqlite(self.quota))
   local t = core.now()
   for _, c in ipairs(self.list) do
     if not c.spent then
