@@ -51,8 +51,8 @@ describe("the OpenResty gateway example", function()
   end
 
   local function webhooks_settled()
-    local s = sb:stats().webhooks
-    return s.queued == 0 and s.attempts > 0
+    local settled, s = sb:webhooks_settled()
+    return settled and s.attempts > 0
   end
 
   local used = {}

@@ -17,6 +17,7 @@
 local openresty = require "spec.support.openresty"
 local sandbox = require "spec.support.sandbox"
 local socket = require "socket"
+local hogs_mod = require "spec.support.hogs"
 
 local ROUNDS = tonumber(os.getenv("TRUV_STRESS_ROUNDS") or "") or 2
 local HOGS = tonumber(os.getenv("TRUV_STRESS_HOGS") or "") or 0
@@ -35,22 +36,6 @@ local SERVER = [[
         location = /stress/after { content_by_lua_block { require("stress_runner").after() } }
 ]]
 
--- Busy loops, each bounded by timeout(1); returns their pids.
-local function start_hogs(n)
-  local pids = {}
-  for i = 1, n do
-    local p = assert(io.popen(openresty.NOPRELOAD .. "sh -c '(exec timeout 900 sh -c " ..
-                              "\"while :; do :; done\") >/dev/null 2>&1 & echo $!'"))
-    pids[i] = tonumber(p:read("l"))
-    p:close()
-  end
-  return pids
-end
-
-local function stop_hogs(pids)
-  for _, pid in ipairs(pids) do os.execute(openresty.NOPRELOAD .. "kill " .. pid .. " 2>/dev/null") end
-end
-
 local function summary(rows)
   local bad = {}
   for _, r in ipairs(rows) do
@@ -63,7 +48,7 @@ describe("shared-dict stores under a worker that stalls inside their critical se
   local srv, hogs
 
   lazy_setup(function()
-    hogs = start_hogs(HOGS)
+    hogs = hogs_mod.start(HOGS)
     srv = openresty.start{ conf = openresty.config{
       workers = 2, listen = "reuseport", http = HTTP, server = SERVER,
     } }
@@ -71,7 +56,7 @@ describe("shared-dict stores under a worker that stalls inside their critical se
 
   lazy_teardown(function()
     if srv then srv:stop() end
-    if hogs then stop_hogs(hogs) end
+    hogs_mod.stop(hogs)
   end)
 
   it("admit exactly the limit of one pair of keys, round after round", function()

@@ -399,6 +399,14 @@ function Sandbox:config(t) return self:admin(t and "POST" or "GET", "config", t)
 function Sandbox:set_state(t) return self:admin("POST", "connections/state", t) end
 function Sandbox:seed(t) return self:admin("POST", "seed", t).cases end
 function Sandbox:webhooks() return self:admin("GET", "webhooks").deliveries end
+--- True once every webhook the sandbox queued has been answered or given up
+-- (none queued, none in flight: `queued` alone drops to 0 while the last
+-- delivery is still being sent). Duplicates (--webhook-duplicates) are sent
+-- after their original is counted and are not covered.
+function Sandbox:webhooks_settled()
+  local s = self:stats().webhooks
+  return s.queued == 0 and s.delivered + s.failed >= s.sent, s
+end
 function Sandbox:complete_order(t) return self:admin("POST", "orders/complete", t) end
 --- The user finishes Truv Bridge for t.bridge_token: {public_token, link_id}.
 function Sandbox:complete_bridge(t) return self:admin("POST", "bridge/complete", t) end
