@@ -10,9 +10,15 @@
 -- A bad row never stops the reading: it is reported with its line (for
 -- JSON, its position in the list) and left out. Required: case_id,
 -- order_id, product (income, employment, assets, insurance, transactions).
--- employers / financial_accounts list connection ids separated by ';' or
--- '|' (CSV) or as arrays of ids or of { id = } (JSON); empty means every
--- connection of the order.
+-- Column and key names are read lowercase and trimmed ("Case_ID " is
+-- case_id). Fields are text; in JSON a whole number below 2^53 is read as
+-- its digits, and any other value (a list, an object, a boolean, a
+-- fraction, a larger number, which the decoder may have rounded) is the
+-- row's problem, as is a JSON case naming a field twice ("case_id" and
+-- "CASE_ID"). employers / financial_accounts list connection ids separated
+-- by ';' or '|' (CSV) or as lists of ids or of { id = } (JSON); empty means
+-- every connection of the order, so that an object or an item without an
+-- id is the row's problem instead.
 --
 -- What spreadsheets export is read as it is: a UTF-8 byte order mark,
 -- CRLF line ends, and ',' ';' or tab between fields (the one the header
@@ -27,14 +33,16 @@
 --     bytes that are not UTF-8 (a "CSV" saved as Windows-1252 or Latin-1,
 --     whose accented names would reach the report and the new orders
 --     garbled): the line of the first such byte is named;
---   - JSON that is not a list of cases or an object with a "cases" list;
+--   - JSON that is not a list of cases or an object with a "cases" list, or
+--     that holds the escape \u0000 (decoded strings end at a NUL);
 --   - a case_id with a control character (a NUL byte would cut it short, and
---     two cases would become one);
+--     two cases would become one), under whichever spelling of its name;
 --   - a case_id given twice.
 local core = require "truv.core"
 
 local type, ipairs, pairs, tostring, tonumber, next = type, ipairs, pairs, tostring, tonumber, next
-local format, lower = string.format, string.lower
+local getmetatable = getmetatable
+local format, lower, mtype = string.format, string.lower, math.type
 local byte, find, sub, concat = string.byte, string.find, string.sub, table.concat
 
 local BOM = "\239\187\191"
@@ -48,6 +56,9 @@ local KNOWN = { case_id = true, order_id = true, product = true, employers = tru
                 financial_accounts = true, first_name = true, last_name = true, email = true,
                 phone = true, order_number = true }
 local ID_PATTERN = "^[%w_%-]+$"
+local EXACT = 2 ^ 53   -- JSON numbers are decoded as doubles: from here on, rounded
+local TEXT_FIELDS = { "case_id", "order_id", "product", "first_name", "last_name", "email", "phone",
+                      "order_number" }
 
 --- An iterator over the rows of CSV text (RFC 4180: quoted fields, ""
 -- escapes, CRLF or LF, line breaks inside quotes): each call returns the
@@ -128,50 +139,118 @@ local function trim(s)
   return (s:gsub("^%s+", ""):gsub("%s+$", ""))
 end
 
-local function split_ids(v)
-  local ids = {}
-  if v == nil or v == "" or v == core.null then return ids end
+-- Whether t is a list (keys 1..n, nothing else); an empty table is one.
+local function is_list(t)
+  if type(t) ~= "table" then return false end
+  local n = #t
+  for k in pairs(t) do
+    if type(k) ~= "number" or k < 1 or k > n or k % 1 ~= 0 then return false end
+  end
+  return true
+end
+
+-- A field's text: a string trimmed, a whole number written out (JSON); nil
+-- for nothing (null, empty, blanks); false for what a case file cannot mean
+-- as text (a list, an object, a boolean, a fraction), which tostring would
+-- turn into "table: 0x..." or "true", and for a number from 2^53 on, which
+-- may be another that the decoder rounded (2^53 + 1 is read as 2^53).
+local function as_text(v)
+  if v == nil or v == core.null then return nil end
+  if type(v) == "string" then
+    v = trim(v)
+    return v ~= "" and v or nil
+  end
+  if mtype(v) == "integer" and v < EXACT and v > -EXACT then return tostring(v) end
+  return false
+end
+
+-- What a value that is not text is, for a message. An empty JSON list
+-- decodes to an empty table marked { __jsontype = "array" }, an empty object
+-- to a bare one.
+local function kind_of(v)
   if type(v) == "table" then
-    for _, e in ipairs(v) do
-      local id = type(e) == "table" and e.id or e
-      ids[#ids + 1] = type(id) == "string" and id or tostring(id)
+    if next(v) == nil then
+      local mt = getmetatable(v)
+      return mt and mt.__jsontype == "array" and "a list" or "an object"
+    end
+    return is_list(v) and "a list" or "an object"
+  end
+  if type(v) == "number" then
+    if v >= EXACT or v <= -EXACT then
+      return format("a number too large to be read exactly (read as %s): write it as text",
+                    tostring(v))
+    end
+    return "a number that is not whole (" .. tostring(v) .. ")"
+  end
+  return "a " .. type(v)
+end
+
+-- The ids of employers / financial_accounts: text separated by ';' or '|'
+-- (CSV), or a list of ids or of { id = } objects (JSON); or nil, why. An
+-- object or an item without an id is an error, never "no connections named"
+-- (which means every connection of the order).
+local function split_ids(key, v)
+  local ids = {}
+  if type(v) == "table" then
+    if not is_list(v) then return nil, format("%s must be a list of ids, got an object", key) end
+    for i, e in ipairs(v) do
+      local id = as_text(type(e) == "table" and e.id or e)
+      if not id then return nil, format("%s: item %d has no id", key, i) end
+      ids[#ids + 1] = id
     end
     return ids
   end
-  for part in tostring(v):gmatch("[^;|]+") do
+  local text = as_text(v)
+  if text == false then return nil, format("%s must be a list of ids, got %s", key, kind_of(v)) end
+  for part in (text or ""):gmatch("[^;|]+") do
     local id = trim(part)
     if id ~= "" then ids[#ids + 1] = id end
   end
   return ids
 end
 
-local function as_string(v)
-  if v == nil or v == core.null then return nil end
-  if type(v) ~= "string" then v = tostring(v) end
-  v = trim(v)
-  return v ~= "" and v or nil
+-- A record (a table of column or key -> value) with its names as the reader
+-- knows them, lowercase and trimmed: the known fields, and the others under
+-- extra; unnamed columns are left out. Or nil, why when two names are one
+-- field (JSON: "case_id" and "CASE_ID"; such a CSV header is refused before),
+-- since which of the two would win depends on the order of a hash table.
+local function fold(rec)
+  local c, named = { extra = {} }, {}
+  for k, v in pairs(rec) do
+    local name = tostring(k)
+    local key = lower(trim(name))
+    if key ~= "" then
+      if named[key] then
+        local a, b = named[key], name
+        if b < a then a, b = b, a end
+        return nil, format("the field '%s' is given twice (as '%s' and '%s')", key, a, b)
+      end
+      named[key] = name
+      if KNOWN[key] then c[key] = v else c.extra[key] = v end
+    end
+  end
+  return c
 end
 
--- Checks and normalises one record (a table of column -> value).
-local function normalise(rec, line)
-  local c = { line = line, extra = {} }
-  for k, v in pairs(rec) do
-    local key = lower(trim(tostring(k)))
-    if KNOWN[key] then c[key] = v else c.extra[key] = v end
+-- Checks and normalises one folded record.
+local function normalise(c, line)
+  c.line = line
+  for _, k in ipairs(TEXT_FIELDS) do
+    local v = as_text(c[k])
+    if v == false then return nil, format("%s must be text, got %s", k, kind_of(c[k])) end
+    c[k] = v
   end
-  c.case_id = as_string(c.case_id)
-  c.order_id = as_string(c.order_id)
-  c.product = c.product and lower(as_string(c.product) or "") or nil
-  for _, k in ipairs{ "first_name", "last_name", "email", "phone", "order_number" } do
-    c[k] = as_string(c[k])
+  c.product = c.product and lower(c.product)
+  local why
+  for _, k in ipairs{ "employers", "financial_accounts" } do
+    c[k], why = split_ids(k, c[k])
+    if not c[k] then return nil, why end
   end
-  c.employers = split_ids(c.employers)
-  c.financial_accounts = split_ids(c.financial_accounts)
   local missing = {}
-  for _, k in ipairs{ "case_id", "order_id", "product" } do
-    if not c[k] or c[k] == "" then missing[#missing + 1] = k end
+  for _, k in ipairs(REQUIRED) do
+    if not c[k] then missing[#missing + 1] = k end
   end
-  if #missing > 0 then return nil, "missing " .. table.concat(missing, ", ") end
+  if #missing > 0 then return nil, "missing " .. concat(missing, ", ") end
   if not PRODUCTS[c.product] then return nil, format("unknown product '%s'", c.product) end
   if not c.order_id:match(ID_PATTERN) then return nil, "order_id is not an id" end
   for _, k in ipairs{ "employers", "financial_accounts" } do
@@ -216,13 +295,14 @@ local function checked(next_record)
       return false, { line = 0, message = why }
     end
     if why then return false, { line = line, message = why } end
-    local id = type(fields.case_id) == "string" and as_string(fields.case_id)
+    local rec, c
+    rec, why = fold(fields)
+    local id = rec and as_text(rec.case_id) or nil
     if id and has_control(id) then
       return refuse(line, format("case_id %s holds a control character (a NUL byte would "
                                  .. "cut it short and merge it with another case)", shown_id(id)))
     end
-    local c
-    c, why = normalise(fields, line)
+    if rec then c, why = normalise(rec, line) end
     if c and seen[c.case_id] then
       return refuse(line, format("case_id '%s' is given twice (first on line %d)", c.case_id,
                                  seen[c.case_id]))
@@ -231,7 +311,7 @@ local function checked(next_record)
       seen[c.case_id] = line
       return true, c
     end
-    return false, { line = line, case_id = as_string(fields.case_id), message = why }
+    return false, { line = line, case_id = id, message = why }
   end
 end
 
@@ -362,14 +442,17 @@ function _M.each_csv(text)
   end)
 end
 
--- Whether t is a list (keys 1..n, nothing else); an empty table is one.
-local function is_list(t)
-  if type(t) ~= "table" then return false end
-  local n = #t
-  for k in pairs(t) do
-    if type(k) ~= "number" or k < 1 or k > n or k % 1 ~= 0 then return false end
+-- Where JSON text holds the escape \u0000 (a run of backslashes of odd
+-- length before u0000), or nil. The decoder's strings end at a NUL: "c\u0000a"
+-- would be read as "c", and a key "case_id\u0000x" as "case_id".
+local function nul_escape(text)
+  local from = 1
+  while true do
+    local s, e = find(text, "\\+u0000", from)
+    if not s then return nil end
+    if (e - s - 4) % 2 == 1 then return s end
+    from = e + 1
   end
-  return true
 end
 
 --- The same over JSON text: a list of case objects, or { "cases": [...] }
@@ -379,13 +462,17 @@ function _M.each_json(text)
   local doc, err = core.decode(text, "table")
   local list
   local refused = encoding_problem(text, "write it as UTF-8")
+  local nul = doc ~= nil and nul_escape(text)
   if refused then
     list = nil
   elseif not find(text, "%S") then
     refused = "line 1: the file is empty"
-  elseif not doc then
+  elseif doc == nil then   -- (the document `false` decodes to false)
     local at = tonumber(err.message:match("at byte (%d+)"))
     refused = format("line %d: %s", at and line_of(text, at) or 1, err.message)
+  elseif nul then
+    refused = format("line %d: a string holds \\u0000 (a NUL byte): its text would be cut short "
+                     .. "there", line_of(text, nul))
   elseif find(text, "^%s*{") then
     list = doc.cases
     if not is_list(list) then
@@ -431,10 +518,11 @@ function _M.each(path)
       return false, { line = 0, message = ferr }
     end
   end
-  local text = strip_bom(f:read("a") or "")
+  local text = f:read("a") or ""
   f:close()
   local iter
-  if path:match("%.json$") or (not path:match("%.csv$") and text:match("^%s*[%[{]")) then
+  -- each_csv and each_json take the byte order mark off themselves (once)
+  if path:match("%.json$") or (not path:match("%.csv$") and strip_bom(text):match("^%s*[%[{]")) then
     iter = _M.each_json(text)
   else
     iter = _M.each_csv(text)

@@ -4,7 +4,8 @@
 -- as a whole (or not UTF-8) is refused up front with its line and the
 -- reason, by truv.cases, by renewal.run (which then journals nothing) and
 -- by truv-renew (exit 1, naming file and line): nothing is lost, no two
--- cases merge.
+-- cases merge. A row whose fields are not text is reported with its line,
+-- never read under an id the file does not hold.
 local cases = require "truv.cases"
 local renewal = require "truv.renewal"
 local core = require "truv.core"
@@ -75,6 +76,10 @@ describe("a case file", function()
     assert.matches('items.json: line 1: a JSON object of cases needs a "cases" list', msg)
     assert.matches('"cases" list', refusal(dir, "map.json", '{"cases":{"c1":{"order_id":"o1"}}}'))
     assert.matches("expected a list of cases", refusal(dir, "string.json", '"c1"'))
+    -- false decodes to a false value, not to nil and an error
+    for _, scalar in ipairs{ "false\n", "true", "null", "0" } do
+      assert.matches("line 1: expected a list of cases", refusal(dir, "scalar.json", scalar))
+    end
     assert.matches("line 3: .*at byte", refusal(dir, "bad.json", '[\n{"case_id":"c1"},\n{,}]'))
   end)
 
@@ -110,6 +115,90 @@ describe("a case file", function()
     local msg = refusal(dir, "pipes.csv", "case_id|order_id|product\nc1|o1|income\n")
     assert.matches("pipes.csv: line 1: the header has no case_id, order_id, product columns .*"
                    .. "its fields are not separated by ',' ';' or a tab", msg)
+  end)
+
+  it("is refused when a case_id holds a control byte under another spelling of its column", function()
+    -- the column is found as " CASE_ID" too: so must the control byte be
+    local msg = refusal(dir, "upper.csv", " CASE_ID,order_id,product\nc\1a,o1,income\n")
+    assert.matches('line 2: case_id "c\\1a" holds a control character', msg)
+    msg = refusal(dir, "upper.json", '[{"Case_ID ":"c\\u0000a","order_id":"o1","product":"income"}]')
+    assert.matches("line 1: ", msg)
+    msg = refusal(dir, "upper2.json", '[{"CASE_ID":"c\\u001fa","order_id":"o1","product":"income"}]')
+    assert.matches('line 1: case_id "c\\31a" holds a control character', msg)
+  end)
+
+  it("is refused when JSON text holds a NUL (\\u0000): the decoded text would end there", function()
+    -- "c\u0000a" would be read as "c", and a key "case_id\u0000x" as "case_id"
+    local msg = refusal(dir, "nul.json", '[{"case_id":"c1","order_id":"o1","product":"income"},\n'
+                                         .. '{"case_id":"c\\u0000a","order_id":"o2","product":"income"}]')
+    assert.matches("nul.json: line 2: a string holds \\u0000", msg)
+    msg = refusal(dir, "nulkey.json", '[{"case_id":"c1","case_id\\u0000x":"c2","order_id":"o1",'
+                                      .. '"product":"income"}]')
+    assert.matches("line 1: a string holds \\u0000", msg)
+    -- an escaped backslash before u0000 is text, not a NUL
+    write(dir .. "/slash.json", '[{"case_id":"c1","order_id":"o1","product":"income",'
+                                .. '"note":"C:\\\\u0000"}]')
+    local list = assert(cases.read(dir .. "/slash.json"))
+    assert.equal(1, #list)
+  end)
+
+  it("reports a JSON field that is not text, and reads whole numbers as text", function()
+    local list, problems = cases.from_json(table.concat({
+      '[{"case_id":{},"order_id":"o1","product":"income"}',
+      '{"case_id":["c2"],"order_id":"o2","product":"income"}',
+      '{"case_id":true,"order_id":"o3","product":"income"}',
+      '{"case_id":1.5,"order_id":"o4","product":"income"}',
+      '{"case_id":"c5","order_id":"o5","product":"income","first_name":{"x":1}}',
+      '{"case_id":9007199254740993,"order_id":"o6","product":"income"}',
+      '{"case_id":42,"order_id":7,"product":"income"}]' }, ",\n"))
+    assert.same({ "42" }, { list[1].case_id })
+    assert.equal("7", list[1].order_id)
+    assert.equal(6, #problems)
+    for i, p in ipairs(problems) do assert.equal(i, p.line) end
+    assert.equal("case_id must be text, got an object", problems[1].message)
+    assert.equal("case_id must be text, got a list", problems[2].message)
+    assert.equal("case_id must be text, got a boolean", problems[3].message)
+    assert.equal("case_id must be text, got a number that is not whole (1.5)", problems[4].message)
+    assert.equal("first_name must be text, got an object", problems[5].message)
+    -- a double cannot hold ...993: the decoder gives 2^53, which is not the file's id
+    assert.equal("case_id must be text, got a number too large to be read exactly (read as "
+                 .. "9007199254740992): write it as text", problems[6].message)
+    for _, p in ipairs(problems) do assert.not_matches("0x%x", p.message) end
+  end)
+
+  it("reports connections that are not a list of ids, never reads them as every connection", function()
+    local list, problems = cases.from_json(table.concat({
+      '[{"case_id":"c1","order_id":"o1","product":"income","employers":{"id":"e1"}}',
+      '{"case_id":"c2","order_id":"o2","product":"income","employers":[{"name":"e2"}]}',
+      '{"case_id":"c3","order_id":"o3","product":"income","financial_accounts":[true]}',
+      '{"case_id":"c4","order_id":"o4","product":"income","employers":true}',
+      '{"case_id":"c5","order_id":"o5","product":"income","employers":["e5",{"id":"e6"},7]}]' },
+      ",\n"))
+    assert.equal(1, #list)
+    assert.same({ "e5", "e6", "7" }, list[1].employers)
+    assert.equal("employers must be a list of ids, got an object", problems[1].message)
+    assert.equal("employers: item 1 has no id", problems[2].message)
+    assert.equal("financial_accounts: item 1 has no id", problems[3].message)
+    assert.equal("employers must be a list of ids, got a boolean", problems[4].message)
+  end)
+
+  it("reports a JSON case that names a field twice in two spellings", function()
+    -- which of the two would win depends on the order of a hash table
+    local list, problems = cases.from_json('[{"case_id":"c1","CASE_ID":"c2","order_id":"o1",'
+                                           .. '"product":"income"}]')
+    assert.same({}, list)
+    assert.equal("the field 'case_id' is given twice (as 'CASE_ID' and 'case_id')",
+                 problems[1].message)
+  end)
+
+  it("is read the same from its file as from its text", function()
+    -- a second byte order mark is not the first one again
+    local text = "\239\187\191\239\187\191" .. HEADER .. "c1,o1,income\n"
+    write(dir .. "/boms", text)
+    local a, pa = cases.read(dir .. "/boms")
+    local b, pb = cases.from_csv(text)
+    assert.same(b, a)
+    assert.equal(dir .. "/boms: " .. pb[1].message, pa[1].message)
   end)
 
   it("is refused when a case_id is given twice", function()
