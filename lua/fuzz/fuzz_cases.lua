@@ -9,7 +9,8 @@
 --     a kind, or a case_id holding a control byte (a NUL included);
 --   - two accepted cases of one reading share a case_id;
 --   - a problem has no line or no message, a refusal (line 0) does not say
---     "line N: " first, or anything follows a refusal;
+--     "line N: " (or "line N, column M: ") first, or anything follows a
+--     refusal;
 --   - read(path) agrees with neither reading of the same bytes (cases,
 --     their ids, problems and messages alike), or its refusal does not name
 --     the file. Reading the same bytes twice must give the same answer.
@@ -121,7 +122,9 @@ local function drain(what, iter, size)
       check_problem(what, v)
       if v.line == 0 then
         refusal = v.message
-        if not refusal:find("^line %d+: ") then fail("%s: refusal %q says no line", what, refusal) end
+        if not refusal:find("^line %d+[:,] ") then
+          fail("%s: refusal %q says no line", what, refusal)
+        end
       else
         problems[#problems + 1] = v
       end
