@@ -148,6 +148,8 @@ describe("truv-renew, looking before paying", function()
       { { "report" }, 2, "one JOURNAL expected" },
       { { "report", dir .. "/none.journal" }, 1, "no journal at" },
       { { "report", "--concurrency", "3", journal }, 2, "does not apply" },
+      { { "--report", dir .. "/r2", "report", journal }, 2, "report is a command of its own "
+                                                           .. "and comes first" },
     }
     for _, c in ipairs(cases) do
       code, _, err = renew(dir, c[1], { TRUV_CLIENT_ID = false, TRUV_SECRET = false })
