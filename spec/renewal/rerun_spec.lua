@@ -60,7 +60,10 @@ describe("truv-renew, looking before paying", function()
     dir = files.tmpdir("truv-rerun-spec")
     state = dir .. "/state"
     sb = sandbox.start{ args = { "--seed-cases", "12", "--rng-seed", "41", "--rate-limit", "0",
-                                 "--mix", "active=2,provider_down=1", "--provider-down-s", "60",
+                                 -- the outages outlast the spec (72 s at 50x), so that the
+                                 -- cases refreshed while a provider is down are retries
+                                 -- however long a loaded machine takes to get to them
+                                 "--mix", "active=2,provider_down=1", "--provider-down-s", "3600",
                                  "--realtime", "--time-scale", "50",
                                  "--cases-out", dir .. "/cases.csv" } }
     input = dir .. "/cases.csv"
