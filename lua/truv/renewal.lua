@@ -69,9 +69,11 @@
 -- returns a true value (a reason, such as "INT"), the run takes no new
 -- work: no case starts, no refresh is reserved or sent, no new
 -- verification link is begun; the requests already in flight finish
--- (for at most interrupt_grace_s, 10) and what they answered is
--- journaled, the journal is committed, an `interrupted` event says so
--- (with the requests in flight then), and run returns nil, err (kind
+-- (for at most interrupt_grace_s, 10), and so do the writes the rate limit
+-- held back (journaled ahead), while held-back reads are dropped at once;
+-- what they answered is journaled, the journal is committed, an
+-- `interrupted` event says so (with `requests` in flight then, `held`
+-- writes still to go out, `dropped` reads), and run returns nil, err (kind
 -- "internal", code "interrupted", err.reason the reason). Every case keeps
 -- its resume point: the same run again continues with nothing lost and
 -- nothing refreshed twice (a refresh journaled as being sent but held back
@@ -902,8 +904,9 @@ local function work(ctx, opts, todo)
         if why then
           ctx.interrupted = why
           local busy = ctx.sched:load()
-          emit(ctx, { event = "interrupted", reason = tostring(why), requests = busy.requests })
-          ctx.sched:drain(grace)
+          local held, dropped = ctx.sched:drain(grace)
+          emit(ctx, { event = "interrupted", reason = tostring(why), requests = busy.requests,
+                      held = held, dropped = dropped })
         end
       end
       if on_load and t - last_load >= load_interval then

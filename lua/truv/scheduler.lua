@@ -30,8 +30,10 @@
 -- `sched:drain(grace_s)` winds the loop down gently instead (a batch does
 -- when it is interrupted): nothing new starts (no request asked for from
 -- now on, no sleeper or parked workflow is resumed); the requests already
--- asked for go out (those the rate limit or the pool held back too: their
--- workflows may have written them ahead) and finish, and their workflows
+-- asked for go out (those the rate limit or the pool held back too, but
+-- for GETs: a held-back write may have been written ahead by its workflow,
+-- a read has nothing to finish, and waiting for the rate limit to let
+-- reads out would hold an interrupted run for seconds) and finish, and their workflows
 -- run on until they next wait for something (a barrier still passes, so
 -- what they write is made durable); run() returns once nothing is in
 -- flight, held back from before or ready, or after grace_s (default 10) as
@@ -175,11 +177,22 @@ function Scheduler:stop()
 end
 
 --- Winds the loop down (see above). Idempotent: the first grace holds.
+-- Returns how many held-back requests still go out and how many held-back
+-- reads were dropped (0, 0 when already draining).
 function Scheduler:drain(grace_s)
-  if self.draining then return end
+  if self.draining then return 0, 0 end
   self.draining = true
   self.drain_until = core.monotonic() + (grace_s or 10)
-  self.drain_held = #self.waiting_http   -- the first ones, asked for before: they go out
+  -- the held-back reads are dropped (their workflows are abandoned); the
+  -- others, asked for before, go out first
+  local kept = {}
+  for _, w in ipairs(self.waiting_http) do
+    if w.req.method ~= "GET" then kept[#kept + 1] = w end
+  end
+  local dropped = #self.waiting_http - #kept
+  self.waiting_http = kept
+  self.drain_held = #kept
+  return #kept, dropped
 end
 
 --- How busy the loop is (see above).

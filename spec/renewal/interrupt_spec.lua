@@ -258,6 +258,51 @@ describe("renewal.run interrupted", function()
     end
   end)
 
+  it("stops without sending the reads its rate limit held back", function()
+    -- a rate of 120 a minute holds most of the first reads back; interrupted
+    -- once a few went out, the run must not let the others out one by one
+    -- (they change nothing and would hold it for the whole grace)
+    local journal = dir .. "/rated.journal"
+    local at_interrupt, seen
+    local function reads()   -- the GETs of Truv's API the sandbox has answered
+      local n = 0
+      for key, outcomes in pairs(sb:stats().requests.by_endpoint) do
+        if key:sub(1, 8) == "GET /v1/" then
+          for _, c in pairs(outcomes) do n = n + c end
+        end
+      end
+      return n
+    end
+    local started = core.monotonic()
+    local summary, err = renewal.run{
+      cases = dir .. "/cases.csv", journal = journal, concurrency = 16, rate_per_minute = 120,
+      poll = { interval_s = 0.2 },
+      client = { client_id = sb.client_id, secret = sb.secret, base_url = sb.base_url },
+      interrupted = function()
+        if core.monotonic() - started < 1.2 then return nil end
+        at_interrupt = at_interrupt or reads()
+        return "test"
+      end,
+      on_event = function(ev)
+        if ev.event == "interrupted" then seen = ev end
+      end,
+    }
+    assert.is_nil(summary)
+    assert.equal("interrupted", err.code)
+    assert.is_number(at_interrupt)
+    assert.is_truthy(seen)
+    -- reads were held back by the rate limit, and dropped
+    assert.is_true(seen.dropped > 0, "no read was held back")
+    -- what was in flight finished (and the held-back writes, journaled
+    -- ahead, went out); no held-back read did
+    local after = reads() - at_interrupt
+    assert.is_true(after <= seen.requests,
+                   after .. " reads answered after the interruption, " .. seen.requests
+                   .. " requests in flight then")
+    local s = states(journal)
+    assert.equal(CASES, s.n)
+  end)
+
   it("refuses an `interrupted` that is not a function", function()
     assert.has_error(function()
       renewal.run{ journal = dir .. "/x", client = { client_id = "c", secret = "s" },
