@@ -41,7 +41,8 @@ describe("the gateway's metrics and logs", function()
   local srv, sb, empty
 
   lazy_setup(function()
-    sb = sandbox.start{ args = { "--seed-cases", tostring(40 + 3 * ROUNDS), "--rng-seed", "23", "--rate-limit", "0",
+    sb = sandbox.start{ args = { "--seed-cases", tostring(40 + 3 * ROUNDS), "--rng-seed", "23",
+                                 "--rate-limit", "0",
                                  "--mix", "active=3,credentials=1" } }
     empty = files.tmpdir("truv-nolua")   -- searched first: the example's handlers are used
     os.execute("chmod 755 " .. files.quote(empty))
