@@ -363,3 +363,79 @@ describe("renewal.run interrupted as a new link is written ahead", function()
     j:close()
   end)
 end)
+
+describe("renewal.run interrupted as a refresh is written ahead", function()
+  local sb, dir
+
+  lazy_setup(function()
+    dir = files.tmpdir("truv-interrupted-refresh")
+    sb = sandbox.start{ args = { "--seed-cases", "40", "--rng-seed", "5", "--rate-limit", "0",
+                                 "--mix", "active=1", "--realtime", "--time-scale", "40",
+                                 "--task-duration", "20", "--latency-ms", "10",
+                                 "--cases-out", dir .. "/cases.csv" } }
+  end)
+
+  lazy_teardown(function()
+    if sb then sb:shutdown() end
+    if dir then os.execute("rm -rf " .. q(dir)) end
+  end)
+
+  it("sends no refresh whose write-ahead was being committed, and keeps no quota for it",
+     function()
+    -- interrupted at the very turn of the loop where cases have journaled
+    -- their refresh as about to be sent (the barrier not passed yet): the
+    -- POSTs are not sent, their reservations go back, and the same run
+    -- again refreshes each case once
+    local j = assert(core.journal_open(dir .. "/run.journal"))
+    local quota_path = dir .. "/quota.db"
+    local events = {}
+    local function run(interrupted)
+      return renewal.run{
+        cases = dir .. "/cases.csv", journal = j, concurrency = 8, rate_per_minute = 0,
+        poll = { interval_s = 0.2 }, interrupted = interrupted, quota = quota_path,
+        client = { client_id = sb.client_id, secret = sb.secret, base_url = sb.base_url },
+        on_event = function(ev) events[#events + 1] = ev end,
+      }
+    end
+    local caught = {}
+    local summary, err = run(function()
+      if (j:counts().sending or 0) == 0 then return nil end
+      for rec in j:each{ state = "sending" } do caught[#caught + 1] = rec.case_id end
+      return "test"
+    end)
+    assert.is_nil(summary)
+    assert.equal("interrupted", err.code)
+    assert.is_true(#caught > 0, "no case was seen sending")
+    local seen, sending_after = false, 0
+    for _, ev in ipairs(events) do
+      if ev.event == "interrupted" then seen = true
+      elseif seen and ev.event == "sending" then sending_after = sending_after + 1 end
+    end
+    assert.is_true(seen)
+    assert.equal(0, sending_after, "a refresh went out after the interruption")
+    -- the quota counts exactly the refreshes the sandbox made
+    local function quota_agrees()
+      local quota = assert(require("truv.quota").sqlite(quota_path))
+      local stats, t = sb:stats(), core.now()
+      for _, c in ipairs(sb:cases()) do
+        for _, conn in ipairs(sb:connections(c.order_id)) do
+          local used = assert(quota:usage(core.quota_key(conn.access_token), t))
+          local s = stats.refresh.by_access_token[sandbox.token_key(conn.access_token)]
+          assert.equal(s and s.created or 0, used, c.case_id .. ": quota against refreshes")
+        end
+      end
+      quota:close()
+    end
+    quota_agrees()
+    -- the same run again refreshes every case once
+    local events_before = #events
+    summary = assert(run(nil))
+    assert.equal(40, summary.routes.done)
+    for order_id, o in pairs(sb:stats().refresh.by_order) do
+      assert.equal(1, o.refresh_orders, order_id)
+    end
+    assert.is_true(#events > events_before)
+    quota_agrees()
+    j:close()
+  end)
+end)
