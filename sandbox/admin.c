@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "billing.h"
 #include "docs.h"
 #include "events.h"
 #include "handler.h"
@@ -144,24 +145,13 @@ static void admin_cases(struct handler_ctx *x)
 
 /* ---- connections ------------------------------------------------------- */
 
-/* when the window frees a slot: once the (used - limit + 1)-th oldest entry
- * still inside it turns 24 h old (the log may hold stale entries: skip them) */
-static sb_time next_refresh_at(const struct sb_conn *c, unsigned used, unsigned limit, sb_time now)
-{
-  unsigned first = 0;
-  while (first < c->n_window && now - c->window[first] >= SB_WINDOW)
-    first++;
-  if (used < limit || first + used - limit >= c->n_window)
-    return 0;
-  return c->window[first + used - limit] + SB_WINDOW;
-}
-
 static void render_connection(struct jw *w, const struct store *s, uint32_t conn, sb_time now)
 {
   const struct sb_conn *c = &s->conns[conn];
   const struct sb_sub *b = c->origin_sub == SB_NONE ? NULL : &s->subs[c->origin_sub];
   const struct sb_settings *st = &s->settings;
-  unsigned used = store_window_count(c, now), limit = (unsigned)st->refresh_limit + 1;
+  struct billing_window win;
+  billing_window(c, st, now, &win);
   jw_obj(w);
   jw_kstr(w, "kind", c->kind == KIND_EMPLOYER ? "employer" : "financial_account");
   jw_khex(w, "suborder_id", b ? b->id : NULL, 16);
@@ -181,14 +171,14 @@ static void render_connection(struct jw *w, const struct store *s, uint32_t conn
   jw_kbool(w, "oauth", c->oauth);
   jw_key(w, "provider_down_until");
   jw_time_or_null(w, c->down_since + st->provider_down, c->state == ST_PROVIDER_DOWN);
-  jw_kint(w, "refreshes_in_window", used);
+  jw_kint(w, "refreshes_in_window", win.used);
   jw_key(w, "window_limit");
-  if (st->refresh_limit > 0)
-    jw_int(w, limit);
+  if (win.size > 0)
+    jw_int(w, win.size);
   else
     jw_null(w);
   jw_key(w, "next_refresh_at");
-  jw_time_or_null(w, next_refresh_at(c, used, limit, now), st->refresh_limit > 0 && used >= limit);
+  jw_time_or_null(w, win.frees_at, win.full);
   jw_kint(w, "tasks_created", c->stat_created);
   jw_obj_end(w);
 }
@@ -283,7 +273,7 @@ static uint32_t connect(struct store *s, uint32_t user, uint32_t sub, unsigned k
   set_state(s, c, st, now);
   if (sub != SB_NONE)
     s->subs[sub].conn = conn;
-  return connect_initial_task(s, conn, sub, now) ? conn : SB_NONE;
+  return billing_initial_task(s, conn, sub, now) ? conn : SB_NONE;
 }
 
 /* the connections a state change targets; returns how many */

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "billing.h"
 #include "docs.h"
 #include "events.h"
 #include "handler.h"
@@ -602,7 +603,7 @@ static uint32_t refresh_locked(struct store *s, uint32_t root, const struct refr
     b->conn = src->conn;
     b->label = src->label;
     b->label_id = src->label_id;
-    uint32_t task = refresh_new_task(s, b->conn, sub, q->product, TASK_ORDER_REFRESH, now);
+    uint32_t task = billing_refresh_task(s, b->conn, sub, q->product, TASK_ORDER_REFRESH, now);
     if (task == SB_NONE)
       return SB_NONE;
     s->subs[sub].task = task;
@@ -618,7 +619,7 @@ static void refresh_validated(struct handler_ctx *x, uint32_t root, const struct
   uint32_t conns[MAX_SELECTED];
   for (unsigned i = 0; i < q->n_subs; i++)
     conns[i] = s->subs[q->subs[i]].conn;
-  if (!refresh_allowed(s, conns, q->n_subs, x->now)) {
+  if (!billing_allows(s, conns, q->n_subs, x->now)) {
     reply_refresh_limit(x->reply, s->settings.refresh_limit_status);
     return;
   }

@@ -9,75 +9,18 @@
  *        to learn why a task failed (error_message)
  *   GET  /v1/tasks/{task_id}/          the Task object
  * Every task created (here or by an order refresh) counts against its
- * access_token's refresh window and is billed. */
+ * access_token's refresh window and is billed (billing.h). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "billing.h"
 #include "docs.h"
 #include "events.h"
 #include "handler.h"
-#include "lifecycle.h"
 #include "validate.h"
 
 #define TASK_PAGE 100
-
-bool refresh_allowed(struct store *s, const uint32_t *conns, unsigned n, sb_time now)
-{
-  int limit = s->settings.refresh_limit;
-  for (unsigned i = 0; i < n; i++) {
-    struct sb_conn *c = &s->conns[conns[i]];
-    store_window_prune(c, now);
-    if (limit > 0 && store_window_count(c, now) >= (unsigned)limit + 1)
-      return false;
-  }
-  return true;
-}
-
-static uint32_t new_task(struct store *s, uint32_t conn, uint32_t sub, unsigned product,
-                         unsigned origin, unsigned path, sb_time now)
-{
-  uint32_t t = store_add_task(s, NULL);
-  if (t == SB_NONE)
-    return SB_NONE;
-  struct sb_task *task = &s->tasks[t];
-  task->created_at = now;
-  task->duration = s->settings.task_duration;
-  task->path = (uint8_t)path;
-  task->sub = sub;
-  task->product = (uint8_t)product;
-  task->origin = (uint8_t)origin;
-  store_task_attach(s, t, conn);
-  if (!store_window_add(&s->conns[conn], now) || !store_add_live(s, t, now))
-    return SB_NONE;
-  return t;
-}
-
-uint32_t refresh_new_task(struct store *s, uint32_t conn, uint32_t sub, unsigned product,
-                          unsigned origin, sb_time now)
-{
-  sb_time down_until;
-  unsigned path = lifecycle_path(&s->conns[conn], &s->settings, now, &down_until);
-  uint32_t t = new_task(s, conn, sub, product, origin, path, now);
-  if (t == SB_NONE)
-    return SB_NONE;
-  struct sb_conn *c = &s->conns[conn];
-  s->tasks[t].down_until = down_until;
-  c->stat_created++;
-  c->stat_billed++;
-  s->stat_tasks_created++;
-  s->stat_billed++;
-  return t;
-}
-
-bool connect_initial_task(struct store *s, uint32_t conn, uint32_t sub, sb_time now)
-{
-  const struct sb_conn *c = &s->conns[conn];
-  uint32_t t = new_task(s, conn, sub, c->product, TASK_INITIAL, TP_DONE, now);
-  if (t != SB_NONE && sub != SB_NONE)
-    s->subs[sub].task = t;
-  return t != SB_NONE;
-}
 
 /* ---- POST /v1/refresh/tasks/ ------------------------------------------- */
 
@@ -101,13 +44,13 @@ static void create_task_locked(struct handler_ctx *x, const uint8_t token[16], b
     reply_bad_field(x->reply, "access_token", "Unknown access_token.");
     return;
   }
-  if (!refresh_allowed(s, &conn, 1, x->now)) {
+  if (!billing_allows(s, &conn, 1, x->now)) {
     reply_refresh_limit(x->reply, s->settings.refresh_limit_status);
     return;
   }
   if (!has_product)
     product = s->conns[conn].product;
-  uint32_t task = refresh_new_task(s, conn, SB_NONE, product, TASK_DIRECT, x->now);
+  uint32_t task = billing_refresh_task(s, conn, SB_NONE, product, TASK_DIRECT, x->now);
   if (task == SB_NONE) {
     reply_server_error(x->reply);
     return;

@@ -49,15 +49,4 @@ void api_link_report(struct handler_ctx *x);
 /* /_sandbox/ (admin.c) */
 void admin_handle(struct handler_ctx *x);
 
-/* shared by the creators (store lock held exclusively): whether every
- * connection in conns[0..n) may take one more task now */
-bool refresh_allowed(struct store *s, const uint32_t *conns, unsigned n, sb_time now);
-/* creates a task on conn (accounting, refresh window, live list); SB_NONE on OOM */
-uint32_t refresh_new_task(struct store *s, uint32_t conn, uint32_t sub, unsigned product,
-                          unsigned origin, sb_time now);
-/* the initial task of a connection the user just made: it ends done after
- * the task duration and counts in the refresh window (Truv's "initial
- * request"); false on OOM */
-bool connect_initial_task(struct store *s, uint32_t conn, uint32_t sub, sb_time now);
-
 #endif

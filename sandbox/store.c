@@ -449,56 +449,6 @@ uint32_t store_find_public(const struct store *s, const uint8_t id[16])
   return idmap_get(&s->public_ids, idmap_hash_id(id), eq_public, s, id);
 }
 
-/* an entry is inside the window while now - t < 24 h */
-static bool in_window(sb_time t, sb_time now)
-{
-  return now - t < SB_WINDOW;
-}
-
-void store_window_prune(struct sb_conn *c, sb_time now)
-{
-  unsigned drop = 0;
-  while (drop < c->n_window && !in_window(c->window[drop], now))
-    drop++;
-  if (drop == 0)
-    return;
-  memmove(c->window, c->window + drop, (c->n_window - drop) * sizeof *c->window);
-  c->n_window = (uint16_t)(c->n_window - drop);
-}
-
-unsigned store_window_count(const struct sb_conn *c, sb_time now)
-{
-  unsigned n = 0;
-  for (unsigned i = 0; i < c->n_window; i++)
-    n += in_window(c->window[i], now); /* later entries (clock set back) count */
-  return n;
-}
-
-bool store_window_add(struct sb_conn *c, sb_time t)
-{
-  if (c->n_window == UINT16_MAX)
-    return true; /* the limit is far below; keep counting the newest */
-  if (c->n_window == c->cap_window) {
-    unsigned cap = c->cap_window ? c->cap_window * 2u : 4u;
-    if (cap > UINT16_MAX)
-      cap = UINT16_MAX;
-    sb_time *w = realloc(c->window, cap * sizeof *w);
-    if (!w)
-      return false;
-    c->window = w;
-    c->cap_window = (uint16_t)cap;
-  }
-  /* keep the log sorted: the clock may have been set backwards */
-  unsigned i = c->n_window;
-  while (i > 0 && c->window[i - 1] > t) {
-    c->window[i] = c->window[i - 1];
-    i--;
-  }
-  c->window[i] = t;
-  c->n_window++;
-  return true;
-}
-
 uint32_t store_root(const struct store *s, uint32_t order)
 {
   uint32_t init = s->orders[order].initial;

@@ -34,7 +34,6 @@
 #include "timeutil.h"
 
 #define SB_NONE UINT32_MAX
-#define SB_WINDOW (86400LL * SB_USEC)     /* the refresh-limit window: 24 h */
 #define SB_TOKEN_TTL (6LL * 3600 * SB_USEC) /* bridge and public tokens live 6 h */
 
 enum sb_product {
@@ -69,7 +68,7 @@ struct sb_conn {
   sb_time auth_at;    /* last authentication (connect, Bridge re-authentication): OAuth
                          connections expire settings.expiry after it */
   sb_time down_since; /* provider_down: the outage started then */
-  sb_time *window;    /* task creations inside the refresh window, oldest first */
+  sb_time *window;    /* task creations in the refresh window, oldest first (billing.h) */
   uint16_t n_window, cap_window;
   uint32_t user, origin_sub; /* origin_sub: the order suborder it connected, or SB_NONE */
   uint32_t bridge;           /* the bridge token it was connected with, or SB_NONE */
@@ -230,11 +229,6 @@ uint32_t store_find_token(const struct store *s, const uint8_t token[16]);
 uint32_t store_find_link(const struct store *s, const uint8_t link[16]);
 uint32_t store_find_bridge(const struct store *s, const uint8_t id[16]);
 uint32_t store_find_public(const struct store *s, const uint8_t id[16]);
-
-/* the refresh-limit window of a connection (exclusive lock for the mutators) */
-void store_window_prune(struct sb_conn *c, sb_time now);
-unsigned store_window_count(const struct sb_conn *c, sb_time now);
-bool store_window_add(struct sb_conn *c, sb_time t);
 
 /* names */
 const char *product_name(unsigned p);
