@@ -56,11 +56,6 @@ static pthread_mutex_t parse_mu = PTHREAD_MUTEX_INITIALIZER;
 
 /* ---- small pieces ------------------------------------------------------ */
 
-const char *handler_query(const struct handler_ctx *x, const char *name)
-{
-  return MHD_lookup_connection_value(x->conn, MHD_GET_ARGUMENT_KIND, name);
-}
-
 static const char *header(struct request *rq, const char *name)
 {
   return MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, name);
