@@ -1,9 +1,6 @@
-/* docs: see docs.h. Layout of the generated history: a connection's payroll
- * is an infinite sequence of pay dates anchored at the hire date (weekly,
- * bi-weekly or semi-monthly); the statements shown are the last 12..24 pay
- * dates on or before the "as of" day, with year-to-date sums recomputed from
- * January 1st. Each pay period's amounts derive from (doc_seed, period
- * index), so a refresh shows the same old statements plus the new ones. */
+/* docs: see docs.h. An employment shows the last 12..24 pay periods of the
+ * connection's payroll (payroll.h) on or before the "as of" day, with
+ * year-to-date sums recomputed from January 1st. */
 #include "docs.h"
 
 #include <stdio.h>
@@ -11,48 +8,17 @@
 
 #include "lifecycle.h"
 #include "names.h"
+#include "payroll.h"
 
 #define MAX_YEARS 4
 #define CDN "https://cdn.truv.com"
 #define ORDER_LINK_TTL (72LL * 3600 * SB_USEC) /* Truv's default order expiry */
 
-enum freq { FREQ_BW, FREQ_W, FREQ_SM };
-
-struct payroll {
-  uint64_t seed;
-  enum freq freq;
-  int64_t income;   /* yearly, cents */
-  int64_t hire_day; /* days since the epoch */
-  int64_t anchor;   /* first pay day (BW/W) */
-  int64_t hire_month;
-  int periods;
-};
-
-struct pay {
-  int64_t regular, overtime, bonus, gross, federal, socialsec, medicare, net;
-  int64_t hours; /* hundredths */
-};
-
+/* year-to-date sums of one year's statements */
 struct ytd {
   int64_t year;
   int64_t regular, overtime, bonus, gross, net;
 };
-
-/* ---- payroll arithmetic ------------------------------------------------ */
-
-static int64_t floor_div(int64_t a, int64_t b)
-{
-  int64_t q = a / b;
-  return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
-}
-
-static int64_t month_index(int64_t day)
-{
-  int64_t y;
-  unsigned m, d;
-  time_civil_from_days(day, &y, &m, &d);
-  return y * 12 + (m - 1);
-}
 
 static int64_t year_of(int64_t day)
 {
@@ -60,67 +26,6 @@ static int64_t year_of(int64_t day)
   unsigned m, d;
   time_civil_from_days(day, &y, &m, &d);
   return y;
-}
-
-static int64_t month_last_day(int64_t mi)
-{
-  int64_t next = mi + 1;
-  return time_days_from_civil(next / 12, (unsigned)(next % 12) + 1, 1) - 1;
-}
-
-static void payroll_init(struct payroll *p, const struct sb_conn *c)
-{
-  static const int PERIODS[] = {26, 52, 24};
-  p->seed = c->doc_seed;
-  p->freq = (enum freq)(rng_mix(p->seed, 4) % 3);
-  p->periods = PERIODS[p->freq];
-  p->income = rng_mix_range(p->seed, 3, 350, 1800) * 10000;
-  p->hire_day = time_day_of(c->origin_at) - rng_mix_range(p->seed, 5, 400, 3650);
-  p->anchor = p->hire_day + rng_mix_range(p->seed, 14, 3, 16);
-  p->hire_month = month_index(p->hire_day);
-}
-
-static int64_t pay_day(const struct payroll *p, int64_t k)
-{
-  if (p->freq != FREQ_SM)
-    return p->anchor + k * (p->freq == FREQ_W ? 7 : 14);
-  int64_t mi = p->hire_month + 1 + k / 2;
-  if (k % 2 == 0)
-    return time_days_from_civil(mi / 12, (unsigned)(mi % 12) + 1, 15);
-  return month_last_day(mi);
-}
-
-/* the last pay index on or before day (negative: none yet) */
-static int64_t pay_index_at(const struct payroll *p, int64_t day)
-{
-  if (p->freq != FREQ_SM)
-    return floor_div(day - p->anchor, p->freq == FREQ_W ? 7 : 14);
-  int64_t mi = month_index(day), k = (mi - p->hire_month - 1) * 2;
-  if (day >= month_last_day(mi))
-    return k + 1;
-  return day >= pay_day(p, k) ? k : k - 1;
-}
-
-static void pay_for(const struct payroll *p, int64_t k, struct pay *out)
-{
-  static const int64_t HOURS[] = {8000, 4000, 8667};
-  uint64_t r = rng_mix(p->seed, 1000 + (uint64_t)k);
-  int64_t hourly = p->income / 2080;
-  memset(out, 0, sizeof *out);
-  out->regular = p->income / p->periods;
-  out->hours = HOURS[p->freq];
-  if (r % 10 < 3) {
-    int64_t ot = (int64_t)((r >> 8) % 10) + 1;
-    out->overtime = ot * hourly * 3 / 2;
-    out->hours += ot * 100;
-  }
-  if ((r >> 16) % 100 < 8)
-    out->bonus = (int64_t)((r >> 24) % 19 + 2) * 10000;
-  out->gross = out->regular + out->overtime + out->bonus;
-  out->federal = out->gross * 12 / 100;
-  out->socialsec = out->gross * 62 / 1000;
-  out->medicare = out->gross * 145 / 10000;
-  out->net = out->gross - out->federal - out->socialsec - out->medicare;
 }
 
 static void ytd_add(struct ytd *y, const struct pay *p)
@@ -224,7 +129,7 @@ static void deduction(struct jw *w, const char *name, int64_t amount, const char
 static void statement(struct jw *w, const struct payroll *p, int64_t k, const struct pay *pay,
                       const struct ytd *y)
 {
-  int64_t day = pay_day(p, k), prev = k > 0 ? pay_day(p, k - 1) : p->hire_day - 1;
+  int64_t day = payroll_pay_day(p, k), prev = k > 0 ? payroll_pay_day(p, k - 1) : p->hire_day - 1;
   uint8_t id[16];
   jw_obj(w);
   rng_mix_id(p->seed, 2000 + (uint64_t)k, id);
@@ -263,16 +168,16 @@ static unsigned statements(struct jw *w, const struct payroll *p, int64_t k_firs
   jw_key(w, "statements");
   jw_arr(w);
   if (k_last >= k_first) {
-    int64_t year = year_of(pay_day(p, k_first)), j = k_first;
-    while (j > 0 && year_of(pay_day(p, j - 1)) == year)
+    int64_t year = year_of(payroll_pay_day(p, k_first)), j = k_first;
+    while (j > 0 && year_of(payroll_pay_day(p, j - 1)) == year)
       j--;
     struct ytd y = {.year = year};
     for (; j <= k_last; j++) {
       struct pay pay;
-      int64_t yj = year_of(pay_day(p, j));
+      int64_t yj = year_of(payroll_pay_day(p, j));
       if (yj != y.year)
         y = (struct ytd){.year = yj};
-      pay_for(p, j, &pay);
+      payroll_pay(p, j, &pay);
       ytd_add(&y, &pay);
       if (j < k_first)
         continue;
@@ -420,7 +325,7 @@ static void pay_data(struct jw *w, const struct payroll *p, int64_t as_of_day, b
     }
     return;
   }
-  int64_t k_last = pay_index_at(p, as_of_day);
+  int64_t k_last = payroll_period_at(p, as_of_day);
   int64_t k_first = k_last - rng_mix_range(p->seed, 6, 12, 24) + 1;
   unsigned n_years = statements(w, p, k_first < 0 ? 0 : k_first, k_last, years);
   annual_summary(w, p, years, n_years);
@@ -441,7 +346,7 @@ static void employment(struct jw *w, const struct sb_conn *c, const struct perso
   jw_kmoney(w, "income", p.income);
   jw_kstr(w, "income_unit", "YEARLY");
   jw_kmoney(w, "pay_rate", p.income / p.periods);
-  jw_kstr(w, "pay_frequency", p.freq == FREQ_BW ? "BW" : p.freq == FREQ_W ? "W" : "SM");
+  jw_kstr(w, "pay_frequency", payroll_frequency(&p));
   pay_data(w, &p, as_of_day, full);
   uint8_t id[16];
   rng_mix_id(p.seed, 7, id);
