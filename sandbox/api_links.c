@@ -6,7 +6,7 @@
  *   POST /v1/users/{user_id}/tokens/ a bridge token (valid 6 h) and Truv's echo of
  *        the request; with an access_token of the user's, update mode. Nothing
  *        is connected or re-authenticated until the user finishes Bridge,
- *        which /_sandbox/bridge/complete plays (admin.c).
+ *        which /_sandbox/bridge/complete plays (api_control.c).
  *   POST /v1/link-access-tokens/     {"public_token"} -> {"access_token", "link_id"};
  *        a public token is exchanged once, within 6 h: else 410 expired_token
  *   GET  /v1/links/{link_id}/        the link (its access_token masked)

@@ -46,7 +46,7 @@ void api_link_token(struct handler_ctx *x);
 void api_get_link(struct handler_ctx *x);
 void api_link_report(struct handler_ctx *x);
 
-/* /_sandbox/ (admin.c) */
-void admin_handle(struct handler_ctx *x);
+/* /_sandbox/ (api_control.c) */
+void control_handle(struct handler_ctx *x);
 
 #endif

@@ -160,9 +160,9 @@ static enum endpoint match_v1(const char *p, struct route *out)
   return EP_V1_UNKNOWN;
 }
 
-static enum endpoint match_admin(const char *p)
+static enum endpoint match_control(const char *p)
 {
-  static const struct { const char *path; enum endpoint ep; } ADMIN[] = {
+  static const struct { const char *path; enum endpoint ep; } CONTROL[] = {
     {"clock", EP_SB_CLOCK}, {"seed", EP_SB_SEED}, {"cases", EP_SB_CASES},
     {"connections/state", EP_SB_CONN_STATE}, {"connections", EP_SB_CONNECTIONS},
     {"faults", EP_SB_FAULTS}, {"config", EP_SB_CONFIG}, {"stats", EP_SB_STATS},
@@ -170,22 +170,22 @@ static enum endpoint match_admin(const char *p)
     {"orders/complete", EP_SB_ORDER_COMPLETE}, {"bridge/complete", EP_SB_BRIDGE_COMPLETE},
   };
   size_t n = strlen(p);
-  if (n > 0 && p[n - 1] == '/') /* admin paths accept an optional final slash */
+  if (n > 0 && p[n - 1] == '/') /* control paths accept an optional final slash */
     n--;
-  for (unsigned i = 0; i < sizeof ADMIN / sizeof ADMIN[0]; i++)
-    if (strlen(ADMIN[i].path) == n && strncmp(p, ADMIN[i].path, n) == 0)
-      return ADMIN[i].ep;
+  for (unsigned i = 0; i < sizeof CONTROL / sizeof CONTROL[0]; i++)
+    if (strlen(CONTROL[i].path) == n && strncmp(p, CONTROL[i].path, n) == 0)
+      return CONTROL[i].ep;
   return EP_SB_UNKNOWN;
 }
 
 void route_match(const char *path, struct route *out)
 {
-  static const char V1[] = "/v1/", ADMIN[] = "/_sandbox/";
+  static const char V1[] = "/v1/", CONTROL[] = "/_sandbox/";
   memset(out, 0, sizeof *out);
   if (strncmp(path, V1, sizeof V1 - 1) == 0)
     out->ep = match_v1(path + sizeof V1 - 1, out);
-  else if (strncmp(path, ADMIN, sizeof ADMIN - 1) == 0)
-    out->ep = match_admin(path + sizeof ADMIN - 1);
+  else if (strncmp(path, CONTROL, sizeof CONTROL - 1) == 0)
+    out->ep = match_control(path + sizeof CONTROL - 1);
   else
     out->ep = strcmp(path, "/v1") == 0 ? EP_V1_UNKNOWN : EP_OTHER;
 }
@@ -222,9 +222,4 @@ const char *route_template(enum endpoint ep)
 bool route_is_v1(enum endpoint ep)
 {
   return ep <= EP_V1_UNKNOWN;
-}
-
-bool route_is_admin(enum endpoint ep)
-{
-  return ep >= EP_SB_CLOCK && ep <= EP_SB_UNKNOWN;
 }

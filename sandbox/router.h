@@ -43,6 +43,5 @@ const char *route_allow_header(enum endpoint ep);
 /* the stats key of an endpoint: "/v1/orders/{id}/" */
 const char *route_template(enum endpoint ep);
 bool route_is_v1(enum endpoint ep);
-bool route_is_admin(enum endpoint ep);
 
 #endif

@@ -382,7 +382,7 @@ static bool v1_gate(struct request *rq)
   return false;
 }
 
-static bool admin_gate(struct request *rq)
+static bool control_gate(struct request *rq)
 {
   if (rq->route.ep == EP_SB_UNKNOWN || rq->route.ep == EP_OTHER)
     reply_not_found(&rq->reply);
@@ -401,7 +401,7 @@ static void handle(struct request *rq)
     reply_detail(&rq->reply, 413, "Request body is too large.");
     return;
   }
-  if (!(v1 ? v1_gate(rq) : admin_gate(rq)))
+  if (!(v1 ? v1_gate(rq) : control_gate(rq)))
     return;
   if (has_body(rq) && (parse_body(rq, &json), !json))
     return;
@@ -416,7 +416,7 @@ static void handle(struct request *rq)
   if (v1)
     dispatch_v1(&x);
   else
-    admin_handle(&x);
+    control_handle(&x);
   cJSON_Delete(json);
 }
 

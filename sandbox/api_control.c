@@ -1,4 +1,4 @@
-/* admin: the /_sandbox/ control endpoints (no auth, never faulted, never
+/* api_control: the /_sandbox/ control endpoints (no auth, never faulted, never
  * rate-limited). See sandbox/README.md for the bodies.
  *
  *   GET|POST /_sandbox/clock            read / move the virtual clock
@@ -79,7 +79,7 @@ static void clock_reply(struct handler_ctx *x, sb_time now)
   reply_json(x->reply, 200, &w);
 }
 
-static void admin_clock(struct handler_ctx *x)
+static void control_clock(struct handler_ctx *x)
 {
   struct invalid v;
   double advance = 0, set = 0;
@@ -104,7 +104,7 @@ static void admin_clock(struct handler_ctx *x)
 
 /* ---- seeding ----------------------------------------------------------- */
 
-static void admin_seed(struct handler_ctx *x)
+static void control_seed(struct handler_ctx *x)
 {
   struct invalid v;
   struct mix mix;
@@ -133,7 +133,7 @@ static void admin_seed(struct handler_ctx *x)
   store_unlock(s);
 }
 
-static void admin_cases(struct handler_ctx *x)
+static void control_cases(struct handler_ctx *x)
 {
   struct jw w;
   store_rdlock(&x->sb->store);
@@ -225,7 +225,7 @@ static bool render_connections(struct handler_ctx *x, struct jw *w)
   return true;
 }
 
-static void admin_connections(struct handler_ctx *x)
+static void control_connections(struct handler_ctx *x)
 {
   struct jw w;
   store_rdlock(&x->sb->store);
@@ -307,7 +307,7 @@ static unsigned target_conns(struct store *s, const cJSON *json, uint32_t *out, 
   return n;
 }
 
-static void admin_set_state(struct handler_ctx *x)
+static void control_set_state(struct handler_ctx *x)
 {
   struct store *s = &x->sb->store;
   struct invalid v;
@@ -416,7 +416,7 @@ static void completion_fields(struct invalid *v, const cJSON *json, unsigned *st
   *oauth = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(json, "oauth"));
 }
 
-static void admin_complete(struct handler_ctx *x)
+static void control_complete(struct handler_ctx *x)
 {
   struct store *s = &x->sb->store;
   struct invalid v;
@@ -504,7 +504,7 @@ static void bridge_locked(struct handler_ctx *x, uint32_t b, unsigned st, bool o
   }
 }
 
-static void admin_bridge_complete(struct handler_ctx *x)
+static void control_bridge_complete(struct handler_ctx *x)
 {
   struct store *s = &x->sb->store;
   struct invalid v;
@@ -560,7 +560,7 @@ static void faults_update(struct invalid *v, const cJSON *json, struct fault_con
     c->match[0] = '\0';
 }
 
-static void admin_faults(struct handler_ctx *x)
+static void control_faults(struct handler_ctx *x)
 {
   struct invalid v;
   struct fault_config cfg;
@@ -637,7 +637,7 @@ static void settings_update(struct invalid *v, const cJSON *json, struct sb_sett
   if (num_field(v, json, "provider_down_s", 0, 1e9, &d)) st->provider_down = llround(d * SB_USEC);
 }
 
-static void admin_config(struct handler_ctx *x)
+static void control_config(struct handler_ctx *x)
 {
   struct invalid v;
   struct webhook_config wh;
@@ -764,7 +764,7 @@ static bool render_created(struct jw *w, const struct store *s)
   return true;
 }
 
-static void admin_stats(struct handler_ctx *x)
+static void control_stats(struct handler_ctx *x)
 {
   struct jw w;
   jw_init(&w, 4096);
@@ -797,7 +797,7 @@ static void admin_stats(struct handler_ctx *x)
   reply_json(x->reply, 200, &w);
 }
 
-static void admin_stats_reset(struct handler_ctx *x)
+static void control_stats_reset(struct handler_ctx *x)
 {
   struct store *s = &x->sb->store;
   stats_reset(&x->sb->stats);
@@ -817,7 +817,7 @@ static void admin_stats_reset(struct handler_ctx *x)
   reply_static(x->reply, 200, "{\"reset\":true}");
 }
 
-static void admin_webhooks(struct handler_ctx *x)
+static void control_webhooks(struct handler_ctx *x)
 {
   struct jw w;
   jw_init(&w, 4096);
@@ -825,21 +825,21 @@ static void admin_webhooks(struct handler_ctx *x)
   reply_json(x->reply, 200, &w);
 }
 
-void admin_handle(struct handler_ctx *x)
+void control_handle(struct handler_ctx *x)
 {
   switch (x->route->ep) {
-  case EP_SB_CLOCK: admin_clock(x); break;
-  case EP_SB_SEED: admin_seed(x); break;
-  case EP_SB_CASES: admin_cases(x); break;
-  case EP_SB_CONN_STATE: admin_set_state(x); break;
-  case EP_SB_CONNECTIONS: admin_connections(x); break;
-  case EP_SB_FAULTS: admin_faults(x); break;
-  case EP_SB_CONFIG: admin_config(x); break;
-  case EP_SB_STATS: admin_stats(x); break;
-  case EP_SB_STATS_RESET: admin_stats_reset(x); break;
-  case EP_SB_WEBHOOKS: admin_webhooks(x); break;
-  case EP_SB_ORDER_COMPLETE: admin_complete(x); break;
-  case EP_SB_BRIDGE_COMPLETE: admin_bridge_complete(x); break;
+  case EP_SB_CLOCK: control_clock(x); break;
+  case EP_SB_SEED: control_seed(x); break;
+  case EP_SB_CASES: control_cases(x); break;
+  case EP_SB_CONN_STATE: control_set_state(x); break;
+  case EP_SB_CONNECTIONS: control_connections(x); break;
+  case EP_SB_FAULTS: control_faults(x); break;
+  case EP_SB_CONFIG: control_config(x); break;
+  case EP_SB_STATS: control_stats(x); break;
+  case EP_SB_STATS_RESET: control_stats_reset(x); break;
+  case EP_SB_WEBHOOKS: control_webhooks(x); break;
+  case EP_SB_ORDER_COMPLETE: control_complete(x); break;
+  case EP_SB_BRIDGE_COMPLETE: control_bridge_complete(x); break;
   default: reply_not_found(x->reply);
   }
 }
