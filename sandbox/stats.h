@@ -3,10 +3,11 @@
  * A fixed table of relaxed atomic counters: counting never takes a lock and
  * never allocates. Outcomes are HTTP statuses or, for faulted requests, the
  * fault that ate the answer ("reset_before", "reset_after", "truncate",
- * "stall"). `total` counts /v1/ requests only; /_sandbox/ requests appear in
- * by_endpoint under their own keys. Refresh accounting lives with the
- * entities it describes (store.h) and fault/webhook counters in their
- * modules; api_admin.c assembles the full GET /_sandbox/stats document. */
+ * "stall"); a status outside the table counts as "other". `total` counts
+ * /v1/ requests only; /_sandbox/ requests appear in by_endpoint under their
+ * own keys. The refresh counters live in the store beside the entities they
+ * describe (billing.c counts them), the fault and webhook counters in their
+ * modules; api_control.c assembles the whole GET /_sandbox/stats document. */
 #ifndef SANDBOX_STATS_H
 #define SANDBOX_STATS_H
 
