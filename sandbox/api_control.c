@@ -25,6 +25,7 @@
 #include "docs.h"
 #include "events.h"
 #include "handler.h"
+#include "hex.h"
 #include "lifecycle.h"
 #include "seed.h"
 #include "validate.h"

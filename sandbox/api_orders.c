@@ -18,6 +18,7 @@
 #include "docs.h"
 #include "events.h"
 #include "handler.h"
+#include "hex.h"
 #include "lifecycle.h"
 #include "validate.h"
 

@@ -18,6 +18,7 @@
 #include "docs.h"
 #include "events.h"
 #include "handler.h"
+#include "hex.h"
 #include "validate.h"
 
 #define TASK_PAGE 100

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "hex.h"
 #include "lifecycle.h"
 #include "names.h"
 #include "payroll.h"

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "docs.h"
+#include "hex.h"
 #include "lifecycle.h"
 
 #define PAGE_SIZE 100

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hex.h"
+
 static const char HEX[] = "0123456789abcdef";
 
 void jw_init(struct jw *w, size_t cap)
@@ -178,35 +180,6 @@ void jw_str(struct jw *w, const char *s)
     jw_null(w);
   else
     jw_strn(w, s, strlen(s));
-}
-
-void hex_encode(const uint8_t *bytes, size_t n, char *out)
-{
-  for (size_t i = 0; i < n; i++) {
-    out[2 * i] = HEX[bytes[i] >> 4];
-    out[2 * i + 1] = HEX[bytes[i] & 15];
-  }
-  out[2 * n] = '\0';
-}
-
-static int hexval(char c)
-{
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  return -1;
-}
-
-bool hex_decode(const char *s, uint8_t *bytes, size_t n)
-{
-  for (size_t i = 0; i < n; i++) {
-    int hi = hexval(s[2 * i]), lo = hi < 0 ? -1 : hexval(s[2 * i + 1]);
-    if (hi < 0 || lo < 0)
-      return false;
-    bytes[i] = (uint8_t)(hi << 4 | lo);
-  }
-  return s[2 * n] == '\0';
 }
 
 void jw_hex(struct jw *w, const uint8_t *bytes, size_t n)

@@ -68,9 +68,4 @@ void jw_kdate(struct jw *w, const char *key, int64_t days);
 /* raw text appended as is (no comma logic): for CSV and other formats */
 void jw_text(struct jw *w, const char *s, size_t n);
 
-/* lowercase hex of n bytes into out (2n + 1 bytes) */
-void hex_encode(const uint8_t *bytes, size_t n, char *out);
-/* parses exactly 2n lowercase hex digits (the form Truv ids take); false otherwise */
-bool hex_decode(const char *s, uint8_t *bytes, size_t n);
-
 #endif

@@ -3,7 +3,7 @@
 
 #include <string.h>
 
-#include "jw.h"
+#include "hex.h"
 #include "store.h"
 
 #define BIT(m) (1u << (m))

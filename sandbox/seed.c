@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "hex.h"
 #include "lifecycle.h"
 #include "names.h"
 #include "timeutil.h"

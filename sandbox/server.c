@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "handler.h"
+#include "hex.h"
 #include "validate.h"
 
 #define MAX_BODY (1024 * 1024)

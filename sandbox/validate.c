@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "jw.h"
+#include "hex.h"
 #include "timeutil.h"
 
 static const char REQUIRED[] = "This field is required.";

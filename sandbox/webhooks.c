@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "hex.h"
 #include "timeutil.h"
 
 #define MAX_BACKOFF_MS 30000
