@@ -13,7 +13,7 @@
 #ifndef SANDBOX_DOCS_H
 #define SANDBOX_DOCS_H
 
-#include "jw.h"
+#include "json_writer.h"
 #include "store.h"
 
 /* the client_name of the sandbox's API client */

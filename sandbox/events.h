@@ -26,7 +26,7 @@
 
 #include <stdbool.h>
 
-#include "jw.h"
+#include "json_writer.h"
 #include "sandbox.h"
 
 void events_order_created(struct sandbox *sb, uint32_t order);

@@ -23,7 +23,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "jw.h"
+#include "json_writer.h"
 #include "rng.h"
 
 #define FAULT_MATCH_MAX 128

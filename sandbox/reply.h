@@ -20,7 +20,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "jw.h"
+#include "json_writer.h"
 
 struct reply {
   int status;

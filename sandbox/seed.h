@@ -19,7 +19,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "jw.h"
+#include "json_writer.h"
 #include "store.h"
 
 #define DEFAULT_MIX \

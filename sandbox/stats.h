@@ -13,7 +13,7 @@
 
 #include <stdint.h>
 
-#include "jw.h"
+#include "json_writer.h"
 #include "router.h"
 
 enum outcome_slot {

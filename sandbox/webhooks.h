@@ -22,7 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "jw.h"
+#include "json_writer.h"
 #include "rng.h"
 
 #define WEBHOOK_QUEUE_MAX 200000

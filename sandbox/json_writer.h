@@ -1,4 +1,5 @@
-/* jw: a streaming JSON writer into a growable buffer.
+/* json_writer: a streaming JSON writer into a growable buffer (struct jw,
+ * functions jw_*).
  *
  * The sandbox renders every response with it: no intermediate tree, output
  * in a fixed key order (byte-identical for identical input), commas handled
@@ -7,8 +8,8 @@
  * failure latches `oom`: later calls do nothing and jw_finish() returns NULL.
  * Money is integer cents rendered as a string with two decimals ("70000.00"),
  * times are sb_time rendered as ISO 8601 UTC with microseconds. */
-#ifndef SANDBOX_JW_H
-#define SANDBOX_JW_H
+#ifndef SANDBOX_JSON_WRITER_H
+#define SANDBOX_JSON_WRITER_H
 
 #include <stdbool.h>
 #include <stddef.h>

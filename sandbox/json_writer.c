@@ -1,5 +1,5 @@
-/* jw: see jw.h. */
-#include "jw.h"
+/* json_writer: see json_writer.h. */
+#include "json_writer.h"
 
 #include <stdio.h>
 #include <stdlib.h>
