@@ -32,13 +32,6 @@
 
 #define MAX_SEED_CASES 1000000L
 
-static const cJSON EMPTY = {.type = cJSON_Object};
-
-static const cJSON *body_of(const struct handler_ctx *x)
-{
-  return x->json ? x->json : &EMPTY;
-}
-
 /* a number member in [lo, hi]; false when absent; errors recorded */
 static bool num_field(struct invalid *v, const cJSON *json, const char *name, double lo,
                       double hi, double *out)
@@ -52,16 +45,6 @@ static bool num_field(struct invalid *v, const cJSON *json, const char *name, do
     return false;
   }
   *out = j->valuedouble;
-  return true;
-}
-
-static bool finish_invalid(struct handler_ctx *x, struct invalid *v)
-{
-  if (v->n > 0) {
-    reply_invalid(x->reply, v, NULL);
-    return false;
-  }
-  invalid_free(v);
   return true;
 }
 
@@ -89,11 +72,11 @@ static void control_clock(struct handler_ctx *x)
     return;
   }
   invalid_init(&v);
-  bool has_advance = num_field(&v, body_of(x), "advance_s", 0, 1e10, &advance);
-  bool has_set = num_field(&v, body_of(x), "set", 0, 253402300799.0, &set);
+  bool has_advance = num_field(&v, x->json, "advance_s", 0, 1e10, &advance);
+  bool has_set = num_field(&v, x->json, "set", 0, 253402300799.0, &set);
   if (v.n == 0 && has_advance == has_set)
     invalid_add(&v, "non_field_errors", "Give exactly one of \"advance_s\" and \"set\".");
-  if (!finish_invalid(x, &v))
+  if (!handler_valid(x, &v))
     return;
   store_wrlock(&x->sb->store);
   sb_time now = has_set ? vclock_set(&x->sb->clock, (sb_time)llround(set * SB_USEC))
@@ -112,13 +95,13 @@ static void control_seed(struct handler_ctx *x)
   char err[256];
   double cases = 0, seed = (double)x->sb->opt.rng_seed;
   invalid_init(&v);
-  if (!num_field(&v, body_of(x), "cases", 0, (double)MAX_SEED_CASES, &cases) && v.n == 0)
+  if (!num_field(&v, x->json, "cases", 0, (double)MAX_SEED_CASES, &cases) && v.n == 0)
     invalid_add(&v, "cases", "This field is required.");
-  num_field(&v, body_of(x), "rng_seed", 0, 9007199254740991.0, &seed);
-  const char *text = field_string(&v, body_of(x), "mix", false, 1024);
+  num_field(&v, x->json, "rng_seed", 0, 9007199254740991.0, &seed);
+  const char *text = field_string(&v, x->json, "mix", false, 1024);
   if (!mix_parse(text ? text : DEFAULT_MIX, &mix, err, sizeof err))
     invalid_add(&v, "mix", "%s", err);
-  if (!finish_invalid(x, &v))
+  if (!handler_valid(x, &v))
     return;
   struct store *s = &x->sb->store;
   store_wrlock(s);
@@ -184,12 +167,6 @@ static void render_connection(struct jw *w, const struct store *s, uint32_t conn
   jw_obj_end(w);
 }
 
-static bool query_hex(struct handler_ctx *x, const char *name, uint8_t raw[16])
-{
-  const char *id = handler_query(x, name);
-  return id && strlen(id) == 32 && hex_decode(id, raw, 16);
-}
-
 /* ?order_id= (the order's connections, in suborder order), ?user_id= (the
  * user's, newest first) or ?link_id=; false when none names a known one */
 static bool render_connections(struct handler_ctx *x, struct jw *w)
@@ -197,11 +174,11 @@ static bool render_connections(struct handler_ctx *x, struct jw *w)
   const struct store *s = &x->sb->store;
   uint8_t raw[16];
   uint32_t order = SB_NONE, user = SB_NONE, link = SB_NONE;
-  if (query_hex(x, "order_id", raw))
+  if (handler_query_id(x, "order_id", raw, NULL))
     order = store_find_order(s, raw);
-  else if (query_hex(x, "user_id", raw))
+  else if (handler_query_id(x, "user_id", raw, NULL))
     user = store_find_user(s, raw);
-  else if (query_hex(x, "link_id", raw))
+  else if (handler_query_id(x, "link_id", raw, NULL))
     link = store_find_link(s, raw);
   if (order == SB_NONE && user == SB_NONE && link == SB_NONE)
     return false;
@@ -315,12 +292,12 @@ static void control_set_state(struct handler_ctx *x)
   uint32_t conns[512];
   unsigned st = 0;
   invalid_init(&v);
-  const char *name = field_string(&v, body_of(x), "state", true, 32);
+  const char *name = field_string(&v, x->json, "state", true, 32);
   if (name && !state_parse(name, &st))
     invalid_add(&v, "state", "\"%s\" is not a valid choice.", name);
   store_wrlock(s);
-  unsigned n = target_conns(s, body_of(x), conns, 512, &v);
-  if (finish_invalid(x, &v)) {
+  unsigned n = target_conns(s, x->json, conns, 512, &v);
+  if (handler_valid(x, &v)) {
     for (unsigned i = 0; i < n; i++)
       set_state(s, &s->conns[conns[i]], st, x->now);
     struct jw w;
@@ -406,37 +383,44 @@ static void complete_locked(struct handler_ctx *x, uint32_t order, unsigned st, 
   reply_json(x->reply, 200, &w);
 }
 
-/* the optional "state" (never "expired") and "oauth" of a completion */
-static void completion_fields(struct invalid *v, const cJSON *json, unsigned *st, bool *oauth)
+/* a completion's body: the id member `id_name` (required), the optional
+ * "state" (never "expired", default active) and "oauth"; false when the 400
+ * is the answer */
+struct completion {
+  uint8_t id[16];
+  unsigned state;
+  bool oauth;
+};
+
+static bool completion_request(struct handler_ctx *x, const char *id_name, struct completion *c)
 {
-  const char *name = field_string(v, json, "state", false, 32);
-  *st = ST_ACTIVE;
-  if (name && (!state_parse(name, st) || *st == ST_EXPIRED))
-    invalid_add(v, "state", "\"%s\" is not a valid choice.", name);
-  field_bool(v, json, "oauth", "oauth");
-  *oauth = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(json, "oauth"));
+  struct invalid v;
+  bool given;
+  invalid_init(&v);
+  bool id_ok = field_hex_id(&v, x->json, id_name, true, c->id, &given);
+  const char *name = field_string(&v, x->json, "state", false, 32);
+  c->state = ST_ACTIVE;
+  if (name && (!state_parse(name, &c->state) || c->state == ST_EXPIRED))
+    invalid_add(&v, "state", "\"%s\" is not a valid choice.", name);
+  field_bool(&v, x->json, "oauth", "oauth");
+  c->oauth = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(x->json, "oauth"));
+  return handler_valid(x, &v) && id_ok;
 }
 
 static void control_complete(struct handler_ctx *x)
 {
   struct store *s = &x->sb->store;
-  struct invalid v;
-  uint8_t raw[16];
-  bool given, oauth;
-  unsigned st;
-  invalid_init(&v);
-  bool id_ok = field_hex_id(&v, body_of(x), "order_id", true, raw, &given);
-  completion_fields(&v, body_of(x), &st, &oauth);
-  if (!finish_invalid(x, &v) || !id_ok)
+  struct completion c;
+  if (!completion_request(x, "order_id", &c))
     return;
   store_wrlock(s);
-  uint32_t order = store_find_order(s, raw);
+  uint32_t order = store_find_order(s, c.id);
   if (order == SB_NONE)
     reply_not_found(x->reply);
   else if (s->orders[order].origin != ORIGIN_API)
     reply_bad_field(x->reply, "order_id", "Only orders created through the API can be completed.");
   else
-    complete_locked(x, order, st, oauth);
+    complete_locked(x, order, c.state, c.oauth);
   store_unlock(s);
 }
 
@@ -508,21 +492,15 @@ static void bridge_locked(struct handler_ctx *x, uint32_t b, unsigned st, bool o
 static void control_bridge_complete(struct handler_ctx *x)
 {
   struct store *s = &x->sb->store;
-  struct invalid v;
-  uint8_t raw[16];
-  bool given, oauth;
-  unsigned st;
-  invalid_init(&v);
-  bool id_ok = field_hex_id(&v, body_of(x), "bridge_token", true, raw, &given);
-  completion_fields(&v, body_of(x), &st, &oauth);
-  if (!finish_invalid(x, &v) || !id_ok)
+  struct completion c;
+  if (!completion_request(x, "bridge_token", &c))
     return;
   store_wrlock(s);
-  uint32_t b = store_find_bridge(s, raw);
+  uint32_t b = store_find_bridge(s, c.id);
   if (b == SB_NONE)
     reply_not_found(x->reply);
   else
-    bridge_locked(x, b, st, oauth);
+    bridge_locked(x, b, c.state, c.oauth);
   store_unlock(s);
 }
 
@@ -568,8 +546,8 @@ static void control_faults(struct handler_ctx *x)
   if (x->method == M_POST) {
     invalid_init(&v);
     faults_get(&x->sb->faults, &cfg);
-    faults_update(&v, body_of(x), &cfg);
-    if (!finish_invalid(x, &v))
+    faults_update(&v, x->json, &cfg);
+    if (!handler_valid(x, &v))
       return;
     faults_set(&x->sb->faults, &cfg);
   }
@@ -649,9 +627,9 @@ static void control_config(struct handler_ctx *x)
     webhooks_get_config(&x->sb->hooks, &wh);
     store_wrlock(s);
     struct sb_settings st = s->settings;
-    settings_update(&v, body_of(x), &st, &rate);
-    webhook_update(&v, body_of(x), &wh);
-    bool ok = finish_invalid(x, &v);
+    settings_update(&v, x->json, &st, &rate);
+    webhook_update(&v, x->json, &wh);
+    bool ok = handler_valid(x, &v);
     if (ok)
       s->settings = st;
     store_unlock(s);

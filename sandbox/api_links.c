@@ -18,19 +18,12 @@
 #include "handler.h"
 #include "validate.h"
 
-static const cJSON EMPTY = {.type = cJSON_Object};
-
-static const cJSON *body_of(const struct handler_ctx *x)
-{
-  return x->json ? x->json : &EMPTY;
-}
-
 /* ---- users ------------------------------------------------------------- */
 
 void api_create_user(struct handler_ctx *x)
 {
   struct invalid v;
-  const cJSON *json = body_of(x);
+  const cJSON *json = x->json;
   invalid_init(&v);
   const char *ext = field_string(&v, json, "external_user_id", false, 0);
   const char *first = field_string(&v, json, "first_name", false, 0);
@@ -38,11 +31,8 @@ void api_create_user(struct handler_ctx *x)
   const char *email = field_email(&v, json, "email");
   const char *phone = field_phone(&v, json, "phone");
   const char *ssn = field_ssn(&v, json, "ssn");
-  if (v.n > 0) {
-    reply_invalid(x->reply, &v, NULL);
+  if (!handler_valid(x, &v))
     return;
-  }
-  invalid_free(&v);
   struct store *s = &x->sb->store;
   store_wrlock(s);
   uint32_t user = store_add_user(s, NULL, ext);
@@ -64,25 +54,14 @@ void api_create_user(struct handler_ctx *x)
   store_unlock(s);
 }
 
-static uint32_t path_user(const struct handler_ctx *x)
+static void user_doc(struct jw *w, const struct handler_ctx *x, uint32_t user)
 {
-  return x->route->id_valid ? store_find_user(&x->sb->store, x->route->id) : SB_NONE;
+  docs_user(w, &x->sb->store, user);
 }
 
 void api_get_user(struct handler_ctx *x)
 {
-  struct store *s = &x->sb->store;
-  store_rdlock(s);
-  uint32_t user = path_user(x);
-  if (user == SB_NONE) {
-    reply_not_found(x->reply);
-  } else {
-    struct jw w;
-    jw_init(&w, 384);
-    docs_user(&w, s, user);
-    reply_json(x->reply, 200, &w);
-  }
-  store_unlock(s);
+  handler_get(x, store_find_user, user_doc, 384);
 }
 
 /* ---- bridge tokens ----------------------------------------------------- */
@@ -101,7 +80,7 @@ static bool token_request(struct handler_ctx *x, uint32_t user, struct token_req
   struct invalid v;
   uint8_t token[16];
   bool given;
-  const cJSON *json = body_of(x);
+  const cJSON *json = x->json;
   memset(q, 0, sizeof *q);
   q->conn = SB_NONE;
   invalid_init(&v);
@@ -124,12 +103,7 @@ static bool token_request(struct handler_ctx *x, uint32_t user, struct token_req
   field_string(&v, json, "locale", false, 16);
   field_bool(&v, json, "request_extended_history", "request_extended_history");
   field_object(&v, json, "account", "account");
-  if (v.n > 0) {
-    reply_invalid(x->reply, &v, NULL);
-    return false;
-  }
-  invalid_free(&v);
-  return true;
+  return handler_valid(x, &v);
 }
 
 static const char *render_list(struct store *s, const cJSON *arr)
@@ -196,7 +170,7 @@ void api_user_token(struct handler_ctx *x)
   struct store *s = &x->sb->store;
   struct token_req q;
   store_wrlock(s);
-  uint32_t user = path_user(x);
+  uint32_t user = handler_path_entity(x, store_find_user);
   if (user == SB_NONE) {
     reply_not_found(x->reply);
   } else if (token_request(x, user, &q)) {
@@ -220,12 +194,9 @@ void api_link_token(struct handler_ctx *x)
   uint8_t raw[16];
   bool given;
   invalid_init(&v);
-  bool ok = field_hex_id(&v, body_of(x), "public_token", true, raw, &given);
-  if (v.n > 0 || !ok) {
-    reply_invalid(x->reply, &v, NULL);
+  bool ok = field_hex_id(&v, x->json, "public_token", true, raw, &given);
+  if (!handler_valid(x, &v) || !ok)
     return;
-  }
-  invalid_free(&v);
   store_wrlock(s);
   uint32_t p = store_find_public(s, raw);
   struct sb_public *pt = p == SB_NONE ? NULL : &s->publics[p];
@@ -247,39 +218,22 @@ void api_link_token(struct handler_ctx *x)
   store_unlock(s);
 }
 
-static uint32_t path_link(const struct handler_ctx *x)
+static void link_doc(struct jw *w, const struct handler_ctx *x, uint32_t conn)
 {
-  return x->route->id_valid ? store_find_link(&x->sb->store, x->route->id) : SB_NONE;
+  docs_link(w, &x->sb->store, conn, x->now);
 }
 
 void api_get_link(struct handler_ctx *x)
 {
-  struct store *s = &x->sb->store;
-  store_rdlock(s);
-  uint32_t conn = path_link(x);
-  if (conn == SB_NONE) {
-    reply_not_found(x->reply);
-  } else {
-    struct jw w;
-    jw_init(&w, 1024);
-    docs_link(&w, s, conn, x->now);
-    reply_json(x->reply, 200, &w);
-  }
-  store_unlock(s);
+  handler_get(x, store_find_link, link_doc, 1024);
+}
+
+static void report_doc(struct jw *w, const struct handler_ctx *x, uint32_t conn)
+{
+  docs_link_report(w, &x->sb->store, conn, x->route->product, x->now);
 }
 
 void api_link_report(struct handler_ctx *x)
 {
-  struct store *s = &x->sb->store;
-  store_rdlock(s);
-  uint32_t conn = path_link(x);
-  if (conn == SB_NONE) {
-    reply_not_found(x->reply);
-  } else {
-    struct jw w;
-    jw_init(&w, 8192);
-    docs_link_report(&w, s, conn, x->route->product, x->now);
-    reply_json(x->reply, 200, &w);
-  }
-  store_unlock(s);
+  handler_get(x, store_find_link, report_doc, 8192);
 }

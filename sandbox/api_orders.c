@@ -20,6 +20,7 @@
 #include "handler.h"
 #include "hex.h"
 #include "lifecycle.h"
+#include "paging.h"
 #include "validate.h"
 
 #define MAX_EMPLOYERS 5
@@ -27,13 +28,6 @@
 #define MAX_CC_EMAILS 15
 #define MAX_NOTES 2000
 #define MAX_SELECTED 64
-
-static const cJSON EMPTY = {.type = cJSON_Object};
-
-static const cJSON *body_of(const struct handler_ctx *x)
-{
-  return x->json ? x->json : &EMPTY;
-}
 
 static void reply_order(struct handler_ctx *x, uint32_t order, int status)
 {
@@ -263,12 +257,9 @@ void api_create_order(struct handler_ctx *x)
   struct invalid v;
   struct create_req q;
   invalid_init(&v);
-  check_create(&v, body_of(x), &q);
-  if (v.n > 0) {
-    reply_invalid(x->reply, &v, NULL);
+  check_create(&v, x->json, &q);
+  if (!handler_valid(x, &v))
     return;
-  }
-  invalid_free(&v);
   struct store *s = &x->sb->store;
   store_wrlock(s);
   uint32_t order = create_locked(s, &q, x->now);
@@ -282,11 +273,6 @@ void api_create_order(struct handler_ctx *x)
 }
 
 /* ---- read -------------------------------------------------------------- */
-
-static uint32_t path_order(const struct handler_ctx *x)
-{
-  return x->route->id_valid ? store_find_order(&x->sb->store, x->route->id) : SB_NONE;
-}
 
 /* serves from the document cache when the rendering cannot have changed */
 static void reply_order_cached(struct handler_ctx *x, uint32_t order)
@@ -311,24 +297,12 @@ static void reply_order_cached(struct handler_ctx *x, uint32_t order)
 void api_get_order(struct handler_ctx *x)
 {
   store_rdlock(&x->sb->store);
-  uint32_t order = path_order(x);
+  uint32_t order = handler_path_entity(x, store_find_order);
   if (order == SB_NONE)
     reply_not_found(x->reply);
   else
     reply_order_cached(x, order);
   store_unlock(&x->sb->store);
-}
-
-static bool parse_page(const char *s, long *page)
-{
-  char *end;
-  if (!s)
-    return (*page = 1), true;
-  long v = strtol(s, &end, 10);
-  if (*s == '\0' || *end != '\0' || v < 1)
-    return false;
-  *page = v;
-  return true;
 }
 
 /* the refresh-orders flag: its name is the sandbox's [U] */
@@ -343,11 +317,11 @@ void api_order_events(struct handler_ctx *x)
   long page;
   char base[512], hex[33];
   store_rdlock(&x->sb->store);
-  uint32_t order = path_order(x);
+  uint32_t order = handler_path_entity(x, store_find_order);
   if (order == SB_NONE) {
     reply_not_found(x->reply);
-  } else if (!parse_page(handler_query(x, "page"), &page)) {
-    reply_detail(x->reply, 404, "Invalid page.");
+  } else if (!page_parse(handler_query(x, "page"), &page)) {
+    reply_invalid_page(x->reply);
   } else {
     struct jw w;
     bool oom, refreshes = include_refresh(x);
@@ -360,7 +334,7 @@ void api_order_events(struct handler_ctx *x)
     else if ((jw_free(&w), oom))
       reply_server_error(x->reply);
     else
-      reply_detail(x->reply, 404, "Invalid page.");
+      reply_invalid_page(x->reply);
   }
   store_unlock(&x->sb->store);
 }
@@ -640,19 +614,15 @@ void api_refresh_order(struct handler_ctx *x)
   struct refresh_req q;
   struct invalid v;
   store_wrlock(s);
-  uint32_t order = path_order(x);
+  uint32_t order = handler_path_entity(x, store_find_order);
   if (order == SB_NONE) {
     reply_not_found(x->reply);
   } else {
     uint32_t root = store_root(s, order);
     invalid_init(&v);
-    check_refresh(&v, s, &s->orders[root], body_of(x), &q);
-    if (v.n > 0) {
-      reply_invalid(x->reply, &v, NULL);
-    } else {
-      invalid_free(&v);
+    check_refresh(&v, s, &s->orders[root], x->json, &q);
+    if (handler_valid(x, &v))
       refresh_validated(x, root, &q);
-    }
   }
   store_unlock(s);
 }

@@ -18,10 +18,8 @@
 #include "docs.h"
 #include "events.h"
 #include "handler.h"
-#include "hex.h"
+#include "paging.h"
 #include "validate.h"
-
-#define TASK_PAGE 100
 
 /* ---- POST /v1/refresh/tasks/ ------------------------------------------- */
 
@@ -67,17 +65,14 @@ void api_create_refresh_task(struct handler_ctx *x)
   unsigned product = 0;
   bool given;
   invalid_init(&v);
-  const cJSON *json = x->json ? x->json : &(cJSON){.type = cJSON_Object};
+  const cJSON *json = x->json;
   bool token_ok = field_hex_id(&v, json, "access_token", true, token, &given);
   const char *p = field_string(&v, json, "product_type", x->sb->opt.strict, 64);
   if (p && !product_parse(p, &product))
     invalid_add(&v, "product_type", "\"%s\" is not a valid choice.", p);
   field_object(&v, json, "account", "account");
-  if (v.n > 0 || !token_ok) {
-    reply_invalid(x->reply, &v, NULL);
+  if (!handler_valid(x, &v) || !token_ok)
     return;
-  }
-  invalid_free(&v);
   store_wrlock(&x->sb->store);
   create_task_locked(x, token, p != NULL, product);
   store_unlock(&x->sb->store);
@@ -85,41 +80,24 @@ void api_create_refresh_task(struct handler_ctx *x)
 
 /* ---- reading tasks ----------------------------------------------------- */
 
-static uint32_t path_task(const struct handler_ctx *x)
+static void refresh_task_doc(struct jw *w, const struct handler_ctx *x, uint32_t task)
 {
-  return x->route->id_valid ? store_find_task(&x->sb->store, x->route->id) : SB_NONE;
+  docs_refresh_task(w, &x->sb->store, task, x->now);
 }
 
 void api_get_refresh_task(struct handler_ctx *x)
 {
-  struct store *s = &x->sb->store;
-  store_rdlock(s);
-  uint32_t task = path_task(x);
-  if (task == SB_NONE) {
-    reply_not_found(x->reply);
-  } else {
-    struct jw w;
-    jw_init(&w, 192);
-    docs_refresh_task(&w, s, task, x->now);
-    reply_json(x->reply, 200, &w);
-  }
-  store_unlock(s);
+  handler_get(x, store_find_task, refresh_task_doc, 192);
+}
+
+static void task_doc(struct jw *w, const struct handler_ctx *x, uint32_t task)
+{
+  docs_task(w, &x->sb->store, task, x->now);
 }
 
 void api_get_task(struct handler_ctx *x)
 {
-  struct store *s = &x->sb->store;
-  store_rdlock(s);
-  uint32_t task = path_task(x);
-  if (task == SB_NONE) {
-    reply_not_found(x->reply);
-  } else {
-    struct jw w;
-    jw_init(&w, 768);
-    docs_task(&w, s, task, x->now);
-    reply_json(x->reply, 200, &w);
-  }
-  store_unlock(s);
+  handler_get(x, store_find_task, task_doc, 768);
 }
 
 /* a listed task and its sort key */
@@ -155,22 +133,14 @@ static void list_conn(struct task_list *l, const struct store *s, uint32_t conn)
     list_add(l, s, t);
 }
 
-/* a filter value: 32 hex digits that name an entity, else no entity */
-static bool query_id(const struct handler_ctx *x, const char *name, uint8_t id[16], bool *given)
-{
-  const char *v = handler_query(x, name);
-  *given = v != NULL;
-  return v && strlen(v) == 32 && hex_decode(v, id, 16);
-}
-
 /* the tasks the filters select (user_id and link_id: both must hold) */
 static void select_tasks(const struct handler_ctx *x, struct task_list *l)
 {
   const struct store *s = &x->sb->store;
   uint8_t uid[16], lid[16];
   bool by_user, by_link;
-  bool uid_ok = query_id(x, "user_id", uid, &by_user);
-  bool lid_ok = query_id(x, "link_id", lid, &by_link);
+  bool uid_ok = handler_query_id(x, "user_id", uid, &by_user);
+  bool lid_ok = handler_query_id(x, "link_id", lid, &by_link);
   uint32_t user = uid_ok ? store_find_user(s, uid) : SB_NONE;
   uint32_t conn = lid_ok ? store_find_link(s, lid) : SB_NONE;
   if ((by_user && user == SB_NONE) || (by_link && conn == SB_NONE))
@@ -209,41 +179,22 @@ static void base_url(const struct handler_ctx *x, char *out, size_t n)
     snprintf(out + k, n - (size_t)k, "%clink_id=%.64s", sep, link);
 }
 
-static bool parse_page(const char *s, long *page)
-{
-  char *end;
-  if (!s)
-    return (*page = 1), true;
-  long v = strtol(s, &end, 10);
-  if (*s == '\0' || *end != '\0' || v < 1)
-    return false;
-  *page = v;
-  return true;
-}
-
 static void render_page(struct handler_ctx *x, const struct task_list *l, long page)
 {
   const struct store *s = &x->sb->store;
-  long pages = l->n == 0 ? 1 : (long)((l->n + TASK_PAGE - 1) / TASK_PAGE);
   char base[512];
-  if (page > pages) {
-    reply_detail(x->reply, 404, "Invalid page.");
+  if (!page_exists(page, l->n)) {
+    reply_invalid_page(x->reply);
     return;
   }
   base_url(x, base, sizeof base);
   struct jw w;
-  jw_init(&w, 1024 + (l->n < TASK_PAGE ? l->n : TASK_PAGE) * 700);
-  jw_obj(&w);
-  jw_kint(&w, "count", (long long)l->n);
-  events_page_link(&w, "next", base, page < pages ? page + 1 : 0);
-  events_page_link(&w, "previous", base, page - 1);
-  jw_key(&w, "results");
-  jw_arr(&w);
-  size_t first = (size_t)(page - 1) * TASK_PAGE;
-  for (size_t i = first; i < l->n && i < first + TASK_PAGE; i++)
+  jw_init(&w, 1024 + (l->n < PAGE_SIZE ? l->n : PAGE_SIZE) * 700);
+  page_begin(&w, l->n, page, base);
+  size_t first = page_first(page);
+  for (size_t i = first; i < l->n && i < first + PAGE_SIZE; i++)
     docs_task(&w, s, l->v[i].task, x->now);
-  jw_arr_end(&w);
-  jw_obj_end(&w);
+  page_end(&w);
   reply_json(x->reply, 200, &w);
 }
 
@@ -252,8 +203,8 @@ void api_list_tasks(struct handler_ctx *x)
   struct store *s = &x->sb->store;
   struct task_list l = {0};
   long page;
-  if (!parse_page(handler_query(x, "page"), &page)) {
-    reply_detail(x->reply, 404, "Invalid page.");
+  if (!page_parse(handler_query(x, "page"), &page)) {
+    reply_invalid_page(x->reply);
     return;
   }
   store_rdlock(s);

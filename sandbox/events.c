@@ -1,15 +1,12 @@
 /* events: see events.h. */
 #include "events.h"
 
-#include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "docs.h"
 #include "hex.h"
 #include "lifecycle.h"
-
-#define PAGE_SIZE 100
+#include "paging.h"
 
 /* ---- webhooks ---------------------------------------------------------- */
 
@@ -318,22 +315,6 @@ static void render_item(struct jw *w, const struct store *s, const struct item *
   jw_obj_end(w);
 }
 
-void events_page_link(struct jw *w, const char *key, const char *base_url, long page)
-{
-  char url[600];
-  jw_key(w, key);
-  if (page < 1) {
-    jw_null(w);
-    return;
-  }
-  if (page == 1)
-    snprintf(url, sizeof url, "%s", base_url);
-  else
-    snprintf(url, sizeof url, "%s%cpage=%ld", base_url, strchr(base_url, '?') ? '&' : '?',
-             page);
-  jw_str(w, url);
-}
-
 bool events_page(struct jw *w, const struct store *s, uint32_t order, sb_time now,
                  long page, bool include_refresh, const char *base_url, bool *oom)
 {
@@ -343,22 +324,15 @@ bool events_page(struct jw *w, const struct store *s, uint32_t order, sb_time no
     for (uint32_t r = s->orders[order].first_refresh; r != SB_NONE; r = s->orders[r].next_refresh)
       collect_order(&l, s, r, now);
   *oom = l.oom;
-  long pages = l.n == 0 ? 1 : (long)((l.n + PAGE_SIZE - 1) / PAGE_SIZE);
-  bool ok = !l.oom && page >= 1 && page <= pages;
+  bool ok = !l.oom && page_exists(page, l.n);
   if (ok) {
     if (l.n > 1)
       qsort(l.v, l.n, sizeof *l.v, item_cmp);
-    size_t first = (size_t)(page - 1) * PAGE_SIZE;
-    jw_obj(w);
-    jw_kint(w, "count", (long long)l.n);
-    events_page_link(w, "next", base_url, page < pages ? page + 1 : 0);
-    events_page_link(w, "previous", base_url, page - 1);
-    jw_key(w, "results");
-    jw_arr(w);
+    size_t first = page_first(page);
+    page_begin(w, l.n, page, base_url);
     for (size_t i = first; i < l.n && i < first + PAGE_SIZE; i++)
       render_item(w, s, &l.v[i]);
-    jw_arr_end(w);
-    jw_obj_end(w);
+    page_end(w);
   }
   free(l.v);
   return ok;

@@ -14,8 +14,8 @@
  * even when no webhook URL is set, so configuring one later does not replay
  * history.
  *
- * Order events. events_page() renders GET /v1/orders/{id}/events/ (DRF page
- * of 100, oldest first) with the documented types the sandbox produces:
+ * Order events. events_page() renders GET /v1/orders/{id}/events/ (a DRF
+ * page, paging.h; oldest first) with the documented types the sandbox produces:
  * order_created, suborder_completed and suborder_no_data, computed from the
  * tasks at `now`. A failed suborder has no documented event and gets none.
  * With include_refresh an original order's list also holds the events of
@@ -36,8 +36,5 @@ void events_tick(struct sandbox *sb, sb_time now);
  * (*oom set) */
 bool events_page(struct jw *w, const struct store *s, uint32_t order, sb_time now,
                  long page, bool include_refresh, const char *base_url, bool *oom);
-/* a DRF page link member: key: null (page < 1), base_url (page 1), else
- * base_url with page=N appended to its query */
-void events_page_link(struct jw *w, const char *key, const char *base_url, long page);
 
 #endif

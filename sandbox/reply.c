@@ -72,6 +72,11 @@ void reply_not_found(struct reply *r)
   reply_static(r, 404, "{\"detail\":\"Not Found.\"}");
 }
 
+void reply_invalid_page(struct reply *r)
+{
+  reply_detail(r, 404, "Invalid page.");
+}
+
 void reply_error(struct reply *r, int status, const char *code, const char *message)
 {
   struct jw w;

@@ -8,6 +8,7 @@
  *                 "extra":{"invalid-params":[{"field","message"}...]}}}
  *   401 {"error":{"code":"authentication_failed","message":"..."}}
  *   404 {"detail":"Not Found."}   405 {"detail":"Method \"PUT\" not allowed."}
+ *   404 {"detail":"Invalid page."} (a list's page that does not exist)
  *   415 {"detail":"Unsupported media type \"text/plain\" in request."}
  *   429 {"error":{"code":"throttled","message":"Request was throttled.
  *        Expected available in N seconds."}} + Retry-After: N
@@ -43,6 +44,7 @@ void reply_free(struct reply *r);
 void reply_json(struct reply *r, int status, struct jw *w);
 void reply_static(struct reply *r, int status, const char *json);
 void reply_not_found(struct reply *r);
+void reply_invalid_page(struct reply *r);
 void reply_detail(struct reply *r, int status, const char *detail);
 void reply_auth_failed(struct reply *r);
 void reply_method_not_allowed(struct reply *r, const char *method, const char *allow);

@@ -52,6 +52,9 @@ struct partial {
   struct timer *timer;
 };
 
+/* what handlers read as the body of a request that had none */
+static const cJSON NO_BODY = {.type = cJSON_Object};
+
 /* cJSON records parse failures in a global: parse one body at a time */
 static pthread_mutex_t parse_mu = PTHREAD_MUTEX_INITIALIZER;
 
@@ -411,7 +414,7 @@ static void handle(struct request *rq)
   snprintf(fallback, sizeof fallback, "127.0.0.1:%d", rq->sb->port);
   struct handler_ctx x = {
     .sb = rq->sb, .conn = rq->conn, .route = &rq->route,
-    .method = rq->method == M_HEAD ? M_GET : rq->method, .json = json,
+    .method = rq->method == M_HEAD ? M_GET : rq->method, .json = json ? json : &NO_BODY,
     .host = host ? host : fallback, .now = vclock_now(&rq->sb->clock), .reply = &rq->reply,
   };
   if (v1)
