@@ -321,8 +321,7 @@ static bool add_found_sub(struct store *s, uint32_t order, sb_time now)
   struct sb_order *o = &s->orders[order];
   if (o->n_emp + o->n_fa > 0)
     return true;
-  unsigned kind = o->products[0] == PROD_ASSETS || o->products[0] == PROD_TRANSACTIONS
-                    ? KIND_FINANCIAL : KIND_EMPLOYER;
+  unsigned kind = product_kind(o->products[0]);
   uint32_t sub = store_add_subs(s, 1);
   if (sub == SB_NONE)
     return false;
@@ -332,7 +331,7 @@ static bool add_found_sub(struct store *s, uint32_t order, sb_time now)
     o->n_emp = 1;
   else
     o->n_fa = 1;
-  store_init_sub(s, sub, order, kind, store_sub_product(o->products, o->n_products, kind), now);
+  store_init_sub(s, sub, NULL, order, kind, store_sub_product(o->products, o->n_products, kind), now);
   return true;
 }
 
@@ -475,9 +474,7 @@ static void bridge_locked(struct handler_ctx *x, uint32_t b, unsigned st, bool o
   } else if (br.conn != SB_NONE) {
     reauthenticate(x, br.conn, st);
   } else {
-    unsigned kind = br.product == PROD_ASSETS || br.product == PROD_TRANSACTIONS
-                      ? KIND_FINANCIAL : KIND_EMPLOYER;
-    conn = connect(s, br.user, SB_NONE, kind, br.product, st, oauth, x->now);
+    conn = connect(s, br.user, SB_NONE, product_kind(br.product), br.product, st, oauth, x->now);
     if (conn == SB_NONE) {
       reply_server_error(x->reply);
       return;

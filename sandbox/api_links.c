@@ -23,29 +23,23 @@
 void api_create_user(struct handler_ctx *x)
 {
   struct invalid v;
+  struct sb_person who;
   const cJSON *json = x->json;
   invalid_init(&v);
   const char *ext = field_string(&v, json, "external_user_id", false, 0);
-  const char *first = field_string(&v, json, "first_name", false, 0);
-  const char *last = field_string(&v, json, "last_name", false, 0);
-  const char *email = field_email(&v, json, "email");
-  const char *phone = field_phone(&v, json, "phone");
-  const char *ssn = field_ssn(&v, json, "ssn");
+  who.first_name = field_string(&v, json, "first_name", false, 0);
+  who.last_name = field_string(&v, json, "last_name", false, 0);
+  who.email = field_email(&v, json, "email");
+  who.phone = field_phone(&v, json, "phone");
+  who.ssn = field_ssn(&v, json, "ssn");
   if (!handler_valid(x, &v))
     return;
   struct store *s = &x->sb->store;
   store_wrlock(s);
-  uint32_t user = store_add_user(s, NULL, ext);
+  uint32_t user = store_add_person(s, ext, &who, x->now);
   if (user == SB_NONE) {
     reply_server_error(x->reply);
   } else {
-    struct sb_user *u = &s->users[user];
-    u->first_name = store_strdup(s, first);
-    u->last_name = store_strdup(s, last);
-    u->email = store_strdup(s, email);
-    u->phone = store_strdup(s, phone);
-    u->ssn = store_strdup(s, ssn);
-    u->created_at = x->now;
     struct jw w;
     jw_init(&w, 384);
     docs_user(&w, s, user);
@@ -96,7 +90,7 @@ static bool token_request(struct handler_ctx *x, uint32_t user, struct token_req
   q->client_name = field_string(&v, json, "client_name", false, 0);
   q->company_mapping_id = field_string(&v, json, "company_mapping_id", false, 64);
   q->template_id = field_string(&v, json, "template_id", false, 64);
-  q->allowed_products = field_choices(&v, json, "allowed_products", PRODUCT_TYPES);
+  q->allowed_products = field_choices(&v, json, "allowed_products", PRODUCT_NAMES);
   q->data_sources = field_choices(&v, json, "data_sources", DATA_SOURCES);
   field_string(&v, json, "provider_id", false, 64);
   field_string(&v, json, "use_case", false, 64);

@@ -42,7 +42,8 @@ static void reply_order(struct handler_ctx *x, uint32_t order, int status)
 struct create_req {
   uint8_t products[PROD__COUNT];
   unsigned n_products;
-  const char *first_name, *last_name, *order_number, *external_user_id, *email, *phone, *ssn;
+  struct sb_person who; /* the user's fields, and the order's own names and contacts */
+  const char *order_number, *external_user_id;
   const char *template_id;
   const cJSON *employers, *institutions, *manager, *cc_emails;
   const char *notes;
@@ -118,16 +119,16 @@ static void check_create(struct invalid *v, const cJSON *json, struct create_req
 {
   memset(q, 0, sizeof *q);
   check_products(v, json, q->products, &q->n_products, PROD__COUNT);
-  q->first_name = field_string(v, json, "first_name", true, 0);
-  q->last_name = field_string(v, json, "last_name", true, 0);
+  q->who.first_name = field_string(v, json, "first_name", true, 0);
+  q->who.last_name = field_string(v, json, "last_name", true, 0);
   q->order_number = field_string(v, json, "order_number", false, 0);
   q->external_user_id = field_string(v, json, "external_user_id", false, 0);
-  q->email = field_email(v, json, "email");
-  q->phone = field_phone(v, json, "phone");
-  q->ssn = field_ssn(v, json, "ssn");
+  q->who.email = field_email(v, json, "email");
+  q->who.phone = field_phone(v, json, "phone");
+  q->who.ssn = field_ssn(v, json, "ssn");
   const char *ssn = field_ssn(v, json, "social_security_number");
-  if (!q->ssn)
-    q->ssn = ssn;
+  if (!q->who.ssn)
+    q->who.ssn = ssn;
   q->employers = field_array(v, json, "employers", "employers", MAX_EMPLOYERS, true);
   check_parties(v, q->employers, "employers", "company_name", "company_mapping_id");
   q->institutions = field_array(v, json, "financial_institutions", "financial_institutions",
@@ -177,7 +178,7 @@ static bool add_parties(struct store *s, uint32_t order, const cJSON *arr, unsig
     struct sb_sub *b = &s->subs[i];
     const cJSON *label = cJSON_GetObjectItemCaseSensitive(e, key_label);
     const cJSON *lid = cJSON_GetObjectItemCaseSensitive(e, key_id);
-    store_init_sub(s, i, order, kind, store_sub_product(o->products, o->n_products, kind),
+    store_init_sub(s, i, NULL, order, kind, store_sub_product(o->products, o->n_products, kind),
                    o->created_at);
     b->label = cJSON_IsString(label) ? store_strdup(s, label->valuestring) : NULL;
     b->label_id = cJSON_IsString(lid) ? store_strdup(s, lid->valuestring) : NULL;
@@ -191,16 +192,7 @@ static uint32_t user_for(struct store *s, const struct create_req *q, sb_time no
   uint32_t user = q->external_user_id ? store_find_user_ext(s, q->external_user_id) : SB_NONE;
   if (user != SB_NONE)
     return user;
-  if ((user = store_add_user(s, NULL, q->external_user_id)) == SB_NONE)
-    return SB_NONE;
-  struct sb_user *u = &s->users[user];
-  u->first_name = store_strdup(s, q->first_name);
-  u->last_name = store_strdup(s, q->last_name);
-  u->email = store_strdup(s, q->email);
-  u->phone = store_strdup(s, q->phone);
-  u->ssn = store_strdup(s, q->ssn);
-  u->created_at = now;
-  return user;
+  return store_add_person(s, q->external_user_id, &q->who, now);
 }
 
 /* an API order's bridge_token, known to /_sandbox/bridge/complete */
@@ -238,11 +230,11 @@ static uint32_t create_locked(struct store *s, const struct create_req *q, sb_ti
   o->n_products = (uint8_t)q->n_products;
   o->n_emp = (uint8_t)n_emp;
   o->n_fa = (uint8_t)n_fa;
-  o->first_name = store_strdup(s, q->first_name);
-  o->last_name = store_strdup(s, q->last_name);
+  o->first_name = store_strdup(s, q->who.first_name);
+  o->last_name = store_strdup(s, q->who.last_name);
   o->order_number = store_strdup(s, q->order_number);
-  o->email = store_strdup(s, q->email);
-  o->phone = store_strdup(s, q->phone);
+  o->email = store_strdup(s, q->who.email);
+  o->phone = store_strdup(s, q->who.phone);
   o->template_id = store_strdup(s, q->template_id);
   o->manager = render_manager(s, q->manager);
   o->extra = render_extra(s, q->cc_emails, q->notes);
@@ -504,8 +496,7 @@ static void check_refresh(struct invalid *v, const struct store *s, const struct
       invalid_add(v, "products", "An order with products [%s] cannot be refreshed as \"%s\".",
                   text, product_name(q->product));
     else {
-      q->kind = (q->product == PROD_ASSETS || q->product == PROD_TRANSACTIONS) ? KIND_FINANCIAL
-                                                                              : KIND_EMPLOYER;
+      q->kind = product_kind(q->product);
       check_selection(v, s, root, json, q);
     }
   }
@@ -574,7 +565,7 @@ static uint32_t refresh_locked(struct store *s, uint32_t root, const struct refr
     uint32_t sub = s->orders[order].sub_first + i;
     const struct sb_sub *src = &s->subs[q->subs[i]];
     struct sb_sub *b = &s->subs[sub];
-    store_init_sub(s, sub, order, q->kind, q->product, now);
+    store_init_sub(s, sub, NULL, order, q->kind, q->product, now);
     b->conn = src->conn;
     b->label = src->label;
     b->label_id = src->label_id;

@@ -16,6 +16,16 @@
 #define MINUTE (60LL * SB_USEC)
 #define OAUTH_PERCENT 40
 
+/* the error for a mix naming no state: the name, then every state's */
+static void unknown_state(const char *name, char *err, size_t errlen)
+{
+  size_t n = (size_t)snprintf(err, errlen, "mix: unknown state \"%s\" (", name);
+  for (unsigned i = 0; i < ST__COUNT && n < errlen; i++)
+    n += (size_t)snprintf(err + n, errlen - n, "%s%s", i ? ", " : "", state_name(i));
+  if (n < errlen)
+    snprintf(err + n, errlen - n, ")");
+}
+
 bool mix_parse(const char *text, struct mix *out, char *err, size_t errlen)
 {
   memset(out, 0, sizeof *out);
@@ -32,8 +42,7 @@ bool mix_parse(const char *text, struct mix *out, char *err, size_t errlen)
     memcpy(name, p, n);
     name[n] = '\0';
     if (!state_parse(name, &st)) {
-      snprintf(err, errlen, "mix: unknown state \"%s\" (active, expired, credentials, mfa, "
-                            "provider_down, no_data, locked, unsupported)", name);
+      unknown_state(name, err, errlen);
       return false;
     }
     char *end;
@@ -189,13 +198,8 @@ static bool seed_subs(struct store *s, uint32_t order, const struct case_plan *c
     return false;
   s->orders[order].sub_first = first;
   for (unsigned i = 0; i < n; i++) {
-    struct sb_sub *b = &s->subs[first + i];
-    rng_id(r, b->id);
-    b->number = 100000000000ULL + rng_next(r) % 900000000000ULL;
-    b->created_at = c->order_at;
-    b->order = order;
-    b->kind = i < c->n_emp ? KIND_EMPLOYER : KIND_FINANCIAL;
-    b->product = (uint8_t)(i < c->n_emp ? c->product : PROD_ASSETS);
+    store_init_sub(s, first + i, r, order, i < c->n_emp ? KIND_EMPLOYER : KIND_FINANCIAL,
+                   i < c->n_emp ? c->product : PROD_ASSETS, c->order_at);
     if (!seed_connection(s, first + i, c, r, i, now))
       return false;
   }

@@ -13,8 +13,8 @@ struct arena_chunk {
   char data[];
 };
 
-static const char *const PRODUCTS[PROD__COUNT] = {
-  "income", "employment", "assets", "insurance", "transactions", "deposit_switch", "pll",
+const char *const PRODUCT_NAMES[PROD__COUNT + 1] = {
+  "income", "employment", "assets", "insurance", "transactions", "deposit_switch", "pll", NULL,
 };
 
 static const char *const STATES[ST__COUNT] = {
@@ -24,17 +24,22 @@ static const char *const STATES[ST__COUNT] = {
 
 const char *product_name(unsigned p)
 {
-  return p < PROD__COUNT ? PRODUCTS[p] : "unknown";
+  return p < PROD__COUNT ? PRODUCT_NAMES[p] : "unknown";
 }
 
 bool product_parse(const char *name, unsigned *out)
 {
   for (unsigned i = 0; i < PROD__COUNT; i++)
-    if (strcmp(name, PRODUCTS[i]) == 0) {
+    if (strcmp(name, PRODUCT_NAMES[i]) == 0) {
       *out = i;
       return true;
     }
   return false;
+}
+
+unsigned product_kind(unsigned p)
+{
+  return p == PROD_ASSETS || p == PROD_TRANSACTIONS ? KIND_FINANCIAL : KIND_EMPLOYER;
 }
 
 const char *state_name(unsigned st)
@@ -166,26 +171,31 @@ void store_new_id(struct store *s, uint8_t id[16])
   rng_id(&s->rng, id);
 }
 
-static void take_id(struct store *s, uint8_t dst[16], const uint8_t *id)
+/* gives an entity its id (the given one, or a fresh random one) and indexes
+ * it under that id; false when memory runs out */
+static bool take_id(struct store *s, struct idmap *map, uint8_t dst[16], const uint8_t *id,
+                    uint32_t entity)
 {
   if (id)
     memcpy(dst, id, 16);
   else
     rng_id(&s->rng, dst);
+  return idmap_put(map, idmap_hash_id(dst), entity);
 }
+
+/* entity i of a table, zeroed once there is room for it; NULL when memory
+ * runs out */
+#define NEW_ENTITY(s, field, i) \
+  (RESERVE(s, field, (i) + 1) ? memset(&(s)->field[i], 0, sizeof *(s)->field) : NULL)
 
 uint32_t store_add_user(struct store *s, const uint8_t *id, const char *external_id)
 {
   uint32_t i = s->n_users;
-  if (!RESERVE(s, users, i + 1))
+  struct sb_user *u = NEW_ENTITY(s, users, i);
+  if (!u || !take_id(s, &s->user_ids, u->id, id, i))
     return SB_NONE;
-  struct sb_user *u = &s->users[i];
-  memset(u, 0, sizeof *u);
-  take_id(s, u->id, id);
   u->last_conn = SB_NONE;
   if (external_id && !(u->external_id = store_strdup(s, external_id)))
-    return SB_NONE;
-  if (!idmap_put(&s->user_ids, idmap_hash_id(u->id), i))
     return SB_NONE;
   /* the first user of an external_user_id keeps the index */
   if (u->external_id && store_find_user_ext(s, u->external_id) == SB_NONE &&
@@ -195,19 +205,31 @@ uint32_t store_add_user(struct store *s, const uint8_t *id, const char *external
   return i;
 }
 
+uint32_t store_add_person(struct store *s, const char *external_id, const struct sb_person *p,
+                          sb_time at)
+{
+  uint32_t user = store_add_user(s, NULL, external_id);
+  if (user == SB_NONE)
+    return SB_NONE;
+  struct sb_user *u = &s->users[user];
+  u->first_name = store_strdup(s, p->first_name);
+  u->last_name = store_strdup(s, p->last_name);
+  u->email = store_strdup(s, p->email);
+  u->phone = store_strdup(s, p->phone);
+  u->ssn = store_strdup(s, p->ssn);
+  u->created_at = at;
+  return user;
+}
+
 uint32_t store_add_order(struct store *s, const uint8_t *id)
 {
   uint32_t i = s->n_orders;
-  if (!RESERVE(s, orders, i + 1))
+  struct sb_order *o = NEW_ENTITY(s, orders, i);
+  if (!o || !take_id(s, &s->order_ids, o->id, id, i))
     return SB_NONE;
-  struct sb_order *o = &s->orders[i];
-  memset(o, 0, sizeof *o);
-  take_id(s, o->id, id);
   o->user = o->initial = o->refresh_order = SB_NONE;
   o->first_refresh = o->last_refresh = o->next_refresh = SB_NONE;
   o->sub_first = s->n_subs;
-  if (!idmap_put(&s->order_ids, idmap_hash_id(o->id), i))
-    return SB_NONE;
   s->n_orders++;
   return i;
 }
@@ -225,12 +247,14 @@ uint32_t store_add_subs(struct store *s, uint32_t n)
   return first;
 }
 
-void store_init_sub(struct store *s, uint32_t sub, uint32_t order, unsigned kind, unsigned product,
-                    sb_time created_at)
+void store_init_sub(struct store *s, uint32_t sub, struct rng *r, uint32_t order, unsigned kind,
+                    unsigned product, sb_time created_at)
 {
   struct sb_sub *b = &s->subs[sub];
-  store_new_id(s, b->id);
-  b->number = 100000000000ULL + rng_next(&s->rng) % 900000000000ULL;
+  if (!r)
+    r = &s->rng;
+  rng_id(r, b->id);
+  b->number = 100000000000ULL + rng_next(r) % 900000000000ULL; /* 12 digits */
   b->created_at = created_at;
   b->order = order;
   b->kind = (uint8_t)kind;
@@ -260,16 +284,11 @@ unsigned store_sub_product(const uint8_t *products, unsigned n, unsigned kind)
 uint32_t store_add_conn(struct store *s, const uint8_t *token, const uint8_t *link)
 {
   uint32_t i = s->n_conns;
-  if (!RESERVE(s, conns, i + 1))
+  struct sb_conn *c = NEW_ENTITY(s, conns, i);
+  if (!c || !take_id(s, &s->conn_tokens, c->token, token, i) ||
+      !take_id(s, &s->conn_links, c->link, link, i))
     return SB_NONE;
-  struct sb_conn *c = &s->conns[i];
-  memset(c, 0, sizeof *c);
-  take_id(s, c->token, token);
-  take_id(s, c->link, link);
   c->user = c->origin_sub = c->bridge = c->last_task = c->prev_of_user = SB_NONE;
-  if (!idmap_put(&s->conn_tokens, idmap_hash_id(c->token), i) ||
-      !idmap_put(&s->conn_links, idmap_hash_id(c->link), i))
-    return SB_NONE;
   s->n_conns++;
   return i;
 }
@@ -277,14 +296,10 @@ uint32_t store_add_conn(struct store *s, const uint8_t *token, const uint8_t *li
 uint32_t store_add_task(struct store *s, const uint8_t *id)
 {
   uint32_t i = s->n_tasks;
-  if (!RESERVE(s, tasks, i + 1))
+  struct sb_task *t = NEW_ENTITY(s, tasks, i);
+  if (!t || !take_id(s, &s->task_ids, t->id, id, i))
     return SB_NONE;
-  struct sb_task *t = &s->tasks[i];
-  memset(t, 0, sizeof *t);
-  take_id(s, t->id, id);
   t->conn = t->sub = t->prev_of_conn = SB_NONE;
-  if (!idmap_put(&s->task_ids, idmap_hash_id(t->id), i))
-    return SB_NONE;
   s->n_tasks++;
   return i;
 }
@@ -292,14 +307,10 @@ uint32_t store_add_task(struct store *s, const uint8_t *id)
 uint32_t store_add_bridge(struct store *s, const uint8_t *id)
 {
   uint32_t i = s->n_bridges;
-  if (!RESERVE(s, bridges, i + 1))
+  struct sb_bridge *b = NEW_ENTITY(s, bridges, i);
+  if (!b || !take_id(s, &s->bridge_ids, b->id, id, i))
     return SB_NONE;
-  struct sb_bridge *b = &s->bridges[i];
-  memset(b, 0, sizeof *b);
-  take_id(s, b->id, id);
   b->user = b->conn = b->order = SB_NONE;
-  if (!idmap_put(&s->bridge_ids, idmap_hash_id(b->id), i))
-    return SB_NONE;
   s->n_bridges++;
   return i;
 }
@@ -307,14 +318,10 @@ uint32_t store_add_bridge(struct store *s, const uint8_t *id)
 uint32_t store_add_public(struct store *s)
 {
   uint32_t i = s->n_publics;
-  if (!RESERVE(s, publics, i + 1))
+  struct sb_public *p = NEW_ENTITY(s, publics, i);
+  if (!p || !take_id(s, &s->public_ids, p->id, NULL, i))
     return SB_NONE;
-  struct sb_public *p = &s->publics[i];
-  memset(p, 0, sizeof *p);
-  rng_id(&s->rng, p->id);
   p->conn = SB_NONE;
-  if (!idmap_put(&s->public_ids, idmap_hash_id(p->id), i))
-    return SB_NONE;
   s->n_publics++;
   return i;
 }

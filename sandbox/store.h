@@ -60,6 +60,11 @@ struct sb_user {
   uint32_t stat_tokens; /* bridge tokens made since the last stats reset */
 };
 
+/* what a user is told about themselves through the API (NULL: not given) */
+struct sb_person {
+  const char *first_name, *last_name, *email, *phone, *ssn;
+};
+
 /* a connection is what Truv calls a Link: access_token + link_id */
 struct sb_conn {
   uint8_t token[16], link[16];
@@ -194,11 +199,15 @@ void store_unlock(struct store *s);
 /* creation (exclusive lock held); id NULL = a fresh random id. Each returns
  * the new entity's index, or SB_NONE when memory runs out. */
 uint32_t store_add_user(struct store *s, const uint8_t *id, const char *external_id);
+/* a user made through the API, with a fresh id and a copy of p */
+uint32_t store_add_person(struct store *s, const char *external_id, const struct sb_person *p,
+                          sb_time at);
 uint32_t store_add_order(struct store *s, const uint8_t *id);
 uint32_t store_add_subs(struct store *s, uint32_t n); /* n zeroed suborders */
-/* gives suborder `sub` of `order` its id, number, kind, product and time */
-void store_init_sub(struct store *s, uint32_t sub, uint32_t order, unsigned kind, unsigned product,
-                    sb_time created_at);
+/* gives suborder `sub` of `order` its id and suborder_number (drawn from r,
+ * the store's generator when r is NULL), kind, product and time */
+void store_init_sub(struct store *s, uint32_t sub, struct rng *r, uint32_t order, unsigned kind,
+                    unsigned product, sb_time created_at);
 /* the product a suborder of `kind` verifies for an order of these products */
 unsigned store_sub_product(const uint8_t *products, unsigned n, unsigned kind);
 uint32_t store_add_conn(struct store *s, const uint8_t *token, const uint8_t *link);
@@ -214,7 +223,8 @@ bool store_add_live(struct store *s, uint32_t task, sb_time due);
 /* the task whose next step is the earliest, if it is due by now; else SB_NONE.
  * The task leaves the heap (add it back with its next due time). */
 uint32_t store_take_due(struct store *s, sb_time now);
-/* registers a suborder's fresh id (ids of suborders are drawn by the caller) */
+/* a fresh random id from the store's generator, for what no index looks up
+ * (an order's bridge and share tokens, a webhook's id) */
 void store_new_id(struct store *s, uint8_t id[16]);
 /* a copy of str in the store's arena (NULL for NULL); NULL on OOM */
 const char *store_strdup(struct store *s, const char *str);
@@ -230,9 +240,13 @@ uint32_t store_find_link(const struct store *s, const uint8_t link[16]);
 uint32_t store_find_bridge(const struct store *s, const uint8_t id[16]);
 uint32_t store_find_public(const struct store *s, const uint8_t id[16]);
 
-/* names */
+/* names: every product, in enum order (NULL-terminated), and the others */
+extern const char *const PRODUCT_NAMES[PROD__COUNT + 1];
 const char *product_name(unsigned p);
 bool product_parse(const char *name, unsigned *out);
+/* the kind of connection that verifies product p: a bank for assets and
+ * transactions, a payroll for the others */
+unsigned product_kind(unsigned p);
 const char *state_name(unsigned st);
 bool state_parse(const char *name, unsigned *out);
 

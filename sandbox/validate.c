@@ -209,8 +209,6 @@ const char *field_ssn(struct invalid *v, const cJSON *obj, const char *name)
 
 const char *const DATA_SOURCES[] = {"payroll", "docs", "tax", "financial_accounts", "insurance",
                                     "scoring_attributes", NULL};
-const char *const PRODUCT_TYPES[] = {"income", "employment", "assets", "insurance",
-                                     "transactions", "deposit_switch", "pll", NULL};
 
 const cJSON *field_choices(struct invalid *v, const cJSON *obj, const char *name,
                            const char *const *choices)

@@ -35,9 +35,9 @@ const char *field_string(struct invalid *v, const cJSON *obj, const char *name, 
 const char *field_email(struct invalid *v, const cJSON *obj, const char *name);
 const char *field_phone(struct invalid *v, const cJSON *obj, const char *name);
 const char *field_ssn(struct invalid *v, const cJSON *obj, const char *name);
-/* the data_sources and product type names Truv documents (NULL-terminated) */
+/* the data_sources Truv documents (NULL-terminated); the product names
+ * are the store's (PRODUCT_NAMES) */
 extern const char *const DATA_SOURCES[];
-extern const char *const PRODUCT_TYPES[];
 /* a list of strings, each one of choices (NULL-terminated); errors go to
  * name[i]; the list, or NULL when absent, null or invalid */
 const cJSON *field_choices(struct invalid *v, const cJSON *obj, const char *name,
