@@ -73,7 +73,7 @@ static void control_clock(struct handler_ctx *x)
   }
   invalid_init(&v);
   bool has_advance = num_field(&v, x->json, "advance_s", 0, 1e10, &advance);
-  bool has_set = num_field(&v, x->json, "set", 0, 253402300799.0, &set);
+  bool has_set = num_field(&v, x->json, "set", 0, TIME_MAX_S, &set);
   if (v.n == 0 && has_advance == has_set)
     invalid_add(&v, "non_field_errors", "Give exactly one of \"advance_s\" and \"set\".");
   if (!handler_valid(x, &v))
@@ -519,9 +519,9 @@ static void faults_update(struct invalid *v, const cJSON *json, struct fault_con
   const cJSON *reset = cJSON_GetObjectItemCaseSensitive(json, "reset");
   if (cJSON_IsTrue(reset))
     faults_defaults(c);
-  if (num_field(v, json, "latency_ms", 0, 600000, &d)) c->latency_ms = (int)d;
-  if (num_field(v, json, "latency_jitter_ms", 0, 600000, &d)) c->jitter_ms = (int)d;
-  if (num_field(v, json, "stall_ms", 0, 600000, &d)) c->stall_ms = (int)d;
+  if (num_field(v, json, "latency_ms", 0, FAULT_MS_MAX, &d)) c->latency_ms = (int)d;
+  if (num_field(v, json, "latency_jitter_ms", 0, FAULT_MS_MAX, &d)) c->jitter_ms = (int)d;
+  if (num_field(v, json, "stall_ms", 0, FAULT_MS_MAX, &d)) c->stall_ms = (int)d;
   num_field(v, json, "fault_5xx", 0, 1, &c->p5xx);
   num_field(v, json, "reset_before", 0, 1, &c->reset_before);
   num_field(v, json, "reset_after", 0, 1, &c->reset_after);
@@ -586,31 +586,29 @@ static void webhook_update(struct invalid *v, const cJSON *json, struct webhook_
   const cJSON *url = cJSON_GetObjectItemCaseSensitive(json, "webhook_url");
   if (cJSON_IsNull(url) || (cJSON_IsString(url) && url->valuestring[0] == '\0'))
     wh->url[0] = '\0';
-  else if (cJSON_IsString(url) && strlen(url->valuestring) < sizeof wh->url &&
-           (strncmp(url->valuestring, "http://", 7) == 0 ||
-            strncmp(url->valuestring, "https://", 8) == 0))
+  else if (cJSON_IsString(url) && webhooks_url_valid(url->valuestring))
     snprintf(wh->url, sizeof wh->url, "%s", url->valuestring);
   else if (url)
     invalid_add(v, "webhook_url", "Enter an http:// or https:// URL.");
   num_field(v, json, "webhook_duplicates", 0, 1, &wh->duplicates);
-  if (num_field(v, json, "webhook_retries", 0, 100, &d)) wh->retries = (int)d;
-  if (num_field(v, json, "webhook_backoff_ms", 0, 600000, &d)) wh->backoff_ms = (int)d;
+  if (num_field(v, json, "webhook_retries", 0, WEBHOOK_RETRIES_MAX, &d)) wh->retries = (int)d;
+  if (num_field(v, json, "webhook_backoff_ms", 0, WEBHOOK_BACKOFF_MAX_MS, &d)) wh->backoff_ms = (int)d;
 }
 
 static void settings_update(struct invalid *v, const cJSON *json, struct sb_settings *st,
                             double *rate)
 {
   double d;
-  num_field(v, json, "rate_limit", 0, 1000000, rate);
-  if (num_field(v, json, "refresh_limit", 0, 10000, &d)) st->refresh_limit = (int)d;
+  num_field(v, json, "rate_limit", 0, RATE_LIMIT_MAX, rate);
+  if (num_field(v, json, "refresh_limit", 0, REFRESH_LIMIT_MAX, &d)) st->refresh_limit = (int)d;
   if (num_field(v, json, "refresh_limit_status", 400, 429, &d)) {
     if (d != 400 && d != 429)
       invalid_add(v, "refresh_limit_status", "Expected 429 or 400.");
     st->refresh_limit_status = (int)d;
   }
-  if (num_field(v, json, "task_duration", 0, 1e7, &d)) st->task_duration = llround(d * SB_USEC);
-  if (num_field(v, json, "expiry_days", 0, 36500, &d)) st->expiry = llround(d * (double)SB_DAY);
-  if (num_field(v, json, "provider_down_s", 0, 1e9, &d)) st->provider_down = llround(d * SB_USEC);
+  if (num_field(v, json, "task_duration", 0, TASK_DURATION_MAX_S, &d)) st->task_duration = llround(d * SB_USEC);
+  if (num_field(v, json, "expiry_days", 0, EXPIRY_DAYS_MAX, &d)) st->expiry = llround(d * (double)SB_DAY);
+  if (num_field(v, json, "provider_down_s", 0, PROVIDER_DOWN_MAX_S, &d)) st->provider_down = llround(d * SB_USEC);
 }
 
 static void control_config(struct handler_ctx *x)

@@ -111,7 +111,7 @@ static void check_cc_emails(struct invalid *v, const cJSON *arr)
   for (const cJSON *e = arr ? arr->child : NULL; e; e = e->next, i++) {
     snprintf(field, sizeof field, "cc_emails[%d]", i);
     if (!cJSON_IsString(e) || !valid_email(e->valuestring))
-      invalid_add(v, field, "Enter a valid email address.");
+      invalid_add(v, field, "%s", INVALID_EMAIL);
   }
 }
 

@@ -237,14 +237,14 @@ static bool apply_clock(int c, const char *arg, struct sb_options *o)
 {
   struct sb_settings *s = &o->settings;
   switch (c) {
-  case O_START_TIME: return micros("start-time", arg, 0, 253402300799.0, SB_USEC, &o->start_time);
+  case O_START_TIME: return micros("start-time", arg, 0, TIME_MAX_S, SB_USEC, &o->start_time);
   case O_REALTIME: o->realtime = true; return true;
   case O_TIME_SCALE: return num("time-scale", arg, 0, 1e9, &o->time_scale);
-  case O_TASK_DURATION: return micros("task-duration", arg, 0, 1e7, SB_USEC, &s->task_duration);
-  case O_EXPIRY_DAYS: return micros("expiry-days", arg, 0, 36500, (double)SB_DAY, &s->expiry);
-  case O_PROVIDER_DOWN: return micros("provider-down-s", arg, 0, 1e9, SB_USEC, &s->provider_down);
-  case O_RATE_LIMIT: return int_opt("rate-limit", arg, 0, 1000000, &o->rate_limit);
-  case O_REFRESH_LIMIT: return int_opt("refresh-limit", arg, 0, 10000, &s->refresh_limit);
+  case O_TASK_DURATION: return micros("task-duration", arg, 0, TASK_DURATION_MAX_S, SB_USEC, &s->task_duration);
+  case O_EXPIRY_DAYS: return micros("expiry-days", arg, 0, EXPIRY_DAYS_MAX, (double)SB_DAY, &s->expiry);
+  case O_PROVIDER_DOWN: return micros("provider-down-s", arg, 0, PROVIDER_DOWN_MAX_S, SB_USEC, &s->provider_down);
+  case O_RATE_LIMIT: return int_opt("rate-limit", arg, 0, RATE_LIMIT_MAX, &o->rate_limit);
+  case O_REFRESH_LIMIT: return int_opt("refresh-limit", arg, 0, REFRESH_LIMIT_MAX, &s->refresh_limit);
   case O_REFRESH_STATUS:
     if (strcmp(arg, "429") != 0 && strcmp(arg, "400") != 0)
       return bad("refresh-limit-status", arg, "must be 429 or 400");
@@ -275,27 +275,26 @@ static bool apply_faults(int c, const char *arg, struct sb_options *o)
   struct fault_config *f = &o->faults;
   struct webhook_config *w = &o->webhooks;
   switch (c) {
-  case O_LATENCY: return int_opt("latency-ms", arg, 0, 600000, &f->latency_ms);
-  case O_JITTER: return int_opt("latency-jitter-ms", arg, 0, 600000, &f->jitter_ms);
+  case O_LATENCY: return int_opt("latency-ms", arg, 0, FAULT_MS_MAX, &f->latency_ms);
+  case O_JITTER: return int_opt("latency-jitter-ms", arg, 0, FAULT_MS_MAX, &f->jitter_ms);
   case O_5XX: return num("fault-5xx", arg, 0, 1, &f->p5xx);
   case O_RESET_BEFORE: return num("fault-reset-before", arg, 0, 1, &f->reset_before);
   case O_RESET_AFTER: return num("fault-reset-after", arg, 0, 1, &f->reset_after);
   case O_TRUNCATE: return num("fault-truncate", arg, 0, 1, &f->truncate);
   case O_STALL: return num("fault-stall", arg, 0, 1, &f->stall);
-  case O_STALL_MS: return int_opt("stall-ms", arg, 0, 600000, &f->stall_ms);
+  case O_STALL_MS: return int_opt("stall-ms", arg, 0, FAULT_MS_MAX, &f->stall_ms);
   case O_MATCH:
     if (strlen(arg) >= sizeof f->match)
       return bad("fault-match", arg, "too long");
     snprintf(f->match, sizeof f->match, "%s", arg);
     return true;
   case O_WEBHOOK_URL:
-    if (strlen(arg) >= sizeof w->url ||
-        (strncmp(arg, "http://", 7) != 0 && strncmp(arg, "https://", 8) != 0))
+    if (!webhooks_url_valid(arg))
       return bad("webhook-url", arg, "must be an http:// or https:// URL");
     snprintf(w->url, sizeof w->url, "%s", arg);
     return true;
-  case O_WEBHOOK_RETRIES: return int_opt("webhook-retries", arg, 0, 100, &w->retries);
-  case O_WEBHOOK_BACKOFF: return int_opt("webhook-backoff-ms", arg, 0, 600000, &w->backoff_ms);
+  case O_WEBHOOK_RETRIES: return int_opt("webhook-retries", arg, 0, WEBHOOK_RETRIES_MAX, &w->retries);
+  case O_WEBHOOK_BACKOFF: return int_opt("webhook-backoff-ms", arg, 0, WEBHOOK_BACKOFF_MAX_MS, &w->backoff_ms);
   case O_WEBHOOK_DUPS: return num("webhook-duplicates", arg, 0, 1, &w->duplicates);
   default: return false;
   }

@@ -395,10 +395,18 @@ static void bank_account(struct jw *w, const struct sb_conn *c, unsigned a)
 
 /* ---- suborders --------------------------------------------------------- */
 
-static void sub_common(struct jw *w, const struct store *s, const struct sb_sub *b,
-                       const struct sb_order *o, enum sub_status st)
+/* opens suborder sub's object with the members every suborder has; its
+ * status at now, and its connection in *conn (NULL: none yet) */
+static enum sub_status sub_begin(struct jw *w, const struct store *s, uint32_t sub, sb_time now,
+                                 const struct sb_conn **conn)
 {
+  const struct sb_sub *b = &s->subs[sub];
+  const struct sb_order *o = &s->orders[b->order];
   const struct sb_conn *c = b->conn == SB_NONE ? NULL : &s->conns[b->conn];
+  sb_time since;
+  enum sub_status st = sub_status_at(s, sub, now, &since);
+  *conn = c;
+  jw_obj(w);
   jw_khex(w, "id", b->id, 16);
   jw_kstr(w, "product_type", product_name(b->product));
   jw_kstr(w, "status", sub_status_name(st));
@@ -420,6 +428,7 @@ static void sub_common(struct jw *w, const struct store *s, const struct sb_sub 
   else
     jw_null(w);
   jw_kbool(w, "is_suspicious", false);
+  return st;
 }
 
 static sb_time data_as_of(const struct store *s, const struct sb_sub *b)
@@ -437,12 +446,8 @@ static void order_person(const struct sb_order *o, struct person *who)
 static void employer(struct jw *w, const struct store *s, uint32_t sub, sb_time now)
 {
   const struct sb_sub *b = &s->subs[sub];
-  const struct sb_order *o = &s->orders[b->order];
-  const struct sb_conn *c = b->conn == SB_NONE ? NULL : &s->conns[b->conn];
-  sb_time since;
-  enum sub_status st = sub_status_at(s, sub, now, &since);
-  jw_obj(w);
-  sub_common(w, s, b, o, st);
+  const struct sb_conn *c;
+  enum sub_status st = sub_begin(w, s, sub, now, &c);
   if (!c) {
     jw_knull(w, "start_date");
     jw_knull(w, "end_date");
@@ -471,7 +476,7 @@ static void employer(struct jw *w, const struct store *s, uint32_t sub, sb_time 
   jw_arr(w);
   if (st == SUB_COMPLETED) {
     struct person who;
-    order_person(o, &who);
+    order_person(&s->orders[b->order], &who);
     employment(w, c, &who, data_as_of(s, b), b->product != PROD_EMPLOYMENT);
   }
   jw_arr_end(w);
@@ -480,13 +485,8 @@ static void employer(struct jw *w, const struct store *s, uint32_t sub, sb_time 
 
 static void financial_account(struct jw *w, const struct store *s, uint32_t sub, sb_time now)
 {
-  const struct sb_sub *b = &s->subs[sub];
-  const struct sb_order *o = &s->orders[b->order];
-  const struct sb_conn *c = b->conn == SB_NONE ? NULL : &s->conns[b->conn];
-  sb_time since;
-  enum sub_status st = sub_status_at(s, sub, now, &since);
-  jw_obj(w);
-  sub_common(w, s, b, o, st);
+  const struct sb_conn *c;
+  enum sub_status st = sub_begin(w, s, sub, now, &c);
   jw_key(w, "accounts");
   jw_arr(w);
   if (c && st == SUB_COMPLETED) {

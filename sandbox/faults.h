@@ -27,6 +27,7 @@
 #include "rng.h"
 
 #define FAULT_MATCH_MAX 128
+#define FAULT_MS_MAX 600000 /* latency, jitter and stall, milliseconds */
 
 struct fault_config {
   int latency_ms, jitter_ms, stall_ms;

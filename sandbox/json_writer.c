@@ -272,11 +272,12 @@ void jw_money(struct jw *w, int64_t cents)
   put(w, p, (size_t)(end - p) + 1);
 }
 
-static void stamp(struct jw *w, sb_time t, size_t (*fmt)(sb_time, char *))
+/* a time or a date (sb_time and days are both int64_t) in quotes */
+static void stamp(struct jw *w, int64_t v, size_t (*fmt)(int64_t, char *))
 {
   char tmp[TIME_ISO_LEN + 2];
   tmp[0] = '"';
-  size_t n = fmt(t, tmp + 1);
+  size_t n = fmt(v, tmp + 1);
   tmp[n + 1] = '"';
   sep(w);
   put(w, tmp, n + 2);
@@ -302,12 +303,7 @@ void jw_time_or_null(struct jw *w, sb_time t, bool present)
 
 void jw_date(struct jw *w, int64_t days)
 {
-  char tmp[TIME_DATE_LEN + 2];
-  tmp[0] = '"';
-  size_t n = time_date(days, tmp + 1);
-  tmp[n + 1] = '"';
-  sep(w);
-  put(w, tmp, n + 2);
+  stamp(w, days, time_date);
 }
 
 void jw_raw(struct jw *w, const char *json, size_t n)

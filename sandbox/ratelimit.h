@@ -14,6 +14,8 @@
 #include <pthread.h>
 #include <stdint.h>
 
+#define RATE_LIMIT_MAX 1000000 /* requests per minute */
+
 struct ratelimit {
   pthread_mutex_t mu;
   int limit; /* atomic reads on the fast path */

@@ -80,38 +80,25 @@ static const char *segment(const char *p, struct route *out)
   return slash + 1;
 }
 
-static enum endpoint match_orders(const char *p, struct route *out)
+/* "" -> list, "{id}/" -> item, "{id}/<sub>" -> sub_ep (no sub: NULL): the
+ * shape of most resources */
+struct resource {
+  const char *prefix;
+  enum endpoint list, item;
+  const char *sub;
+  enum endpoint sub_ep;
+};
+
+static enum endpoint match_resource(const char *p, struct route *out, const struct resource *r)
 {
   if (*p == '\0')
-    return EP_V1_ORDERS;
+    return r->list;
   const char *rest = segment(p, out);
   if (!rest)
     return EP_V1_UNKNOWN;
   if (*rest == '\0')
-    return EP_V1_ORDER;
-  return strcmp(rest, "events/") == 0 ? EP_V1_ORDER_EVENTS : EP_V1_UNKNOWN;
-}
-
-/* "<prefix>" -> list, "<prefix>{id}/" -> item: the shape of most resources */
-static enum endpoint list_or_item(const char *p, struct route *out, enum endpoint list,
-                                  enum endpoint item)
-{
-  if (*p == '\0')
-    return list;
-  const char *rest = segment(p, out);
-  return rest && *rest == '\0' ? item : EP_V1_UNKNOWN;
-}
-
-static enum endpoint match_users(const char *p, struct route *out)
-{
-  if (*p == '\0')
-    return EP_V1_USERS;
-  const char *rest = segment(p, out);
-  if (!rest)
-    return EP_V1_UNKNOWN;
-  if (*rest == '\0')
-    return EP_V1_USER;
-  return strcmp(rest, "tokens/") == 0 ? EP_V1_USER_TOKENS : EP_V1_UNKNOWN;
+    return r->item;
+  return r->sub && strcmp(rest, r->sub) == 0 ? r->sub_ep : EP_V1_UNKNOWN;
 }
 
 static enum endpoint match_links(const char *p, struct route *out)
@@ -134,30 +121,21 @@ static enum endpoint match_links(const char *p, struct route *out)
 
 static enum endpoint match_v1(const char *p, struct route *out)
 {
-  static const struct {
-    const char *prefix;
-    int kind; /* 0 orders, 1 refresh tasks, 2 users, 3 links, 4 tasks, 5 exact */
-    enum endpoint exact;
-  } PREFIXES[] = {
-    {"orders/", 0, EP_V1_UNKNOWN},         {"refresh/tasks/", 1, EP_V1_UNKNOWN},
-    {"users/", 2, EP_V1_UNKNOWN},          {"links/", 3, EP_V1_UNKNOWN},
-    {"tasks/", 4, EP_V1_UNKNOWN},          {"link-access-tokens/", 5, EP_V1_LINK_TOKENS},
+  static const struct resource RESOURCES[] = {
+    {"orders/", EP_V1_ORDERS, EP_V1_ORDER, "events/", EP_V1_ORDER_EVENTS},
+    {"refresh/tasks/", EP_V1_REFRESH_TASKS, EP_V1_REFRESH_TASK, NULL, EP_V1_UNKNOWN},
+    {"users/", EP_V1_USERS, EP_V1_USER, "tokens/", EP_V1_USER_TOKENS},
+    {"tasks/", EP_V1_TASKS, EP_V1_TASK, NULL, EP_V1_UNKNOWN},
   };
-  for (unsigned i = 0; i < sizeof PREFIXES / sizeof *PREFIXES; i++) {
-    size_t n = strlen(PREFIXES[i].prefix);
-    if (strncmp(p, PREFIXES[i].prefix, n) != 0)
-      continue;
-    p += n;
-    switch (PREFIXES[i].kind) {
-    case 0: return match_orders(p, out);
-    case 1: return list_or_item(p, out, EP_V1_REFRESH_TASKS, EP_V1_REFRESH_TASK);
-    case 2: return match_users(p, out);
-    case 3: return match_links(p, out);
-    case 4: return list_or_item(p, out, EP_V1_TASKS, EP_V1_TASK);
-    default: return *p == '\0' ? PREFIXES[i].exact : EP_V1_UNKNOWN;
-    }
+  static const char LINKS[] = "links/";
+  for (unsigned i = 0; i < sizeof RESOURCES / sizeof *RESOURCES; i++) {
+    size_t n = strlen(RESOURCES[i].prefix);
+    if (strncmp(p, RESOURCES[i].prefix, n) == 0)
+      return match_resource(p + n, out, &RESOURCES[i]);
   }
-  return EP_V1_UNKNOWN;
+  if (strncmp(p, LINKS, sizeof LINKS - 1) == 0)
+    return match_links(p + sizeof LINKS - 1, out);
+  return strcmp(p, "link-access-tokens/") == 0 ? EP_V1_LINK_TOKENS : EP_V1_UNKNOWN;
 }
 
 static enum endpoint match_control(const char *p)

@@ -27,14 +27,20 @@ const char *product_name(unsigned p)
   return p < PROD__COUNT ? PRODUCT_NAMES[p] : "unknown";
 }
 
-bool product_parse(const char *name, unsigned *out)
+/* the index of name in names[0..n) */
+static bool name_index(const char *const *names, unsigned n, const char *name, unsigned *out)
 {
-  for (unsigned i = 0; i < PROD__COUNT; i++)
-    if (strcmp(name, PRODUCT_NAMES[i]) == 0) {
+  for (unsigned i = 0; i < n; i++)
+    if (strcmp(name, names[i]) == 0) {
       *out = i;
       return true;
     }
   return false;
+}
+
+bool product_parse(const char *name, unsigned *out)
+{
+  return name_index(PRODUCT_NAMES, PROD__COUNT, name, out);
 }
 
 unsigned product_kind(unsigned p)
@@ -49,12 +55,7 @@ const char *state_name(unsigned st)
 
 bool state_parse(const char *name, unsigned *out)
 {
-  for (unsigned i = 0; i < ST__COUNT; i++)
-    if (strcmp(name, STATES[i]) == 0) {
-      *out = i;
-      return true;
-    }
-  return false;
+  return name_index(STATES, ST__COUNT, name, out);
 }
 
 bool store_init(struct store *s, const struct sb_settings *settings, uint64_t seed)

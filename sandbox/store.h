@@ -145,6 +145,12 @@ struct sb_public {
   uint8_t used;
 };
 
+/* the settings' bounds, for the command line and POST /_sandbox/config */
+#define REFRESH_LIMIT_MAX 10000
+#define TASK_DURATION_MAX_S 1e7
+#define EXPIRY_DAYS_MAX 36500
+#define PROVIDER_DOWN_MAX_S 1e9
+
 struct sb_settings {
   int refresh_limit;        /* refreshes per access_token per window; 0 = off */
   int refresh_limit_status; /* 429 or 400 */

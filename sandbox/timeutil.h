@@ -15,6 +15,7 @@ typedef int64_t sb_time;
 
 #define SB_USEC 1000000LL
 #define SB_DAY (86400LL * SB_USEC)
+#define TIME_MAX_S 253402300799.0 /* 9999-12-31T23:59:59Z, the last time ISO 8601 writes */
 #define TIME_ISO_LEN 40
 #define TIME_DATE_LEN 16
 

@@ -177,34 +177,33 @@ const char *field_string(struct invalid *v, const cJSON *obj, const char *name, 
   return j->valuestring;
 }
 
-const char *field_email(struct invalid *v, const cJSON *obj, const char *name)
+const char INVALID_EMAIL[] = "Enter a valid email address.";
+
+/* an optional string of at most max characters in the format `valid` checks */
+static const char *formatted(struct invalid *v, const cJSON *obj, const char *name, size_t max,
+                             bool (*valid)(const char *), const char *message)
 {
-  const char *s = field_string(v, obj, name, false, 254);
-  if (s && !valid_email(s)) {
-    invalid_add(v, name, "Enter a valid email address.");
+  const char *s = field_string(v, obj, name, false, max);
+  if (s && !valid(s)) {
+    invalid_add(v, name, "%s", message);
     return NULL;
   }
   return s;
+}
+
+const char *field_email(struct invalid *v, const cJSON *obj, const char *name)
+{
+  return formatted(v, obj, name, 254, valid_email, INVALID_EMAIL);
 }
 
 const char *field_phone(struct invalid *v, const cJSON *obj, const char *name)
 {
-  const char *s = field_string(v, obj, name, false, 32);
-  if (s && !valid_phone(s)) {
-    invalid_add(v, name, "Enter a valid phone number (10 to 15 digits).");
-    return NULL;
-  }
-  return s;
+  return formatted(v, obj, name, 32, valid_phone, "Enter a valid phone number (10 to 15 digits).");
 }
 
 const char *field_ssn(struct invalid *v, const cJSON *obj, const char *name)
 {
-  const char *s = field_string(v, obj, name, false, 11);
-  if (s && !valid_ssn(s)) {
-    invalid_add(v, name, "Enter a valid SSN (the last 4 digits or all 9).");
-    return NULL;
-  }
-  return s;
+  return formatted(v, obj, name, 11, valid_ssn, "Enter a valid SSN (the last 4 digits or all 9).");
 }
 
 const char *const DATA_SOURCES[] = {"payroll", "docs", "tax", "financial_accounts", "insurance",

@@ -18,6 +18,8 @@
 #define MAX_STRING 255
 
 bool valid_email(const char *s);
+/* DRF's message for an invalid email address */
+extern const char INVALID_EMAIL[];
 /* 10..15 digits once spaces, dashes, dots, parentheses and a leading + go */
 bool valid_phone(const char *s);
 /* Truv takes the last 4 digits or all 9 (dashes allowed among the 9) */

@@ -261,6 +261,12 @@ void webhooks_push(struct webhooks *h, char *body, size_t len, const char *id, c
   pthread_mutex_unlock(&h->mu);
 }
 
+bool webhooks_url_valid(const char *url)
+{
+  return strlen(url) < WEBHOOK_URL_MAX &&
+         (strncmp(url, "http://", 7) == 0 || strncmp(url, "https://", 8) == 0);
+}
+
 void webhooks_get_config(struct webhooks *h, struct webhook_config *out)
 {
   pthread_mutex_lock(&h->mu);

@@ -27,11 +27,14 @@
 
 #define WEBHOOK_QUEUE_MAX 200000
 #define WEBHOOK_LOG_MAX 1000
+#define WEBHOOK_URL_MAX 1024 /* bytes, the final NUL included */
+#define WEBHOOK_RETRIES_MAX 100
+#define WEBHOOK_BACKOFF_MAX_MS 600000
 
 struct webhook_event;
 
 struct webhook_config {
-  char url[1024];
+  char url[WEBHOOK_URL_MAX];
   int retries, backoff_ms;
   double duplicates;
 };
@@ -66,6 +69,8 @@ bool webhooks_active(struct webhooks *h);
 /* takes ownership of body (malloc'd); id is the webhook_id (32 hex) */
 void webhooks_push(struct webhooks *h, char *body, size_t len, const char *id,
                    const char *type);
+/* whether url can be the webhook URL: http:// or https://, and it fits */
+bool webhooks_url_valid(const char *url);
 void webhooks_get_config(struct webhooks *h, struct webhook_config *out);
 void webhooks_set_config(struct webhooks *h, const struct webhook_config *cfg);
 void webhooks_reset_stats(struct webhooks *h);
