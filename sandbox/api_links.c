@@ -20,8 +20,7 @@
 
 /* ---- users ------------------------------------------------------------- */
 
-void api_create_user(struct handler_ctx *x)
-{
+void api_create_user(struct handler_ctx *x) {
   struct invalid v;
   struct sb_person who;
   const cJSON *json = x->json;
@@ -32,8 +31,7 @@ void api_create_user(struct handler_ctx *x)
   who.email = field_email(&v, json, "email");
   who.phone = field_phone(&v, json, "phone");
   who.ssn = field_ssn(&v, json, "ssn");
-  if (!handler_valid(x, &v))
-    return;
+  if (!handler_valid(x, &v)) return;
   struct store *s = &x->sb->store;
   store_wrlock(s);
   uint32_t user = store_add_person(s, ext, &who, x->now);
@@ -48,13 +46,11 @@ void api_create_user(struct handler_ctx *x)
   store_unlock(s);
 }
 
-static void user_doc(struct jw *w, const struct handler_ctx *x, uint32_t user)
-{
+static void user_doc(struct jw *w, const struct handler_ctx *x, uint32_t user) {
   docs_user(w, &x->sb->store, user);
 }
 
-void api_get_user(struct handler_ctx *x)
-{
+void api_get_user(struct handler_ctx *x) {
   handler_get(x, store_find_user, user_doc, 384);
 }
 
@@ -68,8 +64,7 @@ struct token_req {
 };
 
 /* validates the body (store lock held) */
-static bool token_request(struct handler_ctx *x, uint32_t user, struct token_req *q)
-{
+static bool token_request(struct handler_ctx *x, uint32_t user, struct token_req *q) {
   struct store *s = &x->sb->store;
   struct invalid v;
   uint8_t token[16];
@@ -100,20 +95,16 @@ static bool token_request(struct handler_ctx *x, uint32_t user, struct token_req
   return handler_valid(x, &v);
 }
 
-static const char *render_list(struct store *s, const cJSON *arr)
-{
+static const char *render_list(struct store *s, const cJSON *arr) {
   char *text = arr ? cJSON_PrintUnformatted(arr) : NULL;
   const char *kept = text ? store_strdup(s, text) : NULL;
   free(text);
   return kept;
 }
 
-static uint32_t new_bridge(struct store *s, uint32_t user, const struct token_req *q,
-                           sb_time now)
-{
+static uint32_t new_bridge(struct store *s, uint32_t user, const struct token_req *q, sb_time now) {
   uint32_t b = store_add_bridge(s, NULL);
-  if (b == SB_NONE)
-    return SB_NONE;
+  if (b == SB_NONE) return SB_NONE;
   struct sb_bridge *br = &s->bridges[b];
   br->created_at = now;
   br->user = user;
@@ -128,18 +119,14 @@ static uint32_t new_bridge(struct store *s, uint32_t user, const struct token_re
   return b;
 }
 
-static void raw_or_null(struct jw *w, const char *key, const char *json)
-{
+static void raw_or_null(struct jw *w, const char *key, const char *json) {
   jw_key(w, key);
-  if (json)
-    jw_raw(w, json, strlen(json));
-  else
-    jw_null(w);
+  if (json) jw_raw(w, json, strlen(json));
+  else jw_null(w);
 }
 
 /* the members of Truv's example answer, the request's values echoed */
-static void token_reply(struct handler_ctx *x, uint32_t b)
-{
+static void token_reply(struct handler_ctx *x, uint32_t b) {
   const struct store *s = &x->sb->store;
   const struct sb_bridge *br = &s->bridges[b];
   struct jw w;
@@ -159,8 +146,7 @@ static void token_reply(struct handler_ctx *x, uint32_t b)
   reply_json(x->reply, 200, &w);
 }
 
-void api_user_token(struct handler_ctx *x)
-{
+void api_user_token(struct handler_ctx *x) {
   struct store *s = &x->sb->store;
   struct token_req q;
   store_wrlock(s);
@@ -181,16 +167,14 @@ void api_user_token(struct handler_ctx *x)
 
 /* ---- public tokens and links ------------------------------------------- */
 
-void api_link_token(struct handler_ctx *x)
-{
+void api_link_token(struct handler_ctx *x) {
   struct store *s = &x->sb->store;
   struct invalid v;
   uint8_t raw[16];
   bool given;
   invalid_init(&v);
   bool ok = field_hex_id(&v, x->json, "public_token", true, raw, &given);
-  if (!handler_valid(x, &v) || !ok)
-    return;
+  if (!handler_valid(x, &v) || !ok) return;
   store_wrlock(s);
   uint32_t p = store_find_public(s, raw);
   struct sb_public *pt = p == SB_NONE ? NULL : &s->publics[p];
@@ -212,22 +196,18 @@ void api_link_token(struct handler_ctx *x)
   store_unlock(s);
 }
 
-static void link_doc(struct jw *w, const struct handler_ctx *x, uint32_t conn)
-{
+static void link_doc(struct jw *w, const struct handler_ctx *x, uint32_t conn) {
   docs_link(w, &x->sb->store, conn, x->now);
 }
 
-void api_get_link(struct handler_ctx *x)
-{
+void api_get_link(struct handler_ctx *x) {
   handler_get(x, store_find_link, link_doc, 1024);
 }
 
-static void report_doc(struct jw *w, const struct handler_ctx *x, uint32_t conn)
-{
+static void report_doc(struct jw *w, const struct handler_ctx *x, uint32_t conn) {
   docs_link_report(w, &x->sb->store, conn, x->route->product, x->now);
 }
 
-void api_link_report(struct handler_ctx *x)
-{
+void api_link_report(struct handler_ctx *x) {
   handler_get(x, store_find_link, report_doc, 8192);
 }

@@ -29,8 +29,7 @@
 #define MAX_NOTES 2000
 #define MAX_SELECTED 64
 
-static void reply_order(struct handler_ctx *x, uint32_t order, int status)
-{
+static void reply_order(struct handler_ctx *x, uint32_t order, int status) {
   struct jw w;
   jw_init(&w, 8192);
   docs_order(&w, &x->sb->store, order, x->now);
@@ -50,16 +49,14 @@ struct create_req {
 };
 
 static void check_products(struct invalid *v, const cJSON *json, uint8_t *out, unsigned *n,
-                           unsigned max_items)
-{
+                           unsigned max_items) {
   const cJSON *arr = cJSON_GetObjectItemCaseSensitive(json, "products");
   *n = 0;
   if (!arr || cJSON_IsNull(arr)) {
     invalid_add(v, "products", "This field is required.");
     return;
   }
-  if (!(arr = field_array(v, json, "products", "products", 0, false)))
-    return;
+  if (!(arr = field_array(v, json, "products", "products", 0, false))) return;
   if (max_items == 1 && cJSON_GetArraySize(arr) > 1) {
     invalid_add(v, "products", "Only one product can be refreshed per request.");
     return;
@@ -80,9 +77,8 @@ static void check_products(struct invalid *v, const cJSON *json, uint8_t *out, u
 }
 
 /* employers / financial_institutions: objects with one of two keys */
-static void check_parties(struct invalid *v, const cJSON *arr, const char *name,
-                          const char *key_a, const char *key_b)
-{
+static void check_parties(struct invalid *v, const cJSON *arr, const char *name, const char *key_a,
+                          const char *key_b) {
   char field[64];
   int i = 0;
   for (const cJSON *e = arr ? arr->child : NULL; e; e = e->next, i++) {
@@ -96,16 +92,13 @@ static void check_parties(struct invalid *v, const cJSON *arr, const char *name,
     invalid_init(&tmp);
     const char *a = field_string(&tmp, e, key_a, false, 0);
     const char *b = field_string(&tmp, e, key_b, false, 0);
-    if (tmp.n > 0)
-      invalid_add(v, field, "%s and %s must be non-empty strings.", key_a, key_b);
-    else if (!a && !b)
-      invalid_add(v, field, "Either %s or %s is required.", key_a, key_b);
+    if (tmp.n > 0) invalid_add(v, field, "%s and %s must be non-empty strings.", key_a, key_b);
+    else if (!a && !b) invalid_add(v, field, "Either %s or %s is required.", key_a, key_b);
     invalid_free(&tmp);
   }
 }
 
-static void check_cc_emails(struct invalid *v, const cJSON *arr)
-{
+static void check_cc_emails(struct invalid *v, const cJSON *arr) {
   char field[32];
   int i = 0;
   for (const cJSON *e = arr ? arr->child : NULL; e; e = e->next, i++) {
@@ -115,8 +108,7 @@ static void check_cc_emails(struct invalid *v, const cJSON *arr)
   }
 }
 
-static void check_create(struct invalid *v, const cJSON *json, struct create_req *q)
-{
+static void check_create(struct invalid *v, const cJSON *json, struct create_req *q) {
   memset(q, 0, sizeof *q);
   check_products(v, json, q->products, &q->n_products, PROD__COUNT);
   q->who.first_name = field_string(v, json, "first_name", true, 0);
@@ -127,8 +119,7 @@ static void check_create(struct invalid *v, const cJSON *json, struct create_req
   q->who.phone = field_phone(v, json, "phone");
   q->who.ssn = field_ssn(v, json, "ssn");
   const char *ssn = field_ssn(v, json, "social_security_number");
-  if (!q->who.ssn)
-    q->who.ssn = ssn;
+  if (!q->who.ssn) q->who.ssn = ssn;
   q->employers = field_array(v, json, "employers", "employers", MAX_EMPLOYERS, true);
   check_parties(v, q->employers, "employers", "company_name", "company_mapping_id");
   q->institutions = field_array(v, json, "financial_institutions", "financial_institutions",
@@ -143,8 +134,7 @@ static void check_create(struct invalid *v, const cJSON *json, struct create_req
 }
 
 /* the manager object as given, rendered once (NULL when absent) */
-static const char *render_manager(struct store *s, const cJSON *manager)
-{
+static const char *render_manager(struct store *s, const cJSON *manager) {
   char *m = manager ? cJSON_PrintUnformatted(manager) : NULL;
   const char *kept = m ? store_strdup(s, m) : NULL;
   free(m);
@@ -152,14 +142,12 @@ static const char *render_manager(struct store *s, const cJSON *manager)
 }
 
 /* "cc_emails":[...],"notes":... rendered once at creation */
-static const char *render_extra(struct store *s, const cJSON *cc, const char *notes)
-{
+static const char *render_extra(struct store *s, const cJSON *cc, const char *notes) {
   struct jw w;
   jw_init(&w, 256);
   jw_key(&w, "cc_emails");
   jw_arr(&w);
-  for (const cJSON *e = cc ? cc->child : NULL; e; e = e->next)
-    jw_str(&w, e->valuestring);
+  for (const cJSON *e = cc ? cc->child : NULL; e; e = e->next) jw_str(&w, e->valuestring);
   jw_arr_end(&w);
   jw_kstr(&w, "notes", notes);
   size_t len;
@@ -170,8 +158,7 @@ static const char *render_extra(struct store *s, const cJSON *cc, const char *no
 }
 
 static bool add_parties(struct store *s, uint32_t order, const cJSON *arr, unsigned kind,
-                        const char *key_label, const char *key_id, uint32_t first)
-{
+                        const char *key_label, const char *key_id, uint32_t first) {
   struct sb_order *o = &s->orders[order];
   uint32_t i = first;
   for (const cJSON *e = arr ? arr->child : NULL; e; e = e->next, i++) {
@@ -187,20 +174,16 @@ static bool add_parties(struct store *s, uint32_t order, const cJSON *arr, unsig
 }
 
 /* the user of external_user_id, or a new one named as the order */
-static uint32_t user_for(struct store *s, const struct create_req *q, sb_time now)
-{
+static uint32_t user_for(struct store *s, const struct create_req *q, sb_time now) {
   uint32_t user = q->external_user_id ? store_find_user_ext(s, q->external_user_id) : SB_NONE;
-  if (user != SB_NONE)
-    return user;
+  if (user != SB_NONE) return user;
   return store_add_person(s, q->external_user_id, &q->who, now);
 }
 
 /* an API order's bridge_token, known to /_sandbox/bridge/complete */
-static bool order_bridge(struct store *s, uint32_t order)
-{
+static bool order_bridge(struct store *s, uint32_t order) {
   uint32_t b = store_add_bridge(s, s->orders[order].bridge_token);
-  if (b == SB_NONE)
-    return false;
+  if (b == SB_NONE) return false;
   struct sb_bridge *br = &s->bridges[b];
   const struct sb_order *o = &s->orders[order];
   br->created_at = o->created_at;
@@ -211,14 +194,12 @@ static bool order_bridge(struct store *s, uint32_t order)
   return true;
 }
 
-static uint32_t create_locked(struct store *s, const struct create_req *q, sb_time now)
-{
+static uint32_t create_locked(struct store *s, const struct create_req *q, sb_time now) {
   uint32_t user = user_for(s, q, now);
   uint32_t order = user == SB_NONE ? SB_NONE : store_add_order(s, NULL);
   unsigned n_emp = (unsigned)cJSON_GetArraySize(q->employers);
   unsigned n_fa = (unsigned)cJSON_GetArraySize(q->institutions);
-  if (order == SB_NONE || store_add_subs(s, n_emp + n_fa) == SB_NONE)
-    return SB_NONE;
+  if (order == SB_NONE || store_add_subs(s, n_emp + n_fa) == SB_NONE) return SB_NONE;
   struct sb_order *o = &s->orders[order];
   o->user = user;
   store_new_id(s, o->bridge_token);
@@ -244,14 +225,12 @@ static uint32_t create_locked(struct store *s, const struct create_req *q, sb_ti
   return order_bridge(s, order) ? order : SB_NONE;
 }
 
-void api_create_order(struct handler_ctx *x)
-{
+void api_create_order(struct handler_ctx *x) {
   struct invalid v;
   struct create_req q;
   invalid_init(&v);
   check_create(&v, x->json, &q);
-  if (!handler_valid(x, &v))
-    return;
+  if (!handler_valid(x, &v)) return;
   struct store *s = &x->sb->store;
   store_wrlock(s);
   uint32_t order = create_locked(s, &q, x->now);
@@ -267,8 +246,7 @@ void api_create_order(struct handler_ctx *x)
 /* ---- read -------------------------------------------------------------- */
 
 /* serves from the document cache when the rendering cannot have changed */
-static void reply_order_cached(struct handler_ctx *x, uint32_t order)
-{
+static void reply_order_cached(struct handler_ctx *x, uint32_t order) {
   struct store *s = &x->sb->store;
   size_t len;
   sb_time from, until;
@@ -282,30 +260,24 @@ static void reply_order_cached(struct handler_ctx *x, uint32_t order)
   reply_order(x, order, 200);
   docs_order_stable(s, order, x->now, &from, &until);
   if (x->reply->status == 200)
-    doccache_put(&x->sb->cache, order, s->generation, from, until, x->reply->body,
-                 x->reply->len);
+    doccache_put(&x->sb->cache, order, s->generation, from, until, x->reply->body, x->reply->len);
 }
 
-void api_get_order(struct handler_ctx *x)
-{
+void api_get_order(struct handler_ctx *x) {
   store_rdlock(&x->sb->store);
   uint32_t order = handler_path_entity(x, store_find_order);
-  if (order == SB_NONE)
-    reply_not_found(x->reply);
-  else
-    reply_order_cached(x, order);
+  if (order == SB_NONE) reply_not_found(x->reply);
+  else reply_order_cached(x, order);
   store_unlock(&x->sb->store);
 }
 
 /* the refresh-orders flag: its name is the sandbox's [U] */
-static bool include_refresh(const struct handler_ctx *x)
-{
+static bool include_refresh(const struct handler_ctx *x) {
   const char *v = handler_query(x, "include_refresh_orders");
   return v && (strcmp(v, "true") == 0 || strcmp(v, "True") == 0 || strcmp(v, "1") == 0);
 }
 
-void api_order_events(struct handler_ctx *x)
-{
+void api_order_events(struct handler_ctx *x) {
   long page;
   char base[512], hex[33];
   store_rdlock(&x->sb->store);
@@ -323,10 +295,8 @@ void api_order_events(struct handler_ctx *x)
     jw_init(&w, 4096);
     if (events_page(&w, &x->sb->store, order, x->now, page, refreshes, base, &oom))
       reply_json(x->reply, 200, &w);
-    else if ((jw_free(&w), oom))
-      reply_server_error(x->reply);
-    else
-      reply_invalid_page(x->reply);
+    else if ((jw_free(&w), oom)) reply_server_error(x->reply);
+    else reply_invalid_page(x->reply);
   }
   store_unlock(&x->sb->store);
 }
@@ -342,29 +312,25 @@ struct refresh_req {
   const cJSON *manager;
 };
 
-static bool refresh_product_allowed(const struct sb_order *root, unsigned p)
-{
+static bool refresh_product_allowed(const struct sb_order *root, unsigned p) {
   for (unsigned i = 0; i < root->n_products; i++) {
     unsigned q = root->products[i];
-    if (q == p || (q == PROD_INCOME && p == PROD_EMPLOYMENT))
-      return true;
+    if (q == p || (q == PROD_INCOME && p == PROD_EMPLOYMENT)) return true;
   }
   return false;
 }
 
-static void products_text(const struct sb_order *o, char *out, size_t n)
-{
+static void products_text(const struct sb_order *o, char *out, size_t n) {
   size_t used = 0;
   out[0] = '\0';
   for (unsigned i = 0; i < o->n_products && used < n; i++)
-    used += (size_t)snprintf(out + used, n - used, "%s%s", i ? ", " : "",
-                             product_name(o->products[i]));
+    used +=
+      (size_t)snprintf(out + used, n - used, "%s%s", i ? ", " : "", product_name(o->products[i]));
 }
 
 /* finds the suborder of kind `kind` in root that `e` references */
-static uint32_t find_selected(const struct store *s, const struct sb_order *root,
-                              unsigned kind, const cJSON *e)
-{
+static uint32_t find_selected(const struct store *s, const struct sb_order *root, unsigned kind,
+                              const cJSON *e) {
   const cJSON *id = cJSON_GetObjectItemCaseSensitive(e, "id");
   const cJSON *num = cJSON_GetObjectItemCaseSensitive(e, "suborder_number");
   unsigned first = kind == KIND_EMPLOYER ? 0 : root->n_emp;
@@ -380,44 +346,38 @@ static uint32_t find_selected(const struct store *s, const struct sb_order *root
     bool num_match = (cJSON_IsString(num) && strcmp(num->valuestring, number) == 0) ||
                      (cJSON_IsNumber(num) && num->valuedouble == (double)b->number);
     /* Truv's own example names a suborder by both: they must agree */
-    if ((!has_id || id_match) && (!has_num || num_match))
-      return root->sub_first + first + i;
+    if ((!has_id || id_match) && (!has_num || num_match)) return root->sub_first + first + i;
   }
   return SB_NONE;
 }
 
 static void select_listed(struct invalid *v, const struct store *s, const struct sb_order *root,
-                          const cJSON *arr, const char *name, struct refresh_req *q)
-{
+                          const cJSON *arr, const char *name, struct refresh_req *q) {
   char field[48];
   int i = 0;
   for (const cJSON *e = arr->child; e; e = e->next, i++) {
     snprintf(field, sizeof field, "%s[%d]", name, i);
     const cJSON *id = cJSON_GetObjectItemCaseSensitive(e, "id");
     const cJSON *num = cJSON_GetObjectItemCaseSensitive(e, "suborder_number");
-    if (!cJSON_IsObject(e) || (!cJSON_IsString(id) && !cJSON_IsString(num) &&
-                               !cJSON_IsNumber(num))) {
+    if (!cJSON_IsObject(e) ||
+        (!cJSON_IsString(id) && !cJSON_IsString(num) && !cJSON_IsNumber(num))) {
       invalid_add(v, field, "Expected an object with \"id\" or \"suborder_number\".");
       continue;
     }
     uint32_t sub = find_selected(s, root, q->kind, e);
     bool dup = false;
-    for (unsigned k = 0; sub != SB_NONE && k < q->n_subs; k++)
-      dup = dup || q->subs[k] == sub;
+    for (unsigned k = 0; sub != SB_NONE && k < q->n_subs; k++) dup = dup || q->subs[k] == sub;
     if (sub == SB_NONE)
       invalid_add(v, field, "Not found in order: no such %s.",
                   q->kind == KIND_EMPLOYER ? "employer" : "financial account");
-    else if (dup)
-      invalid_add(v, field, "Duplicate selection.");
+    else if (dup) invalid_add(v, field, "Duplicate selection.");
     else if (s->subs[sub].conn == SB_NONE)
       invalid_add(v, field, "This suborder has no completed connection to refresh.");
-    else if (q->n_subs < MAX_SELECTED)
-      q->subs[q->n_subs++] = sub;
+    else if (q->n_subs < MAX_SELECTED) q->subs[q->n_subs++] = sub;
   }
 }
 
-static void select_all(const struct store *s, const struct sb_order *root, struct refresh_req *q)
-{
+static void select_all(const struct store *s, const struct sb_order *root, struct refresh_req *q) {
   unsigned first = q->kind == KIND_EMPLOYER ? 0 : root->n_emp;
   unsigned n = q->kind == KIND_EMPLOYER ? root->n_emp : root->n_fa;
   for (unsigned i = 0; i < n && q->n_subs < MAX_SELECTED; i++)
@@ -425,17 +385,15 @@ static void select_all(const struct store *s, const struct sb_order *root, struc
       q->subs[q->n_subs++] = root->sub_first + first + i;
 }
 
-static void check_voa(struct invalid *v, const cJSON *reports)
-{
+static void check_voa(struct invalid *v, const cJSON *reports) {
   const cJSON *voa = field_object(v, reports, "voa", "reports.voa");
-  if (!voa)
-    return;
+  if (!voa) return;
   field_int(v, voa, "days_requested", "reports.voa.days_requested", 1, 730);
   field_datetime(v, voa, "as_of_date", "reports.voa.as_of_date");
   field_bool(v, voa, "is_voe", "reports.voa.is_voe");
   field_bool(v, voa, "request_extended_history", "reports.voa.request_extended_history");
-  const cJSON *ldt = field_object(v, voa, "large_deposit_threshold",
-                                  "reports.voa.large_deposit_threshold");
+  const cJSON *ldt =
+    field_object(v, voa, "large_deposit_threshold", "reports.voa.large_deposit_threshold");
   if (ldt) {
     field_amount(v, ldt, "fixed_amount", "reports.voa.large_deposit_threshold.fixed_amount");
     field_amount(v, ldt, "sales_price", "reports.voa.large_deposit_threshold.sales_price");
@@ -455,8 +413,7 @@ static void check_voa(struct invalid *v, const cJSON *reports)
 
 /* the selection part of the validation, once the product is known */
 static void check_selection(struct invalid *v, const struct store *s, const struct sb_order *root,
-                            const cJSON *json, struct refresh_req *q)
-{
+                            const cJSON *json, struct refresh_req *q) {
   static const char *const NAMES[] = {"employers", "financial_accounts"};
   const cJSON *lists[2];
   lists[0] = field_array(v, json, NAMES[0], NAMES[0], MAX_SELECTED, false);
@@ -470,18 +427,15 @@ static void check_selection(struct invalid *v, const struct store *s, const stru
     invalid_add(v, NAMES[other], "Cannot be refreshed with product \"%s\".",
                 product_name(q->product));
   q->explicit_selection = lists[q->kind] != NULL;
-  if (lists[q->kind])
-    select_listed(v, s, root, lists[q->kind], NAMES[q->kind], q);
-  else
-    select_all(s, root, q);
+  if (lists[q->kind]) select_listed(v, s, root, lists[q->kind], NAMES[q->kind], q);
+  else select_all(s, root, q);
   if (!q->explicit_selection && q->n_subs == 0)
     invalid_add(v, NAMES[q->kind], "The order has no completed %s connection to refresh.",
                 q->kind == KIND_EMPLOYER ? "employer" : "financial account");
 }
 
 static void check_refresh(struct invalid *v, const struct store *s, const struct sb_order *root,
-                          const cJSON *json, struct refresh_req *q)
-{
+                          const cJSON *json, struct refresh_req *q) {
   uint8_t products[PROD__COUNT];
   unsigned n = 0;
   char text[128];
@@ -493,8 +447,8 @@ static void check_refresh(struct invalid *v, const struct store *s, const struct
     if (q->product == PROD_DEPOSIT_SWITCH || q->product == PROD_PLL)
       invalid_add(v, "products", "\"%s\" is not a valid choice.", product_name(q->product));
     else if (!refresh_product_allowed(root, q->product))
-      invalid_add(v, "products", "An order with products [%s] cannot be refreshed as \"%s\".",
-                  text, product_name(q->product));
+      invalid_add(v, "products", "An order with products [%s] cannot be refreshed as \"%s\".", text,
+                  product_name(q->product));
     else {
       q->kind = product_kind(q->product);
       check_selection(v, s, root, json, q);
@@ -505,16 +459,13 @@ static void check_refresh(struct invalid *v, const struct store *s, const struct
   q->phone = field_phone(v, json, "phone");
   field_bool(v, json, "include_recent_paystub", "include_recent_paystub");
   const cJSON *reports = field_object(v, json, "reports", "reports");
-  if (reports)
-    check_voa(v, reports);
+  if (reports) check_voa(v, reports);
 }
 
 static uint32_t new_refresh_order(struct store *s, uint32_t root, const struct refresh_req *q,
-                                  sb_time now)
-{
+                                  sb_time now) {
   uint32_t order = store_add_order(s, NULL);
-  if (order == SB_NONE || store_add_subs(s, q->n_subs) == SB_NONE)
-    return SB_NONE;
+  if (order == SB_NONE || store_add_subs(s, q->n_subs) == SB_NONE) return SB_NONE;
   struct sb_order *o = &s->orders[order];
   const struct sb_order *r = &s->orders[root];
   o->user = r->user;
@@ -533,20 +484,15 @@ static uint32_t new_refresh_order(struct store *s, uint32_t root, const struct r
   o->email = q->email ? store_strdup(s, q->email) : r->email;
   o->phone = q->phone ? store_strdup(s, q->phone) : r->phone;
   o->manager = q->manager ? render_manager(s, q->manager) : NULL;
-  if (q->kind == KIND_EMPLOYER)
-    o->n_emp = (uint8_t)q->n_subs;
-  else
-    o->n_fa = (uint8_t)q->n_subs;
+  if (q->kind == KIND_EMPLOYER) o->n_emp = (uint8_t)q->n_subs;
+  else o->n_fa = (uint8_t)q->n_subs;
   return order;
 }
 
-static void link_refresh(struct store *s, uint32_t root, uint32_t order, sb_time now)
-{
+static void link_refresh(struct store *s, uint32_t root, uint32_t order, sb_time now) {
   struct sb_order *r = &s->orders[root];
-  if (r->last_refresh == SB_NONE)
-    r->first_refresh = order;
-  else
-    s->orders[r->last_refresh].next_refresh = order;
+  if (r->last_refresh == SB_NONE) r->first_refresh = order;
+  else s->orders[r->last_refresh].next_refresh = order;
   r->last_refresh = order;
   r->refresh_order = order;
   r->refreshed_at = now;
@@ -556,11 +502,9 @@ static void link_refresh(struct store *s, uint32_t root, uint32_t order, sb_time
 
 /* creates the refresh order and its tasks; SB_NONE on OOM */
 static uint32_t refresh_locked(struct store *s, uint32_t root, const struct refresh_req *q,
-                               sb_time now)
-{
+                               sb_time now) {
   uint32_t order = new_refresh_order(s, root, q, now);
-  if (order == SB_NONE)
-    return SB_NONE;
+  if (order == SB_NONE) return SB_NONE;
   for (unsigned i = 0; i < q->n_subs; i++) {
     uint32_t sub = s->orders[order].sub_first + i;
     const struct sb_sub *src = &s->subs[q->subs[i]];
@@ -570,8 +514,7 @@ static uint32_t refresh_locked(struct store *s, uint32_t root, const struct refr
     b->label = src->label;
     b->label_id = src->label_id;
     uint32_t task = billing_refresh_task(s, b->conn, sub, q->product, TASK_ORDER_REFRESH, now);
-    if (task == SB_NONE)
-      return SB_NONE;
+    if (task == SB_NONE) return SB_NONE;
     s->subs[sub].task = task;
     s->orders[root].stat_tasks++;
   }
@@ -579,12 +522,10 @@ static uint32_t refresh_locked(struct store *s, uint32_t root, const struct refr
   return order;
 }
 
-static void refresh_validated(struct handler_ctx *x, uint32_t root, const struct refresh_req *q)
-{
+static void refresh_validated(struct handler_ctx *x, uint32_t root, const struct refresh_req *q) {
   struct store *s = &x->sb->store;
   uint32_t conns[MAX_SELECTED];
-  for (unsigned i = 0; i < q->n_subs; i++)
-    conns[i] = s->subs[q->subs[i]].conn;
+  for (unsigned i = 0; i < q->n_subs; i++) conns[i] = s->subs[q->subs[i]].conn;
   if (!billing_allows(s, conns, q->n_subs, x->now)) {
     reply_refresh_limit(x->reply, s->settings.refresh_limit_status);
     return;
@@ -599,8 +540,7 @@ static void refresh_validated(struct handler_ctx *x, uint32_t root, const struct
   reply_order(x, order, 200);
 }
 
-void api_refresh_order(struct handler_ctx *x)
-{
+void api_refresh_order(struct handler_ctx *x) {
   struct store *s = &x->sb->store;
   struct refresh_req q;
   struct invalid v;
@@ -612,8 +552,7 @@ void api_refresh_order(struct handler_ctx *x)
     uint32_t root = store_root(s, order);
     invalid_init(&v);
     check_refresh(&v, s, &s->orders[root], x->json, &q);
-    if (handler_valid(x, &v))
-      refresh_validated(x, root, &q);
+    if (handler_valid(x, &v)) refresh_validated(x, root, &q);
   }
   store_unlock(s);
 }

@@ -23,8 +23,7 @@
 
 /* ---- POST /v1/refresh/tasks/ ------------------------------------------- */
 
-static void task_reply(struct handler_ctx *x, uint32_t task)
-{
+static void task_reply(struct handler_ctx *x, uint32_t task) {
   struct jw w;
   jw_init(&w, 64);
   jw_obj(&w);
@@ -35,8 +34,7 @@ static void task_reply(struct handler_ctx *x, uint32_t task)
 
 /* with the lock held: the token's connection, the limit, the task */
 static void create_task_locked(struct handler_ctx *x, const uint8_t token[16], bool has_product,
-                               unsigned product)
-{
+                               unsigned product) {
   struct store *s = &x->sb->store;
   uint32_t conn = store_find_token(s, token);
   if (conn == SB_NONE) {
@@ -47,8 +45,7 @@ static void create_task_locked(struct handler_ctx *x, const uint8_t token[16], b
     reply_refresh_limit(x->reply, s->settings.refresh_limit_status);
     return;
   }
-  if (!has_product)
-    product = s->conns[conn].product;
+  if (!has_product) product = s->conns[conn].product;
   uint32_t task = billing_refresh_task(s, conn, SB_NONE, product, TASK_DIRECT, x->now);
   if (task == SB_NONE) {
     reply_server_error(x->reply);
@@ -58,8 +55,7 @@ static void create_task_locked(struct handler_ctx *x, const uint8_t token[16], b
   task_reply(x, task);
 }
 
-void api_create_refresh_task(struct handler_ctx *x)
-{
+void api_create_refresh_task(struct handler_ctx *x) {
   struct invalid v;
   uint8_t token[16];
   unsigned product = 0;
@@ -71,8 +67,7 @@ void api_create_refresh_task(struct handler_ctx *x)
   if (p && !product_parse(p, &product))
     invalid_add(&v, "product_type", "\"%s\" is not a valid choice.", p);
   field_object(&v, json, "account", "account");
-  if (!handler_valid(x, &v) || !token_ok)
-    return;
+  if (!handler_valid(x, &v) || !token_ok) return;
   store_wrlock(&x->sb->store);
   create_task_locked(x, token, p != NULL, product);
   store_unlock(&x->sb->store);
@@ -80,23 +75,19 @@ void api_create_refresh_task(struct handler_ctx *x)
 
 /* ---- reading tasks ----------------------------------------------------- */
 
-static void refresh_task_doc(struct jw *w, const struct handler_ctx *x, uint32_t task)
-{
+static void refresh_task_doc(struct jw *w, const struct handler_ctx *x, uint32_t task) {
   docs_refresh_task(w, &x->sb->store, task, x->now);
 }
 
-void api_get_refresh_task(struct handler_ctx *x)
-{
+void api_get_refresh_task(struct handler_ctx *x) {
   handler_get(x, store_find_task, refresh_task_doc, 192);
 }
 
-static void task_doc(struct jw *w, const struct handler_ctx *x, uint32_t task)
-{
+static void task_doc(struct jw *w, const struct handler_ctx *x, uint32_t task) {
   docs_task(w, &x->sb->store, task, x->now);
 }
 
-void api_get_task(struct handler_ctx *x)
-{
+void api_get_task(struct handler_ctx *x) {
   handler_get(x, store_find_task, task_doc, 768);
 }
 
@@ -112,8 +103,7 @@ struct task_list {
   bool oom;
 };
 
-static void list_add(struct task_list *l, const struct store *s, uint32_t task)
-{
+static void list_add(struct task_list *l, const struct store *s, uint32_t task) {
   if (l->n == l->cap) {
     size_t cap = l->cap ? l->cap * 2 : 64;
     struct task_key *p = realloc(l->v, cap * sizeof *p);
@@ -127,15 +117,13 @@ static void list_add(struct task_list *l, const struct store *s, uint32_t task)
   l->v[l->n++] = (struct task_key){s->tasks[task].created_at, task};
 }
 
-static void list_conn(struct task_list *l, const struct store *s, uint32_t conn)
-{
+static void list_conn(struct task_list *l, const struct store *s, uint32_t conn) {
   for (uint32_t t = s->conns[conn].last_task; t != SB_NONE; t = s->tasks[t].prev_of_conn)
     list_add(l, s, t);
 }
 
 /* the tasks the filters select (user_id and link_id: both must hold) */
-static void select_tasks(const struct handler_ctx *x, struct task_list *l)
-{
+static void select_tasks(const struct handler_ctx *x, struct task_list *l) {
   const struct store *s = &x->sb->store;
   uint8_t uid[16], lid[16];
   bool by_user, by_link;
@@ -143,31 +131,25 @@ static void select_tasks(const struct handler_ctx *x, struct task_list *l)
   bool lid_ok = handler_query_id(x, "link_id", lid, &by_link);
   uint32_t user = uid_ok ? store_find_user(s, uid) : SB_NONE;
   uint32_t conn = lid_ok ? store_find_link(s, lid) : SB_NONE;
-  if ((by_user && user == SB_NONE) || (by_link && conn == SB_NONE))
-    return;
+  if ((by_user && user == SB_NONE) || (by_link && conn == SB_NONE)) return;
   if (by_link) {
-    if (!by_user || s->conns[conn].user == user)
-      list_conn(l, s, conn);
+    if (!by_user || s->conns[conn].user == user) list_conn(l, s, conn);
   } else if (by_user) {
     for (uint32_t c = s->users[user].last_conn; c != SB_NONE; c = s->conns[c].prev_of_user)
       list_conn(l, s, c);
   } else {
-    for (uint32_t t = s->n_tasks; t-- > 0;)
-      list_add(l, s, t);
+    for (uint32_t t = s->n_tasks; t-- > 0;) list_add(l, s, t);
   }
 }
 
 /* newest first; among equal times, the one created last first */
-static int newest_first(const void *a, const void *b)
-{
+static int newest_first(const void *a, const void *b) {
   const struct task_key *x = a, *y = b;
-  if (x->at != y->at)
-    return x->at > y->at ? -1 : 1;
+  if (x->at != y->at) return x->at > y->at ? -1 : 1;
   return (x->task < y->task) - (x->task > y->task);
 }
 
-static void base_url(const struct handler_ctx *x, char *out, size_t n)
-{
+static void base_url(const struct handler_ctx *x, char *out, size_t n) {
   const char *user = handler_query(x, "user_id"), *link = handler_query(x, "link_id");
   int k = snprintf(out, n, "http://%.200s/v1/tasks/", x->host);
   char sep = '?';
@@ -179,8 +161,7 @@ static void base_url(const struct handler_ctx *x, char *out, size_t n)
     snprintf(out + k, n - (size_t)k, "%clink_id=%.64s", sep, link);
 }
 
-static void render_page(struct handler_ctx *x, const struct task_list *l, long page)
-{
+static void render_page(struct handler_ctx *x, const struct task_list *l, long page) {
   const struct store *s = &x->sb->store;
   char base[512];
   if (!page_exists(page, l->n)) {
@@ -198,8 +179,7 @@ static void render_page(struct handler_ctx *x, const struct task_list *l, long p
   reply_json(x->reply, 200, &w);
 }
 
-void api_list_tasks(struct handler_ctx *x)
-{
+void api_list_tasks(struct handler_ctx *x) {
   struct store *s = &x->sb->store;
   struct task_list l = {0};
   long page;
@@ -212,8 +192,7 @@ void api_list_tasks(struct handler_ctx *x)
   if (l.oom) {
     reply_server_error(x->reply);
   } else {
-    if (l.n > 1)
-      qsort(l.v, l.n, sizeof *l.v, newest_first);
+    if (l.n > 1) qsort(l.v, l.n, sizeof *l.v, newest_first);
     render_page(x, &l, page);
   }
   store_unlock(s);

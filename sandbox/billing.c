@@ -8,34 +8,26 @@
 
 /* ---- the refresh window ------------------------------------------------ */
 
-static bool in_window(sb_time t, sb_time now)
-{
+static bool in_window(sb_time t, sb_time now) {
   return now - t < BILLING_WINDOW;
 }
 
 /* drops the entries that left the window (the oldest come first) */
-static void window_prune(struct sb_conn *c, sb_time now)
-{
+static void window_prune(struct sb_conn *c, sb_time now) {
   unsigned drop = 0;
-  while (drop < c->n_window && !in_window(c->window[drop], now))
-    drop++;
-  if (drop == 0)
-    return;
+  while (drop < c->n_window && !in_window(c->window[drop], now)) drop++;
+  if (drop == 0) return;
   memmove(c->window, c->window + drop, (c->n_window - drop) * sizeof *c->window);
   c->n_window = (uint16_t)(c->n_window - drop);
 }
 
-static bool window_add(struct sb_conn *c, sb_time t)
-{
-  if (c->n_window == UINT16_MAX)
-    return true; /* the limit is far below; keep counting the newest */
+static bool window_add(struct sb_conn *c, sb_time t) {
+  if (c->n_window == UINT16_MAX) return true; /* the limit is far below; keep counting the newest */
   if (c->n_window == c->cap_window) {
     unsigned cap = c->cap_window ? c->cap_window * 2u : 4u;
-    if (cap > UINT16_MAX)
-      cap = UINT16_MAX;
+    if (cap > UINT16_MAX) cap = UINT16_MAX;
     sb_time *w = realloc(c->window, cap * sizeof *w);
-    if (!w)
-      return false;
+    if (!w) return false;
     c->window = w;
     c->cap_window = (uint16_t)cap;
   }
@@ -51,8 +43,7 @@ static bool window_add(struct sb_conn *c, sb_time t)
 }
 
 void billing_window(const struct sb_conn *c, const struct sb_settings *st, sb_time now,
-                    struct billing_window *out)
-{
+                    struct billing_window *out) {
   unsigned first = 0;
   out->used = 0;
   for (unsigned i = 0; i < c->n_window; i++)
@@ -60,25 +51,21 @@ void billing_window(const struct sb_conn *c, const struct sb_settings *st, sb_ti
   out->size = st->refresh_limit > 0 ? (unsigned)st->refresh_limit + 1 : 0;
   out->full = out->size > 0 && out->used >= out->size;
   out->frees_at = 0;
-  if (!out->full)
-    return;
+  if (!out->full) return;
   /* once the (used - size + 1)-th oldest entry still inside turns 24 h old
    * (the log may hold entries that left it: skip them) */
-  while (first < c->n_window && !in_window(c->window[first], now))
-    first++;
+  while (first < c->n_window && !in_window(c->window[first], now)) first++;
   if (first + out->used - out->size < c->n_window)
     out->frees_at = c->window[first + out->used - out->size] + BILLING_WINDOW;
 }
 
-bool billing_allows(struct store *s, const uint32_t *conns, unsigned n, sb_time now)
-{
+bool billing_allows(struct store *s, const uint32_t *conns, unsigned n, sb_time now) {
   struct billing_window w;
   for (unsigned i = 0; i < n; i++) {
     struct sb_conn *c = &s->conns[conns[i]];
     window_prune(c, now);
     billing_window(c, &s->settings, now, &w);
-    if (w.full)
-      return false;
+    if (w.full) return false;
   }
   return true;
 }
@@ -87,11 +74,9 @@ bool billing_allows(struct store *s, const uint32_t *conns, unsigned n, sb_time 
 
 /* a task on conn that counts in its window and is announced as it moves */
 static uint32_t new_task(struct store *s, uint32_t conn, uint32_t sub, unsigned product,
-                         unsigned origin, unsigned path, sb_time now)
-{
+                         unsigned origin, unsigned path, sb_time now) {
   uint32_t t = store_add_task(s, NULL);
-  if (t == SB_NONE)
-    return SB_NONE;
+  if (t == SB_NONE) return SB_NONE;
   struct sb_task *task = &s->tasks[t];
   task->created_at = now;
   task->duration = s->settings.task_duration;
@@ -100,19 +85,16 @@ static uint32_t new_task(struct store *s, uint32_t conn, uint32_t sub, unsigned 
   task->product = (uint8_t)product;
   task->origin = (uint8_t)origin;
   store_task_attach(s, t, conn);
-  if (!window_add(&s->conns[conn], now) || !store_add_live(s, t, now))
-    return SB_NONE;
+  if (!window_add(&s->conns[conn], now) || !store_add_live(s, t, now)) return SB_NONE;
   return t;
 }
 
 uint32_t billing_refresh_task(struct store *s, uint32_t conn, uint32_t sub, unsigned product,
-                              unsigned origin, sb_time now)
-{
+                              unsigned origin, sb_time now) {
   sb_time down_until;
   unsigned path = lifecycle_path(&s->conns[conn], &s->settings, now, &down_until);
   uint32_t t = new_task(s, conn, sub, product, origin, path, now);
-  if (t == SB_NONE)
-    return SB_NONE;
+  if (t == SB_NONE) return SB_NONE;
   struct sb_conn *c = &s->conns[conn];
   s->tasks[t].down_until = down_until;
   c->stat_created++;
@@ -122,11 +104,9 @@ uint32_t billing_refresh_task(struct store *s, uint32_t conn, uint32_t sub, unsi
   return t;
 }
 
-bool billing_initial_task(struct store *s, uint32_t conn, uint32_t sub, sb_time now)
-{
+bool billing_initial_task(struct store *s, uint32_t conn, uint32_t sub, sb_time now) {
   const struct sb_conn *c = &s->conns[conn];
   uint32_t t = new_task(s, conn, sub, c->product, TASK_INITIAL, TP_DONE, now);
-  if (t != SB_NONE && sub != SB_NONE)
-    s->subs[sub].task = t;
+  if (t != SB_NONE && sub != SB_NONE) s->subs[sub].task = t;
   return t != SB_NONE;
 }

@@ -86,12 +86,44 @@ static const char USAGE[] =
   "exit 2: bad command line. Control endpoints: see sandbox/README.md.\n";
 
 enum {
-  O_HOST = 256, O_PORT, O_PORT_FILE, O_THREADS, O_CLIENT_ID, O_SECRET, O_START_TIME,
-  O_REALTIME, O_TIME_SCALE, O_TASK_DURATION, O_EXPIRY_DAYS, O_PROVIDER_DOWN, O_RATE_LIMIT,
-  O_REFRESH_LIMIT, O_REFRESH_STATUS, O_SEED_CASES, O_MIX, O_RNG_SEED, O_CASES_OUT,
-  O_LATENCY, O_JITTER, O_5XX, O_RESET_BEFORE, O_RESET_AFTER, O_TRUNCATE, O_STALL,
-  O_STALL_MS, O_MATCH, O_WEBHOOK_URL, O_WEBHOOK_RETRIES, O_WEBHOOK_BACKOFF,
-  O_WEBHOOK_DUPS, O_QUIET, O_VERBOSE, O_STRICT, O_PARENT_PID, O_HELP, O_VERSION
+  O_HOST = 256,
+  O_PORT,
+  O_PORT_FILE,
+  O_THREADS,
+  O_CLIENT_ID,
+  O_SECRET,
+  O_START_TIME,
+  O_REALTIME,
+  O_TIME_SCALE,
+  O_TASK_DURATION,
+  O_EXPIRY_DAYS,
+  O_PROVIDER_DOWN,
+  O_RATE_LIMIT,
+  O_REFRESH_LIMIT,
+  O_REFRESH_STATUS,
+  O_SEED_CASES,
+  O_MIX,
+  O_RNG_SEED,
+  O_CASES_OUT,
+  O_LATENCY,
+  O_JITTER,
+  O_5XX,
+  O_RESET_BEFORE,
+  O_RESET_AFTER,
+  O_TRUNCATE,
+  O_STALL,
+  O_STALL_MS,
+  O_MATCH,
+  O_WEBHOOK_URL,
+  O_WEBHOOK_RETRIES,
+  O_WEBHOOK_BACKOFF,
+  O_WEBHOOK_DUPS,
+  O_QUIET,
+  O_VERBOSE,
+  O_STRICT,
+  O_PARENT_PID,
+  O_HELP,
+  O_VERSION
 };
 
 static const struct option OPTIONS[] = {
@@ -136,8 +168,7 @@ static const struct option OPTIONS[] = {
   {NULL, 0, NULL, 0},
 };
 
-static void defaults(struct sb_options *o)
-{
+static void defaults(struct sb_options *o) {
   memset(o, 0, sizeof *o);
   o->host = "127.0.0.1";
   o->threads = 2;
@@ -158,19 +189,16 @@ static void defaults(struct sb_options *o)
   o->webhooks.backoff_ms = 200;
 }
 
-static bool bad(const char *flag, const char *arg, const char *why)
-{
+static bool bad(const char *flag, const char *arg, const char *why) {
   fprintf(stderr, "truv-sandbox: --%s %s: %s\n", flag, arg, why);
   return false;
 }
 
-static bool num(const char *flag, const char *arg, double lo, double hi, double *out)
-{
+static bool num(const char *flag, const char *arg, double lo, double hi, double *out) {
   char *end;
   errno = 0;
   double v = strtod(arg, &end);
-  if (*arg == '\0' || *end != '\0' || errno || !isfinite(v))
-    return bad(flag, arg, "not a number");
+  if (*arg == '\0' || *end != '\0' || errno || !isfinite(v)) return bad(flag, arg, "not a number");
   if (v < lo || v > hi) {
     fprintf(stderr, "truv-sandbox: --%s %s: must be between %g and %g\n", flag, arg, lo, hi);
     return false;
@@ -179,129 +207,120 @@ static bool num(const char *flag, const char *arg, double lo, double hi, double 
   return true;
 }
 
-static bool integer(const char *flag, const char *arg, double lo, double hi, long *out)
-{
+static bool integer(const char *flag, const char *arg, double lo, double hi, long *out) {
   double v;
-  if (!num(flag, arg, lo, hi, &v))
-    return false;
-  if (v != floor(v))
-    return bad(flag, arg, "must be a whole number");
+  if (!num(flag, arg, lo, hi, &v)) return false;
+  if (v != floor(v)) return bad(flag, arg, "must be a whole number");
   *out = (long)v;
   return true;
 }
 
-static bool int_opt(const char *flag, const char *arg, double lo, double hi, int *out)
-{
+static bool int_opt(const char *flag, const char *arg, double lo, double hi, int *out) {
   long v;
   bool ok = integer(flag, arg, lo, hi, &v);
-  if (ok)
-    *out = (int)v;
+  if (ok) *out = (int)v;
   return ok;
 }
 
 static bool micros(const char *flag, const char *arg, double lo, double hi, double unit,
-                   int64_t *out)
-{
+                   int64_t *out) {
   double v;
   bool ok = num(flag, arg, lo, hi, &v);
-  if (ok)
-    *out = (int64_t)llround(v * unit);
+  if (ok) *out = (int64_t)llround(v * unit);
   return ok;
 }
 
-static bool apply_server(int c, const char *arg, struct sb_options *o)
-{
+static bool apply_server(int c, const char *arg, struct sb_options *o) {
   long v;
   switch (c) {
-  case O_HOST: o->host = arg; return true;
-  case O_PORT: return int_opt("port", arg, 0, 65535, &o->port);
-  case O_PORT_FILE: o->port_file = arg; return true;
-  case O_THREADS: return int_opt("threads", arg, 1, 256, &o->threads);
-  case O_CLIENT_ID:
-    o->client_id = arg;
-    return *arg ? true : bad("client-id", "''", "must not be empty");
-  case O_SECRET: o->secret = arg; return true;
-  case O_QUIET: o->quiet = true; return true;
-  case O_VERBOSE: o->verbose = true; return true;
-  case O_STRICT: o->strict = true; return true;
-  case O_PARENT_PID:
-    if (!integer("parent-pid", arg, 1, 4194304, &v))
-      return false;
-    o->parent_pid = v;
-    return true;
-  default: return false;
+    case O_HOST: o->host = arg; return true;
+    case O_PORT: return int_opt("port", arg, 0, 65535, &o->port);
+    case O_PORT_FILE: o->port_file = arg; return true;
+    case O_THREADS: return int_opt("threads", arg, 1, 256, &o->threads);
+    case O_CLIENT_ID:
+      o->client_id = arg;
+      return *arg ? true : bad("client-id", "''", "must not be empty");
+    case O_SECRET: o->secret = arg; return true;
+    case O_QUIET: o->quiet = true; return true;
+    case O_VERBOSE: o->verbose = true; return true;
+    case O_STRICT: o->strict = true; return true;
+    case O_PARENT_PID:
+      if (!integer("parent-pid", arg, 1, 4194304, &v)) return false;
+      o->parent_pid = v;
+      return true;
+    default: return false;
   }
 }
 
-static bool apply_clock(int c, const char *arg, struct sb_options *o)
-{
+static bool apply_clock(int c, const char *arg, struct sb_options *o) {
   struct sb_settings *s = &o->settings;
   switch (c) {
-  case O_START_TIME: return micros("start-time", arg, 0, TIME_MAX_S, SB_USEC, &o->start_time);
-  case O_REALTIME: o->realtime = true; return true;
-  case O_TIME_SCALE: return num("time-scale", arg, 0, 1e9, &o->time_scale);
-  case O_TASK_DURATION: return micros("task-duration", arg, 0, TASK_DURATION_MAX_S, SB_USEC, &s->task_duration);
-  case O_EXPIRY_DAYS: return micros("expiry-days", arg, 0, EXPIRY_DAYS_MAX, (double)SB_DAY, &s->expiry);
-  case O_PROVIDER_DOWN: return micros("provider-down-s", arg, 0, PROVIDER_DOWN_MAX_S, SB_USEC, &s->provider_down);
-  case O_RATE_LIMIT: return int_opt("rate-limit", arg, 0, RATE_LIMIT_MAX, &o->rate_limit);
-  case O_REFRESH_LIMIT: return int_opt("refresh-limit", arg, 0, REFRESH_LIMIT_MAX, &s->refresh_limit);
-  case O_REFRESH_STATUS:
-    if (strcmp(arg, "429") != 0 && strcmp(arg, "400") != 0)
-      return bad("refresh-limit-status", arg, "must be 429 or 400");
-    s->refresh_limit_status = atoi(arg);
-    return true;
-  default: return false;
+    case O_START_TIME: return micros("start-time", arg, 0, TIME_MAX_S, SB_USEC, &o->start_time);
+    case O_REALTIME: o->realtime = true; return true;
+    case O_TIME_SCALE: return num("time-scale", arg, 0, 1e9, &o->time_scale);
+    case O_TASK_DURATION:
+      return micros("task-duration", arg, 0, TASK_DURATION_MAX_S, SB_USEC, &s->task_duration);
+    case O_EXPIRY_DAYS:
+      return micros("expiry-days", arg, 0, EXPIRY_DAYS_MAX, (double)SB_DAY, &s->expiry);
+    case O_PROVIDER_DOWN:
+      return micros("provider-down-s", arg, 0, PROVIDER_DOWN_MAX_S, SB_USEC, &s->provider_down);
+    case O_RATE_LIMIT: return int_opt("rate-limit", arg, 0, RATE_LIMIT_MAX, &o->rate_limit);
+    case O_REFRESH_LIMIT:
+      return int_opt("refresh-limit", arg, 0, REFRESH_LIMIT_MAX, &s->refresh_limit);
+    case O_REFRESH_STATUS:
+      if (strcmp(arg, "429") != 0 && strcmp(arg, "400") != 0)
+        return bad("refresh-limit-status", arg, "must be 429 or 400");
+      s->refresh_limit_status = atoi(arg);
+      return true;
+    default: return false;
   }
 }
 
-static bool apply_seed(int c, const char *arg, struct sb_options *o)
-{
+static bool apply_seed(int c, const char *arg, struct sb_options *o) {
   long v;
   switch (c) {
-  case O_SEED_CASES: return integer("seed-cases", arg, 0, 10000000, &o->seed_cases);
-  case O_MIX: o->mix = arg; return true;
-  case O_RNG_SEED:
-    if (!integer("rng-seed", arg, 0, 9007199254740991.0, &v))
-      return false;
-    o->rng_seed = (uint64_t)v;
-    return true;
-  case O_CASES_OUT: o->cases_out = arg; return true;
-  default: return false;
+    case O_SEED_CASES: return integer("seed-cases", arg, 0, 10000000, &o->seed_cases);
+    case O_MIX: o->mix = arg; return true;
+    case O_RNG_SEED:
+      if (!integer("rng-seed", arg, 0, 9007199254740991.0, &v)) return false;
+      o->rng_seed = (uint64_t)v;
+      return true;
+    case O_CASES_OUT: o->cases_out = arg; return true;
+    default: return false;
   }
 }
 
-static bool apply_faults(int c, const char *arg, struct sb_options *o)
-{
+static bool apply_faults(int c, const char *arg, struct sb_options *o) {
   struct fault_config *f = &o->faults;
   struct webhook_config *w = &o->webhooks;
   switch (c) {
-  case O_LATENCY: return int_opt("latency-ms", arg, 0, FAULT_MS_MAX, &f->latency_ms);
-  case O_JITTER: return int_opt("latency-jitter-ms", arg, 0, FAULT_MS_MAX, &f->jitter_ms);
-  case O_5XX: return num("fault-5xx", arg, 0, 1, &f->p5xx);
-  case O_RESET_BEFORE: return num("fault-reset-before", arg, 0, 1, &f->reset_before);
-  case O_RESET_AFTER: return num("fault-reset-after", arg, 0, 1, &f->reset_after);
-  case O_TRUNCATE: return num("fault-truncate", arg, 0, 1, &f->truncate);
-  case O_STALL: return num("fault-stall", arg, 0, 1, &f->stall);
-  case O_STALL_MS: return int_opt("stall-ms", arg, 0, FAULT_MS_MAX, &f->stall_ms);
-  case O_MATCH:
-    if (strlen(arg) >= sizeof f->match)
-      return bad("fault-match", arg, "too long");
-    snprintf(f->match, sizeof f->match, "%s", arg);
-    return true;
-  case O_WEBHOOK_URL:
-    if (!webhooks_url_valid(arg))
-      return bad("webhook-url", arg, "must be an http:// or https:// URL");
-    snprintf(w->url, sizeof w->url, "%s", arg);
-    return true;
-  case O_WEBHOOK_RETRIES: return int_opt("webhook-retries", arg, 0, WEBHOOK_RETRIES_MAX, &w->retries);
-  case O_WEBHOOK_BACKOFF: return int_opt("webhook-backoff-ms", arg, 0, WEBHOOK_BACKOFF_MAX_MS, &w->backoff_ms);
-  case O_WEBHOOK_DUPS: return num("webhook-duplicates", arg, 0, 1, &w->duplicates);
-  default: return false;
+    case O_LATENCY: return int_opt("latency-ms", arg, 0, FAULT_MS_MAX, &f->latency_ms);
+    case O_JITTER: return int_opt("latency-jitter-ms", arg, 0, FAULT_MS_MAX, &f->jitter_ms);
+    case O_5XX: return num("fault-5xx", arg, 0, 1, &f->p5xx);
+    case O_RESET_BEFORE: return num("fault-reset-before", arg, 0, 1, &f->reset_before);
+    case O_RESET_AFTER: return num("fault-reset-after", arg, 0, 1, &f->reset_after);
+    case O_TRUNCATE: return num("fault-truncate", arg, 0, 1, &f->truncate);
+    case O_STALL: return num("fault-stall", arg, 0, 1, &f->stall);
+    case O_STALL_MS: return int_opt("stall-ms", arg, 0, FAULT_MS_MAX, &f->stall_ms);
+    case O_MATCH:
+      if (strlen(arg) >= sizeof f->match) return bad("fault-match", arg, "too long");
+      snprintf(f->match, sizeof f->match, "%s", arg);
+      return true;
+    case O_WEBHOOK_URL:
+      if (!webhooks_url_valid(arg))
+        return bad("webhook-url", arg, "must be an http:// or https:// URL");
+      snprintf(w->url, sizeof w->url, "%s", arg);
+      return true;
+    case O_WEBHOOK_RETRIES:
+      return int_opt("webhook-retries", arg, 0, WEBHOOK_RETRIES_MAX, &w->retries);
+    case O_WEBHOOK_BACKOFF:
+      return int_opt("webhook-backoff-ms", arg, 0, WEBHOOK_BACKOFF_MAX_MS, &w->backoff_ms);
+    case O_WEBHOOK_DUPS: return num("webhook-duplicates", arg, 0, 1, &w->duplicates);
+    default: return false;
   }
 }
 
-static bool check(const struct sb_options *o)
-{
+static bool check(const struct sb_options *o) {
   struct mix m;
   char err[256];
   if (strncmp(o->secret, "sandbox-", 8) != 0 || o->secret[8] == '\0') {
@@ -316,8 +335,7 @@ static bool check(const struct sb_options *o)
   return true;
 }
 
-enum cli_result cli_parse(int argc, char **argv, struct sb_options *o)
-{
+enum cli_result cli_parse(int argc, char **argv, struct sb_options *o) {
   int c;
   defaults(o);
   opterr = 0;
@@ -331,12 +349,14 @@ enum cli_result cli_parse(int argc, char **argv, struct sb_options *o)
       return CLI_EXIT_OK;
     }
     if (c == '?' || c == ':') {
-      fprintf(stderr, "truv-sandbox: unknown option or missing value: %s\n"
-                      "Try 'truv-sandbox --help'.\n", argv[optind - 1]);
+      fprintf(stderr,
+              "truv-sandbox: unknown option or missing value: %s\n"
+              "Try 'truv-sandbox --help'.\n",
+              argv[optind - 1]);
       return CLI_USAGE_ERROR;
     }
-    if (!apply_server(c, optarg, o) && !apply_clock(c, optarg, o) &&
-        !apply_seed(c, optarg, o) && !apply_faults(c, optarg, o))
+    if (!apply_server(c, optarg, o) && !apply_clock(c, optarg, o) && !apply_seed(c, optarg, o) &&
+        !apply_faults(c, optarg, o))
       return CLI_USAGE_ERROR;
   }
   if (optind < argc) {

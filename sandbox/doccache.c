@@ -4,8 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-void doccache_init(struct doccache *c)
-{
+void doccache_init(struct doccache *c) {
   for (unsigned i = 0; i < DOCCACHE_SLOTS; i++) {
     struct doccache_slot *s = &c->slots[i];
     pthread_mutex_init(&s->mu, NULL);
@@ -15,8 +14,7 @@ void doccache_init(struct doccache *c)
   }
 }
 
-void doccache_free(struct doccache *c)
-{
+void doccache_free(struct doccache *c) {
   for (unsigned i = 0; i < DOCCACHE_SLOTS; i++) {
     free(c->slots[i].body);
     c->slots[i].body = NULL;
@@ -25,8 +23,7 @@ void doccache_free(struct doccache *c)
 }
 
 char *doccache_get(struct doccache *c, uint32_t order, uint64_t generation, sb_time now,
-                   size_t *len)
-{
+                   size_t *len) {
   struct doccache_slot *s = &c->slots[order % DOCCACHE_SLOTS];
   char *copy = NULL;
   pthread_mutex_lock(&s->mu);
@@ -40,14 +37,11 @@ char *doccache_get(struct doccache *c, uint32_t order, uint64_t generation, sb_t
 }
 
 void doccache_put(struct doccache *c, uint32_t order, uint64_t generation, sb_time from,
-                  sb_time until, const char *body, size_t len)
-{
+                  sb_time until, const char *body, size_t len) {
   struct doccache_slot *s = &c->slots[order % DOCCACHE_SLOTS];
-  if (len > DOCCACHE_MAX_BODY || from >= until)
-    return;
+  if (len > DOCCACHE_MAX_BODY || from >= until) return;
   char *copy = malloc(len + 1);
-  if (!copy)
-    return;
+  if (!copy) return;
   memcpy(copy, body, len + 1);
   pthread_mutex_lock(&s->mu);
   free(s->body);

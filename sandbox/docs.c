@@ -21,16 +21,14 @@ struct ytd {
   int64_t regular, overtime, bonus, gross, net;
 };
 
-static int64_t year_of(int64_t day)
-{
+static int64_t year_of(int64_t day) {
   int64_t y;
   unsigned m, d;
   time_civil_from_days(day, &y, &m, &d);
   return y;
 }
 
-static void ytd_add(struct ytd *y, const struct pay *p)
-{
+static void ytd_add(struct ytd *y, const struct pay *p) {
   y->regular += p->regular;
   y->overtime += p->overtime;
   y->bonus += p->bonus;
@@ -40,8 +38,7 @@ static void ytd_add(struct ytd *y, const struct pay *p)
 
 /* ---- small shared pieces ----------------------------------------------- */
 
-const char *docs_data_source(unsigned kind)
-{
+const char *docs_data_source(unsigned kind) {
   return kind == KIND_FINANCIAL ? "financial_accounts" : "payroll";
 }
 
@@ -56,25 +53,21 @@ static const struct provider {
                       {"truv_bank_oauth", "Truv Bank (OAuth)"}},
 };
 
-static const struct provider *provider_of(const struct sb_conn *c)
-{
+static const struct provider *provider_of(const struct sb_conn *c) {
   return &PROVIDERS[c->kind == KIND_FINANCIAL][c->oauth != 0];
 }
 
-const char *docs_provider_id(const struct sb_conn *c)
-{
+const char *docs_provider_id(const struct sb_conn *c) {
   return provider_of(c)->id;
 }
 
-static void logo_url(struct jw *w, const char *dir, const char *id)
-{
+static void logo_url(struct jw *w, const char *dir, const char *id) {
   char logo[128];
   snprintf(logo, sizeof logo, CDN "/%s/%s.svg", dir, id);
   jw_str(w, logo);
 }
 
-void docs_provider(struct jw *w, const struct sb_conn *c)
-{
+void docs_provider(struct jw *w, const struct sb_conn *c) {
   const struct provider *p = provider_of(c);
   jw_obj(w);
   jw_kstr(w, "id", p->id);
@@ -85,8 +78,7 @@ void docs_provider(struct jw *w, const struct sb_conn *c)
 }
 
 static void url_with_hex(struct jw *w, const char *prefix, const uint8_t id[16],
-                         const char *suffix)
-{
+                         const char *suffix) {
   char buf[160], hex[33];
   size_t pl = strlen(prefix), sl = strlen(suffix);
   hex_encode(id, 16, hex);
@@ -96,30 +88,25 @@ static void url_with_hex(struct jw *w, const char *prefix, const uint8_t id[16],
   jw_str(w, buf);
 }
 
-static void digits_str(struct jw *w, uint64_t v, int n)
-{
+static void digits_str(struct jw *w, uint64_t v, int n) {
   char buf[24];
-  for (int i = n - 1; i >= 0; i--, v /= 10)
-    buf[i] = (char)('0' + v % 10);
+  for (int i = n - 1; i >= 0; i--, v /= 10) buf[i] = (char)('0' + v % 10);
   jw_strn(w, buf, (size_t)n);
 }
 
-static void address(struct jw *w, const char *street, const struct company *co, bool country)
-{
+static void address(struct jw *w, const char *street, const struct company *co, bool country) {
   jw_obj(w);
   jw_kstr(w, "street", street);
   jw_kstr(w, "city", co->city);
   jw_kstr(w, "state", co->state);
   jw_kstr(w, "zip", co->zip);
-  if (country)
-    jw_kstr(w, "country", "US");
+  if (country) jw_kstr(w, "country", "US");
   jw_obj_end(w);
 }
 
 /* ---- employments ------------------------------------------------------- */
 
-static void deduction(struct jw *w, const char *name, int64_t amount, const char *category)
-{
+static void deduction(struct jw *w, const char *name, int64_t amount, const char *category) {
   jw_obj(w);
   jw_kstr(w, "name", name);
   jw_kmoney(w, "amount", amount);
@@ -128,8 +115,7 @@ static void deduction(struct jw *w, const char *name, int64_t amount, const char
 }
 
 static void statement(struct jw *w, const struct payroll *p, int64_t k, const struct pay *pay,
-                      const struct ytd *y)
-{
+                      const struct ytd *y) {
   int64_t day = payroll_pay_day(p, k), prev = k > 0 ? payroll_pay_day(p, k - 1) : p->hire_day - 1;
   uint8_t id[16];
   jw_obj(w);
@@ -162,29 +148,24 @@ static void statement(struct jw *w, const struct payroll *p, int64_t k, const st
 }
 
 /* statements [k_first, k_last] with YTD sums; fills one summary per year */
-static unsigned statements(struct jw *w, const struct payroll *p, int64_t k_first,
-                           int64_t k_last, struct ytd years[MAX_YEARS])
-{
+static unsigned statements(struct jw *w, const struct payroll *p, int64_t k_first, int64_t k_last,
+                           struct ytd years[MAX_YEARS]) {
   unsigned n_years = 0;
   jw_key(w, "statements");
   jw_arr(w);
   if (k_last >= k_first) {
     int64_t year = year_of(payroll_pay_day(p, k_first)), j = k_first;
-    while (j > 0 && year_of(payroll_pay_day(p, j - 1)) == year)
-      j--;
+    while (j > 0 && year_of(payroll_pay_day(p, j - 1)) == year) j--;
     struct ytd y = {.year = year};
     for (; j <= k_last; j++) {
       struct pay pay;
       int64_t yj = year_of(payroll_pay_day(p, j));
-      if (yj != y.year)
-        y = (struct ytd){.year = yj};
+      if (yj != y.year) y = (struct ytd){.year = yj};
       payroll_pay(p, j, &pay);
       ytd_add(&y, &pay);
-      if (j < k_first)
-        continue;
+      if (j < k_first) continue;
       statement(w, p, j, &pay, &y);
-      if (n_years == 0 || years[n_years - 1].year != y.year)
-        n_years += n_years < MAX_YEARS;
+      if (n_years == 0 || years[n_years - 1].year != y.year) n_years += n_years < MAX_YEARS;
       years[n_years - 1] = y;
     }
   }
@@ -193,8 +174,7 @@ static unsigned statements(struct jw *w, const struct payroll *p, int64_t k_firs
 }
 
 static void annual_summary(struct jw *w, const struct payroll *p, const struct ytd *years,
-                           unsigned n)
-{
+                           unsigned n) {
   jw_key(w, "annual_income_summary");
   jw_arr(w);
   for (unsigned i = 0; i < n; i++) {
@@ -215,8 +195,7 @@ static void annual_summary(struct jw *w, const struct payroll *p, const struct y
   jw_arr_end(w);
 }
 
-static void bank_accounts(struct jw *w, const struct payroll *p)
-{
+static void bank_accounts(struct jw *w, const struct payroll *p) {
   jw_key(w, "bank_accounts");
   jw_arr(w);
   jw_obj(w);
@@ -233,11 +212,9 @@ static void bank_accounts(struct jw *w, const struct payroll *p)
   jw_arr_end(w);
 }
 
-static void w2(struct jw *w, const struct payroll *p, int64_t year)
-{
+static void w2(struct jw *w, const struct payroll *p, int64_t year) {
   int64_t start = time_days_from_civil(year, 1, 1), days = 365;
-  if (p->hire_day > start)
-    days = time_days_from_civil(year + 1, 1, 1) - p->hire_day;
+  if (p->hire_day > start) days = time_days_from_civil(year + 1, 1, 1) - p->hire_day;
   int64_t wages = p->income * days / 365;
   uint8_t md5[16];
   rng_mix_id(p->seed, 6000 + (uint64_t)year, md5);
@@ -256,21 +233,18 @@ static void w2(struct jw *w, const struct payroll *p, int64_t year)
   jw_obj_end(w);
 }
 
-static void w2s(struct jw *w, const struct payroll *p, int64_t as_of_day)
-{
+static void w2s(struct jw *w, const struct payroll *p, int64_t as_of_day) {
   int64_t year = year_of(as_of_day), hire_year = year_of(p->hire_day);
   int n = 1 + (int)(rng_mix(p->seed, 15) % 2);
   jw_key(w, "w2s");
   jw_arr(w);
   for (int i = 1; i <= n; i++)
-    if (year - i >= hire_year)
-      w2(w, p, year - i);
+    if (year - i >= hire_year) w2(w, p, year - i);
   jw_arr_end(w);
 }
 
 static void profile(struct jw *w, const struct payroll *p, const struct person *who,
-                    const struct company *co, sb_time as_of)
-{
+                    const struct company *co, sb_time as_of) {
   uint8_t id[16];
   rng_mix_id(p->seed, 9, id);
   jw_key(w, "profile");
@@ -291,8 +265,7 @@ static void profile(struct jw *w, const struct payroll *p, const struct person *
   char ssn[10];
   uint64_t v = rng_mix(p->seed, 11);
   ssn[0] = '9';
-  for (int i = 8; i >= 1; i--, v /= 10)
-    ssn[i] = (char)('0' + v % 10);
+  for (int i = 8; i >= 1; i--, v /= 10) ssn[i] = (char)('0' + v % 10);
   jw_strn(w, ssn, 9);
   jw_kdate(w, "date_of_birth", p->hire_day - 365 * rng_mix_range(p->seed, 16, 20, 45));
   jw_key(w, "home_address");
@@ -300,8 +273,7 @@ static void profile(struct jw *w, const struct payroll *p, const struct person *
   jw_obj_end(w);
 }
 
-static void company_obj(struct jw *w, const struct company *co)
-{
+static void company_obj(struct jw *w, const struct company *co) {
   jw_key(w, "company");
   jw_obj(w);
   jw_kstr(w, "name", co->name);
@@ -313,8 +285,7 @@ static void company_obj(struct jw *w, const struct company *co)
 }
 
 /* statements, summaries, deposit accounts, W-2s; empty lists without `full` */
-static void pay_data(struct jw *w, const struct payroll *p, int64_t as_of_day, bool full)
-{
+static void pay_data(struct jw *w, const struct payroll *p, int64_t as_of_day, bool full) {
   static const char *const EMPTY[] = {"statements", "annual_income_summary", "bank_accounts",
                                       "w2s"};
   struct ytd years[MAX_YEARS];
@@ -337,8 +308,7 @@ static void pay_data(struct jw *w, const struct payroll *p, int64_t as_of_day, b
 /* one employment as the provider shows it at as_of; `full` adds pay data
  * (income product), otherwise only employment facts (employment product) */
 static void employment(struct jw *w, const struct sb_conn *c, const struct person *who,
-                       sb_time as_of, bool full)
-{
+                       sb_time as_of, bool full) {
   struct payroll p;
   payroll_init(&p, c);
   const struct company *co = names_company(rng_mix(p.seed, 1));
@@ -375,8 +345,7 @@ static void employment(struct jw *w, const struct sb_conn *c, const struct perso
 /* ---- financial accounts ------------------------------------------------ */
 
 /* an account as an order shows it: id, type, subtype, mask */
-static void bank_account(struct jw *w, const struct sb_conn *c, unsigned a)
-{
+static void bank_account(struct jw *w, const struct sb_conn *c, unsigned a) {
   uint64_t seed = c->doc_seed;
   uint8_t id[16];
   rng_mix_id(seed, 30 + a, id);
@@ -386,8 +355,7 @@ static void bank_account(struct jw *w, const struct sb_conn *c, unsigned a)
   jw_knull(w, "subtype");
   char mask[16] = "******";
   uint64_t v = rng_mix(seed, 40 + a);
-  for (int i = 9; i >= 6; i--, v /= 10)
-    mask[i] = (char)('0' + v % 10);
+  for (int i = 9; i >= 6; i--, v /= 10) mask[i] = (char)('0' + v % 10);
   mask[10] = '\0';
   jw_kstr(w, "mask", mask);
   jw_obj_end(w);
@@ -398,8 +366,7 @@ static void bank_account(struct jw *w, const struct sb_conn *c, unsigned a)
 /* opens suborder sub's object with the members every suborder has; its
  * status at now, and its connection in *conn (NULL: none yet) */
 static enum sub_status sub_begin(struct jw *w, const struct store *s, uint32_t sub, sb_time now,
-                                 const struct sb_conn **conn)
-{
+                                 const struct sb_conn **conn) {
   const struct sb_sub *b = &s->subs[sub];
   const struct sb_order *o = &s->orders[b->order];
   const struct sb_conn *c = b->conn == SB_NONE ? NULL : &s->conns[b->conn];
@@ -417,34 +384,27 @@ static enum sub_status sub_begin(struct jw *w, const struct store *s, uint32_t s
   jw_khex(w, "link_id", c ? c->link : NULL, 16);
   jw_khex(w, "access_token", c ? c->token : NULL, 16);
   jw_key(w, "pdf_report");
-  if (st == SUB_COMPLETED)
-    url_with_hex(w, CDN "/reports/", b->id, ".pdf");
-  else
-    jw_null(w);
+  if (st == SUB_COMPLETED) url_with_hex(w, CDN "/reports/", b->id, ".pdf");
+  else jw_null(w);
   jw_kstr(w, "data_source", c ? docs_data_source(b->kind) : NULL);
   jw_key(w, "provider");
-  if (c)
-    docs_provider(w, c);
-  else
-    jw_null(w);
+  if (c) docs_provider(w, c);
+  else jw_null(w);
   jw_kbool(w, "is_suspicious", false);
   return st;
 }
 
-static sb_time data_as_of(const struct store *s, const struct sb_sub *b)
-{
+static sb_time data_as_of(const struct store *s, const struct sb_sub *b) {
   return b->task == SB_NONE ? b->created_at : task_end_time(&s->tasks[b->task]);
 }
 
-static void order_person(const struct sb_order *o, struct person *who)
-{
+static void order_person(const struct sb_order *o, struct person *who) {
   who->first_name = o->first_name;
   who->last_name = o->last_name;
   who->email = o->email;
 }
 
-static void employer(struct jw *w, const struct store *s, uint32_t sub, sb_time now)
-{
+static void employer(struct jw *w, const struct store *s, uint32_t sub, sb_time now) {
   const struct sb_sub *b = &s->subs[sub];
   const struct sb_conn *c;
   enum sub_status st = sub_begin(w, s, sub, now, &c);
@@ -483,16 +443,14 @@ static void employer(struct jw *w, const struct store *s, uint32_t sub, sb_time 
   jw_obj_end(w);
 }
 
-static void financial_account(struct jw *w, const struct store *s, uint32_t sub, sb_time now)
-{
+static void financial_account(struct jw *w, const struct store *s, uint32_t sub, sb_time now) {
   const struct sb_conn *c;
   enum sub_status st = sub_begin(w, s, sub, now, &c);
   jw_key(w, "accounts");
   jw_arr(w);
   if (c && st == SUB_COMPLETED) {
     unsigned n = 1 + (unsigned)(rng_mix(c->doc_seed, 20) % 2);
-    for (unsigned a = 0; a < n; a++)
-      bank_account(w, c, a);
+    for (unsigned a = 0; a < n; a++) bank_account(w, c, a);
   }
   jw_arr_end(w);
   jw_obj_end(w);
@@ -500,8 +458,7 @@ static void financial_account(struct jw *w, const struct store *s, uint32_t sub,
 
 /* ---- orders ------------------------------------------------------------ */
 
-static void share_urls(struct jw *w, const struct sb_order *o)
-{
+static void share_urls(struct jw *w, const struct sb_order *o) {
   char url[160], hex[33];
   size_t n = 0;
   static const char A[] = "https://cdn.truv.com/employment.html?bridge_token=";
@@ -519,36 +476,30 @@ static void share_urls(struct jw *w, const struct sb_order *o)
   static const char B62[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
   memcpy(url, SHORT, sizeof SHORT - 1);
   n = sizeof SHORT - 1;
-  for (int i = 0; i < 8; i++)
-    url[n++] = B62[o->share_token[i] % 62];
+  for (int i = 0; i < 8; i++) url[n++] = B62[o->share_token[i] % 62];
   url[n] = '\0';
   jw_kstr(w, "short_share_url", url);
 }
 
-static void order_ref(struct jw *w, const char *key, const struct store *s, uint32_t i)
-{
+static void order_ref(struct jw *w, const char *key, const struct store *s, uint32_t i) {
   jw_khex(w, key, i == SB_NONE ? NULL : s->orders[i].id, 16);
 }
 
-static sb_time order_updated_at(const struct store *s, const struct sb_order *o, sb_time now)
-{
+static sb_time order_updated_at(const struct store *s, const struct sb_order *o, sb_time now) {
   sb_time t = o->created_at > o->refreshed_at ? o->created_at : o->refreshed_at;
   for (unsigned i = 0; i < (unsigned)(o->n_emp + o->n_fa); i++) {
     sb_time since;
     sub_status_at(s, o->sub_first + i, now, &since);
-    if (since > t)
-      t = since;
+    if (since > t) t = since;
   }
   return t;
 }
 
-static void order_head(struct jw *w, const struct store *s, const struct sb_order *o)
-{
+static void order_head(struct jw *w, const struct store *s, const struct sb_order *o) {
   jw_khex(w, "id", o->id, 16);
   jw_key(w, "products");
   jw_arr(w);
-  for (unsigned i = 0; i < o->n_products; i++)
-    jw_str(w, product_name(o->products[i]));
+  for (unsigned i = 0; i < o->n_products; i++) jw_str(w, product_name(o->products[i]));
   jw_arr_end(w);
   jw_kstr(w, "source", "internal"); /* [U] the value of an API-created order */
   jw_kstr(w, "order_number", o->order_number);
@@ -563,8 +514,7 @@ static void order_head(struct jw *w, const struct store *s, const struct sb_orde
 
 /* the members of the Order object, in the order of Truv's example
  * (GET /v1/orders/{id}/): no status, email, phone or external_user_id */
-void docs_order(struct jw *w, const struct store *s, uint32_t order, sb_time now)
-{
+void docs_order(struct jw *w, const struct store *s, uint32_t order, sb_time now) {
   const struct sb_order *o = &s->orders[order];
   sb_time settled, expired_at = o->created_at + ORDER_LINK_TTL;
   bool pending;
@@ -584,19 +534,15 @@ void docs_order(struct jw *w, const struct store *s, uint32_t order, sb_time now
   order_ref(w, "refresh_order", s, o->refresh_order);
   jw_key(w, "employers");
   jw_arr(w);
-  for (unsigned i = 0; i < o->n_emp; i++)
-    employer(w, s, o->sub_first + i, now);
+  for (unsigned i = 0; i < o->n_emp; i++) employer(w, s, o->sub_first + i, now);
   jw_arr_end(w);
   jw_knull(w, "insurance");
   jw_key(w, "manager");
-  if (o->manager)
-    jw_raw(w, o->manager, strlen(o->manager));
-  else
-    jw_null(w);
+  if (o->manager) jw_raw(w, o->manager, strlen(o->manager));
+  else jw_null(w);
   jw_key(w, "financial_accounts");
   jw_arr(w);
-  for (unsigned i = 0; i < o->n_fa; i++)
-    financial_account(w, s, o->sub_first + o->n_emp + i, now);
+  for (unsigned i = 0; i < o->n_fa; i++) financial_account(w, s, o->sub_first + o->n_emp + i, now);
   jw_arr_end(w);
   jw_knull(w, "loan");
   jw_kstr(w, "template_id", o->template_id);
@@ -616,37 +562,30 @@ void docs_order(struct jw *w, const struct store *s, uint32_t order, sb_time now
   jw_obj_end(w);
 }
 
-static void change_point(sb_time t, sb_time now, sb_time *from, sb_time *until)
-{
-  if (t <= now && t > *from)
-    *from = t;
-  else if (t > now && t < *until)
-    *until = t;
+static void change_point(sb_time t, sb_time now, sb_time *from, sb_time *until) {
+  if (t <= now && t > *from) *from = t;
+  else if (t > now && t < *until) *until = t;
 }
 
 void docs_order_stable(const struct store *s, uint32_t order, sb_time now, sb_time *from,
-                       sb_time *until)
-{
+                       sb_time *until) {
   const struct sb_order *o = &s->orders[order];
   *from = INT64_MIN;
   *until = INT64_MAX;
   change_point(o->created_at + ORDER_LINK_TTL, now, from, until);
   for (unsigned i = 0; i < (unsigned)(o->n_emp + o->n_fa); i++) {
     uint32_t task = s->subs[o->sub_first + i].task;
-    if (task != SB_NONE)
-      change_point(task_end_time(&s->tasks[task]), now, from, until);
+    if (task != SB_NONE) change_point(task_end_time(&s->tasks[task]), now, from, until);
   }
 }
 
 /* ---- tasks ------------------------------------------------------------- */
 
-static const char *task_status(const struct sb_task *t, sb_time now)
-{
+static const char *task_status(const struct sb_task *t, sb_time now) {
   return task_step_name(t, task_step_at(t, now));
 }
 
-void docs_refresh_task(struct jw *w, const struct store *s, uint32_t task, sb_time now)
-{
+void docs_refresh_task(struct jw *w, const struct store *s, uint32_t task, sb_time now) {
   const struct sb_task *t = &s->tasks[task];
   jw_obj(w);
   jw_khex(w, "id", t->id, 16);
@@ -657,24 +596,18 @@ void docs_refresh_task(struct jw *w, const struct store *s, uint32_t task, sb_ti
 }
 
 /* the link's tracking_info: its order suborder's id, or the bridge token's */
-void docs_link_tracking_info(struct jw *w, const struct store *s, const struct sb_conn *c)
-{
-  if (c->origin_sub != SB_NONE)
-    jw_hex(w, s->subs[c->origin_sub].id, 16);
-  else
-    jw_str(w, c->bridge == SB_NONE ? NULL : s->bridges[c->bridge].tracking_info);
+void docs_link_tracking_info(struct jw *w, const struct store *s, const struct sb_conn *c) {
+  if (c->origin_sub != SB_NONE) jw_hex(w, s->subs[c->origin_sub].id, 16);
+  else jw_str(w, c->bridge == SB_NONE ? NULL : s->bridges[c->bridge].tracking_info);
 }
 
-void docs_task(struct jw *w, const struct store *s, uint32_t task, sb_time now)
-{
+void docs_task(struct jw *w, const struct store *s, uint32_t task, sb_time now) {
   const struct sb_task *t = &s->tasks[task];
   const struct sb_conn *c = &s->conns[t->conn];
   const struct sb_sub *b = t->sub == SB_NONE ? NULL : &s->subs[t->sub];
   const uint8_t *bridge = NULL;
-  if (b)
-    bridge = s->orders[b->order].bridge_token;
-  else if (t->origin == TASK_INITIAL && c->bridge != SB_NONE)
-    bridge = s->bridges[c->bridge].id;
+  if (b) bridge = s->orders[b->order].bridge_token;
+  else if (t->origin == TASK_INITIAL && c->bridge != SB_NONE) bridge = s->bridges[c->bridge].id;
   jw_obj(w);
   jw_khex(w, "id", t->id, 16);
   jw_kstr(w, "status", task_status(t, now));
@@ -687,10 +620,8 @@ void docs_task(struct jw *w, const struct store *s, uint32_t task, sb_time now)
   jw_khex(w, "user_id", s->users[c->user].id, 16);
   jw_kstr(w, "error_message", task_error_message(t, now));
   jw_key(w, "tracking_info");
-  if (b)
-    jw_hex(w, b->id, 16);
-  else
-    docs_link_tracking_info(w, s, c);
+  if (b) jw_hex(w, b->id, 16);
+  else docs_link_tracking_info(w, s, c);
   jw_khex(w, "bridge_token", bridge, 16);
   jw_kstr(w, "data_source", docs_data_source(c->kind));
   jw_kbool(w, "is_suspicious", false);
@@ -700,8 +631,7 @@ void docs_task(struct jw *w, const struct store *s, uint32_t task, sb_time now)
 
 /* ---- users and links ---------------------------------------------------- */
 
-void docs_user(struct jw *w, const struct store *s, uint32_t user)
-{
+void docs_user(struct jw *w, const struct store *s, uint32_t user) {
   const struct sb_user *u = &s->users[user];
   jw_obj(w);
   jw_khex(w, "id", u->id, 16);
@@ -718,42 +648,33 @@ void docs_user(struct jw *w, const struct store *s, uint32_t user)
 
 /* the newest task of c that exists at now, and the newest one that ended
  * done (SB_NONE when none) */
-static void last_tasks(const struct store *s, const struct sb_conn *c, sb_time now,
-                       uint32_t *last, uint32_t *last_done, uint32_t *last_refresh)
-{
+static void last_tasks(const struct store *s, const struct sb_conn *c, sb_time now, uint32_t *last,
+                       uint32_t *last_done, uint32_t *last_refresh) {
   *last = *last_done = *last_refresh = SB_NONE;
   for (uint32_t i = c->last_task; i != SB_NONE; i = s->tasks[i].prev_of_conn) {
     const struct sb_task *t = &s->tasks[i];
-    if (t->created_at > now)
-      continue;
-    if (*last == SB_NONE)
-      *last = i;
-    if (*last_refresh == SB_NONE && t->origin != TASK_INITIAL)
-      *last_refresh = i;
-    if (*last_done == SB_NONE && task_sub_status(t, now) == SUB_COMPLETED)
-      *last_done = i;
-    if (*last_done != SB_NONE && *last_refresh != SB_NONE)
-      return;
+    if (t->created_at > now) continue;
+    if (*last == SB_NONE) *last = i;
+    if (*last_refresh == SB_NONE && t->origin != TASK_INITIAL) *last_refresh = i;
+    if (*last_done == SB_NONE && task_sub_status(t, now) == SUB_COMPLETED) *last_done = i;
+    if (*last_done != SB_NONE && *last_refresh != SB_NONE) return;
   }
 }
 
-static const char *link_status(const struct store *s, const struct sb_conn *c, sb_time now)
-{
+static const char *link_status(const struct store *s, const struct sb_conn *c, sb_time now) {
   uint32_t last, done, refresh;
   last_tasks(s, c, now, &last, &done, &refresh);
   return last == SB_NONE ? "new" : task_status(&s->tasks[last], now);
 }
 
-static void masked_token(struct jw *w, const uint8_t token[16])
-{
+static void masked_token(struct jw *w, const uint8_t token[16]) {
   char hex[33];
   hex_encode(token, 16, hex);
   memset(hex, '*', 28);
   jw_str(w, hex);
 }
 
-static void allowed_products(struct jw *w, const struct store *s, const struct sb_conn *c)
-{
+static void allowed_products(struct jw *w, const struct store *s, const struct sb_conn *c) {
   const char *given = c->bridge == SB_NONE ? NULL : s->bridges[c->bridge].allowed_products;
   if (given) {
     jw_raw(w, given, strlen(given));
@@ -764,8 +685,7 @@ static void allowed_products(struct jw *w, const struct store *s, const struct s
   jw_arr_end(w);
 }
 
-void docs_link(struct jw *w, const struct store *s, uint32_t conn, sb_time now)
-{
+void docs_link(struct jw *w, const struct store *s, uint32_t conn, sb_time now) {
   const struct sb_conn *c = &s->conns[conn];
   uint8_t hash[16];
   rng_mix_id(c->doc_seed, 17, hash);
@@ -807,8 +727,7 @@ void docs_link(struct jw *w, const struct store *s, uint32_t conn, sb_time now)
   jw_obj_end(w);
 }
 
-static void conn_person(const struct store *s, const struct sb_conn *c, struct person *who)
-{
+static void conn_person(const struct store *s, const struct sb_conn *c, struct person *who) {
   if (c->origin_sub != SB_NONE) {
     order_person(&s->orders[s->subs[c->origin_sub].order], who);
     return;
@@ -822,8 +741,7 @@ static void conn_person(const struct store *s, const struct sb_conn *c, struct p
 /* GET /v1/links/{id}/{income|employment}/report/: the data of the last task
  * that ended done (employments empty while there is none) */
 void docs_link_report(struct jw *w, const struct store *s, uint32_t conn, unsigned product,
-                      sb_time now)
-{
+                      sb_time now) {
   const struct sb_conn *c = &s->conns[conn];
   uint32_t last, done, refresh;
   last_tasks(s, c, now, &last, &done, &refresh);
@@ -850,10 +768,8 @@ void docs_link_report(struct jw *w, const struct store *s, uint32_t conn, unsign
   }
   jw_arr_end(w);
   jw_key(w, "pdf_report");
-  if (td)
-    url_with_hex(w, CDN "/reports/", td->id, ".pdf");
-  else
-    jw_null(w);
+  if (td) url_with_hex(w, CDN "/reports/", td->id, ".pdf");
+  else jw_null(w);
   jw_kstr(w, "provider", docs_provider_id(c));
   jw_kstr(w, "data_source", docs_data_source(c->kind));
   jw_obj_end(w);

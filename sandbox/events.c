@@ -11,8 +11,7 @@
 /* ---- webhooks ---------------------------------------------------------- */
 
 static void begin(struct jw *w, struct sandbox *sb, const char *type, sb_time at,
-                  const uint8_t user[16], const char *template_id, char id_hex[33])
-{
+                  const uint8_t user[16], const char *template_id, char id_hex[33]) {
   uint8_t id[16];
   store_new_id(&sb->store, id);
   hex_encode(id, 16, id_hex);
@@ -26,19 +25,15 @@ static void begin(struct jw *w, struct sandbox *sb, const char *type, sb_time at
   jw_kstr(w, "template_id", template_id);
 }
 
-static void finish(struct jw *w, struct sandbox *sb, const char *id_hex, const char *type)
-{
+static void finish(struct jw *w, struct sandbox *sb, const char *id_hex, const char *type) {
   size_t len;
   jw_obj_end(w);
   char *body = jw_finish(w, &len);
-  if (body)
-    webhooks_push(&sb->hooks, body, len, id_hex, type);
+  if (body) webhooks_push(&sb->hooks, body, len, id_hex, type);
 }
 
-void events_order_created(struct sandbox *sb, uint32_t order)
-{
-  if (!webhooks_active(&sb->hooks))
-    return;
+void events_order_created(struct sandbox *sb, uint32_t order) {
+  if (!webhooks_active(&sb->hooks)) return;
   const struct store *s = &sb->store;
   const struct sb_order *o = &s->orders[order];
   struct jw w;
@@ -57,27 +52,24 @@ void events_order_created(struct sandbox *sb, uint32_t order)
 struct task_ctx {
   const struct sb_task *t;
   const struct sb_conn *c;
-  const struct sb_sub *b;     /* NULL for direct tasks */
-  const struct sb_order *o;   /* NULL for direct tasks */
+  const struct sb_sub *b;   /* NULL for direct tasks */
+  const struct sb_order *o; /* NULL for direct tasks */
   const uint8_t *user;
   sb_time at;
 };
 
-static void begin_task(struct jw *w, struct sandbox *sb, const struct task_ctx *x,
-                       const char *type, char id[33])
-{
+static void begin_task(struct jw *w, struct sandbox *sb, const struct task_ctx *x, const char *type,
+                       char id[33]) {
   begin(w, sb, type, x->at, x->user, x->o ? x->o->template_id : NULL, id);
 }
 
-static void link_fields(struct jw *w, const struct task_ctx *x)
-{
+static void link_fields(struct jw *w, const struct task_ctx *x) {
   jw_khex(w, "link_id", x->c->link, 16);
   jw_kstr(w, "product", product_name(x->t->product));
   jw_kstr(w, "data_source", docs_data_source(x->c->kind));
 }
 
-static void order_fields(struct jw *w, const struct task_ctx *x, const char *status)
-{
+static void order_fields(struct jw *w, const struct task_ctx *x, const char *status) {
   jw_khex(w, "order_id", x->o->id, 16);
   jw_kstr(w, "order_number", x->o->order_number);
   jw_khex(w, "employer_id", x->b->id, 16);
@@ -86,17 +78,13 @@ static void order_fields(struct jw *w, const struct task_ctx *x, const char *sta
 }
 
 /* an order task's suborder id, else the link's tracking_info (as the Task object) */
-static void task_tracking_info(struct jw *w, struct sandbox *sb, const struct task_ctx *x)
-{
+static void task_tracking_info(struct jw *w, struct sandbox *sb, const struct task_ctx *x) {
   jw_key(w, "tracking_info");
-  if (x->b)
-    jw_hex(w, x->b->id, 16);
-  else
-    docs_link_tracking_info(w, &sb->store, x->c);
+  if (x->b) jw_hex(w, x->b->id, 16);
+  else docs_link_tracking_info(w, &sb->store, x->c);
 }
 
-static void emit_task_status(struct sandbox *sb, const struct task_ctx *x, const char *status)
-{
+static void emit_task_status(struct sandbox *sb, const struct task_ctx *x, const char *status) {
   struct jw w;
   char id[33];
   begin_task(&w, sb, x, "task-status-updated", id);
@@ -108,8 +96,7 @@ static void emit_task_status(struct sandbox *sb, const struct task_ctx *x, const
 }
 
 static void emit_order_event(struct sandbox *sb, const struct task_ctx *x, const char *type,
-                             const char *status)
-{
+                             const char *status) {
   struct jw w;
   char id[33];
   begin_task(&w, sb, x, type, id);
@@ -117,8 +104,7 @@ static void emit_order_event(struct sandbox *sb, const struct task_ctx *x, const
   finish(&w, sb, id, type);
 }
 
-static void emit_link_disconnected(struct sandbox *sb, const struct task_ctx *x)
-{
+static void emit_link_disconnected(struct sandbox *sb, const struct task_ctx *x) {
   struct jw w;
   char id[33];
   begin_task(&w, sb, x, "link-disconnected", id);
@@ -127,10 +113,8 @@ static void emit_link_disconnected(struct sandbox *sb, const struct task_ctx *x)
   finish(&w, sb, id, "link-disconnected");
 }
 
-void events_link_connected(struct sandbox *sb, uint32_t conn, sb_time at)
-{
-  if (!webhooks_active(&sb->hooks))
-    return;
+void events_link_connected(struct sandbox *sb, uint32_t conn, sb_time at) {
+  if (!webhooks_active(&sb->hooks)) return;
   const struct store *s = &sb->store;
   const struct sb_conn *c = &s->conns[conn];
   const struct sb_bridge *br = c->bridge == SB_NONE ? NULL : &s->bridges[c->bridge];
@@ -145,8 +129,7 @@ void events_link_connected(struct sandbox *sb, uint32_t conn, sb_time at)
   finish(&w, sb, id, "link-connected");
 }
 
-static void emit_step(struct sandbox *sb, uint32_t task, unsigned step)
-{
+static void emit_step(struct sandbox *sb, uint32_t task, unsigned step) {
   const struct store *s = &sb->store;
   struct task_ctx x = {.t = &s->tasks[task]};
   x.c = &s->conns[x.t->conn];
@@ -156,16 +139,13 @@ static void emit_step(struct sandbox *sb, uint32_t task, unsigned step)
   x.at = task_step_time(x.t, step);
   const char *status = task_step_name(x.t, step);
   emit_task_status(sb, &x, status);
-  if (step + 1 < task_nsteps(x.t))
-    return;
+  if (step + 1 < task_nsteps(x.t)) return;
   bool failed = task_path_failed(x.t->path) && x.t->path != TP_NO_DATA;
   if (x.b)
-    emit_order_event(sb, &x, "order-status-updated",
-                     sub_status_name(task_sub_status(x.t, x.at)));
+    emit_order_event(sb, &x, "order-status-updated", sub_status_name(task_sub_status(x.t, x.at)));
   if (failed && x.o && x.o->origin == ORIGIN_REFRESH)
     emit_order_event(sb, &x, "order-refresh-failed", status);
-  if (failed && x.t->origin != TASK_INITIAL)
-    emit_link_disconnected(sb, &x);
+  if (failed && x.t->origin != TASK_INITIAL) emit_link_disconnected(sb, &x);
 }
 
 struct due {
@@ -174,23 +154,18 @@ struct due {
   unsigned step;
 };
 
-static int due_cmp(const void *a, const void *b)
-{
+static int due_cmp(const void *a, const void *b) {
   const struct due *x = a, *y = b;
-  if (x->at != y->at)
-    return x->at < y->at ? -1 : 1;
-  if (x->task != y->task)
-    return x->task < y->task ? -1 : 1;
+  if (x->at != y->at) return x->at < y->at ? -1 : 1;
+  if (x->task != y->task) return x->task < y->task ? -1 : 1;
   return (x->step > y->step) - (x->step < y->step);
 }
 
-static bool append(struct due **list, size_t *n, size_t *cap, struct due d)
-{
+static bool append(struct due **list, size_t *n, size_t *cap, struct due d) {
   if (*n == *cap) {
     size_t nc = *cap ? *cap * 2 : 64;
     struct due *p = realloc(*list, nc * sizeof *p);
-    if (!p)
-      return false;
+    if (!p) return false;
     *list = p;
     *cap = nc;
   }
@@ -200,8 +175,7 @@ static bool append(struct due **list, size_t *n, size_t *cap, struct due d)
 
 /* takes the due steps of the tasks whose next step is due by now off the
  * live heap (O(due log live)), unsorted; tasks with steps left go back */
-static struct due *collect(struct store *s, sb_time now, size_t *n)
-{
+static struct due *collect(struct store *s, sb_time now, size_t *n) {
   size_t cap = 0;
   struct due *list = NULL;
   uint32_t id;
@@ -213,22 +187,18 @@ static struct due *collect(struct store *s, sb_time now, size_t *n)
       if (!append(&list, n, &cap, (struct due){task_step_time(t, step), id, step}))
         return list; /* out of memory: this task stays unannounced */
     t->emitted = (uint8_t)(cur + 1);
-    if (t->emitted < task_nsteps(t))
-      store_add_live(s, id, task_step_time(t, t->emitted));
+    if (t->emitted < task_nsteps(t)) store_add_live(s, id, task_step_time(t, t->emitted));
   }
   return list;
 }
 
-void events_tick(struct sandbox *sb, sb_time now)
-{
+void events_tick(struct sandbox *sb, sb_time now) {
   struct store *s = &sb->store;
   size_t n;
   struct due *list = collect(s, now, &n);
   bool active = webhooks_active(&sb->hooks);
-  if (n > 1)
-    qsort(list, n, sizeof *list, due_cmp);
-  for (size_t i = 0; active && i < n; i++)
-    emit_step(sb, list[i].task, list[i].step);
+  if (n > 1) qsort(list, n, sizeof *list, due_cmp);
+  for (size_t i = 0; active && i < n; i++) emit_step(sb, list[i].task, list[i].step);
   free(list);
 }
 
@@ -252,8 +222,7 @@ struct items {
   bool oom;
 };
 
-static void add(struct items *l, struct item it)
-{
+static void add(struct items *l, struct item it) {
   if (l->n == l->cap) {
     size_t cap = l->cap ? l->cap * 2 : 32;
     struct item *p = realloc(l->v, cap * sizeof *p);
@@ -268,16 +237,14 @@ static void add(struct items *l, struct item it)
   l->v[l->n++] = it;
 }
 
-static void collect_order(struct items *l, const struct store *s, uint32_t order, sb_time now)
-{
+static void collect_order(struct items *l, const struct store *s, uint32_t order, sb_time now) {
   const struct sb_order *o = &s->orders[order];
-  add(l, (struct item){.at = o->created_at, .order = order, .sub = SB_NONE,
-                       .type = IT_ORDER_CREATED});
+  add(l,
+      (struct item){.at = o->created_at, .order = order, .sub = SB_NONE, .type = IT_ORDER_CREATED});
   for (unsigned i = 0; i < (unsigned)(o->n_emp + o->n_fa); i++) {
     uint32_t sub = o->sub_first + i;
     uint32_t task = s->subs[sub].task;
-    if (task == SB_NONE)
-      continue;
+    if (task == SB_NONE) continue;
     const struct sb_task *t = &s->tasks[task];
     enum sub_status st = task_sub_status(t, now);
     if (st == SUB_COMPLETED || st == SUB_NO_DATA)
@@ -286,20 +253,16 @@ static void collect_order(struct items *l, const struct store *s, uint32_t order
   }
 }
 
-static int item_cmp(const void *a, const void *b)
-{
+static int item_cmp(const void *a, const void *b) {
   const struct item *x = a, *y = b;
-  if (x->at != y->at)
-    return x->at < y->at ? -1 : 1;
+  if (x->at != y->at) return x->at < y->at ? -1 : 1;
   return (x->seq > y->seq) - (x->seq < y->seq);
 }
 
 /* {object, type, is_refresh, order_id, timestamp, suborder_id, task_id,
  * link_id}, as Truv's example */
-static void render_item(struct jw *w, const struct store *s, const struct item *it)
-{
-  static const char *const TYPES[] = {"order_created", "suborder_completed",
-                                      "suborder_no_data"};
+static void render_item(struct jw *w, const struct store *s, const struct item *it) {
+  static const char *const TYPES[] = {"order_created", "suborder_completed", "suborder_no_data"};
   const struct sb_order *o = &s->orders[it->order];
   const struct sb_sub *b = it->sub == SB_NONE ? NULL : &s->subs[it->sub];
   const struct sb_task *t = b ? &s->tasks[b->task] : NULL;
@@ -315,9 +278,8 @@ static void render_item(struct jw *w, const struct store *s, const struct item *
   jw_obj_end(w);
 }
 
-bool events_page(struct jw *w, const struct store *s, uint32_t order, sb_time now,
-                 long page, bool include_refresh, const char *base_url, bool *oom)
-{
+bool events_page(struct jw *w, const struct store *s, uint32_t order, sb_time now, long page,
+                 bool include_refresh, const char *base_url, bool *oom) {
   struct items l = {0};
   collect_order(&l, s, order, now);
   if (include_refresh && s->orders[order].origin != ORIGIN_REFRESH)
@@ -326,12 +288,10 @@ bool events_page(struct jw *w, const struct store *s, uint32_t order, sb_time no
   *oom = l.oom;
   bool ok = !l.oom && page_exists(page, l.n);
   if (ok) {
-    if (l.n > 1)
-      qsort(l.v, l.n, sizeof *l.v, item_cmp);
+    if (l.n > 1) qsort(l.v, l.n, sizeof *l.v, item_cmp);
     size_t first = page_first(page);
     page_begin(w, l.n, page, base_url);
-    for (size_t i = first; i < l.n && i < first + PAGE_SIZE; i++)
-      render_item(w, s, &l.v[i]);
+    for (size_t i = first; i < l.n && i < first + PAGE_SIZE; i++) render_item(w, s, &l.v[i]);
     page_end(w);
   }
   free(l.v);

@@ -34,7 +34,7 @@ void events_link_connected(struct sandbox *sb, uint32_t conn, sb_time at);
 void events_tick(struct sandbox *sb, sb_time now);
 /* false when the page does not exist (the caller answers 404) or on OOM
  * (*oom set) */
-bool events_page(struct jw *w, const struct store *s, uint32_t order, sb_time now,
-                 long page, bool include_refresh, const char *base_url, bool *oom);
+bool events_page(struct jw *w, const struct store *s, uint32_t order, sb_time now, long page,
+                 bool include_refresh, const char *base_url, bool *oom);
 
 #endif

@@ -36,7 +36,12 @@ struct fault_config {
 };
 
 enum fault_kind {
-  FAULT_NONE, FAULT_RESET_BEFORE, FAULT_5XX, FAULT_RESET_AFTER, FAULT_TRUNCATE, FAULT_STALL,
+  FAULT_NONE,
+  FAULT_RESET_BEFORE,
+  FAULT_5XX,
+  FAULT_RESET_AFTER,
+  FAULT_TRUNCATE,
+  FAULT_STALL,
   FAULT__COUNT
 };
 
@@ -60,8 +65,7 @@ void faults_init(struct faults *f, const struct fault_config *cfg, uint64_t seed
 void faults_destroy(struct faults *f);
 /* method and path of a /v1/ request; fills *plan (kind NONE, delay 0 when
  * nothing applies) */
-void faults_plan(struct faults *f, const char *method, const char *path,
-                 struct fault_plan *plan);
+void faults_plan(struct faults *f, const char *method, const char *path, struct fault_plan *plan);
 void faults_get(struct faults *f, struct fault_config *out);
 void faults_set(struct faults *f, const struct fault_config *cfg);
 void faults_count(struct faults *f, enum fault_kind kind);

@@ -6,26 +6,21 @@
 
 #include "hex.h"
 
-const char *handler_query(const struct handler_ctx *x, const char *name)
-{
+const char *handler_query(const struct handler_ctx *x, const char *name) {
   return MHD_lookup_connection_value(x->conn, MHD_GET_ARGUMENT_KIND, name);
 }
 
-bool handler_query_id(const struct handler_ctx *x, const char *name, uint8_t id[16], bool *given)
-{
+bool handler_query_id(const struct handler_ctx *x, const char *name, uint8_t id[16], bool *given) {
   const char *v = handler_query(x, name);
-  if (given)
-    *given = v != NULL;
+  if (given) *given = v != NULL;
   return v && strlen(v) == 32 && hex_decode(v, id, 16);
 }
 
-uint32_t handler_path_entity(const struct handler_ctx *x, handler_find_fn find)
-{
+uint32_t handler_path_entity(const struct handler_ctx *x, handler_find_fn find) {
   return x->route->id_valid ? find(&x->sb->store, x->route->id) : SB_NONE;
 }
 
-bool handler_valid(struct handler_ctx *x, struct invalid *v)
-{
+bool handler_valid(struct handler_ctx *x, struct invalid *v) {
   if (v->n > 0) {
     reply_invalid(x->reply, v, NULL);
     return false;
@@ -35,8 +30,7 @@ bool handler_valid(struct handler_ctx *x, struct invalid *v)
 }
 
 void handler_get(struct handler_ctx *x, handler_find_fn find, handler_render_fn render,
-                 size_t size_hint)
-{
+                 size_t size_hint) {
   struct store *s = &x->sb->store;
   store_rdlock(s);
   uint32_t entity = handler_path_entity(x, find);

@@ -30,19 +30,25 @@
 #include "store.h"
 
 enum task_path {
-  TP_DONE, TP_LOGIN_ERROR, TP_EXPIRED, TP_MFA_ERROR, TP_LOCKED, TP_UNAVAILABLE,
-  TP_NO_DATA, TP_NOT_SUPPORTED, TP__COUNT
+  TP_DONE,
+  TP_LOGIN_ERROR,
+  TP_EXPIRED,
+  TP_MFA_ERROR,
+  TP_LOCKED,
+  TP_UNAVAILABLE,
+  TP_NO_DATA,
+  TP_NOT_SUPPORTED,
+  TP__COUNT
 };
 
 enum sub_status { SUB_PENDING, SUB_COMPLETED, SUB_NO_DATA, SUB_ERROR };
 
 /* the effective state of a connection at `now` (expired, outage over) */
-unsigned conn_effective_state(const struct sb_conn *c, const struct sb_settings *st,
-                              sb_time now);
+unsigned conn_effective_state(const struct sb_conn *c, const struct sb_settings *st, sb_time now);
 /* the path a task created now on connection c takes; *down_until receives
  * the outage end to snapshot (0 if none) */
-enum task_path lifecycle_path(const struct sb_conn *c, const struct sb_settings *st,
-                              sb_time now, sb_time *down_until);
+enum task_path lifecycle_path(const struct sb_conn *c, const struct sb_settings *st, sb_time now,
+                              sb_time *down_until);
 
 unsigned task_nsteps(const struct sb_task *t);
 sb_time task_step_time(const struct sb_task *t, unsigned step);
@@ -60,7 +66,7 @@ const char *sub_status_name(enum sub_status st);
 enum sub_status sub_status_at(const struct store *s, uint32_t sub, sb_time now, sb_time *since);
 /* order status name at now; *settled receives the time it became terminal
  * (when it is not pending) */
-const char *order_status_at(const struct store *s, uint32_t order, sb_time now,
-                            sb_time *settled, bool *pending);
+const char *order_status_at(const struct store *s, uint32_t order, sb_time now, sb_time *settled,
+                            bool *pending);
 
 #endif

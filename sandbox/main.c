@@ -24,17 +24,14 @@
 #define PARENT_POLL_MS 500
 
 /* hundreds of delayed connections need descriptors: lift the soft limit */
-static void raise_fd_limit(void)
-{
+static void raise_fd_limit(void) {
   struct rlimit rl;
-  if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= rl.rlim_max)
-    return;
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= rl.rlim_max) return;
   rl.rlim_cur = rl.rlim_max < 65536 ? rl.rlim_max : 65536;
   setrlimit(RLIMIT_NOFILE, &rl);
 }
 
-static bool start_modules(struct sandbox *sb)
-{
+static bool start_modules(struct sandbox *sb) {
   const struct sb_options *o = &sb->opt;
   sb->request_nonce = (uint64_t)time_wall_now() ^ ((uint64_t)getpid() << 32);
   vclock_init(&sb->clock, o->start_time, o->realtime, o->time_scale);
@@ -45,13 +42,11 @@ static bool start_modules(struct sandbox *sb)
   bool ok = store_init(&sb->store, &o->settings, o->rng_seed);
   ok = webhooks_start(&sb->hooks, o->secret, &o->webhooks, o->rng_seed) && ok;
   ok = timer_start(&sb->timer) && ok;
-  if (!ok)
-    fprintf(stderr, "truv-sandbox: cannot start (out of memory or threads)\n");
+  if (!ok) fprintf(stderr, "truv-sandbox: cannot start (out of memory or threads)\n");
   return ok;
 }
 
-static void stop_modules(struct sandbox *sb)
-{
+static void stop_modules(struct sandbox *sb) {
   ticker_stop(sb->ticker);
   webhooks_stop(&sb->hooks);
   timer_stop(&sb->timer);
@@ -62,15 +57,13 @@ static void stop_modules(struct sandbox *sb)
   vclock_destroy(&sb->clock);
 }
 
-static bool seed_initial(struct sandbox *sb)
-{
+static bool seed_initial(struct sandbox *sb) {
   struct mix mix;
   char err[256];
   bool ok = mix_parse(sb->opt.mix, &mix, err, sizeof err);
   if (ok && sb->opt.seed_cases > 0) {
     store_wrlock(&sb->store);
-    ok = seed_cases(&sb->store, sb->opt.seed_cases, &mix, sb->opt.rng_seed,
-                    vclock_now(&sb->clock));
+    ok = seed_cases(&sb->store, sb->opt.seed_cases, &mix, sb->opt.rng_seed, vclock_now(&sb->clock));
     store_unlock(&sb->store);
     snprintf(err, sizeof err, "out of memory while seeding");
   }
@@ -79,13 +72,11 @@ static bool seed_initial(struct sandbox *sb)
     ok = seed_write_cases(&sb->store, sb->opt.cases_out, err, sizeof err);
     store_unlock(&sb->store);
   }
-  if (!ok)
-    fprintf(stderr, "truv-sandbox: %s\n", err);
+  if (!ok) fprintf(stderr, "truv-sandbox: %s\n", err);
   return ok;
 }
 
-static bool write_port_file(const char *path, int port)
-{
+static bool write_port_file(const char *path, int port) {
   char tmp[4096];
   snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
   FILE *f = fopen(tmp, "w");
@@ -99,33 +90,27 @@ static bool write_port_file(const char *path, int port)
   return ok;
 }
 
-static bool announce(struct sandbox *sb)
-{
+static bool announce(struct sandbox *sb) {
   const char *h = sb->opt.host;
   bool v6 = strchr(h, ':') != NULL;
-  printf("truv-sandbox listening on http://%s%s%s:%d\n", v6 ? "[" : "", h, v6 ? "]" : "",
-         sb->port);
+  printf("truv-sandbox listening on http://%s%s%s:%d\n", v6 ? "[" : "", h, v6 ? "]" : "", sb->port);
   fflush(stdout);
   return !sb->opt.port_file || write_port_file(sb->opt.port_file, sb->port);
 }
 
-static bool parent_gone(long pid)
-{
+static bool parent_gone(long pid) {
   return pid > 0 && kill((pid_t)pid, 0) != 0 && errno == ESRCH;
 }
 
-static void wait_for_stop(const sigset_t *set, long parent_pid)
-{
+static void wait_for_stop(const sigset_t *set, long parent_pid) {
   struct timespec poll = {.tv_sec = 0, .tv_nsec = PARENT_POLL_MS * 1000000L};
   for (;;) {
     int sig = parent_pid > 0 ? sigtimedwait(set, NULL, &poll) : sigwaitinfo(set, NULL);
-    if (sig == SIGTERM || sig == SIGINT || parent_gone(parent_pid))
-      return;
+    if (sig == SIGTERM || sig == SIGINT || parent_gone(parent_pid)) return;
   }
 }
 
-static int serve(struct sandbox *sb, const sigset_t *stop_signals)
-{
+static int serve(struct sandbox *sb, const sigset_t *stop_signals) {
   char err[256];
   int rc = 1;
   struct MHD_Daemon *daemon = NULL;
@@ -134,35 +119,30 @@ static int serve(struct sandbox *sb, const sigset_t *stop_signals)
     fprintf(stderr, "truv-sandbox: %s\n", err);
     return 1;
   }
-  if (!seed_initial(sb))
-    goto done;
+  if (!seed_initial(sb)) goto done;
   if (!(daemon = server_start(sb, fd, err, sizeof err))) {
     fprintf(stderr, "truv-sandbox: %s\n", err);
     goto done;
   }
   fd = -1; /* the daemon owns it now */
-  if (sb->opt.realtime && !(sb->ticker = ticker_start(sb)))
-    goto done;
-  if (!announce(sb))
-    goto done;
+  if (sb->opt.realtime && !(sb->ticker = ticker_start(sb))) goto done;
+  if (!announce(sb)) goto done;
   wait_for_stop(stop_signals, sb->opt.parent_pid);
   rc = 0;
 done:
   timer_drain(&sb->timer);
   server_stop(daemon);
-  if (fd >= 0)
-    close(fd);
+  if (fd >= 0) close(fd);
   return rc;
 }
 
-int main(int argc, char **argv)
-{
+int main(int argc, char **argv) {
   static struct sandbox sb;
   sigset_t stop_signals;
   switch (cli_parse(argc, argv, &sb.opt)) {
-  case CLI_EXIT_OK: return 0;
-  case CLI_USAGE_ERROR: return 2;
-  default: break;
+    case CLI_EXIT_OK: return 0;
+    case CLI_USAGE_ERROR: return 2;
+    default: break;
   }
   signal(SIGPIPE, SIG_IGN);
   raise_fd_limit();

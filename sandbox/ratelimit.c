@@ -5,8 +5,7 @@
 
 #define WINDOW_US (60LL * 1000000LL)
 
-void ratelimit_init(struct ratelimit *r, int limit)
-{
+void ratelimit_init(struct ratelimit *r, int limit) {
   pthread_mutex_init(&r->mu, NULL);
   r->limit = 0;
   r->ring = NULL;
@@ -14,17 +13,14 @@ void ratelimit_init(struct ratelimit *r, int limit)
   ratelimit_set(r, limit);
 }
 
-void ratelimit_destroy(struct ratelimit *r)
-{
+void ratelimit_destroy(struct ratelimit *r) {
   free(r->ring);
   pthread_mutex_destroy(&r->mu);
 }
 
-int ratelimit_set(struct ratelimit *r, int limit)
-{
+int ratelimit_set(struct ratelimit *r, int limit) {
   int64_t *ring = NULL;
-  if (limit > 0 && !(ring = calloc((size_t)limit, sizeof *ring)))
-    return 0;
+  if (limit > 0 && !(ring = calloc((size_t)limit, sizeof *ring))) return 0;
   pthread_mutex_lock(&r->mu);
   free(r->ring);
   r->ring = ring;
@@ -34,15 +30,12 @@ int ratelimit_set(struct ratelimit *r, int limit)
   return 1;
 }
 
-int ratelimit_get(struct ratelimit *r)
-{
+int ratelimit_get(struct ratelimit *r) {
   return __atomic_load_n(&r->limit, __ATOMIC_ACQUIRE);
 }
 
-int ratelimit_take(struct ratelimit *r, int64_t now)
-{
-  if (ratelimit_get(r) == 0)
-    return 0;
+int ratelimit_take(struct ratelimit *r, int64_t now) {
+  if (ratelimit_get(r) == 0) return 0;
   int wait = 0;
   pthread_mutex_lock(&r->mu);
   unsigned cap = (unsigned)r->limit;
@@ -58,8 +51,7 @@ int ratelimit_take(struct ratelimit *r, int64_t now)
   } else {
     int64_t left = r->ring[r->head] + WINDOW_US - now;
     wait = (int)((left + 999999) / 1000000);
-    if (wait < 1)
-      wait = 1;
+    if (wait < 1) wait = 1;
   }
   pthread_mutex_unlock(&r->mu);
   return wait;

@@ -2,9 +2,9 @@
  *
  * Handlers fill a reply; server.c turns it into an MHD response with
  * Content-Type: application/json (or the reply's own), X-Request-Id and the
- * optional Allow / Retry-After / Location headers. The body is malloc'd and owned by the reply until
- * server.c hands it to MHD. Error bodies (Truv / Django REST framework):
- *   400 {"error":{"code":"incorrect_parameters","message":"...",
+ * optional Allow / Retry-After / Location headers. The body is malloc'd and owned by the reply
+ * until server.c hands it to MHD. Error bodies (Truv / Django REST framework): 400
+ * {"error":{"code":"incorrect_parameters","message":"...",
  *                 "extra":{"invalid-params":[{"field","message"}...]}}}
  *   401 {"error":{"code":"authentication_failed","message":"..."}}
  *   404 {"detail":"Not Found."}   405 {"detail":"Method \"PUT\" not allowed."}

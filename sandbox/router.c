@@ -25,8 +25,7 @@ static const struct endpoint_info INFO[EP__COUNT] = {
   [EP_V1_USER_TOKENS] = {"/v1/users/{id}/tokens/", BIT(M_POST), "POST"},
   [EP_V1_LINK_TOKENS] = {"/v1/link-access-tokens/", BIT(M_POST), "POST"},
   [EP_V1_LINK] = {"/v1/links/{id}/", BIT(M_GET) | BIT(M_HEAD), "GET, HEAD"},
-  [EP_V1_LINK_REPORT] = {"/v1/links/{id}/{product}/report/", BIT(M_GET) | BIT(M_HEAD),
-                         "GET, HEAD"},
+  [EP_V1_LINK_REPORT] = {"/v1/links/{id}/{product}/report/", BIT(M_GET) | BIT(M_HEAD), "GET, HEAD"},
   [EP_V1_TASKS] = {"/v1/tasks/", BIT(M_GET) | BIT(M_HEAD), "GET, HEAD"},
   [EP_V1_TASK] = {"/v1/tasks/{id}/", BIT(M_GET) | BIT(M_HEAD), "GET, HEAD"},
   [EP_V1_UNKNOWN] = {"/v1/(unknown)", 0, ""},
@@ -50,25 +49,20 @@ static const char *const METHODS[M__COUNT] = {
   "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "OTHER",
 };
 
-enum method route_method(const char *method)
-{
+enum method route_method(const char *method) {
   for (unsigned i = 0; i < M_OTHER; i++)
-    if (strcmp(method, METHODS[i]) == 0)
-      return (enum method)i;
+    if (strcmp(method, METHODS[i]) == 0) return (enum method)i;
   return M_OTHER;
 }
 
-const char *route_method_name(enum method m)
-{
+const char *route_method_name(enum method m) {
   return m < M__COUNT ? METHODS[m] : "OTHER";
 }
 
 /* consumes one path segment (an id) followed by '/'; p points after it */
-static const char *segment(const char *p, struct route *out)
-{
+static const char *segment(const char *p, struct route *out) {
   const char *slash = strchr(p, '/');
-  if (!slash || slash == p)
-    return NULL;
+  if (!slash || slash == p) return NULL;
   size_t n = (size_t)(slash - p);
   char hex[33];
   out->id_valid = false;
@@ -89,25 +83,18 @@ struct resource {
   enum endpoint sub_ep;
 };
 
-static enum endpoint match_resource(const char *p, struct route *out, const struct resource *r)
-{
-  if (*p == '\0')
-    return r->list;
+static enum endpoint match_resource(const char *p, struct route *out, const struct resource *r) {
+  if (*p == '\0') return r->list;
   const char *rest = segment(p, out);
-  if (!rest)
-    return EP_V1_UNKNOWN;
-  if (*rest == '\0')
-    return r->item;
+  if (!rest) return EP_V1_UNKNOWN;
+  if (*rest == '\0') return r->item;
   return r->sub && strcmp(rest, r->sub) == 0 ? r->sub_ep : EP_V1_UNKNOWN;
 }
 
-static enum endpoint match_links(const char *p, struct route *out)
-{
+static enum endpoint match_links(const char *p, struct route *out) {
   const char *rest = segment(p, out);
-  if (!rest)
-    return EP_V1_UNKNOWN;
-  if (*rest == '\0')
-    return EP_V1_LINK;
+  if (!rest) return EP_V1_UNKNOWN;
+  if (*rest == '\0') return EP_V1_LINK;
   if (strcmp(rest, "income/report/") == 0) {
     out->product = PROD_INCOME;
     return EP_V1_LINK_REPORT;
@@ -119,8 +106,7 @@ static enum endpoint match_links(const char *p, struct route *out)
   return EP_V1_UNKNOWN;
 }
 
-static enum endpoint match_v1(const char *p, struct route *out)
-{
+static enum endpoint match_v1(const char *p, struct route *out) {
   static const struct resource RESOURCES[] = {
     {"orders/", EP_V1_ORDERS, EP_V1_ORDER, "events/", EP_V1_ORDER_EVENTS},
     {"refresh/tasks/", EP_V1_REFRESH_TASKS, EP_V1_REFRESH_TASK, NULL, EP_V1_UNKNOWN},
@@ -130,51 +116,52 @@ static enum endpoint match_v1(const char *p, struct route *out)
   static const char LINKS[] = "links/";
   for (unsigned i = 0; i < sizeof RESOURCES / sizeof *RESOURCES; i++) {
     size_t n = strlen(RESOURCES[i].prefix);
-    if (strncmp(p, RESOURCES[i].prefix, n) == 0)
-      return match_resource(p + n, out, &RESOURCES[i]);
+    if (strncmp(p, RESOURCES[i].prefix, n) == 0) return match_resource(p + n, out, &RESOURCES[i]);
   }
-  if (strncmp(p, LINKS, sizeof LINKS - 1) == 0)
-    return match_links(p + sizeof LINKS - 1, out);
+  if (strncmp(p, LINKS, sizeof LINKS - 1) == 0) return match_links(p + sizeof LINKS - 1, out);
   return strcmp(p, "link-access-tokens/") == 0 ? EP_V1_LINK_TOKENS : EP_V1_UNKNOWN;
 }
 
-static enum endpoint match_control(const char *p)
-{
-  static const struct { const char *path; enum endpoint ep; } CONTROL[] = {
-    {"clock", EP_SB_CLOCK}, {"seed", EP_SB_SEED}, {"cases", EP_SB_CASES},
-    {"connections/state", EP_SB_CONN_STATE}, {"connections", EP_SB_CONNECTIONS},
-    {"faults", EP_SB_FAULTS}, {"config", EP_SB_CONFIG}, {"stats", EP_SB_STATS},
-    {"stats/reset", EP_SB_STATS_RESET}, {"webhooks", EP_SB_WEBHOOKS},
-    {"orders/complete", EP_SB_ORDER_COMPLETE}, {"bridge/complete", EP_SB_BRIDGE_COMPLETE},
+static enum endpoint match_control(const char *p) {
+  static const struct {
+    const char *path;
+    enum endpoint ep;
+  } CONTROL[] = {
+    {"clock", EP_SB_CLOCK},
+    {"seed", EP_SB_SEED},
+    {"cases", EP_SB_CASES},
+    {"connections/state", EP_SB_CONN_STATE},
+    {"connections", EP_SB_CONNECTIONS},
+    {"faults", EP_SB_FAULTS},
+    {"config", EP_SB_CONFIG},
+    {"stats", EP_SB_STATS},
+    {"stats/reset", EP_SB_STATS_RESET},
+    {"webhooks", EP_SB_WEBHOOKS},
+    {"orders/complete", EP_SB_ORDER_COMPLETE},
+    {"bridge/complete", EP_SB_BRIDGE_COMPLETE},
   };
   size_t n = strlen(p);
   if (n > 0 && p[n - 1] == '/') /* control paths accept an optional final slash */
     n--;
   for (unsigned i = 0; i < sizeof CONTROL / sizeof CONTROL[0]; i++)
-    if (strlen(CONTROL[i].path) == n && strncmp(p, CONTROL[i].path, n) == 0)
-      return CONTROL[i].ep;
+    if (strlen(CONTROL[i].path) == n && strncmp(p, CONTROL[i].path, n) == 0) return CONTROL[i].ep;
   return EP_SB_UNKNOWN;
 }
 
-void route_match(const char *path, struct route *out)
-{
+void route_match(const char *path, struct route *out) {
   static const char V1[] = "/v1/", CONTROL[] = "/_sandbox/";
   memset(out, 0, sizeof *out);
-  if (strncmp(path, V1, sizeof V1 - 1) == 0)
-    out->ep = match_v1(path + sizeof V1 - 1, out);
+  if (strncmp(path, V1, sizeof V1 - 1) == 0) out->ep = match_v1(path + sizeof V1 - 1, out);
   else if (strncmp(path, CONTROL, sizeof CONTROL - 1) == 0)
     out->ep = match_control(path + sizeof CONTROL - 1);
-  else
-    out->ep = strcmp(path, "/v1") == 0 ? EP_V1_UNKNOWN : EP_OTHER;
+  else out->ep = strcmp(path, "/v1") == 0 ? EP_V1_UNKNOWN : EP_OTHER;
 }
 
-bool route_wants_slash(const char *path)
-{
+bool route_wants_slash(const char *path) {
   char slashed[2048];
   struct route r;
   size_t n = strlen(path);
-  if (n == 0 || path[n - 1] == '/' || n + 2 > sizeof slashed)
-    return false;
+  if (n == 0 || path[n - 1] == '/' || n + 2 > sizeof slashed) return false;
   memcpy(slashed, path, n);
   slashed[n] = '/';
   slashed[n + 1] = '\0';
@@ -182,22 +169,18 @@ bool route_wants_slash(const char *path)
   return route_is_v1(r.ep) && r.ep != EP_V1_UNKNOWN;
 }
 
-bool route_allows(enum endpoint ep, enum method m)
-{
+bool route_allows(enum endpoint ep, enum method m) {
   return ep < EP__COUNT && (INFO[ep].methods & BIT(m)) != 0;
 }
 
-const char *route_allow_header(enum endpoint ep)
-{
+const char *route_allow_header(enum endpoint ep) {
   return ep < EP__COUNT ? INFO[ep].allow : "";
 }
 
-const char *route_template(enum endpoint ep)
-{
+const char *route_template(enum endpoint ep) {
   return ep < EP__COUNT ? INFO[ep].template : "(unknown)";
 }
 
-bool route_is_v1(enum endpoint ep)
-{
+bool route_is_v1(enum endpoint ep) {
   return ep <= EP_V1_UNKNOWN;
 }

@@ -17,17 +17,14 @@
 #define OAUTH_PERCENT 40
 
 /* the error for a mix naming no state: the name, then every state's */
-static void unknown_state(const char *name, char *err, size_t errlen)
-{
+static void unknown_state(const char *name, char *err, size_t errlen) {
   size_t n = (size_t)snprintf(err, errlen, "mix: unknown state \"%s\" (", name);
   for (unsigned i = 0; i < ST__COUNT && n < errlen; i++)
     n += (size_t)snprintf(err + n, errlen - n, "%s%s", i ? ", " : "", state_name(i));
-  if (n < errlen)
-    snprintf(err + n, errlen - n, ")");
+  if (n < errlen) snprintf(err + n, errlen - n, ")");
 }
 
-bool mix_parse(const char *text, struct mix *out, char *err, size_t errlen)
-{
+bool mix_parse(const char *text, struct mix *out, char *err, size_t errlen) {
   memset(out, 0, sizeof *out);
   double total = 0;
   const char *p = text;
@@ -64,15 +61,12 @@ bool mix_parse(const char *text, struct mix *out, char *err, size_t errlen)
 }
 
 /* the state of each of n cases: exact proportions, then shuffled */
-static uint8_t *plan_states(const struct mix *m, long n, struct rng *r)
-{
+static uint8_t *plan_states(const struct mix *m, long n, struct rng *r) {
   uint8_t *states = malloc((size_t)(n > 0 ? n : 1));
   double total = 0, frac[ST__COUNT];
   long count[ST__COUNT], assigned = 0;
-  if (!states)
-    return NULL;
-  for (unsigned i = 0; i < ST__COUNT; i++)
-    total += m->weights[i];
+  if (!states) return NULL;
+  for (unsigned i = 0; i < ST__COUNT; i++) total += m->weights[i];
   for (unsigned i = 0; i < ST__COUNT; i++) {
     double exact = (double)n * m->weights[i] / total;
     count[i] = (long)exact;
@@ -82,16 +76,14 @@ static uint8_t *plan_states(const struct mix *m, long n, struct rng *r)
   while (assigned < n) { /* largest remainders first, ties by state order */
     unsigned best = 0;
     for (unsigned i = 1; i < ST__COUNT; i++)
-      if (frac[i] > frac[best])
-        best = i;
+      if (frac[i] > frac[best]) best = i;
     count[best]++;
     frac[best] = -1;
     assigned++;
   }
   long k = 0;
   for (unsigned i = 0; i < ST__COUNT; i++)
-    for (long j = 0; j < count[i]; j++)
-      states[k++] = (uint8_t)i;
+    for (long j = 0; j < count[i]; j++) states[k++] = (uint8_t)i;
   for (long i = n - 1; i > 0; i--) {
     long j = (long)rng_range(r, 0, i);
     uint8_t t = states[i];
@@ -108,15 +100,15 @@ struct case_plan {
 };
 
 static void plan_case(struct case_plan *c, const struct store *s, struct rng *r, unsigned state,
-                      sb_time now)
-{
+                      sb_time now) {
   int64_t expiry = s->settings.expiry, lo = SB_DAY + 60 * MINUTE;
   int64_t hi = 150 * SB_DAY < expiry - SB_DAY ? 150 * SB_DAY : expiry - SB_DAY;
   unsigned u = (unsigned)rng_range(r, 0, 9);
   c->state = state;
   c->product = u < 6 ? PROD_INCOME : u < 9 ? PROD_EMPLOYMENT : PROD_ASSETS;
-  c->n_emp = c->product == PROD_ASSETS ? 0 : (unsigned)(1 + (rng_range(r, 0, 99) >= 50) +
-                                                         (rng_range(r, 0, 99) >= 70));
+  c->n_emp = c->product == PROD_ASSETS
+               ? 0
+               : (unsigned)(1 + (rng_range(r, 0, 99) >= 50) + (rng_range(r, 0, 99) >= 70));
   c->n_fa = 0;
   if (c->product == PROD_ASSETS || (c->product == PROD_INCOME && rng_range(r, 0, 99) < 20))
     c->n_fa = (unsigned)rng_range(r, 1, 2);
@@ -132,16 +124,13 @@ static void plan_case(struct case_plan *c, const struct store *s, struct rng *r,
   c->order_at = c->conn_at - rng_range(r, 10 * MINUTE, 120 * MINUTE);
 }
 
-static bool seed_person(struct store *s, struct sb_order *o, struct rng *r, uint32_t case_no)
-{
+static bool seed_person(struct store *s, struct sb_order *o, struct rng *r, uint32_t case_no) {
   char buf[160];
   const char *first = names_first(rng_next(r)), *last = names_last(rng_next(r));
   size_t n = (size_t)snprintf(buf, sizeof buf, "%s.%s%u@example.com", first, last, case_no);
-  for (size_t i = 0; i < n; i++)
-    buf[i] = (char)tolower((unsigned char)buf[i]);
+  for (size_t i = 0; i < n; i++) buf[i] = (char)tolower((unsigned char)buf[i]);
   for (size_t i = 0, k = 0; i <= n; i++) /* drop the apostrophe of O'Brien */
-    if (buf[i] != '\'')
-      buf[k++] = buf[i];
+    if (buf[i] != '\'') buf[k++] = buf[i];
   o->first_name = first;
   o->last_name = last;
   o->email = store_strdup(s, buf);
@@ -153,17 +142,15 @@ static bool seed_person(struct store *s, struct sb_order *o, struct rng *r, uint
 }
 
 /* a completed connection for suborder `sub`: connection + initial task */
-static bool seed_connection(struct store *s, uint32_t sub, const struct case_plan *c,
-                            struct rng *r, unsigned i, sb_time now)
-{
+static bool seed_connection(struct store *s, uint32_t sub, const struct case_plan *c, struct rng *r,
+                            unsigned i, sb_time now) {
   uint8_t token[16], link[16], tid[16];
   rng_id(r, token);
   rng_id(r, link);
   rng_id(r, tid);
   uint32_t conn = store_add_conn(s, token, link);
   uint32_t task = conn == SB_NONE ? SB_NONE : store_add_task(s, tid);
-  if (task == SB_NONE)
-    return false;
+  if (task == SB_NONE) return false;
   struct sb_sub *b = &s->subs[sub];
   struct sb_conn *k = &s->conns[conn];
   k->doc_seed = rng_next(r);
@@ -190,24 +177,20 @@ static bool seed_connection(struct store *s, uint32_t sub, const struct case_pla
 }
 
 static bool seed_subs(struct store *s, uint32_t order, const struct case_plan *c, struct rng *r,
-                      sb_time now)
-{
+                      sb_time now) {
   unsigned n = c->n_emp + c->n_fa;
   uint32_t first = store_add_subs(s, n);
-  if (first == SB_NONE)
-    return false;
+  if (first == SB_NONE) return false;
   s->orders[order].sub_first = first;
   for (unsigned i = 0; i < n; i++) {
     store_init_sub(s, first + i, r, order, i < c->n_emp ? KIND_EMPLOYER : KIND_FINANCIAL,
                    i < c->n_emp ? c->product : PROD_ASSETS, c->order_at);
-    if (!seed_connection(s, first + i, c, r, i, now))
-      return false;
+    if (!seed_connection(s, first + i, c, r, i, now)) return false;
   }
   return true;
 }
 
-static bool seed_one(struct store *s, struct rng *r, unsigned state, sb_time now)
-{
+static bool seed_one(struct store *s, struct rng *r, unsigned state, sb_time now) {
   struct case_plan c;
   uint8_t uid[16], oid[16];
   uint32_t case_no = s->n_cases + 1;
@@ -216,8 +199,7 @@ static bool seed_one(struct store *s, struct rng *r, unsigned state, sb_time now
   rng_id(r, oid);
   uint32_t user = store_add_user(s, uid, NULL);
   uint32_t order = user == SB_NONE ? SB_NONE : store_add_order(s, oid);
-  if (order == SB_NONE)
-    return false;
+  if (order == SB_NONE) return false;
   struct sb_order *o = &s->orders[order];
   o->user = user;
   rng_id(r, o->bridge_token);
@@ -229,46 +211,39 @@ static bool seed_one(struct store *s, struct rng *r, unsigned state, sb_time now
   o->case_state = (uint8_t)state;
   o->case_no = case_no;
   o->products[o->n_products++] = (uint8_t)c.product;
-  if (c.product == PROD_INCOME && c.n_fa)
-    o->products[o->n_products++] = PROD_ASSETS;
+  if (c.product == PROD_INCOME && c.n_fa) o->products[o->n_products++] = PROD_ASSETS;
   o->n_emp = (uint8_t)c.n_emp;
   o->n_fa = (uint8_t)c.n_fa;
-  if (!seed_person(s, o, r, case_no))
-    return false;
+  if (!seed_person(s, o, r, case_no)) return false;
   struct sb_user *u = &s->users[user];
   u->first_name = o->first_name;
   u->last_name = o->last_name;
   u->email = o->email;
   u->phone = o->phone;
   u->created_at = o->created_at;
-  if (!seed_subs(s, order, &c, r, now))
-    return false;
+  if (!seed_subs(s, order, &c, r, now)) return false;
   return store_add_case(s, order);
 }
 
-bool seed_cases(struct store *s, long n, const struct mix *m, uint64_t seed, sb_time now)
-{
+bool seed_cases(struct store *s, long n, const struct mix *m, uint64_t seed, sb_time now) {
   struct rng r, shuffle;
   rng_seed(&r, rng_mix(seed, s->n_cases + 1));
   rng_seed(&shuffle, rng_mix(seed ^ 0x73687566666c65ULL, s->n_cases + 1));
   uint8_t *states = plan_states(m, n, &shuffle);
   bool ok = states != NULL;
-  for (long i = 0; ok && i < n; i++)
-    ok = seed_one(s, &r, states[i], now);
+  for (long i = 0; ok && i < n; i++) ok = seed_one(s, &r, states[i], now);
   free(states);
   return ok;
 }
 
 /* ---- rendering --------------------------------------------------------- */
 
-static void case_id(char out[32], uint32_t case_no)
-{
+static void case_id(char out[32], uint32_t case_no) {
   snprintf(out, 32, "case-%06u", case_no);
 }
 
 static void case_subs(struct jw *w, const struct store *s, const struct sb_order *o,
-                      const char *key, unsigned first, unsigned n)
-{
+                      const char *key, unsigned first, unsigned n) {
   jw_key(w, key);
   jw_arr(w);
   for (unsigned i = 0; i < n; i++) {
@@ -283,8 +258,7 @@ static void case_subs(struct jw *w, const struct store *s, const struct sb_order
   jw_arr_end(w);
 }
 
-void seed_render_case(struct jw *w, const struct store *s, uint32_t order)
-{
+void seed_render_case(struct jw *w, const struct store *s, uint32_t order) {
   const struct sb_order *o = &s->orders[order];
   char id[32];
   case_id(id, o->case_no);
@@ -304,26 +278,22 @@ void seed_render_case(struct jw *w, const struct store *s, uint32_t order)
   jw_obj_end(w);
 }
 
-void seed_render_cases(struct jw *w, const struct store *s, uint32_t first)
-{
+void seed_render_cases(struct jw *w, const struct store *s, uint32_t first) {
   jw_obj(w);
   jw_key(w, "cases");
   jw_arr(w);
-  for (uint32_t i = first; i < s->n_cases; i++)
-    seed_render_case(w, s, s->cases[i]);
+  for (uint32_t i = first; i < s->n_cases; i++) seed_render_case(w, s, s->cases[i]);
   jw_arr_end(w);
   jw_obj_end(w);
 }
 
 /* RFC 4180: quote fields holding a comma, a quote or a line break */
-static void csv_field(struct jw *w, const char *v, bool last)
-{
+static void csv_field(struct jw *w, const char *v, bool last) {
   if (strpbrk(v, ",\"\r\n")) {
     jw_text(w, "\"", 1);
     for (const char *p = v; *p; p++) {
       jw_text(w, p, 1);
-      if (*p == '"')
-        jw_text(w, "\"", 1);
+      if (*p == '"') jw_text(w, "\"", 1);
     }
     jw_text(w, "\"", 1);
   } else {
@@ -332,52 +302,51 @@ static void csv_field(struct jw *w, const char *v, bool last)
   jw_text(w, last ? "\r\n" : ",", last ? 2 : 1);
 }
 
-static void csv_ids(struct jw *w, const struct store *s, const struct sb_order *o,
-                    unsigned first, unsigned n, bool last)
-{
+static void csv_ids(struct jw *w, const struct store *s, const struct sb_order *o, unsigned first,
+                    unsigned n, bool last) {
   char hex[33];
   for (unsigned i = 0; i < n; i++) {
     hex_encode(s->subs[o->sub_first + first + i].id, 16, hex);
     jw_text(w, hex, 32);
-    if (i + 1 < n)
-      jw_text(w, ";", 1);
+    if (i + 1 < n) jw_text(w, ";", 1);
   }
   jw_text(w, last ? "\r\n" : ",", last ? 2 : 1);
 }
 
-static void csv_case(struct jw *w, const struct store *s, uint32_t order)
-{
+static void csv_case(struct jw *w, const struct store *s, uint32_t order) {
   const struct sb_order *o = &s->orders[order];
   char id[32], oid[33], uid[33];
   case_id(id, o->case_no);
   hex_encode(o->id, 16, oid);
   hex_encode(s->users[o->user].id, 16, uid);
-  const char *fields[] = {id, oid, uid, product_name(o->products[0]), o->first_name,
-                          o->last_name, o->email, o->phone, o->order_number,
+  const char *fields[] = {id,
+                          oid,
+                          uid,
+                          product_name(o->products[0]),
+                          o->first_name,
+                          o->last_name,
+                          o->email,
+                          o->phone,
+                          o->order_number,
                           state_name(o->case_state)};
-  for (unsigned i = 0; i < sizeof fields / sizeof *fields; i++)
-    csv_field(w, fields[i], false);
+  for (unsigned i = 0; i < sizeof fields / sizeof *fields; i++) csv_field(w, fields[i], false);
   csv_ids(w, s, o, 0, o->n_emp, false);
   csv_ids(w, s, o, o->n_emp, o->n_fa, true);
 }
 
-static void render_csv(struct jw *w, const struct store *s)
-{
+static void render_csv(struct jw *w, const struct store *s) {
   static const char HEADER[] = "case_id,order_id,user_id,product,first_name,last_name,email,"
                                "phone,order_number,state,employers,financial_accounts\r\n";
   jw_text(w, HEADER, sizeof HEADER - 1);
-  for (uint32_t i = 0; i < s->n_cases; i++)
-    csv_case(w, s, s->cases[i]);
+  for (uint32_t i = 0; i < s->n_cases; i++) csv_case(w, s, s->cases[i]);
 }
 
-static bool ends_with(const char *s, const char *suffix)
-{
+static bool ends_with(const char *s, const char *suffix) {
   size_t n = strlen(s), k = strlen(suffix);
   return n >= k && strcmp(s + n - k, suffix) == 0;
 }
 
-static bool write_atomic(const char *path, const char *data, size_t len, char *err, size_t errlen)
-{
+static bool write_atomic(const char *path, const char *data, size_t len, char *err, size_t errlen) {
   char tmp[4096];
   snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
   FILE *f = fopen(tmp, "wb");
@@ -391,8 +360,7 @@ static bool write_atomic(const char *path, const char *data, size_t len, char *e
   return ok;
 }
 
-bool seed_write_cases(const struct store *s, const char *path, char *err, size_t errlen)
-{
+bool seed_write_cases(const struct store *s, const char *path, char *err, size_t errlen) {
   struct jw w;
   bool csv = ends_with(path, ".csv");
   if (!csv && !ends_with(path, ".json")) {
@@ -400,10 +368,8 @@ bool seed_write_cases(const struct store *s, const char *path, char *err, size_t
     return false;
   }
   jw_init(&w, 1 << 16);
-  if (csv)
-    render_csv(&w, s);
-  else
-    seed_render_cases(&w, s, 0);
+  if (csv) render_csv(&w, s);
+  else seed_render_cases(&w, s, 0);
   jw_text(&w, csv ? "" : "\n", csv ? 0 : 1);
   size_t len;
   char *data = jw_finish(&w, &len);

@@ -60,30 +60,24 @@ static pthread_mutex_t parse_mu = PTHREAD_MUTEX_INITIALIZER;
 
 /* ---- small pieces ------------------------------------------------------ */
 
-static const char *header(struct request *rq, const char *name)
-{
+static const char *header(struct request *rq, const char *name) {
   return MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, name);
 }
 
-static bool same_secret(const char *given, const char *expected)
-{
+static bool same_secret(const char *given, const char *expected) {
   size_t n = strlen(expected);
   return given && strlen(given) == n && CRYPTO_memcmp(given, expected, n) == 0;
 }
 
-static bool is_json_type(const char *ct)
-{
+static bool is_json_type(const char *ct) {
   static const char JSON[] = "application/json";
-  if (!ct)
-    return false;
-  while (*ct == ' ' || *ct == '\t')
-    ct++;
+  if (!ct) return false;
+  while (*ct == ' ' || *ct == '\t') ct++;
   size_t n = strcspn(ct, "; \t");
   return n == sizeof JSON - 1 && strncasecmp(ct, JSON, n) == 0;
 }
 
-static void request_id(struct sandbox *sb, char out[33])
-{
+static void request_id(struct sandbox *sb, char out[33]) {
   uint64_t seq = __atomic_fetch_add(&sb->request_seq, 1, __ATOMIC_RELAXED);
   uint64_t a = rng_mix(sb->request_nonce, seq), b = rng_mix(seq, sb->request_nonce);
   uint8_t raw[16];
@@ -92,8 +86,7 @@ static void request_id(struct sandbox *sb, char out[33])
   hex_encode(raw, 16, out);
 }
 
-static void add_headers(struct request *rq, struct MHD_Response *resp)
-{
+static void add_headers(struct request *rq, struct MHD_Response *resp) {
   char rid[33];
   request_id(rq->sb, rid);
   MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
@@ -101,8 +94,7 @@ static void add_headers(struct request *rq, struct MHD_Response *resp)
   MHD_add_response_header(resp, "X-Request-Id", rid);
   if (rq->reply.location)
     MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, rq->reply.location);
-  if (rq->reply.allow)
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, rq->reply.allow);
+  if (rq->reply.allow) MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, rq->reply.allow);
   if (rq->reply.retry_after > 0) {
     char ra[16];
     snprintf(ra, sizeof ra, "%d", rq->reply.retry_after);
@@ -111,12 +103,10 @@ static void add_headers(struct request *rq, struct MHD_Response *resp)
 }
 
 /* counts the outcome; with --verbose (and not --quiet) logs one line */
-static void count(struct request *rq, enum outcome_slot slot)
-{
+static void count(struct request *rq, enum outcome_slot slot) {
   const struct sb_options *o = &rq->sb->opt;
   stats_count(&rq->sb->stats, rq->route.ep, rq->method, slot);
-  if (!o->verbose || o->quiet)
-    return;
+  if (!o->verbose || o->quiet) return;
   char status[16];
   if (slot == OUT_OTHER || slot < OUT_RESET_BEFORE)
     snprintf(status, sizeof status, "%d", rq->reply.status);
@@ -126,8 +116,7 @@ static void count(struct request *rq, enum outcome_slot slot)
 }
 
 /* closes the connection with a TCP reset, answering nothing */
-static enum MHD_Result abort_connection(struct request *rq)
-{
+static enum MHD_Result abort_connection(struct request *rq) {
   const union MHD_ConnectionInfo *ci =
     MHD_get_connection_info(rq->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
   if (ci) {
@@ -139,18 +128,13 @@ static enum MHD_Result abort_connection(struct request *rq)
 
 /* ---- answering --------------------------------------------------------- */
 
-static enum MHD_Result send_reply(struct request *rq)
-{
+static enum MHD_Result send_reply(struct request *rq) {
   struct reply *r = &rq->reply;
   struct MHD_Response *resp;
-  if (!r->body)
-    reply_server_error(r);
-  if (r->body)
-    resp = MHD_create_response_from_buffer(r->len, r->body, MHD_RESPMEM_MUST_FREE);
-  else
-    resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
-  if (!resp)
-    return MHD_NO;
+  if (!r->body) reply_server_error(r);
+  if (r->body) resp = MHD_create_response_from_buffer(r->len, r->body, MHD_RESPMEM_MUST_FREE);
+  else resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+  if (!resp) return MHD_NO;
   r->body = NULL; /* MHD frees it with the response */
   add_headers(rq, resp);
   enum MHD_Result ret = MHD_queue_response(rq->conn, (unsigned)r->status, resp);
@@ -159,8 +143,7 @@ static enum MHD_Result send_reply(struct request *rq)
   return ret;
 }
 
-static ssize_t partial_read(void *cls, uint64_t pos, char *buf, size_t max)
-{
+static ssize_t partial_read(void *cls, uint64_t pos, char *buf, size_t max) {
   struct partial *p = cls;
   if (pos < p->limit) {
     size_t n = p->limit - (size_t)pos;
@@ -176,16 +159,14 @@ static ssize_t partial_read(void *cls, uint64_t pos, char *buf, size_t max)
   return MHD_CONTENT_READER_END_WITH_ERROR; /* MHD closes the connection */
 }
 
-static void partial_free(void *cls)
-{
+static void partial_free(void *cls) {
   struct partial *p = cls;
   free(p->body);
   free(p);
 }
 
 /* announces the full length, sends half the body, (stalls,) then closes */
-static enum MHD_Result send_partial(struct request *rq, bool stall)
-{
+static enum MHD_Result send_partial(struct request *rq, bool stall) {
   struct partial *p = calloc(1, sizeof *p);
   if (!p || !rq->reply.body) {
     free(p);
@@ -211,32 +192,30 @@ static enum MHD_Result send_partial(struct request *rq, bool stall)
 }
 
 /* the answer (or its fault) once any latency has passed */
-static enum MHD_Result finish(struct request *rq)
-{
+static enum MHD_Result finish(struct request *rq) {
   switch (rq->plan.kind) {
-  case FAULT_RESET_AFTER:
-    faults_count(&rq->sb->faults, FAULT_RESET_AFTER);
-    count(rq, OUT_RESET_AFTER);
-    return abort_connection(rq);
-  case FAULT_TRUNCATE:
-  case FAULT_STALL:
-    faults_count(&rq->sb->faults, rq->plan.kind);
-    count(rq, rq->plan.kind == FAULT_STALL ? OUT_STALL : OUT_TRUNCATE);
-    return send_partial(rq, rq->plan.kind == FAULT_STALL);
-  default:
-    return send_reply(rq);
+    case FAULT_RESET_AFTER:
+      faults_count(&rq->sb->faults, FAULT_RESET_AFTER);
+      count(rq, OUT_RESET_AFTER);
+      return abort_connection(rq);
+    case FAULT_TRUNCATE:
+    case FAULT_STALL:
+      faults_count(&rq->sb->faults, rq->plan.kind);
+      count(rq, rq->plan.kind == FAULT_STALL ? OUT_STALL : OUT_TRUNCATE);
+      return send_partial(rq, rq->plan.kind == FAULT_STALL);
+    default: return send_reply(rq);
   }
 }
 
 /* ---- the pipeline ------------------------------------------------------ */
 
-static void parse_body(struct request *rq, cJSON **json)
-{
+static void parse_body(struct request *rq, cJSON **json) {
   const char *end = NULL;
   char msg[160];
   *json = NULL;
   if (!utf8_valid(rq->body, rq->len)) {
-    reply_bad_field(&rq->reply, "non_field_errors", "JSON parse error - the body is not valid UTF-8.");
+    reply_bad_field(&rq->reply, "non_field_errors",
+                    "JSON parse error - the body is not valid UTF-8.");
     return;
   }
   pthread_mutex_lock(&parse_mu);
@@ -260,34 +239,30 @@ static void parse_body(struct request *rq, cJSON **json)
   *json = j;
 }
 
-static void dispatch_v1(struct handler_ctx *x)
-{
+static void dispatch_v1(struct handler_ctx *x) {
   switch (x->route->ep) {
-  case EP_V1_ORDERS: api_create_order(x); break;
-  case EP_V1_ORDER:
-    if (x->method == M_POST)
-      api_refresh_order(x);
-    else
-      api_get_order(x);
-    break;
-  case EP_V1_ORDER_EVENTS: api_order_events(x); break;
-  case EP_V1_REFRESH_TASKS: api_create_refresh_task(x); break;
-  case EP_V1_REFRESH_TASK: api_get_refresh_task(x); break;
-  case EP_V1_USERS: api_create_user(x); break;
-  case EP_V1_USER: api_get_user(x); break;
-  case EP_V1_USER_TOKENS: api_user_token(x); break;
-  case EP_V1_LINK_TOKENS: api_link_token(x); break;
-  case EP_V1_LINK: api_get_link(x); break;
-  case EP_V1_LINK_REPORT: api_link_report(x); break;
-  case EP_V1_TASKS: api_list_tasks(x); break;
-  case EP_V1_TASK: api_get_task(x); break;
-  default: reply_not_found(x->reply);
+    case EP_V1_ORDERS: api_create_order(x); break;
+    case EP_V1_ORDER:
+      if (x->method == M_POST) api_refresh_order(x);
+      else api_get_order(x);
+      break;
+    case EP_V1_ORDER_EVENTS: api_order_events(x); break;
+    case EP_V1_REFRESH_TASKS: api_create_refresh_task(x); break;
+    case EP_V1_REFRESH_TASK: api_get_refresh_task(x); break;
+    case EP_V1_USERS: api_create_user(x); break;
+    case EP_V1_USER: api_get_user(x); break;
+    case EP_V1_USER_TOKENS: api_user_token(x); break;
+    case EP_V1_LINK_TOKENS: api_link_token(x); break;
+    case EP_V1_LINK: api_get_link(x); break;
+    case EP_V1_LINK_REPORT: api_link_report(x); break;
+    case EP_V1_TASKS: api_list_tasks(x); break;
+    case EP_V1_TASK: api_get_task(x); break;
+    default: reply_not_found(x->reply);
   }
 }
 
 /* a body counts only on methods that carry one (a GET's body is ignored) */
-static bool has_body(const struct request *rq)
-{
+static bool has_body(const struct request *rq) {
   return rq->len > 0 && (rq->method == M_POST || rq->method == M_PUT || rq->method == M_PATCH);
 }
 
@@ -298,8 +273,7 @@ struct query_buf {
   bool oom;
 };
 
-static void query_put(struct query_buf *q, const char *s, bool escape)
-{
+static void query_put(struct query_buf *q, const char *s, bool escape) {
   static const char HEX[] = "0123456789ABCDEF";
   for (; s && *s; s++) {
     unsigned char c = (unsigned char)*s;
@@ -327,8 +301,7 @@ static void query_put(struct query_buf *q, const char *s, bool escape)
 }
 
 static enum MHD_Result query_arg(void *cls, enum MHD_ValueKind kind, const char *key,
-                                 const char *value)
-{
+                                 const char *value) {
   (void)kind;
   struct query_buf *q = cls;
   query_put(q, q->args++ == 0 ? "?" : "&", false);
@@ -343,10 +316,8 @@ static enum MHD_Result query_arg(void *cls, enum MHD_ValueKind kind, const char 
 /* Django's CommonMiddleware with APPEND_SLASH: a path that matches only
  * with a final slash is answered 301 to it (query kept), before any view,
  * authentication included. NULL when the path is not such a path. */
-static char *slash_location(struct request *rq)
-{
-  if (rq->sb->opt.strict || !route_wants_slash(rq->url))
-    return NULL;
+static char *slash_location(struct request *rq) {
+  if (rq->sb->opt.strict || !route_wants_slash(rq->url)) return NULL;
   struct query_buf q = {0};
   query_put(&q, rq->url, false);
   query_put(&q, "/", false);
@@ -359,77 +330,67 @@ static char *slash_location(struct request *rq)
 }
 
 /* the checks Truv (DRF) makes before a view runs; true when they pass */
-static bool v1_gate(struct request *rq)
-{
+static bool v1_gate(struct request *rq) {
   struct sandbox *sb = rq->sb;
   struct reply *r = &rq->reply;
   char *location;
   if (rq->route.ep == EP_V1_UNKNOWN) {
-    if ((location = slash_location(rq)))
-      reply_redirect(r, location);
-    else
-      reply_not_found(r);
+    if ((location = slash_location(rq))) reply_redirect(r, location);
+    else reply_not_found(r);
   } else if (!same_secret(header(rq, "X-Access-Client-Id"), sb->opt.client_id) ||
              !same_secret(header(rq, "X-Access-Secret"), sb->opt.secret)) {
     reply_auth_failed(r);
   } else {
     int wait = ratelimit_take(&sb->limiter, time_mono_us());
-    if (wait > 0)
-      reply_throttled(r, wait);
+    if (wait > 0) reply_throttled(r, wait);
     else if (!route_allows(rq->route.ep, rq->method))
       reply_method_not_allowed(r, rq->method_name, route_allow_header(rq->route.ep));
     else if (has_body(rq) && !is_json_type(header(rq, MHD_HTTP_HEADER_CONTENT_TYPE)))
       reply_unsupported_media(r, header(rq, MHD_HTTP_HEADER_CONTENT_TYPE));
-    else
-      return true;
+    else return true;
   }
   return false;
 }
 
-static bool control_gate(struct request *rq)
-{
-  if (rq->route.ep == EP_SB_UNKNOWN || rq->route.ep == EP_OTHER)
-    reply_not_found(&rq->reply);
+static bool control_gate(struct request *rq) {
+  if (rq->route.ep == EP_SB_UNKNOWN || rq->route.ep == EP_OTHER) reply_not_found(&rq->reply);
   else if (!route_allows(rq->route.ep, rq->method))
     reply_method_not_allowed(&rq->reply, rq->method_name, route_allow_header(rq->route.ep));
-  else
-    return true;
+  else return true;
   return false;
 }
 
-static void handle(struct request *rq)
-{
+static void handle(struct request *rq) {
   bool v1 = route_is_v1(rq->route.ep);
   cJSON *json = NULL;
   if (rq->too_large) {
     reply_detail(&rq->reply, 413, "Request body is too large.");
     return;
   }
-  if (!(v1 ? v1_gate(rq) : control_gate(rq)))
-    return;
-  if (has_body(rq) && (parse_body(rq, &json), !json))
-    return;
+  if (!(v1 ? v1_gate(rq) : control_gate(rq))) return;
+  if (has_body(rq) && (parse_body(rq, &json), !json)) return;
   const char *host = header(rq, MHD_HTTP_HEADER_HOST);
   char fallback[64];
   snprintf(fallback, sizeof fallback, "127.0.0.1:%d", rq->sb->port);
   struct handler_ctx x = {
-    .sb = rq->sb, .conn = rq->conn, .route = &rq->route,
-    .method = rq->method == M_HEAD ? M_GET : rq->method, .json = json ? json : &NO_BODY,
-    .host = host ? host : fallback, .now = vclock_now(&rq->sb->clock), .reply = &rq->reply,
+    .sb = rq->sb,
+    .conn = rq->conn,
+    .route = &rq->route,
+    .method = rq->method == M_HEAD ? M_GET : rq->method,
+    .json = json ? json : &NO_BODY,
+    .host = host ? host : fallback,
+    .now = vclock_now(&rq->sb->clock),
+    .reply = &rq->reply,
   };
-  if (v1)
-    dispatch_v1(&x);
-  else
-    control_handle(&x);
+  if (v1) dispatch_v1(&x);
+  else control_handle(&x);
   cJSON_Delete(json);
 }
 
 /* the whole request is in: decide, process, answer or delay */
-static enum MHD_Result complete(struct request *rq)
-{
+static enum MHD_Result complete(struct request *rq) {
   struct sandbox *sb = rq->sb;
-  if (route_is_v1(rq->route.ep))
-    faults_plan(&sb->faults, rq->method_name, rq->url, &rq->plan);
+  if (route_is_v1(rq->route.ep)) faults_plan(&sb->faults, rq->method_name, rq->url, &rq->plan);
   if (rq->plan.kind == FAULT_RESET_BEFORE) {
     faults_count(&sb->faults, FAULT_RESET_BEFORE);
     count(rq, OUT_RESET_BEFORE);
@@ -449,16 +410,14 @@ static enum MHD_Result complete(struct request *rq)
   return finish(rq);
 }
 
-static void append(struct request *rq, const char *data, size_t n)
-{
+static void append(struct request *rq, const char *data, size_t n) {
   if (rq->too_large || rq->len + n > MAX_BODY) {
     rq->too_large = true;
     return;
   }
   if (rq->len + n + 1 > rq->cap) {
     size_t cap = rq->cap ? rq->cap * 2 : 1024;
-    while (cap < rq->len + n + 1)
-      cap *= 2;
+    while (cap < rq->len + n + 1) cap *= 2;
     char *p = realloc(rq->body, cap);
     if (!p) {
       rq->too_large = true;
@@ -472,12 +431,10 @@ static void append(struct request *rq, const char *data, size_t n)
   rq->body[rq->len] = '\0';
 }
 
-static struct request *request_new(struct sandbox *sb, struct MHD_Connection *conn,
-                                   const char *url, const char *method)
-{
+static struct request *request_new(struct sandbox *sb, struct MHD_Connection *conn, const char *url,
+                                   const char *method) {
   struct request *rq = calloc(1, sizeof *rq);
-  if (!rq)
-    return NULL;
+  if (!rq) return NULL;
   rq->sb = sb;
   rq->conn = conn;
   rq->url = url;
@@ -490,10 +447,8 @@ static struct request *request_new(struct sandbox *sb, struct MHD_Connection *co
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **con_cls)
-{
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls) {
   (void)version;
   struct request *rq = *con_cls;
   if (!rq) {
@@ -505,18 +460,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     *upload_data_size = 0;
     return MHD_YES;
   }
-  if (rq->phase == PHASE_DELAYED)
-    return finish(rq);
+  if (rq->phase == PHASE_DELAYED) return finish(rq);
   return complete(rq);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
-                         enum MHD_RequestTerminationCode why)
-{
+                         enum MHD_RequestTerminationCode why) {
   (void)cls, (void)conn, (void)why;
   struct request *rq = *con_cls;
-  if (!rq)
-    return;
+  if (!rq) return;
   reply_free(&rq->reply);
   free(rq->body);
   free(rq);
@@ -525,22 +477,17 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 
 /* ---- lifecycle --------------------------------------------------------- */
 
-static int bind_addr(int fd, const char *host, int port, char *err, size_t errlen)
-{
+static int bind_addr(int fd, const char *host, int port, char *err, size_t errlen) {
   struct sockaddr_in v4 = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
   struct sockaddr_in6 v6 = {.sin6_family = AF_INET6, .sin6_port = htons((uint16_t)port)};
   int rc;
-  if (inet_pton(AF_INET, host, &v4.sin_addr) == 1)
-    rc = bind(fd, (struct sockaddr *)&v4, sizeof v4);
-  else
-    rc = bind(fd, (struct sockaddr *)&v6, sizeof v6);
-  if (rc != 0)
-    snprintf(err, errlen, "cannot bind %s:%d: %s", host, port, strerror(errno));
+  if (inet_pton(AF_INET, host, &v4.sin_addr) == 1) rc = bind(fd, (struct sockaddr *)&v4, sizeof v4);
+  else rc = bind(fd, (struct sockaddr *)&v6, sizeof v6);
+  if (rc != 0) snprintf(err, errlen, "cannot bind %s:%d: %s", host, port, strerror(errno));
   return rc;
 }
 
-int server_listen(const char *host, int port, int *bound_port, char *err, size_t errlen)
-{
+int server_listen(const char *host, int port, int *bound_port, char *err, size_t errlen) {
   struct in6_addr a6;
   bool v6 = inet_pton(AF_INET6, host, &a6) == 1;
   struct in_addr a4;
@@ -557,8 +504,7 @@ int server_listen(const char *host, int port, int *bound_port, char *err, size_t
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   struct sockaddr_storage ss;
   socklen_t sl = sizeof ss;
-  if (bind_addr(fd, host, port, err, errlen) != 0)
-    goto fail;
+  if (bind_addr(fd, host, port, err, errlen) != 0) goto fail;
   if (listen(fd, 4096) != 0) {
     snprintf(err, errlen, "cannot listen on %s:%d: %s", host, port, strerror(errno));
     goto fail;
@@ -572,27 +518,19 @@ fail:
   return -1;
 }
 
-struct MHD_Daemon *server_start(struct sandbox *sb, int fd, char *err, size_t errlen)
-{
+struct MHD_Daemon *server_start(struct sandbox *sb, int fd, char *err, size_t errlen) {
   unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_TURBO;
-  if (sb->opt.verbose && !sb->opt.quiet)
-    flags |= MHD_USE_ERROR_LOG;
+  if (sb->opt.verbose && !sb->opt.quiet) flags |= MHD_USE_ERROR_LOG;
   unsigned threads = sb->opt.threads > 1 ? (unsigned)sb->opt.threads : 0;
-  struct MHD_Daemon *d = MHD_start_daemon(
-    flags, 0, NULL, NULL, on_request, sb,
-    MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
-    MHD_OPTION_THREAD_POOL_SIZE, threads,
-    MHD_OPTION_NOTIFY_COMPLETED, on_completed, sb,
-    MHD_OPTION_CONNECTION_LIMIT, CONNECTION_LIMIT,
-    MHD_OPTION_CONNECTION_TIMEOUT, IDLE_TIMEOUT_S,
-    MHD_OPTION_END);
-  if (!d)
-    snprintf(err, errlen, "cannot start the HTTP server (libmicrohttpd)");
+  struct MHD_Daemon *d =
+    MHD_start_daemon(flags, 0, NULL, NULL, on_request, sb, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
+                     MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_NOTIFY_COMPLETED,
+                     on_completed, sb, MHD_OPTION_CONNECTION_LIMIT, CONNECTION_LIMIT,
+                     MHD_OPTION_CONNECTION_TIMEOUT, IDLE_TIMEOUT_S, MHD_OPTION_END);
+  if (!d) snprintf(err, errlen, "cannot start the HTTP server (libmicrohttpd)");
   return d;
 }
 
-void server_stop(struct MHD_Daemon *d)
-{
-  if (d)
-    MHD_stop_daemon(d);
+void server_stop(struct MHD_Daemon *d) {
+  if (d) MHD_stop_daemon(d);
 }

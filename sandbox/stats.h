@@ -17,8 +17,25 @@
 #include "router.h"
 
 enum outcome_slot {
-  OUT_200, OUT_201, OUT_301, OUT_400, OUT_401, OUT_404, OUT_405, OUT_410, OUT_413, OUT_415, OUT_429, OUT_500,
-  OUT_502, OUT_503, OUT_OTHER, OUT_RESET_BEFORE, OUT_RESET_AFTER, OUT_TRUNCATE, OUT_STALL,
+  OUT_200,
+  OUT_201,
+  OUT_301,
+  OUT_400,
+  OUT_401,
+  OUT_404,
+  OUT_405,
+  OUT_410,
+  OUT_413,
+  OUT_415,
+  OUT_429,
+  OUT_500,
+  OUT_502,
+  OUT_503,
+  OUT_OTHER,
+  OUT_RESET_BEFORE,
+  OUT_RESET_AFTER,
+  OUT_TRUNCATE,
+  OUT_STALL,
   OUT__COUNT
 };
 
@@ -35,16 +52,13 @@ void stats_reset(struct stats *st);
 void stats_render_requests(struct jw *w, struct stats *st);
 
 /* relaxed atomic helpers shared by the counter owners */
-static inline void counter_add(uint64_t *c, uint64_t n)
-{
+static inline void counter_add(uint64_t *c, uint64_t n) {
   __atomic_fetch_add(c, n, __ATOMIC_RELAXED);
 }
-static inline uint64_t counter_get(const uint64_t *c)
-{
+static inline uint64_t counter_get(const uint64_t *c) {
   return __atomic_load_n(c, __ATOMIC_RELAXED);
 }
-static inline void counter_zero(uint64_t *c)
-{
+static inline void counter_zero(uint64_t *c) {
   __atomic_store_n(c, 0, __ATOMIC_RELAXED);
 }
 

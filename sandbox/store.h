@@ -19,8 +19,8 @@
  *
  * Locking. One reader/writer lock (writer-preferring) guards everything here,
  * including `settings`. Readers (GET handlers) take it shared; every mutation
- * takes it exclusive (and bumps `generation`). Pointers into the arrays are valid only while the lock
- * is held and no entity is created (creation may move the arrays). */
+ * takes it exclusive (and bumps `generation`). Pointers into the arrays are valid only while the
+ * lock is held and no entity is created (creation may move the arrays). */
 #ifndef SANDBOX_STORE_H
 #define SANDBOX_STORE_H
 
@@ -37,14 +37,27 @@
 #define SB_TOKEN_TTL (6LL * 3600 * SB_USEC) /* bridge and public tokens live 6 h */
 
 enum sb_product {
-  PROD_INCOME, PROD_EMPLOYMENT, PROD_ASSETS, PROD_INSURANCE, PROD_TRANSACTIONS,
-  PROD_DEPOSIT_SWITCH, PROD_PLL, PROD__COUNT
+  PROD_INCOME,
+  PROD_EMPLOYMENT,
+  PROD_ASSETS,
+  PROD_INSURANCE,
+  PROD_TRANSACTIONS,
+  PROD_DEPOSIT_SWITCH,
+  PROD_PLL,
+  PROD__COUNT
 };
 
 /* connection states; ST_EXPIRED is only ever an effective state (age) */
 enum sb_state {
-  ST_ACTIVE, ST_EXPIRED, ST_CREDENTIALS, ST_MFA, ST_PROVIDER_DOWN, ST_NO_DATA,
-  ST_LOCKED, ST_UNSUPPORTED, ST__COUNT
+  ST_ACTIVE,
+  ST_EXPIRED,
+  ST_CREDENTIALS,
+  ST_MFA,
+  ST_PROVIDER_DOWN,
+  ST_NO_DATA,
+  ST_LOCKED,
+  ST_UNSUPPORTED,
+  ST__COUNT
 };
 
 enum sb_kind { KIND_EMPLOYER, KIND_FINANCIAL };
@@ -53,7 +66,7 @@ enum sb_task_origin { TASK_INITIAL, TASK_ORDER_REFRESH, TASK_DIRECT };
 
 struct sb_user {
   uint8_t id[16];
-  const char *external_id; /* NULL when none */
+  const char *external_id;                                  /* NULL when none */
   const char *first_name, *last_name, *email, *phone, *ssn; /* NULL when not given */
   sb_time created_at;
   uint32_t last_conn;   /* the newest connection of the user (SB_NONE: none) */
@@ -80,8 +93,8 @@ struct sb_conn {
   uint32_t last_task;        /* the newest task on it (SB_NONE: none) */
   uint32_t prev_of_user;     /* the user's connection made before this one */
   uint32_t stat_created, stat_billed;
-  uint8_t state; /* behavioural state, never ST_EXPIRED */
-  uint8_t oauth; /* the provider is OAuth-based (expires); otherwise session-based */
+  uint8_t state;         /* behavioural state, never ST_EXPIRED */
+  uint8_t oauth;         /* the provider is OAuth-based (expires); otherwise session-based */
   uint8_t kind, product; /* product: the link's initial product */
 };
 
@@ -184,7 +197,7 @@ struct store {
   uint32_t cap_users, cap_orders, cap_subs, cap_conns, cap_tasks, cap_bridges, cap_publics;
 
   uint32_t *cases, n_cases, cap_cases; /* seeded original orders, in case order */
-  struct live_task *live; /* min-heap on `due` */
+  struct live_task *live;              /* min-heap on `due` */
   uint32_t n_live, cap_live;
 
   /* refresh accounting for GET /_sandbox/stats (reset by stats/reset) */

@@ -15,24 +15,21 @@ struct ticker {
   bool stop;
 };
 
-static void tick(struct sandbox *sb)
-{
+static void tick(struct sandbox *sb) {
   store_wrlock(&sb->store);
-  if (sb->store.n_live > 0)
-    events_tick(sb, vclock_now(&sb->clock));
+  if (sb->store.n_live > 0) events_tick(sb, vclock_now(&sb->clock));
   store_unlock(&sb->store);
 }
 
-static void *run(void *arg)
-{
+static void *run(void *arg) {
   struct ticker *t = arg;
   pthread_mutex_lock(&t->mu);
   while (!t->stop) {
     int64_t due = time_mono_us() + TICKER_PERIOD_MS * 1000;
-    struct timespec ts = {.tv_sec = (time_t)(due / 1000000), .tv_nsec = (long)(due % 1000000) * 1000};
+    struct timespec ts = {.tv_sec = (time_t)(due / 1000000),
+                          .tv_nsec = (long)(due % 1000000) * 1000};
     pthread_cond_timedwait(&t->cv, &t->mu, &ts);
-    if (t->stop)
-      break;
+    if (t->stop) break;
     pthread_mutex_unlock(&t->mu);
     tick(t->sb);
     pthread_mutex_lock(&t->mu);
@@ -41,12 +38,10 @@ static void *run(void *arg)
   return NULL;
 }
 
-struct ticker *ticker_start(struct sandbox *sb)
-{
+struct ticker *ticker_start(struct sandbox *sb) {
   struct ticker *t = calloc(1, sizeof *t);
   pthread_condattr_t attr;
-  if (!t)
-    return NULL;
+  if (!t) return NULL;
   t->sb = sb;
   pthread_mutex_init(&t->mu, NULL);
   pthread_condattr_init(&attr);
@@ -62,10 +57,8 @@ struct ticker *ticker_start(struct sandbox *sb)
   return t;
 }
 
-void ticker_stop(struct ticker *t)
-{
-  if (!t)
-    return;
+void ticker_stop(struct ticker *t) {
+  if (!t) return;
   pthread_mutex_lock(&t->mu);
   t->stop = true;
   pthread_cond_signal(&t->cv);

@@ -7,12 +7,10 @@
 
 #include "timeutil.h"
 
-static void sift_up(struct timer_entry *h, unsigned i)
-{
+static void sift_up(struct timer_entry *h, unsigned i) {
   while (i > 0) {
     unsigned parent = (i - 1) / 2;
-    if (h[parent].due <= h[i].due)
-      break;
+    if (h[parent].due <= h[i].due) break;
     struct timer_entry tmp = h[parent];
     h[parent] = h[i];
     h[i] = tmp;
@@ -20,16 +18,12 @@ static void sift_up(struct timer_entry *h, unsigned i)
   }
 }
 
-static void sift_down(struct timer_entry *h, unsigned n, unsigned i)
-{
+static void sift_down(struct timer_entry *h, unsigned n, unsigned i) {
   for (;;) {
     unsigned l = 2 * i + 1, r = l + 1, m = i;
-    if (l < n && h[l].due < h[m].due)
-      m = l;
-    if (r < n && h[r].due < h[m].due)
-      m = r;
-    if (m == i)
-      return;
+    if (l < n && h[l].due < h[m].due) m = l;
+    if (r < n && h[r].due < h[m].due) m = r;
+    if (m == i) return;
     struct timer_entry tmp = h[m];
     h[m] = h[i];
     h[i] = tmp;
@@ -37,24 +31,21 @@ static void sift_down(struct timer_entry *h, unsigned n, unsigned i)
   }
 }
 
-static struct MHD_Connection *pop(struct timer *t)
-{
+static struct MHD_Connection *pop(struct timer *t) {
   struct MHD_Connection *c = t->heap[0].conn;
   t->heap[0] = t->heap[--t->n];
   sift_down(t->heap, t->n, 0);
   return c;
 }
 
-static void wait_until(struct timer *t, int64_t due_mono)
-{
+static void wait_until(struct timer *t, int64_t due_mono) {
   /* the condition variable uses CLOCK_MONOTONIC (see timer_start) */
   struct timespec ts = {.tv_sec = (time_t)(due_mono / 1000000),
                         .tv_nsec = (long)(due_mono % 1000000) * 1000};
   pthread_cond_timedwait(&t->cv, &t->mu, &ts);
 }
 
-static void *run(void *arg)
-{
+static void *run(void *arg) {
   struct timer *t = arg;
   pthread_mutex_lock(&t->mu);
   while (!t->stop) {
@@ -67,15 +58,13 @@ static void *run(void *arg)
       wait_until(t, t->heap[0].due);
       continue;
     }
-    while (t->n > 0 && t->heap[0].due <= now)
-      MHD_resume_connection(pop(t));
+    while (t->n > 0 && t->heap[0].due <= now) MHD_resume_connection(pop(t));
   }
   pthread_mutex_unlock(&t->mu);
   return NULL;
 }
 
-bool timer_start(struct timer *t)
-{
+bool timer_start(struct timer *t) {
   pthread_condattr_t attr;
   t->heap = NULL;
   t->n = t->cap = 0;
@@ -89,21 +78,17 @@ bool timer_start(struct timer *t)
   return t->started;
 }
 
-static bool grow(struct timer *t)
-{
-  if (t->n < t->cap)
-    return true;
+static bool grow(struct timer *t) {
+  if (t->n < t->cap) return true;
   unsigned cap = t->cap ? t->cap * 2 : 256;
   struct timer_entry *h = realloc(t->heap, cap * sizeof *h);
-  if (!h)
-    return false;
+  if (!h) return false;
   t->heap = h;
   t->cap = cap;
   return true;
 }
 
-bool timer_suspend(struct timer *t, struct MHD_Connection *conn, int64_t delay_us)
-{
+bool timer_suspend(struct timer *t, struct MHD_Connection *conn, int64_t delay_us) {
   bool ok = false;
   pthread_mutex_lock(&t->mu);
   if (!t->draining && grow(t)) {
@@ -117,25 +102,20 @@ bool timer_suspend(struct timer *t, struct MHD_Connection *conn, int64_t delay_u
   return ok;
 }
 
-void timer_drain(struct timer *t)
-{
+void timer_drain(struct timer *t) {
   pthread_mutex_lock(&t->mu);
   t->draining = true;
-  while (t->n > 0)
-    MHD_resume_connection(pop(t));
+  while (t->n > 0) MHD_resume_connection(pop(t));
   pthread_mutex_unlock(&t->mu);
 }
 
-void timer_stop(struct timer *t)
-{
+void timer_stop(struct timer *t) {
   pthread_mutex_lock(&t->mu);
   t->draining = t->stop = true;
-  while (t->n > 0)
-    MHD_resume_connection(pop(t));
+  while (t->n > 0) MHD_resume_connection(pop(t));
   pthread_cond_signal(&t->cv);
   pthread_mutex_unlock(&t->mu);
-  if (t->started)
-    pthread_join(t->thread, NULL);
+  if (t->started) pthread_join(t->thread, NULL);
   t->started = false;
   free(t->heap);
   t->heap = NULL;

@@ -6,8 +6,7 @@
 #include <string.h>
 #include <time.h>
 
-int64_t time_days_from_civil(int64_t y, unsigned m, unsigned d)
-{
+int64_t time_days_from_civil(int64_t y, unsigned m, unsigned d) {
   y -= m <= 2;
   int64_t era = (y >= 0 ? y : y - 399) / 400;
   unsigned yoe = (unsigned)(y - era * 400);
@@ -16,8 +15,7 @@ int64_t time_days_from_civil(int64_t y, unsigned m, unsigned d)
   return era * 146097 + (int64_t)doe - 719468;
 }
 
-void time_civil_from_days(int64_t days, int64_t *y, unsigned *m, unsigned *d)
-{
+void time_civil_from_days(int64_t days, int64_t *y, unsigned *m, unsigned *d) {
   days += 719468;
   int64_t era = (days >= 0 ? days : days - 146096) / 146097;
   unsigned doe = (unsigned)(days - era * 146097);
@@ -29,15 +27,13 @@ void time_civil_from_days(int64_t days, int64_t *y, unsigned *m, unsigned *d)
   *y = (int64_t)yoe + era * 400 + (*m <= 2);
 }
 
-int64_t time_day_of(sb_time t)
-{
+int64_t time_day_of(sb_time t) {
   int64_t day = t / SB_DAY;
   return (t % SB_DAY < 0) ? day - 1 : day;
 }
 
 static void split(sb_time t, int64_t *days, unsigned *hh, unsigned *mm, unsigned *ss,
-                  unsigned *us)
-{
+                  unsigned *us) {
   *days = time_day_of(t);
   int64_t rest = t - *days * SB_DAY;
   *us = (unsigned)(rest % SB_USEC);
@@ -47,20 +43,17 @@ static void split(sb_time t, int64_t *days, unsigned *hh, unsigned *mm, unsigned
   *hh = (unsigned)(rest / 3600);
 }
 
-static void put2(char *p, unsigned v)
-{
+static void put2(char *p, unsigned v) {
   p[0] = (char)('0' + v / 10 % 10);
   p[1] = (char)('0' + v % 10);
 }
 
-static size_t put_stamp(sb_time t, char *out, char sep, const char *zone)
-{
+static size_t put_stamp(sb_time t, char *out, char sep, const char *zone) {
   int64_t days, y;
   unsigned hh, mm, ss, us, mo, d;
   split(t, &days, &hh, &mm, &ss, &us);
   time_civil_from_days(days, &y, &mo, &d);
-  if (y < 0 || y > 9999)
-    y = y < 0 ? 0 : 9999;
+  if (y < 0 || y > 9999) y = y < 0 ? 0 : 9999;
   unsigned yy = (unsigned)y;
   char *p = out;
   put2(p, yy / 100);
@@ -76,30 +69,25 @@ static size_t put_stamp(sb_time t, char *out, char sep, const char *zone)
   p[16] = ':';
   put2(p + 17, ss);
   p[19] = '.';
-  for (int i = 25; i >= 20; i--, us /= 10)
-    p[i] = (char)('0' + us % 10);
+  for (int i = 25; i >= 20; i--, us /= 10) p[i] = (char)('0' + us % 10);
   size_t zl = strlen(zone);
   memcpy(p + 26, zone, zl + 1);
   return 26 + zl;
 }
 
-size_t time_iso(sb_time t, char *out)
-{
+size_t time_iso(sb_time t, char *out) {
   return put_stamp(t, out, 'T', "Z");
 }
 
-size_t time_iso_offset(sb_time t, char *out)
-{
+size_t time_iso_offset(sb_time t, char *out) {
   return put_stamp(t, out, 'T', "+00:00");
 }
 
-size_t time_date(int64_t days, char *out)
-{
+size_t time_date(int64_t days, char *out) {
   int64_t y;
   unsigned m, d;
   time_civil_from_days(days, &y, &m, &d);
-  if (y < 0 || y > 9999)
-    y = y < 0 ? 0 : 9999;
+  if (y < 0 || y > 9999) y = y < 0 ? 0 : 9999;
   put2(out, (unsigned)y / 100);
   put2(out + 2, (unsigned)y % 100);
   out[4] = '-';
@@ -110,26 +98,22 @@ size_t time_date(int64_t days, char *out)
   return 10;
 }
 
-static bool digits(const char *s, int n, unsigned *out)
-{
+static bool digits(const char *s, int n, unsigned *out) {
   unsigned v = 0;
   for (int i = 0; i < n; i++) {
-    if (s[i] < '0' || s[i] > '9')
-      return false;
+    if (s[i] < '0' || s[i] > '9') return false;
     v = v * 10 + (unsigned)(s[i] - '0');
   }
   *out = v;
   return true;
 }
 
-static bool parse_date(const char *s, int64_t *days)
-{
+static bool parse_date(const char *s, int64_t *days) {
   unsigned y, m, d;
   if (!digits(s, 4, &y) || s[4] != '-' || !digits(s + 5, 2, &m) || s[7] != '-' ||
       !digits(s + 8, 2, &d))
     return false;
-  if (m < 1 || m > 12 || d < 1 || d > 31)
-    return false;
+  if (m < 1 || m > 12 || d < 1 || d > 31) return false;
   int64_t y2;
   unsigned m2, d2;
   *days = time_days_from_civil(y, m, d);
@@ -137,8 +121,7 @@ static bool parse_date(const char *s, int64_t *days)
   return m2 == m && d2 == d; /* rejects 2023-02-30 */
 }
 
-static bool parse_zone(const char *s, int64_t *offset_s)
-{
+static bool parse_zone(const char *s, int64_t *offset_s) {
   unsigned hh, mm;
   if (strcmp(s, "Z") == 0 || *s == '\0') {
     *offset_s = 0;
@@ -151,25 +134,20 @@ static bool parse_zone(const char *s, int64_t *offset_s)
   return true;
 }
 
-static bool parse_clock(const char *s, int64_t *us_of_day, const char **rest)
-{
+static bool parse_clock(const char *s, int64_t *us_of_day, const char **rest) {
   unsigned hh, mm, ss = 0, frac = 0;
   if (!digits(s, 2, &hh) || s[2] != ':' || !digits(s + 3, 2, &mm) || hh > 23 || mm > 59)
     return false;
   s += 5;
   if (*s == ':') {
-    if (!digits(s + 1, 2, &ss) || ss > 59)
-      return false;
+    if (!digits(s + 1, 2, &ss) || ss > 59) return false;
     s += 3;
     if (*s == '.') {
       int n = 0;
       for (s++; *s >= '0' && *s <= '9'; s++, n++)
-        if (n < 6)
-          frac = frac * 10 + (unsigned)(*s - '0');
-      if (n == 0)
-        return false;
-      for (; n < 6; n++)
-        frac *= 10;
+        if (n < 6) frac = frac * 10 + (unsigned)(*s - '0');
+      if (n == 0) return false;
+      for (; n < 6; n++) frac *= 10;
     }
   }
   *us_of_day = ((int64_t)hh * 3600 + mm * 60 + ss) * SB_USEC + frac;
@@ -177,12 +155,10 @@ static bool parse_clock(const char *s, int64_t *us_of_day, const char **rest)
   return true;
 }
 
-bool time_parse_iso(const char *s, sb_time *out)
-{
+bool time_parse_iso(const char *s, sb_time *out) {
   int64_t days, us = 0, offset = 0;
   const char *rest = "";
-  if (strlen(s) < 10 || !parse_date(s, &days))
-    return false;
+  if (strlen(s) < 10 || !parse_date(s, &days)) return false;
   if (s[10] != '\0') {
     if ((s[10] != 'T' && s[10] != ' ') || !parse_clock(s + 11, &us, &rest) ||
         !parse_zone(rest, &offset))
@@ -192,15 +168,13 @@ bool time_parse_iso(const char *s, sb_time *out)
   return true;
 }
 
-sb_time time_wall_now(void)
-{
+sb_time time_wall_now(void) {
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
   return (sb_time)ts.tv_sec * SB_USEC + ts.tv_nsec / 1000;
 }
 
-int64_t time_mono_us(void)
-{
+int64_t time_mono_us(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (int64_t)ts.tv_sec * SB_USEC + ts.tv_nsec / 1000;

@@ -45,16 +45,15 @@ extern const char *const DATA_SOURCES[];
 const cJSON *field_choices(struct invalid *v, const cJSON *obj, const char *name,
                            const char *const *choices);
 /* an object member (NULL when absent, null or invalid) */
-const cJSON *field_object(struct invalid *v, const cJSON *obj, const char *name,
-                          const char *label);
+const cJSON *field_object(struct invalid *v, const cJSON *obj, const char *name, const char *label);
 /* an array member with at most max items (NULL when absent, null or invalid) */
-const cJSON *field_array(struct invalid *v, const cJSON *obj, const char *name,
-                         const char *label, int max_items, bool allow_empty);
+const cJSON *field_array(struct invalid *v, const cJSON *obj, const char *name, const char *label,
+                         int max_items, bool allow_empty);
 /* a boolean member; *out untouched when absent */
 void field_bool(struct invalid *v, const cJSON *obj, const char *name, const char *label);
 /* an integer member in [lo, hi] */
-void field_int(struct invalid *v, const cJSON *obj, const char *name, const char *label,
-               long lo, long hi);
+void field_int(struct invalid *v, const cJSON *obj, const char *name, const char *label, long lo,
+               long hi);
 /* a member that must hold an ISO date or datetime string */
 void field_datetime(struct invalid *v, const cJSON *obj, const char *name, const char *label);
 /* a decimal amount given as a JSON number or a numeric string, >= 0 */

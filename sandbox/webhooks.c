@@ -23,34 +23,29 @@ struct webhook_event {
   char type[32];
 };
 
-static void event_free(struct webhook_event *e)
-{
+static void event_free(struct webhook_event *e) {
   if (e) {
     free(e->body);
     free(e);
   }
 }
 
-void webhooks_sign(const char *secret, const char *body, size_t len, char out[68])
-{
+void webhooks_sign(const char *secret, const char *body, size_t len, char out[68]) {
   unsigned char mac[EVP_MAX_MD_SIZE];
   unsigned int mac_len = 0;
-  HMAC(EVP_sha256(), secret, (int)strlen(secret), (const unsigned char *)body, len, mac,
-       &mac_len);
+  HMAC(EVP_sha256(), secret, (int)strlen(secret), (const unsigned char *)body, len, mac, &mac_len);
   memcpy(out, "v1=", 3);
   hex_encode(mac, mac_len, out + 3);
 }
 
-static size_t discard(char *ptr, size_t size, size_t n, void *ud)
-{
+static size_t discard(char *ptr, size_t size, size_t n, void *ud) {
   (void)ptr;
   (void)ud;
   return size * n;
 }
 
 /* aborts a transfer in flight when the sandbox stops */
-static int progress(void *ud, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_t d)
-{
+static int progress(void *ud, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_t d) {
   (void)a, (void)b, (void)c, (void)d;
   struct webhooks *h = ud;
   pthread_mutex_lock(&h->mu);
@@ -60,8 +55,7 @@ static int progress(void *ud, curl_off_t a, curl_off_t b, curl_off_t c, curl_off
 }
 
 /* one POST; returns the HTTP status or 0 on a transport failure */
-static int post(struct webhooks *h, CURL *curl, const char *url, const struct webhook_event *e)
-{
+static int post(struct webhooks *h, CURL *curl, const char *url, const struct webhook_event *e) {
   char sign[68 + 16] = "X-WEBHOOK-SIGN: ";
   webhooks_sign(h->secret, e->body, e->len, sign + 16);
   struct curl_slist *hdr = NULL, *tmp;
@@ -69,26 +63,22 @@ static int post(struct webhooks *h, CURL *curl, const char *url, const struct we
                          "Expect:", sign};
   long status = 0;
   for (unsigned i = 0; i < 4; i++) {
-    if (!(tmp = curl_slist_append(hdr, lines[i])))
-      goto done;
+    if (!(tmp = curl_slist_append(hdr, lines[i]))) goto done;
     hdr = tmp;
   }
   curl_easy_setopt(curl, CURLOPT_URL, url);
   curl_easy_setopt(curl, CURLOPT_HTTPHEADER, hdr);
   curl_easy_setopt(curl, CURLOPT_POSTFIELDS, e->body);
   curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)e->len);
-  if (curl_easy_perform(curl) == CURLE_OK)
-    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+  if (curl_easy_perform(curl) == CURLE_OK) curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
 done:
   curl_slist_free_all(hdr);
   return (int)status;
 }
 
-static CURL *make_curl(struct webhooks *h)
-{
+static CURL *make_curl(struct webhooks *h) {
   CURL *curl = curl_easy_init();
-  if (!curl)
-    return NULL;
+  if (!curl) return NULL;
   curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, TIMEOUT_MS);
   curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, 3000L);
@@ -102,8 +92,7 @@ static CURL *make_curl(struct webhooks *h)
 }
 
 static void log_delivery(struct webhooks *h, const struct webhook_event *e, int status,
-                         int attempts, bool duplicate)
-{
+                         int attempts, bool duplicate) {
   struct webhook_log_entry *l = &h->log[h->log_next];
   memcpy(l->id, e->id, sizeof l->id);
   memcpy(l->type, e->type, sizeof l->type);
@@ -111,33 +100,29 @@ static void log_delivery(struct webhooks *h, const struct webhook_event *e, int 
   l->attempts = attempts;
   l->duplicate = duplicate;
   h->log_next = (h->log_next + 1) % WEBHOOK_LOG_MAX;
-  if (h->log_count < WEBHOOK_LOG_MAX)
-    h->log_count++;
+  if (h->log_count < WEBHOOK_LOG_MAX) h->log_count++;
 }
 
 /* sleeps (mutex held) until the deadline or stop; false when stopping */
-static bool backoff(struct webhooks *h, int attempt)
-{
+static bool backoff(struct webhooks *h, int attempt) {
   int64_t ms = (int64_t)h->cfg.backoff_ms << (attempt < 20 ? attempt : 20);
-  if (ms > MAX_BACKOFF_MS)
-    ms = MAX_BACKOFF_MS;
+  if (ms > MAX_BACKOFF_MS) ms = MAX_BACKOFF_MS;
   int64_t due = time_mono_us() + ms * 1000;
   while (!h->stop && time_mono_us() < due) {
-    struct timespec ts = {.tv_sec = (time_t)(due / 1000000), .tv_nsec = (long)(due % 1000000) * 1000};
+    struct timespec ts = {.tv_sec = (time_t)(due / 1000000),
+                          .tv_nsec = (long)(due % 1000000) * 1000};
     pthread_cond_timedwait(&h->cv, &h->mu, &ts);
   }
   return !h->stop;
 }
 
 /* delivers e with retries (mutex held on entry and exit, released while sending) */
-static void deliver(struct webhooks *h, CURL *curl, struct webhook_event *e)
-{
+static void deliver(struct webhooks *h, CURL *curl, struct webhook_event *e) {
   int status = 0, attempt = 0;
   for (;;) {
     char url[sizeof h->cfg.url];
     memcpy(url, h->cfg.url, sizeof url);
-    if (url[0] == '\0')
-      break;
+    if (url[0] == '\0') break;
     h->attempts++;
     pthread_mutex_unlock(&h->mu);
     status = post(h, curl, url, e);
@@ -161,8 +146,7 @@ static void deliver(struct webhooks *h, CURL *curl, struct webhook_event *e)
   }
 }
 
-static void *run(void *arg)
-{
+static void *run(void *arg) {
   struct webhooks *h = arg;
   CURL *curl = make_curl(h);
   pthread_mutex_lock(&h->mu);
@@ -173,24 +157,19 @@ static void *run(void *arg)
     }
     struct webhook_event *e = h->head;
     h->head = e->next;
-    if (!h->head)
-      h->tail = NULL;
+    if (!h->head) h->tail = NULL;
     h->queued--;
-    if (curl)
-      deliver(h, curl, e);
-    else
-      h->failed++;
+    if (curl) deliver(h, curl, e);
+    else h->failed++;
     event_free(e);
   }
   pthread_mutex_unlock(&h->mu);
-  if (curl)
-    curl_easy_cleanup(curl);
+  if (curl) curl_easy_cleanup(curl);
   return NULL;
 }
 
 bool webhooks_start(struct webhooks *h, const char *secret, const struct webhook_config *cfg,
-                    uint64_t seed)
-{
+                    uint64_t seed) {
   memset(h, 0, sizeof *h);
   pthread_mutex_init(&h->mu, NULL);
   pthread_condattr_t attr; /* backoff deadlines are on the monotonic clock */
@@ -200,20 +179,17 @@ bool webhooks_start(struct webhooks *h, const char *secret, const struct webhook
   pthread_condattr_destroy(&attr);
   h->cfg = *cfg;
   rng_seed(&h->rng, seed ^ 0x776562686f6f6bULL);
-  if (!(h->secret = strdup(secret)))
-    return false;
+  if (!(h->secret = strdup(secret))) return false;
   h->started = pthread_create(&h->thread, NULL, run, h) == 0;
   return h->started;
 }
 
-void webhooks_stop(struct webhooks *h)
-{
+void webhooks_stop(struct webhooks *h) {
   pthread_mutex_lock(&h->mu);
   h->stop = true;
   pthread_cond_broadcast(&h->cv);
   pthread_mutex_unlock(&h->mu);
-  if (h->started)
-    pthread_join(h->thread, NULL);
+  if (h->started) pthread_join(h->thread, NULL);
   h->started = false;
   while (h->head) {
     struct webhook_event *next = h->head->next;
@@ -227,16 +203,14 @@ void webhooks_stop(struct webhooks *h)
   pthread_mutex_destroy(&h->mu);
 }
 
-bool webhooks_active(struct webhooks *h)
-{
+bool webhooks_active(struct webhooks *h) {
   pthread_mutex_lock(&h->mu);
   bool active = h->cfg.url[0] != '\0' && !h->stop;
   pthread_mutex_unlock(&h->mu);
   return active;
 }
 
-void webhooks_push(struct webhooks *h, char *body, size_t len, const char *id, const char *type)
-{
+void webhooks_push(struct webhooks *h, char *body, size_t len, const char *id, const char *type) {
   struct webhook_event *e = calloc(1, sizeof *e);
   pthread_mutex_lock(&h->mu);
   if (!e || h->stop || h->queued >= WEBHOOK_QUEUE_MAX || h->cfg.url[0] == '\0') {
@@ -250,10 +224,8 @@ void webhooks_push(struct webhooks *h, char *body, size_t len, const char *id, c
   e->len = len;
   snprintf(e->id, sizeof e->id, "%s", id);
   snprintf(e->type, sizeof e->type, "%s", type);
-  if (h->tail)
-    h->tail->next = e;
-  else
-    h->head = e;
+  if (h->tail) h->tail->next = e;
+  else h->head = e;
   h->tail = e;
   h->queued++;
   h->sent++;
@@ -261,21 +233,18 @@ void webhooks_push(struct webhooks *h, char *body, size_t len, const char *id, c
   pthread_mutex_unlock(&h->mu);
 }
 
-bool webhooks_url_valid(const char *url)
-{
+bool webhooks_url_valid(const char *url) {
   return strlen(url) < WEBHOOK_URL_MAX &&
          (strncmp(url, "http://", 7) == 0 || strncmp(url, "https://", 8) == 0);
 }
 
-void webhooks_get_config(struct webhooks *h, struct webhook_config *out)
-{
+void webhooks_get_config(struct webhooks *h, struct webhook_config *out) {
   pthread_mutex_lock(&h->mu);
   *out = h->cfg;
   pthread_mutex_unlock(&h->mu);
 }
 
-void webhooks_set_config(struct webhooks *h, const struct webhook_config *cfg)
-{
+void webhooks_set_config(struct webhooks *h, const struct webhook_config *cfg) {
   pthread_mutex_lock(&h->mu);
   h->cfg = *cfg;
   h->cfg.url[sizeof h->cfg.url - 1] = '\0';
@@ -283,16 +252,14 @@ void webhooks_set_config(struct webhooks *h, const struct webhook_config *cfg)
   pthread_mutex_unlock(&h->mu);
 }
 
-void webhooks_reset_stats(struct webhooks *h)
-{
+void webhooks_reset_stats(struct webhooks *h) {
   pthread_mutex_lock(&h->mu);
   h->sent = h->attempts = h->delivered = h->failed = h->duplicates = h->dropped = 0;
   h->log_next = h->log_count = 0;
   pthread_mutex_unlock(&h->mu);
 }
 
-void webhooks_render_stats(struct jw *w, struct webhooks *h)
-{
+void webhooks_render_stats(struct jw *w, struct webhooks *h) {
   pthread_mutex_lock(&h->mu);
   jw_kint(w, "sent", (long long)h->sent);
   jw_kint(w, "delivered", (long long)h->delivered);
@@ -304,8 +271,7 @@ void webhooks_render_stats(struct jw *w, struct webhooks *h)
   pthread_mutex_unlock(&h->mu);
 }
 
-void webhooks_render_log(struct jw *w, struct webhooks *h)
-{
+void webhooks_render_log(struct jw *w, struct webhooks *h) {
   pthread_mutex_lock(&h->mu);
   unsigned first = (h->log_next + WEBHOOK_LOG_MAX - h->log_count) % WEBHOOK_LOG_MAX;
   jw_obj(w);

@@ -67,8 +67,7 @@ void webhooks_stop(struct webhooks *h);
 /* whether events should be rendered at all (a URL is set) */
 bool webhooks_active(struct webhooks *h);
 /* takes ownership of body (malloc'd); id is the webhook_id (32 hex) */
-void webhooks_push(struct webhooks *h, char *body, size_t len, const char *id,
-                   const char *type);
+void webhooks_push(struct webhooks *h, char *body, size_t len, const char *id, const char *type);
 /* whether url can be the webhook URL: http:// or https://, and it fits */
 bool webhooks_url_valid(const char *url);
 void webhooks_get_config(struct webhooks *h, struct webhook_config *out);
