@@ -65,8 +65,10 @@ fuzz: deps
 fuzz-smoke:
 	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=20
 
+# luacheck for the Lua, scripts/style for the C (.clang-format; --fix rewrites).
 lint:
 	@luacheck -q lua spec examples bench scripts/soak.lua bin/truv-renew
+	@scripts/style
 
 install: build
 	luarocks --lua-version=5.4 make rockspec/truv-scm-1.rockspec --deps-mode=none
