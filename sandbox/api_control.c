@@ -62,20 +62,23 @@ static void clock_reply(struct handler_ctx *x, sb_time now) {
 
 static void control_clock(struct handler_ctx *x) {
   struct invalid v;
+  bool has_advance;
+  sb_time now;
+  bool has_set;
   double advance = 0, set = 0;
   if (x->method == M_GET) {
     clock_reply(x, vclock_now(&x->sb->clock));
     return;
   }
   invalid_init(&v);
-  bool has_advance = num_field(&v, x->json, "advance_s", 0, 1e10, &advance);
-  bool has_set = num_field(&v, x->json, "set", 0, TIME_MAX_S, &set);
+  has_advance = num_field(&v, x->json, "advance_s", 0, 1e10, &advance);
+  has_set = num_field(&v, x->json, "set", 0, TIME_MAX_S, &set);
   if (v.n == 0 && has_advance == has_set)
     invalid_add(&v, "non_field_errors", "Give exactly one of \"advance_s\" and \"set\".");
   if (!handler_valid(x, &v)) return;
   store_wrlock(&x->sb->store);
-  sb_time now = has_set ? vclock_set(&x->sb->clock, (sb_time)llround(set * SB_USEC))
-                        : vclock_advance(&x->sb->clock, (sb_time)llround(advance * SB_USEC));
+  now = has_set ? vclock_set(&x->sb->clock, (sb_time)llround(set * SB_USEC))
+                : vclock_advance(&x->sb->clock, (sb_time)llround(advance * SB_USEC));
   events_tick(x->sb, now);
   store_unlock(&x->sb->store);
   clock_reply(x, now);
@@ -87,18 +90,21 @@ static void control_seed(struct handler_ctx *x) {
   struct invalid v;
   struct mix mix;
   char err[256];
+  const char *text;
+  struct store *s;
+  uint32_t first;
   double cases = 0, seed = (double)x->sb->opt.rng_seed;
   invalid_init(&v);
   if (!num_field(&v, x->json, "cases", 0, (double)MAX_SEED_CASES, &cases) && v.n == 0)
     invalid_add(&v, "cases", "This field is required.");
   num_field(&v, x->json, "rng_seed", 0, 9007199254740991.0, &seed);
-  const char *text = field_string(&v, x->json, "mix", false, 1024);
+  text = field_string(&v, x->json, "mix", false, 1024);
   if (!mix_parse(text ? text : DEFAULT_MIX, &mix, err, sizeof err))
     invalid_add(&v, "mix", "%s", err);
   if (!handler_valid(x, &v)) return;
-  struct store *s = &x->sb->store;
+  s = &x->sb->store;
   store_wrlock(s);
-  uint32_t first = s->n_cases;
+  first = s->n_cases;
   if (!seed_cases(s, (long)cases, &mix, (uint64_t)seed, x->now)) {
     reply_server_error(x->reply);
   } else {
@@ -214,9 +220,10 @@ static void set_state(struct store *s, struct sb_conn *c, unsigned st, sb_time n
  * initial task (which ends done); SB_NONE on OOM */
 static uint32_t connect(struct store *s, uint32_t user, uint32_t sub, unsigned kind,
                         unsigned product, unsigned st, bool oauth, sb_time now) {
+  struct sb_conn *c;
   uint32_t conn = store_add_conn(s, NULL, NULL);
   if (conn == SB_NONE) return SB_NONE;
-  struct sb_conn *c = &s->conns[conn];
+  c = &s->conns[conn];
   c->doc_seed = rng_next(&s->rng);
   c->origin_at = c->auth_at = c->down_since = now;
   c->origin_sub = sub;
@@ -254,19 +261,21 @@ static unsigned target_conns(struct store *s, const cJSON *json, uint32_t *out, 
 }
 
 static void control_set_state(struct handler_ctx *x) {
+  const char *name;
+  unsigned n;
   struct store *s = &x->sb->store;
   struct invalid v;
   uint32_t conns[512];
   unsigned st = 0;
   invalid_init(&v);
-  const char *name = field_string(&v, x->json, "state", true, 32);
+  name = field_string(&v, x->json, "state", true, 32);
   if (name && !state_parse(name, &st))
     invalid_add(&v, "state", "\"%s\" is not a valid choice.", name);
   store_wrlock(s);
-  unsigned n = target_conns(s, x->json, conns, 512, &v);
+  n = target_conns(s, x->json, conns, 512, &v);
   if (handler_valid(x, &v)) {
-    for (unsigned i = 0; i < n; i++) set_state(s, &s->conns[conns[i]], st, x->now);
     struct jw w;
+    for (unsigned i = 0; i < n; i++) set_state(s, &s->conns[conns[i]], st, x->now);
     jw_init(&w, 64);
     jw_obj(&w);
     jw_kint(&w, "updated", n);
@@ -283,10 +292,12 @@ static void control_set_state(struct handler_ctx *x) {
  * the user searched for theirs, and finishing makes the suborder it
  * connects (of the kind the order's first product verifies). false on OOM. */
 static bool add_found_sub(struct store *s, uint32_t order, sb_time now) {
+  unsigned kind;
+  uint32_t sub;
   struct sb_order *o = &s->orders[order];
   if (o->n_emp + o->n_fa > 0) return true;
-  unsigned kind = product_kind(o->products[0]);
-  uint32_t sub = store_add_subs(s, 1);
+  kind = product_kind(o->products[0]);
+  sub = store_add_subs(s, 1);
   if (sub == SB_NONE) return false;
   o = &s->orders[order];
   o->sub_first = sub;
@@ -306,10 +317,11 @@ static int complete_subs(struct handler_ctx *x, uint32_t order, unsigned st, boo
   *first = SB_NONE;
   if (!add_found_sub(s, order, x->now)) return -1;
   for (unsigned i = 0; i < (unsigned)(s->orders[order].n_emp + s->orders[order].n_fa); i++) {
+    uint32_t conn;
     uint32_t sub = s->orders[order].sub_first + i;
     if (s->subs[sub].conn != SB_NONE) continue;
-    uint32_t conn = connect(s, s->orders[order].user, sub, s->subs[sub].kind, s->subs[sub].product,
-                            st, oauth, x->now);
+    conn = connect(s, s->orders[order].user, sub, s->subs[sub].kind, s->subs[sub].product, st,
+                   oauth, x->now);
     if (conn == SB_NONE) return -1;
     if (*first == SB_NONE) *first = conn;
     events_link_connected(x->sb, conn, x->now);
@@ -322,6 +334,7 @@ static int complete_subs(struct handler_ctx *x, uint32_t order, unsigned st, boo
 
 static void complete_locked(struct handler_ctx *x, uint32_t order, unsigned st, bool oauth) {
   uint32_t first;
+  struct jw w;
   int n = complete_subs(x, order, st, oauth, &first);
   if (n < 0) {
     reply_server_error(x->reply);
@@ -331,7 +344,6 @@ static void complete_locked(struct handler_ctx *x, uint32_t order, unsigned st, 
     reply_bad_field(x->reply, "order_id", "The order has no pending suborder to complete.");
     return;
   }
-  struct jw w;
   jw_init(&w, 4096);
   docs_order(&w, &x->sb->store, order, x->now);
   reply_json(x->reply, 200, &w);
@@ -349,9 +361,11 @@ struct completion {
 static bool completion_request(struct handler_ctx *x, const char *id_name, struct completion *c) {
   struct invalid v;
   bool given;
+  bool id_ok;
+  const char *name;
   invalid_init(&v);
-  bool id_ok = field_hex_id(&v, x->json, id_name, true, c->id, &given);
-  const char *name = field_string(&v, x->json, "state", false, 32);
+  id_ok = field_hex_id(&v, x->json, id_name, true, c->id, &given);
+  name = field_string(&v, x->json, "state", false, 32);
   c->state = ST_ACTIVE;
   if (name && (!state_parse(name, &c->state) || c->state == ST_EXPIRED))
     invalid_add(&v, "state", "\"%s\" is not a valid choice.", name);
@@ -361,11 +375,12 @@ static bool completion_request(struct handler_ctx *x, const char *id_name, struc
 }
 
 static void control_complete(struct handler_ctx *x) {
+  uint32_t order;
   struct store *s = &x->sb->store;
   struct completion c;
   if (!completion_request(x, "order_id", &c)) return;
   store_wrlock(s);
-  uint32_t order = store_find_order(s, c.id);
+  order = store_find_order(s, c.id);
   if (order == SB_NONE) reply_not_found(x->reply);
   else if (s->orders[order].origin != ORIGIN_API)
     reply_bad_field(x->reply, "order_id", "Only orders created through the API can be completed.");
@@ -376,6 +391,7 @@ static void control_complete(struct handler_ctx *x) {
 /* ---- finishing Bridge -------------------------------------------------- */
 
 static void public_reply(struct handler_ctx *x, uint32_t conn) {
+  struct jw w;
   struct store *s = &x->sb->store;
   uint32_t p = store_add_public(s);
   if (p == SB_NONE) {
@@ -384,7 +400,6 @@ static void public_reply(struct handler_ctx *x, uint32_t conn) {
   }
   s->publics[p].created_at = x->now;
   s->publics[p].conn = conn;
-  struct jw w;
   jw_init(&w, 128);
   jw_obj(&w);
   jw_khex(&w, "public_token", s->publics[p].id, 16);
@@ -432,11 +447,12 @@ static void bridge_locked(struct handler_ctx *x, uint32_t b, unsigned st, bool o
 }
 
 static void control_bridge_complete(struct handler_ctx *x) {
+  uint32_t b;
   struct store *s = &x->sb->store;
   struct completion c;
   if (!completion_request(x, "bridge_token", &c)) return;
   store_wrlock(s);
-  uint32_t b = store_find_bridge(s, c.id);
+  b = store_find_bridge(s, c.id);
   if (b == SB_NONE) reply_not_found(x->reply);
   else bridge_locked(x, b, c.state, c.oauth);
   store_unlock(s);
@@ -455,6 +471,7 @@ static void faults_reply(struct handler_ctx *x) {
 
 static void faults_update(struct invalid *v, const cJSON *json, struct fault_config *c) {
   double d;
+  const cJSON *m;
   const cJSON *reset = cJSON_GetObjectItemCaseSensitive(json, "reset");
   if (cJSON_IsTrue(reset)) faults_defaults(c);
   if (num_field(v, json, "latency_ms", 0, FAULT_MS_MAX, &d)) c->latency_ms = (int)d;
@@ -465,7 +482,7 @@ static void faults_update(struct invalid *v, const cJSON *json, struct fault_con
   num_field(v, json, "reset_after", 0, 1, &c->reset_after);
   num_field(v, json, "truncate", 0, 1, &c->truncate);
   num_field(v, json, "stall", 0, 1, &c->stall);
-  const cJSON *m = cJSON_GetObjectItemCaseSensitive(json, "match");
+  m = cJSON_GetObjectItemCaseSensitive(json, "match");
   if (cJSON_IsString(m) && strlen(m->valuestring) < sizeof c->match)
     snprintf(c->match, sizeof c->match, "%s", m->valuestring);
   else if (m && !cJSON_IsNull(m))
@@ -549,14 +566,16 @@ static void control_config(struct handler_ctx *x) {
   struct webhook_config wh;
   struct store *s = &x->sb->store;
   if (x->method == M_POST) {
+    struct sb_settings st;
+    bool ok;
     double rate = ratelimit_get(&x->sb->limiter);
     invalid_init(&v);
     webhooks_get_config(&x->sb->hooks, &wh);
     store_wrlock(s);
-    struct sb_settings st = s->settings;
+    st = s->settings;
     settings_update(&v, x->json, &st, &rate);
     webhook_update(&v, x->json, &wh);
-    bool ok = handler_valid(x, &v);
+    ok = handler_valid(x, &v);
     if (ok) s->settings = st;
     store_unlock(s);
     if (!ok) return;
@@ -660,6 +679,7 @@ static bool render_created(struct jw *w, const struct store *s) {
 
 static void control_stats(struct handler_ctx *x) {
   struct jw w;
+  bool ok;
   jw_init(&w, 4096);
   jw_obj(&w);
   jw_key(&w, "requests");
@@ -671,7 +691,7 @@ static void control_stats(struct handler_ctx *x) {
   store_rdlock(&x->sb->store);
   render_refresh(&w, &x->sb->store);
   jw_obj_end(&w);
-  bool ok = render_created(&w, &x->sb->store);
+  ok = render_created(&w, &x->sb->store);
   store_unlock(&x->sb->store);
   jw_key(&w, "faults");
   jw_obj(&w);

@@ -23,18 +23,21 @@
 void api_create_user(struct handler_ctx *x) {
   struct invalid v;
   struct sb_person who;
+  const char *ext;
+  struct store *s;
+  uint32_t user;
   const cJSON *json = x->json;
   invalid_init(&v);
-  const char *ext = field_string(&v, json, "external_user_id", false, 0);
+  ext = field_string(&v, json, "external_user_id", false, 0);
   who.first_name = field_string(&v, json, "first_name", false, 0);
   who.last_name = field_string(&v, json, "last_name", false, 0);
   who.email = field_email(&v, json, "email");
   who.phone = field_phone(&v, json, "phone");
   who.ssn = field_ssn(&v, json, "ssn");
   if (!handler_valid(x, &v)) return;
-  struct store *s = &x->sb->store;
+  s = &x->sb->store;
   store_wrlock(s);
-  uint32_t user = store_add_person(s, ext, &who, x->now);
+  user = store_add_person(s, ext, &who, x->now);
   if (user == SB_NONE) {
     reply_server_error(x->reply);
   } else {
@@ -65,6 +68,7 @@ struct token_req {
 
 /* validates the body (store lock held) */
 static bool token_request(struct handler_ctx *x, uint32_t user, struct token_req *q) {
+  const char *p;
   struct store *s = &x->sb->store;
   struct invalid v;
   uint8_t token[16];
@@ -73,7 +77,7 @@ static bool token_request(struct handler_ctx *x, uint32_t user, struct token_req
   memset(q, 0, sizeof *q);
   q->conn = SB_NONE;
   invalid_init(&v);
-  const char *p = field_string(&v, json, "product_type", true, 64);
+  p = field_string(&v, json, "product_type", true, 64);
   if (p && !product_parse(p, &q->product))
     invalid_add(&v, "product_type", "\"%s\" is not a valid choice.", p);
   if (field_hex_id(&v, json, "access_token", false, token, &given)) {
@@ -103,9 +107,10 @@ static const char *render_list(struct store *s, const cJSON *arr) {
 }
 
 static uint32_t new_bridge(struct store *s, uint32_t user, const struct token_req *q, sb_time now) {
+  struct sb_bridge *br;
   uint32_t b = store_add_bridge(s, NULL);
   if (b == SB_NONE) return SB_NONE;
-  struct sb_bridge *br = &s->bridges[b];
+  br = &s->bridges[b];
   br->created_at = now;
   br->user = user;
   br->conn = q->conn;
@@ -147,10 +152,11 @@ static void token_reply(struct handler_ctx *x, uint32_t b) {
 }
 
 void api_user_token(struct handler_ctx *x) {
+  uint32_t user;
   struct store *s = &x->sb->store;
   struct token_req q;
   store_wrlock(s);
-  uint32_t user = handler_path_entity(x, store_find_user);
+  user = handler_path_entity(x, store_find_user);
   if (user == SB_NONE) {
     reply_not_found(x->reply);
   } else if (token_request(x, user, &q)) {
@@ -168,24 +174,27 @@ void api_user_token(struct handler_ctx *x) {
 /* ---- public tokens and links ------------------------------------------- */
 
 void api_link_token(struct handler_ctx *x) {
+  bool ok;
+  uint32_t p;
+  struct sb_public *pt;
   struct store *s = &x->sb->store;
   struct invalid v;
   uint8_t raw[16];
   bool given;
   invalid_init(&v);
-  bool ok = field_hex_id(&v, x->json, "public_token", true, raw, &given);
+  ok = field_hex_id(&v, x->json, "public_token", true, raw, &given);
   if (!handler_valid(x, &v) || !ok) return;
   store_wrlock(s);
-  uint32_t p = store_find_public(s, raw);
-  struct sb_public *pt = p == SB_NONE ? NULL : &s->publics[p];
+  p = store_find_public(s, raw);
+  pt = p == SB_NONE ? NULL : &s->publics[p];
   if (!pt) {
     reply_bad_field(x->reply, "public_token", "Unknown public_token.");
   } else if (pt->used || x->now - pt->created_at >= SB_TOKEN_TTL) {
     reply_expired_token(x->reply, "The public_token has expired or was already exchanged.");
   } else {
+    struct jw w;
     const struct sb_conn *c = &s->conns[pt->conn];
     pt->used = 1;
-    struct jw w;
     jw_init(&w, 128);
     jw_obj(&w);
     jw_khex(&w, "access_token", c->token, 16);

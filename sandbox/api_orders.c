@@ -50,6 +50,7 @@ struct create_req {
 
 static void check_products(struct invalid *v, const cJSON *json, uint8_t *out, unsigned *n,
                            unsigned max_items) {
+  unsigned seen = 0;
   const cJSON *arr = cJSON_GetObjectItemCaseSensitive(json, "products");
   *n = 0;
   if (!arr || cJSON_IsNull(arr)) {
@@ -61,7 +62,6 @@ static void check_products(struct invalid *v, const cJSON *json, uint8_t *out, u
     invalid_add(v, "products", "Only one product can be refreshed per request.");
     return;
   }
-  unsigned seen = 0;
   for (const cJSON *p = arr->child; p; p = p->next) {
     unsigned prod;
     if (!cJSON_IsString(p) || !product_parse(p->valuestring, &prod)) {
@@ -82,16 +82,18 @@ static void check_parties(struct invalid *v, const cJSON *arr, const char *name,
   char field[64];
   int i = 0;
   for (const cJSON *e = arr ? arr->child : NULL; e; e = e->next, i++) {
+    struct invalid tmp;
+    const char *a;
+    const char *b;
     snprintf(field, sizeof field, "%s[%d]", name, i);
     if (!cJSON_IsObject(e)) {
       invalid_add(v, field, "Expected a dictionary of items but got type \"%s\".",
                   json_type_name(e));
       continue;
     }
-    struct invalid tmp;
     invalid_init(&tmp);
-    const char *a = field_string(&tmp, e, key_a, false, 0);
-    const char *b = field_string(&tmp, e, key_b, false, 0);
+    a = field_string(&tmp, e, key_a, false, 0);
+    b = field_string(&tmp, e, key_b, false, 0);
     if (tmp.n > 0) invalid_add(v, field, "%s and %s must be non-empty strings.", key_a, key_b);
     else if (!a && !b) invalid_add(v, field, "Either %s or %s is required.", key_a, key_b);
     invalid_free(&tmp);
@@ -109,6 +111,7 @@ static void check_cc_emails(struct invalid *v, const cJSON *arr) {
 }
 
 static void check_create(struct invalid *v, const cJSON *json, struct create_req *q) {
+  const char *ssn;
   memset(q, 0, sizeof *q);
   check_products(v, json, q->products, &q->n_products, PROD__COUNT);
   q->who.first_name = field_string(v, json, "first_name", true, 0);
@@ -118,7 +121,7 @@ static void check_create(struct invalid *v, const cJSON *json, struct create_req
   q->who.email = field_email(v, json, "email");
   q->who.phone = field_phone(v, json, "phone");
   q->who.ssn = field_ssn(v, json, "ssn");
-  const char *ssn = field_ssn(v, json, "social_security_number");
+  ssn = field_ssn(v, json, "social_security_number");
   if (!q->who.ssn) q->who.ssn = ssn;
   q->employers = field_array(v, json, "employers", "employers", MAX_EMPLOYERS, true);
   check_parties(v, q->employers, "employers", "company_name", "company_mapping_id");
@@ -144,15 +147,17 @@ static const char *render_manager(struct store *s, const cJSON *manager) {
 /* "cc_emails":[...],"notes":... rendered once at creation */
 static const char *render_extra(struct store *s, const cJSON *cc, const char *notes) {
   struct jw w;
+  size_t len;
+  char *text;
+  const char *kept;
   jw_init(&w, 256);
   jw_key(&w, "cc_emails");
   jw_arr(&w);
   for (const cJSON *e = cc ? cc->child : NULL; e; e = e->next) jw_str(&w, e->valuestring);
   jw_arr_end(&w);
   jw_kstr(&w, "notes", notes);
-  size_t len;
-  char *text = jw_finish(&w, &len);
-  const char *kept = text ? store_strndup(s, text, len) : NULL;
+  text = jw_finish(&w, &len);
+  kept = text ? store_strndup(s, text, len) : NULL;
   free(text);
   return kept;
 }
@@ -182,10 +187,12 @@ static uint32_t user_for(struct store *s, const struct create_req *q, sb_time no
 
 /* an API order's bridge_token, known to /_sandbox/bridge/complete */
 static bool order_bridge(struct store *s, uint32_t order) {
+  struct sb_bridge *br;
+  const struct sb_order *o;
   uint32_t b = store_add_bridge(s, s->orders[order].bridge_token);
   if (b == SB_NONE) return false;
-  struct sb_bridge *br = &s->bridges[b];
-  const struct sb_order *o = &s->orders[order];
+  br = &s->bridges[b];
+  o = &s->orders[order];
   br->created_at = o->created_at;
   br->user = o->user;
   br->order = order;
@@ -195,12 +202,13 @@ static bool order_bridge(struct store *s, uint32_t order) {
 }
 
 static uint32_t create_locked(struct store *s, const struct create_req *q, sb_time now) {
+  struct sb_order *o;
   uint32_t user = user_for(s, q, now);
   uint32_t order = user == SB_NONE ? SB_NONE : store_add_order(s, NULL);
   unsigned n_emp = (unsigned)cJSON_GetArraySize(q->employers);
   unsigned n_fa = (unsigned)cJSON_GetArraySize(q->institutions);
   if (order == SB_NONE || store_add_subs(s, n_emp + n_fa) == SB_NONE) return SB_NONE;
-  struct sb_order *o = &s->orders[order];
+  o = &s->orders[order];
   o->user = user;
   store_new_id(s, o->bridge_token);
   store_new_id(s, o->share_token);
@@ -228,12 +236,14 @@ static uint32_t create_locked(struct store *s, const struct create_req *q, sb_ti
 void api_create_order(struct handler_ctx *x) {
   struct invalid v;
   struct create_req q;
+  struct store *s;
+  uint32_t order;
   invalid_init(&v);
   check_create(&v, x->json, &q);
   if (!handler_valid(x, &v)) return;
-  struct store *s = &x->sb->store;
+  s = &x->sb->store;
   store_wrlock(s);
-  uint32_t order = create_locked(s, &q, x->now);
+  order = create_locked(s, &q, x->now);
   if (order == SB_NONE) {
     reply_server_error(x->reply);
   } else {
@@ -264,8 +274,9 @@ static void reply_order_cached(struct handler_ctx *x, uint32_t order) {
 }
 
 void api_get_order(struct handler_ctx *x) {
+  uint32_t order;
   store_rdlock(&x->sb->store);
-  uint32_t order = handler_path_entity(x, store_find_order);
+  order = handler_path_entity(x, store_find_order);
   if (order == SB_NONE) reply_not_found(x->reply);
   else reply_order_cached(x, order);
   store_unlock(&x->sb->store);
@@ -280,8 +291,9 @@ static bool include_refresh(const struct handler_ctx *x) {
 void api_order_events(struct handler_ctx *x) {
   long page;
   char base[512], hex[33];
+  uint32_t order;
   store_rdlock(&x->sb->store);
-  uint32_t order = handler_path_entity(x, store_find_order);
+  order = handler_path_entity(x, store_find_order);
   if (order == SB_NONE) {
     reply_not_found(x->reply);
   } else if (!page_parse(handler_query(x, "page"), &page)) {
@@ -339,12 +351,14 @@ static uint32_t find_selected(const struct store *s, const struct sb_order *root
   bool has_id = cJSON_IsString(id), has_num = cJSON_IsString(num) || cJSON_IsNumber(num);
   bool id_ok = has_id && strlen(id->valuestring) == 32 && hex_decode(id->valuestring, raw, 16);
   for (unsigned i = 0; i < n; i++) {
+    bool id_match;
+    bool num_match;
     const struct sb_sub *b = &s->subs[root->sub_first + first + i];
     char number[24];
     snprintf(number, sizeof number, "%llu", (unsigned long long)b->number);
-    bool id_match = id_ok && memcmp(b->id, raw, 16) == 0;
-    bool num_match = (cJSON_IsString(num) && strcmp(num->valuestring, number) == 0) ||
-                     (cJSON_IsNumber(num) && num->valuedouble == (double)b->number);
+    id_match = id_ok && memcmp(b->id, raw, 16) == 0;
+    num_match = (cJSON_IsString(num) && strcmp(num->valuestring, number) == 0) ||
+                (cJSON_IsNumber(num) && num->valuedouble == (double)b->number);
     /* Truv's own example names a suborder by both: they must agree */
     if ((!has_id || id_match) && (!has_num || num_match)) return root->sub_first + first + i;
   }
@@ -356,16 +370,19 @@ static void select_listed(struct invalid *v, const struct store *s, const struct
   char field[48];
   int i = 0;
   for (const cJSON *e = arr->child; e; e = e->next, i++) {
+    const cJSON *id;
+    uint32_t sub;
+    const cJSON *num;
+    bool dup = false;
     snprintf(field, sizeof field, "%s[%d]", name, i);
-    const cJSON *id = cJSON_GetObjectItemCaseSensitive(e, "id");
-    const cJSON *num = cJSON_GetObjectItemCaseSensitive(e, "suborder_number");
+    id = cJSON_GetObjectItemCaseSensitive(e, "id");
+    num = cJSON_GetObjectItemCaseSensitive(e, "suborder_number");
     if (!cJSON_IsObject(e) ||
         (!cJSON_IsString(id) && !cJSON_IsString(num) && !cJSON_IsNumber(num))) {
       invalid_add(v, field, "Expected an object with \"id\" or \"suborder_number\".");
       continue;
     }
-    uint32_t sub = find_selected(s, root, q->kind, e);
-    bool dup = false;
+    sub = find_selected(s, root, q->kind, e);
     for (unsigned k = 0; sub != SB_NONE && k < q->n_subs; k++) dup = dup || q->subs[k] == sub;
     if (sub == SB_NONE)
       invalid_add(v, field, "Not found in order: no such %s.",
@@ -386,24 +403,26 @@ static void select_all(const struct store *s, const struct sb_order *root, struc
 }
 
 static void check_voa(struct invalid *v, const cJSON *reports) {
+  const cJSON *ldt;
+  const cJSON *ids;
   const cJSON *voa = field_object(v, reports, "voa", "reports.voa");
   if (!voa) return;
   field_int(v, voa, "days_requested", "reports.voa.days_requested", 1, 730);
   field_datetime(v, voa, "as_of_date", "reports.voa.as_of_date");
   field_bool(v, voa, "is_voe", "reports.voa.is_voe");
   field_bool(v, voa, "request_extended_history", "reports.voa.request_extended_history");
-  const cJSON *ldt =
-    field_object(v, voa, "large_deposit_threshold", "reports.voa.large_deposit_threshold");
+  ldt = field_object(v, voa, "large_deposit_threshold", "reports.voa.large_deposit_threshold");
   if (ldt) {
+    const cJSON *lt;
     field_amount(v, ldt, "fixed_amount", "reports.voa.large_deposit_threshold.fixed_amount");
     field_amount(v, ldt, "sales_price", "reports.voa.large_deposit_threshold.sales_price");
     field_amount(v, ldt, "qualifying_monthly_income",
                  "reports.voa.large_deposit_threshold.qualifying_monthly_income");
-    const cJSON *lt = cJSON_GetObjectItemCaseSensitive(ldt, "loan_type");
+    lt = cJSON_GetObjectItemCaseSensitive(ldt, "loan_type");
     if (lt && !cJSON_IsNull(lt) && !cJSON_IsString(lt))
       invalid_add(v, "reports.voa.large_deposit_threshold.loan_type", "Not a valid string.");
   }
-  const cJSON *ids = field_array(v, voa, "account_ids", "reports.voa.account_ids", 0, true);
+  ids = field_array(v, voa, "account_ids", "reports.voa.account_ids", 0, true);
   for (const cJSON *e = ids ? ids->child : NULL; e; e = e->next)
     if (!cJSON_IsString(e)) {
       invalid_add(v, "reports.voa.account_ids", "Expected a list of strings.");
@@ -414,6 +433,7 @@ static void check_voa(struct invalid *v, const cJSON *reports) {
 /* the selection part of the validation, once the product is known */
 static void check_selection(struct invalid *v, const struct store *s, const struct sb_order *root,
                             const cJSON *json, struct refresh_req *q) {
+  unsigned other;
   static const char *const NAMES[] = {"employers", "financial_accounts"};
   const cJSON *lists[2];
   lists[0] = field_array(v, json, NAMES[0], NAMES[0], MAX_SELECTED, false);
@@ -422,7 +442,7 @@ static void check_selection(struct invalid *v, const struct store *s, const stru
     invalid_add(v, "products", "The order has no insurance connection to refresh.");
     return;
   }
-  unsigned other = q->kind == KIND_EMPLOYER ? 1 : 0;
+  other = q->kind == KIND_EMPLOYER ? 1 : 0;
   if (lists[other])
     invalid_add(v, NAMES[other], "Cannot be refreshed with product \"%s\".",
                 product_name(q->product));
@@ -437,6 +457,7 @@ static void check_selection(struct invalid *v, const struct store *s, const stru
 static void check_refresh(struct invalid *v, const struct store *s, const struct sb_order *root,
                           const cJSON *json, struct refresh_req *q) {
   uint8_t products[PROD__COUNT];
+  const cJSON *reports;
   unsigned n = 0;
   char text[128];
   memset(q, 0, sizeof *q);
@@ -458,16 +479,18 @@ static void check_refresh(struct invalid *v, const struct store *s, const struct
   q->email = field_email(v, json, "email");
   q->phone = field_phone(v, json, "phone");
   field_bool(v, json, "include_recent_paystub", "include_recent_paystub");
-  const cJSON *reports = field_object(v, json, "reports", "reports");
+  reports = field_object(v, json, "reports", "reports");
   if (reports) check_voa(v, reports);
 }
 
 static uint32_t new_refresh_order(struct store *s, uint32_t root, const struct refresh_req *q,
                                   sb_time now) {
+  struct sb_order *o;
+  const struct sb_order *r;
   uint32_t order = store_add_order(s, NULL);
   if (order == SB_NONE || store_add_subs(s, q->n_subs) == SB_NONE) return SB_NONE;
-  struct sb_order *o = &s->orders[order];
-  const struct sb_order *r = &s->orders[root];
+  o = &s->orders[order];
+  r = &s->orders[root];
   o->user = r->user;
   store_new_id(s, o->bridge_token);
   store_new_id(s, o->share_token);
@@ -506,6 +529,7 @@ static uint32_t refresh_locked(struct store *s, uint32_t root, const struct refr
   uint32_t order = new_refresh_order(s, root, q, now);
   if (order == SB_NONE) return SB_NONE;
   for (unsigned i = 0; i < q->n_subs; i++) {
+    uint32_t task;
     uint32_t sub = s->orders[order].sub_first + i;
     const struct sb_sub *src = &s->subs[q->subs[i]];
     struct sb_sub *b = &s->subs[sub];
@@ -513,7 +537,7 @@ static uint32_t refresh_locked(struct store *s, uint32_t root, const struct refr
     b->conn = src->conn;
     b->label = src->label;
     b->label_id = src->label_id;
-    uint32_t task = billing_refresh_task(s, b->conn, sub, q->product, TASK_ORDER_REFRESH, now);
+    task = billing_refresh_task(s, b->conn, sub, q->product, TASK_ORDER_REFRESH, now);
     if (task == SB_NONE) return SB_NONE;
     s->subs[sub].task = task;
     s->orders[root].stat_tasks++;
@@ -523,6 +547,7 @@ static uint32_t refresh_locked(struct store *s, uint32_t root, const struct refr
 }
 
 static void refresh_validated(struct handler_ctx *x, uint32_t root, const struct refresh_req *q) {
+  uint32_t order;
   struct store *s = &x->sb->store;
   uint32_t conns[MAX_SELECTED];
   for (unsigned i = 0; i < q->n_subs; i++) conns[i] = s->subs[q->subs[i]].conn;
@@ -530,7 +555,7 @@ static void refresh_validated(struct handler_ctx *x, uint32_t root, const struct
     reply_refresh_limit(x->reply, s->settings.refresh_limit_status);
     return;
   }
-  uint32_t order = refresh_locked(s, root, q, x->now);
+  order = refresh_locked(s, root, q, x->now);
   if (order == SB_NONE) {
     reply_server_error(x->reply);
     return;
@@ -541,11 +566,12 @@ static void refresh_validated(struct handler_ctx *x, uint32_t root, const struct
 }
 
 void api_refresh_order(struct handler_ctx *x) {
+  uint32_t order;
   struct store *s = &x->sb->store;
   struct refresh_req q;
   struct invalid v;
   store_wrlock(s);
-  uint32_t order = handler_path_entity(x, store_find_order);
+  order = handler_path_entity(x, store_find_order);
   if (order == SB_NONE) {
     reply_not_found(x->reply);
   } else {

@@ -35,6 +35,7 @@ static void task_reply(struct handler_ctx *x, uint32_t task) {
 /* with the lock held: the token's connection, the limit, the task */
 static void create_task_locked(struct handler_ctx *x, const uint8_t token[16], bool has_product,
                                unsigned product) {
+  uint32_t task;
   struct store *s = &x->sb->store;
   uint32_t conn = store_find_token(s, token);
   if (conn == SB_NONE) {
@@ -46,7 +47,7 @@ static void create_task_locked(struct handler_ctx *x, const uint8_t token[16], b
     return;
   }
   if (!has_product) product = s->conns[conn].product;
-  uint32_t task = billing_refresh_task(s, conn, SB_NONE, product, TASK_DIRECT, x->now);
+  task = billing_refresh_task(s, conn, SB_NONE, product, TASK_DIRECT, x->now);
   if (task == SB_NONE) {
     reply_server_error(x->reply);
     return;
@@ -58,12 +59,15 @@ static void create_task_locked(struct handler_ctx *x, const uint8_t token[16], b
 void api_create_refresh_task(struct handler_ctx *x) {
   struct invalid v;
   uint8_t token[16];
+  const cJSON *json;
+  bool token_ok;
+  const char *p;
   unsigned product = 0;
   bool given;
   invalid_init(&v);
-  const cJSON *json = x->json;
-  bool token_ok = field_hex_id(&v, json, "access_token", true, token, &given);
-  const char *p = field_string(&v, json, "product_type", x->sb->opt.strict, 64);
+  json = x->json;
+  token_ok = field_hex_id(&v, json, "access_token", true, token, &given);
+  p = field_string(&v, json, "product_type", x->sb->opt.strict, 64);
   if (p && !product_parse(p, &product))
     invalid_add(&v, "product_type", "\"%s\" is not a valid choice.", p);
   field_object(&v, json, "account", "account");
@@ -162,6 +166,8 @@ static void base_url(const struct handler_ctx *x, char *out, size_t n) {
 }
 
 static void render_page(struct handler_ctx *x, const struct task_list *l, long page) {
+  struct jw w;
+  size_t first;
   const struct store *s = &x->sb->store;
   char base[512];
   if (!page_exists(page, l->n)) {
@@ -169,10 +175,9 @@ static void render_page(struct handler_ctx *x, const struct task_list *l, long p
     return;
   }
   base_url(x, base, sizeof base);
-  struct jw w;
   jw_init(&w, 1024 + (l->n < PAGE_SIZE ? l->n : PAGE_SIZE) * 700);
   page_begin(&w, l->n, page, base);
-  size_t first = page_first(page);
+  first = page_first(page);
   for (size_t i = first; i < l->n && i < first + PAGE_SIZE; i++)
     docs_task(&w, s, l->v[i].task, x->now);
   page_end(&w);

@@ -22,17 +22,19 @@ static void window_prune(struct sb_conn *c, sb_time now) {
 }
 
 static bool window_add(struct sb_conn *c, sb_time t) {
+  unsigned i;
   if (c->n_window == UINT16_MAX) return true; /* the limit is far below; keep counting the newest */
   if (c->n_window == c->cap_window) {
+    sb_time *w;
     unsigned cap = c->cap_window ? c->cap_window * 2u : 4u;
     if (cap > UINT16_MAX) cap = UINT16_MAX;
-    sb_time *w = realloc(c->window, cap * sizeof *w);
+    w = realloc(c->window, cap * sizeof *w);
     if (!w) return false;
     c->window = w;
     c->cap_window = (uint16_t)cap;
   }
   /* keep the log sorted: the clock may have been set backwards */
-  unsigned i = c->n_window;
+  i = c->n_window;
   while (i > 0 && c->window[i - 1] > t) {
     c->window[i] = c->window[i - 1];
     i--;
@@ -75,9 +77,10 @@ bool billing_allows(struct store *s, const uint32_t *conns, unsigned n, sb_time 
 /* a task on conn that counts in its window and is announced as it moves */
 static uint32_t new_task(struct store *s, uint32_t conn, uint32_t sub, unsigned product,
                          unsigned origin, unsigned path, sb_time now) {
+  struct sb_task *task;
   uint32_t t = store_add_task(s, NULL);
   if (t == SB_NONE) return SB_NONE;
-  struct sb_task *task = &s->tasks[t];
+  task = &s->tasks[t];
   task->created_at = now;
   task->duration = s->settings.task_duration;
   task->path = (uint8_t)path;
@@ -92,10 +95,11 @@ static uint32_t new_task(struct store *s, uint32_t conn, uint32_t sub, unsigned 
 uint32_t billing_refresh_task(struct store *s, uint32_t conn, uint32_t sub, unsigned product,
                               unsigned origin, sb_time now) {
   sb_time down_until;
+  struct sb_conn *c;
   unsigned path = lifecycle_path(&s->conns[conn], &s->settings, now, &down_until);
   uint32_t t = new_task(s, conn, sub, product, origin, path, now);
   if (t == SB_NONE) return SB_NONE;
-  struct sb_conn *c = &s->conns[conn];
+  c = &s->conns[conn];
   s->tasks[t].down_until = down_until;
   c->stat_created++;
   c->stat_billed++;

@@ -14,7 +14,8 @@
 #define TRUV_VERSION "dev"
 #endif
 
-static const char USAGE[] =
+/* in parts: C99 compilers need not take a longer string literal than 4095 bytes */
+static const char *const USAGE[] = {
   "Usage: truv-sandbox [OPTIONS]\n"
   "A local server that behaves like Truv's API (orders, data refresh, refresh tasks,\n"
   "bridge tokens, signed webhooks) on a virtual clock, for tests, demos and benchmarks.\n"
@@ -52,7 +53,7 @@ static const char USAGE[] =
   "  --refresh-limit N           refreshes per access_token per rolling 24 h of virtual\n"
   "                              time (the initial task plus N); 0 = off [3]\n"
   "  --refresh-limit-status S    HTTP status of the refresh-limit error: 429 or 400 [429]\n"
-  "\n"
+  "\n",
   "Seeding:\n"
   "  --seed-cases N              create N completed recertification cases at start [0]\n"
   "  --mix SPEC                  state weights of seeded cases\n"
@@ -83,7 +84,9 @@ static const char USAGE[] =
   "\n"
   "Prints \"truv-sandbox listening on http://HOST:PORT\" on stdout once serving.\n"
   "SIGTERM or SIGINT stops it cleanly (exit 0). Exit 1: cannot bind or start;\n"
-  "exit 2: bad command line. Control endpoints: see sandbox/README.md.\n";
+  "exit 2: bad command line. Control endpoints: see sandbox/README.md.\n",
+  NULL,
+};
 
 enum {
   O_HOST = 256,
@@ -196,8 +199,9 @@ static bool bad(const char *flag, const char *arg, const char *why) {
 
 static bool num(const char *flag, const char *arg, double lo, double hi, double *out) {
   char *end;
+  double v;
   errno = 0;
-  double v = strtod(arg, &end);
+  v = strtod(arg, &end);
   if (*arg == '\0' || *end != '\0' || errno || !isfinite(v)) return bad(flag, arg, "not a number");
   if (v < lo || v > hi) {
     fprintf(stderr, "truv-sandbox: --%s %s: must be between %g and %g\n", flag, arg, lo, hi);
@@ -341,7 +345,7 @@ enum cli_result cli_parse(int argc, char **argv, struct sb_options *o) {
   opterr = 0;
   while ((c = getopt_long(argc, argv, "", OPTIONS, NULL)) != -1) {
     if (c == O_HELP) {
-      fputs(USAGE, stdout);
+      for (const char *const *part = USAGE; *part; part++) fputs(*part, stdout);
       return CLI_EXIT_OK;
     }
     if (c == O_VERSION) {

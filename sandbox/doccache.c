@@ -38,9 +38,10 @@ char *doccache_get(struct doccache *c, uint32_t order, uint64_t generation, sb_t
 
 void doccache_put(struct doccache *c, uint32_t order, uint64_t generation, sb_time from,
                   sb_time until, const char *body, size_t len) {
+  char *copy;
   struct doccache_slot *s = &c->slots[order % DOCCACHE_SLOTS];
   if (len > DOCCACHE_MAX_BODY || from >= until) return;
-  char *copy = malloc(len + 1);
+  copy = malloc(len + 1);
   if (!copy) return;
   memcpy(copy, body, len + 1);
   pthread_mutex_lock(&s->mu);

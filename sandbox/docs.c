@@ -155,8 +155,9 @@ static unsigned statements(struct jw *w, const struct payroll *p, int64_t k_firs
   jw_arr(w);
   if (k_last >= k_first) {
     int64_t year = year_of(payroll_pay_day(p, k_first)), j = k_first;
+    struct ytd y;
     while (j > 0 && year_of(payroll_pay_day(p, j - 1)) == year) j--;
-    struct ytd y = {.year = year};
+    y = (struct ytd){.year = year};
     for (; j <= k_last; j++) {
       struct pay pay;
       int64_t yj = year_of(payroll_pay_day(p, j));
@@ -213,10 +214,11 @@ static void bank_accounts(struct jw *w, const struct payroll *p) {
 }
 
 static void w2(struct jw *w, const struct payroll *p, int64_t year) {
+  int64_t wages;
+  uint8_t md5[16];
   int64_t start = time_days_from_civil(year, 1, 1), days = 365;
   if (p->hire_day > start) days = time_days_from_civil(year + 1, 1, 1) - p->hire_day;
-  int64_t wages = p->income * days / 365;
-  uint8_t md5[16];
+  wages = p->income * days / 365;
   rng_mix_id(p->seed, 6000 + (uint64_t)year, md5);
   jw_obj(w);
   jw_key(w, "file");
@@ -246,6 +248,9 @@ static void w2s(struct jw *w, const struct payroll *p, int64_t as_of_day) {
 static void profile(struct jw *w, const struct payroll *p, const struct person *who,
                     const struct company *co, sb_time as_of) {
   uint8_t id[16];
+  char full[256];
+  char ssn[10];
+  uint64_t v;
   rng_mix_id(p->seed, 9, id);
   jw_key(w, "profile");
   jw_obj(w);
@@ -255,15 +260,13 @@ static void profile(struct jw *w, const struct payroll *p, const struct person *
   jw_kstr(w, "first_name", who->first_name);
   jw_kstr(w, "last_name", who->last_name);
   jw_key(w, "full_name");
-  char full[256];
   snprintf(full, sizeof full, "%s%s%s", who->first_name ? who->first_name : "",
            who->first_name && who->last_name ? " " : "", who->last_name ? who->last_name : "");
   jw_str(w, full);
   jw_knull(w, "middle_initials");
   jw_kstr(w, "email", who->email);
   jw_key(w, "ssn"); /* synthetic: the 9xx area is never issued */
-  char ssn[10];
-  uint64_t v = rng_mix(p->seed, 11);
+  v = rng_mix(p->seed, 11);
   ssn[0] = '9';
   for (int i = 8; i >= 1; i--, v /= 10) ssn[i] = (char)('0' + v % 10);
   jw_strn(w, ssn, 9);
@@ -286,6 +289,9 @@ static void company_obj(struct jw *w, const struct company *co) {
 
 /* statements, summaries, deposit accounts, W-2s; empty lists without `full` */
 static void pay_data(struct jw *w, const struct payroll *p, int64_t as_of_day, bool full) {
+  int64_t k_last;
+  int64_t k_first;
+  unsigned n_years;
   static const char *const EMPTY[] = {"statements", "annual_income_summary", "bank_accounts",
                                       "w2s"};
   struct ytd years[MAX_YEARS];
@@ -297,9 +303,9 @@ static void pay_data(struct jw *w, const struct payroll *p, int64_t as_of_day, b
     }
     return;
   }
-  int64_t k_last = payroll_period_at(p, as_of_day);
-  int64_t k_first = k_last - rng_mix_range(p->seed, 6, 12, 24) + 1;
-  unsigned n_years = statements(w, p, k_first < 0 ? 0 : k_first, k_last, years);
+  k_last = payroll_period_at(p, as_of_day);
+  k_first = k_last - rng_mix_range(p->seed, 6, 12, 24) + 1;
+  n_years = statements(w, p, k_first < 0 ? 0 : k_first, k_last, years);
   annual_summary(w, p, years, n_years);
   bank_accounts(w, p);
   w2s(w, p, as_of_day);
@@ -310,16 +316,18 @@ static void pay_data(struct jw *w, const struct payroll *p, int64_t as_of_day, b
 static void employment(struct jw *w, const struct sb_conn *c, const struct person *who,
                        sb_time as_of, bool full) {
   struct payroll p;
+  const struct company *co;
+  uint8_t id[16];
+  int64_t as_of_day;
   payroll_init(&p, c);
-  const struct company *co = names_company(rng_mix(p.seed, 1));
-  int64_t as_of_day = time_day_of(as_of);
+  co = names_company(rng_mix(p.seed, 1));
+  as_of_day = time_day_of(as_of);
   jw_obj(w);
   jw_kmoney(w, "income", p.income);
   jw_kstr(w, "income_unit", "YEARLY");
   jw_kmoney(w, "pay_rate", p.income / p.periods);
   jw_kstr(w, "pay_frequency", payroll_frequency(&p));
   pay_data(w, &p, as_of_day, full);
-  uint8_t id[16];
   rng_mix_id(p.seed, 7, id);
   jw_khex(w, "id", id, 16);
   jw_kbool(w, "is_active", true);
@@ -346,6 +354,8 @@ static void employment(struct jw *w, const struct sb_conn *c, const struct perso
 
 /* an account as an order shows it: id, type, subtype, mask */
 static void bank_account(struct jw *w, const struct sb_conn *c, unsigned a) {
+  uint64_t v;
+  char mask[16] = "******";
   uint64_t seed = c->doc_seed;
   uint8_t id[16];
   rng_mix_id(seed, 30 + a, id);
@@ -353,8 +363,7 @@ static void bank_account(struct jw *w, const struct sb_conn *c, unsigned a) {
   jw_khex(w, "id", id, 16);
   jw_kstr(w, "type", a == 0 ? "CHECKING" : "SAVINGS");
   jw_knull(w, "subtype");
-  char mask[16] = "******";
-  uint64_t v = rng_mix(seed, 40 + a);
+  v = rng_mix(seed, 40 + a);
   for (int i = 9; i >= 6; i--, v /= 10) mask[i] = (char)('0' + v % 10);
   mask[10] = '\0';
   jw_kstr(w, "mask", mask);
@@ -405,6 +414,8 @@ static void order_person(const struct sb_order *o, struct person *who) {
 }
 
 static void employer(struct jw *w, const struct store *s, uint32_t sub, sb_time now) {
+  struct payroll p;
+  const struct company *co;
   const struct sb_sub *b = &s->subs[sub];
   const struct sb_conn *c;
   enum sub_status st = sub_begin(w, s, sub, now, &c);
@@ -421,9 +432,8 @@ static void employer(struct jw *w, const struct store *s, uint32_t sub, sb_time 
     jw_obj_end(w);
     return;
   }
-  struct payroll p;
   payroll_init(&p, c);
-  const struct company *co = names_company(rng_mix(c->doc_seed, 1));
+  co = names_company(rng_mix(c->doc_seed, 1));
   jw_kdate(w, "start_date", p.hire_day);
   jw_knull(w, "end_date");
   jw_kstr(w, "company_name", b->label ? b->label : co->name);
@@ -460,6 +470,8 @@ static void financial_account(struct jw *w, const struct store *s, uint32_t sub,
 
 static void share_urls(struct jw *w, const struct sb_order *o) {
   char url[160], hex[33];
+  static const char B62[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+  static const char SHORT[] = "https://truv.com/s/";
   size_t n = 0;
   static const char A[] = "https://cdn.truv.com/employment.html?bridge_token=";
   static const char B[] = "&order_group_id=";
@@ -472,8 +484,6 @@ static void share_urls(struct jw *w, const struct sb_order *o) {
   hex_encode(o->id, 16, hex);
   memcpy(url + n, hex, 33);
   jw_kstr(w, "share_url", url);
-  static const char SHORT[] = "https://truv.com/s/";
-  static const char B62[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
   memcpy(url, SHORT, sizeof SHORT - 1);
   n = sizeof SHORT - 1;
   for (int i = 0; i < 8; i++) url[n++] = B62[o->share_token[i] % 62];
@@ -728,11 +738,12 @@ void docs_link(struct jw *w, const struct store *s, uint32_t conn, sb_time now) 
 }
 
 static void conn_person(const struct store *s, const struct sb_conn *c, struct person *who) {
+  const struct sb_user *u;
   if (c->origin_sub != SB_NONE) {
     order_person(&s->orders[s->subs[c->origin_sub].order], who);
     return;
   }
-  const struct sb_user *u = &s->users[c->user];
+  u = &s->users[c->user];
   who->first_name = u->first_name;
   who->last_name = u->last_name;
   who->email = u->email;
@@ -742,11 +753,13 @@ static void conn_person(const struct store *s, const struct sb_conn *c, struct p
  * that ended done (employments empty while there is none) */
 void docs_link_report(struct jw *w, const struct store *s, uint32_t conn, unsigned product,
                       sb_time now) {
+  const struct sb_task *td;
+  const struct sb_task *tl;
   const struct sb_conn *c = &s->conns[conn];
   uint32_t last, done, refresh;
   last_tasks(s, c, now, &last, &done, &refresh);
-  const struct sb_task *td = done == SB_NONE ? NULL : &s->tasks[done];
-  const struct sb_task *tl = last == SB_NONE ? NULL : &s->tasks[last];
+  td = done == SB_NONE ? NULL : &s->tasks[done];
+  tl = last == SB_NONE ? NULL : &s->tasks[last];
   jw_obj(w);
   jw_khex(w, "id", td ? td->id : c->link, 16);
   jw_kstr(w, "status", tl ? task_status(tl, now) : "new");

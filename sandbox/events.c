@@ -27,17 +27,20 @@ static void begin(struct jw *w, struct sandbox *sb, const char *type, sb_time at
 
 static void finish(struct jw *w, struct sandbox *sb, const char *id_hex, const char *type) {
   size_t len;
+  char *body;
   jw_obj_end(w);
-  char *body = jw_finish(w, &len);
+  body = jw_finish(w, &len);
   if (body) webhooks_push(&sb->hooks, body, len, id_hex, type);
 }
 
 void events_order_created(struct sandbox *sb, uint32_t order) {
-  if (!webhooks_active(&sb->hooks)) return;
-  const struct store *s = &sb->store;
-  const struct sb_order *o = &s->orders[order];
+  const struct store *s;
+  const struct sb_order *o;
   struct jw w;
   char id[33];
+  if (!webhooks_active(&sb->hooks)) return;
+  s = &sb->store;
+  o = &s->orders[order];
   begin(&w, sb, "order-created", o->created_at, s->users[o->user].id, o->template_id, id);
   jw_khex(&w, "order_id", o->id, 16);
   jw_kstr(&w, "order_number", o->order_number);
@@ -114,12 +117,15 @@ static void emit_link_disconnected(struct sandbox *sb, const struct task_ctx *x)
 }
 
 void events_link_connected(struct sandbox *sb, uint32_t conn, sb_time at) {
-  if (!webhooks_active(&sb->hooks)) return;
-  const struct store *s = &sb->store;
-  const struct sb_conn *c = &s->conns[conn];
-  const struct sb_bridge *br = c->bridge == SB_NONE ? NULL : &s->bridges[c->bridge];
+  const struct store *s;
+  const struct sb_conn *c;
+  const struct sb_bridge *br;
   struct jw w;
   char id[33];
+  if (!webhooks_active(&sb->hooks)) return;
+  s = &sb->store;
+  c = &s->conns[conn];
+  br = c->bridge == SB_NONE ? NULL : &s->bridges[c->bridge];
   begin(&w, sb, "link-connected", at, s->users[c->user].id, br ? br->template_id : NULL, id);
   jw_khex(&w, "link_id", c->link, 16);
   jw_kstr(&w, "product", product_name(c->product));
@@ -130,6 +136,8 @@ void events_link_connected(struct sandbox *sb, uint32_t conn, sb_time at) {
 }
 
 static void emit_step(struct sandbox *sb, uint32_t task, unsigned step) {
+  const char *status;
+  bool failed;
   const struct store *s = &sb->store;
   struct task_ctx x = {.t = &s->tasks[task]};
   x.c = &s->conns[x.t->conn];
@@ -137,10 +145,10 @@ static void emit_step(struct sandbox *sb, uint32_t task, unsigned step) {
   x.o = x.b ? &s->orders[x.b->order] : NULL;
   x.user = s->users[x.c->user].id;
   x.at = task_step_time(x.t, step);
-  const char *status = task_step_name(x.t, step);
+  status = task_step_name(x.t, step);
   emit_task_status(sb, &x, status);
   if (step + 1 < task_nsteps(x.t)) return;
-  bool failed = task_path_failed(x.t->path) && x.t->path != TP_NO_DATA;
+  failed = task_path_failed(x.t->path) && x.t->path != TP_NO_DATA;
   if (x.b)
     emit_order_event(sb, &x, "order-status-updated", sub_status_name(task_sub_status(x.t, x.at)));
   if (failed && x.o && x.o->origin == ORIGIN_REFRESH)
@@ -242,11 +250,13 @@ static void collect_order(struct items *l, const struct store *s, uint32_t order
   add(l,
       (struct item){.at = o->created_at, .order = order, .sub = SB_NONE, .type = IT_ORDER_CREATED});
   for (unsigned i = 0; i < (unsigned)(o->n_emp + o->n_fa); i++) {
+    const struct sb_task *t;
+    enum sub_status st;
     uint32_t sub = o->sub_first + i;
     uint32_t task = s->subs[sub].task;
     if (task == SB_NONE) continue;
-    const struct sb_task *t = &s->tasks[task];
-    enum sub_status st = task_sub_status(t, now);
+    t = &s->tasks[task];
+    st = task_sub_status(t, now);
     if (st == SUB_COMPLETED || st == SUB_NO_DATA)
       add(l, (struct item){task_end_time(t), 0, order, sub,
                            st == SUB_COMPLETED ? IT_SUBORDER_COMPLETED : IT_SUBORDER_NO_DATA});
@@ -280,16 +290,18 @@ static void render_item(struct jw *w, const struct store *s, const struct item *
 
 bool events_page(struct jw *w, const struct store *s, uint32_t order, sb_time now, long page,
                  bool include_refresh, const char *base_url, bool *oom) {
+  bool ok;
   struct items l = {0};
   collect_order(&l, s, order, now);
   if (include_refresh && s->orders[order].origin != ORIGIN_REFRESH)
     for (uint32_t r = s->orders[order].first_refresh; r != SB_NONE; r = s->orders[r].next_refresh)
       collect_order(&l, s, r, now);
   *oom = l.oom;
-  bool ok = !l.oom && page_exists(page, l.n);
+  ok = !l.oom && page_exists(page, l.n);
   if (ok) {
+    size_t first;
     if (l.n > 1) qsort(l.v, l.n, sizeof *l.v, item_cmp);
-    size_t first = page_first(page);
+    first = page_first(page);
     page_begin(w, l.n, page, base_url);
     for (size_t i = first; i < l.n && i < first + PAGE_SIZE; i++) render_item(w, s, &l.v[i]);
     page_end(w);

@@ -27,8 +27,10 @@ void faults_destroy(struct faults *f) {
 }
 
 static bool matches(const struct fault_config *c, const char *method, const char *path) {
+  size_t ml, n;
   if (c->match[0] == '\0') return true;
-  size_t ml = strlen(method), n = strlen(c->match);
+  ml = strlen(method);
+  n = strlen(c->match);
   if (c->match[n - 1] == '$') { /* exact: "POST /v1/orders/$" is order creation only */
     size_t pl = strlen(path);
     return n - 1 == ml + 1 + pl && strncmp(c->match, method, ml) == 0 && c->match[ml] == ' ' &&
@@ -52,11 +54,12 @@ static enum fault_kind draw(const struct fault_config *c, double u) {
 }
 
 void faults_plan(struct faults *f, const char *method, const char *path, struct fault_plan *plan) {
+  const struct fault_config *c;
   static const int STATUSES[] = {500, 502, 503};
   memset(plan, 0, sizeof *plan);
   if (!__atomic_load_n(&f->active, __ATOMIC_ACQUIRE)) return;
   pthread_mutex_lock(&f->mu);
-  const struct fault_config *c = &f->cfg;
+  c = &f->cfg;
   if (matches(c, method, path)) {
     plan->kind = draw(c, rng_unit(&f->rng));
     plan->status = STATUSES[rng_next(&f->rng) % 3];

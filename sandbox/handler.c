@@ -31,9 +31,10 @@ bool handler_valid(struct handler_ctx *x, struct invalid *v) {
 
 void handler_get(struct handler_ctx *x, handler_find_fn find, handler_render_fn render,
                  size_t size_hint) {
+  uint32_t entity;
   struct store *s = &x->sb->store;
   store_rdlock(s);
-  uint32_t entity = handler_path_entity(x, find);
+  entity = handler_path_entity(x, find);
   if (entity == SB_NONE) {
     reply_not_found(x->reply);
   } else {

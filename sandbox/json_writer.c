@@ -24,22 +24,25 @@ void jw_free(struct jw *w) {
 }
 
 char *jw_finish(struct jw *w, size_t *len) {
+  char *out;
   if (w->oom) {
     jw_free(w);
     return NULL;
   }
   w->buf[w->len] = '\0';
   if (len) *len = w->len;
-  char *out = w->buf;
+  out = w->buf;
   w->buf = NULL;
   return out;
 }
 
 static bool grow(struct jw *w, size_t n) {
+  size_t cap;
+  char *p;
   if (w->oom) return false;
-  size_t cap = w->cap * 2;
+  cap = w->cap * 2;
   while (cap < w->len + n + 1) cap *= 2;
-  char *p = realloc(w->buf, cap);
+  p = realloc(w->buf, cap);
   if (!p) {
     w->oom = true;
     w->len = w->cap = 0; /* every later reserve() fails */
@@ -108,8 +111,9 @@ void jw_arr_end(struct jw *w) {
 
 /* writes "s" escaped; reserves the worst case once, then fills in place */
 static void escaped(struct jw *w, const char *s, size_t n) {
+  char *p;
   if (!reserve(w, n * 6 + 2)) return;
-  char *p = w->buf + w->len;
+  p = w->buf + w->len;
   *p++ = '"';
   for (size_t i = 0; i < n; i++) {
     unsigned char c = (unsigned char)s[i];
@@ -139,10 +143,11 @@ static void escaped(struct jw *w, const char *s, size_t n) {
 
 /* keys are literals of the sandbox: plain ASCII needing no escapes */
 void jw_key(struct jw *w, const char *key) {
+  char *p;
   size_t n = strlen(key);
   sep(w);
   if (!reserve(w, n + 3)) return;
-  char *p = w->buf + w->len;
+  p = w->buf + w->len;
   p[0] = '"';
   memcpy(p + 1, key, n);
   p[n + 1] = '"';
@@ -162,13 +167,14 @@ void jw_str(struct jw *w, const char *s) {
 }
 
 void jw_hex(struct jw *w, const uint8_t *bytes, size_t n) {
+  char *p;
   if (!bytes) {
     jw_null(w);
     return;
   }
   sep(w);
   if (!reserve(w, 2 * n + 2)) return;
-  char *p = w->buf + w->len;
+  p = w->buf + w->len;
   p[0] = '"';
   hex_encode(bytes, n, p + 1);
   p[2 * n + 1] = '"';
@@ -196,9 +202,10 @@ void jw_int(struct jw *w, long long v) {
 
 void jw_uint_str(struct jw *w, unsigned long long v) {
   char tmp[24];
+  size_t n;
   char *end = tmp + sizeof tmp - 1;
   *end = '"';
-  size_t n = fmt_u64(v, end);
+  n = fmt_u64(v, end);
   *(end - n - 1) = '"';
   sep(w);
   put(w, end - n - 1, n + 2);
@@ -240,9 +247,10 @@ void jw_money(struct jw *w, int64_t cents) {
 
 /* a time or a date (sb_time and days are both int64_t) in quotes */
 static void stamp(struct jw *w, int64_t v, size_t (*fmt)(int64_t, char *)) {
+  size_t n;
   char tmp[TIME_ISO_LEN + 2];
   tmp[0] = '"';
-  size_t n = fmt(v, tmp + 1);
+  n = fmt(v, tmp + 1);
   tmp[n + 1] = '"';
   sep(w);
   put(w, tmp, n + 2);

@@ -114,11 +114,13 @@ const char *sub_status_name(enum sub_status st) {
 }
 
 enum sub_status sub_status_at(const struct store *s, uint32_t sub, sb_time now, sb_time *since) {
+  const struct sb_task *t;
+  enum sub_status st;
   const struct sb_sub *b = &s->subs[sub];
   *since = b->created_at;
   if (b->task == SB_NONE) return SUB_PENDING;
-  const struct sb_task *t = &s->tasks[b->task];
-  enum sub_status st = task_sub_status(t, now);
+  t = &s->tasks[b->task];
+  st = task_sub_status(t, now);
   if (st != SUB_PENDING) *since = task_end_time(t);
   return st;
 }

@@ -32,6 +32,7 @@ static void raise_fd_limit(void) {
 }
 
 static bool start_modules(struct sandbox *sb) {
+  bool ok;
   const struct sb_options *o = &sb->opt;
   sb->request_nonce = (uint64_t)time_wall_now() ^ ((uint64_t)getpid() << 32);
   vclock_init(&sb->clock, o->start_time, o->realtime, o->time_scale);
@@ -39,7 +40,7 @@ static bool start_modules(struct sandbox *sb) {
   doccache_init(&sb->cache);
   faults_init(&sb->faults, &o->faults, o->rng_seed);
   ratelimit_init(&sb->limiter, o->rate_limit);
-  bool ok = store_init(&sb->store, &o->settings, o->rng_seed);
+  ok = store_init(&sb->store, &o->settings, o->rng_seed);
   ok = webhooks_start(&sb->hooks, o->secret, &o->webhooks, o->rng_seed) && ok;
   ok = timer_start(&sb->timer) && ok;
   if (!ok) fprintf(stderr, "truv-sandbox: cannot start (out of memory or threads)\n");
@@ -78,9 +79,11 @@ static bool seed_initial(struct sandbox *sb) {
 
 static bool write_port_file(const char *path, int port) {
   char tmp[4096];
+  FILE *f;
+  bool ok;
   snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-  FILE *f = fopen(tmp, "w");
-  bool ok = f && fprintf(f, "%d\n", port) > 0;
+  f = fopen(tmp, "w");
+  ok = f && fprintf(f, "%d\n", port) > 0;
   ok = f && fclose(f) == 0 && ok;
   ok = ok && rename(tmp, path) == 0;
   if (!ok) {
@@ -139,6 +142,7 @@ done:
 int main(int argc, char **argv) {
   static struct sandbox sb;
   sigset_t stop_signals;
+  int rc;
   switch (cli_parse(argc, argv, &sb.opt)) {
     case CLI_EXIT_OK: return 0;
     case CLI_USAGE_ERROR: return 2;
@@ -151,7 +155,7 @@ int main(int argc, char **argv) {
   sigaddset(&stop_signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &stop_signals, NULL); /* every thread inherits the mask */
   curl_global_init(CURL_GLOBAL_DEFAULT);
-  int rc = start_modules(&sb) ? serve(&sb, &stop_signals) : 1;
+  rc = start_modules(&sb) ? serve(&sb, &stop_signals) : 1;
   stop_modules(&sb);
   curl_global_cleanup();
   return rc;

@@ -7,8 +7,9 @@
 
 bool page_parse(const char *text, long *page) {
   char *end;
+  long v;
   if (!text) return (*page = 1), true;
-  long v = strtol(text, &end, 10);
+  v = strtol(text, &end, 10);
   if (*text == '\0' || *end != '\0' || v < 1) return false;
   *page = v;
   return true;

@@ -40,15 +40,18 @@ const char *payroll_frequency(const struct payroll *p) {
 }
 
 int64_t payroll_pay_day(const struct payroll *p, int64_t k) {
+  int64_t mi;
   if (p->freq != PAY_SEMIMONTHLY) return p->anchor + k * (p->freq == PAY_WEEKLY ? 7 : 14);
-  int64_t mi = p->hire_month + 1 + k / 2;
+  mi = p->hire_month + 1 + k / 2;
   if (k % 2 == 0) return time_days_from_civil(mi / 12, (unsigned)(mi % 12) + 1, 15);
   return month_last_day(mi);
 }
 
 int64_t payroll_period_at(const struct payroll *p, int64_t day) {
+  int64_t mi, k;
   if (p->freq != PAY_SEMIMONTHLY) return floor_div(day - p->anchor, p->freq == PAY_WEEKLY ? 7 : 14);
-  int64_t mi = month_index(day), k = (mi - p->hire_month - 1) * 2;
+  mi = month_index(day);
+  k = (mi - p->hire_month - 1) * 2;
   if (day >= month_last_day(mi)) return k + 1;
   return day >= payroll_pay_day(p, k) ? k : k - 1;
 }

@@ -35,10 +35,11 @@ int ratelimit_get(struct ratelimit *r) {
 }
 
 int ratelimit_take(struct ratelimit *r, int64_t now) {
-  if (ratelimit_get(r) == 0) return 0;
   int wait = 0;
+  unsigned cap;
+  if (ratelimit_get(r) == 0) return 0;
   pthread_mutex_lock(&r->mu);
-  unsigned cap = (unsigned)r->limit;
+  cap = (unsigned)r->limit;
   while (r->count > 0 && now - r->ring[r->head] >= WINDOW_US) {
     r->head = (r->head + 1) % cap;
     r->count--;

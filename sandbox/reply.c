@@ -149,10 +149,11 @@ void invalid_add(struct invalid *v, const char *field, const char *fmt, ...) {
 }
 
 void reply_invalid(struct reply *r, struct invalid *v, const char *message) {
+  char *items;
+  struct jw w;
   size_t len = 0;
   jw_arr_end(&v->items);
-  char *items = jw_finish(&v->items, &len);
-  struct jw w;
+  items = jw_finish(&v->items, &len);
   jw_init(&w, len + 160);
   jw_obj(&w);
   jw_key(&w, "error");

@@ -61,10 +61,11 @@ const char *route_method_name(enum method m) {
 
 /* consumes one path segment (an id) followed by '/'; p points after it */
 static const char *segment(const char *p, struct route *out) {
+  size_t n;
+  char hex[33];
   const char *slash = strchr(p, '/');
   if (!slash || slash == p) return NULL;
-  size_t n = (size_t)(slash - p);
-  char hex[33];
+  n = (size_t)(slash - p);
   out->id_valid = false;
   if (n == 32) {
     memcpy(hex, p, 32);
@@ -84,8 +85,9 @@ struct resource {
 };
 
 static enum endpoint match_resource(const char *p, struct route *out, const struct resource *r) {
+  const char *rest;
   if (*p == '\0') return r->list;
-  const char *rest = segment(p, out);
+  rest = segment(p, out);
   if (!rest) return EP_V1_UNKNOWN;
   if (*rest == '\0') return r->item;
   return r->sub && strcmp(rest, r->sub) == 0 ? r->sub_ep : EP_V1_UNKNOWN;

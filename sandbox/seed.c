@@ -25,11 +25,14 @@ static void unknown_state(const char *name, char *err, size_t errlen) {
 }
 
 bool mix_parse(const char *text, struct mix *out, char *err, size_t errlen) {
-  memset(out, 0, sizeof *out);
+  const char *p;
   double total = 0;
-  const char *p = text;
+  memset(out, 0, sizeof *out);
+  p = text;
   while (*p) {
     char name[32];
+    char *end;
+    double w;
     size_t n = strcspn(p, "=,");
     unsigned st;
     if (p[n] != '=' || n == 0 || n >= sizeof name) {
@@ -42,9 +45,8 @@ bool mix_parse(const char *text, struct mix *out, char *err, size_t errlen) {
       unknown_state(name, err, errlen);
       return false;
     }
-    char *end;
     errno = 0;
-    double w = strtod(p + n + 1, &end);
+    w = strtod(p + n + 1, &end);
     if (end == p + n + 1 || errno || w < 0 || (*end != ',' && *end != '\0')) {
       snprintf(err, errlen, "mix: bad weight for \"%s\"", name);
       return false;
@@ -62,6 +64,7 @@ bool mix_parse(const char *text, struct mix *out, char *err, size_t errlen) {
 
 /* the state of each of n cases: exact proportions, then shuffled */
 static uint8_t *plan_states(const struct mix *m, long n, struct rng *r) {
+  long k = 0;
   uint8_t *states = malloc((size_t)(n > 0 ? n : 1));
   double total = 0, frac[ST__COUNT];
   long count[ST__COUNT], assigned = 0;
@@ -81,7 +84,6 @@ static uint8_t *plan_states(const struct mix *m, long n, struct rng *r) {
     frac[best] = -1;
     assigned++;
   }
-  long k = 0;
   for (unsigned i = 0; i < ST__COUNT; i++)
     for (long j = 0; j < count[i]; j++) states[k++] = (uint8_t)i;
   for (long i = n - 1; i > 0; i--) {
@@ -101,6 +103,7 @@ struct case_plan {
 
 static void plan_case(struct case_plan *c, const struct store *s, struct rng *r, unsigned state,
                       sb_time now) {
+  int64_t age;
   int64_t expiry = s->settings.expiry, lo = SB_DAY + 60 * MINUTE;
   int64_t hi = 150 * SB_DAY < expiry - SB_DAY ? 150 * SB_DAY : expiry - SB_DAY;
   unsigned u = (unsigned)rng_range(r, 0, 9);
@@ -112,7 +115,6 @@ static void plan_case(struct case_plan *c, const struct store *s, struct rng *r,
   c->n_fa = 0;
   if (c->product == PROD_ASSETS || (c->product == PROD_INCOME && rng_range(r, 0, 99) < 20))
     c->n_fa = (unsigned)rng_range(r, 1, 2);
-  int64_t age;
   if (state == ST_EXPIRED) {
     age = expiry + rng_range(r, SB_DAY, 60 * SB_DAY);
     c->oauth = true;
@@ -145,14 +147,19 @@ static bool seed_person(struct store *s, struct sb_order *o, struct rng *r, uint
 static bool seed_connection(struct store *s, uint32_t sub, const struct case_plan *c, struct rng *r,
                             unsigned i, sb_time now) {
   uint8_t token[16], link[16], tid[16];
+  uint32_t conn;
+  struct sb_sub *b;
+  struct sb_task *t;
+  uint32_t task;
+  struct sb_conn *k;
   rng_id(r, token);
   rng_id(r, link);
   rng_id(r, tid);
-  uint32_t conn = store_add_conn(s, token, link);
-  uint32_t task = conn == SB_NONE ? SB_NONE : store_add_task(s, tid);
+  conn = store_add_conn(s, token, link);
+  task = conn == SB_NONE ? SB_NONE : store_add_task(s, tid);
   if (task == SB_NONE) return false;
-  struct sb_sub *b = &s->subs[sub];
-  struct sb_conn *k = &s->conns[conn];
+  b = &s->subs[sub];
+  k = &s->conns[conn];
   k->doc_seed = rng_next(r);
   k->origin_at = k->auth_at = c->conn_at + (sb_time)i * 3 * MINUTE;
   k->down_since = now;
@@ -162,7 +169,7 @@ static bool seed_connection(struct store *s, uint32_t sub, const struct case_pla
   k->kind = b->kind;
   k->product = b->product;
   store_conn_attach(s, conn, s->orders[b->order].user);
-  struct sb_task *t = &s->tasks[task];
+  t = &s->tasks[task];
   t->created_at = k->auth_at;
   t->duration = s->settings.task_duration;
   t->path = TP_DONE;
@@ -193,14 +200,18 @@ static bool seed_subs(struct store *s, uint32_t order, const struct case_plan *c
 static bool seed_one(struct store *s, struct rng *r, unsigned state, sb_time now) {
   struct case_plan c;
   uint8_t uid[16], oid[16];
+  uint32_t user;
+  struct sb_order *o;
+  struct sb_user *u;
+  uint32_t order;
   uint32_t case_no = s->n_cases + 1;
   plan_case(&c, s, r, state, now);
   rng_id(r, uid);
   rng_id(r, oid);
-  uint32_t user = store_add_user(s, uid, NULL);
-  uint32_t order = user == SB_NONE ? SB_NONE : store_add_order(s, oid);
+  user = store_add_user(s, uid, NULL);
+  order = user == SB_NONE ? SB_NONE : store_add_order(s, oid);
   if (order == SB_NONE) return false;
-  struct sb_order *o = &s->orders[order];
+  o = &s->orders[order];
   o->user = user;
   rng_id(r, o->bridge_token);
   rng_id(r, o->share_token);
@@ -215,7 +226,7 @@ static bool seed_one(struct store *s, struct rng *r, unsigned state, sb_time now
   o->n_emp = (uint8_t)c.n_emp;
   o->n_fa = (uint8_t)c.n_fa;
   if (!seed_person(s, o, r, case_no)) return false;
-  struct sb_user *u = &s->users[user];
+  u = &s->users[user];
   u->first_name = o->first_name;
   u->last_name = o->last_name;
   u->email = o->email;
@@ -227,10 +238,12 @@ static bool seed_one(struct store *s, struct rng *r, unsigned state, sb_time now
 
 bool seed_cases(struct store *s, long n, const struct mix *m, uint64_t seed, sb_time now) {
   struct rng r, shuffle;
+  uint8_t *states;
+  bool ok;
   rng_seed(&r, rng_mix(seed, s->n_cases + 1));
   rng_seed(&shuffle, rng_mix(seed ^ 0x73687566666c65ULL, s->n_cases + 1));
-  uint8_t *states = plan_states(m, n, &shuffle);
-  bool ok = states != NULL;
+  states = plan_states(m, n, &shuffle);
+  ok = states != NULL;
   for (long i = 0; ok && i < n; i++) ok = seed_one(s, &r, states[i], now);
   free(states);
   return ok;
@@ -316,9 +329,6 @@ static void csv_ids(struct jw *w, const struct store *s, const struct sb_order *
 static void csv_case(struct jw *w, const struct store *s, uint32_t order) {
   const struct sb_order *o = &s->orders[order];
   char id[32], oid[33], uid[33];
-  case_id(id, o->case_no);
-  hex_encode(o->id, 16, oid);
-  hex_encode(s->users[o->user].id, 16, uid);
   const char *fields[] = {id,
                           oid,
                           uid,
@@ -329,6 +339,9 @@ static void csv_case(struct jw *w, const struct store *s, uint32_t order) {
                           o->phone,
                           o->order_number,
                           state_name(o->case_state)};
+  case_id(id, o->case_no);
+  hex_encode(o->id, 16, oid);
+  hex_encode(s->users[o->user].id, 16, uid);
   for (unsigned i = 0; i < sizeof fields / sizeof *fields; i++) csv_field(w, fields[i], false);
   csv_ids(w, s, o, 0, o->n_emp, false);
   csv_ids(w, s, o, o->n_emp, o->n_fa, true);
@@ -348,9 +361,11 @@ static bool ends_with(const char *s, const char *suffix) {
 
 static bool write_atomic(const char *path, const char *data, size_t len, char *err, size_t errlen) {
   char tmp[4096];
+  FILE *f;
+  bool ok;
   snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-  FILE *f = fopen(tmp, "wb");
-  bool ok = f && fwrite(data, 1, len, f) == len;
+  f = fopen(tmp, "wb");
+  ok = f && fwrite(data, 1, len, f) == len;
   ok = f && (fclose(f) == 0) && ok;
   ok = ok && rename(tmp, path) == 0;
   if (!ok) {
@@ -362,6 +377,9 @@ static bool write_atomic(const char *path, const char *data, size_t len, char *e
 
 bool seed_write_cases(const struct store *s, const char *path, char *err, size_t errlen) {
   struct jw w;
+  size_t len;
+  bool ok;
+  char *data;
   bool csv = ends_with(path, ".csv");
   if (!csv && !ends_with(path, ".json")) {
     snprintf(err, errlen, "--cases-out: the file name must end in .csv or .json");
@@ -371,13 +389,12 @@ bool seed_write_cases(const struct store *s, const char *path, char *err, size_t
   if (csv) render_csv(&w, s);
   else seed_render_cases(&w, s, 0);
   jw_text(&w, csv ? "" : "\n", csv ? 0 : 1);
-  size_t len;
-  char *data = jw_finish(&w, &len);
+  data = jw_finish(&w, &len);
   if (!data) {
     snprintf(err, errlen, "out of memory writing %s", path);
     return false;
   }
-  bool ok = write_atomic(path, data, len, err, errlen);
+  ok = write_atomic(path, data, len, err, errlen);
   free(data);
   return ok;
 }

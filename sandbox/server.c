@@ -70,10 +70,11 @@ static bool same_secret(const char *given, const char *expected) {
 }
 
 static bool is_json_type(const char *ct) {
+  size_t n;
   static const char JSON[] = "application/json";
   if (!ct) return false;
   while (*ct == ' ' || *ct == '\t') ct++;
-  size_t n = strcspn(ct, "; \t");
+  n = strcspn(ct, "; \t");
   return n == sizeof JSON - 1 && strncasecmp(ct, JSON, n) == 0;
 }
 
@@ -104,10 +105,10 @@ static void add_headers(struct request *rq, struct MHD_Response *resp) {
 
 /* counts the outcome; with --verbose (and not --quiet) logs one line */
 static void count(struct request *rq, enum outcome_slot slot) {
+  char status[16];
   const struct sb_options *o = &rq->sb->opt;
   stats_count(&rq->sb->stats, rq->route.ep, rq->method, slot);
   if (!o->verbose || o->quiet) return;
-  char status[16];
   if (slot == OUT_OTHER || slot < OUT_RESET_BEFORE)
     snprintf(status, sizeof status, "%d", rq->reply.status);
   fprintf(stderr, "truv-sandbox: %s %s %s %.1fms\n", rq->method_name, rq->url,
@@ -129,6 +130,7 @@ static enum MHD_Result abort_connection(struct request *rq) {
 /* ---- answering --------------------------------------------------------- */
 
 static enum MHD_Result send_reply(struct request *rq) {
+  enum MHD_Result ret;
   struct reply *r = &rq->reply;
   struct MHD_Response *resp;
   if (!r->body) reply_server_error(r);
@@ -137,7 +139,7 @@ static enum MHD_Result send_reply(struct request *rq) {
   if (!resp) return MHD_NO;
   r->body = NULL; /* MHD frees it with the response */
   add_headers(rq, resp);
-  enum MHD_Result ret = MHD_queue_response(rq->conn, (unsigned)r->status, resp);
+  ret = MHD_queue_response(rq->conn, (unsigned)r->status, resp);
   MHD_destroy_response(resp);
   count(rq, stats_slot_for_status(r->status)); /* r->status survives the hand-over */
   return ret;
@@ -167,6 +169,8 @@ static void partial_free(void *cls) {
 
 /* announces the full length, sends half the body, (stalls,) then closes */
 static enum MHD_Result send_partial(struct request *rq, bool stall) {
+  struct MHD_Response *resp;
+  enum MHD_Result ret;
   struct partial *p = calloc(1, sizeof *p);
   if (!p || !rq->reply.body) {
     free(p);
@@ -179,14 +183,13 @@ static enum MHD_Result send_partial(struct request *rq, bool stall) {
   p->conn = rq->conn;
   p->timer = &rq->sb->timer;
   rq->reply.body = NULL;
-  struct MHD_Response *resp =
-    MHD_create_response_from_callback(p->len, 4096, partial_read, p, partial_free);
+  resp = MHD_create_response_from_callback(p->len, 4096, partial_read, p, partial_free);
   if (!resp) {
     partial_free(p);
     return MHD_NO;
   }
   add_headers(rq, resp);
-  enum MHD_Result ret = MHD_queue_response(rq->conn, (unsigned)rq->reply.status, resp);
+  ret = MHD_queue_response(rq->conn, (unsigned)rq->reply.status, resp);
   MHD_destroy_response(resp);
   return ret;
 }
@@ -210,6 +213,7 @@ static enum MHD_Result finish(struct request *rq) {
 /* ---- the pipeline ------------------------------------------------------ */
 
 static void parse_body(struct request *rq, cJSON **json) {
+  cJSON *j;
   const char *end = NULL;
   char msg[160];
   *json = NULL;
@@ -221,7 +225,7 @@ static void parse_body(struct request *rq, cJSON **json) {
   pthread_mutex_lock(&parse_mu);
   /* the length covers the NUL that append() keeps after the body: cJSON
    * then rejects trailing garbage */
-  cJSON *j = cJSON_ParseWithLengthOpts(rq->body, rq->len + 1, &end, 1);
+  j = cJSON_ParseWithLengthOpts(rq->body, rq->len + 1, &end, 1);
   pthread_mutex_unlock(&parse_mu);
   if (!j) {
     size_t at = end && end >= rq->body ? (size_t)(end - rq->body) : 0;
@@ -302,8 +306,9 @@ static void query_put(struct query_buf *q, const char *s, bool escape) {
 
 static enum MHD_Result query_arg(void *cls, enum MHD_ValueKind kind, const char *key,
                                  const char *value) {
+  struct query_buf *q;
   (void)kind;
-  struct query_buf *q = cls;
+  q = cls;
   query_put(q, q->args++ == 0 ? "?" : "&", false);
   query_put(q, key, true);
   if (value) {
@@ -317,8 +322,8 @@ static enum MHD_Result query_arg(void *cls, enum MHD_ValueKind kind, const char 
  * with a final slash is answered 301 to it (query kept), before any view,
  * authentication included. NULL when the path is not such a path. */
 static char *slash_location(struct request *rq) {
-  if (rq->sb->opt.strict || !route_wants_slash(rq->url)) return NULL;
   struct query_buf q = {0};
+  if (rq->sb->opt.strict || !route_wants_slash(rq->url)) return NULL;
   query_put(&q, rq->url, false);
   query_put(&q, "/", false);
   MHD_get_connection_values(rq->conn, MHD_GET_ARGUMENT_KIND, query_arg, &q);
@@ -361,6 +366,9 @@ static bool control_gate(struct request *rq) {
 }
 
 static void handle(struct request *rq) {
+  struct handler_ctx x;
+  const char *host;
+  char fallback[64];
   bool v1 = route_is_v1(rq->route.ep);
   cJSON *json = NULL;
   if (rq->too_large) {
@@ -369,10 +377,9 @@ static void handle(struct request *rq) {
   }
   if (!(v1 ? v1_gate(rq) : control_gate(rq))) return;
   if (has_body(rq) && (parse_body(rq, &json), !json)) return;
-  const char *host = header(rq, MHD_HTTP_HEADER_HOST);
-  char fallback[64];
+  host = header(rq, MHD_HTTP_HEADER_HOST);
   snprintf(fallback, sizeof fallback, "127.0.0.1:%d", rq->sb->port);
-  struct handler_ctx x = {
+  x = (struct handler_ctx){
     .sb = rq->sb,
     .conn = rq->conn,
     .route = &rq->route,
@@ -416,9 +423,10 @@ static void append(struct request *rq, const char *data, size_t n) {
     return;
   }
   if (rq->len + n + 1 > rq->cap) {
+    char *p;
     size_t cap = rq->cap ? rq->cap * 2 : 1024;
     while (cap < rq->len + n + 1) cap *= 2;
-    char *p = realloc(rq->body, cap);
+    p = realloc(rq->body, cap);
     if (!p) {
       rq->too_large = true;
       return;
@@ -449,8 +457,9 @@ static struct request *request_new(struct sandbox *sb, struct MHD_Connection *co
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls) {
+  struct request *rq;
   (void)version;
-  struct request *rq = *con_cls;
+  rq = *con_cls;
   if (!rq) {
     *con_cls = rq = request_new(cls, conn, url, method);
     return rq ? MHD_YES : MHD_NO;
@@ -466,8 +475,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode why) {
+  struct request *rq;
   (void)cls, (void)conn, (void)why;
-  struct request *rq = *con_cls;
+  rq = *con_cls;
   if (!rq) return;
   reply_free(&rq->reply);
   free(rq->body);
@@ -489,21 +499,22 @@ static int bind_addr(int fd, const char *host, int port, char *err, size_t errle
 
 int server_listen(const char *host, int port, int *bound_port, char *err, size_t errlen) {
   struct in6_addr a6;
+  int fd;
+  struct sockaddr_storage ss;
+  int one = 1;
+  socklen_t sl = sizeof ss;
   bool v6 = inet_pton(AF_INET6, host, &a6) == 1;
   struct in_addr a4;
   if (!v6 && inet_pton(AF_INET, host, &a4) != 1) {
     snprintf(err, errlen, "--host %s: not an IPv4 or IPv6 address", host);
     return -1;
   }
-  int fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  int one = 1;
+  fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) {
     snprintf(err, errlen, "socket: %s", strerror(errno));
     return -1;
   }
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  struct sockaddr_storage ss;
-  socklen_t sl = sizeof ss;
   if (bind_addr(fd, host, port, err, errlen) != 0) goto fail;
   if (listen(fd, 4096) != 0) {
     snprintf(err, errlen, "cannot listen on %s:%d: %s", host, port, strerror(errno));
@@ -519,10 +530,12 @@ fail:
 }
 
 struct MHD_Daemon *server_start(struct sandbox *sb, int fd, char *err, size_t errlen) {
+  unsigned threads;
+  struct MHD_Daemon *d;
   unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_TURBO;
   if (sb->opt.verbose && !sb->opt.quiet) flags |= MHD_USE_ERROR_LOG;
-  unsigned threads = sb->opt.threads > 1 ? (unsigned)sb->opt.threads : 0;
-  struct MHD_Daemon *d =
+  threads = sb->opt.threads > 1 ? (unsigned)sb->opt.threads : 0;
+  d =
     MHD_start_daemon(flags, 0, NULL, NULL, on_request, sb, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
                      MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_NOTIFY_COMPLETED,
                      on_completed, sb, MHD_OPTION_CONNECTION_LIMIT, CONNECTION_LIMIT,

@@ -52,12 +52,13 @@ bool state_parse(const char *name, unsigned *out) {
 }
 
 bool store_init(struct store *s, const struct sb_settings *settings, uint64_t seed) {
-  memset(s, 0, sizeof *s);
   pthread_rwlockattr_t attr;
+  int rc;
+  memset(s, 0, sizeof *s);
   pthread_rwlockattr_init(&attr);
   /* GET traffic must not starve refreshes and clock moves */
   pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
-  int rc = pthread_rwlock_init(&s->lock, &attr);
+  rc = pthread_rwlock_init(&s->lock, &attr);
   pthread_rwlockattr_destroy(&attr);
   s->settings = *settings;
   rng_seed(&s->rng, seed ^ 0x7275762d73616e64ULL);
@@ -104,12 +105,14 @@ void store_unlock(struct store *s) {
 
 /* room for `need` elements of `size` bytes in *arr (capacity *cap) */
 static bool reserve(void **arr, uint32_t *cap, uint32_t need, size_t size) {
+  uint64_t n;
+  void *p;
   if (need <= *cap) return true;
   if (need == SB_NONE) return false;
-  uint64_t n = *cap ? *cap : 64;
+  n = *cap ? *cap : 64;
   while (n < need) n *= 2;
   if (n >= SB_NONE) n = SB_NONE - 1;
-  void *p = realloc(*arr, (size_t)n * size);
+  p = realloc(*arr, (size_t)n * size);
   if (!p) return false;
   *arr = p;
   *cap = (uint32_t)n;
@@ -180,9 +183,10 @@ uint32_t store_add_user(struct store *s, const uint8_t *id, const char *external
 
 uint32_t store_add_person(struct store *s, const char *external_id, const struct sb_person *p,
                           sb_time at) {
+  struct sb_user *u;
   uint32_t user = store_add_user(s, NULL, external_id);
   if (user == SB_NONE) return SB_NONE;
-  struct sb_user *u = &s->users[user];
+  u = &s->users[user];
   u->first_name = store_strdup(s, p->first_name);
   u->last_name = store_strdup(s, p->last_name);
   u->email = store_strdup(s, p->email);
@@ -307,8 +311,9 @@ static void live_swap(struct live_task *h, uint32_t a, uint32_t b) {
 }
 
 bool store_add_live(struct store *s, uint32_t task, sb_time due) {
+  uint32_t i;
   if (!RESERVE(s, live, s->n_live + 1)) return false;
-  uint32_t i = s->n_live++;
+  i = s->n_live++;
   s->live[i] = (struct live_task){due, task};
   while (i > 0 && s->live[(i - 1) / 2].due > s->live[i].due) {
     live_swap(s->live, i, (i - 1) / 2);
@@ -318,8 +323,10 @@ bool store_add_live(struct store *s, uint32_t task, sb_time due) {
 }
 
 uint32_t store_take_due(struct store *s, sb_time now) {
+  uint32_t task, n, i = 0;
   if (s->n_live == 0 || s->live[0].due > now) return SB_NONE;
-  uint32_t task = s->live[0].task, n = --s->n_live, i = 0;
+  task = s->live[0].task;
+  n = --s->n_live;
   s->live[0] = s->live[n];
   for (;;) {
     uint32_t l = 2 * i + 1, r = l + 1, m = i;
@@ -332,8 +339,10 @@ uint32_t store_take_due(struct store *s, sb_time now) {
 }
 
 const char *store_strndup(struct store *s, const char *str, size_t n) {
+  struct arena_chunk *a;
+  char *p;
   if (!str) return NULL;
-  struct arena_chunk *a = s->arena;
+  a = s->arena;
   if (!a || a->cap - a->used < n + 1) {
     size_t cap = n + 1 > ARENA_CHUNK ? n + 1 : ARENA_CHUNK;
     a = malloc(sizeof *a + cap);
@@ -343,7 +352,7 @@ const char *store_strndup(struct store *s, const char *str, size_t n) {
     a->cap = cap;
     s->arena = a;
   }
-  char *p = a->data + a->used;
+  p = a->data + a->used;
   memcpy(p, str, n);
   p[n] = '\0';
   a->used += n + 1;

@@ -9,9 +9,10 @@
 
 static void sift_up(struct timer_entry *h, unsigned i) {
   while (i > 0) {
+    struct timer_entry tmp;
     unsigned parent = (i - 1) / 2;
     if (h[parent].due <= h[i].due) break;
-    struct timer_entry tmp = h[parent];
+    tmp = h[parent];
     h[parent] = h[i];
     h[i] = tmp;
     i = parent;
@@ -20,11 +21,12 @@ static void sift_up(struct timer_entry *h, unsigned i) {
 
 static void sift_down(struct timer_entry *h, unsigned n, unsigned i) {
   for (;;) {
+    struct timer_entry tmp;
     unsigned l = 2 * i + 1, r = l + 1, m = i;
     if (l < n && h[l].due < h[m].due) m = l;
     if (r < n && h[r].due < h[m].due) m = r;
     if (m == i) return;
-    struct timer_entry tmp = h[m];
+    tmp = h[m];
     h[m] = h[i];
     h[i] = tmp;
     i = m;
@@ -49,11 +51,12 @@ static void *run(void *arg) {
   struct timer *t = arg;
   pthread_mutex_lock(&t->mu);
   while (!t->stop) {
+    int64_t now;
     if (t->n == 0) {
       pthread_cond_wait(&t->cv, &t->mu);
       continue;
     }
-    int64_t now = time_mono_us();
+    now = time_mono_us();
     if (t->heap[0].due > now) {
       wait_until(t, t->heap[0].due);
       continue;
@@ -79,9 +82,11 @@ bool timer_start(struct timer *t) {
 }
 
 static bool grow(struct timer *t) {
+  unsigned cap;
+  struct timer_entry *h;
   if (t->n < t->cap) return true;
-  unsigned cap = t->cap ? t->cap * 2 : 256;
-  struct timer_entry *h = realloc(t->heap, cap * sizeof *h);
+  cap = t->cap ? t->cap * 2 : 256;
+  h = realloc(t->heap, cap * sizeof *h);
   if (!h) return false;
   t->heap = h;
   t->cap = cap;

@@ -7,21 +7,30 @@
 #include <time.h>
 
 int64_t time_days_from_civil(int64_t y, unsigned m, unsigned d) {
+  int64_t era;
+  unsigned yoe;
+  unsigned doy;
+  unsigned doe;
   y -= m <= 2;
-  int64_t era = (y >= 0 ? y : y - 399) / 400;
-  unsigned yoe = (unsigned)(y - era * 400);
-  unsigned doy = (153 * (m + (m > 2 ? -3u : 9u)) + 2) / 5 + d - 1;
-  unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  era = (y >= 0 ? y : y - 399) / 400;
+  yoe = (unsigned)(y - era * 400);
+  doy = (153 * (m + (m > 2 ? -3u : 9u)) + 2) / 5 + d - 1;
+  doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
   return era * 146097 + (int64_t)doe - 719468;
 }
 
 void time_civil_from_days(int64_t days, int64_t *y, unsigned *m, unsigned *d) {
+  int64_t era;
+  unsigned doe;
+  unsigned yoe;
+  unsigned doy;
+  unsigned mp;
   days += 719468;
-  int64_t era = (days >= 0 ? days : days - 146096) / 146097;
-  unsigned doe = (unsigned)(days - era * 146097);
-  unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-  unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-  unsigned mp = (5 * doy + 2) / 153;
+  era = (days >= 0 ? days : days - 146096) / 146097;
+  doe = (unsigned)(days - era * 146097);
+  yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  mp = (5 * doy + 2) / 153;
   *d = doy - (153 * mp + 2) / 5 + 1;
   *m = mp < 10 ? mp + 3 : mp - 9;
   *y = (int64_t)yoe + era * 400 + (*m <= 2);
@@ -34,8 +43,9 @@ int64_t time_day_of(sb_time t) {
 
 static void split(sb_time t, int64_t *days, unsigned *hh, unsigned *mm, unsigned *ss,
                   unsigned *us) {
+  int64_t rest;
   *days = time_day_of(t);
-  int64_t rest = t - *days * SB_DAY;
+  rest = t - *days * SB_DAY;
   *us = (unsigned)(rest % SB_USEC);
   rest /= SB_USEC;
   *ss = (unsigned)(rest % 60);
@@ -51,11 +61,14 @@ static void put2(char *p, unsigned v) {
 static size_t put_stamp(sb_time t, char *out, char sep, const char *zone) {
   int64_t days, y;
   unsigned hh, mm, ss, us, mo, d;
+  unsigned yy;
+  size_t zl;
+  char *p;
   split(t, &days, &hh, &mm, &ss, &us);
   time_civil_from_days(days, &y, &mo, &d);
   if (y < 0 || y > 9999) y = y < 0 ? 0 : 9999;
-  unsigned yy = (unsigned)y;
-  char *p = out;
+  yy = (unsigned)y;
+  p = out;
   put2(p, yy / 100);
   put2(p + 2, yy % 100);
   p[4] = '-';
@@ -70,7 +83,7 @@ static size_t put_stamp(sb_time t, char *out, char sep, const char *zone) {
   put2(p + 17, ss);
   p[19] = '.';
   for (int i = 25; i >= 20; i--, us /= 10) p[i] = (char)('0' + us % 10);
-  size_t zl = strlen(zone);
+  zl = strlen(zone);
   memcpy(p + 26, zone, zl + 1);
   return 26 + zl;
 }
@@ -110,12 +123,12 @@ static bool digits(const char *s, int n, unsigned *out) {
 
 static bool parse_date(const char *s, int64_t *days) {
   unsigned y, m, d;
+  int64_t y2;
+  unsigned m2, d2;
   if (!digits(s, 4, &y) || s[4] != '-' || !digits(s + 5, 2, &m) || s[7] != '-' ||
       !digits(s + 8, 2, &d))
     return false;
   if (m < 1 || m > 12 || d < 1 || d > 31) return false;
-  int64_t y2;
-  unsigned m2, d2;
   *days = time_days_from_civil(y, m, d);
   time_civil_from_days(*days, &y2, &m2, &d2);
   return m2 == m && d2 == d; /* rejects 2023-02-30 */

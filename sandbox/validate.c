@@ -31,15 +31,16 @@ size_t utf8_length(const char *s) {
 bool utf8_valid(const char *s, size_t n) {
   const unsigned char *p = (const unsigned char *)s, *end = p + n;
   while (p < end) {
+    uint32_t cp;
+    static const uint32_t MIN[] = {0, 0, 0x80, 0x800, 0x10000};
     unsigned c = *p;
     unsigned len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
     if (len == 0 || (size_t)(end - p) < len) return false;
-    uint32_t cp = len == 1 ? c : c & (0x7Fu >> len);
+    cp = len == 1 ? c : c & (0x7Fu >> len);
     for (unsigned i = 1; i < len; i++) {
       if ((p[i] & 0xC0) != 0x80) return false;
       cp = cp << 6 | (p[i] & 0x3Fu);
     }
-    static const uint32_t MIN[] = {0, 0, 0x80, 0x800, 0x10000};
     if (cp < MIN[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
     p += len;
   }
@@ -51,6 +52,7 @@ static bool local_char(char c) {
 }
 
 static bool valid_domain(const char *d) {
+  size_t tld;
   size_t label = 0, labels = 0;
   const char *last = d;
   if (*d == '\0' || strlen(d) > 253) return false;
@@ -66,7 +68,7 @@ static bool valid_domain(const char *d) {
     if (!isalnum((unsigned char)*p) && *p != '-') return false;
     label++;
   }
-  size_t tld = strlen(last);
+  tld = strlen(last);
   for (size_t i = 0; i < tld; i++)
     if (!isalpha((unsigned char)last[i])) return false;
   return labels >= 2 && tld >= 2;
@@ -116,6 +118,7 @@ static bool blank(const char *s) {
 
 const char *field_string(struct invalid *v, const cJSON *obj, const char *name, bool required,
                          size_t max_len) {
+  size_t max;
   const cJSON *j = cJSON_GetObjectItemCaseSensitive(obj, name);
   if (!j) {
     if (required) invalid_add(v, name, "%s", REQUIRED);
@@ -133,7 +136,7 @@ const char *field_string(struct invalid *v, const cJSON *obj, const char *name, 
     invalid_add(v, name, "This field may not be blank.");
     return NULL;
   }
-  size_t max = max_len ? max_len : MAX_STRING;
+  max = max_len ? max_len : MAX_STRING;
   if (utf8_length(j->valuestring) > max) {
     invalid_add(v, name, "Ensure this field has no more than %zu characters.", max);
     return NULL;
@@ -199,13 +202,14 @@ const cJSON *field_object(struct invalid *v, const cJSON *obj, const char *name,
 
 const cJSON *field_array(struct invalid *v, const cJSON *obj, const char *name, const char *label,
                          int max_items, bool allow_empty) {
+  int n;
   const cJSON *j = member(obj, name);
   if (!j) return NULL;
   if (!cJSON_IsArray(j)) {
     invalid_add(v, label, "Expected a list of items but got type \"%s\".", json_type_name(j));
     return NULL;
   }
-  int n = cJSON_GetArraySize(j);
+  n = cJSON_GetArraySize(j);
   if (n == 0 && !allow_empty) {
     invalid_add(v, label, "This list may not be empty.");
     return NULL;
@@ -256,10 +260,11 @@ static bool decimal_string(const char *s) {
 }
 
 void field_amount(struct invalid *v, const cJSON *obj, const char *name, const char *label) {
+  bool ok;
   const cJSON *j = member(obj, name);
   if (!j) return;
-  bool ok = (cJSON_IsNumber(j) && j->valuedouble >= 0) ||
-            (cJSON_IsString(j) && decimal_string(j->valuestring));
+  ok = (cJSON_IsNumber(j) && j->valuedouble >= 0) ||
+       (cJSON_IsString(j) && decimal_string(j->valuestring));
   if (!ok) invalid_add(v, label, "A valid non-negative number is required.");
 }
 

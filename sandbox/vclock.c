@@ -19,8 +19,9 @@ static sb_time now_locked(struct vclock *c, int64_t mono) {
 }
 
 sb_time vclock_now(struct vclock *c) {
+  sb_time t;
   pthread_mutex_lock(&c->mu);
-  sb_time t = now_locked(c, time_mono_us());
+  t = now_locked(c, time_mono_us());
   pthread_mutex_unlock(&c->mu);
   return t;
 }
@@ -32,9 +33,11 @@ static sb_time rebase(struct vclock *c, sb_time t, int64_t mono) {
 }
 
 sb_time vclock_advance(struct vclock *c, sb_time delta) {
+  int64_t mono;
+  sb_time t;
   pthread_mutex_lock(&c->mu);
-  int64_t mono = time_mono_us();
-  sb_time t = rebase(c, now_locked(c, mono) + delta, mono);
+  mono = time_mono_us();
+  t = rebase(c, now_locked(c, mono) + delta, mono);
   pthread_mutex_unlock(&c->mu);
   return t;
 }
@@ -47,8 +50,9 @@ sb_time vclock_set(struct vclock *c, sb_time t) {
 }
 
 bool vclock_is_realtime(struct vclock *c) {
+  bool r;
   pthread_mutex_lock(&c->mu);
-  bool r = c->realtime;
+  r = c->realtime;
   pthread_mutex_unlock(&c->mu);
   return r;
 }

@@ -46,22 +46,24 @@ static size_t discard(char *ptr, size_t size, size_t n, void *ud) {
 
 /* aborts a transfer in flight when the sandbox stops */
 static int progress(void *ud, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_t d) {
+  struct webhooks *h;
+  bool stop;
   (void)a, (void)b, (void)c, (void)d;
-  struct webhooks *h = ud;
+  h = ud;
   pthread_mutex_lock(&h->mu);
-  bool stop = h->stop;
+  stop = h->stop;
   pthread_mutex_unlock(&h->mu);
   return stop ? 1 : 0;
 }
 
 /* one POST; returns the HTTP status or 0 on a transport failure */
 static int post(struct webhooks *h, CURL *curl, const char *url, const struct webhook_event *e) {
-  char sign[68 + 16] = "X-WEBHOOK-SIGN: ";
-  webhooks_sign(h->secret, e->body, e->len, sign + 16);
   struct curl_slist *hdr = NULL, *tmp;
+  char sign[68 + 16] = "X-WEBHOOK-SIGN: ";
   const char *lines[] = {"Content-Type: application/json", "User-Agent: Truv-Webhook-Service/2.0",
                          "Expect:", sign};
   long status = 0;
+  webhooks_sign(h->secret, e->body, e->len, sign + 16);
   for (unsigned i = 0; i < 4; i++) {
     if (!(tmp = curl_slist_append(hdr, lines[i]))) goto done;
     hdr = tmp;
@@ -105,9 +107,10 @@ static void log_delivery(struct webhooks *h, const struct webhook_event *e, int 
 
 /* sleeps (mutex held) until the deadline or stop; false when stopping */
 static bool backoff(struct webhooks *h, int attempt) {
+  int64_t due;
   int64_t ms = (int64_t)h->cfg.backoff_ms << (attempt < 20 ? attempt : 20);
   if (ms > MAX_BACKOFF_MS) ms = MAX_BACKOFF_MS;
-  int64_t due = time_mono_us() + ms * 1000;
+  due = time_mono_us() + ms * 1000;
   while (!h->stop && time_mono_us() < due) {
     struct timespec ts = {.tv_sec = (time_t)(due / 1000000),
                           .tv_nsec = (long)(due % 1000000) * 1000};
@@ -118,6 +121,7 @@ static bool backoff(struct webhooks *h, int attempt) {
 
 /* delivers e with retries (mutex held on entry and exit, released while sending) */
 static void deliver(struct webhooks *h, CURL *curl, struct webhook_event *e) {
+  bool ok;
   int status = 0, attempt = 0;
   for (;;) {
     char url[sizeof h->cfg.url];
@@ -131,7 +135,7 @@ static void deliver(struct webhooks *h, CURL *curl, struct webhook_event *e) {
     if ((status >= 200 && status < 300) || attempt > h->cfg.retries || !backoff(h, attempt - 1))
       break;
   }
-  bool ok = status >= 200 && status < 300;
+  ok = status >= 200 && status < 300;
   ok ? h->delivered++ : h->failed++;
   log_delivery(h, e, status, attempt, false);
   if (ok && !h->stop && h->cfg.duplicates > 0 && rng_unit(&h->rng) < h->cfg.duplicates) {
@@ -151,11 +155,12 @@ static void *run(void *arg) {
   CURL *curl = make_curl(h);
   pthread_mutex_lock(&h->mu);
   while (!h->stop) {
+    struct webhook_event *e;
     if (!h->head) {
       pthread_cond_wait(&h->cv, &h->mu);
       continue;
     }
-    struct webhook_event *e = h->head;
+    e = h->head;
     h->head = e->next;
     if (!h->head) h->tail = NULL;
     h->queued--;
@@ -170,9 +175,9 @@ static void *run(void *arg) {
 
 bool webhooks_start(struct webhooks *h, const char *secret, const struct webhook_config *cfg,
                     uint64_t seed) {
+  pthread_condattr_t attr; /* backoff deadlines are on the monotonic clock */
   memset(h, 0, sizeof *h);
   pthread_mutex_init(&h->mu, NULL);
-  pthread_condattr_t attr; /* backoff deadlines are on the monotonic clock */
   pthread_condattr_init(&attr);
   pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
   pthread_cond_init(&h->cv, &attr);
@@ -204,8 +209,9 @@ void webhooks_stop(struct webhooks *h) {
 }
 
 bool webhooks_active(struct webhooks *h) {
+  bool active;
   pthread_mutex_lock(&h->mu);
-  bool active = h->cfg.url[0] != '\0' && !h->stop;
+  active = h->cfg.url[0] != '\0' && !h->stop;
   pthread_mutex_unlock(&h->mu);
   return active;
 }
@@ -272,8 +278,9 @@ void webhooks_render_stats(struct jw *w, struct webhooks *h) {
 }
 
 void webhooks_render_log(struct jw *w, struct webhooks *h) {
+  unsigned first;
   pthread_mutex_lock(&h->mu);
-  unsigned first = (h->log_next + WEBHOOK_LOG_MAX - h->log_count) % WEBHOOK_LOG_MAX;
+  first = (h->log_next + WEBHOOK_LOG_MAX - h->log_count) % WEBHOOK_LOG_MAX;
   jw_obj(w);
   jw_key(w, "deliveries");
   jw_arr(w);
