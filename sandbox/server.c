@@ -24,6 +24,7 @@
 #define MAX_BODY (1024 * 1024)
 #define CONNECTION_LIMIT 20000u
 #define IDLE_TIMEOUT_S 120u
+#define STALLED_TIMEOUT_S (IDLE_TIMEOUT_S + 1) /* any but IDLE_TIMEOUT_S: see send_fin */
 
 enum phase { PHASE_RECEIVING, PHASE_DELAYED };
 
@@ -145,6 +146,20 @@ static enum MHD_Result send_reply(struct request *rq) {
   return ret;
 }
 
+/* The end of a stall. MHD 0.9.75 leaves a connection whose content reader fails in the turn
+ * that resumes it out of its epoll set and its ready list: it is released, and its socket
+ * closed, only when MHD next walks its timeout list that far, which any keep-alive connection
+ * idling on the same worker puts off (for up to IDLE_TIMEOUT_S). So a stalled connection gets
+ * a timeout of its own (STALLED_TIMEOUT_S), which puts it on the list MHD walks in full on
+ * every turn: the turn that resumes it releases it. And the reader sends the FIN itself (with
+ * MHD_USE_TURBO, MHD shuts nothing down and the FIN waits for close()): the client sees the
+ * answer end when the stall does, whatever MHD's bookkeeping. */
+static void send_fin(struct MHD_Connection *conn) {
+  const union MHD_ConnectionInfo *ci =
+    MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+  if (ci) shutdown(ci->connect_fd, SHUT_WR);
+}
+
 static ssize_t partial_read(void *cls, uint64_t pos, char *buf, size_t max) {
   struct partial *p = cls;
   if (pos < p->limit) {
@@ -155,9 +170,11 @@ static ssize_t partial_read(void *cls, uint64_t pos, char *buf, size_t max) {
   }
   if (p->stall_ms > 0 && !p->stalled) {
     p->stalled = true;
+    MHD_set_connection_option(p->conn, MHD_CONNECTION_OPTION_TIMEOUT, STALLED_TIMEOUT_S);
     if (timer_suspend(p->timer, p->conn, (int64_t)p->stall_ms * 1000))
       return 0; /* called again once the timer resumes the connection */
   }
+  send_fin(p->conn);
   return MHD_CONTENT_READER_END_WITH_ERROR; /* MHD closes the connection */
 }
 

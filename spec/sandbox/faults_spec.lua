@@ -136,6 +136,33 @@ describe("fault injection", function()
     assert.are.equal("timeout", err)
   end)
 
+  it("closes a stalled answer after stall_ms while keep-alive connections idle", function()
+    -- a client's pool: connections that answered once and stay open, idle,
+    -- on every worker of the sandbox
+    local idle = {}
+    finally(function() for _, c in ipairs(idle) do c:close() end end)
+    for i = 1, 4 do
+      local c = socket.tcp()
+      c:settimeout(5)
+      assert(c:connect("127.0.0.1", sb.port))
+      assert(c:send("GET /_sandbox/stats HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"))
+      local length
+      repeat
+        local line = assert(c:receive("*l"))
+        length = length or tonumber(line:lower():match("^content%-length:%s*(%d+)"))
+      until line == ""
+      assert(c:receive(length))
+      idle[i] = c
+    end
+    sb:faults{ stall = 1, stall_ms = 300 }
+    for _ = 1, 3 do
+      local took, status, err = timed(function() return get_order(cases[1], 5) end)
+      assert.is_nil(status)
+      assert.are.equal("closed", err)
+      assert.is_true(took >= 0.3 and took < 2, "took " .. took)
+    end
+  end)
+
   it("applies only to requests matching the METHOD /path prefix", function()
     local c = fresh_income_case()
     sb:faults{ reset_before = 1, latency_ms = 100, match = "POST /v1/orders/" }
