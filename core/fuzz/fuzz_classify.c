@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "truv/classify.h"
 #include "truv/model.h"
-#include "truv/response.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "truv/classify.h"
 #include "truv/http1.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

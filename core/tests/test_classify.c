@@ -1,7 +1,7 @@
 /* The classifier: every answer Truv gives becomes a document or the right
  * typed error, and nothing secret survives into an error. */
 #include "check.h"
-#include "truv/response.h"
+#include "truv/classify.h"
 
 #define NOW 1800000000.0
 

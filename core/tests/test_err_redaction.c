@@ -3,7 +3,7 @@
  * from the core itself) is redacted as a whole before it is cut to fit, so
  * a secret, a token or an SSN straddling a cut leaves nothing of itself. */
 #include "check.h"
-#include "truv/response.h"
+#include "truv/classify.h"
 
 #define NOW 1800000000.0
 

@@ -3,6 +3,7 @@
  * HTTP/1.1's keep-alive rules, and a clear error for truncated, malformed or
  * oversized answers. */
 #include "check.h"
+#include "truv/classify.h"
 #include "truv/http1.h"
 
 #define NOW 1800000000.0

@@ -1,6 +1,6 @@
 /* Timestamps, Retry-After and Truv's "available in N seconds". */
 #include "check.h"
-#include "truv/response.h"
+#include "truv/time.h"
 
 static void iso_timestamps_parse_to_epoch_seconds(void) {
   CHECK_DBL(truv_parse_time("1970-01-01T00:00:00Z"), 0);

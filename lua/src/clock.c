@@ -10,7 +10,7 @@
 #include <time.h>
 
 #include "binding.h"
-#include "truv/response.h"
+#include "truv/time.h"
 
 static int l_now(lua_State *L) {
   struct timespec ts;

@@ -26,7 +26,7 @@
 #include <string.h>
 
 #include "binding.h"
-#include "truv/response.h"
+#include "truv/classify.h"
 
 #define REQUEST_MT "truv.request"
 #define MAX_FACT_PRODUCTS 8

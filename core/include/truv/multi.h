@@ -13,8 +13,8 @@
  * The multi only moves bytes: classifying an answer is truv_classify's job,
  * exactly as with truv_http.
  *
- * Transfers behave like truv_http's (truv/http.h) because they go through
- * the same glue: the same options, the same error mapping (err->code and
+ * Transfers behave like truv_http's (truv/http.h) because they are set up
+ * the same way: the same options, the same error mapping (err->code and
  * err->maybe_sent), and every request but a GET goes out on a fresh
  * connection (libcurl silently re-sends a request that got no answer on a
  * reused connection: a second refresh, order or bridge token). Besides:

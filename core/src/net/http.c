@@ -1,8 +1,10 @@
 /* The blocking libcurl transport (see truv/http.h). */
+#include "truv/http.h"
+
 #include <stdlib.h>
 #include <string.h>
 
-#include "curl_glue.h"
+#include "transfer.h"
 
 struct truv_http {
   CURL *easy;
@@ -58,13 +60,13 @@ int truv_http_send(truv_http *http, const truv_request *req, truv_response *resp
   CURLcode rc;
   int result = 0;
   truv_err_clear(err);
-  if ((result = truv_curl_prepare(http->easy, &http->opts, req, resp, &headers, err)))
+  if ((result = truv_transfer_prepare(http->easy, &http->opts, req, resp, &headers, err)))
     return result;
   http->errbuf[0] = '\0';
   curl_easy_setopt(http->easy, CURLOPT_ERRORBUFFER, http->errbuf);
   rc = curl_easy_perform(http->easy);
-  if (rc == CURLE_OK) truv_curl_finish(http->easy, resp);
-  else result = truv_curl_error(http->easy, rc, http->errbuf, req, err);
+  if (rc == CURLE_OK) truv_transfer_finish(http->easy, resp);
+  else result = truv_transfer_error(http->easy, rc, http->errbuf, req, err);
   curl_easy_setopt(http->easy, CURLOPT_HTTPHEADER, NULL);
   curl_slist_free_all(headers);
   return result;

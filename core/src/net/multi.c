@@ -23,7 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "curl_glue.h"
+#include "transfer.h"
 #include "truv/multi.h"
 
 #define IDLE_BODY_MAX (16u << 10)   /* an idle slot keeps at most this much body buffer */
@@ -227,7 +227,7 @@ int truv_multi_add(truv_multi *m, const truv_request *req, void *tag, truv_err *
     return truv_err_set(err, TRUV_EINTERNAL, "nomem", "out of memory starting a transfer");
   /* a pooled handle may carry the previous request's custom method */
   curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, NULL);
-  if ((rc = truv_curl_prepare(easy, &m->opts, req, &s->resp, &s->headers, err))) return rc;
+  if ((rc = truv_transfer_prepare(easy, &m->opts, req, &s->resp, &s->headers, err))) return rc;
   s->errbuf[0] = '\0';
   if (curl_multi_add_handle(m->multi, easy) != CURLM_OK) {
     curl_easy_setopt(easy, CURLOPT_HTTPHEADER, NULL);
@@ -271,7 +271,7 @@ static void collect(truv_multi *m) {
     curl_easy_getinfo(s->easy, CURLINFO_NUM_CONNECTS, &connects);
     m->stats.transfers++;
     m->stats.connects += (unsigned long long)connects;
-    if (s->result == CURLE_OK) truv_curl_finish(s->easy, &s->resp);
+    if (s->result == CURLE_OK) truv_transfer_finish(s->easy, &s->resp);
     enqueue_done(m, s);
   }
 }
@@ -345,7 +345,7 @@ int truv_multi_next(truv_multi *m, truv_multi_done *done) {
     done->resp = &s->resp;
   } else {
     done->resp = NULL;
-    truv_curl_error(s->easy, s->result, s->errbuf, s->req, &done->err);
+    truv_transfer_error(s->easy, s->result, s->errbuf, s->req, &done->err);
   }
   return 1;
 }

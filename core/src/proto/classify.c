@@ -1,4 +1,4 @@
-/* The response classifier (see truv/response.h).
+/* The response classifier (see truv/classify.h).
  *
  * One pass: parse the body once, then decide by status and shape. The order
  * of the checks matters: the refresh limit message wins over the status it
@@ -11,8 +11,9 @@
 #include <string.h>
 #include <strings.h>
 
+#include "truv/classify.h"
 #include "truv/json.h"
-#include "truv/response.h"
+#include "truv/time.h"
 
 static const char REFRESH_LIMIT_TEXT[] = "Refresh limit for the access_token exceeded";
 

@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "truv/model.h"
-#include "truv/response.h"
+#include "truv/time.h"
 
 static const char *str(const cJSON *obj, const char *key) {
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);

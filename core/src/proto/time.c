@@ -1,12 +1,12 @@
-/* Time parsing: ISO 8601 timestamps in Truv's documents, HTTP dates and
- * delta-seconds in Retry-After, and Truv's "available in N seconds" text.
- * No locale and no TZ environment: everything is UTC arithmetic. */
+/* Time parsing (see truv/time.h): ISO 8601 timestamps in Truv's documents,
+ * HTTP dates and delta-seconds in Retry-After, and Truv's "available in N
+ * seconds" text. */
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-#include "truv/response.h"
+#include "truv/time.h"
 
 /* Days since 1970-01-01 for a proleptic Gregorian date (H. Hinnant's
  * days_from_civil). */

@@ -6,7 +6,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "truv/response.h"
+#include "truv/time.h"
 #include "truv/webhook.h"
 
 /* Event types with a kind of their own, indexed by truv_webhook_kind. */

@@ -1,7 +1,10 @@
-/* What the easy and the multi transports share: preparing an easy handle for
- * a request, and mapping libcurl's result to a truv_err. Internal. */
-#ifndef TRUV_CURL_GLUE_H
-#define TRUV_CURL_GLUE_H
+/* One libcurl transfer of a truv_request: what the easy and the multi
+ * transports share. An easy handle is set up for the request (headers,
+ * timeouts, TLS, proxy, the fresh-connection rule, the callbacks that fill
+ * a truv_response), and libcurl's result for it becomes a truv_err.
+ * Internal. */
+#ifndef TRUV_TRANSFER_H
+#define TRUV_TRANSFER_H
 
 #include <curl/curl.h>
 
@@ -13,14 +16,14 @@ int truv_curl_global(truv_err *err);
 /* Sets every option for sending req into resp on easy (which may have been
  * used before: the connection cache is kept). *headers receives the list to
  * free with curl_slist_free_all once the transfer is over. */
-int truv_curl_prepare(CURL *easy, const truv_http_options *opts, const truv_request *req,
+int truv_transfer_prepare(CURL *easy, const truv_http_options *opts, const truv_request *req,
                       truv_response *resp, struct curl_slist **headers, truv_err *err);
 
 /* Fills err for a finished transfer whose result was not CURLE_OK. */
-int truv_curl_error(CURL *easy, CURLcode rc, const char *errbuf, const truv_request *req,
+int truv_transfer_error(CURL *easy, CURLcode rc, const char *errbuf, const truv_request *req,
                     truv_err *err);
 
 /* After CURLE_OK: copies the status into resp. */
-void truv_curl_finish(CURL *easy, truv_response *resp);
+void truv_transfer_finish(CURL *easy, truv_response *resp);
 
 #endif

@@ -1,11 +1,11 @@
-/* libcurl glue shared by the easy and multi transports (see curl_glue.h). */
+/* One libcurl transfer of a truv_request (see transfer.h). */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-#include "curl_glue.h"
+#include "transfer.h"
 
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
 static CURLcode global_rc;
@@ -97,7 +97,7 @@ static void set_timeouts(CURL *easy, const truv_http_options *opts,
   curl_easy_setopt(easy, CURLOPT_LOW_SPEED_TIME, stall > 0 ? (stall + 999) / 1000 : 0L);
 }
 
-int truv_curl_prepare(CURL *easy, const truv_http_options *opts, const truv_request *req,
+int truv_transfer_prepare(CURL *easy, const truv_http_options *opts, const truv_request *req,
                       truv_response *resp, struct curl_slist **headers, truv_err *err) {
   struct curl_slist *list = NULL, *grown;
   size_t i;
@@ -152,7 +152,7 @@ nomem:
   return truv_err_set(err, TRUV_EINTERNAL, "nomem", "out of memory preparing a request");
 }
 
-void truv_curl_finish(CURL *easy, truv_response *resp) {
+void truv_transfer_finish(CURL *easy, truv_response *resp) {
   long status = 0;
   curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
   resp->status = (int)status;
@@ -168,7 +168,7 @@ static int request_left(CURL *easy) {
   return pretransfer > 0 || sent > 0;
 }
 
-int truv_curl_error(CURL *easy, CURLcode rc, const char *errbuf, const truv_request *req,
+int truv_transfer_error(CURL *easy, CURLcode rc, const char *errbuf, const truv_request *req,
                     truv_err *err) {
   const char *code = "network";
   int maybe_sent = 1;
