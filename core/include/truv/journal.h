@@ -56,6 +56,11 @@
  * with TRUV_EINTERNAL ("schema_newer", "not_a_journal") and a message that
  * says which.
  *
+ * Failures of the file are TRUV_EINTERNAL: "store_busy" when another
+ * connection held its lock past the busy timeout (the one every SQLite file
+ * of lua-truv waits: the quota and de-duplication stores' too), "disk_full",
+ * or "journal".
+ *
  * Threads and coroutines: a truv_journal (and its cursors) belongs to one
  * thread at a time; every coroutine of that thread may use it. Another
  * process may read the file while a run writes it (WAL); two processes
@@ -82,7 +87,7 @@ typedef struct truv_jcursor truv_jcursor;
 
 typedef struct truv_journal_options {
   int sync_full;        /* 1: synchronous=FULL (fsync per commit) */
-  int busy_timeout_ms;  /* waiting for another connection's lock; 0: 5000 */
+  int busy_timeout_ms;  /* waiting for another connection's lock; 0: 10 000 */
   int exclusive;        /* 1: fail if another process holds it exclusively */
 } truv_journal_options;
 

@@ -2,7 +2,7 @@
  * truv/dedupe.h). */
 #include <math.h>
 
-#include "quota_store.h"
+#include "store.h"
 #include "truv/dedupe.h"
 
 #define MAX_ID_LEN 4096   /* webhook ids are 32 characters; object keys little more */

@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "quota_store.h"
+#include "store.h"
 #include "truv/dedupe.h"
 
 #define HASH_LEN 16

@@ -1,6 +1,5 @@
 /* The durable de-duplication store: ids and ordering records in a SQLite
- * file (see truv/dedupe.h; the file conventions and schema are in
- * quota_db.c).
+ * file (see truv/dedupe.h; the file and its schema are store_file.c's).
  *
  * Each answer is one UPSERT whose WHERE clause is the contract's condition,
  * and sqlite3_changes() says whether it wrote: a single statement is atomic
@@ -9,11 +8,12 @@
  * write: a failed prune fails the call having recorded nothing (an id
  * recorded by a call that then reported an error would make the retry of
  * that webhook a duplicate, never handled). A handle works only in the
- * process that opened it (see truv_store_db_owned). */
+ * process that opened it (see truv_sqlite_owned). */
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "quota_store.h"
+#include "store.h"
+#include "store_file.h"
 #include "truv/dedupe.h"
 
 #define PRUNE_EVERY 256
@@ -61,7 +61,7 @@ static int sql_seen(truv_dedupe_store *s, const char *id, size_t len, double now
   sqldedupe *d = (sqldedupe *)s;
   int64_t now_ms = truv_store_ms(now);
   int rc;
-  if ((rc = truv_store_db_owned(d->opener, err)) || (rc = maybe_prune(d, now_ms, err)))
+  if ((rc = truv_sqlite_owned(d->opener, err)) || (rc = maybe_prune(d, now_ms, err)))
     return rc;
   sqlite3_bind_text(d->seen, 1, id, (int)len, SQLITE_STATIC);
   sqlite3_bind_int64(d->seen, 2, now_ms + truv_store_ms(ttl_s));
@@ -73,7 +73,7 @@ static int sql_last_update(truv_dedupe_store *s, const char *object_key, size_t 
                            double updated_at, int *is_newer, truv_err *err) {
   sqldedupe *d = (sqldedupe *)s;
   int rc;
-  if ((rc = truv_store_db_owned(d->opener, err))) return rc;
+  if ((rc = truv_sqlite_owned(d->opener, err))) return rc;
   sqlite3_bind_text(d->last, 1, object_key, (int)len, SQLITE_STATIC);
   sqlite3_bind_double(d->last, 2, updated_at);
   if ((rc = write_row(d, d->last, "recording an update", is_newer, err))) return rc;
@@ -84,7 +84,7 @@ static int sql_last_update(truv_dedupe_store *s, const char *object_key, size_t 
 static int sql_forget(truv_dedupe_store *s, const char *id, size_t len, truv_err *err) {
   sqldedupe *d = (sqldedupe *)s;
   int rc;
-  if ((rc = truv_store_db_owned(d->opener, err))) return rc;
+  if ((rc = truv_sqlite_owned(d->opener, err))) return rc;
   sqlite3_bind_text(d->forget, 1, id, (int)len, SQLITE_STATIC);
   return write_row(d, d->forget, "forgetting a webhook id", NULL, err);
 }
@@ -92,7 +92,7 @@ static int sql_forget(truv_dedupe_store *s, const char *id, size_t len, truv_err
 static void sql_close(truv_dedupe_store *s) {
   sqldedupe *d = (sqldedupe *)s;
   /* in a forked child the connection is the parent's: leave it alone */
-  if (truv_store_db_is_opener(d->opener)) {
+  if (truv_sqlite_is_opener(d->opener)) {
     sqlite3_finalize(d->seen);
     sqlite3_finalize(d->last);
     sqlite3_finalize(d->forget);
@@ -119,7 +119,7 @@ truv_dedupe_store *truv_dedupe_sqlite(const char *path, truv_err *err) {
   d->base.ops = &sqlite_ops;
   d->newest = -TRUV_STORE_MAX_TIME;
   d->opener = getpid();
-  if (truv_store_db_open(path, &d->db, err) ||
+  if (truv_store_file_open(path, &d->db, err) ||
       truv_store_prepare(d->db, q_seen, &d->seen, err) ||
       truv_store_prepare(d->db, q_last, &d->last, err) ||
       truv_store_prepare(d->db, q_forget, &d->forget, err) ||

@@ -25,12 +25,11 @@
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
-#include <sqlite3.h>
 
+#include "sqlite.h"
 #include "truv/journal.h"
 
 #define APPLICATION_ID 0x74727576   /* "truv" */
-#define DEFAULT_BUSY_MS 5000
 #define MAX_NAME 128
 
 /* The well-known fields, in column order. At most 63 (a bit each in a mask). */
@@ -77,12 +76,8 @@ struct truv_jcursor {
 /* ------------------------------------------------------------ errors */
 
 static int db_fail(truv_journal *j, const char *what, truv_err *err) {
-  int rc = sqlite3_errcode(j->db) & 0xff;
-  const char *code = rc == SQLITE_BUSY || rc == SQLITE_LOCKED ? "busy"
-                     : rc == SQLITE_FULL                      ? "disk_full"
-                                                              : "journal";
-  return truv_err_set(err, TRUV_EINTERNAL, code, "journal %s: %s: %s", j->path, what,
-                      sqlite3_errmsg(j->db));
+  return truv_sqlite_fail(j->db, sqlite3_errcode(j->db), "journal", err, "journal %s: %s",
+                          j->path, what);
 }
 
 static int nomem(truv_err *err) {
@@ -108,13 +103,7 @@ static int exec(truv_journal *j, const char *sql, truv_err *err) {
 }
 
 static int pragma_int(truv_journal *j, const char *sql, long long *out, truv_err *err) {
-  sqlite3_stmt *st = NULL;
-  int rc;
-  if (sqlite3_prepare_v2(j->db, sql, -1, &st, NULL) != SQLITE_OK) return db_fail(j, sql, err);
-  rc = sqlite3_step(st);
-  *out = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
-  sqlite3_finalize(st);
-  return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : db_fail(j, sql, err);
+  return truv_sqlite_pragma_int(j->db, sql, out) == SQLITE_OK ? 0 : db_fail(j, sql, err);
 }
 
 static char *cases_ddl(void) {
@@ -221,8 +210,7 @@ static char *select_sql(const char *where, const char *tail) {
 
 static int prepare(truv_journal *j, const char *sql, sqlite3_stmt **st, truv_err *err) {
   if (!sql) return nomem(err);
-  if (sqlite3_prepare_v3(j->db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL) != SQLITE_OK)
-    return db_fail(j, "prepare", err);
+  if (truv_sqlite_prepare(j->db, sql, st) != SQLITE_OK) return db_fail(j, "prepare", err);
   return 0;
 }
 
@@ -285,13 +273,10 @@ static int take_lock(truv_journal *j, truv_err *err) {
 }
 
 static int configure(truv_journal *j, const truv_journal_options *o, truv_err *err) {
-  char sql[64];
-  int rc;
-  sqlite3_busy_timeout(j->db, o->busy_timeout_ms > 0 ? o->busy_timeout_ms : DEFAULT_BUSY_MS);
   /* WAL first: it cannot be switched inside the schema's transaction */
-  if ((rc = exec(j, "PRAGMA journal_mode = WAL", err))) return rc;
-  snprintf(sql, sizeof sql, "PRAGMA synchronous = %s", o->sync_full ? "FULL" : "NORMAL");
-  return exec(j, sql, err);
+  if (truv_sqlite_configure(j->db, o->busy_timeout_ms, o->sync_full) != SQLITE_OK)
+    return db_fail(j, "setting WAL mode", err);
+  return 0;
 }
 
 int truv_journal_open(const char *path, const truv_journal_options *opts, truv_journal **out,
@@ -312,8 +297,7 @@ int truv_journal_open(const char *path, const truv_journal_options *opts, truv_j
   }
   j->lock_fd = -1;
   if (opts->exclusive && (rc = take_lock(j, err))) goto fail;
-  if (sqlite3_open_v2(path, &j->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-                                        SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+  if (truv_sqlite_open(path, opts->busy_timeout_ms, &j->db) != SQLITE_OK) {
     rc = j->db ? db_fail(j, "open", err) : nomem(err);
     goto fail;
   }

@@ -49,7 +49,7 @@
 #include <unistd.h>
 #endif
 
-#include "quota_store.h"
+#include "store.h"
 #include "truv/quota.h"
 
 #define KEY_LEN TRUV_QUOTA_KEY_LEN

@@ -1,5 +1,5 @@
 /* The durable quota store: the sliding log in a SQLite file (see
- * truv/quota.h; the file conventions and schema are in quota_db.c).
+ * truv/quota.h; the file and its schema are store_file.c's).
  *
  * Every write (reserve, release, record_limit, record_count) runs in BEGIN
  * IMMEDIATE: it takes the file's write lock before reading, so the counts it
@@ -11,7 +11,7 @@
  * k = count - limit + 1): one indexed query answers both. Entries that left
  * the window are deleted every PRUNE_EVERY writes of a handle, inside the
  * write's transaction. A handle works only in the process that opened it
- * (see truv_store_db_owned).
+ * (see truv_sqlite_owned).
  *
  * Connection facts are one row per key in truv_quota_fact, written by an
  * upsert that keeps the latest instant of each fact; keys whose latest
@@ -20,7 +20,8 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "quota_store.h"
+#include "store.h"
+#include "store_file.h"
 #include "truv/quota.h"
 
 #define PRUNE_EVERY 256
@@ -75,7 +76,7 @@ static const char sql_facts[] =
 static const char sql_fact_prune[] = "DELETE FROM truv_quota_fact WHERE latest_ms < ?1";
 
 static int fail(sqlstore *q, int rc, const char *what, truv_err *err) {
-  return truv_store_db_fail(q->db, rc, what, err);
+  return truv_store_fail(q->db, rc, what, err);
 }
 
 /* Runs a one-value query (bound by the caller) and resets it: *found says
@@ -160,7 +161,7 @@ static int sql_reserve(truv_quota_store *s, const truv_quota_key *keys, size_t n
   int64_t now_ms = truv_store_ms(now), latest, t = 0;
   size_t i;
   int rc;
-  if ((rc = truv_store_db_owned(q->opener, err)) || (rc = truv_store_begin(q->db, &q->tx, err)))
+  if ((rc = truv_sqlite_owned(q->opener, err)) || (rc = truv_store_begin(q->db, &q->tx, err)))
     return rc;
   if ((rc = check_room(q, keys, n, now_ms, spent, &latest, err))) goto fail;
   if (latest != INT64_MIN) {
@@ -185,7 +186,7 @@ static int sql_release(truv_quota_store *s, const truv_quota_key *keys, size_t n
   sqlstore *q = (sqlstore *)s;
   size_t i;
   int rc;
-  if ((rc = truv_store_db_owned(q->opener, err))) return rc;
+  if ((rc = truv_sqlite_owned(q->opener, err))) return rc;
   if (ticket > INT64_MAX) return 0;   /* never issued here */
   if ((rc = truv_store_begin(q->db, &q->tx, err))) return rc;
   for (i = 0; i < n; i++)
@@ -211,7 +212,7 @@ static int sql_record_limit(truv_quota_store *s, const truv_quota_key *key, doub
   sqlstore *q = (sqlstore *)s;
   int64_t now_ms = truv_store_ms(now), have = 0;
   int rc;
-  if ((rc = truv_store_db_owned(q->opener, err)) || (rc = truv_store_begin(q->db, &q->tx, err)))
+  if ((rc = truv_sqlite_owned(q->opener, err)) || (rc = truv_store_begin(q->db, &q->tx, err)))
     return rc;
   /* ticket -1 matches nothing: only the entries before now go */
   if ((rc = remove_entries(q, key, -1, now_ms, err)) ||
@@ -234,7 +235,7 @@ static int sql_record_count(truv_quota_store *s, const truv_quota_key *key,
   int64_t now_ms = truv_store_ms(now), have = 0;
   size_t i;
   int rc;
-  if ((rc = truv_store_db_owned(q->opener, err)) || (rc = truv_store_begin(q->db, &q->tx, err)))
+  if ((rc = truv_sqlite_owned(q->opener, err)) || (rc = truv_store_begin(q->db, &q->tx, err)))
     return rc;
   if ((rc = count_from(q, key, now_ms - q->window_ms, &have, err))) goto fail;
   for (i = 0; have < (int64_t)n; i++, have++)
@@ -252,7 +253,7 @@ static int sql_usage(truv_quota_store *s, const truv_quota_key *key, double now,
   sqlstore *q = (sqlstore *)s;
   int64_t now_ms = truv_store_ms(now), count = 0, at = 0;
   int rc, full = 0;
-  if ((rc = truv_store_db_owned(q->opener, err))) return rc;
+  if ((rc = truv_sqlite_owned(q->opener, err))) return rc;
   /* one read transaction, so that both answers come from one snapshot */
   if ((rc = sqlite3_exec(q->db, "BEGIN", NULL, NULL, NULL)))
     return fail(q, rc, "reading the quota", err);
@@ -275,7 +276,7 @@ static int sqlite_note(truv_quota_store *s, const truv_quota_key *key, truv_quot
   sqlite3_stmt *st = q->note[fact];
   int64_t at_ms = truv_store_ms(at);
   int rc;
-  if ((rc = truv_store_db_owned(q->opener, err)) || (rc = truv_store_begin(q->db, &q->tx, err)))
+  if ((rc = truv_sqlite_owned(q->opener, err)) || (rc = truv_store_begin(q->db, &q->tx, err)))
     return rc;
   sqlite3_bind_blob(st, 1, key->bytes, TRUV_QUOTA_KEY_LEN, SQLITE_STATIC);
   sqlite3_bind_int64(st, 2, at_ms);
@@ -306,7 +307,7 @@ static int sqlite_facts(truv_quota_store *s, const truv_quota_key *key, truv_quo
                      truv_err *err) {
   sqlstore *q = (sqlstore *)s;
   int rc;
-  if ((rc = truv_store_db_owned(q->opener, err))) return rc;
+  if ((rc = truv_sqlite_owned(q->opener, err))) return rc;
   sqlite3_bind_blob(q->facts, 1, key->bytes, TRUV_QUOTA_KEY_LEN, SQLITE_STATIC);
   rc = sqlite3_step(q->facts);
   if (rc == SQLITE_ROW) {
@@ -328,7 +329,7 @@ static void sql_close(truv_quota_store *s) {
                             &q->note[2], &q->facts, &q->fact_prune};
   size_t i;
   /* in a forked child the connection is the parent's: leave it alone */
-  if (truv_store_db_is_opener(q->opener)) {
+  if (truv_sqlite_is_opener(q->opener)) {
     for (i = 0; i < sizeof stmts / sizeof *stmts; i++) sqlite3_finalize(*stmts[i]);
     truv_store_tx_finalize(&q->tx);
     sqlite3_close(q->db);
@@ -358,7 +359,7 @@ truv_quota_store *truv_quota_sqlite(const char *path, const truv_quota_policy *p
   q->base.policy = p;
   q->window_ms = truv_store_ms(p.window_s);
   q->opener = getpid();
-  if (truv_store_db_open(path, &q->db, err) || truv_store_tx_prepare(q->db, &q->tx, err) ||
+  if (truv_store_file_open(path, &q->db, err) || truv_store_tx_prepare(q->db, &q->tx, err) ||
       truv_store_prepare(q->db, sql_nth_newest, &q->nth_newest, err) ||
       truv_store_prepare(q->db, sql_count, &q->count, err) ||
       truv_store_prepare(q->db, sql_insert, &q->insert, err) ||
