@@ -2,7 +2,8 @@
  * was sent, becomes a document or a typed error.
  *
  * truv_classify() parses the body once with cJSON and decides:
- *   - 2xx with the shape the operation returns -> *doc (the whole document,
+ *   - 2xx with the shape the operation returns (the string field its row of
+ *     the operation table names, or a list) -> *doc (the whole document,
  *     unknown fields kept, amounts left as the strings Truv sends);
  *   - every error shape Truv uses -> a truv_err of the right kind: 400 with
  *     error.extra.invalid-params (or a field map), 401/403, 404 {"detail"},

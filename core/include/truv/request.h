@@ -28,6 +28,9 @@ typedef struct truv_config {
   const char *user_agent; /* NULL: "lua-truv/<version>"; else appended after it */
 } truv_config;
 
+/* The operations: one row each in the operation table
+ * (core/src/proto/operation.c), which holds the method, the path, the path
+ * parameter, where the parameters go, their checks and the answer's shape. */
 typedef enum truv_op {
   TRUV_OP_CREATE_ORDER,        /* POST orders/ */
   TRUV_OP_GET_ORDER,           /* GET  orders/{id}/ */

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "operation.h"
 #include "truv/classify.h"
 #include "truv/json.h"
 #include "truv/time.h"
@@ -146,25 +147,13 @@ static int classify_error(const truv_request *req, const truv_response *resp, do
   return err->kind;
 }
 
-/* The key a successful answer to `op` must carry, with its JSON type. */
+/* What the operation's row says a successful answer carries: a string
+ * field, or a list. */
 static int has_expected_shape(truv_op op, const cJSON *doc) {
-  switch (op) {
-    case TRUV_OP_CREATE_ORDER:
-    case TRUV_OP_GET_ORDER:
-    case TRUV_OP_REFRESH_ORDER:
-    case TRUV_OP_GET_REFRESH_TASK:
-    case TRUV_OP_GET_TASK:
-      return string_at(doc, "id") != NULL;
-    case TRUV_OP_CREATE_REFRESH_TASK:
-      return string_at(doc, "task_id") != NULL;
-    case TRUV_OP_CREATE_BRIDGE_TOKEN:
-      return string_at(doc, "bridge_token") != NULL;
-    case TRUV_OP_LIST_ORDER_EVENTS:
-    case TRUV_OP_LIST_TASKS:
-      return cJSON_IsArray(doc) || cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(doc, "results"));
-    default:
-      return cJSON_IsObject(doc);
-  }
+  const truv_operation *o = truv_operation_of(op);
+  if (!o) return cJSON_IsObject(doc);
+  if (o->answer_key) return string_at(doc, o->answer_key) != NULL;
+  return cJSON_IsArray(doc) || cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(doc, "results"));
 }
 
 int truv_classify(const truv_request *req, const truv_response *resp, double now,

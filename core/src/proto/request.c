@@ -1,45 +1,15 @@
-/* The request builder (see truv/request.h). */
+/* The request builder (see truv/request.h): the operation's row of the
+ * table (operation.h) gives the method, the path and where the parameters
+ * go; this file makes the URL, the headers and the body. */
+#include "truv/request.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "truv/request.h"
+#include "operation.h"
 #include "truv/version.h"
-
-typedef struct op_info {
-  const char *name;
-  const char *method;
-  const char *path;   /* relative to the base URL; "{id}" is the path parameter */
-  unsigned flags;
-} op_info;
-
-static const op_info ops[TRUV_OP_COUNT] = {
-  [TRUV_OP_CREATE_ORDER] = {"create_order", "POST", "orders/", 0},
-  [TRUV_OP_GET_ORDER] = {"get_order", "GET", "orders/{id}/", TRUV_REQ_SAFE},
-  [TRUV_OP_REFRESH_ORDER] = {"refresh_order", "POST", "orders/{id}/", TRUV_REQ_BILLED},
-  [TRUV_OP_LIST_ORDER_EVENTS] = {"list_order_events", "GET", "orders/{id}/events/", TRUV_REQ_SAFE},
-  [TRUV_OP_CREATE_REFRESH_TASK] = {"create_refresh_task", "POST", "refresh/tasks/", TRUV_REQ_BILLED},
-  [TRUV_OP_GET_REFRESH_TASK] = {"get_refresh_task", "GET", "refresh/tasks/{id}/", TRUV_REQ_SAFE},
-  [TRUV_OP_CREATE_BRIDGE_TOKEN] = {"create_bridge_token", "POST", "users/{id}/tokens/", 0},
-  [TRUV_OP_LIST_TASKS] = {"list_tasks", "GET", "tasks/", TRUV_REQ_SAFE},
-  [TRUV_OP_GET_TASK] = {"get_task", "GET", "tasks/{id}/", TRUV_REQ_SAFE},
-};
-
-const char *truv_op_name(truv_op op) {
-  return (int)op >= 0 && op < TRUV_OP_COUNT ? ops[op].name : "unknown";
-}
-
-int truv_op_from_name(const char *name) {
-  int i;
-  for (i = 0; name && i < TRUV_OP_COUNT; i++)
-    if (strcmp(ops[i].name, name) == 0) return i;
-  return -1;
-}
-
-unsigned truv_op_flags(truv_op op) {
-  return (int)op >= 0 && op < TRUV_OP_COUNT ? ops[op].flags : 0;
-}
 
 __attribute__((format(printf, 1, 2)))
 static char *dup_printf(const char *fmt, ...) {
@@ -141,7 +111,7 @@ static void add_redact(truv_request *req, const cJSON *params, const char *key) 
 int truv_request_build(const truv_config *cfg, truv_op op, const char *id,
                        const cJSON *params, const truv_order_facts *facts,
                        truv_request *out, truv_err *err) {
-  const op_info *info;
+  const truv_operation *o;
   const char *base = cfg->base_url ? cfg->base_url : TRUV_DEFAULT_BASE_URL;
   char *authority = NULL, *base_path = NULL, *path = NULL, *query = NULL;
   const char *scheme_end;
@@ -158,19 +128,19 @@ int truv_request_build(const truv_config *cfg, truv_op op, const char *id,
   if (has_ctl(base) || split_base(base, &authority, &base_path))
     return truv_err_invalid(err, "base_url", "must be an http:// or https:// URL");
 
-  info = &ops[op];
+  o = truv_operation_of(op);
   out->op = op;
-  out->method = info->method;
-  out->flags = info->flags;
+  out->method = o->method;
+  out->flags = o->flags;
   out->host = authority;
   authority = NULL;
   {
-    const char *hole = strstr(info->path, "{id}");
-    path = hole ? dup_printf("%.*s%s%s", (int)(hole - info->path), info->path, id, hole + 4)
-                : strdup(info->path);
+    const char *hole = strstr(o->path, "{id}");
+    path = hole ? dup_printf("%.*s%s%s", (int)(hole - o->path), o->path, id, hole + 4)
+                : strdup(o->path);
   }
   if (!path) goto nomem;
-  if ((info->flags & TRUV_REQ_SAFE) && params && params->child) {
+  if (o->params == TRUV_PARAMS_QUERY && params && params->child) {
     if (!(query = query_string(params))) goto nomem;
     out->path = dup_printf("%s?%s", path, query);
   } else {
@@ -188,7 +158,7 @@ int truv_request_build(const truv_config *cfg, truv_op op, const char *id,
   out->headers[out->nheaders++] = cfg->user_agent && cfg->user_agent[0]
       ? dup_printf("User-Agent: lua-truv/%s %s", truv_version(), cfg->user_agent)
       : dup_printf("User-Agent: lua-truv/%s", truv_version());
-  if (!(info->flags & TRUV_REQ_SAFE)) {
+  if (o->params != TRUV_PARAMS_QUERY) {
     cJSON *empty = NULL;
     out->headers[out->nheaders++] = strdup("Content-Type: application/json");
     if (!params && !(empty = cJSON_CreateObject())) goto nomem;
