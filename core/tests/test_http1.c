@@ -1,7 +1,11 @@
 /* The incremental HTTP/1.1 response parser: the same result wherever the
  * bytes are split, every framing Truv (or a proxy in front of it) may use,
  * HTTP/1.1's keep-alive rules, and a clear error for truncated, malformed or
- * oversized answers. */
+ * oversized answers. The request writer: bytes a server reads as the
+ * request that was built, a connection of its own for every request but a
+ * GET, the proxy's forms. */
+#include <http_parser.h>
+
 #include "check.h"
 #include "truv/classify.h"
 #include "truv/http1.h"
@@ -399,6 +403,155 @@ static void a_parsed_answer_classifies_like_any_other(void) {
   truv_http1_free(p);
 }
 
+/* ---------------------------------------------------------------- writing */
+
+typedef struct parsed_request {
+  char url[256];
+  char body[256];
+  size_t body_len;
+  int complete, keepalive;
+  unsigned method;
+} parsed_request;
+
+static int req_url(http_parser *hp, const char *at, size_t len) {
+  parsed_request *r = hp->data;
+  size_t have = strlen(r->url);
+  if (have + len < sizeof r->url) memcpy(r->url + have, at, len);
+  return 0;
+}
+
+static int req_body(http_parser *hp, const char *at, size_t len) {
+  parsed_request *r = hp->data;
+  if (r->body_len + len < sizeof r->body) memcpy(r->body + r->body_len, at, len);
+  r->body_len += len;
+  return 0;
+}
+
+static int req_complete(http_parser *hp) {
+  parsed_request *r = hp->data;
+  r->complete = 1;
+  r->keepalive = http_should_keep_alive(hp);
+  r->method = hp->method;
+  return 0;
+}
+
+/* What an HTTP/1.1 server makes of the bytes (nodejs/http-parser). */
+static parsed_request parse_request(const char *bytes, size_t len) {
+  static const http_parser_settings settings = {
+    .on_url = req_url, .on_body = req_body, .on_message_complete = req_complete};
+  parsed_request r;
+  http_parser hp;
+  memset(&r, 0, sizeof r);
+  http_parser_init(&hp, HTTP_REQUEST);
+  hp.data = &r;
+  CHECK_INT(http_parser_execute(&hp, &settings, bytes, len), len);
+  CHECK_INT(HTTP_PARSER_ERRNO(&hp), HPE_OK);
+  return r;
+}
+
+static const truv_config wire_cfg = {"http://127.0.0.1:8080/v1/", "cid", "sandbox-s3cret", NULL};
+
+/* A GET may share a pooled connection; every other request asks for a
+ * connection of its own, which the server closes after the answer. */
+static void every_request_but_a_get_closes_its_connection(void) {
+  int op;
+  for (op = 0; op < TRUV_OP_COUNT; op++) {
+    cJSON *params = NULL;
+    truv_request req;
+    truv_err err;
+    parsed_request r;
+    size_t len = 0;
+    char *bytes;
+    if (op == TRUV_OP_CREATE_ORDER)
+      params = cJSON_Parse("{\"products\":[\"income\"],\"first_name\":\"A\",\"last_name\":\"B\"}");
+    else if (op == TRUV_OP_REFRESH_ORDER)
+      params = cJSON_Parse("{\"products\":[\"income\"]}");
+    else if (op == TRUV_OP_CREATE_REFRESH_TASK || op == TRUV_OP_CREATE_BRIDGE_TOKEN)
+      params = cJSON_Parse("{\"access_token\":\"tok\",\"product_type\":\"income\"}");
+    CHECK_INT(truv_request_build(&wire_cfg, (truv_op)op, "o1", params, NULL, &req, &err), 0);
+    cJSON_Delete(params);
+    bytes = truv_http1_request(&req, NULL, &len, &err);
+    CHECK(bytes != NULL);
+    CHECK_INT(strlen(bytes), len);
+    r = parse_request(bytes, len);
+    CHECK(r.complete);
+    CHECK_STR(r.url, req.target);
+    CHECK_INT(r.keepalive, !truv_request_fresh(&req));
+    CHECK_INT(truv_request_fresh(&req), strcmp(req.method, "GET") != 0);
+    CHECK_INT(r.method, strcmp(req.method, "GET") == 0 ? HTTP_GET : HTTP_POST);
+    if (req.body) {
+      CHECK_INT(r.body_len, req.body_len);
+      CHECK(memcmp(r.body, req.body, req.body_len) == 0);
+    } else {
+      CHECK_INT(r.body_len, 0);
+    }
+    CHECK_CONTAINS(bytes, "\r\nHost: 127.0.0.1:8080\r\n");
+    CHECK_CONTAINS(bytes, "\r\nX-Access-Client-Id: cid\r\n");
+    free(bytes);
+    truv_request_free(&req);
+  }
+}
+
+static void a_refresh_goes_out_whole_on_a_connection_of_its_own(void) {
+  cJSON *params = cJSON_Parse("{\"products\":[\"income\"]}");
+  truv_request req;
+  truv_err err;
+  size_t len = 0;
+  char *bytes;
+  CHECK_INT(truv_request_build(&wire_cfg, TRUV_OP_REFRESH_ORDER, "o1", params, NULL, &req, &err),
+            0);
+  cJSON_Delete(params);
+  bytes = truv_http1_request(&req, NULL, &len, &err);
+  CHECK(strncmp(bytes, "POST /v1/orders/o1/ HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n"
+                       "Connection: close\r\n", 68) == 0);
+  CHECK_CONTAINS(bytes, "\r\nContent-Type: application/json\r\nContent-Length: 23\r\n\r\n"
+                        "{\"products\":[\"income\"]}");
+  CHECK_INT(len, strlen(bytes));
+  free(bytes);
+  truv_request_free(&req);
+}
+
+/* To a plain-HTTP proxy: the absolute URL, and the proxy's credentials. */
+static void through_a_proxy_the_target_is_the_whole_url(void) {
+  truv_http1_proxy proxy = {"Basic dXNlcjpwYXNz"};
+  truv_http1_proxy bad = {"Basic x\r\nX-Injected: 1"};
+  truv_request req;
+  truv_err err;
+  parsed_request r;
+  size_t len = 0;
+  char *bytes;
+  CHECK_INT(truv_request_build(&wire_cfg, TRUV_OP_GET_ORDER, "o1", NULL, NULL, &req, &err), 0);
+  bytes = truv_http1_request(&req, &proxy, &len, &err);
+  CHECK(strncmp(bytes, "GET http://127.0.0.1:8080/v1/orders/o1/ HTTP/1.1\r\n", 50) == 0);
+  CHECK_CONTAINS(bytes, "\r\nProxy-Authorization: Basic dXNlcjpwYXNz\r\n");
+  r = parse_request(bytes, len);
+  CHECK_STR(r.url, "http://127.0.0.1:8080/v1/orders/o1/");
+  CHECK(r.keepalive);
+  free(bytes);
+  CHECK(truv_http1_request(&req, &bad, &len, &err) == NULL);
+  CHECK_INT(err.kind, TRUV_EINVALID);
+  CHECK_STR(err.code, "header");
+  truv_request_free(&req);
+}
+
+static void a_tunnel_is_asked_for_by_host_and_port(void) {
+  truv_http1_proxy proxy = {"Basic dXNlcjpwYXNz"};
+  truv_err err;
+  size_t len = 0;
+  char *bytes = truv_http1_connect("prod.truv.com", 443, NULL, &len, &err);
+  CHECK_STR(bytes, "CONNECT prod.truv.com:443 HTTP/1.1\r\nHost: prod.truv.com:443\r\n\r\n");
+  CHECK_INT(len, strlen(bytes));
+  free(bytes);
+  bytes = truv_http1_connect("::1", 8443, &proxy, &len, &err);
+  CHECK_STR(bytes, "CONNECT [::1]:8443 HTTP/1.1\r\nHost: [::1]:8443\r\n"
+                   "Proxy-Authorization: Basic dXNlcjpwYXNz\r\n\r\n");
+  free(bytes);
+  CHECK(truv_http1_connect("a\r\nb", 443, NULL, &len, &err) == NULL);
+  CHECK_INT(err.kind, TRUV_EINVALID);
+  CHECK(truv_http1_connect("prod.truv.com", 0, NULL, &len, &err) == NULL);
+  CHECK(truv_http1_connect("", 443, NULL, &len, &err) == NULL);
+}
+
 /* Random bytes, random cuts: never a crash, and a verdict every time. */
 static void garbage_never_crashes(void) {
   unsigned seed = 12345;
@@ -448,5 +601,9 @@ int main(void) {
   RUN(a_parser_is_reused_after_reset);
   RUN(a_parsed_answer_classifies_like_any_other);
   RUN(garbage_never_crashes);
+  RUN(every_request_but_a_get_closes_its_connection);
+  RUN(a_refresh_goes_out_whole_on_a_connection_of_its_own);
+  RUN(through_a_proxy_the_target_is_the_whole_url);
+  RUN(a_tunnel_is_asked_for_by_host_and_port);
   return CHECK_DONE();
 }

@@ -1,5 +1,10 @@
-/* The incremental HTTP/1.1 response parser, for byte-pipe transports
- * (truv.transport.cosocket):
+/* HTTP/1.1 on the wire, for byte-pipe transports (truv.transport.cosocket):
+ * the incremental response parser and the CONNECT request of a proxy
+ * tunnel (a request's own bytes are request:serialize(), request.c).
+ *
+ *   core.http1_connect(host, port [, proxy]) -> bytes | nil, err
+ *                      the CONNECT request for a tunnel to host:port through
+ *                      a proxy = { authorization = "Basic ..." } (or none)
  *
  *   local p = core.http1_parser{ max_header_bytes =, max_headers =, max_body = }
  *   p:feed(bytes)      -> done (boolean) | nil, err
@@ -14,6 +19,7 @@
  * classify works on the parsed response in C: the body never becomes a Lua
  * string. Errors are truv errors (see truv/http1.h for the codes); calling
  * classify before the response is complete raises. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "binding.h"
@@ -60,6 +66,31 @@ static int l_parser(lua_State *L) {
   u->p = NULL;
   luaL_setmetatable(L, HTTP1_MT);
   if (!(u->p = truv_http1_new(&limits, &err))) return truv_fail(L, &err);
+  return 1;
+}
+
+/* core.http1_connect(host, port [, proxy]) */
+static int l_connect(lua_State *L) {
+  const char *host = luaL_checkstring(L, 1);
+  lua_Integer port = luaL_checkinteger(L, 2);
+  truv_http1_proxy proxy = {NULL};
+  truv_err err;
+  size_t len;
+  char *bytes;
+  if (!lua_isnoneornil(L, 3)) {
+    luaL_checktype(L, 3, LUA_TTABLE);
+    lua_getfield(L, 3, "authorization");
+    if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TSTRING)
+      luaL_argerror(L, 3, "proxy.authorization must be a string");
+    proxy.authorization = lua_tostring(L, -1);   /* anchored by the proxy table */
+    lua_pop(L, 1);
+  }
+  truv_err_clear(&err);
+  if (!(bytes = truv_http1_connect(host, port < 0 || port > 65535 ? 0 : (int)port, &proxy, &len,
+                                   &err)))
+    return truv_fail(L, &err);
+  lua_pushlstring(L, bytes, len);
+  free(bytes);
   return 1;
 }
 
@@ -146,7 +177,8 @@ void truv_open_http1(lua_State *L) {
     {"feed", p_feed}, {"eof", p_eof}, {"done", p_done}, {"keepalive", p_keepalive},
     {"received", p_received}, {"classify", p_classify}, {"response", p_response},
     {"reset", p_reset}, {"close", p_close}, {NULL, NULL}};
-  static const luaL_Reg funcs[] = {{"http1_parser", l_parser}, {NULL, NULL}};
+  static const luaL_Reg funcs[] = {
+    {"http1_parser", l_parser}, {"http1_connect", l_connect}, {NULL, NULL}};
   truv_new_handle_type(L, HTTP1_MT, methods, NULL, p_close, p_tostring);
   luaL_setfuncs(L, funcs, 0);
 }

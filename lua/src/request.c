@@ -5,8 +5,14 @@
  *     op     = "get_order", "refresh_order", ... (truv/request.h)
  *     facts  = { products = {...} }  the original order's products, if known
  *   request.method / .url / .target / .host / .path / .op / .billed / .safe
+ *   request.fresh         it must go out on a connection of its own, closed
+ *                         after the answer (every request but a GET)
  *   request:body()        the JSON body (may hold an access token: never log it)
- *   request:serialize()   the whole HTTP/1.1 request, for byte-pipe transports
+ *   request:serialize([proxy]) -> bytes | nil, err
+ *                         the whole HTTP/1.1 request, for byte-pipe transports
+ *                         (truv/http1.h: Connection: close when fresh; to a
+ *                         plain-HTTP proxy, proxy = { authorization = }: the
+ *                         absolute URL and Proxy-Authorization)
  *   request:redact(s)     s with this request's secrets removed
  *   request:set_timeouts(connect_ms, send_ms, read_ms, total_ms)
  *                         this request's own timeouts (nil or 0: the transport's)
@@ -27,6 +33,7 @@
 
 #include "binding.h"
 #include "truv/classify.h"
+#include "truv/http1.h"
 
 #define REQUEST_MT "truv.request"
 #define MAX_FACT_PRODUCTS 8
@@ -119,27 +126,28 @@ static int request_body(lua_State *L) {
   return 1;
 }
 
-/* The HTTP/1.1 request: request line, Host, the request's headers,
- * Content-Length for a body, a blank line, the body. */
+/* request:serialize([proxy]): the HTTP/1.1 request's bytes as the core
+ * writes them (truv/http1.h); proxy = { authorization = "Basic ..." } for a
+ * plain-HTTP proxy. */
 static int request_serialize(lua_State *L) {
   truv_request *req = truv_check_request(L, 1);
-  luaL_Buffer b;
-  size_t i;
-  if (!req->method) return luaL_error(L, "truv: empty request");
-  luaL_buffinit(L, &b);
-  lua_pushfstring(L, "%s %s HTTP/1.1\r\nHost: %s\r\n", req->method, req->target, req->host);
-  luaL_addvalue(&b);
-  for (i = 0; i < req->nheaders; i++) {
-    luaL_addstring(&b, req->headers[i]);
-    luaL_addstring(&b, "\r\n");
+  truv_http1_proxy proxy, *via = NULL;
+  truv_err err;
+  size_t len;
+  char *bytes;
+  if (!lua_isnoneornil(L, 2)) {
+    luaL_checktype(L, 2, LUA_TTABLE);
+    lua_getfield(L, 2, "authorization");
+    if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TSTRING)
+      luaL_argerror(L, 2, "proxy.authorization must be a string");
+    proxy.authorization = lua_tostring(L, -1);   /* anchored by the proxy table */
+    lua_pop(L, 1);
+    via = &proxy;
   }
-  if (req->body) {
-    lua_pushfstring(L, "Content-Length: %d\r\n", (int)req->body_len);
-    luaL_addvalue(&b);
-  }
-  luaL_addstring(&b, "\r\n");
-  if (req->body) luaL_addlstring(&b, req->body, req->body_len);
-  luaL_pushresult(&b);
+  truv_err_clear(&err);
+  if (!(bytes = truv_http1_request(req, via, &len, &err))) return truv_fail(L, &err);
+  lua_pushlstring(L, bytes, len);
+  free(bytes);
   return 1;
 }
 
@@ -196,6 +204,7 @@ static int request_index(lua_State *L) {
   else if (strcmp(k, "op") == 0) lua_pushstring(L, truv_op_name(req->op));
   else if (strcmp(k, "billed") == 0) lua_pushboolean(L, (req->flags & TRUV_REQ_BILLED) != 0);
   else if (strcmp(k, "safe") == 0) lua_pushboolean(L, (req->flags & TRUV_REQ_SAFE) != 0);
+  else if (strcmp(k, "fresh") == 0) lua_pushboolean(L, truv_request_fresh(req));
   else if (strcmp(k, "body") == 0) lua_pushcfunction(L, request_body);
   else if (strcmp(k, "serialize") == 0) lua_pushcfunction(L, request_serialize);
   else if (strcmp(k, "redact") == 0) lua_pushcfunction(L, request_redact);

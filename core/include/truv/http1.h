@@ -1,5 +1,8 @@
-/* An incremental HTTP/1.1 response parser, for transports that only move
- * bytes (OpenResty cosockets, tests): bytes in, a truv_response out.
+/* HTTP/1.1 on the wire, for transports that only move bytes (OpenResty
+ * cosockets, tests): a request's bytes out, and an incremental response
+ * parser: bytes in, a truv_response out.
+ *
+ *   bytes = truv_http1_request(req, NULL, &len, &err);   // send them
  *
  *   truv_http1 *p = truv_http1_new(NULL, &err);
  *   while (!truv_http1_done(p)) {
@@ -8,7 +11,7 @@
  *     if (rc) goto fail;                        // err says why (see below)
  *   }
  *   truv_classify(req, truv_http1_response(p), now, &doc, &err);
- *   reuse = truv_http1_keepalive(p);            // else close the connection
+ *   reuse = !truv_request_fresh(req) && truv_http1_keepalive(p);   // else close it
  *   truv_http1_reset(p);                        // ready for the next response
  *
  * What the parser guarantees:
@@ -41,13 +44,43 @@
  * Network errors have maybe_sent = 1: a transport parses only after sending.
  * Messages never quote the response's bytes.
  *
+ * Writing a request: truv_http1_request() gives the request line, Host,
+ * "Connection: close" when the request must go out on a fresh connection
+ * (truv_request_fresh: every request but a GET; the server then closes it
+ * too, so nothing can ever follow it on that connection), the request's
+ * own headers, Content-Length when there is a body, a blank line and the
+ * body. Through a plain-HTTP proxy (proxy given) the request-target is in
+ * absolute form and Proxy-Authorization is added when the proxy has one;
+ * an https:// request goes through a tunnel instead (truv_http1_connect,
+ * then the request as if straight to the origin: proxy NULL). The bytes
+ * are malloc'd, *len long and NUL-terminated; the caller frees them. NULL
+ * with TRUV_EINVALID "header" when a value would break the framing (a
+ * control character in the authorization or the host), TRUV_EINTERNAL
+ * "nomem" when out of memory.
+ *
  * Threads: a parser belongs to one thread at a time; parsers are independent. */
 #ifndef TRUV_HTTP1_H
 #define TRUV_HTTP1_H
 
 #include "truv/common.h"
 #include "truv/err.h"
+#include "truv/request.h"
 #include "truv/response.h"
+
+/* A plain-HTTP proxy between the transport and Truv. */
+typedef struct truv_http1_proxy {
+  const char *authorization;   /* Proxy-Authorization's value ("Basic ..."), or NULL */
+} truv_http1_proxy;
+
+/* The bytes of req as an HTTP/1.1 request (see above); proxy NULL: sent to
+ * the origin itself (or through a tunnel). */
+TRUV_API char *truv_http1_request(const truv_request *req, const truv_http1_proxy *proxy,
+                                  size_t *len, truv_err *err);
+
+/* The CONNECT request that asks proxy for a tunnel to host:port (an IPv6
+ * address without its brackets). */
+TRUV_API char *truv_http1_connect(const char *host, int port, const truv_http1_proxy *proxy,
+                                  size_t *len, truv_err *err);
 
 typedef struct truv_http1_limits {
   size_t max_header_bytes;   /* 0: 65 536 */

@@ -46,10 +46,10 @@ typedef enum truv_op {
 
 /* Request flags. */
 enum {
-  TRUV_REQ_SAFE = 1,   /* no side effect: may be retried freely */
+  TRUV_REQ_SAFE = 1,   /* no side effect: may be retried freely (the GETs) */
   TRUV_REQ_BILLED = 2  /* creates a billed refresh: never re-sent blindly;
                           like every request that is not SAFE, never sent on
-                          a reused connection (see transports) */
+                          a reused connection (truv_request_fresh) */
 };
 
 /* How long one request may take, in milliseconds; 0 leaves the transport's
@@ -104,6 +104,18 @@ TRUV_API int truv_request_build(const truv_config *cfg, truv_op op, const char *
                                 truv_request *out, truv_err *err);
 
 TRUV_API void truv_request_free(truv_request *req);
+
+/* 1 when req must go out on a fresh connection, closed after its answer:
+ * every request that is not TRUV_REQ_SAFE, i.e. every one but a GET,
+ * creates something at Truv (a refresh, an order, a bridge token). On a
+ * reused connection that the server closed after processing the request, a
+ * client would see no answer and could send it again on a new one (libcurl
+ * does so silently): a second refresh, or a second link to the applicant.
+ * On a fresh connection such a loss is an error (maybe_sent) that the
+ * caller reconciles. Every transport applies it: libcurl's
+ * (CURLOPT_FRESH_CONNECT) and the HTTP/1.1 writer (Connection: close,
+ * truv/http1.h). */
+TRUV_API int truv_request_fresh(const truv_request *req);
 
 /* Validation alone (what truv_request_build runs first). */
 TRUV_API int truv_validate(truv_op op, const char *id, const cJSON *params,

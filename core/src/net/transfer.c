@@ -98,15 +98,9 @@ static void set_timeouts(CURL *easy, const truv_http_options *opts,
 }
 
 int truv_transfer_prepare(CURL *easy, const truv_http_options *opts, const truv_request *req,
-                      truv_response *resp, struct curl_slist **headers, truv_err *err) {
+                          truv_response *resp, struct curl_slist **headers, truv_err *err) {
   struct curl_slist *list = NULL, *grown;
   size_t i;
-  /* Everything but a GET creates something at Truv (a refresh, an order, a
-   * bridge token). On a reused connection that the server closed after
-   * processing the request, libcurl would silently send it again on a new
-   * one; on a fresh connection such a loss is an error (maybe_sent) that
-   * the caller reconciles. GETs keep the pool. */
-  int creates = strcmp(req->method, "GET") != 0;
 
   for (i = 0; i < req->nheaders; i++) {
     if (!(grown = curl_slist_append(list, req->headers[i]))) goto nomem;
@@ -130,7 +124,7 @@ int truv_transfer_prepare(CURL *easy, const truv_http_options *opts, const truv_
   if (opts->no_proxy) curl_easy_setopt(easy, CURLOPT_NOPROXY, opts->no_proxy);
   curl_easy_setopt(easy, CURLOPT_ACCEPT_ENCODING, "");
   curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
-  curl_easy_setopt(easy, CURLOPT_FRESH_CONNECT, creates ? 1L : 0L);
+  curl_easy_setopt(easy, CURLOPT_FRESH_CONNECT, truv_request_fresh(req) ? 1L : 0L);
   curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, on_body);
   curl_easy_setopt(easy, CURLOPT_WRITEDATA, resp);
   curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, on_header);
@@ -169,7 +163,7 @@ static int request_left(CURL *easy) {
 }
 
 int truv_transfer_error(CURL *easy, CURLcode rc, const char *errbuf, const truv_request *req,
-                    truv_err *err) {
+                        truv_err *err) {
   const char *code = "network";
   int maybe_sent = 1;
   const char *detail = errbuf && errbuf[0] ? errbuf : curl_easy_strerror(rc);

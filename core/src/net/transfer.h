@@ -17,11 +17,11 @@ int truv_curl_global(truv_err *err);
  * used before: the connection cache is kept). *headers receives the list to
  * free with curl_slist_free_all once the transfer is over. */
 int truv_transfer_prepare(CURL *easy, const truv_http_options *opts, const truv_request *req,
-                      truv_response *resp, struct curl_slist **headers, truv_err *err);
+                          truv_response *resp, struct curl_slist **headers, truv_err *err);
 
 /* Fills err for a finished transfer whose result was not CURLE_OK. */
 int truv_transfer_error(CURL *easy, CURLcode rc, const char *errbuf, const truv_request *req,
-                    truv_err *err);
+                        truv_err *err);
 
 /* After CURLE_OK: copies the status into resp. */
 void truv_transfer_finish(CURL *easy, truv_response *resp);

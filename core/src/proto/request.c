@@ -203,3 +203,7 @@ void truv_request_free(truv_request *req) {
   for (i = 0; i < req->nredact; i++) free(req->redact[i]);
   memset(req, 0, sizeof *req);
 }
+
+int truv_request_fresh(const truv_request *req) {
+  return !(req->flags & TRUV_REQ_SAFE);
+}

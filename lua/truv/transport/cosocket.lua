@@ -6,10 +6,12 @@
 --                            timeout_ms = 30000, connect_timeout_ms = 10000 }
 --   -- or explicitly: transport = require("truv.transport.cosocket").new{ ... }
 --
--- The C core serialises each request (request:serialize()) and parses the
--- answer incrementally (core.http1_parser: Content-Length and chunked bodies,
+-- The C core writes every byte that goes out (request:serialize(), with
+-- Connection: close on a request that needs a connection of its own, and
+-- the proxy's forms; core.http1_connect for a tunnel) and parses the answer
+-- incrementally (core.http1_parser: Content-Length and chunked bodies,
 -- keep-alive rules, bounded heads and bodies); the classifier then reads the
--- parsed answer in C, exactly as for libcurl.
+-- parsed answer in C, exactly as for libcurl. This file moves bytes.
 --
 -- Timeouts are milliseconds: connect_timeout_ms bounds the TCP connect and
 -- the TLS handshake (and a proxy's CONNECT), timeout_ms the whole exchange;
@@ -283,14 +285,13 @@ local function put_parser(self, p)
   if #list < 16 then list[#list + 1] = p else p:close() end
 end
 
--- The Proxy-Authorization header line (with its CRLF), or "".
-local function proxy_authorization(proxy)
-  if not proxy.credentials then return "" end
-  if not proxy.authorization then
-    proxy.authorization = "Proxy-Authorization: Basic " .. ngx.encode_base64(proxy.credentials)
-                          .. "\r\n"
+-- The proxy, its Proxy-Authorization value (proxy.authorization, which the
+-- core writes) made once from its credentials.
+local function with_authorization(proxy)
+  if proxy.credentials and not proxy.authorization then
+    proxy.authorization = "Basic " .. ngx.encode_base64(proxy.credentials)
   end
-  return proxy.authorization
+  return proxy
 end
 
 --- Opens a CONNECT tunnel to host:port through the proxy sock is connected
@@ -299,8 +300,12 @@ local function tunnel(sock, proxy, host, port, t)
   local target = (find(host, ":", 1, true) and ("[" .. host .. "]") or host) .. ":" .. port
   sock:settimeouts(remaining(t.connect_deadline), within(t.send_ms, t.connect_deadline),
                    remaining(t.connect_deadline))
-  local ok, err = sock:send("CONNECT " .. target .. " HTTP/1.1\r\nHost: " .. target .. "\r\n" ..
-                            proxy_authorization(proxy) .. "\r\n")
+  local bytes, berr = core.http1_connect(host, port, with_authorization(proxy))
+  if not bytes then
+    sock:close()
+    return nil, berr
+  end
+  local ok, err = sock:send(bytes)
   local status
   if ok then
     -- the proxy's answer: a status line and headers, no body for a 2xx
@@ -379,21 +384,17 @@ end
 
 --- One exchange on one connection. Returns doc, meta | nil, err, retry
 -- (retry: a reused connection was found dead before any answer).
-function Transport:_exchange(req, now, mode, bytes, fresh, t)
+function Transport:_exchange(req, now, mode, fresh, t)
   local scheme, host, port, pool = origin(self, req.url)
   if not scheme then
     return nil, errors.new("invalid", "base_url", "cannot send to this URL")
   end
   local proxy = proxy_for(self, host)
-  if proxy then
-    pool = pool .. " via " .. proxy.name
-    if scheme == "http" then
-      -- absolute form, and the proxy's credentials, after the request line
-      local eol = find(bytes, "\r\n", 1, true)
-      bytes = req.method .. " http://" .. req.host .. req.target .. " HTTP/1.1\r\n" ..
-              proxy_authorization(proxy) .. sub(bytes, eol + 2)
-    end
-  end
+  if proxy then pool = pool .. " via " .. proxy.name end
+  -- an http:// request goes to the proxy itself (absolute form, its
+  -- credentials); an https:// one through a tunnel, as to Truv
+  local bytes, berr = req:serialize(proxy and scheme == "http" and with_authorization(proxy) or nil)
+  if not bytes then return nil, berr end
   local sock, reused = self:_connect(scheme, host, port, pool, fresh, t, proxy)
   if not sock then return nil, reused end
 
@@ -447,7 +448,7 @@ function Transport:_exchange(req, now, mode, bytes, fresh, t)
     if done then break end
   end
 
-  if req.safe and p:keepalive() then
+  if not req.fresh and p:keepalive() then
     local ok = sock:setkeepalive(self.keepalive_timeout_ms, self.pool_size)
     if not ok then sock:close() end
   else
@@ -471,16 +472,9 @@ function Transport:perform(req, now, mode)
     read_ms = own.read_ms or self.read_timeout_ms,
   }
   t.deadline = now_ms() + t.total_ms
-  local bytes = req:serialize()
-  local fresh = not req.safe
-  if fresh then
-    -- the server closes it too: nothing can ever be sent after it
-    local eol = find(bytes, "\r\n", 1, true)
-    bytes = sub(bytes, 1, eol + 1) .. "Connection: close\r\n" .. sub(bytes, eol + 2)
-  end
-  local doc, meta, retry = self:_exchange(req, now, mode, bytes, fresh, t)
+  local doc, meta, retry = self:_exchange(req, now, mode, req.fresh, t)
   if retry then
-    doc, meta = self:_exchange(req, now, mode, bytes, true, t)
+    doc, meta = self:_exchange(req, now, mode, true, t)
   end
   return doc, meta
 end
