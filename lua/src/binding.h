@@ -1,8 +1,10 @@
 /* Internal declarations shared by truv.core's C files.
  *
  * truv.core is assembled from sub-openers, one per concern (LuaSocket's
- * pattern): each adds its functions to the module table at the top of the
- * stack. */
+ * pattern): truv_core.c calls each in turn, and each adds its functions to
+ * the module table at the top of the stack. The helpers that several
+ * concerns use have files of their own (handle.c, error.c, doc.c,
+ * docmode.c, request.c, http.c, model.c); no concern calls the opener. */
 #ifndef TRUV_BINDING_H
 #define TRUV_BINDING_H
 
@@ -16,7 +18,9 @@
 
 #define TRUV_HIDDEN __attribute__((visibility("hidden")))
 
-/* truv_core.c: registers the metatable `name` of a handle type: `methods`
+/* ------------------------------------------------------- shared helpers */
+
+/* handle.c: registers the metatable `name` of a handle type: `methods`
  * reached through __index (or, when `index` is given, through that function
  * as a closure whose upvalue 1 is the methods table, for types that also
  * answer fields), `close` as both __gc and __close (so `local h <close>`
@@ -26,14 +30,10 @@ TRUV_HIDDEN void truv_new_handle_type(lua_State *L, const char *name, const luaL
                                       lua_CFunction index, lua_CFunction close,
                                       lua_CFunction tostring);
 
-/* truv_core.c: reads the transport options that truv.core.http and
- * truv.core.multi share (connect_timeout_ms, timeout_ms, send_timeout_ms,
- * read_timeout_ms: 0 to 1e9 ms, a
- * user's 0 kept as 1 ms since 0 means "default" in the core; ca_file,
- * ca_path, proxy, no_proxy: strings, anchored by the table; insecure: nil, true or
- * false, nothing else) from the table at index t into *o, which the caller
- * zeroed; raises on a wrong type or range. */
-TRUV_HIDDEN void truv_read_http_options(lua_State *L, int t, truv_http_options *o);
+/* error.c: truv_err -> the Lua error table. */
+TRUV_HIDDEN void truv_push_error(lua_State *L, const truv_err *err);
+/* Pushes nil, err and returns 2. */
+TRUV_HIDDEN int truv_fail(lua_State *L, const truv_err *err);
 
 /* How documents reach Lua: a lazy view, plain tables, or (for orders) only
  * the order model, the document freed at once. */
@@ -48,34 +48,73 @@ enum { TRUV_DOC_VIEW = 0, TRUV_DOC_TABLE = 1, TRUV_DOC_MODEL = 2 };
 #endif
 
 /* doc.c: JSON documents <-> Lua values. */
-TRUV_HIDDEN void truv_open_doc(lua_State *L);
 /* Pushes the document (ownership passes to Lua) as a lazy view or as tables. */
 TRUV_HIDDEN void truv_push_document(lua_State *L, truv_json *doc, int mode);
 /* Converts the Lua value at idx to JSON; raises on values JSON cannot hold. */
 TRUV_HIDDEN cJSON *truv_to_json(lua_State *L, int idx);
 /* The JSON node behind a document view at idx, or NULL if it is not one. */
 TRUV_HIDDEN const cJSON *truv_doc_node(lua_State *L, int idx);
-/* "view" or "table" option at idx (nil -> default). */
+
+/* docmode.c: the form a caller asks for. */
+/* "view", "table" or "model" at idx (nil -> def). */
 TRUV_HIDDEN int truv_check_docmode(lua_State *L, int idx, int def);
+/* Pushes doc (ownership passes) in that form; returns 0, or, when a model
+ * was asked for and the document is no order, an error kind with err
+ * filled and nothing pushed. */
+TRUV_HIDDEN int truv_push_in_mode(lua_State *L, truv_json *doc, int mode, truv_err *err);
 
-/* error.c: truv_err -> the Lua error table. */
-TRUV_HIDDEN void truv_open_error(lua_State *L);
-TRUV_HIDDEN void truv_push_error(lua_State *L, const truv_err *err);
-/* Pushes nil, err and returns 2. */
-TRUV_HIDDEN int truv_fail(lua_State *L, const truv_err *err);
+/* model.c: reads the order model from a parsed document and pushes it;
+ * returns 0, or an error kind with err filled (nothing pushed). */
+TRUV_HIDDEN int truv_push_order_model(lua_State *L, const cJSON *doc, truv_err *err);
 
-/* request.c: the request builder and the classifier. */
-TRUV_HIDDEN void truv_open_request(lua_State *L);
+/* request.c: requests and their answers. */
 TRUV_HIDDEN truv_request *truv_check_request(lua_State *L, int idx);
 struct truv_response;
 /* Classifies resp for req; pushes doc, meta (returns 2) or nil, err (2). */
 TRUV_HIDDEN int truv_push_classified(lua_State *L, truv_request *req,
                                      struct truv_response *resp, double now, int mode);
 
+/* http.c: reads the transport options that truv.core.http and
+ * truv.core.multi share (connect_timeout_ms, timeout_ms, send_timeout_ms,
+ * read_timeout_ms: 0 to 1e9 ms, a
+ * user's 0 kept as 1 ms since 0 means "default" in the core; ca_file,
+ * ca_path, proxy, no_proxy: strings, anchored by the table; insecure: nil, true or
+ * false, nothing else) from the table at index t into *o, which the caller
+ * zeroed; raises on a wrong type or range. */
+TRUV_HIDDEN void truv_read_http_options(lua_State *L, int t, truv_http_options *o);
+
+/* signal.c: whether a signal was caught since core.signals_catch
+ * (async-signal-safe to read; the handler only writes it). */
+TRUV_HIDDEN int truv_signal_caught(void);
+
+/* ------------------------------------------------------- the sub-openers */
+
+/* error.c: set_error_maker, redact. */
+TRUV_HIDDEN void truv_open_error(lua_State *L);
+
+/* clock.c: now, monotonic, sleep (cut short by a signal signal.c caught). */
+TRUV_HIDDEN void truv_open_clock(lua_State *L);
+
+/* signal.c: signals a program catches as a flag it polls. */
+TRUV_HIDDEN void truv_open_signal(lua_State *L);
+
+/* terminal.c: isatty and the terminal's size. */
+TRUV_HIDDEN void truv_open_terminal(lua_State *L);
+
+/* doc.c: document views, encode, totable, release. */
+TRUV_HIDDEN void truv_open_doc(lua_State *L);
+
+/* docmode.c: decode, in the form the caller names. */
+TRUV_HIDDEN void truv_open_docmode(lua_State *L);
+
+/* request.c: the request builder and the classifier. */
+TRUV_HIDDEN void truv_open_request(lua_State *L);
+
 /* http.c: the blocking libcurl transport. */
 TRUV_HIDDEN void truv_open_http(lua_State *L);
 
-/* http1.c: the incremental HTTP/1.1 response parser (byte-pipe transports). */
+/* http1.c: the incremental HTTP/1.1 response parser and tunnel requests
+ * (byte-pipe transports). */
 TRUV_HIDDEN void truv_open_http1(lua_State *L);
 
 /* multi.c: the libcurl multi transport (many requests in flight). */
@@ -84,23 +123,8 @@ TRUV_HIDDEN void truv_open_multi(lua_State *L);
 /* journal.c: a renewal batch's durable record (SQLite). */
 TRUV_HIDDEN void truv_open_journal(lua_State *L);
 
-/* clock.c: now, monotonic, sleep (cut short by a signal signal.c caught). */
-TRUV_HIDDEN void truv_open_clock(lua_State *L);
-
-/* signal.c: signals a program catches as a flag it polls. */
-TRUV_HIDDEN void truv_open_signal(lua_State *L);
-/* Whether a signal was caught since core.signals_catch (async-signal-safe
- * to read; the handler only writes it). */
-TRUV_HIDDEN int truv_signal_caught(void);
-
-/* terminal.c: isatty and the terminal's size. */
-TRUV_HIDDEN void truv_open_terminal(lua_State *L);
-
 /* model.c: validated order models. */
 TRUV_HIDDEN void truv_open_model(lua_State *L);
-/* Reads the order model from a parsed document and pushes it; returns 0, or
- * an error kind with err filled (nothing pushed). */
-TRUV_HIDDEN int truv_push_order_model(lua_State *L, const cJSON *doc, truv_err *err);
 
 /* route.c: the default routing table. */
 TRUV_HIDDEN void truv_open_route(lua_State *L);

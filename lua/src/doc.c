@@ -320,31 +320,6 @@ static int l_isdocument(lua_State *L) {
   return 1;
 }
 
-int truv_check_docmode(lua_State *L, int idx, int def) {
-  static const char *const names[] = {"view", "table", "model", NULL};
-  if (lua_isnoneornil(L, idx)) return def;
-  return luaL_checkoption(L, idx, NULL, names);
-}
-
-/* decode(json [, "view"|"table"|"model"]) -> value | nil, err ("model": an
- * order's model, see model.c) */
-static int l_decode(lua_State *L) {
-  size_t len;
-  const char *s = luaL_checklstring(L, 1, &len);
-  int mode = truv_check_docmode(L, 2, TRUV_DOC_DEFAULT);
-  truv_err err;
-  truv_json *doc;
-  truv_err_clear(&err);
-  if (!(doc = truv_json_parse(s, len, &err))) return truv_fail(L, &err);
-  if (mode == TRUV_DOC_MODEL) {
-    int rc = truv_push_order_model(L, truv_json_root(doc), &err);
-    truv_json_free(doc);
-    return rc ? truv_fail(L, &err) : 1;
-  }
-  truv_push_document(L, doc, mode);
-  return 1;
-}
-
 /* ---- Lua -> JSON ----
  * Each value is attached to its parent before its own children are built,
  * and the whole tree hangs off an anchor on the Lua stack, so that raising
@@ -474,7 +449,7 @@ void truv_open_doc(lua_State *L) {
     {"__gc", view_gc}, {NULL, NULL}};
   static const luaL_Reg anchor_mt[] = {{"__gc", anchor_gc}, {NULL, NULL}};
   static const luaL_Reg funcs[] = {
-    {"decode", l_decode}, {"encode", l_encode}, {"totable", l_totable},
+    {"encode", l_encode}, {"totable", l_totable},
     {"isdocument", l_isdocument}, {"documents_alive", l_documents_alive},
     {"release", l_release}, {NULL, NULL}};
   luaL_newmetatable(L, VIEW_MT);

@@ -6,7 +6,8 @@
  *   http:close()
  *
  * perform sends, waits and classifies in C: the body never becomes a Lua
- * string. One http object keeps its connections alive between calls. */
+ * string. One http object keeps its connections alive between calls. The
+ * options (truv/http.h) are read here for core.multi too. */
 #include <string.h>
 
 #include "binding.h"
@@ -24,6 +25,50 @@ static lhttp *check_http(lua_State *L, int idx) {
   lhttp *h = luaL_checkudata(L, idx, HTTP_MT);
   if (!h->http) luaL_error(L, "truv: this http transport is closed");
   return h;
+}
+
+/* ------------------------------------------------------------ options */
+
+static long opt_ms(lua_State *L, int t, const char *key) {
+  lua_Number v = 0;
+  lua_getfield(L, t, key);
+  if (!lua_isnil(L, -1)) {
+    v = lua_tonumber(L, -1);
+    if (lua_type(L, -1) != LUA_TNUMBER || !(v >= 0 && v <= 1e9))
+      luaL_error(L, "truv: %s must be a number of milliseconds from 0 to 1e9", key);
+    if (v < 1) v = 1;   /* 0 means "default" in the core: keep the user's intent */
+  }
+  lua_pop(L, 1);
+  return (long)v;
+}
+
+static const char *opt_str(lua_State *L, int t, const char *key) {
+  const char *s = NULL;
+  lua_getfield(L, t, key);
+  if (!lua_isnil(L, -1)) {
+    if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "truv: %s must be a string", key);
+    s = lua_tostring(L, -1);   /* anchored by the options table */
+  }
+  lua_pop(L, 1);
+  return s;
+}
+
+void truv_read_http_options(lua_State *L, int t, truv_http_options *o) {
+  o->connect_timeout_ms = opt_ms(L, t, "connect_timeout_ms");
+  o->timeout_ms = opt_ms(L, t, "timeout_ms");
+  o->send_timeout_ms = opt_ms(L, t, "send_timeout_ms");
+  o->read_timeout_ms = opt_ms(L, t, "read_timeout_ms");
+  o->ca_file = opt_str(L, t, "ca_file");
+  o->ca_path = opt_str(L, t, "ca_path");
+  o->proxy = opt_str(L, t, "proxy");
+  o->no_proxy = opt_str(L, t, "no_proxy");
+  lua_getfield(L, t, "insecure");
+  /* only a boolean: a string "false" or a 0 is true in Lua, and would turn
+   * TLS verification off for a caller who meant the opposite */
+  if (!lua_isnil(L, -1) && !lua_isboolean(L, -1))
+    luaL_error(L, "truv: insecure must be true or false, got a %s", luaL_typename(L, -1));
+  o->insecure = lua_toboolean(L, -1);
+  lua_pop(L, 1);
 }
 
 static int l_http(lua_State *L) {

@@ -231,21 +231,14 @@ int truv_push_classified(lua_State *L, truv_request *req, truv_response *resp, d
   truv_json *doc = NULL;
   truv_err err;
   if (truv_classify(req, resp, now, &doc, &err)) return truv_fail(L, &err);
-  if (doc && mode == TRUV_DOC_MODEL) {
-    /* only the model: the document is freed before anything else runs */
-    int rc = truv_push_order_model(L, truv_json_root(doc), &err);
-    truv_json_free(doc);
-    if (rc) {
-      const char *rid = truv_response_header(resp, "X-Request-Id");
-      err.status = resp->status;
-      if (rid)
-        truv_err_set_request_id(&err, (const char *const *)req->redact, req->nredact, rid);
-      return truv_fail(L, &err);
-    }
-  } else if (doc) {
-    truv_push_document(L, doc, mode);
-  } else {
+  if (!doc) {
     lua_pushboolean(L, 1);   /* 204: success without a document */
+  } else if (truv_push_in_mode(L, doc, mode, &err)) {
+    /* an answer that is no order, asked for as a model */
+    const char *rid = truv_response_header(resp, "X-Request-Id");
+    err.status = resp->status;
+    if (rid) truv_err_set_request_id(&err, (const char *const *)req->redact, req->nredact, rid);
+    return truv_fail(L, &err);
   }
   push_meta(L, resp);
   return 2;
