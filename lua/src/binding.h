@@ -3,8 +3,9 @@
  * truv.core is assembled from sub-openers, one per concern (LuaSocket's
  * pattern): truv_core.c calls each in turn, and each adds its functions to
  * the module table at the top of the stack. The helpers that several
- * concerns use have files of their own (handle.c, error.c, doc.c,
- * docmode.c, request.c, http.c, model.c); no concern calls the opener. */
+ * concerns use have files of their own (handle.c, options.c, error.c,
+ * doc.c, docmode.c, request.c, http.c, model.c); no concern calls the
+ * opener. */
 #ifndef TRUV_BINDING_H
 #define TRUV_BINDING_H
 
@@ -29,6 +30,35 @@
 TRUV_HIDDEN void truv_new_handle_type(lua_State *L, const char *name, const luaL_Reg *methods,
                                       lua_CFunction index, lua_CFunction close,
                                       lua_CFunction tostring);
+
+/* options.c: option tables, read alike by every constructor. A wrong
+ * option raises "bad option 'key' to 'fname' (what expected, got ...)";
+ * an absent one (or no table) gives the default. Strings stay anchored by
+ * the table, which the caller keeps on the stack. */
+typedef struct truv_options {
+  lua_State *L;
+  int t;               /* the table's absolute index; 0: none was given */
+  const char *fname;   /* the function, as Lua calls it ("http") */
+} truv_options;
+/* The options at idx: nil, none, or a table (else a bad argument). */
+TRUV_HIDDEN truv_options truv_options_at(lua_State *L, int idx, const char *fname);
+/* NULL when absent; at most max_len bytes (0: any). */
+TRUV_HIDDEN const char *truv_opt_string(const truv_options *o, const char *key, size_t max_len);
+/* A number from min to max (`what` says so in the message: "a number of
+ * milliseconds from 0 to 1e9"), or def when absent. */
+TRUV_HIDDEN double truv_opt_number(const truv_options *o, const char *key, double min,
+                                   double max, double def, const char *what);
+/* The same, integral. */
+TRUV_HIDDEN double truv_opt_integer(const truv_options *o, const char *key, double min,
+                                    double max, double def, const char *what);
+/* true or false, nothing else (a string "false" or a 0 would be true). */
+TRUV_HIDDEN int truv_opt_boolean(const truv_options *o, const char *key, int def);
+/* The index of the name given among `names` (NULL-terminated), or def. */
+TRUV_HIDDEN int truv_opt_choice(const truv_options *o, const char *key, const char *const *names,
+                                int def);
+/* Raises the message above with a what of the caller's. */
+TRUV_HIDDEN int truv_opt_error(const truv_options *o, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* error.c: truv_err -> the Lua error table. */
 TRUV_HIDDEN void truv_push_error(lua_State *L, const truv_err *err);
@@ -76,12 +106,10 @@ TRUV_HIDDEN int truv_push_classified(lua_State *L, truv_request *req,
 
 /* http.c: reads the transport options that truv.core.http and
  * truv.core.multi share (connect_timeout_ms, timeout_ms, send_timeout_ms,
- * read_timeout_ms: 0 to 1e9 ms, a
- * user's 0 kept as 1 ms since 0 means "default" in the core; ca_file,
- * ca_path, proxy, no_proxy: strings, anchored by the table; insecure: nil, true or
- * false, nothing else) from the table at index t into *o, which the caller
- * zeroed; raises on a wrong type or range. */
-TRUV_HIDDEN void truv_read_http_options(lua_State *L, int t, truv_http_options *o);
+ * read_timeout_ms: 0 to 1e9 ms, a user's 0 kept as 1 ms since 0 means
+ * "default" in the core; ca_file, ca_path, proxy, no_proxy: strings;
+ * insecure: true or false) into *out, which the caller zeroed. */
+TRUV_HIDDEN void truv_read_http_options(const truv_options *o, truv_http_options *out);
 
 /* signal.c: whether a signal was caught since core.signals_catch
  * (async-signal-safe to read; the handler only writes it). */

@@ -29,57 +29,32 @@ static lhttp *check_http(lua_State *L, int idx) {
 
 /* ------------------------------------------------------------ options */
 
-static long opt_ms(lua_State *L, int t, const char *key) {
-  lua_Number v = 0;
-  lua_getfield(L, t, key);
-  if (!lua_isnil(L, -1)) {
-    v = lua_tonumber(L, -1);
-    if (lua_type(L, -1) != LUA_TNUMBER || !(v >= 0 && v <= 1e9))
-      luaL_error(L, "truv: %s must be a number of milliseconds from 0 to 1e9", key);
-    if (v < 1) v = 1;   /* 0 means "default" in the core: keep the user's intent */
-  }
-  lua_pop(L, 1);
-  return (long)v;
+/* A user's 0 is kept as 1 ms: 0 means "the default" in the core. */
+static long opt_ms(const truv_options *o, const char *key) {
+  double v = truv_opt_number(o, key, 0, 1e9, -1, "a number of milliseconds from 0 to 1e9");
+  return v < 0 ? 0 : v < 1 ? 1 : (long)v;
 }
 
-static const char *opt_str(lua_State *L, int t, const char *key) {
-  const char *s = NULL;
-  lua_getfield(L, t, key);
-  if (!lua_isnil(L, -1)) {
-    if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "truv: %s must be a string", key);
-    s = lua_tostring(L, -1);   /* anchored by the options table */
-  }
-  lua_pop(L, 1);
-  return s;
-}
-
-void truv_read_http_options(lua_State *L, int t, truv_http_options *o) {
-  o->connect_timeout_ms = opt_ms(L, t, "connect_timeout_ms");
-  o->timeout_ms = opt_ms(L, t, "timeout_ms");
-  o->send_timeout_ms = opt_ms(L, t, "send_timeout_ms");
-  o->read_timeout_ms = opt_ms(L, t, "read_timeout_ms");
-  o->ca_file = opt_str(L, t, "ca_file");
-  o->ca_path = opt_str(L, t, "ca_path");
-  o->proxy = opt_str(L, t, "proxy");
-  o->no_proxy = opt_str(L, t, "no_proxy");
-  lua_getfield(L, t, "insecure");
-  /* only a boolean: a string "false" or a 0 is true in Lua, and would turn
-   * TLS verification off for a caller who meant the opposite */
-  if (!lua_isnil(L, -1) && !lua_isboolean(L, -1))
-    luaL_error(L, "truv: insecure must be true or false, got a %s", luaL_typename(L, -1));
-  o->insecure = lua_toboolean(L, -1);
-  lua_pop(L, 1);
+void truv_read_http_options(const truv_options *o, truv_http_options *out) {
+  out->connect_timeout_ms = opt_ms(o, "connect_timeout_ms");
+  out->timeout_ms = opt_ms(o, "timeout_ms");
+  out->send_timeout_ms = opt_ms(o, "send_timeout_ms");
+  out->read_timeout_ms = opt_ms(o, "read_timeout_ms");
+  out->ca_file = truv_opt_string(o, "ca_file", 0);
+  out->ca_path = truv_opt_string(o, "ca_path", 0);
+  out->proxy = truv_opt_string(o, "proxy", 0);
+  out->no_proxy = truv_opt_string(o, "no_proxy", 0);
+  /* TLS verification off only when the caller wrote true */
+  out->insecure = truv_opt_boolean(o, "insecure", 0);
 }
 
 static int l_http(lua_State *L) {
+  truv_options o = truv_options_at(L, 1, "http");
   truv_http_options opts;
   truv_err err;
   lhttp *h;
   memset(&opts, 0, sizeof opts);
-  if (!lua_isnoneornil(L, 1)) {
-    luaL_checktype(L, 1, LUA_TTABLE);
-    truv_read_http_options(L, 1, &opts);
-  }
+  truv_read_http_options(&o, &opts);
   h = lua_newuserdata(L, sizeof *h);
   h->http = NULL;
   truv_response_init(&h->resp);

@@ -39,29 +39,19 @@ static truv_http1 *check_parser(lua_State *L) {
   return u->p;
 }
 
-static size_t opt_size(lua_State *L, int t, const char *key) {
-  lua_Number v = 0;
-  lua_getfield(L, t, key);
-  if (!lua_isnil(L, -1)) {
-    v = lua_tonumber(L, -1);
-    if (lua_type(L, -1) != LUA_TNUMBER || v < 1 || v > 1e12)
-      luaL_error(L, "truv: %s must be a positive number", key);
-  }
-  lua_pop(L, 1);
-  return (size_t)v;
+static size_t opt_size(const truv_options *o, const char *key) {
+  return (size_t)truv_opt_number(o, key, 1, 1e12, 0, "a positive number");
 }
 
 static int l_parser(lua_State *L) {
+  truv_options o = truv_options_at(L, 1, "http1_parser");
   truv_http1_limits limits;
   truv_err err;
   lhttp1 *u;
   memset(&limits, 0, sizeof limits);
-  if (!lua_isnoneornil(L, 1)) {
-    luaL_checktype(L, 1, LUA_TTABLE);
-    limits.max_header_bytes = opt_size(L, 1, "max_header_bytes");
-    limits.max_headers = opt_size(L, 1, "max_headers");
-    limits.max_body = opt_size(L, 1, "max_body");
-  }
+  limits.max_header_bytes = opt_size(&o, "max_header_bytes");
+  limits.max_headers = opt_size(&o, "max_headers");
+  limits.max_body = opt_size(&o, "max_body");
   u = lua_newuserdata(L, sizeof *u);
   u->p = NULL;
   luaL_setmetatable(L, HTTP1_MT);
@@ -73,18 +63,12 @@ static int l_parser(lua_State *L) {
 static int l_connect(lua_State *L) {
   const char *host = luaL_checkstring(L, 1);
   lua_Integer port = luaL_checkinteger(L, 2);
-  truv_http1_proxy proxy = {NULL};
+  truv_options o = truv_options_at(L, 3, "http1_connect");
+  truv_http1_proxy proxy;
   truv_err err;
   size_t len;
   char *bytes;
-  if (!lua_isnoneornil(L, 3)) {
-    luaL_checktype(L, 3, LUA_TTABLE);
-    lua_getfield(L, 3, "authorization");
-    if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TSTRING)
-      luaL_argerror(L, 3, "proxy.authorization must be a string");
-    proxy.authorization = lua_tostring(L, -1);   /* anchored by the proxy table */
-    lua_pop(L, 1);
-  }
+  proxy.authorization = truv_opt_string(&o, "authorization", 0);
   truv_err_clear(&err);
   if (!(bytes = truv_http1_connect(host, port < 0 || port > 65535 ? 0 : (int)port, &proxy, &len,
                                    &err)))

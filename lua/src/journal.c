@@ -22,6 +22,7 @@
  * Wrong argument types raise (a case id, key or field name with a NUL byte
  * too); failures of the file (busy, disk full, a
  * newer schema) return nil, err. */
+#include <limits.h>
 #include <math.h>
 #include <string.h>
 
@@ -110,23 +111,14 @@ static void push_case(lua_State *L, const truv_jcase *c) {
 
 /* ------------------------------------------------------------ open */
 
-static void read_options(lua_State *L, int t, truv_journal_options *o) {
-  const char *sync;
-  memset(o, 0, sizeof *o);
-  if (lua_isnoneornil(L, t)) return;
-  luaL_checktype(L, t, LUA_TTABLE);
-  lua_getfield(L, t, "sync");
-  sync = lua_isnil(L, -1) ? "normal" : lua_tostring(L, -1);
-  if (!sync || (strcmp(sync, "normal") != 0 && strcmp(sync, "full") != 0))
-    luaL_error(L, "truv: journal option sync must be \"normal\" or \"full\"");
-  o->sync_full = strcmp(sync, "full") == 0;
-  lua_getfield(L, t, "busy_timeout_ms");
-  if (!lua_isnil(L, -1) && (lua_type(L, -1) != LUA_TNUMBER || lua_tonumber(L, -1) < 0))
-    luaL_error(L, "truv: journal option busy_timeout_ms must be a non-negative number");
-  o->busy_timeout_ms = (int)lua_tonumber(L, -1);
-  lua_getfield(L, t, "exclusive");
-  o->exclusive = lua_toboolean(L, -1);
-  lua_pop(L, 3);
+static void read_options(lua_State *L, int idx, truv_journal_options *out) {
+  static const char *const syncs[] = {"normal", "full", NULL};
+  truv_options o = truv_options_at(L, idx, "journal_open");
+  memset(out, 0, sizeof *out);
+  out->sync_full = truv_opt_choice(&o, "sync", syncs, 0) == 1;
+  out->busy_timeout_ms = (int)truv_opt_number(&o, "busy_timeout_ms", 0, INT_MAX, 0,
+                                              "a number of milliseconds >= 0");
+  out->exclusive = truv_opt_boolean(&o, "exclusive", 0);
 }
 
 static int l_journal_open(lua_State *L) {

@@ -17,6 +17,7 @@
  * Header names are lower-case, as the receiver looks them up. Wrong option
  * types raise; a listener that cannot start returns nil, err (kind
  * "network" code "bind" for an address in use, "invalid" for a bad host). */
+#include <stdio.h>
 #include <string.h>
 
 #include "binding.h"
@@ -44,51 +45,34 @@ static truv_listener *check_open(lua_State *L) {
 
 /* ---- options ---- */
 
-static const char *opt_string(lua_State *L, int t, const char *key, size_t max) {
-  const char *s = NULL;
-  lua_getfield(L, t, key);
-  if (!lua_isnil(L, -1)) {
-    size_t len;
-    if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "truv: listener %s must be a string", key);
-    s = lua_tolstring(L, -1, &len);
-    if (len >= max) luaL_error(L, "truv: listener %s is too long", key);
-  }
-  lua_pop(L, 1);   /* the string stays alive in the options table */
-  return s;
-}
-
-static double opt_count(lua_State *L, int t, const char *key, double max) {
-  double v = 0;
-  lua_getfield(L, t, key);
-  if (!lua_isnil(L, -1)) {
-    if (lua_type(L, -1) != LUA_TNUMBER) luaL_error(L, "truv: listener %s must be a number", key);
-    v = lua_tonumber(L, -1);
-    if (!(v >= 0 && v <= max) || v != (double)(long long)v)
-      luaL_error(L, "truv: listener %s must be an integer from 0 to %.0f", key, max);
-  }
-  lua_pop(L, 1);
-  return v;
+static size_t opt_count(const truv_options *o, const char *key, double max) {
+  char what[64];
+  snprintf(what, sizeof what, "an integer from 0 to %.0f", max);
+  return (size_t)truv_opt_integer(o, key, 0, max, 0, what);
 }
 
 /* The secrets option: a string or a list of strings (kept alive by the
  * options table, which is on the stack for the whole call). */
-static size_t opt_secrets(lua_State *L, int t, const char *out[MAX_SECRETS]) {
+static size_t opt_secrets(const truv_options *o, const char *out[MAX_SECRETS]) {
+  lua_State *L = o->L;
   size_t i, n;
-  lua_getfield(L, t, "secrets");
+  lua_getfield(L, o->t, "secrets");
   if (lua_type(L, -1) == LUA_TSTRING) {
     out[0] = lua_tostring(L, -1);
     lua_pop(L, 1);
     return 1;
   }
   if (lua_type(L, -1) != LUA_TTABLE)
-    luaL_error(L, "truv: listener secrets (the access secret Truv signs webhooks with, or a "
-                  "list of them) is required");
+    truv_opt_error(o, "secrets", "the access secret Truv signs webhooks with, or a list of "
+                                 "them, expected, got %s", luaL_typename(L, -1));
   n = lua_rawlen(L, -1);
-  if (n > MAX_SECRETS) luaL_error(L, "truv: listener secrets: at most %d", MAX_SECRETS);
+  if (n > MAX_SECRETS)
+    truv_opt_error(o, "secrets", "at most %d secrets expected, got %d", MAX_SECRETS, (int)n);
   for (i = 0; i < n; i++) {
     lua_rawgeti(L, -1, (int)i + 1);
     if (lua_type(L, -1) != LUA_TSTRING)
-      luaL_error(L, "truv: listener secret #%d must be a string", (int)i + 1);
+      truv_opt_error(o, "secrets", "a list of strings expected, got a %s at #%d",
+                     luaL_typename(L, -1), (int)i + 1);
     out[i] = lua_tostring(L, -1);
     lua_pop(L, 1);
   }
@@ -99,25 +83,27 @@ static size_t opt_secrets(lua_State *L, int t, const char *out[MAX_SECRETS]) {
 /* core.listener(opts) */
 static int l_listener(lua_State *L) {
   const char *secrets[MAX_SECRETS];
-  truv_listener_options o;
+  truv_listener_options lo;
+  truv_options o;
   llistener *u;
   truv_err err;
   luaL_checktype(L, 1, LUA_TTABLE);
-  memset(&o, 0, sizeof o);
-  o.nsecrets = opt_secrets(L, 1, secrets);
-  o.secrets = secrets;
-  o.host = opt_string(L, 1, "host", sizeof u->host);
-  o.path = opt_string(L, 1, "path", sizeof u->path);
-  o.port = (int)opt_count(L, 1, "port", 65535);
-  o.max_queue = (size_t)opt_count(L, 1, "max_queue", TRUV_LISTENER_MAX_QUEUE);
-  o.max_body = (size_t)opt_count(L, 1, "max_body", TRUV_LISTENER_MAX_BODY);
+  o = truv_options_at(L, 1, "listener");
+  memset(&lo, 0, sizeof lo);
+  lo.nsecrets = opt_secrets(&o, secrets);
+  lo.secrets = secrets;
+  lo.host = truv_opt_string(&o, "host", sizeof u->host - 1);
+  lo.path = truv_opt_string(&o, "path", sizeof u->path - 1);
+  lo.port = (int)opt_count(&o, "port", 65535);
+  lo.max_queue = opt_count(&o, "max_queue", TRUV_LISTENER_MAX_QUEUE);
+  lo.max_body = opt_count(&o, "max_body", TRUV_LISTENER_MAX_BODY);
   u = lua_newuserdata(L, sizeof *u);
   u->l = NULL;
   luaL_setmetatable(L, LISTENER_MT);
-  strcpy(u->host, o.host ? o.host : TRUV_LISTENER_DEFAULT_HOST);
-  strcpy(u->path, o.path ? o.path : TRUV_LISTENER_DEFAULT_PATH);
+  strcpy(u->host, lo.host ? lo.host : TRUV_LISTENER_DEFAULT_HOST);
+  strcpy(u->path, lo.path ? lo.path : TRUV_LISTENER_DEFAULT_PATH);
   truv_err_clear(&err);
-  if (truv_listener_new(&o, &u->l, &err)) return truv_fail(L, &err);
+  if (truv_listener_new(&lo, &u->l, &err)) return truv_fail(L, &err);
   return 1;
 }
 

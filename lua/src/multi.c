@@ -26,6 +26,7 @@
  *   [1] id -> request   [2] id -> tag   [3] tag -> id
  * where id is a counter given to the C multi as its tag. */
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "binding.h"
@@ -48,27 +49,23 @@ static lmulti *check_multi(lua_State *L, int idx) {
 
 /* ------------------------------------------------------------ options */
 
-static long opt_number(lua_State *L, int t, const char *key, double max) {
-  double v = 0;
-  lua_getfield(L, t, key);
-  if (!lua_isnil(L, -1)) {
-    if (lua_type(L, -1) != LUA_TNUMBER || (v = lua_tonumber(L, -1)) < 0 || v > max)
-      luaL_error(L, "truv: %s must be a number between 0 and %f", key, max);
-    if (v > 0 && v < 1) v = 1;
-  }
-  lua_pop(L, 1);
-  return (long)v;
+/* A number of `unit` from 0 to max; a fraction above 0 counts as 1. */
+static long opt_count(const truv_options *o, const char *key, double max, const char *unit) {
+  char what[64];
+  double v;
+  snprintf(what, sizeof what, "a number of %s from 0 to %.0f", unit, max);
+  v = truv_opt_number(o, key, 0, max, 0, what);
+  return v > 0 && v < 1 ? 1 : (long)v;
 }
 
-static void read_options(lua_State *L, int t, truv_multi_options *o) {
-  memset(o, 0, sizeof *o);
-  if (lua_isnoneornil(L, t)) return;
-  luaL_checktype(L, t, LUA_TTABLE);
-  o->max_in_flight = (int)opt_number(L, t, "max_in_flight", TRUV_MULTI_MAX_IN_FLIGHT);
-  o->max_host_connections = (int)opt_number(L, t, "max_host_connections",
-                                            TRUV_MULTI_MAX_IN_FLIGHT);
-  o->buffer_size = opt_number(L, t, "buffer_size", 1 << 30);
-  truv_read_http_options(L, t, &o->http);
+static void read_options(lua_State *L, int idx, truv_multi_options *out) {
+  truv_options o = truv_options_at(L, idx, "multi");
+  memset(out, 0, sizeof *out);
+  out->max_in_flight = (int)opt_count(&o, "max_in_flight", TRUV_MULTI_MAX_IN_FLIGHT, "transfers");
+  out->max_host_connections = (int)opt_count(&o, "max_host_connections",
+                                             TRUV_MULTI_MAX_IN_FLIGHT, "connections");
+  out->buffer_size = opt_count(&o, "buffer_size", 1 << 30, "bytes");
+  truv_read_http_options(&o, &out->http);
 }
 
 static int l_multi(lua_State *L) {

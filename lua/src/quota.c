@@ -22,6 +22,7 @@
  * by the garbage collector, or by a to-be-closed variable (5.4). */
 #include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -295,29 +296,16 @@ static int l_index(lua_State *L) {
 
 /* ---- constructors ---- */
 
-/* opts[name] as a number, `def` when absent; raises on another type. */
-static double opt_number(lua_State *L, int idx, const char *name, double def) {
-  double v = def;
-  if (lua_isnoneornil(L, idx)) return def;
-  lua_getfield(L, idx, name);
-  if (lua_type(L, -1) == LUA_TNUMBER) v = lua_tonumber(L, -1);
-  else if (!lua_isnil(L, -1))
-    luaL_error(L, "truv: option '%s' must be a number (got %s)", name, luaL_typename(L, -1));
-  lua_pop(L, 1);
-  return v;
-}
-
-static truv_quota_policy check_policy(lua_State *L, int idx) {
+static truv_quota_policy check_policy(const truv_options *o) {
   truv_quota_policy p = truv_quota_policy_default();
-  double limit;
+  char what[64];
   truv_err err;
-  if (!lua_isnoneornil(L, idx)) luaL_checktype(L, idx, LUA_TTABLE);
-  limit = opt_number(L, idx, "limit", p.limit);
-  p.window_s = opt_number(L, idx, "window", p.window_s);
-  if (limit != floor(limit) || limit < 1 || limit > TRUV_QUOTA_MAX_LIMIT)
-    luaL_error(L, "truv: option 'limit' must be an integer from 1 to %d", TRUV_QUOTA_MAX_LIMIT);
-  p.limit = (int)limit;
-  if (truv_quota_policy_check(&p, &err)) luaL_error(L, "truv: %s", err.message);
+  snprintf(what, sizeof what, "an integer from 1 to %d", TRUV_QUOTA_MAX_LIMIT);
+  p.limit = (int)truv_opt_integer(o, "limit", 1, TRUV_QUOTA_MAX_LIMIT, p.limit, what);
+  p.window_s = truv_opt_number(o, "window", -HUGE_VAL, HUGE_VAL, p.window_s, "a number");
+  /* the limit is in range: what the core refuses is the window */
+  if (truv_quota_policy_check(&p, &err))
+    truv_opt_error(o, "window", "%s, got %.14g", err.message, p.window_s);
   return p;
 }
 
@@ -335,13 +323,12 @@ static lstore *push_store(lua_State *L, const truv_quota_policy *p, const char *
 
 /* core.quota_memory{ limit=, window=, expected= } */
 static int l_quota_memory(lua_State *L) {
-  truv_quota_policy p = check_policy(L, 1);
-  double expected = opt_number(L, 1, "expected", 0);
+  truv_options o = truv_options_at(L, 1, "quota_memory");
+  truv_quota_policy p = check_policy(&o);
+  double expected = truv_opt_number(&o, "expected", 0, 1e9, 0,
+                                    "a number of connections from 0 to 1e9");
   truv_err err;
-  lstore *u;
-  if (!(expected >= 0 && expected <= 1e9))
-    return luaL_error(L, "truv: option 'expected' must be a number of connections >= 0");
-  u = push_store(L, &p, "memory", NULL);
+  lstore *u = push_store(L, &p, "memory", NULL);
   if (!(u->s = truv_quota_memory(&p, (size_t)expected, &err))) return truv_fail(L, &err);
   return 1;
 }
@@ -349,7 +336,8 @@ static int l_quota_memory(lua_State *L) {
 /* core.quota_sqlite(path, { limit=, window= }) */
 static int l_quota_sqlite(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
-  truv_quota_policy p = check_policy(L, 2);
+  truv_options o = truv_options_at(L, 2, "quota_sqlite");
+  truv_quota_policy p = check_policy(&o);
   truv_err err;
   lstore *u = push_store(L, &p, "sqlite", path);
   if (!(u->s = truv_quota_sqlite(path, &p, &err))) return truv_fail(L, &err);

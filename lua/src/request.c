@@ -42,19 +42,8 @@ truv_request *truv_check_request(lua_State *L, int idx) {
   return luaL_checkudata(L, idx, REQUEST_MT);
 }
 
-static const char *opt_string_field(lua_State *L, int t, const char *key) {
-  const char *s = NULL;
-  lua_getfield(L, t, key);
-  if (!lua_isnil(L, -1)) {
-    if (lua_type(L, -1) != LUA_TSTRING)
-      luaL_error(L, "truv: config.%s must be a string", key);
-    s = lua_tostring(L, -1);
-  }
-  lua_pop(L, 1);   /* the string stays alive: it is referenced by the config table */
-  return s;
-}
-
 static int l_build(lua_State *L) {
+  truv_options config;
   truv_config cfg;
   truv_order_facts facts, *pfacts = NULL;
   const char *products[MAX_FACT_PRODUCTS];
@@ -65,6 +54,7 @@ static int l_build(lua_State *L) {
   int op, rc;
 
   luaL_checktype(L, 1, LUA_TTABLE);
+  config = truv_options_at(L, 1, "build");
   opname = luaL_checkstring(L, 2);
   id = luaL_optstring(L, 3, NULL);
   if (!lua_isnoneornil(L, 4)) luaL_checktype(L, 4, LUA_TTABLE);
@@ -72,10 +62,10 @@ static int l_build(lua_State *L) {
   if ((op = truv_op_from_name(opname)) < 0)
     return luaL_argerror(L, 2, lua_pushfstring(L, "unknown operation '%s'", opname));
 
-  cfg.client_id = opt_string_field(L, 1, "client_id");
-  cfg.secret = opt_string_field(L, 1, "secret");
-  cfg.base_url = opt_string_field(L, 1, "base_url");
-  cfg.user_agent = opt_string_field(L, 1, "user_agent");
+  cfg.client_id = truv_opt_string(&config, "client_id", 0);
+  cfg.secret = truv_opt_string(&config, "secret", 0);
+  cfg.base_url = truv_opt_string(&config, "base_url", 0);
+  cfg.user_agent = truv_opt_string(&config, "user_agent", 0);
 
   if (lua_istable(L, 5)) {
     size_t n = 0;
@@ -131,21 +121,15 @@ static int request_body(lua_State *L) {
  * plain-HTTP proxy. */
 static int request_serialize(lua_State *L) {
   truv_request *req = truv_check_request(L, 1);
-  truv_http1_proxy proxy, *via = NULL;
+  truv_options o = truv_options_at(L, 2, "serialize");
+  truv_http1_proxy proxy;
   truv_err err;
   size_t len;
   char *bytes;
-  if (!lua_isnoneornil(L, 2)) {
-    luaL_checktype(L, 2, LUA_TTABLE);
-    lua_getfield(L, 2, "authorization");
-    if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TSTRING)
-      luaL_argerror(L, 2, "proxy.authorization must be a string");
-    proxy.authorization = lua_tostring(L, -1);   /* anchored by the proxy table */
-    lua_pop(L, 1);
-    via = &proxy;
-  }
+  proxy.authorization = truv_opt_string(&o, "authorization", 0);
   truv_err_clear(&err);
-  if (!(bytes = truv_http1_request(req, via, &len, &err))) return truv_fail(L, &err);
+  if (!(bytes = truv_http1_request(req, o.t ? &proxy : NULL, &len, &err)))
+    return truv_fail(L, &err);
   lua_pushlstring(L, bytes, len);
   free(bytes);
   return 1;

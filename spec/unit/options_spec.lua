@@ -43,10 +43,10 @@ describe("insecure", function()
   end)
 
   it("is read as a boolean only by the C transports", function()
-    for _, make in ipairs{ core.http, core.multi } do
+    for name, make in pairs{ http = core.http, multi = core.multi } do
       for _, bad in ipairs{ "false", 0 } do
         local err = raised(function() make{ insecure = bad } end)
-        assert.matches("insecure must be true or false", err)
+        assert.matches("bad option 'insecure' to '" .. name .. "' %(true or false expected", err)
       end
       for _, fine in ipairs{ true, false } do
         local t = assert(make{ insecure = fine })
@@ -62,6 +62,35 @@ describe("insecure", function()
     end
     assert.is_true(assert(cosocket.new{ insecure = false }).verify)
     assert.is_false(assert(cosocket.new{ insecure = true }).verify)
+  end)
+end)
+
+describe("truv.core's constructors", function()
+  it("refuse a wrong option in one shape: the option, the function, what it takes", function()
+    local path = os.tmpname()
+    os.remove(path)
+    local req = assert(core.build({ client_id = "cid", secret = "s" }, "get_order", "o1"))
+    local cases = {
+      { "http", "timeout_ms", function() core.http{ timeout_ms = "1" } end },
+      { "multi", "max_in_flight", function() core.multi{ max_in_flight = -1 } end },
+      { "http1_parser", "max_body", function() core.http1_parser{ max_body = 0 } end },
+      { "build", "client_id",
+        function() core.build({ client_id = 1, secret = "s" }, "get_order", "o1") end },
+      { "journal_open", "sync", function() core.journal_open(path, { sync = "fast" }) end },
+      { "journal_open", "exclusive", function() core.journal_open(path, { exclusive = 1 }) end },
+      { "listener", "port", function() core.listener{ secrets = "s", port = 1.5 } end },
+      { "quota_memory", "limit", function() core.quota_memory{ limit = 0 } end },
+      { "quota_sqlite", "window", function() core.quota_sqlite(path, { window = "1d" }) end },
+      { "serialize", "authorization", function() req:serialize{ authorization = 1 } end },
+      { "http1_connect", "authorization",
+        function() core.http1_connect("prod.truv.com", 443, { authorization = {} }) end },
+    }
+    for _, c in ipairs(cases) do
+      local err = raised(c[3])
+      assert.matches("bad option '" .. c[2] .. "' to '" .. c[1] .. "' %(.+ expected, got .+%)$",
+                     err)
+    end
+    assert.is_nil(io.open(path), "a refused option still opened a file")
   end)
 end)
 
