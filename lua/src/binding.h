@@ -166,7 +166,8 @@ TRUV_HIDDEN void truv_open_dedupe(lua_State *L);
 /* listener.c: the embedded webhook listener (HTTP, on a thread of its own). */
 TRUV_HIDDEN void truv_open_listener(lua_State *L);
 
-/* webhook.c: signature verification, event parsing, de-duplication stores. */
+/* webhook.c: signature verification (with a secret or prepared keys),
+ * signing, event parsing. */
 TRUV_HIDDEN void truv_open_webhook(lua_State *L);
 
 /* state_dir.c: private directories for durable stores, the effective uid. */

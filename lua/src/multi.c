@@ -22,9 +22,11 @@
  *   m:close()     aborts what is in flight; also on collection
  *
  * Layout: the userdata holds the C multi; its user value is a table with
- * three maps that keep what is in flight alive and findable:
+ * four maps that keep what is in flight alive and findable:
  *   [1] id -> request   [2] id -> tag   [3] tag -> id
- * where id is a counter given to the C multi as its tag. */
+ *   [4] id -> mode (only for a transfer added with a mode of its own)
+ * where id is a counter given to the C multi as its tag. Closing replaces
+ * the table with an empty one. */
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -282,7 +284,7 @@ static int multi_close(lua_State *L) {
   truv_multi_free(lm->m);
   lm->m = NULL;
   /* what was in flight may now be collected */
-  lua_createtable(L, 3, 0);
+  lua_newtable(L);
   truv_setuservalue(L, 1);
   return 0;
 }

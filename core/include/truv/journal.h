@@ -151,15 +151,17 @@ TRUV_API int truv_journal_meta_set(truv_journal *j, const char *key, const truv_
                                    truv_err *err);
 
 /* Upserts case_id with the given fields; fields not named keep their
- * values. A new case without a state starts as "new". TRUV_EINVALID for an
- * unknown state, a state or route that is not text, a cleared state, an
- * empty case id. */
+ * values. A new case without a state starts as "new". TRUV_EINVALID, and
+ * nothing written, for an empty case id; a field without a name, with one
+ * over 128 bytes, named twice, or named case_id or seq; an unknown or
+ * cleared state; a state or route that is not text; a number that is not
+ * finite; text with a NUL byte in a field that is not a column. */
+TRUV_API int truv_journal_put(truv_journal *j, const char *case_id, const truv_jfield *fields,
+                              size_t nfields, truv_err *err);
+
 /* Removes a case (no-op if unknown): for records derived from the input
  * alone, such as bad rows, that a new reading of the input replaces. */
 TRUV_API int truv_journal_delete(truv_journal *j, const char *case_id, truv_err *err);
-
-TRUV_API int truv_journal_put(truv_journal *j, const char *case_id, const truv_jfield *fields,
-                              size_t nfields, truv_err *err);
 
 /* *found = 0 (and *out untouched) when there is no such case. */
 TRUV_API int truv_journal_get(truv_journal *j, const char *case_id, truv_jcase *out,
