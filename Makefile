@@ -58,7 +58,7 @@ soak: build
 	@scripts/soak $(RELEASE)
 
 fuzz: deps
-	@CC=clang cmake -S . -B $(FUZZ) -DCMAKE_BUILD_TYPE=Debug -DTRUV_FUZZ=ON -DTRUV_TESTS=OFF -DTRUV_SANDBOX=OFF -DLUA_FLAVOR=5.4 >/dev/null
+	@CC=clang cmake -S . -B $(FUZZ) -DCMAKE_BUILD_TYPE=Debug -DTRUV_WERROR=ON -DTRUV_FUZZ=ON -DTRUV_TESTS=OFF -DTRUV_SANDBOX=OFF -DLUA_FLAVOR=5.4 >/dev/null
 	@cmake --build $(FUZZ) -j$(JOBS)
 	@scripts/fuzz $(FUZZ) $(FUZZ_SECONDS)
 

@@ -101,8 +101,8 @@ TRUV_HIDDEN int truv_push_order_model(lua_State *L, const cJSON *doc, truv_err *
 TRUV_HIDDEN truv_request *truv_check_request(lua_State *L, int idx);
 struct truv_response;
 /* Classifies resp for req; pushes doc, meta (returns 2) or nil, err (2). */
-TRUV_HIDDEN int truv_push_classified(lua_State *L, truv_request *req,
-                                     struct truv_response *resp, double now, int mode);
+TRUV_HIDDEN int truv_push_classified(lua_State *L, const truv_request *req,
+                                     const struct truv_response *resp, double now, int mode);
 
 /* http.c: reads the transport options that truv.core.http and
  * truv.core.multi share (connect_timeout_ms, timeout_ms, send_timeout_ms,

@@ -205,7 +205,7 @@ static void push_completion(lua_State *L, int self, const truv_multi_done *d, do
   lua_pop(L, 1);
   if (d->resp) {
     /* the request is still anchored in the maps while it is classified */
-    truv_push_classified(L, (truv_request *)d->req, (truv_response *)d->resp, now, mode);
+    truv_push_classified(L, d->req, d->resp, now, mode);
     if (lua_isnil(L, -2)) {
       lua_setfield(L, top, "err");
     } else {

@@ -210,8 +210,8 @@ static void push_meta(lua_State *L, const truv_response *resp) {
   }
 }
 
-int truv_push_classified(lua_State *L, truv_request *req, truv_response *resp, double now,
-                         int mode) {
+int truv_push_classified(lua_State *L, const truv_request *req, const truv_response *resp,
+                         double now, int mode) {
   truv_json *doc = NULL;
   truv_err err;
   if (truv_classify(req, resp, now, &doc, &err)) return truv_fail(L, &err);
@@ -254,11 +254,17 @@ static int l_classify(lua_State *L) {
     }
     lua_pop(L, 1);
   }
-  /* the body is only read: point at the Lua string instead of copying it */
-  resp.body = (char *)body;
+  /* a response owns its body and a Lua string is read-only: the
+   * classifier reads a copy */
+  if (!(resp.body = malloc(len + 1))) {
+    truv_response_free(&resp);
+    return luaL_error(L, "truv: out of memory");
+  }
+  memcpy(resp.body, body, len);
+  resp.body[len] = '\0';
   resp.body_len = len;
+  resp.body_cap = len + 1;
   rc = truv_push_classified(L, req, &resp, now, mode);
-  resp.body = NULL;
   truv_response_free(&resp);
   return rc;
 }

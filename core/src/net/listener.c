@@ -50,14 +50,23 @@ typedef struct exchange {
 
 /* ---- answers ---- */
 
-static const char *reason_of(int status) {
+/* The bodies of the answers. libmicrohttpd takes a body as void * (a
+ * PERSISTENT one it only reads), hence arrays rather than literals. */
+static char body_ok[] = "{\"ok\":true}";
+static char body_unauthorized[] = "{\"detail\":\"Bad or missing X-WEBHOOK-SIGN.\"}";
+static char body_not_found[] = "{\"detail\":\"Not Found.\"}";
+static char body_bad_method[] = "{\"detail\":\"Method not allowed.\"}";
+static char body_too_large[] = "{\"detail\":\"Request body is too large.\"}";
+static char body_busy[] = "{\"detail\":\"Busy, try again later.\"}";
+
+static char *reason_of(int status) {
   switch (status) {
-  case MHD_HTTP_OK: return "{\"ok\":true}";
-  case MHD_HTTP_UNAUTHORIZED: return "{\"detail\":\"Bad or missing X-WEBHOOK-SIGN.\"}";
-  case MHD_HTTP_NOT_FOUND: return "{\"detail\":\"Not Found.\"}";
-  case MHD_HTTP_METHOD_NOT_ALLOWED: return "{\"detail\":\"Method not allowed.\"}";
-  case HTTP_TOO_LARGE: return "{\"detail\":\"Request body is too large.\"}";
-  default: return "{\"detail\":\"Busy, try again later.\"}";
+  case MHD_HTTP_OK: return body_ok;
+  case MHD_HTTP_UNAUTHORIZED: return body_unauthorized;
+  case MHD_HTTP_NOT_FOUND: return body_not_found;
+  case MHD_HTTP_METHOD_NOT_ALLOWED: return body_bad_method;
+  case HTTP_TOO_LARGE: return body_too_large;
+  default: return body_busy;
   }
 }
 
@@ -75,9 +84,9 @@ static void count(truv_listener *l, int status) {
 }
 
 static enum MHD_Result reply(truv_listener *l, struct MHD_Connection *conn, int status) {
-  const char *text = reason_of(status);
+  char *text = reason_of(status);
   struct MHD_Response *resp =
-    MHD_create_response_from_buffer(strlen(text), (void *)text, MHD_RESPMEM_PERSISTENT);
+    MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_PERSISTENT);
   enum MHD_Result rc;
   if (!resp) return MHD_NO;
   MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");

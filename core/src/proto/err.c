@@ -61,6 +61,7 @@ size_t truv_redact_window(size_t size, const char *const *secrets, size_t nsecre
  * window of the text that can reach dst is formatted (a large answer costs
  * no more than a small one); the scratch space has room for every match
  * growing into "[redacted]" (10 bytes for at least 4). */
+__attribute__((format(printf, 5, 0)))
 static void put_redacted(char *dst, size_t size, const char *const *secrets, size_t nsecrets,
                          const char *fmt, va_list ap) {
   char local[8192];
@@ -87,6 +88,7 @@ static void put_text(char *dst, size_t size, const char *const *secrets, size_t 
   va_end(ap);
 }
 
+__attribute__((format(printf, 6, 0)))
 static int set_v(truv_err *err, const char *const *secrets, size_t nsecrets, truv_kind kind,
                  const char *code, const char *fmt, va_list ap) {
   if (!err) return (int)kind;
@@ -96,6 +98,7 @@ static int set_v(truv_err *err, const char *const *secrets, size_t nsecrets, tru
   return (int)kind;
 }
 
+__attribute__((format(printf, 5, 0)))
 static int invalid_v(truv_err *err, const char *const *secrets, size_t nsecrets,
                      const char *field, const char *fmt, va_list ap) {
   truv_err_field *f;
