@@ -37,6 +37,12 @@ int truv_valid_id(const char *s) {
   return n > 0 && n <= TRUV_MAX_ID;
 }
 
+int truv_has_ctl(const char *s) {
+  for (; s && *s; s++)
+    if ((unsigned char)*s < 0x20 || *s == 0x7f) return 1;
+  return 0;
+}
+
 /* local@domain.tld, no spaces, at most 254 bytes: the shape, not deliverability. */
 static int valid_email(const char *s) {
   const char *at, *dot, *p;

@@ -21,6 +21,12 @@ extern const char *const truv_task_products[];      /* product_type of a task or
 /* An id Truv hands out: 1 to TRUV_MAX_ID letters, digits, '-' or '_'. */
 int truv_valid_id(const char *s);
 
+/* 1 when s (NULL: none) holds a control character, which would end a
+ * header line early: refused in every value written into a request's head
+ * (credentials, user agent, base URL, a proxy's authorization, a tunnel's
+ * host). */
+int truv_has_ctl(const char *s);
+
 void truv_check_string(const cJSON *v, const char *name, int required, truv_err *err);
 void truv_check_bool(const cJSON *v, const char *name, truv_err *err);
 void truv_check_object(const cJSON *v, const char *name, truv_err *err);

@@ -7,28 +7,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fields.h"
+
+/* Where the bytes go. A message is written twice: to measure it (s NULL),
+ * then into a buffer of exactly that size. */
 typedef struct wire {
   char *s;
-  size_t len, cap;
-  int failed;
+  size_t len;
 } wire;
 
 static void put(wire *w, const char *s, size_t n) {
-  if (w->failed) return;
-  if (w->len + n + 1 > w->cap) {
-    size_t cap = w->cap ? w->cap : 512;
-    char *grown;
-    while (cap < w->len + n + 1) cap *= 2;
-    if (!(grown = realloc(w->s, cap))) {
-      w->failed = 1;
-      return;
-    }
-    w->s = grown;
-    w->cap = cap;
-  }
-  memcpy(w->s + w->len, s, n);
+  if (w->s) memcpy(w->s + w->len, s, n);
   w->len += n;
-  w->s[w->len] = '\0';
 }
 
 static void put_str(wire *w, const char *s) {
@@ -42,65 +32,84 @@ static void put_header(wire *w, const char *name, const char *value) {
   put(w, "\r\n", 2);
 }
 
-static int has_ctl(const char *s) {
-  for (; s && *s; s++)
-    if ((unsigned char)*s < 0x20 || *s == 0x7f) return 1;
-  return 0;
-}
-
 /* The proxy's header, after checking that it cannot end the head early. */
 static int check_proxy(const truv_http1_proxy *proxy, truv_err *err) {
-  if (proxy && has_ctl(proxy->authorization))
+  if (proxy && truv_has_ctl(proxy->authorization))
     return truv_err_set(err, TRUV_EINVALID, "header",
                         "the proxy's authorization holds a control character");
   return 0;
 }
 
-static char *finish(wire *w, size_t *len, truv_err *err) {
-  if (w->failed) {
-    free(w->s);
+static void put_proxy(wire *w, const truv_http1_proxy *proxy) {
+  if (proxy && proxy->authorization) put_header(w, "Proxy-Authorization", proxy->authorization);
+}
+
+/* A request (what: the truv_request), in absolute form to a proxy. */
+static void write_request(wire *w, const void *what, const truv_http1_proxy *proxy) {
+  const truv_request *req = what;
+  char length[32];
+  size_t i;
+  put_str(w, req->method);
+  put(w, " ", 1);
+  put_str(w, proxy ? req->url : req->target);
+  put_str(w, " HTTP/1.1\r\n");
+  put_header(w, "Host", req->host);
+  if (truv_request_fresh(req)) put_header(w, "Connection", "close");
+  put_proxy(w, proxy);
+  for (i = 0; i < req->nheaders; i++) {
+    put_str(w, req->headers[i]);
+    put(w, "\r\n", 2);
+  }
+  if (req->body) {
+    snprintf(length, sizeof length, "%zu", req->body_len);
+    put_header(w, "Content-Length", length);
+  }
+  put(w, "\r\n", 2);
+  if (req->body) put(w, req->body, req->body_len);
+}
+
+/* A tunnel's CONNECT (what: "host:port"). */
+static void write_connect(wire *w, const void *what, const truv_http1_proxy *proxy) {
+  put_str(w, "CONNECT ");
+  put_str(w, what);
+  put_str(w, " HTTP/1.1\r\n");
+  put_header(w, "Host", what);
+  put_proxy(w, proxy);
+  put(w, "\r\n", 2);
+}
+
+typedef void writer(wire *w, const void *what, const truv_http1_proxy *proxy);
+
+static char *written(writer *write, const void *what, const truv_http1_proxy *proxy,
+                     size_t *len, truv_err *err) {
+  wire w = {NULL, 0};
+  write(&w, what, proxy);
+  if (!(w.s = malloc(w.len + 1))) {
     truv_err_set(err, TRUV_EINTERNAL, "nomem", "out of memory writing a request");
     return NULL;
   }
-  *len = w->len;
-  return w->s;
+  w.len = 0;
+  write(&w, what, proxy);
+  w.s[w.len] = '\0';
+  *len = w.len;
+  return w.s;
 }
 
 char *truv_http1_request(const truv_request *req, const truv_http1_proxy *proxy, size_t *len,
                          truv_err *err) {
-  wire w = {NULL, 0, 0, 0};
-  char length[32];
-  size_t i;
   if (!req->method || !req->target || !req->host) {
     truv_err_set(err, TRUV_EINVALID, "request", "an empty request (not built)");
     return NULL;
   }
   if (check_proxy(proxy, err)) return NULL;
-  put_str(&w, req->method);
-  put(&w, " ", 1);
-  put_str(&w, proxy ? req->url : req->target);   /* absolute form to a proxy */
-  put_str(&w, " HTTP/1.1\r\n");
-  put_header(&w, "Host", req->host);
-  if (truv_request_fresh(req)) put_header(&w, "Connection", "close");
-  if (proxy && proxy->authorization) put_header(&w, "Proxy-Authorization", proxy->authorization);
-  for (i = 0; i < req->nheaders; i++) {
-    put_str(&w, req->headers[i]);
-    put(&w, "\r\n", 2);
-  }
-  if (req->body) {
-    snprintf(length, sizeof length, "%zu", req->body_len);
-    put_header(&w, "Content-Length", length);
-  }
-  put(&w, "\r\n", 2);
-  if (req->body) put(&w, req->body, req->body_len);
-  return finish(&w, len, err);
+  return written(write_request, req, proxy, len, err);
 }
 
 char *truv_http1_connect(const char *host, int port, const truv_http1_proxy *proxy,
                          size_t *len, truv_err *err) {
-  wire w = {NULL, 0, 0, 0};
   char target[320];
-  if (!host || !host[0] || has_ctl(host) || strpbrk(host, " /[]@") || port < 1 || port > 65535) {
+  if (!host || !host[0] || truv_has_ctl(host) || strpbrk(host, " /[]@") || port < 1 ||
+      port > 65535) {
     truv_err_set(err, TRUV_EINVALID, "header", "a tunnel needs a host name and a port");
     return NULL;
   }
@@ -110,11 +119,5 @@ char *truv_http1_connect(const char *host, int port, const truv_http1_proxy *pro
     truv_err_set(err, TRUV_EINVALID, "header", "the tunnel's host name is too long");
     return NULL;
   }
-  put_str(&w, "CONNECT ");
-  put_str(&w, target);
-  put_str(&w, " HTTP/1.1\r\n");
-  put_header(&w, "Host", target);
-  if (proxy && proxy->authorization) put_header(&w, "Proxy-Authorization", proxy->authorization);
-  put(&w, "\r\n", 2);
-  return finish(&w, len, err);
+  return written(write_connect, target, proxy, len, err);
 }

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fields.h"
 #include "operation.h"
 #include "truv/version.h"
 
@@ -24,12 +25,6 @@ static char *dup_printf(const char *fmt, ...) {
   vsnprintf(s, (size_t)n + 1, fmt, ap);
   va_end(ap);
   return s;
-}
-
-static int has_ctl(const char *s) {
-  for (; s && *s; s++)
-    if ((unsigned char)*s < 0x20 || *s == 0x7f) return 1;
-  return 0;
 }
 
 /* Splits "scheme://authority/base/path/" into authority and base path (which
@@ -119,13 +114,13 @@ int truv_request_build(const truv_config *cfg, truv_op op, const char *id,
 
   memset(out, 0, sizeof *out);
   if ((rc = truv_validate(op, id, params, facts, err))) return rc;
-  if (!cfg->client_id || !cfg->client_id[0] || has_ctl(cfg->client_id))
+  if (!cfg->client_id || !cfg->client_id[0] || truv_has_ctl(cfg->client_id))
     return truv_err_invalid(err, "client_id", "is required (no control characters)");
-  if (!cfg->secret || !cfg->secret[0] || has_ctl(cfg->secret))
+  if (!cfg->secret || !cfg->secret[0] || truv_has_ctl(cfg->secret))
     return truv_err_invalid(err, "secret", "is required (no control characters)");
-  if (has_ctl(cfg->user_agent))
+  if (truv_has_ctl(cfg->user_agent))
     return truv_err_invalid(err, "user_agent", "must not contain control characters");
-  if (has_ctl(base) || split_base(base, &authority, &base_path))
+  if (truv_has_ctl(base) || split_base(base, &authority, &base_path))
     return truv_err_invalid(err, "base_url", "must be an http:// or https:// URL");
 
   o = truv_operation_of(op);
