@@ -135,14 +135,15 @@ TRUV_HIDDEN void truv_open_doc(lua_State *L);
 /* docmode.c: decode, in the form the caller names. */
 TRUV_HIDDEN void truv_open_docmode(lua_State *L);
 
-/* request.c: the request builder and the classifier. */
+/* request.c: the request builder, the HTTP/1.1 request writer (a
+ * request's bytes, a tunnel's CONNECT) and the classifier. */
 TRUV_HIDDEN void truv_open_request(lua_State *L);
 
 /* http.c: the blocking libcurl transport. */
 TRUV_HIDDEN void truv_open_http(lua_State *L);
 
-/* http1.c: the incremental HTTP/1.1 response parser and tunnel requests
- * (byte-pipe transports). */
+/* http1.c: the incremental HTTP/1.1 response parser (byte-pipe
+ * transports). */
 TRUV_HIDDEN void truv_open_http1(lua_State *L);
 
 /* multi.c: the libcurl multi transport (many requests in flight). */

@@ -1,10 +1,6 @@
-/* HTTP/1.1 on the wire, for byte-pipe transports (truv.transport.cosocket):
- * the incremental response parser and the CONNECT request of a proxy
- * tunnel (a request's own bytes are request:serialize(), request.c).
- *
- *   core.http1_connect(host, port [, proxy]) -> bytes | nil, err
- *                      the CONNECT request for a tunnel to host:port through
- *                      a proxy = { authorization = "Basic ..." } (or none)
+/* HTTP/1.1 answers off the wire, for byte-pipe transports
+ * (truv.transport.cosocket): the incremental response parser. What goes
+ * out is request.c's (request:serialize(), core.http1_connect).
  *
  *   local p = core.http1_parser{ max_header_bytes =, max_headers =, max_body = }
  *   p:feed(bytes)      -> done (boolean) | nil, err
@@ -19,7 +15,6 @@
  * classify works on the parsed response in C: the body never becomes a Lua
  * string. Errors are truv errors (see truv/http1.h for the codes); calling
  * classify before the response is complete raises. */
-#include <stdlib.h>
 #include <string.h>
 
 #include "binding.h"
@@ -56,25 +51,6 @@ static int l_parser(lua_State *L) {
   u->p = NULL;
   luaL_setmetatable(L, HTTP1_MT);
   if (!(u->p = truv_http1_new(&limits, &err))) return truv_fail(L, &err);
-  return 1;
-}
-
-/* core.http1_connect(host, port [, proxy]) */
-static int l_connect(lua_State *L) {
-  const char *host = luaL_checkstring(L, 1);
-  lua_Integer port = luaL_checkinteger(L, 2);
-  truv_options o = truv_options_at(L, 3, "http1_connect");
-  truv_http1_proxy proxy;
-  truv_err err;
-  size_t len;
-  char *bytes;
-  proxy.authorization = truv_opt_string(&o, "authorization", 0);
-  truv_err_clear(&err);
-  if (!(bytes = truv_http1_connect(host, port < 0 || port > 65535 ? 0 : (int)port, &proxy, &len,
-                                   &err)))
-    return truv_fail(L, &err);
-  lua_pushlstring(L, bytes, len);
-  free(bytes);
   return 1;
 }
 
@@ -161,8 +137,7 @@ void truv_open_http1(lua_State *L) {
     {"feed", p_feed}, {"eof", p_eof}, {"done", p_done}, {"keepalive", p_keepalive},
     {"received", p_received}, {"classify", p_classify}, {"response", p_response},
     {"reset", p_reset}, {"close", p_close}, {NULL, NULL}};
-  static const luaL_Reg funcs[] = {
-    {"http1_parser", l_parser}, {"http1_connect", l_connect}, {NULL, NULL}};
+  static const luaL_Reg funcs[] = {{"http1_parser", l_parser}, {NULL, NULL}};
   truv_new_handle_type(L, HTTP1_MT, methods, NULL, p_close, p_tostring);
   luaL_setfuncs(L, funcs, 0);
 }

@@ -1,4 +1,5 @@
-/* The request builder and the response classifier, for Lua.
+/* The request builder, the HTTP/1.1 request writer and the response
+ * classifier, for Lua.
  *
  *   core.build(config, op, id, params [, facts]) -> request | nil, err
  *     config = { client_id =, secret =, base_url =, user_agent = }
@@ -13,6 +14,9 @@
  *                         (truv/http1.h: Connection: close when fresh; to a
  *                         plain-HTTP proxy, proxy = { authorization = }: the
  *                         absolute URL and Proxy-Authorization)
+ *   core.http1_connect(host, port [, proxy]) -> bytes | nil, err
+ *                         the CONNECT request of a tunnel to host:port
+ *                         through a proxy (proxy as above, or none)
  *   request:redact(s)     s with this request's secrets removed
  *   request:set_timeouts(connect_ms, send_ms, read_ms, total_ms)
  *                         this request's own timeouts (nil or 0: the transport's)
@@ -116,23 +120,37 @@ static int request_body(lua_State *L) {
   return 1;
 }
 
-/* request:serialize([proxy]): the HTTP/1.1 request's bytes as the core
- * writes them (truv/http1.h); proxy = { authorization = "Basic ..." } for a
- * plain-HTTP proxy. */
-static int request_serialize(lua_State *L) {
-  truv_request *req = truv_check_request(L, 1);
-  truv_options o = truv_options_at(L, 2, "serialize");
+/* The bytes truv/http1.h writes for a request (req) or, req NULL, for a
+ * tunnel to host:port; the options at proxy_idx name the proxy they go to
+ * ({ authorization = "Basic ..." }), or none. Pushes them, or nil, err. */
+static int push_written(lua_State *L, const truv_request *req, const char *host, int port,
+                        int proxy_idx, const char *fname) {
+  truv_options o = truv_options_at(L, proxy_idx, fname);
   truv_http1_proxy proxy;
   truv_err err;
-  size_t len;
+  size_t len = 0;
   char *bytes;
   proxy.authorization = truv_opt_string(&o, "authorization", 0);
   truv_err_clear(&err);
-  if (!(bytes = truv_http1_request(req, o.t ? &proxy : NULL, &len, &err)))
-    return truv_fail(L, &err);
+  bytes = req ? truv_http1_request(req, o.t ? &proxy : NULL, &len, &err)
+              : truv_http1_connect(host, port, o.t ? &proxy : NULL, &len, &err);
+  if (!bytes) return truv_fail(L, &err);
   lua_pushlstring(L, bytes, len);
   free(bytes);
   return 1;
+}
+
+/* request:serialize([proxy]) */
+static int request_serialize(lua_State *L) {
+  return push_written(L, truv_check_request(L, 1), NULL, 0, 2, "serialize");
+}
+
+/* core.http1_connect(host, port [, proxy]) */
+static int l_connect(lua_State *L) {
+  const char *host = luaL_checkstring(L, 1);
+  lua_Integer port = luaL_checkinteger(L, 2);
+  return push_written(L, NULL, host, port < 0 || port > 65535 ? 0 : (int)port, 3,
+                      "http1_connect");
 }
 
 static int request_redact(lua_State *L) {
@@ -273,7 +291,8 @@ void truv_open_request(lua_State *L) {
   static const luaL_Reg mt[] = {
     {"__gc", request_gc}, {"__tostring", request_tostring}, {"__index", request_index},
     {NULL, NULL}};
-  static const luaL_Reg funcs[] = {{"build", l_build}, {"classify", l_classify}, {NULL, NULL}};
+  static const luaL_Reg funcs[] = {
+    {"build", l_build}, {"classify", l_classify}, {"http1_connect", l_connect}, {NULL, NULL}};
   int op;
   luaL_newmetatable(L, REQUEST_MT);
   luaL_setfuncs(L, mt, 0);

@@ -18,9 +18,9 @@ static void (*const openers[])(lua_State *L) = {
   truv_open_terminal,   /* terminal.c: isatty, terminal_size */
   truv_open_doc,        /* doc.c: documents (views, tables), encode */
   truv_open_docmode,    /* docmode.c: decode */
-  truv_open_request,    /* request.c: build, classify, ops */
+  truv_open_request,    /* request.c: build, serialize, http1_connect, classify, ops */
   truv_open_http,       /* http.c: the blocking libcurl transport */
-  truv_open_http1,      /* http1.c: the HTTP/1.1 parser, tunnels */
+  truv_open_http1,      /* http1.c: the HTTP/1.1 response parser */
   truv_open_multi,      /* multi.c: the libcurl multi transport */
   truv_open_journal,    /* journal.c: a batch's journal */
   truv_open_route,      /* route.c: the default routing table */
