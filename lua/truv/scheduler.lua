@@ -53,6 +53,14 @@ local tinsert, tremove = table.insert, table.remove
 
 local _M = {}
 
+-- What new() takes when an option is left out.
+_M.DEFAULTS = {
+  concurrency = 32,        -- requests in flight over the one connection pool
+  rate_per_minute = 300,   -- requests started per minute, all together: Truv's general limit
+                           -- per access secret (truv-api.md §7); 0: no limit
+  drain_grace_s = 10,      -- drain(): the longest the requests in flight are awaited
+}
+
 local Scheduler = {}
 Scheduler.__index = Scheduler
 
@@ -87,13 +95,14 @@ local function heap_pop(h)
 end
 
 --- opts: concurrency (requests in flight, default 32), rate_per_minute
--- (default 300; 0 = unlimited), http (options for core.multi: timeout_ms,
+-- (default 300; 0 = unlimited: see DEFAULTS), http (options for core.multi: timeout_ms,
 -- connect_timeout_ms, ca_file, ...), documents ("view"|"table"), on_tick
 -- (called once per loop before waiting), on_error (function(err, co)
 -- for a workflow that raised; default: re-raise).
 function _M.new(opts)
   opts = opts or {}
-  local concurrency = opts.concurrency or 32
+  local concurrency = opts.concurrency or _M.DEFAULTS.concurrency
+  local rate = opts.rate_per_minute or _M.DEFAULTS.rate_per_minute
   local http = {}
   for k, v in pairs(opts.http or {}) do http[k] = v end
   http.max_in_flight = concurrency
@@ -103,7 +112,7 @@ function _M.new(opts)
   local self = setmetatable({
     multi = multi,
     concurrency = concurrency,
-    interval = (opts.rate_per_minute or 300) > 0 and 60 / opts.rate_per_minute or 0,
+    interval = rate > 0 and 60 / rate or 0,   -- seconds between two request starts
     next_slot = 0,             -- monotonic time the next request may start
     ready = {},                -- { co, args... } to resume
     timers = {},               -- heap of sleeping workflows
@@ -182,7 +191,7 @@ end
 function Scheduler:drain(grace_s)
   if self.draining then return 0, 0 end
   self.draining = true
-  self.drain_until = core.monotonic() + (grace_s or 10)
+  self.drain_until = core.monotonic() + (grace_s or _M.DEFAULTS.drain_grace_s)
   -- the held-back reads are dropped (their workflows are abandoned); the
   -- others, asked for before, go out first
   local kept = {}

@@ -1,0 +1,219 @@
+-- truv.scheduler: many workflows over one libcurl multi handle; the rate
+-- and concurrency it promises are checked against a server that counts the
+-- requests open at once, the rest (park, wake, barrier, stop) without one.
+local core = require "truv.core"
+local truv = require "truv"
+local scheduler = require "truv.scheduler"
+local files = require "spec.support.files"
+
+-- A server in a child process that holds each request until `want` of them
+-- are open at once, or for `hold_s` at most, then answers it (and closes the
+-- connection); it writes the most requests it saw open at once to a file.
+local SERVER = [=[
+local socket = require "socket"
+local dir, want, hold_s = arg[1], tonumber(arg[2]), tonumber(arg[3])
+local srv = assert(socket.bind("127.0.0.1", 0))
+srv:settimeout(0)
+local _, port = srv:getsockname()
+local function put(name, v)
+  local f = assert(io.open(dir .. "/" .. name .. ".tmp", "w")); f:write(v, "\n"); f:close()
+  os.rename(dir .. "/" .. name .. ".tmp", dir .. "/" .. name)
+end
+put("port", port)
+local body = '{"id":"o1","status":"completed"}'
+local answer = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n"
+               .. "Content-Length: " .. #body .. "\r\n\r\n" .. body
+local open, most, started = {}, 0, socket.gettime()
+while socket.gettime() - started < 60 do
+  local c = srv:accept()
+  if c then
+    c:settimeout(0)
+    open[#open + 1] = { sock = c, buf = "" }
+  end
+  local asked = 0
+  for i = #open, 1, -1 do
+    local o = open[i]
+    if not o.at then
+      local data, err, part = o.sock:receive(4096)
+      o.buf = o.buf .. (data or part or "")
+      if o.buf:find("\r\n\r\n", 1, true) then o.at = socket.gettime() end
+      if err == "closed" then o.sock:close(); table.remove(open, i) end
+    end
+    if o.at then asked = asked + 1 end
+  end
+  if asked > most then most = asked; put("most", most) end
+  for i = #open, 1, -1 do
+    local o = open[i]
+    if o.at and (asked >= want or socket.gettime() - o.at >= hold_s) then
+      o.sock:send(answer)
+      o.sock:close()
+      table.remove(open, i)
+    end
+  end
+  socket.sleep(0.002)
+end
+]=]
+
+local function start_server(want, hold_s)
+  local dir = files.tmpdir("truv-sched")
+  files.write(dir .. "/server.lua", SERVER)
+  local h = assert(io.popen(string.format("lua5.4 %s %s %d %g >/dev/null 2>&1 & echo $!",
+                                          files.quote(dir .. "/server.lua"), files.quote(dir),
+                                          want, hold_s)))
+  local pid = tonumber(h:read("l"))
+  h:close()
+  local port
+  for _ = 1, 500 do
+    port = tonumber(files.read(dir .. "/port") or "")
+    if port then break end
+    os.execute("sleep 0.01")
+  end
+  assert(port, "the counting server did not start")
+  finally(function()
+    os.execute("kill " .. pid .. " 2>/dev/null")
+    os.execute("rm -rf " .. files.quote(dir))
+  end)
+  return {
+    base_url = "http://127.0.0.1:" .. port .. "/v1/",
+    most = function() return tonumber(files.read(dir .. "/most") or "0") end,
+  }
+end
+
+-- A scheduler closed when the test ends, and a client over it.
+local function scheduled(opts, base_url)
+  local sched = assert(scheduler.new(opts))
+  local client = assert(truv.new{ client_id = "id", secret = "secret-value", quota = false,
+                                  base_url = base_url or "http://127.0.0.1:9/v1/",
+                                  transport = sched:transport(), sleep = sched.sleep })
+  finally(function() client:close() end)
+  return sched, client
+end
+
+-- Spawns n workflows that each read one order; returns their answers.
+local function reads(sched, client, n)
+  local answers = {}
+  for i = 1, n do
+    sched:spawn(function()
+      local doc, err = client:get_order("o" .. i)
+      answers[i] = doc and doc.status or tostring(err)
+    end)
+  end
+  return answers
+end
+
+describe("truv.scheduler", function()
+  it("starts requests no faster than rate_per_minute", function()
+    local srv = start_server(1, 5)
+    local sched, client = scheduled({ rate_per_minute = 600, concurrency = 4 }, srv.base_url)
+    local answers = reads(sched, client, 4)
+    local t0 = core.monotonic()
+    sched:run()
+    -- four starts at 600 a minute: three intervals of 0.1 s at the least
+    assert.is_true(core.monotonic() - t0 >= 0.3 - 1e-3)
+    assert.same({ "completed", "completed", "completed", "completed" }, answers)
+  end)
+
+  it("applies its documented rate of 300 a minute when rate_per_minute is left out", function()
+    local srv = start_server(1, 5)
+    local sched, client = scheduled({ concurrency = 3 }, srv.base_url)
+    assert.equal(300, scheduler.DEFAULTS.rate_per_minute)
+    local answers = reads(sched, client, 3)
+    local t0 = core.monotonic()
+    sched:run()
+    assert.is_true(core.monotonic() - t0 >= 2 * 60 / 300 - 1e-3)
+    assert.same({ "completed", "completed", "completed" }, answers)
+  end)
+
+  it("keeps at most `concurrency` requests in flight, holding back the others", function()
+    -- the server answers at once only when 3 requests are open together:
+    -- with 2 in flight at most, each waits out hold_s
+    local srv = start_server(3, 0.2)
+    local sched, client = scheduled({ rate_per_minute = 0, concurrency = 2 }, srv.base_url)
+    local queued = 0
+    sched.on_tick = function()
+      queued = math.max(queued, sched:load().queued)
+    end
+    local answers = reads(sched, client, 6)
+    sched:run()
+    assert.equal(2, srv.most())
+    assert.is_true(queued >= 4)
+    for i = 1, 6 do assert.equal("completed", answers[i]) end
+  end)
+
+  it("with no rate limit, starts as many at once as concurrency allows", function()
+    -- every request waits until 5 are open together (5 s otherwise)
+    local srv = start_server(5, 5)
+    local sched, client = scheduled({ rate_per_minute = 0, concurrency = 5 }, srv.base_url)
+    local answers = reads(sched, client, 5)
+    sched:run()
+    assert.equal(5, srv.most())
+    for i = 1, 5 do assert.equal("completed", answers[i]) end
+  end)
+
+  it("parks a workflow until it is woken, or until its timeout", function()
+    local sched = assert(scheduler.new{})
+    finally(function() sched:close() end)
+    local woken, timed_out, sleeper
+    sleeper = sched:spawn(function() woken = sched:park(30) end)
+    sched:spawn(function()
+      timed_out = sched:park(0.01)
+      assert.is_true(sched:wake(sleeper))
+      assert.is_false(sched:wake(sleeper))     -- no longer parked
+    end)
+    local t0 = core.monotonic()
+    sched:run()
+    assert.is_true(woken)
+    assert.is_false(timed_out)
+    assert.is_true(core.monotonic() - t0 < 30)
+  end)
+
+  it("passes a barrier only once on_tick has run after it, told a workflow waits", function()
+    local ticks, urgent_ticks, seen = 0, 0, nil
+    local sched = assert(scheduler.new{ on_tick = function(urgent)
+      ticks = ticks + 1
+      if urgent then urgent_ticks = urgent_ticks + 1 end
+    end })
+    finally(function() sched:close() end)
+    sched:spawn(function()
+      local before = ticks
+      sched:barrier()
+      seen = ticks - before
+    end)
+    sched:run()
+    assert.is_true(seen >= 1)
+    assert.is_true(urgent_ticks >= 1)
+  end)
+
+  it("stops: run() returns without resuming anything else", function()
+    local sched = assert(scheduler.new{})
+    finally(function() sched:close() end)
+    local after_stop, sleeper_woke = false, false
+    sched:spawn(function()
+      sched.sleep(0.01)
+      sleeper_woke = true
+    end)
+    sched:spawn(function()
+      sched:stop()
+      sched:barrier()            -- never passed: the loop has stopped
+      after_stop = true
+    end)
+    sched:run()
+    assert.is_false(after_stop)
+    assert.is_false(sleeper_woke)
+    assert.equal(2, sched:active())   -- both abandoned where they were
+  end)
+
+  it("re-raises a workflow's error with its traceback, or hands it to on_error", function()
+    local sched = assert(scheduler.new{})
+    finally(function() sched:close() end)
+    sched:spawn(function() error("boom") end)
+    assert.has_error(function() sched:run() end)
+    local got
+    local s2 = assert(scheduler.new{ on_error = function(msg) got = msg end })
+    finally(function() s2:close() end)
+    s2:spawn(function() error("bang") end)
+    s2:run()
+    assert.matches("bang", got)
+    assert.matches("traceback", got)
+  end)
+end)
