@@ -1,4 +1,6 @@
 /* The default routing table: every status Truv documents has its route. */
+#include <string.h>
+
 #include "check.h"
 #include "truv/route.h"
 
@@ -41,9 +43,21 @@ static void suborder_and_order_statuses_route(void) {
 }
 
 static void every_error_kind_routes(void) {
-  int k;
+  size_t n, i;
+  const truv_route_entry *t = truv_route_table(&n);
+  int k, rows = 0;
   for (k = TRUV_EINVALID; k < TRUV_KIND_COUNT; k++)
     CHECK(truv_route_lookup(TRUV_OUTCOME_ERROR, truv_kind_name((truv_kind)k)) != NULL);
+  /* and no row for a kind the list does not hold */
+  for (i = 0; i < n; i++) {
+    if (t[i].outcome != TRUV_OUTCOME_ERROR) continue;
+    rows++;
+    for (k = TRUV_EINVALID; k < TRUV_KIND_COUNT; k++)
+      if (strcmp(t[i].name, truv_kind_name((truv_kind)k)) == 0) break;
+    CHECK(k < TRUV_KIND_COUNT);
+  }
+  CHECK_INT(rows, TRUV_KIND_COUNT - 1);
+  CHECK_STR(route_of(TRUV_OUTCOME_ERROR, "handler"), "fix");
   CHECK_STR(route_of(TRUV_OUTCOME_ERROR, "quota"), "defer");
   CHECK_STR(route_of(TRUV_OUTCOME_ERROR, "refresh_limit"), "defer");
   CHECK_STR(route_of(TRUV_OUTCOME_ERROR, "throttled"), "retry");

@@ -158,6 +158,9 @@ TRUV_HIDDEN void truv_open_model(lua_State *L);
 /* route.c: the default routing table. */
 TRUV_HIDDEN void truv_open_route(lua_State *L);
 
+/* lists.c: the core's lists and defaults (core.lists), core.valid_id. */
+TRUV_HIDDEN void truv_open_lists(lua_State *L);
+
 /* quota.c: refresh quota stores (memory, SQLite) and connection keys. */
 TRUV_HIDDEN void truv_open_quota(lua_State *L);
 

@@ -24,6 +24,7 @@ static void (*const openers[])(lua_State *L) = {
   truv_open_multi,      /* multi.c: the libcurl multi transport */
   truv_open_journal,    /* journal.c: a batch's journal */
   truv_open_route,      /* route.c: the default routing table */
+  truv_open_lists,      /* lists.c: the core's lists and defaults, valid_id */
   truv_open_model,      /* model.c: order models */
   truv_open_quota,      /* quota.c: quota stores and keys */
   truv_open_dedupe,     /* dedupe.c: de-duplication stores */

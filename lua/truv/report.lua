@@ -133,6 +133,8 @@ _M.FIX_STEPS_BY_KIND = {
         .. "it gives",
   internal = "a failure on this side (see the error): handle the case in Truv's dashboard, "
              .. "and report the error",
+  handler = "a handler of the run's router failed (see the error): correct the handler, then "
+            .. "handle the case by hand or run it again",
 }
 
 _M.FIX_FALLBACK = "see the error, and check the order in Truv's dashboard"

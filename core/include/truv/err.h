@@ -23,7 +23,16 @@
  *                       an unexpected status or shape.
  *   TRUV_EAPI           any other error answer (405, 406, 410, 415, ...).
  *   TRUV_EINTERNAL      out of memory, a store that cannot be read or written.
+ *   TRUV_EEXPIRED       the connection needs the user again (what is known of
+ *                       it says so, or it is older than the caller accepts):
+ *                       refused before sending, nothing spent. The Lua
+ *                       workflow makes it (truv.refresh); the core does not.
+ *   TRUV_EHANDLER       a route handler of the caller's raised (truv.route):
+ *                       made by the Lua layer only.
  *
+ * This list is the one list of kinds: the Lua layer reads it (truv.core
+ * lists) and makes no kind outside it, and the routing table (route.c) has
+ * exactly one row per kind.
  * Nothing secret may be stored in a truv_err. Its texts (code, message,
  * request id, field names and field messages) are fixed buffers, filled only
  * through the setters below, and every setter redacts the text first and
@@ -50,6 +59,8 @@ typedef enum truv_kind {
   TRUV_EPROTOCOL,
   TRUV_EAPI,
   TRUV_EINTERNAL,
+  TRUV_EEXPIRED,
+  TRUV_EHANDLER,
   TRUV_KIND_COUNT
 } truv_kind;
 

@@ -31,9 +31,14 @@
 #include "truv/request.h"
 #include "truv/response.h"
 
+/* The timeouts a transport takes when none is given (every transport's:
+ * the Lua layer reads them too). */
+#define TRUV_DEFAULT_CONNECT_TIMEOUT_MS 10000L
+#define TRUV_DEFAULT_TIMEOUT_MS 30000L
+
 typedef struct truv_http_options {
-  long connect_timeout_ms;   /* 0: 10 000 */
-  long timeout_ms;           /* whole exchange; 0: 30 000 */
+  long connect_timeout_ms;   /* 0: TRUV_DEFAULT_CONNECT_TIMEOUT_MS */
+  long timeout_ms;           /* whole exchange; 0: TRUV_DEFAULT_TIMEOUT_MS */
   long send_timeout_ms;      /* a stalled send; 0: none but timeout_ms (see below) */
   long read_timeout_ms;      /* a stalled answer; 0: none but timeout_ms (see below) */
   const char *ca_file;       /* PEM bundle; NULL: the system's */

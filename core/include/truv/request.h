@@ -121,4 +121,18 @@ TRUV_API int truv_request_fresh(const truv_request *req);
 TRUV_API int truv_validate(truv_op op, const char *id, const cJSON *params,
                            const truv_order_facts *facts, truv_err *err);
 
+/* The rules validation applies, for the layers above to read rather than
+ * write again (the Lua binding's core.lists). */
+#define TRUV_MAX_CONNECTIONS 5   /* employers or financial accounts per order */
+#define TRUV_MAX_ID 128          /* bytes of an id in a path or a selection */
+/* Truv's id rule: 1 to TRUV_MAX_ID letters, digits, '-' and '_'. */
+TRUV_API int truv_valid_id(const char *id);
+/* The i-th of Truv's products, NULL past the last. */
+TRUV_API const char *truv_product_name(size_t i);
+/* 1 when `op`'s body takes `product` (products, product_type), else 0. */
+TRUV_API int truv_product_takes(truv_op op, const char *product);
+/* The connections a refresh of `product` refreshes: "employers" or
+ * "financial_accounts"; NULL for a product that is not refreshed. */
+TRUV_API const char *truv_product_refreshes(const char *product);
+
 #endif

@@ -89,9 +89,10 @@ static void set_timeouts(CURL *easy, const truv_http_options *opts,
   long send = pick(t->send_ms, opts->send_timeout_ms, 0);
   long read = pick(t->read_ms, opts->read_timeout_ms, 0);
   long stall = send > read ? send : read;
-  curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS,
-                   pick(t->connect_ms, opts->connect_timeout_ms, 10000L));
-  curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, pick(t->total_ms, opts->timeout_ms, 30000L));
+  curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, pick(t->connect_ms, opts->connect_timeout_ms,
+                                                         TRUV_DEFAULT_CONNECT_TIMEOUT_MS));
+  curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS,
+                   pick(t->total_ms, opts->timeout_ms, TRUV_DEFAULT_TIMEOUT_MS));
   /* the handle is reused: a request without a stall window turns it off */
   curl_easy_setopt(easy, CURLOPT_LOW_SPEED_LIMIT, stall > 0 ? 1L : 0L);
   curl_easy_setopt(easy, CURLOPT_LOW_SPEED_TIME, stall > 0 ? (stall + 999) / 1000 : 0L);

@@ -10,7 +10,7 @@
 
 static const char *const kind_names[TRUV_KIND_COUNT] = {
   "ok", "invalid", "auth", "not_found", "throttled", "refresh_limit", "quota",
-  "server", "network", "protocol", "api", "internal",
+  "server", "network", "protocol", "api", "internal", "expired", "handler",
 };
 
 const char *truv_kind_name(truv_kind kind) {

@@ -9,7 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#define MAX_CONNECTIONS 5   /* employers or financial institutions per order */
+#define MAX_CONNECTIONS TRUV_MAX_CONNECTIONS
 #define MAX_CC_EMAILS 15
 #define MAX_NOTES 2000
 #define MAX_VOA_DAYS 730
@@ -23,10 +23,36 @@ const char *const truv_task_products[] = {
   "income", "employment", "deposit_switch", "pll", "insurance", "transactions",
   "assets", NULL };
 
-static int in_set(const char *s, const char *const *set) {
-  for (; *set; set++)
+/* The connections a refresh of each product refreshes: the payroll
+ * products an order's employers, the bank products its financial accounts
+ * (deposit_switch and pll are not refreshed). */
+static const struct {
+  const char *product;
+  const char *connections;
+} refreshes[] = {
+  {"income", "employers"},         {"employment", "employers"},
+  {"insurance", "employers"},      {"assets", "financial_accounts"},
+  {"transactions", "financial_accounts"},
+};
+
+int truv_in_set(const char *s, const char *const *set) {
+  for (; s && set && *set; set++)
     if (strcmp(s, *set) == 0) return 1;
   return 0;
+}
+
+/* An order takes every product. */
+const char *truv_product_name(size_t i) {
+  size_t n = 0;
+  while (n < i && truv_order_products[n]) n++;
+  return truv_order_products[n];
+}
+
+const char *truv_product_refreshes(const char *product) {
+  size_t i;
+  for (i = 0; product && i < sizeof refreshes / sizeof refreshes[0]; i++)
+    if (strcmp(refreshes[i].product, product) == 0) return refreshes[i].connections;
+  return NULL;
 }
 
 int truv_valid_id(const char *s) {
@@ -181,7 +207,7 @@ void truv_check_products(const cJSON *v, const char *const *set, int exactly_one
       truv_err_invalid(err, "products", "must contain strings");
       return;
     }
-    if (!in_set(p->valuestring, set)) {
+    if (!truv_in_set(p->valuestring, set)) {
       truv_err_invalid(err, "products", "unknown product \"%.40s\"", p->valuestring);
       return;
     }
@@ -334,7 +360,7 @@ void truv_check_new_connections(const cJSON *v, const char *name, const char *ke
 
 void truv_check_product_type(const cJSON *v, truv_err *err) {
   if (!v) truv_err_invalid(err, "product_type", "is required");
-  else if (!cJSON_IsString(v) || !in_set(v->valuestring, truv_task_products))
+  else if (!cJSON_IsString(v) || !truv_in_set(v->valuestring, truv_task_products))
     truv_err_invalid(err, "product_type", "must be one of income, employment, deposit_switch, "
                                         "pll, insurance, transactions, assets");
 }

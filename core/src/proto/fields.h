@@ -11,15 +11,13 @@
 #include "truv/err.h"
 #include "truv/request.h"
 
-#define TRUV_MAX_ID 128   /* bytes of an id in a path or a selection */
-
 /* The products each request accepts (NULL-terminated). */
 extern const char *const truv_refresh_products[];   /* a refresh of an order */
 extern const char *const truv_order_products[];     /* a new order */
 extern const char *const truv_task_products[];      /* product_type of a task or token */
 
-/* An id Truv hands out: 1 to TRUV_MAX_ID letters, digits, '-' or '_'. */
-int truv_valid_id(const char *s);
+/* 1 when s is one of set's names (NULL-terminated; NULL: none). */
+int truv_in_set(const char *s, const char *const *set);
 
 /* 1 when s (NULL: none) holds a control character, which would end a
  * header line early: refused in every value written into a request's head

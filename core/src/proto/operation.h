@@ -35,6 +35,9 @@ typedef struct truv_operation {
   /* The string field a successful answer carries ("id", "task_id"), or
    * NULL for a list: an array, or an object with a `results` array. */
   const char *answer_key;
+  /* The products its parameters take (products, product_type), for the
+   * layers above to read (truv_product_takes); NULL: it takes none. */
+  const char *const *products;
 } truv_operation;
 
 /* The row of op, or NULL for a value that is no operation. */

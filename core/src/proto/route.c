@@ -20,7 +20,8 @@
  * transient (retry); a refused refresh (Truv's limit or our quota) is
  * deferred to the instant the window frees; an expired connection needs the
  * user; everything else (invalid request, credentials, unknown ids, other
- * 4xx, local failures) needs a person.
+ * 4xx, local failures, a handler of the caller's that raised) needs a
+ * person. One row per kind of truv/err.h, no more (test_route.c checks).
  *
  * Events: link-disconnected means the link failed during a refresh task. */
 #include <string.h>
@@ -79,6 +80,7 @@ static const truv_route_entry table[] = {
   {TRUV_OUTCOME_ERROR, "not_found", TRUV_ROUTE_FIX, 0},
   {TRUV_OUTCOME_ERROR, "api", TRUV_ROUTE_FIX, 0},
   {TRUV_OUTCOME_ERROR, "internal", TRUV_ROUTE_FIX, 0},
+  {TRUV_OUTCOME_ERROR, "handler", TRUV_ROUTE_FIX, 0},
   /* webhook events without a status of their own */
   {TRUV_OUTCOME_EVENT, "order-created", TRUV_ROUTE_WAIT, 0},
   {TRUV_OUTCOME_EVENT, "link-connected", TRUV_ROUTE_WAIT, 0},

@@ -1,0 +1,130 @@
+/* The core's lists and defaults, for Lua to read rather than write again.
+ *
+ *   core.lists = {
+ *     routes = { "wait", "done", "reverify", "retry", "defer", "no_data", "fix" },
+ *     kinds = { "invalid", "auth", ..., "expired", "handler" },   -- error kinds
+ *     products = { create_order = { ... }, refresh_order = { ... },
+ *                  create_refresh_task = { ... }, create_bridge_token = { ... } },
+ *     refreshes = { income = "employers", ..., assets = "financial_accounts", ... },
+ *     limits = { connections = 5, id_length = 128, quota_limit = 1000 },
+ *     defaults = { base_url =, timeout_ms =, connect_timeout_ms =, quota_limit =,
+ *                  quota_window_s =, fact_retention_s =, order_retention_s =,
+ *                  listen_host =, webhook_path = },
+ *   }
+ *   core.valid_id(s) -> true | false      Truv's id rule (validate.c)
+ *
+ * Each list is the core's own, in the core's order: routes as truv_route
+ * (route.c), kinds as truv_kind (err.c, TRUV_OK left out), the products each
+ * operation takes and the connections a refresh of each refreshes
+ * (validate.c), limits and defaults as the headers define them. Built once,
+ * when truv.core opens; a table Lua reads and never writes. */
+#include <string.h>
+
+#include "binding.h"
+#include "truv/dedupe.h"
+#include "truv/listener.h"
+#include "truv/quota.h"
+#include "truv/route.h"
+
+/* A whole number as an integer (it prints as "3", not "3.0"). */
+static void set_number(lua_State *L, const char *key, double v) {
+  if (v == (double)(lua_Integer)v) lua_pushinteger(L, (lua_Integer)v);
+  else lua_pushnumber(L, v);
+  lua_setfield(L, -2, key);
+}
+
+static void set_string(lua_State *L, const char *key, const char *v) {
+  lua_pushstring(L, v);
+  lua_setfield(L, -2, key);
+}
+
+static void push_routes(lua_State *L) {
+  int r;
+  lua_createtable(L, TRUV_ROUTE_COUNT, 0);
+  for (r = 0; r < TRUV_ROUTE_COUNT; r++) {
+    lua_pushstring(L, truv_route_name((truv_route)r));
+    lua_rawseti(L, -2, r + 1);
+  }
+}
+
+static void push_kinds(lua_State *L) {
+  int k;
+  lua_createtable(L, TRUV_KIND_COUNT - 1, 0);
+  for (k = TRUV_EINVALID; k < TRUV_KIND_COUNT; k++) {
+    lua_pushstring(L, truv_kind_name((truv_kind)k));
+    lua_rawseti(L, -2, k);
+  }
+}
+
+/* products = { [operation] = { names... } } for the operations that take one. */
+static void push_products(lua_State *L) {
+  static const truv_op ops[] = { TRUV_OP_CREATE_ORDER, TRUV_OP_REFRESH_ORDER,
+                                 TRUV_OP_CREATE_REFRESH_TASK, TRUV_OP_CREATE_BRIDGE_TOKEN };
+  size_t o, i;
+  const char *name;
+  lua_createtable(L, 0, (int)(sizeof ops / sizeof ops[0]));
+  for (o = 0; o < sizeof ops / sizeof ops[0]; o++) {
+    int n = 0;
+    lua_newtable(L);
+    for (i = 0; (name = truv_product_name(i)) != NULL; i++) {
+      if (!truv_product_takes(ops[o], name)) continue;
+      lua_pushstring(L, name);
+      lua_rawseti(L, -2, ++n);
+    }
+    lua_setfield(L, -2, truv_op_name(ops[o]));
+  }
+}
+
+static void push_refreshes(lua_State *L) {
+  size_t i;
+  const char *name, *what;
+  lua_newtable(L);
+  for (i = 0; (name = truv_product_name(i)) != NULL; i++)
+    if ((what = truv_product_refreshes(name)) != NULL) set_string(L, name, what);
+}
+
+static void push_limits(lua_State *L) {
+  lua_createtable(L, 0, 3);
+  set_number(L, "connections", TRUV_MAX_CONNECTIONS);
+  set_number(L, "id_length", TRUV_MAX_ID);
+  set_number(L, "quota_limit", TRUV_QUOTA_MAX_LIMIT);
+}
+
+static void push_defaults(lua_State *L) {
+  lua_createtable(L, 0, 9);
+  set_string(L, "base_url", TRUV_DEFAULT_BASE_URL);
+  set_number(L, "timeout_ms", (double)TRUV_DEFAULT_TIMEOUT_MS);
+  set_number(L, "connect_timeout_ms", (double)TRUV_DEFAULT_CONNECT_TIMEOUT_MS);
+  set_number(L, "quota_limit", TRUV_QUOTA_DEFAULT_LIMIT);
+  set_number(L, "quota_window_s", TRUV_QUOTA_DEFAULT_WINDOW_S);
+  set_number(L, "fact_retention_s", TRUV_QUOTA_FACT_RETENTION_S);
+  set_number(L, "order_retention_s", TRUV_DEDUPE_ORDER_RETENTION_S);
+  set_string(L, "listen_host", TRUV_LISTENER_DEFAULT_HOST);
+  set_string(L, "webhook_path", TRUV_LISTENER_DEFAULT_PATH);
+}
+
+/* valid_id(s) -> boolean */
+static int l_valid_id(lua_State *L) {
+  lua_pushboolean(L, lua_type(L, 1) == LUA_TSTRING && truv_valid_id(lua_tostring(L, 1)) &&
+                     lua_rawlen(L, 1) == strlen(lua_tostring(L, 1)));
+  return 1;
+}
+
+void truv_open_lists(lua_State *L) {
+  static const luaL_Reg funcs[] = {{"valid_id", l_valid_id}, {NULL, NULL}};
+  luaL_setfuncs(L, funcs, 0);
+  lua_createtable(L, 0, 7);
+  push_routes(L);
+  lua_setfield(L, -2, "routes");
+  push_kinds(L);
+  lua_setfield(L, -2, "kinds");
+  push_products(L);
+  lua_setfield(L, -2, "products");
+  push_refreshes(L);
+  lua_setfield(L, -2, "refreshes");
+  push_limits(L);
+  lua_setfield(L, -2, "limits");
+  push_defaults(L);
+  lua_setfield(L, -2, "defaults");
+  lua_setfield(L, -2, "lists");
+}
