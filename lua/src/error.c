@@ -96,8 +96,103 @@ static int l_redact(lua_State *L) {
   return 1;
 }
 
+/* A text field of the facts table at 1, pushed (and so kept) on the stack:
+ * a string, or a number as text; NULL for anything else. */
+static const char *push_text(lua_State *L, const char *key) {
+  lua_getfield(L, 1, key);
+  return lua_type(L, -1) == LUA_TSTRING || lua_type(L, -1) == LUA_TNUMBER ? lua_tostring(L, -1)
+                                                                          : NULL;
+}
+
+static double number_field(lua_State *L, const char *key) {
+  double v;
+  lua_getfield(L, 1, key);
+  v = lua_type(L, -1) == LUA_TNUMBER ? lua_tonumber(L, -1) : 0;
+  lua_pop(L, 1);
+  return v;
+}
+
+/* Replaces the value at the top of the stack by tostring(value) (a string
+ * or a number is kept: lua_tostring reads it) and returns its text. */
+static const char *to_text(lua_State *L) {
+  if (lua_type(L, -1) != LUA_TSTRING && lua_type(L, -1) != LUA_TNUMBER) {
+    lua_getglobal(L, "tostring");
+    lua_insert(L, -2);
+    lua_call(L, 1, 1);
+    if (lua_type(L, -1) != LUA_TSTRING) {
+      lua_pop(L, 1);
+      lua_pushliteral(L, "?");
+    }
+  }
+  return lua_tostring(L, -1);
+}
+
+/* The invalid fields of the facts table at 1 as texts (tostring of each
+ * entry's field and message), kept in a table pushed on the stack; *n
+ * receives their count. */
+static truv_err_text_field *push_fields(lua_State *L, size_t *n) {
+  truv_err_text_field *fields;
+  size_t i;
+  lua_getfield(L, 1, "fields");
+  *n = lua_type(L, -1) == LUA_TTABLE ? (size_t)lua_rawlen(L, -1) : 0;
+  fields = lua_newuserdata(L, (*n ? *n : 1) * sizeof *fields);
+  lua_createtable(L, (int)(2 * *n), 1);     /* anchors the texts, and the array */
+  lua_insert(L, -2);
+  lua_rawseti(L, -2, 0);
+  for (i = 0; i < *n; i++) {
+    lua_rawgeti(L, -2, (lua_Integer)i + 1);
+    if (lua_istable(L, -1)) {
+      lua_getfield(L, -1, "field");
+      lua_getfield(L, -2, "message");
+    } else {
+      lua_pushvalue(L, -1);
+      lua_pushliteral(L, "");
+    }
+    fields[i].message = to_text(L);       /* anchored in the table below */
+    lua_rawseti(L, -4, (lua_Integer)(2 * i + 2));
+    fields[i].field = to_text(L);
+    lua_rawseti(L, -3, (lua_Integer)(2 * i + 1));
+    lua_pop(L, 1);
+  }
+  return fields;
+}
+
+/* format_error(facts) -> "truv: " .. the one line truv_err_format_facts
+ * makes of an error's facts (kind, op, status, code, message, fields,
+ * fields_dropped, maybe_sent, retry_at, request_id), redacted whole: a
+ * text may have been set after the error was made. */
+static int l_format_error(lua_State *L) {
+  truv_err_facts f;
+  size_t len;
+  char *buf;
+  luaL_checktype(L, 1, LUA_TTABLE);
+  luaL_checkstack(L, 16, NULL);
+  memset(&f, 0, sizeof f);
+  f.kind = push_text(L, "kind");
+  f.op = push_text(L, "op");
+  f.code = push_text(L, "code");
+  f.message = push_text(L, "message");
+  f.request_id = push_text(L, "request_id");
+  f.status = (int)number_field(L, "status");
+  f.retry_at = number_field(L, "retry_at");
+  f.fields_dropped = (int)number_field(L, "fields_dropped");
+  lua_getfield(L, 1, "maybe_sent");
+  f.maybe_sent = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  f.fields = push_fields(L, &f.nfields);
+  len = truv_err_format_facts(&f, NULL, 0);
+  /* "truv: " and room for every SSN-shaped run growing into "[redacted]" */
+  buf = lua_newuserdata(L, len * 10 + 32);
+  memcpy(buf, "truv: ", 6);
+  truv_err_format_facts(&f, buf + 6, len + 1);
+  truv_redact(buf, len * 10 + 32, NULL, 0);
+  lua_pushstring(L, buf);
+  return 1;
+}
+
 void truv_open_error(lua_State *L) {
   static const luaL_Reg funcs[] = {
-    {"set_error_maker", l_set_error_maker}, {"redact", l_redact}, {NULL, NULL}};
+    {"set_error_maker", l_set_error_maker}, {"redact", l_redact},
+    {"format_error", l_format_error}, {NULL, NULL}};
   luaL_setfuncs(L, funcs, 0);
 }

@@ -2,8 +2,12 @@
 -- error object made here (errors.is(err) tells one).
 --
 -- Fields (absent when they do not apply):
---   kind        "invalid", "auth", "not_found", "throttled", "refresh_limit",
---               "quota", "server", "network", "protocol", "api", "internal"
+--   kind        one of the core's kinds (truv/err.h, read here as
+--               errors.KINDS): "invalid", "auth", "not_found", "throttled",
+--               "refresh_limit", "quota", "server", "network", "protocol",
+--               "api", "internal", "expired" (a connection that needs the
+--               user again, refused before sending), "handler" (a route
+--               handler raised)
 --   status      HTTP status (nil when nothing was answered)
 --   code        Truv's error.code, or a local code ("timeout", "connect", ...)
 --   message     human-readable, never holding a secret, token or SSN (the core
@@ -16,8 +20,9 @@
 --   op          the client method that failed ("refresh_order", ...)
 --   route       set by truv.route when the error has been routed
 --
--- tostring(err) gives one line for logs, and an error behaves like that
--- line wherever a string is expected:
+-- tostring(err) gives one line for logs, formatted by the core
+-- (truv_err_format_facts, the line C errors print as) behind "truv: ",
+-- and an error behaves like that line wherever a string is expected:
 --
 --   "failed: " .. err, err .. ""        (__concat)
 --   ngx.say("failed: ", err)            (ngx.say / ngx.print take arrays of
@@ -31,46 +36,18 @@
 -- 5.2+); on LuaJIT, errors.fields(err) gives them as a plain table.
 local core = require "truv.core"
 
-local format = string.format
-local concat = table.concat
-local date = os.date
 local redact = core.redact
+local render = core.format_error   -- the one line, from the facts, redacted whole
 local type, pairs, ipairs, next = type, pairs, ipairs, next
 local setmetatable, getmetatable, rawget, rawset = setmetatable, getmetatable, rawget, rawset
 local tostring, error = tostring, error
 
 local _M = { _VERSION = core._VERSION }
 
-local function when(t)
-  return date("!%Y-%m-%dT%H:%M:%SZ", math.floor(t))
-end
-
--- The one line an error prints as, from its fields.
-local function render(e)
-  local parts = { "truv: ", e.kind or "error" }
-  if e.op then parts[#parts + 1] = " in " .. e.op end
-  if e.status and e.code then
-    parts[#parts + 1] = format(" (HTTP %d, %s)", e.status, e.code)
-  elseif e.status then
-    parts[#parts + 1] = format(" (HTTP %d)", e.status)
-  elseif e.code then
-    parts[#parts + 1] = format(" (%s)", e.code)
-  end
-  if e.message and e.message ~= "" then parts[#parts + 1] = ": " .. e.message end
-  if e.fields and #e.fields > 0 then
-    local fs = {}
-    for i, f in ipairs(e.fields) do fs[i] = tostring(f.field) .. ": " .. tostring(f.message) end
-    parts[#parts + 1] = " [" .. concat(fs, "; ") .. "]"
-  end
-  if e.kind == "network" then
-    parts[#parts + 1] = e.maybe_sent and " (the request may have reached Truv)"
-                                      or " (the request did not reach Truv)"
-  end
-  if e.retry_at then parts[#parts + 1] = "; retry at " .. when(e.retry_at) end
-  if e.request_id then parts[#parts + 1] = " [request " .. e.request_id .. "]" end
-  -- texts may have been set after the error was made: the line is redacted whole
-  return redact(concat(parts))
-end
+-- The kinds an error may have: the core's list, and no other.
+local KINDS = {}
+for _, k in ipairs(core.lists.kinds) do KINDS[k] = true end
+_M.KINDS = core.lists.kinds
 
 local IS_ERROR = {}   -- the mark of an error's metatable
 
@@ -147,10 +124,15 @@ local function clean_fields(fields)
   return out
 end
 
---- Makes an error from Lua code. `fields` is optional. Every text
--- (message, code, request_id, fields) loses its SSN-shaped runs; no secret
--- may be passed (this layer does not know them).
+--- Makes an error from Lua code. `kind` is one of errors.KINDS (another
+-- raises). `fields` is optional. Every text (message, code, request_id,
+-- fields) loses its SSN-shaped runs; no secret may be passed (this layer
+-- does not know them).
 function _M.new(kind, code, message, extra)
+  if not KINDS[kind] then
+    error("bad argument #1 to 'new' (an error kind of truv.errors.KINDS expected, got " ..
+          tostring(kind) .. ")", 2)
+  end
   local e = { kind = kind, code = clean(code), message = clean(message or "") }
   if extra then
     for k, v in pairs(extra) do e[k] = (k == "fields") and clean_fields(v) or clean(v) end

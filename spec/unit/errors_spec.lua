@@ -27,6 +27,27 @@ describe("an error", function()
     assert.is_false(errors.is(e, "auth"))
     assert.is_false(errors.is({ kind = "invalid" }))
   end)
+
+  it("prints as the core prints its own errors: one formatter for both", function()
+    local core = require "truv.core"
+    -- the core refuses these fields; an error made in Lua with the same facts
+    local _, c = core.build({ client_id = "c", secret = "s" }, "refresh_order", "bad id",
+                            { products = { "pll" } })
+    local fields = {}
+    for i, f in ipairs(c.fields) do fields[i] = { field = f.field, message = f.message } end
+    assert.equal(tostring(c), tostring(errors.invalid(fields)))
+    -- what only one of them used to print: the fields the core had no room for
+    assert.matches("; and 2 more%]$", tostring(errors.new("invalid", "invalid_params", "x",
+      { fields = { { field = "a", message = "b" } }, fields_dropped = 2 })))
+  end)
+
+  it("has a kind of the core's list, and no other", function()
+    assert.same(require("truv.core").lists.kinds, errors.KINDS)
+    for _, kind in ipairs(errors.KINDS) do assert.equal(kind, errors.new(kind, nil, "x").kind) end
+    assert.has_error(function() errors.new("timeout", nil, "x") end,
+                     "bad argument #1 to 'new' (an error kind of truv.errors.KINDS expected, "
+                     .. "got timeout)")
+  end)
 end)
 
 describe("redaction", function()

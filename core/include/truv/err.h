@@ -121,6 +121,30 @@ TRUV_API const char *truv_kind_name(truv_kind kind);
  * Always NUL-terminates; returns the length it wanted (like snprintf). */
 TRUV_API size_t truv_err_format(const truv_err *err, char *buf, size_t size);
 
+/* An error's facts as texts, for the errors kept outside a truv_err (the
+ * Lua layer's, whose texts and fields have no fixed size): the one line
+ * above is formatted from these, here and nowhere else. */
+typedef struct truv_err_text_field {
+  const char *field, *message;
+} truv_err_text_field;
+
+typedef struct truv_err_facts {
+  const char *kind;         /* a truv_kind_name; NULL or "": "error" */
+  const char *op;           /* the operation that failed, or NULL: " in <op>" */
+  int status;               /* 0 when nothing was answered */
+  const char *code, *message, *request_id;   /* NULL or "" when absent */
+  int maybe_sent;           /* said for kind "network" */
+  double retry_at;          /* 0 when unknown */
+  const truv_err_text_field *fields;
+  size_t nfields;
+  int fields_dropped;
+} truv_err_facts;
+
+/* truv_err_format over facts: the same line, with " in <op>" after the
+ * kind when op is given. Nothing is redacted here (a truv_err's texts were
+ * at its setters; other facts are the caller's to redact). */
+TRUV_API size_t truv_err_format_facts(const truv_err_facts *facts, char *buf, size_t size);
+
 /* Redacts, in place, every text already in *err (code, message, request id,
  * field names and messages) by the rules of truv_redact. It sees only what
  * fit: text from outside goes in through the setters above instead, which

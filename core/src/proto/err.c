@@ -168,37 +168,61 @@ void truv_redact_copy(char *dst, size_t size, const char *src, const char *const
   put_text(dst, size, secrets, nsecrets, "%s", src ? src : "");
 }
 
-size_t truv_err_format(const truv_err *err, char *buf, size_t size) {
-  size_t n = 0;
+size_t truv_err_format_facts(const truv_err_facts *f, char *buf, size_t size) {
+  size_t n = 0, i;
   int w;
-  int i;
+  const char *kind = f->kind && f->kind[0] ? f->kind : "error";
+  int has_code = f->code && f->code[0];
 #define APPEND(...) do { \
     w = snprintf(size > n ? buf + n : NULL, size > n ? size - n : 0, __VA_ARGS__); \
     if (w > 0) n += (size_t)w; \
   } while (0)
   if (size) buf[0] = '\0';
-  APPEND("%s", truv_kind_name(err->kind));
-  if (err->status && err->code[0]) APPEND(" (HTTP %d, %s)", err->status, err->code);
-  else if (err->status) APPEND(" (HTTP %d)", err->status);
-  else if (err->code[0]) APPEND(" (%s)", err->code);
-  if (err->message[0]) APPEND(": %s", err->message);
-  for (i = 0; i < err->nfields; i++)
-    APPEND("%s%s: %s", i ? "; " : " [", err->fields[i].field, err->fields[i].message);
-  if (err->fields_dropped) APPEND("; and %d more", err->fields_dropped);
-  if (err->nfields) APPEND("]");
-  if (err->kind == TRUV_ENETWORK)
-    APPEND(err->maybe_sent ? " (the request may have reached Truv)"
-                           : " (the request did not reach Truv)");
-  if (err->retry_at > 0) {
+  APPEND("%s", kind);
+  if (f->op && f->op[0]) APPEND(" in %s", f->op);
+  if (f->status && has_code) APPEND(" (HTTP %d, %s)", f->status, f->code);
+  else if (f->status) APPEND(" (HTTP %d)", f->status);
+  else if (has_code) APPEND(" (%s)", f->code);
+  if (f->message && f->message[0]) APPEND(": %s", f->message);
+  for (i = 0; i < f->nfields; i++)
+    APPEND("%s%s: %s", i ? "; " : " [", f->fields[i].field, f->fields[i].message);
+  if (f->fields_dropped) APPEND("; and %d more", f->fields_dropped);
+  if (f->nfields) APPEND("]");
+  if (strcmp(kind, truv_kind_name(TRUV_ENETWORK)) == 0)
+    APPEND(f->maybe_sent ? " (the request may have reached Truv)"
+                         : " (the request did not reach Truv)");
+  if (f->retry_at > 0) {
     char when[32];
-    time_t t = (time_t)err->retry_at;
+    time_t t = (time_t)f->retry_at;
     struct tm tm;
     if (gmtime_r(&t, &tm) && strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm))
       APPEND("; retry at %s", when);
   }
-  if (err->request_id[0]) APPEND(" [request %s]", err->request_id);
+  if (f->request_id && f->request_id[0]) APPEND(" [request %s]", f->request_id);
 #undef APPEND
   return n;
+}
+
+size_t truv_err_format(const truv_err *err, char *buf, size_t size) {
+  truv_err_text_field fields[TRUV_ERR_MAX_FIELDS];
+  truv_err_facts f;
+  int i;
+  for (i = 0; i < err->nfields; i++) {
+    fields[i].field = err->fields[i].field;
+    fields[i].message = err->fields[i].message;
+  }
+  memset(&f, 0, sizeof f);
+  f.kind = truv_kind_name(err->kind);
+  f.status = err->status;
+  f.code = err->code;
+  f.message = err->message;
+  f.request_id = err->request_id;
+  f.maybe_sent = err->maybe_sent;
+  f.retry_at = err->retry_at;
+  f.fields = fields;
+  f.nfields = (size_t)err->nfields;
+  f.fields_dropped = err->fields_dropped;
+  return truv_err_format_facts(&f, buf, size);
 }
 
 /* Replaces [at, at+len) of s by "[redacted]" if it fits in size; returns the
