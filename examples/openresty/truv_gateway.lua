@@ -70,6 +70,7 @@ local truv = require "truv"
 local shdict = require "truv.store.shdict"
 local cosocket = require "truv.transport.cosocket"
 local counters_mod = require "truv.counters"
+local route_mod = require "truv.route"
 
 local ngx = ngx
 local type, ipairs, tostring, pcall, require = type, ipairs, tostring, pcall, require
@@ -79,7 +80,6 @@ local gmatch = string.gmatch
 local _M = { _VERSION = "0.1.0" }
 
 local CORRELATION_TTL_S = 30 * 86400   -- how long a refresh's ids are remembered
-local ROUTES = { "done", "reverify", "retry", "defer", "no_data", "fix", "wait" }
 
 local gw   -- this worker's gateway, made by configure()
 
@@ -149,7 +149,7 @@ function _M.configure(opts)
   end
   local handlers = load_handlers(opts.handlers)
   local spec = {}
-  for _, r in ipairs(ROUTES) do spec[r] = handler_for(r, handlers) end
+  for _, r in ipairs(route_mod.NAMES) do spec[r] = handler_for(r, handlers) end
 
   local webhook_dict = opts.webhook_dict or "truv_webhooks"
   local transport = assert(cosocket.new{

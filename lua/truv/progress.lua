@@ -52,15 +52,15 @@ local floor, max, min, huge = math.floor, math.max, math.min, math.huge
 local format, rep, byte = string.format, string.rep, string.byte
 local concat, sort = table.concat, table.sort
 local date, getenv = os.date, os.getenv
-local has_core, core = pcall(require, "truv.core")
-if not has_core then core = nil end
+local core = require "truv.core"
+local route = require "truv.route"
 
 local _M = {}
 
 local Progress = {}
 Progress.__index = Progress
 
-_M.ROUTES = { "done", "reverify", "retry", "defer", "no_data", "fix" }
+_M.ROUTES = route.FINAL
 
 -- Fields holding epoch seconds: shown as ISO 8601 in lines and JSON.
 local TIME_FIELDS = { retry_at = true, not_before = true }
@@ -165,28 +165,23 @@ function encode(v, first)
 end
 _M.encode = encode
 
-local function default_clock()
-  return core and core.now or os.time
-end
 
 local FD = { [io.stdout] = 1, [io.stderr] = 2 }
 
 --- Is `stream` (io.stdout or io.stderr) a terminal that can redraw a line?
--- The kernel says (truv.core.isatty; without the binding, the shell's
--- `test -t`, which inherits our descriptors); TERM unset or "dumb" says no.
+-- The kernel says (truv.core.isatty); TERM unset or "dumb" says no.
 function _M.isatty(stream)
   local fd = FD[stream]
   local term = getenv("TERM")
   if not fd or not term or term == "" or term == "dumb" then return false end
-  if core then return core.isatty(fd) end
-  return os.execute("test -t " .. fd) == true
+  return core.isatty(fd)
 end
 
 --- The columns of the terminal behind `stream` now (TIOCGWINSZ), else
 -- $COLUMNS, else 80.
 function _M.width(stream)
   local fd = FD[stream]
-  local cols = fd and core and core.terminal_size(fd)
+  local cols = fd and core.terminal_size(fd)
   return cols or tonumber(getenv("COLUMNS") or "") or 80
 end
 
@@ -213,7 +208,7 @@ function _M.new(opts)
   end
   return setmetatable({
     stream = stream, mode = mode, verbose = opts.verbose and true or false,
-    clock = opts.clock or default_clock(),
+    clock = opts.clock or core.now,
     fixed_width = opts.width, width = opts.width or _M.width(stream),
     min_interval = opts.min_interval or 0.1,
     every = opts.every or 10, lined_at = -huge,

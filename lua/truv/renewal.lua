@@ -306,7 +306,7 @@ local function check_run_error(ctx, case, err)
   end
 end
 
-local SCHEDULED = { retry = true, defer = true }
+local SCHEDULED = route_mod.TIMED
 
 -- Connections likely to expire soon (truv.refresh's meta.expiring), as the
 -- journal keeps them: "<kind>/<id> <age>d since <created|auth>; ...".

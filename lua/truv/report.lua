@@ -49,19 +49,19 @@ local floor, max, min = math.floor, math.max, math.min
 local format, rep = string.format, string.rep
 local concat = table.concat
 local open, rename, remove = io.open, os.rename, os.remove
+local core = require "truv.core"
+local route_mod = require "truv.route"
 
 -- A case's input as the journal keeps it (JSON text), as a table; nil when
 -- it cannot be read (the report is made all the same).
 local function decode_input(text)
-  local ok, core = pcall(require, "truv.core")
-  if not ok then return nil end
   local okd, v = pcall(core.decode, text, "table")
   return okd and v or nil
 end
 
 local _M = {}
 
-_M.ROUTES = { "done", "reverify", "retry", "defer", "no_data", "fix" }
+_M.ROUTES = route_mod.FINAL   -- the routes a case ends in, in the core's order
 
 -- What a route means for a caseworker; %s is a time when one applies.
 _M.MEANINGS = {
@@ -344,9 +344,10 @@ local function reverify_row(rec, who, step)
   })
 end
 
--- The rows the page lists, by section; done cases are only counted (they
--- are all in cases.csv), so a page for 100 000 cases stays readable.
-local SECTIONS = { reverify = true, fix = true, retry = true, defer = true, no_data = true }
+-- The routes whose cases the page lists, each in its section (see
+-- SECTION_SPECS below); done cases are only counted (they are all in
+-- cases.csv), so a page for 100 000 cases stays readable.
+local SECTIONS = {}
 
 local function page_entry(rec, who, step)
   return { case_id = rec.case_id, order_id = rec.order_id, reason = rec.reason,
@@ -561,6 +562,10 @@ local SECTION_SPECS = {
     cols = { { "line", function(e) return esc(e.line) end, "n" }, id_col("case_id", "case"),
              { "problem", function(e) return esc(e.error) end } } },
 }
+
+for _, spec in ipairs(SECTION_SPECS) do
+  if route_mod.ROUTES[spec.key] then SECTIONS[spec.key] = true end
+end
 
 local function section(spec, entries)
   local out = { format("<h2>%s (%d)</h2>", esc(spec.title), #entries) }

@@ -29,9 +29,22 @@ local format = string.format
 
 local _M = {}
 
-local ROUTES = { wait = true, done = true, reverify = true, retry = true, defer = true,
-                 no_data = true, fix = true }
+-- The routes, as the core lists them (truv/route.h, core.lists.routes):
+-- NAMES in the core's order, wait first; ROUTES as a set; FINAL the ones a
+-- case ends in (every route but wait), in that order: what a report counts.
+_M.NAMES = core.lists.routes
+local ROUTES = {}
+local FINAL = {}
+for _, r in ipairs(_M.NAMES) do
+  ROUTES[r] = true
+  if r ~= "wait" then FINAL[#FINAL + 1] = r end
+end
 _M.ROUTES = ROUTES
+_M.FINAL = FINAL
+
+-- The routes that come back at a time (decision.retry_at, not_before): a
+-- later run takes such a case up once it is due.
+_M.TIMED = { retry = true, defer = true }
 
 -- Which route wins when a case has several connections: a case still
 -- waiting is not finished; otherwise the one a person must look at first.
@@ -181,8 +194,6 @@ local Router = {}
 Router.__index = Router
 _M.Router = Router
 
-local HANDLERS = { "done", "reverify", "retry", "defer", "no_data", "fix", "wait" }
-
 --- truv.router{ done = fn, reverify = fn, retry = fn, defer = fn, no_data = fn,
 --   fix = fn, wait = fn, map = overrides, delays = { [reason] = seconds },
 --   clock = fn }
@@ -194,7 +205,7 @@ function _M.router(spec)
     error("bad argument #1 to 'router' (table expected, got " .. type(spec) .. ")", 2)
   end
   local handlers = {}
-  for _, r in ipairs(HANDLERS) do
+  for _, r in ipairs(_M.NAMES) do
     local h = spec[r]
     if h ~= nil and type(h) ~= "function" then
       error("handler '" .. r .. "' must be a function", 2)

@@ -319,6 +319,13 @@ describe("report.write", function()
     assert.truthy(html:find("<style>", 1, true))
   end)
 
+  it("counts and explains every route a case can end in, as the core lists them", function()
+    assert.same(require("truv.route").FINAL, report.ROUTES)
+    for _, r in ipairs(require("truv.core").lists.routes) do
+      if r ~= "wait" then assert.is_string(report.MEANINGS[r], r) end
+    end
+  end)
+
   it("shows the counts of the journal, in the chart and in the table", function()
     local html = read(paths.html)
     local counts = j:route_counts()
