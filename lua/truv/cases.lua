@@ -9,16 +9,18 @@
 --
 -- A bad row never stops the reading: it is reported with its line (for
 -- JSON, its position in the list) and left out. Required: case_id,
--- order_id, product (income, employment, assets, insurance, transactions).
--- Column and key names are read lowercase and trimmed ("Case_ID " is
--- case_id). Fields are text; in JSON a whole number below 2^53 is read as
--- its digits, and any other value (a list, an object, a boolean, a
--- fraction, a larger number, which the decoder may have rounded) is the
--- row's problem, as is a JSON case naming a field twice ("case_id" and
--- "CASE_ID"). employers / financial_accounts list connection ids separated
--- by ';' or '|' (CSV) or as lists of ids or of { id = } (JSON); empty means
--- every connection of the order, so that an object or an item without an
--- id is the row's problem instead.
+-- order_id (an id as Truv's rule has it: core.valid_id), product (one a
+-- refresh takes: income, employment, assets, insurance, transactions, as
+-- core.lists.products.refresh_order says). Column and key names are read
+-- lowercase and trimmed ("Case_ID " is case_id). Fields are text; in JSON a
+-- whole number below 2^53 is read as its digits, and any other value (a
+-- list, an object, a boolean, a fraction, a larger number, which the
+-- decoder may have rounded) is the row's problem, as is a JSON case naming
+-- a field twice ("case_id" and "CASE_ID"). employers / financial_accounts
+-- list connection ids separated by ';' or '|' (CSV) or as lists of ids or
+-- of { id = } (JSON), at most core.lists.limits.connections (5) each;
+-- empty means every connection of the order, so that an object or an item
+-- without an id is the row's problem instead.
 --
 -- What spreadsheets export is read as it is: a UTF-8 byte order mark,
 -- CRLF line ends, and ',' ';' or tab between fields (the one the header
@@ -50,12 +52,14 @@ local REQUIRED = { "case_id", "order_id", "product" }
 
 local _M = {}
 
-local PRODUCTS = { income = true, employment = true, assets = true, insurance = true,
-                   transactions = true }
+-- What the core accepts: the products a refresh takes, ids, connections per order.
+local PRODUCTS = {}
+for _, p in ipairs(core.lists.products.refresh_order) do PRODUCTS[p] = true end
+local MAX_CONNECTIONS = core.lists.limits.connections
+local valid_id = core.valid_id
 local KNOWN = { case_id = true, order_id = true, product = true, employers = true,
                 financial_accounts = true, first_name = true, last_name = true, email = true,
                 phone = true, order_number = true }
-local ID_PATTERN = "^[%w_%-]+$"
 local EXACT = 2 ^ 53   -- JSON numbers are decoded as doubles: from here on, rounded
 local TEXT_FIELDS = { "case_id", "order_id", "product", "first_name", "last_name", "email", "phone",
                       "order_number" }
@@ -252,12 +256,14 @@ local function normalise(c, line)
   end
   if #missing > 0 then return nil, "missing " .. concat(missing, ", ") end
   if not PRODUCTS[c.product] then return nil, format("unknown product '%s'", c.product) end
-  if not c.order_id:match(ID_PATTERN) then return nil, "order_id is not an id" end
+  if not valid_id(c.order_id) then return nil, "order_id is not an id" end
   for _, k in ipairs{ "employers", "financial_accounts" } do
     for _, id in ipairs(c[k]) do
-      if not id:match(ID_PATTERN) then return nil, format("%s: '%s' is not an id", k, id) end
+      if not valid_id(id) then return nil, format("%s: '%s' is not an id", k, id) end
     end
-    if #c[k] > 5 then return nil, format("%s: at most 5 per order", k) end
+    if #c[k] > MAX_CONNECTIONS then
+      return nil, format("%s: at most %d per order", k, MAX_CONNECTIONS)
+    end
   end
   return c
 end

@@ -31,15 +31,19 @@
 local core = require "truv.core"
 local quota = require "truv.quota"
 
-local type, ipairs, pcall, tostring = type, ipairs, pcall, tostring
+local type, ipairs, pairs, pcall, tostring = type, ipairs, pairs, pcall, tostring
 local max = math.max
 
 local _M = {}
 
 -- Task statuses after which only the user can make the connection work
--- (truv-api.md §5: re-authenticate through Bridge update mode).
-_M.DEAD = { login_error = true, mfa_error = true, account_locked = true,
-            unable_to_reset = true }
+-- (truv-api.md §5: re-authenticate through Bridge update mode): those the
+-- core's routing table sends to reverify (login_error, mfa_error,
+-- account_locked, unable_to_reset).
+_M.DEAD = {}
+for status, e in pairs(core.route_table().task) do
+  if e.route == "reverify" then _M.DEAD[status] = true end
+end
 
 --- `store` when it keeps facts (has note() and facts()), else nil.
 function _M.store(store)

@@ -118,10 +118,9 @@ function _M.model(order)
   return core.order_model(order)
 end
 
--- The kind of connection a product refreshes: payroll products refresh
--- employers, bank products financial accounts.
-local KIND_OF = { income = "employers", employment = "employers", insurance = "employers",
-                  assets = "financial_accounts", transactions = "financial_accounts" }
+-- The kind of connection a product refreshes (payroll products refresh
+-- employers, bank products financial accounts): the core's list.
+local KIND_OF = core.lists.refreshes
 _M.KIND_OF = KIND_OF
 
 -- The connection of `kind` an entry names: by id, by suborder_number, or by

@@ -28,7 +28,7 @@ local type, ipairs, pairs = type, ipairs, pairs
 
 local _M = {}
 
-local MAX_EMPLOYERS = 5
+local MAX_EMPLOYERS = core.lists.limits.connections   -- per order, as the core checks
 
 local function wanted(model, ids)
   if not ids then return model.connections end

@@ -213,6 +213,24 @@ describe("a case file", function()
     assert.same({ 3, 4 }, { problems[1].line, problems[2].line })
   end)
 
+  it("holds a row to the rules the core applies to a refresh: product, ids, connections", function()
+    local long = ("o"):rep(core.lists.limits.id_length)
+    local six = "e1;e2;e3;e4;e5;e6"
+    write(dir .. "/rules.csv", "case_id,order_id,product,employers\n"
+          .. "c1," .. long .. ",income,\n"          -- the longest id Truv takes
+          .. "c2," .. long .. "o,income,\n"         -- one longer
+          .. "c3,o3,pll,\n"                         -- a product no refresh takes
+          .. "c4,o4,income," .. six .. "\n"         -- six employers
+          .. "c5,o5,assets,e1;e2\n")
+    local list, problems = cases.read(dir .. "/rules.csv")
+    assert.same({ "c1", "c5" }, { list[1].case_id, list[2].case_id })
+    assert.same({ 3, 4, 5 }, { problems[1].line, problems[2].line, problems[3].line })
+    assert.equal("order_id is not an id", problems[1].message)
+    assert.equal("unknown product 'pll'", problems[2].message)
+    assert.equal("employers: at most " .. core.lists.limits.connections .. " per order",
+                 problems[3].message)
+  end)
+
   it("refused, makes renewal.run journal nothing and return the reason", function()
     write(dir .. "/nul2.csv", HEADER .. "c\0a,o1,income\nc\0b,o2,income\n")
     local summary, err = renewal.run{
