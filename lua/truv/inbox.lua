@@ -30,23 +30,19 @@
 -- watch:settled(), watch.connections[suborder id] = { suborder =,
 -- task_status =, task_id =, failed = }, box:unwatch(watch).
 --
--- The answer is the one polling gives, decided the same way (truv.wait):
--- a connection whose suborder completed is `done`, `no_data` is
--- `no_data`, a failed one is routed by its task's final status (here from
--- the webhooks rather than from GET refresh/tasks/{id}/), and the case's
--- route is truv.route.combine of its connections'. The order itself is
--- read once at the end (the `done` handler gets the fresh document); if
--- that document does not show every connection final yet, or a failed
--- connection's task status never came, the wait goes on by polling.
+-- The answer is the one polling gives, decided by the same code
+-- (truv.outcome): a connection whose suborder completed is `done`,
+-- `no_data` is `no_data`, a failed one is routed by its task's final
+-- status (here from the webhooks rather than from Truv's task list), and
+-- the case's route is truv.route.combine of its connections'. The order
+-- itself is read once at the end (the `done` handler gets the fresh
+-- document); if that document does not show every connection final yet,
+-- or a failed connection's task status never came, the wait goes on by
+-- polling.
 --
--- Which events count (truv-api.md §6): order-status-updated (a suborder's
--- status; order_id is the refresh order, employer_id the suborder),
--- order-refresh-failed (the same ids; status is the failure), and
--- task-status-updated (the task's status; tracking_info is the suborder).
--- A connection is settled by a final suborder status or by a refresh
--- failure; the final task status, when it came, says why it failed (Truv's
--- generic `error`, or none, leaves the cause unknown: see truv.wait).
--- Everything else (order-created, data events, non-final steps) is ignored.
+-- Which events count, and when a connection is settled: truv.outcome
+-- (note, apply). Everything else (order-created, data events, non-final
+-- steps) is ignored.
 --
 -- With `facts`, what the webhooks say is kept as connection facts
 -- (truv.facts): a refresh that completed (alive), one that failed in a way
@@ -64,8 +60,9 @@
 local core = require "truv.core"
 local receiver_mod = require "truv.receiver"
 local route_mod = require "truv.route"
-local wait_mod = require "truv.wait"
 local facts_mod = require "truv.facts"
+local outcome = require "truv.outcome"
+local refresh = require "truv.refresh"
 
 local type, pairs, ipairs, setmetatable, getmetatable, tostring, error =
   type, pairs, ipairs, setmetatable, getmetatable, tostring, error
@@ -93,10 +90,6 @@ Watch.__index = Watch
 function Watch:settled()
   return self.open == 0
 end
-
--- The events that say something about a connection.
-local RELEVANT = { ["order-status-updated"] = true, ["order-refresh-failed"] = true,
-                   ["task-status-updated"] = true }
 
 -- The run's router, routing only: the receiver must not call the run's
 -- handlers (done, reverify...) for each event; the case does that once,
@@ -154,50 +147,13 @@ function _M.new(opts)
   }, Inbox)
 end
 
--- A connection's record, updated by one event's note; returns whether it
--- became settled.
-local function apply(c, note)
-  local t = note.type
-  if t == "task-status-updated" then
-    c.task_status, c.task_id, c.task_at = note.status, note.task_id, note.at
-  elseif t == "order-refresh-failed" then
-    c.failed = note.status or "failed"
-    -- the failure status is the task's; a task event, when one came, says it first-hand
-    if not c.task_status then c.task_status, c.task_at = note.status, note.at end
-  else
-    c.suborder = note.status
-  end
-  if not c.settled and (c.suborder or c.failed) then
-    c.settled = true
-    return true
-  end
-  return false
-end
-
 local function note_into(self, w, id, note)
   if note.order_id and note.order_id ~= w.order_id then return false end
-  if apply(w.connections[id], note) then
+  if outcome.apply(w.connections[id], note) then
     w.open = w.open - 1
     if w.open == 0 and self.on_settled then self.on_settled(w) end
   end
   return true
-end
-
--- What an event says about a connection: { type, id, order_id, status,
--- task_id }, or nil when it says nothing final.
-local function note_of(self, ev)
-  local t = ev.event_type
-  if not RELEVANT[t] then return nil end
-  local id, status = ev.employer_id, ev.status
-  if t == "task-status-updated" then
-    id = ev.tracking_info
-    if not status or not self.router:route({ task = status }).final then return nil end
-  elseif t == "order-status-updated" then
-    if not status or not self.router:route({ suborder = status }).final then return nil end
-  end
-  if type(id) ~= "string" then return nil end
-  return { type = t, id = id, order_id = ev.order_id, status = status, task_id = ev.task_id,
-           at = ev.updated_at }
 end
 
 -- Early notes wait in a FIFO (head..tail) as well as under their suborder;
@@ -263,7 +219,7 @@ function Inbox:_handle(d)
     self.counts.stale = self.counts.stale + 1
     return
   end
-  local note = note_of(self, res.event)
+  local note = outcome.note(self.router, res.event)
   if not note then
     self.counts.ignored = self.counts.ignored + 1
     return
@@ -301,8 +257,8 @@ function Inbox:watch(model, owner)
     w.connections[c.id] = rec
     w.open = w.open + 1
     self.by_connection[c.id] = w
-    if c.status and self.router:route({ suborder = c.status }).final then
-      apply(rec, { type = "order-status-updated", status = c.status })
+    if outcome.finished(self.router, c.status) then
+      outcome.apply(rec, { type = "order-status-updated", status = c.status })
       w.open = w.open - 1
     end
   end
@@ -344,7 +300,8 @@ local function poll_for(client, order, poll, via)
 end
 
 -- The result of a settled watch, as truv.wait gives it: one GET of the
--- order; the failed connections' routes from their tasks' final statuses.
+-- order; the failed connections' routes from their tasks' final statuses
+-- as the webhooks told them (truv.outcome.decide).
 function Inbox:_result(client, w, poll)
   local doc, err = client:get_order(w.order_id)
   if not doc then return nil, err end
@@ -354,41 +311,24 @@ function Inbox:_result(client, w, poll)
     return nil, merr
   end
   local router = poll.router or self.router
-  local now = client:now()
-  local connections, decisions, noted = {}, {}, {}
-  for i, c in ipairs(model.connections) do
-    local d = router:route({ suborder = c.status or "unknown" }, now)
-    if not d.final then
-      -- the document is behind the webhooks: polling takes it from here
-      release(doc)
-      return poll_for(client, model, poll, "poll")
-    end
-    local r = { kind = c.kind, id = c.id, link_id = c.link_id, status = c.status }
-    if d.route ~= "done" and d.route ~= "no_data" then
-      local rec = w.connections[c.id]
-      if not (rec and rec.task_status) then
-        -- no task status came: polling reads it (the document is finished)
-        return poll_for(client, doc, poll, "poll")
-      end
-      r.task_id, r.task_status = rec.task_id, rec.task_status
-      d = wait_mod.failure_decision(router, c.status, rec.task_status, nil, now)
-      if d.outcome == "task" then noted[#noted + 1] = { c, rec.task_status, rec.task_at } end
-    elseif d.route == "done" then
-      noted[#noted + 1] = { c, "done" }
-    end
-    r.decision = d
-    connections[i], decisions[i] = r, d
-  end
-  if #connections == 0 then
+  if #model.connections == 0 or not outcome.all_finished(router, model) then
+    -- the document is behind the webhooks: polling takes it from here
     release(doc)
     return poll_for(client, model, poll, "poll")
   end
-  local function warn(ev) client:_emit("warn", ev) end
-  local store = self.facts or facts_mod.store(client.quota)
-  for _, n in ipairs(noted) do
-    facts_mod.note_outcome(store, n[1], n[2], n[3] or now, warn)
+  local now = client:now()
+  local connections, decision, taught = outcome.decide(router, model, now, function(c, r)
+    local rec = w.connections[c.id]
+    if not (rec and rec.task_status) then return false end
+    r.task_id, r.task_status = rec.task_id, rec.task_status
+    return rec.task_at
+  end)
+  if not connections then
+    -- a failure whose task status never came: polling reads it (the document is finished)
+    return poll_for(client, doc, poll, "poll")
   end
-  local decision = route_mod.combine(decisions)
+  outcome.remember(self.facts or facts_mod.store(client.quota), taught, now,
+                   function(ev) client:_emit("warn", ev) end)
   decision.expiring = poll.expiring
   return { order = doc, finished = true, connections = connections, decision = decision,
            expiring = poll.expiring }, nil, "webhook"
@@ -411,16 +351,13 @@ function Inbox:wait_for_refresh(client, order, opts)
     for k, v in pairs(poll) do p[k] = v end
     poll = p
   end
-  local model = order
+  local model, err
   if type(order) == "string" then        -- a refresh sent by an earlier run
-    local err
     model, err = client:get_order_model(order)
-    if not model then return nil, err end
-  elseif not (type(order) == "table" and order.connections) then
-    local err
-    model, err = core.order_model(order)
-    if not model then return nil, err end
+  else
+    model, err = refresh.model(order)
   end
+  if not model then return nil, err end
   if #model.connections == 0 then return poll_for(client, model, poll, "poll") end
   local w = self:watch(model, co_running())
   model = nil   -- luacheck: ignore (nothing but the watch is held while waiting)

@@ -112,9 +112,18 @@ local function opt(client, opts, key)
   return v
 end
 
+-- A model (truv.core.order_model) has `connections`; an order document
+-- has employers and financial accounts instead.
+local function is_model(v)
+  return type(v) == "table" and v.connections ~= nil and v.employers == nil
+end
+_M.is_model = is_model
+
 --- The order's model (truv.core.order_model): id, products, refresh_order,
--- connections { kind, id, suborder_number, access_token, created_at, ... }.
+-- connections { kind, id, suborder_number, access_token, created_at, ... };
+-- a model is its own. Returns it, or nil, err.
 function _M.model(order)
+  if is_model(order) then return order end
   return core.order_model(order)
 end
 
@@ -529,14 +538,10 @@ function _M.plan(client, id, params, opts)
     original, err = client:get_order(id)
     if not original then return nil, err end
   end
-  local model = original
-  if not require("truv.reverify").is_model(original) then
-    local merr
-    model, merr = core.order_model(original)
-    if not model then
-      merr.op = "refresh_order"
-      return nil, merr
-    end
+  local model, merr = _M.model(original)
+  if not model then
+    merr.op = "refresh_order"
+    return nil, merr
   end
   local facts = { products = model.products }
 

@@ -23,6 +23,7 @@
 -- itself.
 local core = require "truv.core"
 local errors = require "truv.errors"
+local refresh = require "truv.refresh"
 
 local type, ipairs, pairs = type, ipairs, pairs
 
@@ -90,11 +91,7 @@ local function bridge_tokens(client, model, conns)
   return { mode = "bridge", tokens = tokens }
 end
 
--- A model (truv.core.order_model) has `connections`; a document has not.
-local function is_model(v)
-  return type(v) == "table" and v.connections ~= nil and v.employers == nil
-end
-_M.is_model = is_model
+_M.is_model = refresh.is_model   -- (kept: this module named it first)
 
 --- Checks reverify's options; raises at `level` (as for error(), from
 -- this function) on a wrong one. client:reverify calls it before anything
@@ -125,12 +122,8 @@ end
 -- client:reverify checked the options (check_options).
 function _M.reverify(client, order, opts)
   opts = opts or {}
-  local model = order
-  if not is_model(order) then
-    local err
-    model, err = core.order_model(order)
-    if not model then return nil, err end
-  end
+  local model, err = refresh.model(order)
+  if not model then return nil, err end
   local contact = opts.contact
   if contact ~= nil and (contact.email == "" or contact.phone == "") then
     contact = { email = contact.email ~= "" and contact.email or nil,

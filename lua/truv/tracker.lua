@@ -29,16 +29,19 @@
 -- outcome) and "<prefix>d:<refresh order id>" (handed on), all kept `ttl`
 -- seconds (30 days).
 --
--- A connection's outcome: a final suborder status that is not a failure
--- (completed, no_data), or a failure together with its cause, from
--- order-refresh-failed or from the connection's task reaching a final
--- failure status (task-status-updated): the suborder's own `error` says no
--- more than "failed", and Truv sends the cause after it. The decision of a
--- failure is truv.wait's (failure_decision): Truv's generic `error` goes to
--- fix (refresh_failed_unknown), never to an automatic, billed retry.
+-- A connection's outcome, from one event: a final suborder status that is
+-- not a failure (completed, no_data), or a failure together with its
+-- cause, from order-refresh-failed or from the connection's task reaching
+-- a final failure status (task-status-updated): the suborder's own `error`
+-- says no more than "failed", and Truv sends the cause after it. What an
+-- event says and what it comes to are truv.outcome's (note, decision), as
+-- for polling: Truv's generic `error` goes to fix (refresh_failed_unknown),
+-- never to an automatic, billed retry.
 local core = require "truv.core"
 local route_mod = require "truv.route"
 local errors = require "truv.errors"
+local outcome = require "truv.outcome"
+local refresh_mod = require "truv.refresh"
 
 local type, ipairs, tostring, setmetatable, pcall = type, ipairs, tostring, setmetatable, pcall
 
@@ -121,17 +124,14 @@ end
 -- id and its connections) for `case` = { case_id =, original_order_id = }.
 -- Returns true, or nil, err when the store cannot keep it.
 function Tracker:track(refresh, case)
-  local model = refresh
-  if not (type(refresh) == "table" and refresh.connections) then
-    local err
-    model, err = core.order_model(refresh)
-    if not model then return nil, err end
-  end
+  local model, err = refresh_mod.model(refresh)
+  if not model then return nil, err end
   local ids = {}
   for i, c in ipairs(model.connections) do ids[i] = c.id end
   local rec = core.encode{ case_id = case.case_id, original_order_id = case.original_order_id,
                            connections = setmetatable(ids, { __jsontype = "array" }) }
-  local ok, err = self:_set("r:" .. model.id, rec)
+  local ok
+  ok, err = self:_set("r:" .. model.id, rec)
   if not ok then return nil, err end
   for _, id in ipairs(ids) do
     ok, err = self:_set("s:" .. id, model.id)
@@ -172,27 +172,17 @@ end
 --- The connection of `rec` an event settles, and its decision; nil when the
 -- event says nothing final about one (see the top). `router` routes.
 function _M.outcome(router, rec, ev, now)
-  local t, id = ev.event_type, nil
-  if t == "order-status-updated" or t == "order-refresh-failed" then id = ev.employer_id
-  elseif t == "task-status-updated" then id = ev.tracking_info end
+  local note = outcome.note(router, ev)
+  if not note or type(note.status) ~= "string" then return nil end
   local mine = false
-  for _, c in ipairs(rec.connections or {}) do mine = mine or c == id end
-  if not mine or type(ev.status) ~= "string" then return nil end
-  local failure = require("truv.wait").failure_decision
-  local d
-  if t == "order-status-updated" then
-    d = router:route({ suborder = ev.status }, now)
-    -- a failure's cause comes after it (order-refresh-failed, the task)
-    if not (d.final and (d.route == "done" or d.route == "no_data")) then return nil end
-  elseif t == "order-refresh-failed" then
-    d = failure(router, "error", ev.status, nil, now)
-  else
-    d = router:route({ task = ev.status }, now)
-    if not d.final or d.route == "done" or d.route == "no_data" then return nil end
-    d = failure(router, "error", ev.status, nil, now)
-  end
-  return id, { route = d.route, reason = d.reason, status = ev.status, link_id = ev.link_id,
-               retry_at = d.retry_at, not_before = d.not_before }
+  for _, c in ipairs(rec.connections or {}) do mine = mine or c == note.id end
+  if not mine then return nil end
+  local state = {}
+  outcome.apply(state, note)
+  local d = outcome.decision(router, state, now)
+  if not d then return nil end
+  return note.id, { route = d.route, reason = d.reason, status = ev.status, link_id = ev.link_id,
+                    retry_at = d.retry_at, not_before = d.not_before }
 end
 
 --- Records connection `id`'s outcome (a decision) for tracked refresh

@@ -17,9 +17,11 @@
 --     expiring = <opts.expiring, also in decision.expiring>,
 --   }
 --
--- A connection whose suborder completed is done, no_data is no_data. One
--- that failed is routed by its task's status (login_error, mfa_error,
--- unavailable, ...), learned through what Truv documents, in this order:
+-- Whether a refresh is finished and what it produced is truv.outcome's
+-- decision: a connection whose suborder completed is done, no_data is
+-- no_data. One that failed is routed by its task's status (login_error,
+-- mfa_error, unavailable, ...), learned here through what Truv documents,
+-- in this order:
 --   1. the link's tasks, as Truv's demo applications read them: GET
 --      tasks/?user_id=<the order's user> (every page), the newest task of
 --      the connection's link_id created at or after the refresh order's
@@ -42,6 +44,8 @@
 local core = require "truv.core"
 local route_mod = require "truv.route"
 local facts_mod = require "truv.facts"
+local outcome = require "truv.outcome"
+local refresh = require "truv.refresh"
 
 local type, ipairs, tostring = type, ipairs, tostring
 local min = math.min
@@ -56,8 +60,6 @@ _M.LIMITS = {
   max_interval_s = { above = 0, max = 86400, unit = "seconds" },
   clock_skew_s = { min = 0, max = 86400, unit = "seconds" },
 }
-
-local UNFINISHED = { pending = true, sent = true }
 
 local function opt(opts, key)
   local v = opts[key]
@@ -111,51 +113,20 @@ local function learn_task(client, model, c, r, ctx)
   return nil
 end
 
---- The route of a failed connection: by its task's status when that says
--- why (any final status but done and Truv's generic `error`), else by its
--- suborder status; a suborder `error` of unknown cause gets reason
--- "refresh_failed_unknown" and the task's error_message. Shared with
--- truv.inbox, which learns the task status from webhooks.
-function _M.failure_decision(router, suborder_status, task_status, error_message, now)
-  local d = task_status and task_status ~= "error" and router:route({ task = task_status }, now)
-  if d and d.final and d.route ~= "done" then return d end
-  d = router:route({ suborder = suborder_status or "unknown" }, now)
-  if suborder_status == "error" then
-    -- the cause is not known: a person decides (the table's suborder error)
-    d.reason = "refresh_failed_unknown"
-    d.task_status = task_status
-    d.error_message = error_message
-  end
-  return d
-end
+-- (kept: a failed connection's route, now truv.outcome's)
+_M.failure_decision = outcome.failure
 
+-- The outcome of the order (truv.outcome.decide), each failed
+-- connection's cause learned from Truv's tasks; what it taught is noted in
+-- the client's quota store when it keeps connection facts.
 local function decide(client, router, model, now, opts)
-  local results, decisions = {}, {}
   local ctx = { tasks = {}, skew = opt(opts, "clock_skew_s") }
-  local store = facts_mod.store(client.quota)
-  local function warn(ev) client:_emit("warn", ev) end
-  for i, c in ipairs(model.connections) do
-    local r = { kind = c.kind, id = c.id, link_id = c.link_id, status = c.status }
-    local d = router:route({ suborder = c.status or "unknown" }, now)
-    if d.final and d.route ~= "done" and d.route ~= "no_data" then
-      -- a failure: its task says why
-      local at = learn_task(client, model, c, r, ctx)
-      d = _M.failure_decision(router, c.status, r.task_status, r.error_message, now)
-      if d.outcome == "task" then facts_mod.note_outcome(store, c, r.task_status, at or now, warn) end
-    elseif d.route == "done" then
-      facts_mod.note_outcome(store, c, "done", now, warn)
-    end
-    r.decision = d
-    results[i] = r
-    decisions[i] = d
-  end
-  return results, route_mod.combine(decisions)
-end
-
--- A model (truv.core.order_model) has `connections`; an order document
--- has employers and financial accounts instead.
-local function is_model(v)
-  return type(v) == "table" and v.connections ~= nil and v.employers == nil
+  local connections, decision, taught = outcome.decide(router, model, now, function(c, r)
+    return learn_task(client, model, c, r, ctx)
+  end)
+  outcome.remember(facts_mod.store(client.quota), taught, now,
+                   function(ev) client:_emit("warn", ev) end)
+  return connections, decision
 end
 
 --- Polls until every connection of the refresh order is finished, or the
@@ -174,7 +145,7 @@ function _M.wait_for_refresh(client, order, opts)
   while true do
     local doc, model, err
     local ours = first == nil        -- a document this loop fetched (not the caller's)
-    if is_model(first) then
+    if refresh.is_model(first) then
       model = first
     else
       doc = first
@@ -186,10 +157,7 @@ function _M.wait_for_refresh(client, order, opts)
       if not model then return nil, err end
     end
     first = nil
-    local unfinished = false
-    for _, c in ipairs(model.connections) do
-      if UNFINISHED[c.status or "pending"] then unfinished = true end
-    end
+    local unfinished = not outcome.all_finished(router, model)
     local now = client:now()
     if not unfinished or now + interval > deadline then
       if not doc then
@@ -197,10 +165,6 @@ function _M.wait_for_refresh(client, order, opts)
         if not doc then return nil, err end
       end
       local connections, decision = decide(client, router, model, now, opts)
-      if #connections == 0 then
-        -- an order without connections: nothing was or will be refreshed
-        decision = { route = "fix", reason = "no_connections", outcome = "order", final = true }
-      end
       -- connections likely to expire soon, as refresh_order's meta.expiring said
       decision.expiring = opts.expiring
       return { order = doc, finished = not unfinished, connections = connections,
