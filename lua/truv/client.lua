@@ -29,6 +29,14 @@
 -- attempt; then status, elapsed_ms, and kind and code when it failed: never
 -- a header or a body), and `counters` (truv.counters) counts requests,
 -- billed requests, retries, 429s, failures and routes: client:counters().
+--
+-- The workflows built on a client (truv.refresh, truv.wait, truv.inbox,
+-- truv.renewal) use it through these methods only, never its fields:
+-- client:now(), client:sleep(s) (its clock and its way of pausing: a
+-- scheduler's, ngx.sleep or a blocking sleep), client:emit(level, event)
+-- (its logger), client:count(name [, n]) (its counters),
+-- client:backoff(attempt, err) (the pause before trying again) and
+-- client:options() (what it was made with, to make another like it).
 local core = require "truv.core"
 local errors = require "truv.errors"
 local options = require "truv.options"
@@ -297,7 +305,8 @@ function _M.new(opts)
     _throttle_streak = 0,
     quota = quota,
     base_url = base_url,
-    _options = opts,          -- to derive a client with another transport (batches)
+    _options = opts,          -- client:options()
+    _refreshing = {},         -- order ids with a refresh in progress on this client
     refresh_defaults = refresh_defaults(opts),
     _stores = { quota = where },
     _transport_kind = type(opts.transport) == "string" and opts.transport
@@ -309,13 +318,13 @@ function _M.new(opts)
   -- an absent option cannot be told from a store that failed to open and
   -- came back nil (quota = truv.quota.sqlite(path) without assert)
   if where.default then
-    self:_emit("warn", { event = "quota_default", message = "the refresh quota is kept in " ..
+    self:emit("warn", { event = "quota_default", message = "the refresh quota is kept in " ..
       "this process's memory (no quota option): it is lost when the process ends and not " ..
       "shared with other processes; pass quota = \"memory\" to choose it, or a store or a " ..
       "file path for a durable one" })
   end
-  self:_emit("info", { event = "client", base_url = base_url, transport = self._transport_kind,
-                       quota = where.kind, quota_path = where.path })
+  self:emit("info", { event = "client", base_url = base_url, transport = self._transport_kind,
+                      quota = where.kind, quota_path = where.path })
   return self
 end
 
@@ -343,8 +352,26 @@ local function closed_error(op)
                     { op = op })
 end
 
+--- The client's clock: epoch seconds with a fraction (its `clock` option).
 function Client:now()
   return self._clock()
+end
+
+--- Pauses the calling workflow for `seconds` the client's way (its `sleep`
+-- option: a scheduler's, which lets the other workflows run; ngx.sleep in
+-- nginx; else a blocking sleep).
+function Client:sleep(seconds)
+  argcheck(type(seconds) == "number" and seconds >= 0 and seconds < math.huge, 1, "sleep",
+           "seconds >= 0 expected, got " .. tostring(seconds), 3)
+  return self._sleep(seconds)
+end
+
+--- A copy of the options the client was made with (truv.new's), to make
+-- another client like it (a batch's, over its own transport).
+function Client:options()
+  local o = {}
+  for k, v in pairs(self._options) do o[k] = v end
+  return o
 end
 
 --- client:set_timeouts(connect_ms, send_ms, read_ms): the client's timeouts
@@ -372,33 +399,43 @@ function Client:counters()
   return counters_mod.table(self._counters:snapshot())
 end
 
--- Never given a secret: the request's path, the status, the error's
--- (already redacted) text. A logger that raises is ignored: logging must
--- never lose an answer (a billed one least of all).
-function Client:_emit(level, event)
+--- Hands an event (a table: `event` names it) to the client's logger at
+-- `level` ("debug", "info", "warn", "error"; see truv.log). Never given a
+-- secret: a request's path, a status, an error's (already redacted) text.
+-- A logger that raises is ignored: logging must never lose an answer (a
+-- billed one least of all).
+local LEVELS = { debug = true, info = true, warn = true, error = true }
+
+function Client:emit(level, event)
+  argcheck(LEVELS[level], 1, "emit", "\"debug\", \"info\", \"warn\" or \"error\" expected, got "
+           .. tostring(level), 3)
+  argcheck(type(event) == "table", 2, "emit", "table expected, got " .. type(event), 3)
   local log = self._log
   if log then pcall(log, level, event) end
 end
 
---- Adds n (default 1) to a counter; a counters store that fails is
--- logged, never raised: counting must not lose an answer.
-function Client:_count(name, n)
+--- Adds n (default 1) to a counter (truv.counters' names); a counters
+-- store that fails is logged, never raised: counting must not lose an
+-- answer.
+function Client:count(name, n)
+  argcheck(type(name) == "string", 1, "count", "counter name expected, got " .. type(name), 3)
+  argcheck(n == nil or type(n) == "number", 2, "count", "number expected, got " .. type(n), 3)
   local ok, err = pcall(self._counters.incr, self._counters, name, n)
   if not ok then
-    self:_emit("warn", { event = "counters_failed", counter = name, error = tostring(err) })
+    self:emit("warn", { event = "counters_failed", counter = name, error = tostring(err) })
   end
 end
 
 --- Counts the route an outcome of this client's workflow took.
 function Client:_count_route(decision)
-  if decision and decision.route then self:_count("route:" .. decision.route) end
+  if decision and decision.route then self:count("route:" .. decision.route) end
 end
 
 -- A telemetry hook runs protected: what it raises is logged, and the call
 -- goes on (a hook must never lose a billed answer).
 function Client:_hook(name, fn, info)
   local ok, err = pcall(fn, info)
-  if not ok then self:_emit("warn", { event = "hook_failed", hook = name, error = tostring(err) }) end
+  if not ok then self:emit("warn", { event = "hook_failed", hook = name, error = tostring(err) }) end
 end
 
 -- ------------------------------------------------------ per-call options
@@ -457,8 +494,8 @@ end
 function Client:_wait_cooldown()
   local wait = self._cooldown_until - self._clock()
   if wait > 0 then
-    self:_emit("info", { event = "cooldown", seconds = wait })
-    self._sleep(wait)
+    self:emit("info", { event = "cooldown", seconds = wait })
+    self:sleep(wait)
   end
 end
 
@@ -483,8 +520,8 @@ function Client:_exchange(req, op, attempt, mode)
     self:_hook("on_request", on_request,
                { op = op, method = req.method, path = req.path, attempt = attempt })
   end
-  self:_count("requests")
-  if req.billed then self:_count("billed") end
+  self:count("requests")
+  if req.billed then self:count("billed") end
   local started = self._clock()
   local doc, meta = self._transport:perform(req, started, mode or self._documents)
   local elapsed_ms = floor((self._clock() - started) * 1000 + 0.5)
@@ -495,16 +532,16 @@ function Client:_exchange(req, op, attempt, mode)
                  { op = op, method = req.method, path = req.path, attempt = attempt,
                    status = meta.status, elapsed_ms = elapsed_ms })
     end
-    self:_emit("debug", { event = "response", op = op, path = req.path, status = meta.status,
-                          request_id = meta.request_id, attempt = attempt,
-                          elapsed_ms = elapsed_ms })
+    self:emit("debug", { event = "response", op = op, path = req.path, status = meta.status,
+                         request_id = meta.request_id, attempt = attempt,
+                         elapsed_ms = elapsed_ms })
     return doc, meta
   end
   local err = meta
   err.op = op
-  self:_count("errors")
+  self:count("errors")
   if err.kind == "throttled" then
-    if err.status == 429 then self:_count("throttled") end
+    if err.status == 429 then self:count("throttled") end
     self:_note_throttle(err)
   end
   if on_response then
@@ -512,9 +549,9 @@ function Client:_exchange(req, op, attempt, mode)
                { op = op, method = req.method, path = req.path, attempt = attempt,
                  status = err.status, elapsed_ms = elapsed_ms, kind = err.kind, code = err.code })
   end
-  self:_emit("warn", { event = "error", op = op, path = req.path, status = err.status,
-                       kind = err.kind, code = err.code, request_id = err.request_id,
-                       attempt = attempt, elapsed_ms = elapsed_ms, error = tostring(err) })
+  self:emit("warn", { event = "error", op = op, path = req.path, status = err.status,
+                      kind = err.kind, code = err.code, request_id = err.request_id,
+                      attempt = attempt, elapsed_ms = elapsed_ms, error = tostring(err) })
   return nil, err
 end
 
@@ -525,9 +562,16 @@ local function retryable(err)
 end
 _M.retryable = retryable
 
---- Full-jitter backoff, or the server's own hint.
-function Client:_backoff(attempt, err, now)
-  if err.retry_at then return max(0, err.retry_at - now) end
+--- How long to wait, in seconds, before trying again after try number
+-- `attempt` failed with `err`: the server's own hint (err.retry_at), else
+-- full-jitter backoff within the client's retry settings.
+function Client:backoff(attempt, err, now)
+  argcheck(type(attempt) == "number" and attempt >= 1 and attempt % 1 == 0, 1, "backoff",
+           "try number >= 1 expected, got " .. tostring(attempt), 3)
+  argcheck(type(err) == "table", 2, "backoff", "an error expected, got " .. type(err), 3)
+  argcheck(now == nil or type(now) == "number", 3, "backoff", "number expected, got " ..
+           type(now), 3)
+  if err.retry_at then return max(0, err.retry_at - (now or self._clock())) end
   local r = self._retry
   local ceiling = min(r.cap_ms, r.base_ms * 2 ^ (attempt - 1)) / 1000
   return random() * ceiling
@@ -554,12 +598,12 @@ function Client:send(req, mode)
     local err = meta
     if not retryable(err) or attempt >= r.attempts then return nil, err end
     local now = self._clock()
-    local wait = self:_backoff(attempt, err, now)
+    local wait = self:backoff(attempt, err, now)
     if now + wait > deadline then return nil, err end
-    self:_emit("info", { event = "retry", op = op, path = req.path, attempt = attempt,
-                         wait_s = wait, kind = err.kind })
-    self:_count("retries")
-    if wait > 0 and err.kind ~= "throttled" then self._sleep(wait) end
+    self:emit("info", { event = "retry", op = op, path = req.path, attempt = attempt,
+                        wait_s = wait, kind = err.kind })
+    self:count("retries")
+    if wait > 0 and err.kind ~= "throttled" then self:sleep(wait) end
     attempt = attempt + 1
   end
 end
@@ -763,9 +807,20 @@ local function check_refresh_options(fname, opts, level)
   end
 end
 
--- refresh_order's outcome, its failure routed and counted.
+-- refresh_order's outcome, its failure routed and counted. One refresh of
+-- an order at a time on a client: coroutines and nginx light threads share
+-- it, and the order is marked before anything that may yield (reading the
+-- order, a quota store's lock).
 local function refresh_counted(self, id, params, opts)
-  local doc, meta = refresh_settings.refresh_order(self, id, params, opts)
+  local refreshing = self._refreshing
+  if refreshing[id] then
+    return nil, errors.new("invalid", "refresh_in_progress",
+      "a refresh of this order is already in progress on this client", { op = "refresh_order" })
+  end
+  refreshing[id] = true
+  local ok, doc, meta = pcall(refresh_settings.refresh_order, self, id, params, opts)
+  refreshing[id] = nil
+  if not ok then error(doc, 0) end
   if not doc and errors.is(meta) then self:_count_route(require("truv.route").route(meta)) end
   return doc, meta
 end

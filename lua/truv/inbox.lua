@@ -328,7 +328,7 @@ function Inbox:_result(client, w, poll)
     return poll_for(client, doc, poll, "poll")
   end
   outcome.remember(self.facts or facts_mod.store(client.quota), taught, now,
-                   function(ev) client:_emit("warn", ev) end)
+                   function(ev) client:emit("warn", ev) end)
   decision.expiring = poll.expiring
   return { order = doc, finished = true, connections = connections, decision = decision,
            expiring = poll.expiring }, nil, "webhook"

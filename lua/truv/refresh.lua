@@ -244,14 +244,14 @@ local function task_verdict(client, model, c, f, store, cache)
   if type(model.user_id) ~= "string" or type(c.link_id) ~= "string" then return "unknown" end
   local tasks, err = facts_mod.link_tasks(client, model.user_id, c.link_id, cache)
   if not tasks then
-    client:_emit("warn", { event = "tasks_unreadable", op = "refresh_order",
-                           error = tostring(err) })
+    client:emit("warn", { event = "tasks_unreadable", op = "refresh_order",
+                          error = tostring(err) })
     return "unknown"
   end
   for _, t in ipairs(tasks) do
     local at = facts_mod.task_time(t)
     if t.status == "done" and at and at > f.dead_at then
-      facts_mod.note(store, c, "auth", at, nil, function(ev) client:_emit("warn", ev) end)
+      facts_mod.note(store, c, "auth", at, nil, function(ev) client:emit("warn", ev) end)
       return "back"
     end
   end
@@ -378,7 +378,7 @@ local function reconcile(client, id, baseline, sent_at, opts)
   local settle = opt(client, opts, "settle_s")
   local skew = opt(client, opts, "clock_skew_s")
   for round = 1, 2 do
-    client._sleep(settle)
+    client:sleep(settle)
     local found, err = _M.find_created(client, id, baseline, sent_at, skew)
     if found then return found end
     if found == nil then
@@ -388,8 +388,8 @@ local function reconcile(client, id, baseline, sent_at, opts)
         "the order is checked", { maybe_sent = true, op = "refresh_order",
                                   retry_at = err and err.retry_at })
     end
-    client:_emit("info", { event = "reconcile", op = "refresh_order", round = round,
-                           found = false })
+    client:emit("info", { event = "reconcile", op = "refresh_order", round = round,
+                          found = false })
   end
   return false
 end
@@ -444,7 +444,7 @@ local function send_safely(client, req, id, baseline, opts, reservation)
   local max_sends = opt(client, opts, "max_sends")
   local err
   for sends = 1, max_sends do
-    if sends > 1 then client:_count("retries") end
+    if sends > 1 then client:count("retries") end
     local sent_at = client:now()
     if opts.before_send then
       -- the caller's write-ahead (a batch journal): durable before the POST
@@ -462,34 +462,16 @@ local function send_safely(client, req, id, baseline, opts, reservation)
       -- refresh itself: send again (after the cooldown / a backoff).
       local again = err.kind == "throttled" or (err.kind == "network" and not err.maybe_sent)
       if not again or sends == max_sends then return nil, err, "not_created" end
-      if err.kind == "network" then client._sleep(client:_backoff(sends, err, client:now())) end
+      if err.kind == "network" then client:sleep(client:backoff(sends, err)) end
     else
       local found, rerr = reconcile(client, id, baseline, sent_at, opts)
       if found then return found, { status = 200, reconciled = true, sends = sends } end
       if found == nil then return nil, rerr, "unknown" end
-      client:_emit("info", { event = "resend", op = "refresh_order", path = req.path,
-                             sends = sends })
+      client:emit("info", { event = "resend", op = "refresh_order", path = req.path,
+                            sends = sends })
     end
   end
   return nil, err, "not_created"
-end
-
-local refresh_order
-
-function _M.refresh_order(client, id, params, opts)
-  local inflight = client._inflight or {}
-  client._inflight = inflight
-  if inflight[id] then
-    return nil, errors.new("invalid", "refresh_in_progress",
-      "a refresh of this order is already in progress on this client", { op = "refresh_order" })
-  end
-  -- marked before anything that may yield (reading the order, a quota
-  -- store's lock): coroutines and nginx light threads share the client
-  inflight[id] = true
-  local ok, doc, meta = pcall(refresh_order, client, id, params, opts)
-  inflight[id] = nil
-  if not ok then error(doc, 0) end
-  return doc, meta
 end
 
 -- Truv's count of each live connection's refreshes in the window (from
@@ -612,7 +594,9 @@ function _M.plan(client, id, params, opts)
   return p
 end
 
-function refresh_order(client, id, params, opts)
+--- The refresh itself (client:refresh_order calls it, one per order at a
+-- time; see the top).
+function _M.refresh_order(client, id, params, opts)
   local p, err = _M.plan(client, id, params, opts)
   if not p then return nil, err end
   local live, expiring = p.connections, p.expiring
@@ -627,8 +611,8 @@ function refresh_order(client, id, params, opts)
       doc, rerr = client:get_order(r.id)
       if not doc then return nil, rerr end
     end
-    client:_emit("info", { event = "recent_refresh", op = "refresh_order", order_id = id,
-                           refresh_order_id = r.id, age_s = r.age_s })
+    client:emit("info", { event = "recent_refresh", op = "refresh_order", order_id = id,
+                          refresh_order_id = r.id, age_s = r.age_s })
     return doc, { status = 200, recent = { id = r.id, created_at = r.created_at,
                                            age_s = r.age_s },
                   sends = 0, connections = #live, expiring = expiring,

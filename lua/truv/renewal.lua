@@ -837,11 +837,16 @@ end
 
 _M.open_quota = open_quota
 
+-- The options for truv.new a run's `client` option stands for: the table
+-- itself, or what a client was made with (client:options()).
+local function client_options(spec)
+  if getmetatable(spec) == truv_client.Client then return spec:options() end
+  return spec
+end
+
 local function make_client(opts, sched, quota, logger)
-  local spec = opts.client
-  if getmetatable(spec) == truv_client.Client then spec = spec._options end
   local o = {}
-  for k, v in pairs(spec) do o[k] = v end
+  for k, v in pairs(client_options(opts.client)) do o[k] = v end
   if logger then o.logger = logger end
   o.transport = sched:transport()
   o.sleep = sched.sleep
@@ -1012,7 +1017,7 @@ local function webhook_options(opts, spec)
   if wait == "poll" then return nil end
   local w = {}
   for k, v in pairs(opts.webhook or {}) do w[k] = v end
-  w.secrets = w.secrets or spec.secret or (spec._options and spec._options.secret)
+  w.secrets = w.secrets or spec.secret
   if w.secrets == nil then
     error("renewal.run: webhook.secrets (or the client's secret) is required", 3)
   end
@@ -1058,6 +1063,7 @@ function _M.run(opts)
                    type(opts[k])), 2)
     end
   end
+  spec = client_options(spec)
   local webhook = webhook_options(opts, spec)   -- checked before anything is opened
   local mode = opts.reverify and opts.reverify.mode
   if mode ~= nil and mode ~= "order" and mode ~= "bridge" then
@@ -1086,9 +1092,9 @@ function _M.run(opts)
     poll_opts = {},
     reverify = opts.reverify or {},
     skew_s = opts.skew_s or _M.DEFAULTS.skew_s,
-    clock = spec.clock or (spec._options and spec._options.clock) or core.now,
+    clock = spec.clock or core.now,
     store_busy_retry_s = opts.store_busy_retry_s or _M.DEFAULTS.store_busy_retry_s,
-    base_url = spec.base_url or (spec._options and spec._options.base_url),
+    base_url = spec.base_url or core.lists.defaults.base_url,
     held = {}, held_errors = {},
     unsent = {},   -- case_id -> { keys, ticket }: reserved, write-ahead not yet durable
   }
@@ -1263,6 +1269,7 @@ function _M.plan(opts)
   if type(spec) ~= "table" then
     error("renewal.plan: 'client' (options for truv.new, or a client) is required", 2)
   end
+  spec = client_options(spec)
   local journal, own_journal = opts.journal, false
   if type(journal) == "string" then
     local f = io.open(journal, "rb")
@@ -1318,7 +1325,7 @@ function _M.plan(opts)
     journal = journal, quota = quota, billed = 0, max_billed = opts.max_billed,
     not_within = opts.not_within == nil and _M.DEFAULTS.not_within or opts.not_within,
     router = opts.router or route_mod.router{},
-    clock = spec.clock or (spec._options and spec._options.clock) or core.now,
+    clock = spec.clock or core.now,
   }
   local cases, bad = {}, {}
   local iter = type(opts.cases) == "string" and cases_mod.each(opts.cases)
@@ -1343,7 +1350,7 @@ function _M.plan(opts)
   }
   local client, cerr
   if sched then
-    local logger = spec.logger or (spec._options and spec._options.logger)
+    local logger = spec.logger
     client, cerr = make_client(opts, sched, quota, function(level, ev)
       if ev.event == "response" or ev.event == "error" then reads = reads + 1 end
       if logger then logger(level, ev) end

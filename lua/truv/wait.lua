@@ -89,8 +89,8 @@ local function learn_task(client, model, c, r, ctx)
     local tasks, err = facts_mod.link_tasks(client, model.user_id, c.link_id, ctx.tasks)
     if not tasks then
       ctx.no_tasks = true    -- asked once per wait
-      client:_emit("warn", { event = "tasks_unreadable", op = "wait_for_refresh",
-                             error = tostring(err) })
+      client:emit("warn", { event = "tasks_unreadable", op = "wait_for_refresh",
+                            error = tostring(err) })
     end
     local from = (model.created_at or 0) - ctx.skew
     for _, t in ipairs(tasks or {}) do
@@ -125,7 +125,7 @@ local function decide(client, router, model, now, opts)
     return learn_task(client, model, c, r, ctx)
   end)
   outcome.remember(facts_mod.store(client.quota), taught, now,
-                   function(ev) client:_emit("warn", ev) end)
+                   function(ev) client:emit("warn", ev) end)
   return connections, decision
 end
 
@@ -173,7 +173,7 @@ function _M.wait_for_refresh(client, order, opts)
     -- a poll's document is done with: give its memory back now
     if ours and doc and core.isdocument(doc) then core.release(doc) end
     doc, model = nil, nil   -- luacheck: ignore
-    client._sleep(interval)
+    client:sleep(interval)
     interval = min(interval * 1.5, opt(opts, "max_interval_s"))
   end
 end

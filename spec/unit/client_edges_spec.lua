@@ -108,7 +108,11 @@ end)
 -- Every public method of the client, with a call that has a wrong argument
 -- (nil: the method takes no argument that could be wrong).
 local BAD_CALLS = {
-  close = false, now = false, counters = false, describe = false,
+  close = false, now = false, counters = false, describe = false, options = false,
+  sleep = function(c) c:sleep(-1) end,
+  emit = function(c) c:emit("loud", { event = "x" }) end,
+  count = function(c) c:count(nil) end,
+  backoff = function(c) c:backoff(0, {}) end,
   set_timeouts = function(c) c:set_timeouts(0) end,
   send = function(c) c:send("GET orders/") end,
   build = function(c) c:build("get_orders") end,
@@ -186,6 +190,28 @@ describe("a wrong argument", function()
     end
     local err = points_here(BAD_OPTIONS[1])
     assert.matches("did you mean 'timeout_ms'", err)
+  end)
+end)
+
+describe("the client's hooks for the workflows built on it", function()
+  it("pause its way, log through its logger, count in its counters, and say its options", function()
+    local c, _, t, logs = client_with({}, { retry = { base_ms = 1000, cap_ms = 1000 } })
+    local before = c:now()
+    c:sleep(2.5)
+    assert.equal(before + 2.5, c:now())                  -- the client's own sleep and clock
+    c:emit("info", { event = "reconcile", round = 1 })
+    assert.same({ level = "info", event = { event = "reconcile", round = 1 } }, logs[#logs])
+    c:count("retries", 2)
+    assert.equal(2, c:counters().retries)
+    -- the server's hint, else full jitter under the retry settings' ceiling
+    assert.equal(7, c:backoff(1, { retry_at = c:now() + 7 }))
+    local b = c:backoff(3, {})
+    assert.is_true(b >= 0 and b <= 1)
+    local o = c:options()
+    assert.equal("cid", o.client_id)
+    assert.equal(t.sleep, o.sleep)
+    o.client_id = "changed"                               -- a copy
+    assert.equal("cid", c:options().client_id)
   end)
 end)
 
