@@ -30,6 +30,7 @@
 -- fact is lost (a refresh is then simply not refused).
 local core = require "truv.core"
 local quota = require "truv.quota"
+local time = require "truv.time"
 
 local type, ipairs, pairs, pcall, tostring = type, ipairs, pairs, pcall, tostring
 local max = math.max
@@ -167,10 +168,8 @@ end
 
 -- ------------------------------------------------------------ tasks
 
-local function time_of(v)
-  return type(v) == "string" and core.parse_time(v) or nil
-end
-_M.time_of = time_of
+local time_of = time.parse
+_M.time_of = time_of   -- (kept: truv.time.parse)
 
 --- The tasks of link `link_id` among user `user_id`'s (GET tasks/?user_id=,
 -- every page; the list is filtered here, by each task's link_id), newest

@@ -40,9 +40,7 @@ _M.DEFAULTS = {
   max_reads = 16,     -- refresh orders of one window read at most (3 per connection a day)
 }
 
-local function time_of(s)
-  return type(s) == "string" and core.parse_time(s) or nil
-end
+local time_of = require("truv.time").parse
 
 -- The model of refresh order `id` (one GET), or nil, err.
 local function read_model(client, id)

@@ -51,9 +51,10 @@ local type, pairs, ipairs, tostring, tonumber = type, pairs, ipairs, tostring, t
 local floor, max, min, huge = math.floor, math.max, math.min, math.huge
 local format, rep, byte = string.format, string.rep, string.byte
 local concat, sort = table.concat, table.sort
-local date, getenv = os.date, os.getenv
+local getenv = os.getenv
 local core = require "truv.core"
 local route = require "truv.route"
+local time = require "truv.time"
 
 local _M = {}
 
@@ -91,13 +92,8 @@ end
 
 -- ---------------------------------------------------------------- helpers
 
---- Epoch seconds -> "2026-05-01T12:00:00Z" (with ".123" when `ms`).
-function _M.iso8601(t, ms)
-  local whole = floor(t)
-  local s = date("!%Y-%m-%dT%H:%M:%S", whole)
-  if ms then s = s .. format(".%03d", min(999, floor((t - whole) * 1000))) end
-  return s .. "Z"
-end
+--- Epoch seconds -> "2026-05-01T12:00:00Z" (with ".123" when `ms`): truv.time's.
+_M.iso8601 = time.iso8601
 
 local ESCAPES = { ['"'] = '\\"', ["\\"] = "\\\\", ["\b"] = "\\b", ["\f"] = "\\f",
                   ["\n"] = "\\n", ["\r"] = "\\r", ["\t"] = "\\t" }
@@ -356,10 +352,7 @@ function Progress:_line(text)
   end
 end
 
-local function when(t)
-  if type(t) ~= "number" then return tostring(t) end
-  return _M.iso8601(t)
-end
+local when = time.iso8601
 
 --- One event as a plain text line, or nil when it deserves none.
 function _M.describe(ev, verbose)

@@ -56,6 +56,7 @@ local errors = require "truv.errors"
 local facts_mod = require "truv.facts"
 local history = require "truv.history"
 local quota_defaults = require "truv.quota"
+local time = require "truv.time"
 
 local type, ipairs, pairs, tostring = type, ipairs, pairs, tostring
 local format = string.format
@@ -357,13 +358,13 @@ function _M.find_created(client, original_id, baseline, sent_at, skew)
   if type(rid) == "string" and rid ~= baseline then
     local fresh, ferr = client:get_order(rid)
     if not fresh then return nil, ferr end
-    local created = type(fresh.created_at) == "string" and core.parse_time(fresh.created_at)
+    local created = time.parse(fresh.created_at)
     if not created or created >= sent_at - skew then return fresh end
   end
   local events, eerr = client:list_order_events(original_id, nil, { all = true })
   if not events then return nil, eerr end
   for _, ev in ipairs(events.results) do
-    local ts = type(ev.timestamp) == "string" and core.parse_time(ev.timestamp)
+    local ts = time.parse(ev.timestamp)
     if ev.is_refresh == true and type(ev.order_id) == "string" and ev.order_id ~= original_id
        and ev.order_id ~= baseline and ts and ts >= sent_at - skew then
       local fresh, ferr = client:get_order(ev.order_id)

@@ -51,6 +51,7 @@ local concat = table.concat
 local open, rename, remove = io.open, os.rename, os.remove
 local core = require "truv.core"
 local route_mod = require "truv.route"
+local time = require "truv.time"
 
 -- A case's input as the journal keeps it (JSON text), as a table; nil when
 -- it cannot be read (the report is made all the same).
@@ -153,11 +154,8 @@ _M.LINK_STEPS = {
 
 -- ---------------------------------------------------------------- helpers
 
---- Epoch seconds -> "2026-05-01T12:00:00Z"; text is passed through.
-function _M.iso8601(t)
-  if type(t) ~= "number" then return t and tostring(t) or nil end
-  return os.date("!%Y-%m-%dT%H:%M:%SZ", floor(t))
-end
+--- Epoch seconds -> "2026-05-01T12:00:00Z"; text is passed through: truv.time's.
+_M.iso8601 = time.iso8601
 local iso8601 = _M.iso8601
 
 -- The first characters that make a spreadsheet read a cell as a formula.

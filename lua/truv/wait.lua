@@ -46,6 +46,7 @@ local route_mod = require "truv.route"
 local facts_mod = require "truv.facts"
 local outcome = require "truv.outcome"
 local refresh = require "truv.refresh"
+local time = require "truv.time"
 
 local type, ipairs, tostring = type, ipairs, tostring
 local min = math.min
@@ -106,7 +107,7 @@ local function learn_task(client, model, c, r, ctx)
     local task = client:get_refresh_task(id)
     if task and type(task.status) == "string" then
       r.task_id, r.task_status = id, task.status
-      return facts_mod.time_of(task.created_at)
+      return time.parse(task.created_at)
     end
     r.task_id = id
   end
