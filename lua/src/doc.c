@@ -428,12 +428,63 @@ cJSON *truv_to_json(lua_State *L, int idx) {
   return out;
 }
 
-/* encode(value) -> JSON text */
+static int by_key(const void *a, const void *b) {
+  return strcmp((*(cJSON *const *)a)->string, (*(cJSON *const *)b)->string);
+}
+
+/* Puts the members of every object under node in key order (cJSON keeps
+ * them as they were added: from a Lua table, lua_next's order, which is no
+ * order at all). Returns 0 when out of memory. */
+static int sort_keys(cJSON *node) {
+  cJSON *c, **list;
+  size_t n = 0, i;
+  for (c = node->child; c; c = c->next, n++)
+    if (!sort_keys(c)) return 0;
+  if (!cJSON_IsObject(node) || n < 2) return 1;
+  if (!(list = malloc(n * sizeof *list))) return 0;
+  for (c = node->child, i = 0; c; c = c->next) list[i++] = c;
+  qsort(list, n, sizeof *list, by_key);
+  node->child = list[0];
+  list[0]->prev = list[n - 1];   /* cJSON: the first member's prev is the last */
+  for (i = 0; i < n; i++) {
+    list[i]->next = i + 1 < n ? list[i + 1] : NULL;
+    if (i) list[i]->prev = list[i - 1];
+  }
+  free(list);
+  return 1;
+}
+
+/* Moves the members named by the list at idx to the front of object tree,
+ * in the list's order. */
+static void put_first(lua_State *L, int idx, cJSON *tree) {
+  size_t n = lua_rawlen(L, idx), i;
+  for (i = n; i >= 1; i--) {
+    cJSON *item;
+    lua_rawgeti(L, idx, (lua_Integer)i);
+    item = lua_type(L, -1) == LUA_TSTRING
+               ? cJSON_DetachItemFromObjectCaseSensitive(tree, lua_tostring(L, -1)) : NULL;
+    lua_pop(L, 1);
+    if (item) cJSON_InsertItemInArray(tree, 0, item);
+  }
+}
+
+/* encode(value [, order]) -> JSON text. With `order` (true, or a list of
+ * keys), every object's members are written in key order, the listed keys
+ * first in the outermost object: the same value always gives the same
+ * text (a log line's, say). */
 static int l_encode(lua_State *L) {
   cJSON *tree;
   char *text;
+  int ordered;
   luaL_checkany(L, 1);
+  ordered = lua_toboolean(L, 2);
+  if (ordered && !lua_isboolean(L, 2)) luaL_checktype(L, 2, LUA_TTABLE);
   tree = truv_to_json(L, 1);
+  if (ordered && !sort_keys(tree)) {
+    cJSON_Delete(tree);
+    return luaL_error(L, "truv: out of memory");
+  }
+  if (ordered && lua_istable(L, 2) && cJSON_IsObject(tree)) put_first(L, 2, tree);
   text = cJSON_PrintUnformatted(tree);
   cJSON_Delete(tree);
   if (!text) return luaL_error(L, "truv: out of memory");

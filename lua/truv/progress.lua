@@ -49,12 +49,14 @@
 -- text is redacted, whatever emitted the event.
 local type, pairs, ipairs, tostring, tonumber = type, pairs, ipairs, tostring, tonumber
 local floor, max, min, huge = math.floor, math.max, math.min, math.huge
-local format, rep, byte = string.format, string.rep, string.byte
-local concat, sort = table.concat, table.sort
+local format, rep = string.format, string.rep
+local concat = table.concat
 local getenv = os.getenv
 local core = require "truv.core"
 local route = require "truv.route"
 local time = require "truv.time"
+
+local encode = core.encode
 
 local _M = {}
 
@@ -95,71 +97,31 @@ end
 --- Epoch seconds -> "2026-05-01T12:00:00Z" (with ".123" when `ms`): truv.time's.
 _M.iso8601 = time.iso8601
 
-local ESCAPES = { ['"'] = '\\"', ["\\"] = "\\\\", ["\b"] = "\\b", ["\f"] = "\\f",
-                  ["\n"] = "\\n", ["\r"] = "\\r", ["\t"] = "\\t" }
-
-local function json_string(s)
-  return '"' .. s:gsub('[%c"\\]', function(c)
-    return ESCAPES[c] or format("\\u%04x", byte(c))
-  end) .. '"'
+-- A copy of `v` that JSON can hold: a number it cannot (NaN, infinity) and
+-- a value it has no form for (a function, a userdata, JSON null) as null,
+-- the keys of a table that is not a list as text.
+local function json_safe(v)
+  local t = type(v)
+  if t == "number" then
+    if v ~= v or v == huge or v == -huge then return core.null end
+    return v
+  end
+  if t == "string" or t == "boolean" then return v end
+  if t ~= "table" then return core.null end
+  local out, n, list = {}, #v, true
+  for k in pairs(v) do
+    if type(k) ~= "number" or k < 1 or k > n or k % 1 ~= 0 then list = false end
+  end
+  for k, x in pairs(v) do out[list and k or tostring(k)] = json_safe(x) end
+  return out
 end
 
-local encode
-
-local function is_array(t)
-  local n = #t
-  if n == 0 then return false end
-  for k in pairs(t) do
-    if type(k) ~= "number" or k < 1 or k > n or k % 1 ~= 0 then return false end
-  end
-  return true
+--- A Lua value as JSON text: objects with their keys sorted (`first`, a
+-- list of keys, first of all in the outermost one), sequences as arrays,
+-- anything JSON cannot hold as null. core.encode writes it.
+function _M.encode(v, first)
+  return encode(json_safe(v), first or true)
 end
-
--- Keys in a stable order: `first` ones (if present), then the rest sorted.
-local function ordered_keys(t, first)
-  local keys, seen = {}, {}
-  for _, k in ipairs(first or {}) do
-    if t[k] ~= nil then keys[#keys + 1] = k; seen[k] = true end
-  end
-  local rest = {}
-  for k in pairs(t) do
-    if not seen[k] then rest[#rest + 1] = tostring(k) end
-  end
-  sort(rest)
-  for _, k in ipairs(rest) do keys[#keys + 1] = k end
-  return keys
-end
-
-local function encode_table(t, first)
-  local parts = {}
-  if is_array(t) then
-    for i = 1, #t do parts[i] = encode(t[i]) end
-    return "[" .. concat(parts, ",") .. "]"
-  end
-  for _, k in ipairs(ordered_keys(t, first)) do
-    local v = t[k]
-    if v == nil then v = t[tonumber(k)] end
-    parts[#parts + 1] = json_string(k) .. ":" .. encode(v)
-  end
-  return "{" .. concat(parts, ",") .. "}"
-end
-
---- A Lua value as JSON text (tables as objects with sorted keys, or as
--- arrays when they are sequences; anything else that is not a string,
--- number or boolean, such as JSON null, as null).
-function encode(v, first)
-  local tv = type(v)
-  if tv == "string" then return json_string(v) end
-  if tv == "number" then
-    if v ~= v or v == huge or v == -huge then return "null" end
-    if v % 1 == 0 and v > -2^53 and v < 2^53 then return format("%d", v) end
-    return format("%.14g", v)
-  end
-  if tv == "boolean" then return tostring(v) end
-  if tv == "table" then return encode_table(v, first) end
-  return "null"
-end
-_M.encode = encode
 
 
 local FD = { [io.stdout] = 1, [io.stderr] = 2 }
@@ -392,7 +354,7 @@ function Progress:_json(ev)
   for k, v in pairs(withheld(ev)) do
     out[k] = (TIME_FIELDS[k] and type(v) == "number") and _M.iso8601(v) or v
   end
-  self:_write(encode(out, { "ts", "event", "case_id" }) .. "\n")
+  self:_write(_M.encode(out, { "ts", "event", "case_id" }) .. "\n")
 end
 
 --- Takes one event of renewal.run (plug it into on_event).

@@ -145,6 +145,15 @@ describe("encoding Lua values", function()
     assert.has_error(function() truv.encode(cycle) end)
   end)
 
+  it("writes keys in order when asked, the listed ones first: the same value, the same text", function()
+    local v = { zeta = 1, alpha = { y = 2, b = { 3, 1 } }, event = "x", ts = "t" }
+    assert.equal('{"alpha":{"b":[3,1],"y":2},"event":"x","ts":"t","zeta":1}', truv.encode(v, true))
+    assert.equal('{"ts":"t","event":"x","alpha":{"b":[3,1],"y":2},"zeta":1}',
+                 truv.encode(v, { "ts", "event", "case_id" }))
+    assert.equal("[2,1]", truv.encode({ 2, 1 }, true))
+    assert.has_error(function() truv.encode(v, "sorted") end)
+  end)
+
   it("round-trips a view", function()
     local order = assert(truv.decode(ORDER))
     assert.same(cjson.decode(ORDER), cjson.decode(truv.encode(order)))
