@@ -57,9 +57,9 @@ Client.__index = Client
 _M.Client = Client
 
 local DEFAULTS = {
-  base_url = "https://prod.truv.com/v1/",
-  timeout_ms = 30000,
-  connect_timeout_ms = 10000,
+  base_url = core.lists.defaults.base_url,                 -- the core's (truv/request.h)
+  timeout_ms = core.lists.defaults.timeout_ms,             -- every transport's (truv/http.h)
+  connect_timeout_ms = core.lists.defaults.connect_timeout_ms,
   retry = {
     attempts = 4,        -- tries of a safe call, the first included
     base_ms = 250,       -- first backoff ceiling

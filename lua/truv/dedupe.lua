@@ -35,9 +35,14 @@ local core = require "truv.core"
 local type, error, pcall, tostring = type, error, pcall, tostring
 local format = string.format
 
+-- How long a webhook_id is remembered, by a receiver and by a run's inbox
+-- alike: 7 days. Truv's signature carries no timestamp, so the id is all
+-- that tells a delivery replayed later from a new one; a week outlasts
+-- Truv's retries (minutes) by far, for about 120 bytes an id in a shared
+-- dictionary and a few dozen in memory (README, "Webhooks").
 local _M = {
   _VERSION = core._VERSION,
-  DEFAULT_TTL = 7 * 86400,   -- how long a receiver remembers a webhook_id
+  DEFAULT_TTL = 7 * 86400,
 }
 
 --- An in-process store; `expected` (optional) sizes it for that many ids.

@@ -36,7 +36,7 @@ local type, ipairs, pairs = type, ipairs, pairs
 local _M = {}
 
 _M.DEFAULTS = {
-  window = 86400,     -- Truv's rolling 24 h
+  window = core.lists.defaults.quota_window_s,   -- Truv's rolling 24 h (the quota's)
   max_reads = 16,     -- refresh orders of one window read at most (3 per connection a day)
 }
 

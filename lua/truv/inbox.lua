@@ -63,6 +63,7 @@ local route_mod = require "truv.route"
 local facts_mod = require "truv.facts"
 local outcome = require "truv.outcome"
 local refresh = require "truv.refresh"
+local dedupe = require "truv.dedupe"
 
 local type, pairs, ipairs, setmetatable, getmetatable, tostring, error =
   type, pairs, ipairs, setmetatable, getmetatable, tostring, error
@@ -73,7 +74,8 @@ local co_running = coroutine.running
 local _M = {}
 
 _M.DEFAULTS = {
-  ttl = 3600,           -- how long a webhook_id is remembered (Truv retries for minutes)
+  ttl = dedupe.DEFAULT_TTL,   -- how long a webhook_id is remembered: a receiver's 7 days
+                              -- (truv.dedupe says why; in memory, a few dozen bytes an id)
   fallback_s = 600,     -- how long a refresh waits for its webhooks before polling
   step_s = 0.02,        -- without a park function: the pause between ticks
   early_ttl_s = 120,    -- how long an event for an unwatched suborder is kept

@@ -103,10 +103,13 @@ local type, error, pairs, tostring, pcall = type, error, pairs, tostring, pcall
 local floor, huge = math.floor, math.huge
 local format = string.format
 
+-- The policy the stores apply when given none (the core's, truv/quota.h):
+-- Truv's 3 refreshes per connection in a rolling 24 h (truv-api.md §8).
 local _M = {
   _VERSION = core._VERSION,
-  DEFAULT_LIMIT = 3,          -- refreshes per connection per window (truv-api.md §8)
-  DEFAULT_WINDOW = 86400,     -- seconds: Truv's rolling 24 h
+  DEFAULT_LIMIT = core.lists.defaults.quota_limit,      -- refreshes per connection per window
+  DEFAULT_WINDOW = core.lists.defaults.quota_window_s,  -- seconds
+  MAX_LIMIT = core.lists.limits.quota_limit,            -- a larger limit is refused
 }
 
 local function argerror(fname, n, msg)
@@ -122,8 +125,8 @@ local function check_opts(fname, n, opts, allowed)
   end
   local limit, window, expected = opts.limit, opts.window, opts.expected
   if limit ~= nil and (type(limit) ~= "number" or limit ~= floor(limit) or limit < 1
-                       or limit > 1000) then
-    argerror(fname, n, "'limit' must be an integer from 1 to 1000")
+                       or limit > _M.MAX_LIMIT) then
+    argerror(fname, n, "'limit' must be an integer from 1 to " .. _M.MAX_LIMIT)
   end
   if window ~= nil and (type(window) ~= "number" or window < 0.001 or window == huge) then
     argerror(fname, n, "'window' must be a number of seconds >= 0.001")

@@ -6,7 +6,7 @@
 --     router = truv.router{ done = ..., reverify = ..., ... },
 --     dedupe = "/var/lib/app/hooks.db", -- a store, "memory", or a SQLite file path opened here
 --                                       -- (absent: memory, with a warning through `logger`)
---     ttl = 7 * 86400,                  -- how long a webhook_id is remembered
+--     ttl = 7 * 86400,                  -- how long a webhook_id is remembered (the default)
 --     originals = function(order_id) return original_id_or_nil end,  -- optional correlation
 --     client = client,                  -- optional: reads initial_order when originals can't tell
 --     facts = quota_store,              -- optional: keep what events say about links (truv.facts)
@@ -51,6 +51,7 @@ local webhook = require "truv.webhook"
 local route_mod = require "truv.route"
 local facts_mod = require "truv.facts"
 local tracker_mod = require "truv.tracker"
+local dedupe = require "truv.dedupe"
 
 local type, tostring, setmetatable, getmetatable = type, tostring, setmetatable, getmetatable
 local core_verify, core_parse = core.webhook_verify, core.webhook_parse
@@ -60,7 +61,7 @@ local _M = {}
 local Receiver = {}
 Receiver.__index = Receiver
 
-_M.DEFAULT_TTL = 7 * 86400
+_M.DEFAULT_TTL = dedupe.DEFAULT_TTL   -- how long a webhook_id is remembered (truv.dedupe)
 
 --- What an event reports on, for ordering by updated_at: its type and its
 -- object (a task, a suborder, an order or a link). Events of different
@@ -84,12 +85,12 @@ function _M.new(opts)
   local keys, kerr = webhook.keys(secrets)   -- keyed HMAC state made once
   if not keys then error("receiver: " .. tostring(kerr), 2) end
   -- a store that cannot be opened fails the receiver, never replaced
-  local dedupe, where, derr = require("truv.dedupe").from_option(opts.dedupe)
+  local store, where, derr = dedupe.from_option(opts.dedupe)
   if derr then return nil, derr end
   local self = setmetatable({
     secrets = keys,
     router = opts.router or route_mod.default,
-    dedupe = dedupe,
+    dedupe = store,
     dedupe_where = where,
     ttl = opts.ttl or _M.DEFAULT_TTL,
     originals = opts.originals,

@@ -99,6 +99,8 @@ local refresh = require "truv.refresh"
 local cases_mod = require "truv.cases"
 local scheduler = require "truv.scheduler"
 local inbox_mod = require "truv.inbox"
+local wait_mod = require "truv.wait"
+local quota_mod = require "truv.quota"
 local options = require "truv.options"
 
 local type, ipairs, pairs, tostring, error = type, ipairs, pairs, tostring, error
@@ -111,11 +113,11 @@ local _M = {}
 local open_quota   -- the run's quota store (below)
 
 _M.DEFAULTS = {
-  concurrency = 32,
-  rate_per_minute = 300,
+  concurrency = scheduler.DEFAULTS.concurrency,          -- requests in flight
+  rate_per_minute = scheduler.DEFAULTS.rate_per_minute,  -- Truv's limit
   active_per_request = 1.25,   -- cases in progress per request slot (a few wait in a poll)
   commit_interval_s = 0.05,    -- group commit of the journal, unless a refresh waits on it
-  skew_s = 300,
+  skew_s = refresh.DEFAULTS.clock_skew_s,   -- our clock against Truv's timestamps
   drain_interval_s = 0.02,     -- webhook mode: the longest a delivery waits to be seen
   probation_cases = 10,        -- failures before any success that stop the run (see below)
   store_busy_retry_s = 60,     -- a busy quota store: the case is tried again after this
@@ -548,7 +550,7 @@ local function await(ctx, case, original, refresh_order, expiring, recent)
   local extra = { refresh_order_id = result.order.id }
   if not result.finished then
     local d = { route = "retry", reason = "refresh_unfinished", final = true,
-                retry_at = now_of(ctx) + (ctx.poll_opts.timeout_s or 1200) }
+                retry_at = now_of(ctx) + (ctx.poll_opts.timeout_s or wait_mod.DEFAULTS.timeout_s) }
     extra.resume = "wait"
     return finish(ctx, case, d, result, extra)
   end
@@ -796,13 +798,8 @@ end
 -- where ({ path =, kind =, legacy =, default =, own = }), or nil, nil for
 -- none, or nil, nil, err.
 function open_quota(opts)
-  local quota_mod = require "truv.quota"
   local q = opts.quota
-  local legacy = type(opts.journal) == "string" and opts.journal .. ".quota"
-  if legacy then
-    local f = io.open(legacy, "rb")
-    if f then f:close() else legacy = nil end
-  end
+  local legacy = _M.journal_quota(opts.journal)
   if legacy and q ~= nil then
     return nil, nil, errors.new("invalid", "quota_legacy", format(
       "the journal %s was begun with a quota store of its own, %s, which holds its " ..
@@ -836,6 +833,18 @@ function open_quota(opts)
 end
 
 _M.open_quota = open_quota
+
+--- The quota store a journal begun by an earlier version kept beside itself
+-- (JOURNAL.quota, a journal's path): its path when that file exists (the
+-- journal keeps using it until it is done), else nil.
+function _M.journal_quota(journal)
+  if type(journal) ~= "string" then return nil end
+  local path = journal .. ".quota"
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  f:close()
+  return path
+end
 
 -- The options for truv.new a run's `client` option stands for: the table
 -- itself, or what a client was made with (client:options()).
@@ -1212,7 +1221,8 @@ local function plan_case(ctx, case, rec)
   end
   -- refresh: each connection's count, the store's and Truv's; the larger
   -- one is what the refresh would be refused on
-  local limit = ctx.quota and ctx.quota.limit or 3
+  local limit = ctx.quota and ctx.quota.limit or quota_mod.DEFAULT_LIMIT
+  local window = ctx.quota and ctx.quota.window or quota_mod.DEFAULT_WINDOW
   local quota_list, not_before = {}, nil
   for _, c in ipairs(p.connections) do
     local u = p.usage[c.id] or { used = 0 }
@@ -1223,10 +1233,10 @@ local function plan_case(ctx, case, rec)
     if used >= limit then
       local key = core.quota_key(c.access_token)
       local times = p.history and require("truv.history").in_window(
-        p.history.times[key], p.now, ctx.quota and ctx.quota.window or 86400) or {}
+        p.history.times[key], p.now, window) or {}
       local t = u.next_free
       if #times >= limit then
-        local tt = times[#times - limit + 1] + (ctx.quota and ctx.quota.window or 86400)
+        local tt = times[#times - limit + 1] + window
         t = t and math.max(t, tt) or tt
       end
       if t and (not not_before or t > not_before) then not_before = t end
@@ -1293,21 +1303,21 @@ function _M.plan(opts)
   end
   if qopts.quota == nil or type(qopts.quota) == "string" then
     -- read, never created: an empty store answers the same as a missing file
-    local legacy = type(opts.journal) == "string" and opts.journal .. ".quota"
-    if exists(legacy) then
+    local legacy = _M.journal_quota(opts.journal)
+    if legacy then
       intended = legacy
     elseif type(qopts.quota) == "string" then
-      local loc, lerr = require("truv.quota").location(qopts.quota)
+      local loc, lerr = quota_mod.location(qopts.quota)
       if not loc then
         if own_journal then journal:close() end
         return nil, lerr
       end
       intended = loc.path
     else
-      intended = require("truv.quota").default_path()
+      intended = quota_mod.default_path()
     end
     if not exists(intended) then
-      qopts.quota = require("truv.quota").memory()
+      qopts.quota = quota_mod.memory()
     end
   end
   quota, where, qerr = open_quota(qopts)
@@ -1318,8 +1328,7 @@ function _M.plan(opts)
   where = where or {}
   if intended then
     where = { kind = "sqlite", path = intended, own = where.own, exists = exists(intended),
-              legacy = intended == (type(opts.journal) == "string" and opts.journal .. ".quota")
-                       or nil }
+              legacy = intended == _M.journal_quota(opts.journal) or nil }
   end
   local ctx = {
     journal = journal, quota = quota, billed = 0, max_billed = opts.max_billed,

@@ -53,6 +53,10 @@ _M.PRECEDENCE = PRECEDENCE
 
 local DEFAULT_TABLE = core.route_table()
 
+-- A defer whose outcome says no time: the quota's window, after which a
+-- spent connection has room again whatever it spent.
+local DEFER_S = core.lists.defaults.quota_window_s
+
 -- Events that carry data or bookkeeping, never a decision.
 local INFORMATIONAL = {
   ["order-finalized"] = true, ["certification-completed"] = true,
@@ -112,7 +116,7 @@ local function by_status(self, kind, status, now, hint)
   local delay = self.delays[status] or e.delay
   local when
   if e.route == "retry" then when = hint or (now + delay) end
-  if e.route == "defer" then when = hint or (now + 86400) end
+  if e.route == "defer" then when = hint or (now + DEFER_S) end
   return decision(e.route, status, kind, status, when)
 end
 
@@ -123,7 +127,7 @@ local function route_error(self, err, now)
   local delay = self.delays[reason] or self.delays[err.kind] or e.delay
   local when
   if e.route == "retry" then when = err.retry_at or (now + delay) end
-  if e.route == "defer" then when = err.retry_at or (now + 86400) end
+  if e.route == "defer" then when = err.retry_at or (now + DEFER_S) end
   local d = decision(e.route, reason, "error", err.kind, when)
   d.error = err
   d.expiring = err.expiring   -- connections likely to expire soon (truv.refresh)

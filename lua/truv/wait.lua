@@ -53,7 +53,8 @@ local min = math.min
 
 local _M = {}
 
-_M.DEFAULTS = { timeout_s = 1200, interval_s = 2, max_interval_s = 30, clock_skew_s = 300 }
+_M.DEFAULTS = { timeout_s = 1200, interval_s = 2, max_interval_s = 30,
+                clock_skew_s = refresh.DEFAULTS.clock_skew_s }
 -- What each option accepts (client:wait_for_refresh checks them).
 _M.LIMITS = {
   timeout_s = { min = 0, max = 7 * 86400, unit = "seconds" },

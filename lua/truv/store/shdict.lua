@@ -78,7 +78,9 @@
 -- Several handles may open one dictionary (every worker does): they share
 -- everything under the same prefix, and must use the same limit and window
 -- (the first handle records its policy; another policy raises).
+local core = require "truv.core"
 local errors = require "truv.errors"
+local quota_mod = require "truv.quota"
 
 local ngx = ngx
 local type, error, tostring, tonumber, pairs, ipairs = type, error, tostring, tonumber, pairs,
@@ -98,7 +100,8 @@ local MAX_ROUNDS = 1e6                -- a bound on any wait, whatever the clock
 local CLAIM_TTL_S = 86400             -- how long a freed lock's claim is kept
 local WANT_AFTER = 6                  -- rounds (about 30 ms) before a waiter asks priority
 local WANT_TTL_S = 0.2                -- how long a request for priority lasts unrenewed
-local ORDER_TTL_S = 30 * 86400        -- how long an ordering record is kept
+local ORDER_TTL_S = core.lists.defaults.order_retention_s   -- an ordering record's life,
+                                                            -- as the C stores (truv/dedupe.h)
 local DEFAULT_LOCK_WAIT_S = 3
 local KIND_KEY = "truv.kind"          -- which kind of store a dictionary holds
 
@@ -675,7 +678,7 @@ end
 -- ------------------------------------------------------ connection facts
 
 local FACTS = { dead = 1, alive = 2, auth = 3 }
-local FACT_RETENTION_S = 400 * 86400   -- as the C stores (truv/quota.h)
+local FACT_RETENTION_S = core.lists.defaults.fact_retention_s   -- as the C stores (truv/quota.h)
 
 function Quota:_fkey(k)
   return self.prefix .. "f:" .. k
@@ -754,7 +757,7 @@ function Quota:__tostring()
 end
 
 --- shdict.quota(dict_name [, opts]) -> store
--- opts: limit (default 3), window (seconds, default 86400), prefix
+-- opts: limit (default 3, truv.quota's), window (seconds, default 86400), prefix
 -- (default "truv:"; stores with different prefixes are independent),
 -- lock_wait (seconds a call waits for a lock another worker holds, default
 -- 3; then it fails with "store_busy").
@@ -762,9 +765,10 @@ function _M.quota(name, opts)
   local prefix, lock_wait
   opts, prefix, lock_wait = store_options("quota", opts, { limit = true, window = true,
                                                             prefix = true, lock_wait = true })
-  local limit, window = opts.limit or 3, opts.window or 86400
-  if type(limit) ~= "number" or limit ~= floor(limit) or limit < 1 or limit > 1000 then
-    argerror("quota", 2, "'limit' must be an integer from 1 to 1000")
+  local limit = opts.limit or quota_mod.DEFAULT_LIMIT
+  local window = opts.window or quota_mod.DEFAULT_WINDOW
+  if type(limit) ~= "number" or limit ~= floor(limit) or limit < 1 or limit > quota_mod.MAX_LIMIT then
+    argerror("quota", 2, "'limit' must be an integer from 1 to " .. quota_mod.MAX_LIMIT)
   end
   if not finite(window) or window < 0.001 then
     argerror("quota", 2, "'window' must be a number of seconds >= 0.001")
