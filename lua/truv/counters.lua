@@ -19,7 +19,7 @@
 --                   fix, wait)
 --   webhook:<result> webhooks received, by result (the gateway's)
 -- truv.counters.memory() counts in this Lua state; inside nginx,
--- truv.store.shdict.counters(dict_name) counts in a shared dictionary, for
+-- require("truv.store.shdict").counters(dict_name) counts in a shared dictionary, for
 -- every worker at once (what a /metrics endpoint reads).
 local type, pairs, ipairs, tostring, error, setmetatable =
   type, pairs, ipairs, tostring, error, setmetatable

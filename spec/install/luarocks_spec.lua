@@ -43,6 +43,18 @@ describe("luarocks make", function()
       .. "package.searchpath(\"truv.core\", package.cpath))'")))
     assert.equal(0, code, out)
     assert.matches("0%.1%.0%s+reverify%s+" .. tmp:gsub("%p", "%%%0") .. "/tree/", out)
+    -- every Lua module of the sources is installed in the tree
+    local names = {}
+    local find = assert(io.popen("cd " .. q(SRC .. "/lua") .. " && find truv -name '*.lua'"))
+    for rel in find:lines() do names[#names + 1] = rel:gsub("%.lua$", ""):gsub("/", ".") end
+    find:close()
+    assert.is_true(#names > 20)
+    code, out = sh(string.format("cd / && env -u LD_PRELOAD sh -c %s", q(paths .. " && lua5.4 -e '"
+      .. "for m in (\"" .. table.concat(names, " ") .. "\"):gmatch(\"%S+\") do "
+      .. "local p = package.searchpath(m, package.path) "
+      .. "print(m, p and p:find(\"" .. tmp .. "/tree/\", 1, true) and \"installed\" or \"missing\") end'")))
+    assert.equal(0, code, out)
+    for _, m in ipairs(names) do assert.matches(m:gsub("%p", "%%%0") .. "%s+installed", out) end
     code, out = sh(string.format("cd / && env -u LD_PRELOAD sh -c %s",
                                  q(paths .. " && " .. tmp .. "/tree/bin/truv-renew --version")))
     assert.equal(0, code, out)

@@ -9,7 +9,7 @@
 --   write  before the write of a record (the decision is made)
 --   lock   before the add of a lock (the lock is stamped with a stale clock)
 -- Records and locks are told apart by the layout documented at the top of
--- lua/truv/store/shdict.lua ("<prefix>q:", "<prefix>s:", "<prefix>l").
+-- lua/truv/store/shdict/ ("<prefix>q:", "<prefix>s:", "<prefix>l").
 local shdict = require "truv.store.shdict"
 local quota = require "truv.quota"
 local truv = require "truv"
