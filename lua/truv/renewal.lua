@@ -326,7 +326,7 @@ end
 -- (for a retry or a defer) is where the next run continues.
 local function finish(ctx, case, decision, outcome, extra)
   local null = core.null   -- clears what an earlier run of the case recorded
-  local scheduled = SCHEDULED[decision.route] == true
+  local scheduled = SCHEDULED[decision.route] ~= nil
   local fields = {
     state = scheduled and "scheduled" or "routed",
     route = decision.route, reason = decision.reason or null,
@@ -757,7 +757,7 @@ local function runnable(ctx)
   local now = now_of(ctx)
   local ok, err = pcall(function()
     for rec in ctx.journal:each{ not_state = { "routed", "failed" } } do
-      local due = rec.state ~= "scheduled" or (rec.retry_at or rec.not_before or 0) <= now
+      local due = rec.state ~= "scheduled" or (route_mod.due_at(rec) or 0) <= now
       if due then list[#list + 1] = rec.case_id end
     end
   end)
@@ -1177,7 +1177,7 @@ local function plan_case(ctx, case, rec)
     return e
   end
   if state == "scheduled" then
-    local due = rec.retry_at or rec.not_before or 0
+    local due = route_mod.due_at(rec) or 0
     if due > now_of(ctx) then
       e.action, e.route, e.reason, e.not_before = "scheduled", rec.route, rec.reason, due
       return e

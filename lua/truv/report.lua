@@ -79,6 +79,9 @@ local UNTIMED = {
   defer = "refresh quota spent: deferred",
 }
 
+-- The files' column new_order_id is the journal's reverify_order_id (the
+-- order of the new verification link), under the name the files were
+-- published with.
 _M.CSV_COLUMNS = { "case_id", "order_id", "route", "reason", "refresh_order_id",
                    "new_order_id", "share_url", "retry_at", "not_before", "error", "line",
                    "state", "contact", "expiring", "first_name", "last_name", "email", "phone",
@@ -198,17 +201,17 @@ local function figures(summary)
            unfinished = max(0, total - routed - failed) }
 end
 
+-- Keeps in t[route] the earliest time of the timed routes' records.
+local function earliest(t, rec)
+  local at = route_mod.due_at(rec)
+  if type(at) == "number" then t[rec.route] = min(t[rec.route] or at, at) end
+end
+
 --- The earliest time per scheduled route, from a journal:
 -- { retry = epoch | nil, defer = epoch | nil }.
 function _M.times(journal)
   local t = {}
-  for rec in journal:each{} do
-    if rec.route == "retry" and type(rec.retry_at) == "number" then
-      t.retry = min(t.retry or rec.retry_at, rec.retry_at)
-    elseif rec.route == "defer" and type(rec.not_before) == "number" then
-      t.defer = min(t.defer or rec.not_before, rec.not_before)
-    end
-  end
+  for rec in journal:each{} do earliest(t, rec) end
   return t
 end
 
@@ -237,10 +240,11 @@ function _M.next_step(rec)
   elseif r == "fix" then
     return _M.fix_step(rec.reason, rec.error_kind)
   elseif r == "retry" then
-    return "nothing yet: run the same command after " .. (iso8601(rec.retry_at) or "its time")
+    return "nothing yet: run the same command after " ..
+           (iso8601(route_mod.due_at(rec)) or "its time")
   elseif r == "defer" then
     return "refresh quota spent: run the same command after " ..
-           (iso8601(rec.not_before) or "its time")
+           (iso8601(route_mod.due_at(rec)) or "its time")
   elseif r == "no_data" then
     return "the connection returned no data: verify this case another way (documents)"
   end
@@ -349,7 +353,7 @@ local SECTIONS = {}
 
 local function page_entry(rec, who, step)
   return { case_id = rec.case_id, order_id = rec.order_id, reason = rec.reason,
-           share_url = rec.share_url, new_order_id = rec.reverify_order_id,
+           share_url = rec.share_url, reverify_order_id = rec.reverify_order_id,
            retry_at = rec.retry_at, not_before = rec.not_before, error = rec.error,
            line = rec.line, handler_error = rec.handler_error, route = rec.route,
            no_contact = rec.no_contact == true, expiring = rec.expiring, who = who,
@@ -674,11 +678,8 @@ end
 --- The earliest retry / defer times among collected lists.
 function _M.times_of(lists)
   local t = {}
-  for _, e in ipairs(lists.retry or {}) do
-    if type(e.retry_at) == "number" then t.retry = min(t.retry or e.retry_at, e.retry_at) end
-  end
-  for _, e in ipairs(lists.defer or {}) do
-    if type(e.not_before) == "number" then t.defer = min(t.defer or e.not_before, e.not_before) end
+  for r in pairs(route_mod.TIMED) do
+    for _, e in ipairs(lists[r] or {}) do earliest(t, e) end
   end
   return t
 end

@@ -42,9 +42,22 @@ end
 _M.ROUTES = ROUTES
 _M.FINAL = FINAL
 
--- The routes that come back at a time (decision.retry_at, not_before): a
--- later run takes such a case up once it is due.
-_M.TIMED = { retry = true, defer = true }
+-- The routes that come back at a time, each with the field that holds its
+-- time in a decision (and in what is made of one: a journal record, an
+-- event, a report row): a retry's retry_at (when trying again makes sense,
+-- as an error's retry_at says), a defer's not_before (when the quota has
+-- room again). Both names are public; route.due_at reads whichever the
+-- route has, so nothing else needs to know which is which. A later run
+-- takes such a case up once it is due.
+local TIMED = { retry = "retry_at", defer = "not_before" }
+_M.TIMED = TIMED
+
+--- The time a decision (or a record or event made of one) comes back at:
+-- its route's field (TIMED), or nil for an untimed route or no time.
+function _M.due_at(d)
+  local field = TIMED[d.route]
+  return field and d[field] or nil
+end
 
 -- Which route wins when a case has several connections: a case still
 -- waiting is not finished; otherwise the one a person must look at first.
@@ -103,9 +116,18 @@ end
 local function decision(route, reason, outcome, status, when)
   local d = { route = route, reason = reason, outcome = outcome, status = status,
               final = route ~= "wait" }
-  if route == "retry" then d.retry_at = when end
-  if route == "defer" then d.not_before = when end
+  local field = TIMED[route]
+  if field then d[field] = when end
   return d
+end
+
+-- The time a timed route comes back at: the outcome's own `hint` (Truv's or
+-- the quota's), else `delay` after now for a retry and the quota's window
+-- for a defer; nil for the other routes.
+local function when_of(route, hint, now, delay)
+  if route == "retry" then return hint or (now + delay) end
+  if route == "defer" then return hint or (now + DEFER_S) end
+  return nil
 end
 
 local function by_status(self, kind, status, now, hint)
@@ -114,10 +136,7 @@ local function by_status(self, kind, status, now, hint)
     return decision("fix", "unknown_status", kind, status)
   end
   local delay = self.delays[status] or e.delay
-  local when
-  if e.route == "retry" then when = hint or (now + delay) end
-  if e.route == "defer" then when = hint or (now + DEFER_S) end
-  return decision(e.route, status, kind, status, when)
+  return decision(e.route, status, kind, status, when_of(e.route, hint, now, delay))
 end
 
 local function route_error(self, err, now)
@@ -125,10 +144,7 @@ local function route_error(self, err, now)
   if not e then return decision("fix", "unknown_error", "error", err.kind) end
   local reason = err.code or err.kind
   local delay = self.delays[reason] or self.delays[err.kind] or e.delay
-  local when
-  if e.route == "retry" then when = err.retry_at or (now + delay) end
-  if e.route == "defer" then when = err.retry_at or (now + DEFER_S) end
-  local d = decision(e.route, reason, "error", err.kind, when)
+  local d = decision(e.route, reason, "error", err.kind, when_of(e.route, err.retry_at, now, delay))
   d.error = err
   d.expiring = err.expiring   -- connections likely to expire soon (truv.refresh)
   return d
