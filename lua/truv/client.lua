@@ -35,8 +35,11 @@
 -- client:now(), client:sleep(s) (its clock and its way of pausing: a
 -- scheduler's, ngx.sleep or a blocking sleep), client:emit(level, event)
 -- (its logger), client:count(name [, n]) (its counters),
--- client:backoff(attempt, err) (the pause before trying again) and
--- client:options() (what it was made with, to make another like it).
+-- client:backoff(attempt, err) (the pause before trying again),
+-- client:refresh_setting(key) (its refresh settings) and client:options()
+-- (what it was made with, to make another like it). Two fields are public,
+-- to read only: client.quota (the quota store it reserves in, nil for
+-- none) and client.base_url.
 local core = require "truv.core"
 local errors = require "truv.errors"
 local options = require "truv.options"
@@ -183,7 +186,7 @@ end
 -- Refresh settings (truv.refresh DEFAULTS): the `refresh` table, and the
 -- common `expiry_days` (a number of days to opt in to refusing old
 -- connections, or false).
-local function refresh_defaults(opts)
+local function refresh_settings_of(opts)
   local d = {}
   for k, v in pairs(opts.refresh or {}) do d[k] = v end
   if opts.expiry_days ~= nil then d.expiry_days = opts.expiry_days end
@@ -307,7 +310,7 @@ function _M.new(opts)
     base_url = base_url,
     _options = opts,          -- client:options()
     _refreshing = {},         -- order ids with a refresh in progress on this client
-    refresh_defaults = refresh_defaults(opts),
+    _refresh = refresh_settings_of(opts),   -- client:refresh_setting()
     _stores = { quota = where },
     _transport_kind = type(opts.transport) == "string" and opts.transport
                       or (opts.transport == nil and (ngx and ngx.get_phase and "cosocket" or "curl"))
@@ -372,6 +375,15 @@ function Client:options()
   local o = {}
   for k, v in pairs(self._options) do o[k] = v end
   return o
+end
+
+--- The client's own value of refresh setting `key` (truv.refresh's
+-- DEFAULTS: its `refresh` option, and expiry_days), or nil when it was
+-- not given: truv.refresh then uses its default.
+function Client:refresh_setting(key)
+  argcheck(type(key) == "string", 1, "refresh_setting", "setting name expected, got " ..
+           type(key), 3)
+  return self._refresh[key]
 end
 
 --- client:set_timeouts(connect_ms, send_ms, read_ms): the client's timeouts

@@ -108,7 +108,7 @@ end
 
 local function opt(client, opts, key)
   local v = opts[key]
-  if v == nil and client.refresh_defaults then v = client.refresh_defaults[key] end
+  if v == nil then v = client:refresh_setting(key) end
   if v == nil then v = _M.DEFAULTS[key] end
   return v
 end

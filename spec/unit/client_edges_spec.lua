@@ -113,6 +113,7 @@ local BAD_CALLS = {
   emit = function(c) c:emit("loud", { event = "x" }) end,
   count = function(c) c:count(nil) end,
   backoff = function(c) c:backoff(0, {}) end,
+  refresh_setting = function(c) c:refresh_setting(1) end,
   set_timeouts = function(c) c:set_timeouts(0) end,
   send = function(c) c:send("GET orders/") end,
   build = function(c) c:build("get_orders") end,
@@ -212,6 +213,17 @@ describe("the client's hooks for the workflows built on it", function()
     assert.equal(t.sleep, o.sleep)
     o.client_id = "changed"                               -- a copy
     assert.equal("cid", c:options().client_id)
+  end)
+
+  it("say its refresh settings: its refresh option's and expiry_days, nil where not given",
+     function()
+    local c = client_with({}, { refresh = { not_within = 3600, refuse_dead = false },
+                                expiry_days = 90 })
+    assert.equal(3600, c:refresh_setting("not_within"))
+    assert.is_false(c:refresh_setting("refuse_dead"))
+    assert.equal(90, c:refresh_setting("expiry_days"))
+    assert.is_nil(c:refresh_setting("oauth_providers"))
+    assert.is_nil(client_with{}:refresh_setting("not_within"))
   end)
 end)
 

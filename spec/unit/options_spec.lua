@@ -154,13 +154,13 @@ describe("truv.new", function()
                           quota = false,
                           refresh = { settle_s = 0, clock_skew_s = 0, max_sends = 10,
                                       expiry_days = 1 } })
-    assert.equal(1, c.refresh_defaults.expiry_days)
+    assert.equal(1, c:refresh_setting("expiry_days"))
     c = assert(new{ expiry_days = false, refresh = { max_sends = 1 } })
-    assert.is_false(c.refresh_defaults.expiry_days)
+    assert.is_false(c:refresh_setting("expiry_days"))
     c = assert(new{ refresh = { refuse_dead = false, expiring_days = false,
                                 oauth_providers = { "adp", "paychex" } } })
-    assert.is_false(c.refresh_defaults.refuse_dead)
-    assert.same({ "adp", "paychex" }, c.refresh_defaults.oauth_providers)
+    assert.is_false(c:refresh_setting("refuse_dead"))
+    assert.same({ "adp", "paychex" }, c:refresh_setting("oauth_providers"))
     assert(new{ refresh = { expiring_days = 0, oauth_providers = false } })
   end)
 end)
