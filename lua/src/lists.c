@@ -110,21 +110,23 @@ static int l_valid_id(lua_State *L) {
   return 1;
 }
 
+/* core.lists' fields, each pushed by its function. */
+static const struct {
+  const char *name;
+  void (*push)(lua_State *L);
+} LISTS[] = {
+    {"routes", push_routes},       {"kinds", push_kinds},   {"products", push_products},
+    {"refreshes", push_refreshes}, {"limits", push_limits}, {"defaults", push_defaults},
+};
+
 void truv_open_lists(lua_State *L) {
   static const luaL_Reg funcs[] = {{"valid_id", l_valid_id}, {NULL, NULL}};
+  size_t i;
   luaL_setfuncs(L, funcs, 0);
-  lua_createtable(L, 0, 7);
-  push_routes(L);
-  lua_setfield(L, -2, "routes");
-  push_kinds(L);
-  lua_setfield(L, -2, "kinds");
-  push_products(L);
-  lua_setfield(L, -2, "products");
-  push_refreshes(L);
-  lua_setfield(L, -2, "refreshes");
-  push_limits(L);
-  lua_setfield(L, -2, "limits");
-  push_defaults(L);
-  lua_setfield(L, -2, "defaults");
+  lua_createtable(L, 0, (int)(sizeof LISTS / sizeof LISTS[0]));
+  for (i = 0; i < sizeof LISTS / sizeof LISTS[0]; i++) {
+    LISTS[i].push(L);
+    lua_setfield(L, -2, LISTS[i].name);
+  }
   lua_setfield(L, -2, "lists");
 }
