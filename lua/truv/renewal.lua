@@ -59,10 +59,11 @@
 -- started again with the same journal skips routed cases, reconciles
 -- refreshes that were in flight (adopting the one Truv created, or sending
 -- again only when provably none was), and sends nothing twice. A case
--- scheduled for a retry resumes the same way (see "Resume points" below).
+-- scheduled for a retry resumes the same way (see "Resume points" in
+-- truv.renewal.case).
 -- The journal is opened exclusively (one run at a time); a journal that
 -- cannot be written, and errors about the run rather than a case, stop the
--- run (see "Errors about the run").
+-- run (see "Errors about the run" in truv.renewal.case).
 --
 -- Interruption: `interrupted` is called at every turn of the run's loop
 -- (cheap: truv-renew reads the flag its signal handler set). Once it
@@ -91,6 +92,11 @@
 -- key in its own store) does its work once. outcome.case_id and
 -- outcome.refresh_order_id (the refresh the outcome is of, if any) come
 -- with it.
+--
+-- The parts: this module runs (its options, its stores, its workers, its
+-- summary, the dry run's setting up); truv.renewal.case is one case's
+-- state machine (and the dry run's reading of it); truv.renewal.load puts
+-- the cases into the journal and reads them back.
 local core = require "truv.core"
 local truv_client = require "truv.client"
 local errors = require "truv.errors"
@@ -99,18 +105,19 @@ local refresh = require "truv.refresh"
 local cases_mod = require "truv.cases"
 local scheduler = require "truv.scheduler"
 local inbox_mod = require "truv.inbox"
-local wait_mod = require "truv.wait"
 local quota_mod = require "truv.quota"
 local options = require "truv.options"
+local case_mod = require "truv.renewal.case"
+local load_mod = require "truv.renewal.load"
 
 local type, ipairs, pairs, tostring, error = type, ipairs, pairs, tostring, error
-local setmetatable, getmetatable, pcall = setmetatable, getmetatable, pcall
-local concat = table.concat
+local getmetatable, pcall = getmetatable, pcall
 local format = string.format
 
 local _M = {}
 
-local open_quota   -- the run's quota store (below)
+local get, put, emit, journal_failure = case_mod.get, case_mod.put, case_mod.emit,
+                                        case_mod.journal_failure
 
 _M.DEFAULTS = {
   concurrency = scheduler.DEFAULTS.concurrency,          -- requests in flight
@@ -119,8 +126,14 @@ _M.DEFAULTS = {
   commit_interval_s = 0.05,    -- group commit of the journal, unless a refresh waits on it
   skew_s = refresh.DEFAULTS.clock_skew_s,   -- our clock against Truv's timestamps
   drain_interval_s = 0.02,     -- webhook mode: the longest a delivery waits to be seen
-  probation_cases = 10,        -- failures before any success that stop the run (see below)
-  store_busy_retry_s = 60,     -- a busy quota store: the case is tried again after this
+  probation_cases = 10,        -- failures before any success that stop the run
+                               -- (truv.renewal.case: "Errors about the run")
+  -- a case tried again later: when it comes due (a later run picks it up then)
+  store_busy_retry_s = 60,     -- the quota store was busy: nothing was sent
+  unreconciled_retry_s = 300,  -- a refresh that may have been sent could not be read back
+                               -- (Truv unreachable): the next try reconciles again
+  reverify_pending_retry_s = 60,   -- a refresh routed to reverify, but the original
+                                   -- order could not be read to make its link
   not_within = 20 * 3600,      -- an order refreshed less than this ago is not paid for again
   interrupt_grace_s = 10,      -- interrupted: the longest the requests in flight are awaited
   load_interval_s = 0.2,       -- on_load: at most this often
@@ -136,6 +149,8 @@ _M.LIMITS = {
   skew_s = { min = 0, max = 86400, unit = "seconds" },
   probation_cases = { integer = true, min = 1, max = 1e6 },
   store_busy_retry_s = { min = 0, max = 86400, unit = "seconds" },
+  unreconciled_retry_s = { min = 0, max = 86400, unit = "seconds" },
+  reverify_pending_retry_s = { min = 0, max = 86400, unit = "seconds" },
   interrupt_grace_s = { min = 0, max = 3600, unit = "seconds" },
   load_interval_s = { above = 0, max = 60, unit = "seconds" },
   expiry_days = refresh.LIMITS.expiry_days,
@@ -153,617 +168,6 @@ _M.LIMITS = {
     ttl = { min = 0, max = 31536000, unit = "seconds" },
   },
 }
-
--- Journal states (truv/journal.h): new, planned, sending, sent, waiting,
--- linking, routed, scheduled (retry/defer with a time), failed (a bad
--- input row).
---
--- Resume points. A case keeps, in its record, what it already did at Truv,
--- and every run continues from there; nothing billed or sent to the
--- applicant is ever redone from scratch while it may exist:
---   sending    the refresh POST may have left: reconcile (adopt the refresh
---              Truv created, or prove none was) before any new POST
---   sent, waiting   the refresh exists (refresh_order_id): wait for it
---   linking    the request for the new verification link may have left
---              (link_mode, link_sent_at): see make_link
---   scheduled  with `resume` = "reconcile" (as sending: baseline_refresh_order
---              and sent_at are kept), "wait" (as sent) or "link" (the refresh
---              is done and routed to reverify: make the link, refresh
---              nothing; link_connections and link_reason say which and why);
---              no `resume`: nothing exists at Truv, start again.
---
--- Errors about the run, not the case: every other case would fail the same
--- way, so the run stops, nothing more is sent, and each case keeps its state
--- for the corrected run (a wrong secret must not turn a batch into "fix"):
---   - the journal cannot be read or written (disk full, read-only, busy):
---     the run stops before any further billed call, with that error;
---   - authentication (401/403): every call would fail;
---   - the quota store fails (other than busy): no refresh can be reserved;
---   - the configuration looks wrong: before any call of the run has
---     succeeded, the cases that fail in a configuration-like way (not found,
---     an answer that is not Truv's, a 405/415, or a server that was never
---     reached: DNS, connection refused, TLS, a connect timeout) are held
---     instead of routed, with nothing written; probation_cases of them (or
---     every case of a smaller run) with no success stop the run. The first
---     success releases them: they are tried again and routed as usual (a
---     case whose order really is unknown then goes to fix).
--- Transient: a quota store that is busy retries the case later (scheduled
--- retry, reason "store_busy"), never fix.
-
-local function now_of(ctx) return ctx.clock() end
-
-local function emit(ctx, event)
-  if ctx.on_event then ctx.on_event(event) end
-end
-
--- Stops the run with `err`: nothing is resumed after the caller, and the
--- caller unwinds (worker() recognises the raise).
-local function stop(ctx, err)
-  ctx.run_error = ctx.run_error or err
-  if ctx.sched then ctx.sched:stop() end
-  error({ run_error = ctx.run_error }, 0)
-end
-
--- Called where a case would begin new work at Truv (reserve and send a
--- refresh, create a link): once the run is interrupted, the case stops
--- here, at its last resume point, and worker() moves on to nothing.
-local function check_interrupted(ctx)
-  if ctx.interrupted then error({ interrupted = true }, 0) end
-end
-
-local function journal_failure(err)
-  local e = errors.new("internal", err and err.code or "journal", format(
-    "the journal cannot be written (%s): the run stopped before anything more was sent to "
-    .. "Truv; make it writable (free the space, fix the file) and run the same command again",
-    tostring(err and err.message or err)), { journal = true })
-  return e
-end
-
-local function put(ctx, case_id, fields)
-  if ctx.run_error then stop(ctx, ctx.run_error) end
-  fields.updated_at = now_of(ctx)
-  local ok, err = ctx.journal:put(case_id, fields)
-  if not ok then stop(ctx, journal_failure(err)) end
-end
-
--- The journal's record of a case; a failed read stops the run (an unread
--- record is not a new case: its refresh may exist).
-local function get(ctx, case_id)
-  local rec, err = ctx.journal:get(case_id)
-  if rec == nil and err ~= nil then stop(ctx, journal_failure(err)) end
-  return rec
-end
-
-local function case_input(case)
-  return core.encode{
-    case_id = case.case_id, order_id = case.order_id, product = case.product,
-    employers = setmetatable(case.employers or {}, { __jsontype = "array" }),
-    financial_accounts = setmetatable(case.financial_accounts or {}, { __jsontype = "array" }),
-    first_name = case.first_name, last_name = case.last_name, email = case.email,
-    phone = case.phone, order_number = case.order_number,
-  }
-end
-
-local function decode_input(rec)
-  local c = core.decode(rec.input, "table")
-  c.line = rec.line
-  return c
-end
-
--- The refresh of a case: its product, and the connections it names of the
--- kind that product refreshes (an export may list a case's bank accounts
--- beside its employers; an income refresh names only the employers).
-local function refresh_params(case)
-  local p = { products = { case.product } }
-  local kind = refresh.KIND_OF[case.product]
-  local ids = kind and case[kind] or {}
-  if #ids > 0 then
-    p[kind] = {}
-    for i, id in ipairs(ids) do p[kind][i] = { id = id } end
-  end
-  return p
-end
-
--- A call of this run got an answer from Truv: the configuration works, and
--- the cases held meanwhile are tried again.
-local function proven(ctx)
-  if ctx.proven then return end
-  ctx.proven = true
-  for _, id in ipairs(ctx.held) do ctx.todo[#ctx.todo + 1] = id end
-  ctx.held = {}
-end
-
--- Would every case fail this way if the configuration were wrong?
-local function config_like(err)
-  local k = err.kind
-  if k == "not_found" or k == "protocol" or k == "api" then return true end
-  return k == "network" and not err.maybe_sent   -- the server was never reached
-end
-
-local function run_wide_error(ctx)
-  local first = ctx.held_errors[1]
-  return errors.new(first.kind, "run_wide", format(
-    "the first %d case(s) tried all failed and no call succeeded (the first: %s): the "
-    .. "configuration looks wrong (the base URL %s, the network, the environment of the "
-    .. "credentials) or these orders do not exist; nothing was routed, and the same command "
-    .. "resumes every case once it is corrected", #ctx.held_errors, tostring(first),
-    tostring(ctx.base_url)), { errors = ctx.held_errors })
-end
-
--- Raises for an error about the run (see above); holds a case that failed
--- in a configuration-like way before any success.
-local function check_run_error(ctx, case, err)
-  if err.kind == "auth" then stop(ctx, err) end
-  if err.kind == "invalid" and err.code == "base_url" then stop(ctx, err) end
-  if err.store == "quota" and err.code ~= "store_busy" then
-    stop(ctx, errors.new("internal", err.code or "store", "the quota store failed: " ..
-                         tostring(err.message) .. "; the run stopped before refreshing more"))
-  end
-  if not ctx.proven and config_like(err) then
-    ctx.held[#ctx.held + 1] = case.case_id
-    ctx.held_errors[#ctx.held_errors + 1] = err
-    emit(ctx, { event = "held", case_id = case.case_id, message = tostring(err) })
-    if #ctx.held_errors >= ctx.probation then stop(ctx, run_wide_error(ctx)) end
-    error({ held = true }, 0)
-  end
-end
-
-local SCHEDULED = route_mod.TIMED
-
--- Connections likely to expire soon (truv.refresh's meta.expiring), as the
--- journal keeps them: "<kind>/<id> <age>d since <created|auth>; ...".
-local function expiring_text(list)
-  if not list or #list == 0 then return nil end
-  local parts = {}
-  for i, e in ipairs(list) do
-    parts[i] = format("%s/%s %dd since %s", tostring(e.kind), tostring(e.id), e.age_days or 0,
-                      e.basis == "auth" and "re-authentication" or "connection")
-  end
-  return concat(parts, "; ")
-end
-
--- Records the final route of a case and calls its handler. extra.resume
--- (for a retry or a defer) is where the next run continues.
-local function finish(ctx, case, decision, outcome, extra)
-  local null = core.null   -- clears what an earlier run of the case recorded
-  local scheduled = SCHEDULED[decision.route] ~= nil
-  local fields = {
-    state = scheduled and "scheduled" or "routed",
-    route = decision.route, reason = decision.reason or null,
-    retry_at = decision.retry_at or null, not_before = decision.not_before or null,
-    error = null, share_url = null, handler_error = null,
-    -- the kind of error behind the route, if one was (a fix's next step)
-    error_kind = outcome and errors.is(outcome.error) and outcome.error.kind or null,
-  }
-  for k, v in pairs(extra or {}) do fields[k] = v end
-  fields.resume = scheduled and extra and extra.resume or null
-  -- The handler may run again for this outcome (a run killed after it
-  -- returned and before the record below was committed): the key is the
-  -- same every time, and the next outcome of the case gets the next one.
-  local rec = get(ctx, case.case_id) or {}
-  local n = (rec.routings or 0) + 1
-  fields.routings = n
-  outcome = outcome or {}
-  outcome.key = case.case_id .. "#" .. n
-  outcome.case_id = case.case_id
-  outcome.refresh_order_id = fields.refresh_order_id   -- the refresh this outcome is of, if any
-  local ok, res = ctx.router:act(decision, case, outcome)
-  -- the fresh order was lent to the handler for the call: its memory goes
-  -- back now rather than whenever the collector finds it
-  if core.isdocument(outcome.order) then core.release(outcome.order) end
-  if not ok then
-    fields.handler_error = res.message
-    emit(ctx, { event = "handler_error", case_id = case.case_id, route = decision.route,
-                message = res.message })
-  end
-  put(ctx, case.case_id, fields)
-  emit(ctx, { event = "routed", case_id = case.case_id, route = decision.route,
-              reason = decision.reason, retry_at = decision.retry_at,
-              not_before = decision.not_before, link = type(fields.share_url) == "string" or nil,
-              refresh_order_id = outcome.refresh_order_id, key = outcome.key,
-              no_contact = (fields.no_contact == true or rec.no_contact == true) or nil,
-              expiring = fields.expiring or rec.expiring })
-  return decision
-end
-
--- The connections that need the user again, for the re-verification link:
--- the original order's (a refresh order's suborders have ids of their own,
--- over the same links). nil: every connection.
-local function failing_connections(result, original)
-  local links = {}
-  for _, c in ipairs(result and result.connections or {}) do
-    if c.decision.route == "reverify" and c.link_id then links[c.link_id] = true end
-  end
-  local ids = {}
-  for _, c in ipairs(original and original.connections or {}) do
-    if c.link_id and links[c.link_id] then ids[#ids + 1] = c.id end
-  end
-  return #ids > 0 and ids or nil
-end
-
-local function split(list)
-  if type(list) ~= "string" or list == "" then return nil end
-  local ids = {}
-  for id in list:gmatch("[^,]+") do ids[#ids + 1] = id end
-  return ids
-end
-
--- The new verification link, journaled ahead like a refresh. A new order
--- can be read back by nothing Truv documents (no lookup by order_number or
--- external_user_id; the order list's filters are undocumented), so an order
--- whose creation may have reached Truv is never created again by the
--- batch: the case goes to fix ("reverify_unconfirmed": a person checks the
--- dashboard for the order carrying the case's order_number, created after
--- link_sent_at, before sending another link). A second order would be a
--- second link (Truv may notify the applicant itself) and a second order to
--- complete. Bridge tokens are made again instead: a token whose answer was
--- lost was never handed to anyone, is not billed, contacts nobody and
--- expires in 6 h, while without a token the user cannot reconnect.
-local function make_link(ctx, case, original, decision, outcome, extra, conn_ids)
-  local null = core.null
-  local mode = ctx.reverify.mode or "order"
-  extra = extra or {}
-  check_interrupted(ctx)
-  put(ctx, case.case_id, {
-    state = "linking", link_mode = mode, link_sent_at = now_of(ctx),
-    link_connections = conn_ids and concat(conn_ids, ",") or null,
-    link_reason = decision.reason or null,
-    refresh_order_id = extra.refresh_order_id or null,
-    reverify_order_id = null, share_url = null, no_contact = null,
-  })
-  ctx.sched:barrier()          -- durable before the create leaves
-  if ctx.interrupted then
-    -- interrupted while the write-ahead was made durable: nothing was asked
-    -- of Truv, so the case resumes by making the link (not as a creation
-    -- that may have reached Truv, which a person would have to check)
-    put(ctx, case.case_id, { state = "scheduled", route = "retry", reason = "interrupted",
-                             retry_at = now_of(ctx), resume = "link" })
-    error({ interrupted = true }, 0)
-  end
-  -- Truv's Order has no contact to copy: the case's, from the input
-  local link, err = ctx.client:reverify(original, { mode = mode, connections = conn_ids,
-                                                    order = ctx.reverify.order,
-                                                    contact = { email = case.email,
-                                                                phone = case.phone } })
-  outcome = outcome or {}
-  if link then
-    extra.share_url = link.share_url
-    extra.link_created_at = now_of(ctx)
-    -- a new order without an email or phone: Truv told nobody
-    if mode == "order" then extra.no_contact = link.contact == false or null end
-    extra.reverify_order_id = link.order_id
-    if link.tokens then extra.bridge_tokens = #link.tokens end
-    if mode == "order" then
-      -- the order exists: a run killed from here on hands it out again
-      put(ctx, case.case_id, { reverify_order_id = link.order_id, share_url = link.share_url,
-                               no_contact = extra.no_contact,
-                               link_created_at = extra.link_created_at })
-      ctx.sched:barrier()
-    end
-    outcome.link = link
-    return finish(ctx, case, decision, outcome, extra)
-  end
-  check_run_error(ctx, case, err)
-  extra.error = tostring(err)
-  outcome.error = err
-  local d
-  if mode == "order" and not refresh.definitely_not_created(err) then
-    d = { route = "fix", reason = "reverify_unconfirmed", final = true }
-    extra.error = "the new verification order may or may not have been created (" ..
-                  tostring(err) .. "): check for an order with this case's order_number " ..
-                  "before sending another link"
-  else
-    -- the link could not be made: the case still needs the user, and a person
-    d = ctx.router:route(err, now_of(ctx))
-    if d.route == "retry" then
-      extra.resume = "link"
-    else
-      d = { route = "fix", reason = "reverify_failed", final = true }
-    end
-  end
-  return finish(ctx, case, d, outcome, extra)
-end
-
--- A case whose link step was begun by an earlier run.
-local function resume_link(ctx, case, rec, attempted)
-  if attempted and (rec.link_mode or "order") == "order" then
-    if rec.reverify_order_id then
-      return finish(ctx, case, { route = "reverify", reason = rec.link_reason, final = true },
-                    { link = { mode = "order", order_id = rec.reverify_order_id,
-                               share_url = rec.share_url } },
-                    { share_url = rec.share_url, reverify_order_id = rec.reverify_order_id,
-                      refresh_order_id = rec.refresh_order_id,
-                      link_created_at = rec.link_created_at or rec.link_sent_at })
-    end
-    return finish(ctx, case, { route = "fix", reason = "reverify_unconfirmed", final = true }, {},
-      { error = "a run stopped while creating the new verification order: it may or may not " ..
-                "exist; check for an order with this case's order_number before sending " ..
-                "another link", refresh_order_id = rec.refresh_order_id })
-  end
-  local original, err = ctx.client:get_order_model(case.order_id)
-  if not original then
-    check_run_error(ctx, case, err)
-    local d = ctx.router:route(err, now_of(ctx))
-    local extra = { error = tostring(err), refresh_order_id = rec.refresh_order_id,
-                    resume = SCHEDULED[d.route] and "link" or nil }
-    return finish(ctx, case, d, { error = err }, extra)
-  end
-  proven(ctx)
-  return make_link(ctx, case, original, { route = "reverify", reason = rec.link_reason,
-                                          final = true },
-                   {}, { refresh_order_id = rec.refresh_order_id }, split(rec.link_connections))
-end
-
-local function route_error(ctx, case, original, err, extra)
-  check_run_error(ctx, case, err)
-  local d
-  if err.store == "quota" then   -- busy: nothing was sent, try again soon
-    d = { route = "retry", reason = "store_busy", final = true,
-          retry_at = now_of(ctx) + ctx.store_busy_retry_s }
-  else
-    d = ctx.router:route(err, now_of(ctx))
-  end
-  extra = extra or {}
-  extra.error = tostring(err)
-  extra.expiring = extra.expiring or expiring_text(err.expiring)
-  if d.route == "reverify" and original then
-    local ids
-    if err.expired then
-      ids = {}
-      for _, e in ipairs(err.expired) do ids[#ids + 1] = e.id end
-    end
-    return make_link(ctx, case, original, d, { error = err }, extra, ids)
-  end
-  return finish(ctx, case, d, { error = err }, extra)
-end
-
--- The wait's options with refresh_order's warning (meta.expiring), so that
--- the decision the handlers get carries it.
-local function with_expiring(opts, expiring)
-  if not expiring then return opts end
-  local o = { expiring = expiring }
-  for k, v in pairs(opts) do o[k] = v end
-  return o
-end
-
--- Waits for a sent refresh and routes what it produced. `recent`: the
--- refresh is one the case adopted rather than sent (refreshed less than
--- not_within ago): its data is fresh, and a `done` says so.
-local function await(ctx, case, original, refresh_order, expiring, recent)
-  local id = type(refresh_order) == "string" and refresh_order or refresh_order.id
-  local result, err, via
-  if ctx.inbox then
-    result, err, via = ctx.inbox:wait_for_refresh(ctx.client, refresh_order,
-                                                  with_expiring(ctx.webhook_wait, expiring))
-    if via == "fallback" then
-      emit(ctx, { event = "webhook_fallback", case_id = case.case_id, refresh_order_id = id })
-    end
-  else
-    result, err = ctx.client:wait_for_refresh(refresh_order,
-                                              with_expiring(ctx.poll_opts, expiring))
-  end
-  -- the refresh exists: a retry waits on it again rather than refreshing
-  if not result then
-    return route_error(ctx, case, original, err, { resume = "wait", refresh_order_id = id })
-  end
-  proven(ctx)
-  local extra = { refresh_order_id = result.order.id }
-  if not result.finished then
-    local d = { route = "retry", reason = "refresh_unfinished", final = true,
-                retry_at = now_of(ctx) + (ctx.poll_opts.timeout_s or wait_mod.DEFAULTS.timeout_s) }
-    extra.resume = "wait"
-    return finish(ctx, case, d, result, extra)
-  end
-  local d = result.decision
-  if recent and d.route == "done" then d.reason = "recently_refreshed" end
-  if d.route == "reverify" then
-    original = original or ctx.client:get_order_model(case.order_id)
-    if original then
-      return make_link(ctx, case, original, d, result, extra,
-                       failing_connections(result, original))
-    end
-    -- the original cannot be read now: the link is made by a later run (for
-    -- every connection, since which of the original's failed is not known)
-    extra.link_reason = d.reason
-    extra.resume = "link"
-    return finish(ctx, case, { route = "retry", reason = "reverify_pending", final = true,
-                               retry_at = now_of(ctx) + 60 }, result, extra)
-  end
-  return finish(ctx, case, d, result, extra)
-end
-
--- A refresh that may have been sent by an earlier run: adopt it or prove
--- it absent. Returns the refresh order, false (provably none: the case
--- starts again), or nil after routing the case for a later attempt.
-local function reconcile(ctx, case, rec)
-  local found, err = refresh.find_created(ctx.client, case.order_id,
-                                          rec.baseline_refresh_order, rec.sent_at or 0,
-                                          ctx.skew_s)
-  if found then
-    proven(ctx)
-    put(ctx, case.case_id, { state = "sent", refresh_order_id = found.id })
-    emit(ctx, { event = "adopted", case_id = case.case_id, refresh_order_id = found.id })
-    return found
-  end
-  if found == nil then
-    check_run_error(ctx, case, err)
-    finish(ctx, case, { route = "retry", reason = "unreconciled", final = true,
-                        retry_at = now_of(ctx) + 300 }, { error = err },
-           { error = tostring(err), resume = "reconcile" })
-    return nil
-  end
-  proven(ctx)
-  -- provably never created: the reservation it held goes back
-  if rec.quota_ticket and rec.quota_keys and ctx.quota then
-    ctx.quota:release(split(tostring(rec.quota_keys)), rec.quota_ticket)
-  end
-  put(ctx, case.case_id, { state = "planned", resume = core.null })
-  return false
-end
-
--- The run's cap on billed refreshes (max_billed): one per connection a
--- refresh would bill, counted before the store is asked; the refresh that
--- would pass the cap is not sent. Every refresh of the run is counted.
-local function admit(ctx, info)
-  local n = info.connections or 1
-  if ctx.max_billed and ctx.billed + n > ctx.max_billed then return false end
-  ctx.billed = ctx.billed + n
-  return true
-end
-
-local function process(ctx, case)
-  local rec = get(ctx, case.case_id) or {}
-  emit(ctx, { event = "started", case_id = case.case_id })
-
-  local at = rec.state
-  if at == "scheduled" then at = rec.resume end
-  if at == "sending" or at == "reconcile" then
-    local found = reconcile(ctx, case, rec)
-    if found == nil then return end
-    if found then return await(ctx, case, nil, found) end
-  elseif (at == "sent" or at == "waiting" or at == "wait") and rec.refresh_order_id then
-    return await(ctx, case, nil, rec.refresh_order_id, nil, rec.recent == true)
-  elseif at == "linking" then
-    return resume_link(ctx, case, rec, true)
-  elseif at == "link" then
-    return resume_link(ctx, case, rec, false)
-  end
-
-  -- models, not documents: a case in progress holds a few hundred bytes
-  local original, err = ctx.client:get_order_model(case.order_id)
-  if not original then return route_error(ctx, case, nil, err) end
-  proven(ctx)
-
-  check_interrupted(ctx)   -- nothing reserved, nothing sent: the case starts again
-  local doc, meta = ctx.client:refresh_order(case.order_id, refresh_params(case), {
-    order = original,
-    answer = "model",
-    -- refreshed a moment ago by anyone (another run, host or tool), but not
-    -- this case's own earlier refresh (a retry it scheduled): adopted
-    not_within = ctx.not_within,
-    own_refresh = rec.refresh_order_id,
-    admit = function(info) return admit(ctx, info) end,
-    before_send = function(info)
-      -- Until the write-ahead is durable the POST has not left: a run that
-      -- stops meanwhile (its commit failed) gives the reservation back.
-      if info.quota_ticket then
-        ctx.unsent[case.case_id] = { keys = info.quota_keys, ticket = info.quota_ticket }
-      end
-      put(ctx, case.case_id, {
-        state = "sending", sent_at = info.sent_at,
-        baseline_refresh_order = info.baseline or core.null,
-        quota_ticket = info.quota_ticket,
-        quota_keys = info.quota_keys and concat(info.quota_keys, ",") or nil,
-        attempts = (rec.attempts or 0) + info.sends,
-      })
-      ctx.sched:barrier()        -- durable before the POST leaves
-      if ctx.interrupted then
-        -- interrupted while the write-ahead was made durable: the POST is
-        -- not sent (the run takes no new work), its reservation goes back
-        -- with the run's other unsent ones, and the case resumes as after
-        -- a crash at this point (the refresh is looked for, then made)
-        error({ interrupted = true }, 0)
-      end
-      ctx.unsent[case.case_id] = nil
-      emit(ctx, { event = "sending", case_id = case.case_id })
-    end,
-  })
-  if not doc then
-    if meta.max_billed then
-      -- the run's cap on billed refreshes: the case is left as it was, due
-      -- for the next run
-      ctx.capped = ctx.capped + 1
-      emit(ctx, { event = "capped", case_id = case.case_id })
-      return
-    end
-    -- sent, and its outcome could not be read back: reconcile next time
-    local extra = meta.code == "unreconciled" and { resume = "reconcile" } or nil
-    return route_error(ctx, case, original, meta, extra)
-  end
-  if meta.recent then
-    put(ctx, case.case_id, { state = "sent", refresh_order_id = doc.id, recent = true,
-                             expiring = expiring_text(meta.expiring) or core.null })
-    emit(ctx, { event = "recent", case_id = case.case_id, refresh_order_id = doc.id,
-                age_s = math.floor(meta.recent.age_s) })
-    return await(ctx, case, nil, doc, meta.expiring, true)
-  end
-  put(ctx, case.case_id, { state = "sent", refresh_order_id = doc.id, recent = core.null,
-                           expiring = expiring_text(meta.expiring) or core.null })
-  emit(ctx, { event = "sent", case_id = case.case_id, refresh_order_id = doc.id,
-              reconciled = meta.reconciled, expiring = expiring_text(meta.expiring) })
-  -- A tail call with the refresh order's model: no document is held while
-  -- the case waits (the original's model is read again only if the case
-  -- needs a new link), which costs less than keeping every waiting case's
-  -- documents in memory.
-  return await(ctx, case, nil, doc, meta.expiring)
-end
-
--- Adds the input's cases to the journal (existing ones are left alone) and
--- records bad rows as failed. Returns n, problems, or nil, err when the
--- journal cannot be written, or nil, nil, { problem } when the input cannot
--- be read at all.
-local function load(ctx, input)
-  local iter = type(input) == "string" and cases_mod.each(input) or cases_mod.each_list(input)
-  local j = ctx.journal
-  local function write(ok, err)
-    if not ok then error({ run_error = journal_failure(err) }, 0) end
-  end
-  local ok, n, problems = pcall(function()
-    -- one transaction: an input that cannot be read to its end adds nothing
-    write(j:begin())
-    -- bad rows describe this reading of the input: the previous reading's go
-    local stale = {}
-    for rec in j:each{ state = "failed" } do stale[#stale + 1] = rec.case_id end
-    for _, id in ipairs(stale) do write(j:delete(id)) end
-    local count, list = 0, {}
-    for fine, v in iter do
-      if fine then
-        count = count + 1
-        if not get(ctx, v.case_id) then
-          put(ctx, v.case_id, { state = "new", input = case_input(v), line = v.line,
-                                order_id = v.order_id })
-        end
-      elseif v.line == 0 then
-        j:rollback()
-        return nil, { v }
-      else
-        list[#list + 1] = v
-        local id = v.case_id and ("line-" .. v.line .. ":" .. v.case_id) or ("line-" .. v.line)
-        put(ctx, id, { state = "failed", line = v.line, error = v.message })
-        emit(ctx, { event = "bad_row", line = v.line, case_id = v.case_id, message = v.message })
-      end
-    end
-    write(j:commit())
-    return count, list
-  end)
-  if ok then
-    if n == nil then return nil, nil, problems end
-    return n, problems
-  end
-  j:rollback()   -- nothing of this reading stays (a no-op outside a group)
-  if type(n) == "table" and n.run_error then return nil, n.run_error end
-  if type(n) == "string" and n:find("journal", 1, true) then
-    return nil, journal_failure({ message = n })
-  end
-  error(n, 0)
-end
-
--- The ids of the cases this run works on: not final, and scheduled ones
--- only once due. Ids only: a record is read again when its turn comes, so a
--- 100 000-case run does not keep every case's input in memory (where every
--- collection would walk it). nil, err when the journal cannot be read.
-local function runnable(ctx)
-  local list = {}
-  local now = now_of(ctx)
-  local ok, err = pcall(function()
-    for rec in ctx.journal:each{ not_state = { "routed", "failed" } } do
-      local due = rec.state ~= "scheduled" or (route_mod.due_at(rec) or 0) <= now
-      if due then list[#list + 1] = rec.case_id end
-    end
-  end)
-  if not ok then return nil, journal_failure({ message = tostring(err) }) end
-  return list
-end
 
 -- The reservations of refreshes whose write-ahead never passed its barrier:
 -- the run stopped there, so their POST never left and Truv made nothing;
@@ -797,7 +201,7 @@ end
 -- default_path), shared by every run of the machine's user. Returns store,
 -- where ({ path =, kind =, legacy =, default =, own = }), or nil, nil for
 -- none, or nil, nil, err.
-function open_quota(opts)
+local function open_quota(opts)
   local q = opts.quota
   local legacy = _M.journal_quota(opts.journal)
   if legacy and q ~= nil then
@@ -965,7 +369,7 @@ local function work(ctx, opts, todo)
     while next_case <= #todo and not ctx.run_error and not ctx.interrupted do
       local id = todo[next_case]
       next_case = next_case + 1
-      local ok, err = pcall(function() return process(ctx, decode_input(get(ctx, id))) end)
+      local ok, err = pcall(function() return case_mod.process(ctx, load_mod.case(get(ctx, id))) end)
       if not ok and type(err) == "table" and (err.run_error or err.held or err.interrupted) then
         -- stopped (the scheduler returns), interrupted (the case stays at
         -- its resume point), or held until the run proves itself
@@ -1004,7 +408,7 @@ local function work(ctx, opts, todo)
   end
   -- every case of the run was held: none could be done
   if not ctx.run_error and not ctx.interrupted and #ctx.held > 0 and not ctx.proven then
-    ctx.run_error = run_wide_error(ctx)
+    ctx.run_error = case_mod.run_wide_error(ctx)
   end
   return ctx.run_error
 end
@@ -1103,6 +507,9 @@ function _M.run(opts)
     skew_s = opts.skew_s or _M.DEFAULTS.skew_s,
     clock = spec.clock or core.now,
     store_busy_retry_s = opts.store_busy_retry_s or _M.DEFAULTS.store_busy_retry_s,
+    unreconciled_retry_s = opts.unreconciled_retry_s or _M.DEFAULTS.unreconciled_retry_s,
+    reverify_pending_retry_s = opts.reverify_pending_retry_s
+                               or _M.DEFAULTS.reverify_pending_retry_s,
     base_url = spec.base_url or core.lists.defaults.base_url,
     held = {}, held_errors = {},
     unsent = {},   -- case_id -> { keys, ticket }: reserved, write-ahead not yet durable
@@ -1118,7 +525,7 @@ function _M.run(opts)
   end
 
   if opts.cases then
-    local n, lerr, problems = load(ctx, opts.cases)
+    local n, lerr, problems = load_mod.cases(ctx, opts.cases)
     if not n then
       close()
       if lerr then return nil, lerr end
@@ -1126,7 +533,7 @@ function _M.run(opts)
     end
   end
 
-  local todo, terr = runnable(ctx)
+  local todo, terr = load_mod.due(ctx)
   if not todo then
     close()
     return nil, terr
@@ -1165,97 +572,6 @@ function _M.run(opts)
 end
 
 -- ---------------------------------------------------------- the dry run
-
--- What the run would do for one case, from its journal record (if any)
--- and what Truv shows; nothing is written, reserved, billed or created.
-local function plan_case(ctx, case, rec)
-  local e = { case_id = case.case_id, line = case.line }
-  rec = rec or {}
-  local state = rec.state
-  if state == "routed" or state == "failed" then
-    e.action, e.route, e.reason = "routed", rec.route, rec.reason
-    return e
-  end
-  if state == "scheduled" then
-    local due = route_mod.due_at(rec) or 0
-    if due > now_of(ctx) then
-      e.action, e.route, e.reason, e.not_before = "scheduled", rec.route, rec.reason, due
-      return e
-    end
-  end
-  local at = state == "scheduled" and rec.resume or state
-  if at == "sending" or at == "reconcile" then
-    e.action, e.detail = "reconcile", "a refresh may exist: read back first, sent again only " ..
-                        "if Truv shows none"
-    return e
-  elseif (at == "sent" or at == "waiting" or at == "wait") and rec.refresh_order_id then
-    e.action, e.refresh_order_id = "wait", rec.refresh_order_id
-    return e
-  elseif at == "linking" or at == "link" then
-    e.action, e.route = "link", "reverify"
-    e.detail = at == "linking" and (rec.link_mode or "order") == "order"
-               and "a new verification order may exist: a person checks (fix)"
-               or "a new verification link, no refresh"
-    return e
-  end
-  local original, err = ctx.client:get_order_model(case.order_id)
-  local p
-  if original then
-    p, err = refresh.plan(ctx.client, case.order_id, refresh_params(case), {
-      order = original, not_within = ctx.not_within, own_refresh = rec.refresh_order_id })
-  end
-  if not p then
-    local d = ctx.router:route(err, now_of(ctx))
-    e.action, e.route, e.reason, e.error = "error", d.route, d.reason, tostring(err)
-    return e
-  end
-  if p.action == "refuse" then
-    e.action, e.route, e.reason = "reverify", "reverify", p.error.reason or p.error.code
-    e.detail = "no refresh: " .. tostring(p.error.message)
-    return e
-  end
-  if p.action == "recent" then
-    e.action, e.route, e.reason = "fresh", "done", "recently_refreshed"
-    e.refresh_order_id, e.age_s = p.recent.id, p.recent.age_s
-    return e
-  end
-  -- refresh: each connection's count, the store's and Truv's; the larger
-  -- one is what the refresh would be refused on
-  local limit = ctx.quota and ctx.quota.limit or quota_mod.DEFAULT_LIMIT
-  local window = ctx.quota and ctx.quota.window or quota_mod.DEFAULT_WINDOW
-  local quota_list, not_before = {}, nil
-  for _, c in ipairs(p.connections) do
-    local u = p.usage[c.id] or { used = 0 }
-    local truv_n = p.counts[c.id] or 0
-    local used = math.max(u.used, truv_n)
-    quota_list[#quota_list + 1] = { id = c.id, used = used, here = u.used, truv = truv_n,
-                                    limit = limit }
-    if used >= limit then
-      local key = core.quota_key(c.access_token)
-      local times = p.history and require("truv.history").in_window(
-        p.history.times[key], p.now, window) or {}
-      local t = u.next_free
-      if #times >= limit then
-        local tt = times[#times - limit + 1] + window
-        t = t and math.max(t, tt) or tt
-      end
-      if t and (not not_before or t > not_before) then not_before = t end
-    end
-  end
-  e.quota = quota_list
-  if not_before or #quota_list == 0 then
-    e.action, e.route, e.reason, e.not_before = "defer", "defer", "refresh_quota", not_before
-    return e
-  end
-  local n = #p.connections
-  if ctx.max_billed and ctx.billed + n > ctx.max_billed then
-    e.action, e.connections = "capped", n
-    return e
-  end
-  ctx.billed = ctx.billed + n
-  e.action, e.connections, e.billed = "refresh", n, n
-  return e
-end
 
 --- The plan of a run, with nothing done: what each case would get
 -- (refreshed, already fresh, reverified without a refresh, deferred, left
@@ -1382,7 +698,7 @@ function _M.plan(opts)
       next_case = next_case + 1
       local c = cases[i]
       local rec = journal and journal:get(c.case_id)
-      results[i] = plan_case(ctx, c, rec)
+      results[i] = case_mod.plan(ctx, c, rec)
     end
   end
   for _ = 1, math.min(opts.concurrency or _M.DEFAULTS.concurrency, #cases) do sched:spawn(worker) end

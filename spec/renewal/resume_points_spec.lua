@@ -98,6 +98,28 @@ describe("a scheduled case on the next run", function()
     assert.equal(original.refresh_order, rec.refresh_order_id)
   end)
 
+  it("tries a refresh it cannot read back yet again unreconciled_retry_s later, sending nothing",
+     function()
+    local path, case_id, order_id = one_case("active")
+    local journal = dir .. "/sending.journal"
+    -- journaled as an earlier run left it, its refresh's POST maybe sent
+    assert.is_nil(run(path, journal, nil, { interrupted = function() return "INT" end }))
+    local j = assert(core.journal_open(journal))
+    assert(j:put(case_id, { state = "sending", sent_at = core.now(), attempts = 1 }))
+    j:close()
+    sb:faults{ fault_5xx = 1, match = "GET /v1/orders/" }
+    local t0 = core.now()
+    assert(run(path, journal, nil, { unreconciled_retry_s = 120 }))
+    local t1 = core.now()
+    local rec = record(journal, case_id)
+    assert.equal("scheduled", rec.state)
+    assert.equal("retry", rec.route)
+    assert.equal("unreconciled", rec.reason)
+    assert.equal("reconcile", rec.resume)
+    assert.is_true(rec.retry_at >= t0 + 120 and rec.retry_at <= t1 + 120, tostring(rec.retry_at))
+    assert.equal(0, refreshes(order_id))
+  end)
+
   it("waits on a refresh whose polling failed after a good POST, instead of sending another", function()
     local path, case_id, order_id = one_case("active")
     local journal = dir .. "/polling.journal"

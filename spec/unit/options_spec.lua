@@ -191,6 +191,8 @@ describe("renewal.run", function()
       { { active_per_request = 0 }, "'active_per_request'" },
       { { probation_cases = 0 }, "'probation_cases'" },
       { { store_busy_retry_s = -1 }, "'store_busy_retry_s'" },
+      { { unreconciled_retry_s = -1 }, "'unreconciled_retry_s'" },
+      { { reverify_pending_retry_s = 1e9 }, "'reverify_pending_retry_s'" },
       { { poll = { interval_s = 0 } }, "'poll.interval_s'" },
       { { poll = { timeout_s = -1 } }, "'poll.timeout_s'" },
       { { poll = { max_interval_s = math.huge } }, "'poll.max_interval_s'" },
