@@ -31,8 +31,9 @@
 -- is not a finite number, a negative ttl) raises. Ordering records may be
 -- dropped 30 days after their updated_at: nothing is redelivered that late.
 local core = require "truv.core"
+local options = require "truv.options"
 
-local type, error, pcall, tostring = type, error, pcall, tostring
+local type, error, tostring = type, error, tostring
 local format = string.format
 
 -- How long a webhook_id is remembered, by a receiver and by a run's inbox
@@ -87,10 +88,7 @@ function _M.from_option(v)
     error(format("bad option 'dedupe' (a store, \"memory\" or a file path expected, got %s)",
                  type(v)), 3)
   end
-  local ok, kind = pcall(function() return v.kind end)
-  local _, path = pcall(function() return v.path end)
-  return v, { kind = ok and type(kind) == "string" and kind or "custom",
-              path = type(path) == "string" and path or nil }
+  return v, options.store_where(v)
 end
 
 return _M

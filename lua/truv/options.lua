@@ -8,7 +8,7 @@
 --
 -- `level` is the caller's level as seen from the function doing the check
 -- (2: whoever called it), as for error().
-local type, pairs, tostring, error = type, pairs, tostring, error
+local type, pairs, tostring, error, pcall = type, pairs, tostring, error, pcall
 local format = string.format
 local huge, min = math.huge, math.min
 local sort, concat = table.sort, table.concat
@@ -119,6 +119,16 @@ end
 function _M.boolean(fname, name, v, level)
   if v == nil or v == true or v == false then return v end
   raise(fname, name, "true or false expected, got " .. shown(v), level + 1)
+end
+
+--- What a store given as an option says it is (its `kind` and `path`,
+-- see truv.quota): { kind = its kind, or "custom", path = its path or nil }.
+-- A field that cannot be read (a userdata store may raise) is not said.
+function _M.store_where(store)
+  local ok, kind = pcall(function() return store.kind end)
+  local _, path = pcall(function() return store.path end)
+  return { kind = ok and type(kind) == "string" and kind or "custom",
+           path = type(path) == "string" and path or nil }
 end
 
 return _M

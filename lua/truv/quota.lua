@@ -98,6 +98,7 @@
 -- (an nginx worker, for a store made in init_by_lua) gets a "store_forked"
 -- error; open it after the fork (init_worker_by_lua).
 local core = require "truv.core"
+local options = require "truv.options"
 
 local type, error, pairs, tostring, pcall = type, error, pairs, tostring, pcall
 local floor, huge = math.floor, math.huge
@@ -254,10 +255,7 @@ function _M.from_option(v)
     end
     return store, { kind = "sqlite", path = loc.path }
   end
-  local ok, kind = pcall(function() return v.kind end)
-  local _, path = pcall(function() return v.path end)
-  return v, { kind = ok and type(kind) == "string" and kind or "custom",
-              path = type(path) == "string" and path or nil }
+  return v, options.store_where(v)
 end
 
 --- Does `v` look like a quota store (has every method of the contract)?

@@ -212,7 +212,9 @@ local function open_quota(opts)
   end
   if q == false then return nil, nil end
   if q ~= nil and type(q) ~= "string" then
-    return q, { kind = q.kind or "custom", path = q.path, own = false }
+    local where = options.store_where(q)
+    where.own = false
+    return q, where
   end
   local path, dir, err
   if legacy then
