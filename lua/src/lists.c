@@ -56,22 +56,24 @@ static void push_kinds(lua_State *L) {
   }
 }
 
-/* products = { [operation] = { names... } } for the operations that take one. */
+/* products = { [operation] = { names... } } for the operations that take one
+ * (every operation of the core is asked: a new one that takes products is
+ * listed without a change here). */
 static void push_products(lua_State *L) {
-  static const truv_op ops[] = { TRUV_OP_CREATE_ORDER, TRUV_OP_REFRESH_ORDER,
-                                 TRUV_OP_CREATE_REFRESH_TASK, TRUV_OP_CREATE_BRIDGE_TOKEN };
-  size_t o, i;
+  int op;
+  size_t i;
   const char *name;
-  lua_createtable(L, 0, (int)(sizeof ops / sizeof ops[0]));
-  for (o = 0; o < sizeof ops / sizeof ops[0]; o++) {
+  lua_newtable(L);
+  for (op = 0; op < TRUV_OP_COUNT; op++) {
     int n = 0;
     lua_newtable(L);
     for (i = 0; (name = truv_product_name(i)) != NULL; i++) {
-      if (!truv_product_takes(ops[o], name)) continue;
+      if (!truv_product_takes((truv_op)op, name)) continue;
       lua_pushstring(L, name);
       lua_rawseti(L, -2, ++n);
     }
-    lua_setfield(L, -2, truv_op_name(ops[o]));
+    if (n > 0) lua_setfield(L, -2, truv_op_name((truv_op)op));
+    else lua_pop(L, 1);
   }
 }
 
