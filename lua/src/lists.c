@@ -108,7 +108,7 @@ static void push_defaults(lua_State *L) {
 /* valid_id(s) -> boolean */
 static int l_valid_id(lua_State *L) {
   lua_pushboolean(L, lua_type(L, 1) == LUA_TSTRING && truv_valid_id(lua_tostring(L, 1)) &&
-                     lua_rawlen(L, 1) == strlen(lua_tostring(L, 1)));
+                       lua_rawlen(L, 1) == strlen(lua_tostring(L, 1)));
   return 1;
 }
 
@@ -117,8 +117,8 @@ static const struct {
   const char *name;
   void (*push)(lua_State *L);
 } LISTS[] = {
-    {"routes", push_routes},       {"kinds", push_kinds},   {"products", push_products},
-    {"refreshes", push_refreshes}, {"limits", push_limits}, {"defaults", push_defaults},
+  {"routes", push_routes},       {"kinds", push_kinds},   {"products", push_products},
+  {"refreshes", push_refreshes}, {"limits", push_limits}, {"defaults", push_defaults},
 };
 
 void truv_open_lists(lua_State *L) {
