@@ -518,6 +518,12 @@ static void config_reply(struct handler_ctx *x) {
   jw_kint(&w, "refresh_limit_status", st.refresh_limit_status);
   jw_key(&w, "task_duration");
   jw_double(&w, (double)st.task_duration / SB_USEC, 6);
+  jw_key(&w, "task_duration_spread");
+  jw_double(&w, st.task_duration_spread, 6);
+  jw_key(&w, "slow_share");
+  jw_double(&w, st.slow_share, 6);
+  jw_key(&w, "slow_factor");
+  jw_double(&w, st.slow_factor, 6);
   jw_key(&w, "expiry_days");
   jw_double(&w, (double)st.expiry / (double)SB_DAY, 6);
   jw_key(&w, "provider_down_s");
@@ -555,6 +561,9 @@ static void settings_update(struct invalid *v, const cJSON *json, struct sb_sett
   }
   if (num_field(v, json, "task_duration", 0, TASK_DURATION_MAX_S, &d))
     st->task_duration = llround(d * SB_USEC);
+  num_field(v, json, "task_duration_spread", 0, TASK_SPREAD_MAX, &st->task_duration_spread);
+  num_field(v, json, "slow_share", 0, 1, &st->slow_share);
+  num_field(v, json, "slow_factor", 1, SLOW_FACTOR_MAX, &st->slow_factor);
   if (num_field(v, json, "expiry_days", 0, EXPIRY_DAYS_MAX, &d))
     st->expiry = llround(d * (double)SB_DAY);
   if (num_field(v, json, "provider_down_s", 0, PROVIDER_DOWN_MAX_S, &d))

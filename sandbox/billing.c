@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "durations.h"
 #include "lifecycle.h"
 
 /* ---- the refresh window ------------------------------------------------ */
@@ -76,13 +77,13 @@ bool billing_allows(struct store *s, const uint32_t *conns, unsigned n, sb_time 
 
 /* a task on conn that counts in its window and is announced as it moves */
 static uint32_t new_task(struct store *s, uint32_t conn, uint32_t sub, unsigned product,
-                         unsigned origin, unsigned path, sb_time now) {
+                         unsigned origin, unsigned path, int64_t duration, sb_time now) {
   struct sb_task *task;
   uint32_t t = store_add_task(s, NULL);
   if (t == SB_NONE) return SB_NONE;
   task = &s->tasks[t];
   task->created_at = now;
-  task->duration = s->settings.task_duration;
+  task->duration = duration;
   task->path = (uint8_t)path;
   task->sub = sub;
   task->product = (uint8_t)product;
@@ -96,8 +97,10 @@ uint32_t billing_refresh_task(struct store *s, uint32_t conn, uint32_t sub, unsi
                               unsigned origin, sb_time now) {
   sb_time down_until;
   struct sb_conn *c;
-  unsigned path = lifecycle_path(&s->conns[conn], &s->settings, now, &down_until);
-  uint32_t t = new_task(s, conn, sub, product, origin, path, now);
+  /* the task's index is the next one: its duration decides an outage's outcome */
+  int64_t duration = duration_draw(&s->settings, s->seed, conn, s->n_tasks);
+  unsigned path = lifecycle_path(&s->conns[conn], &s->settings, now, duration, &down_until);
+  uint32_t t = new_task(s, conn, sub, product, origin, path, duration, now);
   if (t == SB_NONE) return SB_NONE;
   c = &s->conns[conn];
   s->tasks[t].down_until = down_until;
@@ -110,7 +113,8 @@ uint32_t billing_refresh_task(struct store *s, uint32_t conn, uint32_t sub, unsi
 
 bool billing_initial_task(struct store *s, uint32_t conn, uint32_t sub, sb_time now) {
   const struct sb_conn *c = &s->conns[conn];
-  uint32_t t = new_task(s, conn, sub, c->product, TASK_INITIAL, TP_DONE, now);
+  int64_t duration = duration_draw(&s->settings, s->seed, conn, s->n_tasks);
+  uint32_t t = new_task(s, conn, sub, c->product, TASK_INITIAL, TP_DONE, duration, now);
   if (t != SB_NONE && sub != SB_NONE) s->subs[sub].task = t;
   return t != SB_NONE;
 }

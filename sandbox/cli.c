@@ -43,7 +43,12 @@ static const char *const USAGE[] = {
   "                              (otherwise it stands still until POST /_sandbox/clock)\n"
   "  --time-scale X              with --realtime: virtual seconds per wall second [1]\n"
   "  --task-duration S           virtual seconds from a task's \"new\" to its terminal\n"
-  "                              status; steps are spread evenly [20]\n"
+  "                              status (the median with a spread); steps are spread\n"
+  "                              evenly [20]\n"
+  "  --task-duration-spread X    task durations are log-normal: X is the standard\n"
+  "                              deviation of their logarithm; 0 = all take the median [0]\n"
+  "  --slow-share P              share of connections behind a slow provider [0]\n"
+  "  --slow-factor F             their tasks take F times as long [5]\n"
   "  --expiry-days D             lifetime of OAuth connections [180]\n"
   "  --provider-down-s S         how long a provider_down connection stays down [3600]\n"
   "\n"
@@ -99,6 +104,9 @@ enum {
   O_REALTIME,
   O_TIME_SCALE,
   O_TASK_DURATION,
+  O_TASK_SPREAD,
+  O_SLOW_SHARE,
+  O_SLOW_FACTOR,
   O_EXPIRY_DAYS,
   O_PROVIDER_DOWN,
   O_RATE_LIMIT,
@@ -140,6 +148,9 @@ static const struct option OPTIONS[] = {
   {"realtime", no_argument, NULL, O_REALTIME},
   {"time-scale", required_argument, NULL, O_TIME_SCALE},
   {"task-duration", required_argument, NULL, O_TASK_DURATION},
+  {"task-duration-spread", required_argument, NULL, O_TASK_SPREAD},
+  {"slow-share", required_argument, NULL, O_SLOW_SHARE},
+  {"slow-factor", required_argument, NULL, O_SLOW_FACTOR},
   {"expiry-days", required_argument, NULL, O_EXPIRY_DAYS},
   {"provider-down-s", required_argument, NULL, O_PROVIDER_DOWN},
   {"rate-limit", required_argument, NULL, O_RATE_LIMIT},
@@ -182,6 +193,7 @@ static void defaults(struct sb_options *o) {
   o->settings.refresh_limit = 3;
   o->settings.refresh_limit_status = 429;
   o->settings.task_duration = 20 * SB_USEC;
+  o->settings.slow_factor = 5;
   o->settings.expiry = 180 * SB_DAY;
   o->settings.provider_down = 3600 * SB_USEC;
   o->rate_limit = 300;
@@ -264,6 +276,10 @@ static bool apply_clock(int c, const char *arg, struct sb_options *o) {
     case O_TIME_SCALE: return num("time-scale", arg, 0, 1e9, &o->time_scale);
     case O_TASK_DURATION:
       return micros("task-duration", arg, 0, TASK_DURATION_MAX_S, SB_USEC, &s->task_duration);
+    case O_TASK_SPREAD:
+      return num("task-duration-spread", arg, 0, TASK_SPREAD_MAX, &s->task_duration_spread);
+    case O_SLOW_SHARE: return num("slow-share", arg, 0, 1, &s->slow_share);
+    case O_SLOW_FACTOR: return num("slow-factor", arg, 1, SLOW_FACTOR_MAX, &s->slow_factor);
     case O_EXPIRY_DAYS:
       return micros("expiry-days", arg, 0, EXPIRY_DAYS_MAX, (double)SB_DAY, &s->expiry);
     case O_PROVIDER_DOWN:

@@ -37,7 +37,7 @@ unsigned conn_effective_state(const struct sb_conn *c, const struct sb_settings 
 }
 
 enum task_path lifecycle_path(const struct sb_conn *c, const struct sb_settings *st, sb_time now,
-                              sb_time *down_until) {
+                              int64_t duration, sb_time *down_until) {
   *down_until = 0;
   switch (conn_effective_state(c, st, now)) {
     case ST_EXPIRED: return TP_EXPIRED;
@@ -49,7 +49,7 @@ enum task_path lifecycle_path(const struct sb_conn *c, const struct sb_settings 
     case ST_PROVIDER_DOWN:
       *down_until = c->down_since + st->provider_down;
       /* the outage decides the outcome if it lasts past the task's end */
-      return now + st->task_duration < *down_until ? TP_UNAVAILABLE : TP_DONE;
+      return now + duration < *down_until ? TP_UNAVAILABLE : TP_DONE;
     default: return TP_DONE;
   }
 }

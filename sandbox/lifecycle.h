@@ -3,7 +3,8 @@
  * A task's path (its list of statuses) is decided once, when the task is
  * created, from its connection's effective state at that moment; afterwards
  * its status is a pure function of the virtual clock: the path's n steps are
- * spread evenly over the task duration, step 0 ("new") at creation and the
+ * spread evenly over the task's duration (drawn at creation: durations.h),
+ * step 0 ("new") at creation and the
  * terminal step at creation + duration. Changing a connection's state later
  * affects only tasks created later.
  *
@@ -45,10 +46,10 @@ enum sub_status { SUB_PENDING, SUB_COMPLETED, SUB_NO_DATA, SUB_ERROR };
 
 /* the effective state of a connection at `now` (expired, outage over) */
 unsigned conn_effective_state(const struct sb_conn *c, const struct sb_settings *st, sb_time now);
-/* the path a task created now on connection c takes; *down_until receives
- * the outage end to snapshot (0 if none) */
+/* the path a task created now on connection c, lasting `duration`, takes;
+ * *down_until receives the outage end to snapshot (0 if none) */
 enum task_path lifecycle_path(const struct sb_conn *c, const struct sb_settings *st, sb_time now,
-                              sb_time *down_until);
+                              int64_t duration, sb_time *down_until);
 
 unsigned task_nsteps(const struct sb_task *t);
 sb_time task_step_time(const struct sb_task *t, unsigned step);

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "hex.h"
+#include "durations.h"
 #include "lifecycle.h"
 #include "names.h"
 #include "timeutil.h"
@@ -171,7 +172,7 @@ static bool seed_connection(struct store *s, uint32_t sub, const struct case_pla
   store_conn_attach(s, conn, s->orders[b->order].user);
   t = &s->tasks[task];
   t->created_at = k->auth_at;
-  t->duration = s->settings.task_duration;
+  t->duration = duration_draw(&s->settings, s->seed, conn, task);
   t->path = TP_DONE;
   store_task_attach(s, task, conn);
   t->sub = sub;

@@ -61,6 +61,7 @@ bool store_init(struct store *s, const struct sb_settings *settings, uint64_t se
   rc = pthread_rwlock_init(&s->lock, &attr);
   pthread_rwlockattr_destroy(&attr);
   s->settings = *settings;
+  s->seed = seed;
   rng_seed(&s->rng, seed ^ 0x7275762d73616e64ULL);
   return rc == 0;
 }

@@ -161,15 +161,20 @@ struct sb_public {
 /* the settings' bounds, for the command line and POST /_sandbox/config */
 #define REFRESH_LIMIT_MAX 10000
 #define TASK_DURATION_MAX_S 1e7
+#define TASK_SPREAD_MAX 3
+#define SLOW_FACTOR_MAX 1000
 #define EXPIRY_DAYS_MAX 36500
 #define PROVIDER_DOWN_MAX_S 1e9
 
 struct sb_settings {
-  int refresh_limit;        /* refreshes per access_token per window; 0 = off */
-  int refresh_limit_status; /* 429 or 400 */
-  int64_t task_duration;    /* microseconds */
-  int64_t expiry;           /* OAuth connection lifetime, microseconds */
-  int64_t provider_down;    /* outage length, microseconds */
+  int refresh_limit;           /* refreshes per access_token per window; 0 = off */
+  int refresh_limit_status;    /* 429 or 400 */
+  int64_t task_duration;       /* the median, microseconds (durations.h) */
+  double task_duration_spread; /* standard deviation of the duration's logarithm */
+  double slow_share;           /* share of connections behind a slow provider */
+  double slow_factor;          /* how many times longer their tasks take */
+  int64_t expiry;              /* OAuth connection lifetime, microseconds */
+  int64_t provider_down;       /* outage length, microseconds */
 };
 
 struct arena_chunk;
@@ -185,6 +190,7 @@ struct store {
   uint64_t generation; /* bumped by every exclusive lock: cached documents expire */
   struct sb_settings settings;
   struct rng rng; /* ids and secrets of API-created entities */
+  uint64_t seed;  /* --rng-seed: stateless draws (task durations) */
 
   struct sb_user *users;
   struct sb_order *orders;

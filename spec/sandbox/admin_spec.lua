@@ -227,6 +227,7 @@ describe("GET/POST /_sandbox/config", function()
 
   it("shows the defaults", function()
     assert.are.same({ rate_limit = 300, refresh_limit = 3, refresh_limit_status = 429, task_duration = 20,
+                      task_duration_spread = 0, slow_share = 0, slow_factor = 5,
                       expiry_days = 180, provider_down_s = 3600, webhook_url = sandbox.null,
                       webhook_duplicates = 0, webhook_retries = 5, webhook_backoff_ms = 200 }, sb:config())
   end)
