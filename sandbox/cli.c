@@ -33,6 +33,10 @@ static const char *const USAGE[] = {
   "                              overrides --verbose)\n"
   "  --verbose                   log each request (method, path, outcome, time) and\n"
   "                              HTTP-level errors on stderr\n"
+  "  --tls                       serve HTTPS only, with a test CA and a certificate for\n"
+  "                              127.0.0.1, ::1 and localhost made at start (in memory)\n"
+  "  --ca-out FILE               with --tls: write the test CA (PEM) there, atomically,\n"
+  "                              before serving; clients verify against it\n"
   "  --strict                    stricter than Truv's own clients need: product_type\n"
   "                              required on refresh tasks, 404 (not Django's 301) for a\n"
   "                              path without its final slash\n"
@@ -87,7 +91,8 @@ static const char *const USAGE[] = {
   "  --help                      this text\n"
   "  --version                   the version\n"
   "\n"
-  "Prints \"truv-sandbox listening on http://HOST:PORT\" on stdout once serving.\n"
+  "Prints \"truv-sandbox listening on http://HOST:PORT\" (https:// with --tls) on\n"
+  "stdout once serving.\n"
   "SIGTERM or SIGINT stops it cleanly (exit 0). Exit 1: cannot bind or start;\n"
   "exit 2: bad command line. Control endpoints: see sandbox/README.md.\n",
   NULL,
@@ -132,6 +137,8 @@ enum {
   O_QUIET,
   O_VERBOSE,
   O_STRICT,
+  O_TLS,
+  O_CA_OUT,
   O_PARENT_PID,
   O_HELP,
   O_VERSION
@@ -176,6 +183,8 @@ static const struct option OPTIONS[] = {
   {"quiet", no_argument, NULL, O_QUIET},
   {"verbose", no_argument, NULL, O_VERBOSE},
   {"strict", no_argument, NULL, O_STRICT},
+  {"tls", no_argument, NULL, O_TLS},
+  {"ca-out", required_argument, NULL, O_CA_OUT},
   {"parent-pid", required_argument, NULL, O_PARENT_PID},
   {"help", no_argument, NULL, O_HELP},
   {"version", no_argument, NULL, O_VERSION},
@@ -260,6 +269,8 @@ static bool apply_server(int c, const char *arg, struct sb_options *o) {
     case O_QUIET: o->quiet = true; return true;
     case O_VERBOSE: o->verbose = true; return true;
     case O_STRICT: o->strict = true; return true;
+    case O_TLS: o->tls = true; return true;
+    case O_CA_OUT: o->ca_out = arg; return true;
     case O_PARENT_PID:
       if (!integer("parent-pid", arg, 1, 4194304, &v)) return false;
       o->parent_pid = v;
@@ -346,6 +357,10 @@ static bool check(const struct sb_options *o) {
   if (strncmp(o->secret, "sandbox-", 8) != 0 || o->secret[8] == '\0') {
     fprintf(stderr, "truv-sandbox: --secret must be a sandbox secret (\"sandbox-...\"); "
                     "this server never accepts production or development secrets\n");
+    return false;
+  }
+  if (o->ca_out && !o->tls) {
+    fprintf(stderr, "truv-sandbox: --ca-out needs --tls\n");
     return false;
   }
   if (!mix_parse(o->mix, &m, err, sizeof err)) {

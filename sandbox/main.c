@@ -2,9 +2,10 @@
  *
  * Start order: command line, modules (clock, store, faults, limits, stats,
  * webhook thread, timer thread), listening socket (exit 1 if it cannot
- * bind), seeding and --cases-out, HTTP server, ticker; then the "listening"
- * line on stdout and the --port-file, in that order, so a reader that sees
- * either can use the server and the case list. SIGTERM/SIGINT (and the end
+ * bind), seeding and --cases-out, with --tls the test CA (tls.h) and
+ * --ca-out, HTTP server, ticker; then the "listening" line on stdout and the
+ * --port-file, in that order, so a reader that sees either can use the
+ * server, the case list and the CA. SIGTERM/SIGINT (and the end
  * of --parent-pid) stop it in reverse order and free everything; exit 0. */
 #include <curl/curl.h>
 #include <errno.h>
@@ -96,7 +97,8 @@ static bool write_port_file(const char *path, int port) {
 static bool announce(struct sandbox *sb) {
   const char *h = sb->opt.host;
   bool v6 = strchr(h, ':') != NULL;
-  printf("truv-sandbox listening on http://%s%s%s:%d\n", v6 ? "[" : "", h, v6 ? "]" : "", sb->port);
+  printf("truv-sandbox listening on %s://%s%s%s:%d\n", sb->opt.tls ? "https" : "http",
+         v6 ? "[" : "", h, v6 ? "]" : "", sb->port);
   fflush(stdout);
   return !sb->opt.port_file || write_port_file(sb->opt.port_file, sb->port);
 }
@@ -123,6 +125,12 @@ static int serve(struct sandbox *sb, const sigset_t *stop_signals) {
     return 1;
   }
   if (!seed_initial(sb)) goto done;
+  if (sb->opt.tls &&
+      (!tls_make(&sb->tls, err, sizeof err) ||
+       (sb->opt.ca_out && !tls_write_ca(&sb->tls, sb->opt.ca_out, err, sizeof err)))) {
+    fprintf(stderr, "truv-sandbox: %s\n", err);
+    goto done;
+  }
   if (!(daemon = server_start(sb, fd, err, sizeof err))) {
     fprintf(stderr, "truv-sandbox: %s\n", err);
     goto done;
@@ -135,6 +143,7 @@ static int serve(struct sandbox *sb, const sigset_t *stop_signals) {
 done:
   timer_drain(&sb->timer);
   server_stop(daemon);
+  tls_free(&sb->tls);
   if (fd >= 0) close(fd);
   return rc;
 }

@@ -17,6 +17,7 @@
 #include "stats.h"
 #include "store.h"
 #include "timer.h"
+#include "tls.h"
 #include "vclock.h"
 #include "webhooks.h"
 
@@ -39,6 +40,8 @@ struct sb_options {
   struct webhook_config webhooks;
   bool quiet, verbose;
   bool strict; /* product_type required on refresh tasks, no slash redirects */
+  bool tls;    /* HTTPS with a test CA made at start (tls.h) */
+  const char *ca_out;
   long parent_pid;
 };
 
@@ -55,6 +58,7 @@ struct sandbox {
   struct doccache cache;
   struct timer timer;
   struct ticker *ticker;
+  struct tls_material tls; /* with --tls: the test CA and the server's certificate */
   int port;
   uint64_t request_seq; /* atomic: request ids */
   uint64_t request_nonce;

@@ -550,13 +550,27 @@ struct MHD_Daemon *server_start(struct sandbox *sb, int fd, char *err, size_t er
   unsigned threads;
   struct MHD_Daemon *d;
   unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_TURBO;
+  struct MHD_OptionItem tls[] = {
+    {MHD_OPTION_HTTPS_MEM_KEY, 0, sb->tls.key_pem},
+    {MHD_OPTION_HTTPS_MEM_CERT, 0, sb->tls.cert_pem},
+    {MHD_OPTION_END, 0, NULL},
+  };
   if (sb->opt.verbose && !sb->opt.quiet) flags |= MHD_USE_ERROR_LOG;
+  if (sb->opt.tls) {
+    if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+      snprintf(err, errlen, "--tls: this libmicrohttpd is built without TLS");
+      return NULL;
+    }
+    flags |= MHD_USE_TLS;
+  } else {
+    tls[0].option = MHD_OPTION_END;
+  }
   threads = sb->opt.threads > 1 ? (unsigned)sb->opt.threads : 0;
-  d =
-    MHD_start_daemon(flags, 0, NULL, NULL, on_request, sb, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
-                     MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_NOTIFY_COMPLETED,
-                     on_completed, sb, MHD_OPTION_CONNECTION_LIMIT, CONNECTION_LIMIT,
-                     MHD_OPTION_CONNECTION_TIMEOUT, IDLE_TIMEOUT_S, MHD_OPTION_END);
+  d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, sb, MHD_OPTION_LISTEN_SOCKET,
+                       (MHD_socket)fd, MHD_OPTION_THREAD_POOL_SIZE, threads,
+                       MHD_OPTION_NOTIFY_COMPLETED, on_completed, sb, MHD_OPTION_CONNECTION_LIMIT,
+                       CONNECTION_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT, IDLE_TIMEOUT_S,
+                       MHD_OPTION_ARRAY, tls, MHD_OPTION_END);
   if (!d) snprintf(err, errlen, "cannot start the HTTP server (libmicrohttpd)");
   return d;
 }

@@ -21,6 +21,10 @@
 -- transport failure (partial.status/headers/raw: what arrived before it). A 4th
 -- result is the body exactly as received.
 --
+-- start{ tls = true } runs it with --tls and --ca-out: sb.ca_file names the test CA
+-- (PEM), sb.origin and sb.base_url are https://127.0.0.1:PORT[/v1/], and
+-- sb:request/admin speak TLS (LuaSec, verifying against sb.ca_file).
+--
 -- Also: sandbox.receiver{} (a webhook receiver to pump between requests),
 -- sandbox.sha256_hex / hmac_sha256_hex (pure Lua), sandbox.raw (raw bytes over
 -- TCP), sandbox.wait_until (a bounded poll), sandbox.bin().
@@ -134,13 +138,36 @@ local function decode(raw, headers)
   return { raw = raw }
 end
 
+-- TLS over a connected socket, verifying the peer against ca_file (LuaSec,
+-- loaded only for a TLS sandbox)
+local function wrap_tls(c, ca_file, timeout)
+  local ssl = require "ssl"
+  local s, err = ssl.wrap(c, { mode = "client", protocol = "any", verify = "peer",
+                               cafile = ca_file, options = { "all", "no_sslv3" } })
+  if not s then
+    c:close()
+    return nil, "tls: " .. tostring(err)
+  end
+  s:settimeout(timeout)
+  local ok, herr = s:dohandshake()
+  if not ok then
+    s:close()
+    return nil, "tls handshake: " .. tostring(herr)
+  end
+  return s
+end
+
 --- One HTTP exchange on a fresh connection. Returns status, body, headers, raw
--- body or nil, err, partial.
-function M.http(host, port, method, path, headers, body, timeout)
+-- body or nil, err, partial. ca_file: speak TLS, verifying against it.
+function M.http(host, port, method, path, headers, body, timeout, ca_file)
   local c = socket.tcp()
   c:settimeout(timeout or 30)
   local ok, err = c:connect(host, port)
   if not ok then return nil, "connect: " .. tostring(err), {} end
+  if ca_file then
+    c, err = wrap_tls(c, ca_file, timeout or 30)
+    if not c then return nil, err, {} end
+  end
   local lines = { string.format("%s %s HTTP/1.1", method, path),
                   "Host: " .. host .. ":" .. port, "Connection: close" }
   for k, v in pairs(headers or {}) do
@@ -273,7 +300,8 @@ local function finalize(self)
 end
 
 --- Starts a sandbox. opts.args: extra flags; opts.client_id / opts.secret;
--- opts.timeout: seconds to wait for the port file (5).
+-- opts.timeout: seconds to wait for the port file (5); opts.tls: HTTPS with a
+-- test CA (sb.ca_file).
 function M.start(opts)
   opts = opts or {}
   local self = setmetatable({
@@ -283,6 +311,12 @@ function M.start(opts)
   }, Sandbox)
   local argv = { quote(M.bin()), "--port", "0", "--port-file", quote(self.dir .. "/port"),
                  "--client-id", quote(self.client_id), "--secret", quote(self.secret) }
+  if opts.tls then
+    self.ca_file = self.dir .. "/ca.pem"
+    argv[#argv + 1] = "--tls"
+    argv[#argv + 1] = "--ca-out"
+    argv[#argv + 1] = quote(self.ca_file)
+  end
   local parent = own_pid()
   if parent and opts.watch_parent ~= false then
     argv[#argv + 1] = "--parent-pid"
@@ -314,7 +348,7 @@ function M.start(opts)
                         rc:gsub("%s+$", ""), table.concat(argv, " "), err), 2)
   end
   self.port = tonumber(port)
-  self.origin = "http://127.0.0.1:" .. self.port
+  self.origin = (opts.tls and "https" or "http") .. "://127.0.0.1:" .. self.port
   self.base_url = self.origin .. "/v1/"
   running[self] = true
   setmetatable(self, { __index = Sandbox, __gc = finalize })
@@ -376,7 +410,7 @@ function Sandbox:request(method, path, body, headers, timeout)
     end
     h[k] = v
   end
-  return M.http("127.0.0.1", self.port, method, self:url(path), h, body, timeout)
+  return M.http("127.0.0.1", self.port, method, self:url(path), h, body, timeout, self.ca_file)
 end
 
 --- A /_sandbox/ call: the decoded body, or an error on a non-2xx answer.
@@ -384,7 +418,7 @@ function Sandbox:admin(method, path, body)
   if path:sub(1, 1) ~= "/" then path = "/_sandbox/" .. path end
   if type(body) == "table" then body = cjson.encode(body) end
   local h = body and { ["Content-Type"] = "application/json" } or {}
-  local status, res, err = M.http("127.0.0.1", self.port, method, path, h, body)
+  local status, res, err = M.http("127.0.0.1", self.port, method, path, h, body, nil, self.ca_file)
   if not status then error("sandbox " .. method .. " " .. path .. ": " .. tostring(res), 2) end
   if status < 200 or status > 299 then
     error(string.format("sandbox %s %s: HTTP %d %s", method, path, status,

@@ -4,6 +4,7 @@
 --
 --   local world = require "spec.support.world"
 --   local w = world.new{ args = { "--seed-cases", "3", "--mix", "active=1" }, client = { ... } }
+--   (tls = true: the sandbox serves HTTPS and the client trusts its test CA)
 --   w.client:get_order(w.cases[1].order_id)
 --   w:advance(3600)
 --   w:stop()
@@ -16,7 +17,7 @@ World.__index = World
 
 function _M.new(opts)
   opts = opts or {}
-  local sb = sandbox.start{ args = opts.args or {} }
+  local sb = sandbox.start{ args = opts.args or {}, tls = opts.tls }
   local self = setmetatable({ sb = sb, logs = {}, slept = 0 }, World)
   self.now = sb:now()
   local copts = {
@@ -28,6 +29,7 @@ function _M.new(opts)
     end,
     logger = function(level, event) self.logs[#self.logs + 1] = { level = level, event = event } end,
     retry = { base_ms = 10, cap_ms = 50 },
+    ca_file = sb.ca_file,   -- opts.tls: the sandbox's test CA
   }
   for k, v in pairs(opts.client or {}) do copts[k] = v end
   self.client = assert(truv.new(copts))

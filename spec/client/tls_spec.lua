@@ -1,0 +1,109 @@
+-- The client over HTTPS against the sandbox's test CA, verification on:
+-- libcurl's easy and multi interfaces (the cosocket transport's TLS is in
+-- spec/openresty/transport_spec.lua and spec/openresty/sandbox_tls_spec.lua).
+local world = require "spec.support.world"
+local sandbox = require "spec.support.sandbox"
+local core = require "truv.core"
+local truv = require "truv"
+
+local function drain(m, limit_s)
+  local out, deadline = {}, core.monotonic() + (limit_s or 20)
+  while m:pending() > 0 and core.monotonic() < deadline do
+    for _, c in ipairs(assert(m:run(0.2, core.now()))) do out[#out + 1] = c end
+  end
+  return out
+end
+
+describe("the client over TLS", function()
+  local w, sb
+  lazy_setup(function()
+    w = world.new{ tls = true, args = { "--seed-cases", "8", "--mix", "active=1", "--rng-seed",
+                                        "4", "--rate-limit", "0" } }
+    sb = w.sb
+  end)
+  lazy_teardown(function() if w then w:stop() end end)
+  after_each(function() sb:faults{ reset = true } end)
+
+  it("reads and refreshes with the sandbox's CA as ca_file", function()
+    local case = w.cases[1]
+    local before = sb:stats().refresh.billed
+    local original = assert(w.client:get_order(case.order_id))
+    local fresh, meta = w.client:refresh_order(case.order_id, { products = { case.product } },
+                                               { order = original })
+    assert.is_truthy(fresh, meta)
+    assert.are.equal(case.order_id, fresh.initial_order)
+    assert.are.equal(before + meta.connections, sb:stats().refresh.billed)
+  end)
+
+  it("fails verification without the CA, and bills nothing", function()
+    local c = assert(truv.new{ client_id = sb.client_id, secret = sb.secret,
+                               base_url = sb.base_url, proxy = "", quota = false })
+    local before = sb:stats().refresh.billed
+    local doc, err = c:get_order(w.cases[2].order_id)
+    assert.is_nil(doc)
+    assert.are.equal("network", err.kind)
+    assert.are.equal("tls", err.code)
+    local case = w.cases[2]
+    local fresh, rerr = c:refresh_order(case.order_id, { products = { case.product } })
+    assert.is_nil(fresh)
+    assert.are.equal("tls", rerr.code)
+    assert.are.equal(before, sb:stats().refresh.billed)
+    c:close()
+  end)
+
+  it("does not resend a refresh reset after it was processed", function()
+    local case = w.cases[3]
+    local original = assert(w.client:get_order(case.order_id))
+    local key = "POST /v1/orders/{id}/"
+    local before = sb:stats()
+    sb:faults{ reset_after = 1, match = "POST /v1/orders/" .. case.order_id }
+    w.client:refresh_order(case.order_id, { products = { case.product } }, { order = original })
+    sb:faults{ reset = true }
+    local after = sb:stats()
+    local function n(st, slot) return (st.requests.by_endpoint[key] or {})[slot] or 0 end
+    -- sent once over TLS, reset once, never sent again
+    assert.are.equal(n(before, "reset_after") + 1, n(after, "reset_after"))
+    assert.are.equal(n(before, "200"), n(after, "200"))
+    assert.are.equal(before.refresh.order_refreshes + 1, after.refresh.order_refreshes)
+  end)
+
+  describe("core.multi", function()
+    local function multi(ca_file)
+      local m = assert(core.multi{ proxy = "", ca_file = ca_file, max_in_flight = 4 })
+      finally(function() m:close() end)
+      return m
+    end
+    local function cfg()
+      return { client_id = sb.client_id, secret = sb.secret, base_url = sb.base_url }
+    end
+
+    it("reads in parallel and refreshes, each billed request on its own handshake", function()
+      local m = multi(sb.ca_file)
+      for i = 1, 4 do assert(m:add(assert(core.build(cfg(), "get_order", w.cases[i].order_id)), i)) end
+      for _, c in ipairs(drain(m)) do
+        assert.is_nil(c.err, c.err and c.err.message)
+        assert.are.equal(200, c.meta.status)
+      end
+      local warm = m:stats().connects
+      local case = w.cases[4]
+      assert(m:add(assert(core.build(cfg(), "refresh_order", case.order_id,
+                                     { products = { case.product } })), "refresh"))
+      local done = drain(m)
+      assert.are.equal(200, done[1].meta.status, done[1].err and done[1].err.message)
+      assert.are.equal(warm + 1, m:stats().connects)
+    end)
+
+    it("fails verification without the CA", function()
+      local m = multi(nil)
+      assert(m:add(assert(core.build(cfg(), "get_order", w.cases[1].order_id)), "t"))
+      local c = drain(m)[1]
+      assert.is_table(c.err)
+      assert.are.equal("tls", c.err.code)
+    end)
+  end)
+
+  it("the sandbox helper itself verifies", function()
+    assert.is_table(sandbox.http("127.0.0.1", sb.port, "GET", "/_sandbox/clock", {}, nil, 5,
+                                 sb.ca_file) and {})
+  end)
+end)
