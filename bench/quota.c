@@ -99,8 +99,8 @@ static void die(const char *what, const truv_err *err) {
 /* ---- quota ---- */
 
 /* Reserves every key once at `now`; returns ops/s. */
-static double reserve_round(truv_quota_store *s, const truv_quota_key *keys, size_t n,
-                            double now, int expect) {
+static double reserve_round(truv_quota_store *s, const truv_quota_key *keys, size_t n, double now,
+                            int expect) {
   truv_err err;
   double t = clock_s();
   size_t i;
@@ -110,8 +110,7 @@ static double reserve_round(truv_quota_store *s, const truv_quota_key *keys, siz
   return (double)n / (clock_s() - t);
 }
 
-static double usage_round(truv_quota_store *s, const truv_quota_key *keys, size_t n,
-                          double now) {
+static double usage_round(truv_quota_store *s, const truv_quota_key *keys, size_t n, double now) {
   truv_err err;
   double t = clock_s();
   size_t i;
@@ -138,15 +137,14 @@ static truv_quota_key *shuffled_copy(const truv_quota_key *keys, size_t n) {
  * counts: other work on the machine only ever slows a round down), a refused
  * round, usage; bytes per connection on the way. */
 static void bench_quota_store(const char *label, truv_quota_store *s, const truv_quota_key *keys,
-                              const truv_quota_key *shuf, size_t n, double rss_before,
-                              int memory) {
+                              const truv_quota_key *shuf, size_t n, double rss_before, int memory) {
   double best = 0, ops;
   int r;
   char what[80];
   snprintf(what, sizeof what, "reserve, new connection (%zu, store grows)", n);
   row(what, label, reserve_round(s, keys, n, T0, 0), "ops/s");
   if (memory) row("bytes per connection (RSS)", label, (rss_bytes() - rss_before) / (double)n, "B");
-  for (r = 1; r <= 6; r++) {   /* entries at T0+W/3, +2W/3, then each drops the oldest */
+  for (r = 1; r <= 6; r++) { /* entries at T0+W/3, +2W/3, then each drops the oldest */
     ops = reserve_round(s, shuf, n, T0 + r * DAY / 3, 0);
     if (ops > best) best = ops;
   }
@@ -217,8 +215,8 @@ static void bench_quota_sqlite(const char *dir, size_t n) {
   if (!(s = truv_quota_sqlite(path, NULL, &err))) die("sqlite store", &err);
   bench_quota_store("SQLite", s, keys, shuf, n, 0, 0);
   truv_quota_close(s);
-  row("file bytes per connection, 3 entries each", "SQLite",
-      checkpointed_size(path) / (double)n, "B");
+  row("file bytes per connection, 3 entries each", "SQLite", checkpointed_size(path) / (double)n,
+      "B");
   remove_db(path);
   free(shuf);
   free(keys);
@@ -230,7 +228,7 @@ static char *make_ids(size_t n) {
   char *ids = malloc(n * 33);
   size_t i;
   if (!ids) abort();
-  for (i = 0; i < n; i++)   /* shaped like Truv's webhook_id: 32 hex characters */
+  for (i = 0; i < n; i++) /* shaped like Truv's webhook_id: 32 hex characters */
     snprintf(ids + 33 * i, 33, "%016" PRIx64 "%016" PRIx64, rng(), (uint64_t)i);
   return ids;
 }
@@ -274,8 +272,8 @@ int main(int argc, char **argv) {
   size_t nsql = argc > 3 ? (size_t)strtoul(argv[3], NULL, 10) : 50000;
   char path[512];
   printf("| %-46s | %-7s | %16s |\n", "what", "store", "result");
-  printf("|%s|%s|%s|\n", "------------------------------------------------",
-         "---------", "------------------:");
+  printf("|%s|%s|%s|\n", "------------------------------------------------", "---------",
+         "------------------:");
   bench_quota_memory(n);
   bench_quota_sqlite(dir, nsql);
 

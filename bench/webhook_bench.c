@@ -58,10 +58,10 @@ static long deliver(truv_webhook_keys *keys, const char *body, size_t len, const
 /* Deliveries per second over `seconds`; -1 if one failed. */
 static double measure(truv_webhook_keys *keys, const char *body, size_t len, const char *sig,
                       double seconds) {
-  static volatile long sink;   /* keeps the results alive */
+  static volatile long sink; /* keeps the results alive */
   double t0, elapsed;
   long ops = 0, i, n;
-  for (i = 0; i < 2000; i++)   /* warm up */
+  for (i = 0; i < 2000; i++) /* warm up */
     if ((n = deliver(keys, body, len, sig)) < 0) return -1;
   t0 = now();
   do {

@@ -52,7 +52,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (truv_order_read(truv_json_root(doc), &order, &err) == 0 && !order.id) abort();
     truv_order_release(&order);
   } else if (err.kind == TRUV_OK && doc == NULL && resp.status != 204) {
-    abort();   /* neither a document nor an error */
+    abort(); /* neither a document nor an error */
   }
   truv_json_free(doc);
   truv_response_free(&resp);

@@ -28,8 +28,8 @@ typedef struct verdict {
   size_t nheaders, body_len;
 } verdict;
 
-static verdict run(truv_http1 *p, const char *prefix, const uint8_t *data, size_t size,
-                   size_t step, int eof) {
+static verdict run(truv_http1 *p, const char *prefix, const uint8_t *data, size_t size, size_t step,
+                   int eof) {
   verdict v;
   truv_err err;
   truv_response *r;
@@ -75,8 +75,7 @@ static size_t synthesize(const uint8_t *d, size_t n, char *out, size_t cap) {
                             framing == 0 ? n : n + 1 - (n & 2));
   else if (framing == 2)
     len += (size_t)snprintf(out + len, cap - len, "Transfer-Encoding: chunked\r\n\r\n");
-  else
-    len += (size_t)snprintf(out + len, cap - len, "\r\n");
+  else len += (size_t)snprintf(out + len, cap - len, "\r\n");
   if (framing != 2) {
     if (n > cap - len) n = cap - len;
     memcpy(out + len, d, n);

@@ -45,7 +45,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   truv_order order;
   truv_json *doc = truv_json_parse((const char *)data, size, &err);
   if (!doc) {
-    if (err.kind == TRUV_OK) abort();   /* refused without saying why */
+    if (err.kind == TRUV_OK) abort(); /* refused without saying why */
     return 0;
   }
   if (truv_order_read(truv_json_root(doc), &order, &err) == 0) {

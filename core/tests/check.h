@@ -13,56 +13,71 @@
 
 static int check_passed, check_failed, check_current_failed;
 
-#define CHECK(cond) do { \
-    if (!(cond)) { \
+#define CHECK(cond)                                                            \
+  do {                                                                         \
+    if (!(cond)) {                                                             \
       fprintf(stderr, "%s:%d: CHECK(%s) failed\n", __FILE__, __LINE__, #cond); \
-      check_current_failed = 1; \
-    } } while (0)
+      check_current_failed = 1;                                                \
+    }                                                                          \
+  } while (0)
 
-#define CHECK_INT(a, b) do { \
-    long long check_a_ = (long long)(a), check_b_ = (long long)(b); \
-    if (check_a_ != check_b_) { \
-      fprintf(stderr, "%s:%d: %s == %s failed: %lld != %lld\n", __FILE__, __LINE__, \
-              #a, #b, check_a_, check_b_); \
-      check_current_failed = 1; \
-    } } while (0)
+#define CHECK_INT(a, b)                                                                     \
+  do {                                                                                      \
+    long long check_a_ = (long long)(a), check_b_ = (long long)(b);                         \
+    if (check_a_ != check_b_) {                                                             \
+      fprintf(stderr, "%s:%d: %s == %s failed: %lld != %lld\n", __FILE__, __LINE__, #a, #b, \
+              check_a_, check_b_);                                                          \
+      check_current_failed = 1;                                                             \
+    }                                                                                       \
+  } while (0)
 
-#define CHECK_DBL(a, b) do { \
-    double check_a_ = (double)(a), check_b_ = (double)(b); \
-    if (!(check_a_ - check_b_ < 1e-9 && check_b_ - check_a_ < 1e-9)) { \
-      fprintf(stderr, "%s:%d: %s == %s failed: %.9f != %.9f\n", __FILE__, __LINE__, \
-              #a, #b, check_a_, check_b_); \
-      check_current_failed = 1; \
-    } } while (0)
+#define CHECK_DBL(a, b)                                                                     \
+  do {                                                                                      \
+    double check_a_ = (double)(a), check_b_ = (double)(b);                                  \
+    if (!(check_a_ - check_b_ < 1e-9 && check_b_ - check_a_ < 1e-9)) {                      \
+      fprintf(stderr, "%s:%d: %s == %s failed: %.9f != %.9f\n", __FILE__, __LINE__, #a, #b, \
+              check_a_, check_b_);                                                          \
+      check_current_failed = 1;                                                             \
+    }                                                                                       \
+  } while (0)
 
-#define CHECK_STR(a, b) do { \
-    const char *check_a_ = (a), *check_b_ = (b); \
-    if (!check_a_ || !check_b_ || strcmp(check_a_, check_b_) != 0) { \
-      fprintf(stderr, "%s:%d: %s == %s failed: \"%s\" != \"%s\"\n", __FILE__, __LINE__, \
-              #a, #b, check_a_ ? check_a_ : "(null)", check_b_ ? check_b_ : "(null)"); \
-      check_current_failed = 1; \
-    } } while (0)
+#define CHECK_STR(a, b)                                                                         \
+  do {                                                                                          \
+    const char *check_a_ = (a), *check_b_ = (b);                                                \
+    if (!check_a_ || !check_b_ || strcmp(check_a_, check_b_) != 0) {                            \
+      fprintf(stderr, "%s:%d: %s == %s failed: \"%s\" != \"%s\"\n", __FILE__, __LINE__, #a, #b, \
+              check_a_ ? check_a_ : "(null)", check_b_ ? check_b_ : "(null)");                  \
+      check_current_failed = 1;                                                                 \
+    }                                                                                           \
+  } while (0)
 
-#define CHECK_CONTAINS(hay, needle) do { \
-    const char *check_h_ = (hay), *check_n_ = (needle); \
-    if (!check_h_ || !strstr(check_h_, check_n_)) { \
+#define CHECK_CONTAINS(hay, needle)                                                  \
+  do {                                                                               \
+    const char *check_h_ = (hay), *check_n_ = (needle);                              \
+    if (!check_h_ || !strstr(check_h_, check_n_)) {                                  \
       fprintf(stderr, "%s:%d: \"%s\" does not contain \"%s\"\n", __FILE__, __LINE__, \
-              check_h_ ? check_h_ : "(null)", check_n_); \
-      check_current_failed = 1; \
-    } } while (0)
+              check_h_ ? check_h_ : "(null)", check_n_);                             \
+      check_current_failed = 1;                                                      \
+    }                                                                                \
+  } while (0)
 
-#define CHECK_NOT_CONTAINS(hay, needle) do { \
-    const char *check_h_ = (hay), *check_n_ = (needle); \
-    if (check_h_ && strstr(check_h_, check_n_)) { \
+#define CHECK_NOT_CONTAINS(hay, needle)                                                           \
+  do {                                                                                            \
+    const char *check_h_ = (hay), *check_n_ = (needle);                                           \
+    if (check_h_ && strstr(check_h_, check_n_)) {                                                 \
       fprintf(stderr, "%s:%d: \"%s\" contains \"%s\"\n", __FILE__, __LINE__, check_h_, check_n_); \
-      check_current_failed = 1; \
-    } } while (0)
+      check_current_failed = 1;                                                                   \
+    }                                                                                             \
+  } while (0)
 
-#define RUN(fn) do { \
-    check_current_failed = 0; \
-    fn(); \
-    if (check_current_failed) { check_failed++; fprintf(stderr, "FAIL %s\n", #fn); } \
-    else check_passed++; \
+#define RUN(fn)                          \
+  do {                                   \
+    check_current_failed = 0;            \
+    fn();                                \
+    if (check_current_failed) {          \
+      check_failed++;                    \
+      fprintf(stderr, "FAIL %s\n", #fn); \
+    } else check_passed++;               \
   } while (0)
 
 #define CHECK_DONE() \

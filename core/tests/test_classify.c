@@ -47,8 +47,10 @@ static void an_order_is_a_document_with_every_field(void) {
   CHECK_STR(cJSON_GetObjectItem(truv_json_root(doc), "custom_field")->valuestring, "string");
   e = cJSON_GetArrayItem(cJSON_GetObjectItem(truv_json_root(doc), "employers"), 0);
   /* amounts stay the strings Truv sent */
-  CHECK_STR(cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(e, "employments"), 0), "income")->valuestring,
-            "70000.00");
+  CHECK_STR(
+    cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(e, "employments"), 0), "income")
+      ->valuestring,
+    "70000.00");
   truv_json_free(doc);
   free(body);
 }
@@ -72,7 +74,8 @@ static void malformed_and_truncated_bodies_say_where(void) {
   truv_json *doc = NULL;
   truv_err err;
   make_request(TRUV_OP_GET_ORDER, NULL);
-  CHECK_INT(classify(200, "{\"id\": \"abc\", \"employers\": [", NULL, NULL, &doc, &err), TRUV_EPROTOCOL);
+  CHECK_INT(classify(200, "{\"id\": \"abc\", \"employers\": [", NULL, NULL, &doc, &err),
+            TRUV_EPROTOCOL);
   CHECK_STR(err.code, "malformed_json");
   CHECK_CONTAINS(err.message, "truncated");
   CHECK_INT(err.status, 200);
@@ -89,10 +92,13 @@ static void a_400_lists_every_invalid_param(void) {
   truv_json *doc = NULL;
   truv_err err;
   make_request(TRUV_OP_REFRESH_ORDER, "{\"products\":[\"income\"]}");
-  CHECK_INT(classify(400, "{\"error\":{\"code\":\"incorrect_parameters\",\"message\":\"Invalid parameters\","
-                          "\"extra\":{\"invalid-params\":[{\"field\":\"products\",\"message\":\"bad\"},"
-                          "{\"field\":\"employers\",\"message\":\"unknown\"}]}}}", NULL, NULL, &doc, &err),
-            TRUV_EINVALID);
+  CHECK_INT(
+    classify(400,
+             "{\"error\":{\"code\":\"incorrect_parameters\",\"message\":\"Invalid parameters\","
+             "\"extra\":{\"invalid-params\":[{\"field\":\"products\",\"message\":\"bad\"},"
+             "{\"field\":\"employers\",\"message\":\"unknown\"}]}}}",
+             NULL, NULL, &doc, &err),
+    TRUV_EINVALID);
   CHECK_INT(err.status, 400);
   CHECK_STR(err.code, "incorrect_parameters");
   CHECK_INT(err.nfields, 2);
@@ -108,15 +114,24 @@ static void auth_not_found_and_other_4xx_have_their_kinds(void) {
   truv_json *doc = NULL;
   truv_err err;
   make_request(TRUV_OP_GET_ORDER, NULL);
-  CHECK_INT(classify(401, "{\"error\":{\"code\":\"authentication_failed\",\"message\":\"Invalid\"}}", NULL, NULL, &doc, &err), TRUV_EAUTH);
+  CHECK_INT(classify(401,
+                     "{\"error\":{\"code\":\"authentication_failed\",\"message\":\"Invalid\"}}",
+                     NULL, NULL, &doc, &err),
+            TRUV_EAUTH);
   CHECK_STR(err.code, "authentication_failed");
-  CHECK_INT(classify(403, "{\"error\":{\"code\":\"not_authenticated\",\"message\":\"No\"}}", NULL, NULL, &doc, &err), TRUV_EAUTH);
+  CHECK_INT(classify(403, "{\"error\":{\"code\":\"not_authenticated\",\"message\":\"No\"}}", NULL,
+                     NULL, &doc, &err),
+            TRUV_EAUTH);
   CHECK_INT(classify(404, "{\"detail\":\"Not Found.\"}", NULL, NULL, &doc, &err), TRUV_ENOTFOUND);
   CHECK_STR(err.message, "Not Found.");
   CHECK_STR(err.code, "not_found");
-  CHECK_INT(classify(410, "{\"error\":{\"code\":\"expired_token\",\"message\":\"Token expired\"}}", NULL, NULL, &doc, &err), TRUV_EAPI);
+  CHECK_INT(classify(410, "{\"error\":{\"code\":\"expired_token\",\"message\":\"Token expired\"}}",
+                     NULL, NULL, &doc, &err),
+            TRUV_EAPI);
   CHECK_STR(err.code, "expired_token");
-  CHECK_INT(classify(405, "{\"detail\":\"Method \\\"PUT\\\" not allowed.\"}", NULL, NULL, &doc, &err), TRUV_EAPI);
+  CHECK_INT(
+    classify(405, "{\"detail\":\"Method \\\"PUT\\\" not allowed.\"}", NULL, NULL, &doc, &err),
+    TRUV_EAPI);
   CHECK_INT(classify(415, "", NULL, NULL, &doc, &err), TRUV_EAPI);
   CHECK_STR(err.code, "unsupported_media_type");
   CHECK_STR(err.message, "HTTP 415");
@@ -127,16 +142,26 @@ static void throttling_says_when_to_come_back(void) {
   truv_json *doc = NULL;
   truv_err err;
   make_request(TRUV_OP_GET_ORDER, NULL);
-  CHECK_INT(classify(429, "{\"error\":{\"code\":\"throttled\",\"message\":\"Too many\"}}", "Retry-After", "17", &doc, &err), TRUV_ETHROTTLED);
+  CHECK_INT(classify(429, "{\"error\":{\"code\":\"throttled\",\"message\":\"Too many\"}}",
+                     "Retry-After", "17", &doc, &err),
+            TRUV_ETHROTTLED);
   CHECK_DBL(err.retry_at, NOW + 17);
-  CHECK_INT(classify(429, "{}", "retry-after", "Fri, 15 Jan 2027 08:00:05 GMT", &doc, &err), TRUV_ETHROTTLED);
+  CHECK_INT(classify(429, "{}", "retry-after", "Fri, 15 Jan 2027 08:00:05 GMT", &doc, &err),
+            TRUV_ETHROTTLED);
   CHECK_DBL(err.retry_at, NOW + 5);
-  CHECK_INT(classify(429, "{\"detail\":\"Request was throttled. Expected available in 42 seconds.\"}", NULL, NULL, &doc, &err), TRUV_ETHROTTLED);
+  CHECK_INT(classify(429,
+                     "{\"detail\":\"Request was throttled. Expected available in 42 seconds.\"}",
+                     NULL, NULL, &doc, &err),
+            TRUV_ETHROTTLED);
   CHECK_DBL(err.retry_at, NOW + 42);
-  CHECK_INT(classify(429, "{\"error\":{\"code\":\"throttled\",\"message\":\"Request was throttled. Expected available in 3 seconds.\"}}", NULL, NULL, &doc, &err), TRUV_ETHROTTLED);
+  CHECK_INT(classify(429,
+                     "{\"error\":{\"code\":\"throttled\",\"message\":\"Request was throttled. "
+                     "Expected available in 3 seconds.\"}}",
+                     NULL, NULL, &doc, &err),
+            TRUV_ETHROTTLED);
   CHECK_DBL(err.retry_at, NOW + 3);
   CHECK_INT(classify(429, "{}", NULL, NULL, &doc, &err), TRUV_ETHROTTLED);
-  CHECK_DBL(err.retry_at, 0);   /* unknown: the retry policy decides */
+  CHECK_DBL(err.retry_at, 0); /* unknown: the retry policy decides */
 }
 
 static void the_refresh_limit_message_wins_over_its_status(void) {
@@ -146,12 +171,17 @@ static void the_refresh_limit_message_wins_over_its_status(void) {
   size_t i;
   make_request(TRUV_OP_REFRESH_ORDER, "{\"products\":[\"income\"]}");
   for (i = 0; i < 3; i++) {
-    CHECK_INT(classify(statuses[i], "{\"error\":{\"code\":\"x\",\"message\":\"Refresh limit for the access_token exceeded\"}}",
-                       NULL, NULL, &doc, &err), TRUV_EREFRESH_LIMIT);
+    CHECK_INT(
+      classify(
+        statuses[i],
+        "{\"error\":{\"code\":\"x\",\"message\":\"Refresh limit for the access_token exceeded\"}}",
+        NULL, NULL, &doc, &err),
+      TRUV_EREFRESH_LIMIT);
     CHECK_INT(err.status, statuses[i]);
     CHECK_INT(err.nfields, 0);
   }
-  CHECK_INT(classify(400, "{\"detail\":\"refresh limit for the ACCESS_TOKEN exceeded\"}", NULL, NULL, &doc, &err),
+  CHECK_INT(classify(400, "{\"detail\":\"refresh limit for the ACCESS_TOKEN exceeded\"}", NULL,
+                     NULL, &doc, &err),
             TRUV_EREFRESH_LIMIT);
 }
 
@@ -159,7 +189,8 @@ static void server_errors_keep_a_short_readable_body(void) {
   truv_json *doc = NULL;
   truv_err err;
   make_request(TRUV_OP_GET_ORDER, NULL);
-  CHECK_INT(classify(502, "<html><body>Bad gateway</body></html>", NULL, NULL, &doc, &err), TRUV_ESERVER);
+  CHECK_INT(classify(502, "<html><body>Bad gateway</body></html>", NULL, NULL, &doc, &err),
+            TRUV_ESERVER);
   CHECK_STR(err.code, "server_error");
   CHECK_CONTAINS(err.message, "Bad gateway");
   CHECK_INT(classify(503, "{\"detail\":\"down\"}", "Retry-After", "120", &doc, &err), TRUV_ESERVER);
@@ -170,11 +201,16 @@ static void secrets_and_ssns_never_reach_an_error(void) {
   truv_json *doc = NULL;
   truv_err err;
   char line[1024];
-  make_request(TRUV_OP_CREATE_REFRESH_TASK, "{\"access_token\":\"tok-abcdef123\",\"product_type\":\"income\"}");
-  CHECK_INT(classify(400, "{\"error\":{\"code\":\"incorrect_parameters\",\"message\":\"bad token tok-abcdef123 for "
-                          "prod-very-secret, ssn 991-91-9991 and 123456789\",\"extra\":{\"invalid-params\":"
-                          "[{\"field\":\"access_token\",\"message\":\"tok-abcdef123 is unknown\"}]}}}",
-                     NULL, NULL, &doc, &err), TRUV_EINVALID);
+  make_request(TRUV_OP_CREATE_REFRESH_TASK,
+               "{\"access_token\":\"tok-abcdef123\",\"product_type\":\"income\"}");
+  CHECK_INT(
+    classify(
+      400,
+      "{\"error\":{\"code\":\"incorrect_parameters\",\"message\":\"bad token tok-abcdef123 for "
+      "prod-very-secret, ssn 991-91-9991 and 123456789\",\"extra\":{\"invalid-params\":"
+      "[{\"field\":\"access_token\",\"message\":\"tok-abcdef123 is unknown\"}]}}}",
+      NULL, NULL, &doc, &err),
+    TRUV_EINVALID);
   truv_err_format(&err, line, sizeof line);
   CHECK_NOT_CONTAINS(line, "tok-abcdef123");
   CHECK_NOT_CONTAINS(line, "prod-very-secret");
@@ -183,7 +219,9 @@ static void secrets_and_ssns_never_reach_an_error(void) {
   CHECK_CONTAINS(line, "[redacted]");
   CHECK_CONTAINS(line, "access_token");
   /* a suborder number (12 digits) is not an SSN */
-  CHECK_INT(classify(404, "{\"detail\":\"suborder 133982343355 not found\"}", NULL, NULL, &doc, &err), TRUV_ENOTFOUND);
+  CHECK_INT(
+    classify(404, "{\"detail\":\"suborder 133982343355 not found\"}", NULL, NULL, &doc, &err),
+    TRUV_ENOTFOUND);
   CHECK_CONTAINS(err.message, "133982343355");
 }
 
@@ -196,12 +234,13 @@ static void errors_print_on_one_line(void) {
   err.retry_at = 1800000000;
   snprintf(err.request_id, sizeof err.request_id, "r1");
   truv_err_format(&err, line, sizeof line);
-  CHECK_STR(line, "throttled (HTTP 429, throttled): slow down; retry at 2027-01-15T08:00:00Z [request r1]");
+  CHECK_STR(
+    line, "throttled (HTTP 429, throttled): slow down; retry at 2027-01-15T08:00:00Z [request r1]");
   truv_err_clear(&err);
   truv_err_set(&err, TRUV_ENETWORK, "connect", "refused");
   truv_err_format(&err, line, sizeof line);
   CHECK_STR(line, "network (connect): refused (the request did not reach Truv)");
-  CHECK_INT(truv_err_format(&err, line, 8) > 8, 1);   /* reports the length it wanted */
+  CHECK_INT(truv_err_format(&err, line, 8) > 8, 1); /* reports the length it wanted */
   CHECK_INT(strlen(line), 7);
 }
 

@@ -90,7 +90,7 @@ static void an_id_is_first_again_exactly_when_its_ttl_ends(void) {
   CHECK_INT(seen(s, "wh-ttl", T0, 100), 1);
   CHECK_INT(seen(s, "wh-ttl", T0 + 99.999, 100), 0);
   CHECK_INT(seen(s, "wh-ttl", T0 + 100, 100), 1);
-  CHECK_INT(seen(s, "wh-ttl", T0 + 150, 100), 0);    /* recorded again until T0+200 */
+  CHECK_INT(seen(s, "wh-ttl", T0 + 150, 100), 0); /* recorded again until T0+200 */
   CHECK_INT(seen(s, "wh-ttl", T0 + 200, 100), 1);
   truv_dedupe_close(s);
 }
@@ -135,10 +135,10 @@ static void only_a_strictly_newer_update_is_recorded(void) {
   truv_dedupe_store *s = make();
   CHECK_INT(newer(s, "task:1", T0), 1);
   CHECK_INT(newer(s, "task:1", T0 + 0.5), 1);
-  CHECK_INT(newer(s, "task:1", T0 + 0.5), 1);     /* equal: not older (a retry) */
-  CHECK_INT(newer(s, "task:1", T0 - 10), 0);      /* older */
+  CHECK_INT(newer(s, "task:1", T0 + 0.5), 1); /* equal: not older (a retry) */
+  CHECK_INT(newer(s, "task:1", T0 - 10), 0);  /* older */
   CHECK_INT(newer(s, "task:1", T0 + 0.25), 0);
-  CHECK_INT(newer(s, "task:2", T0 - 10), 1);      /* per object */
+  CHECK_INT(newer(s, "task:2", T0 - 10), 1); /* per object */
   CHECK_INT(newer(s, "task:1", T0 + 0.500001), 1);
   truv_dedupe_close(s);
 }
@@ -183,7 +183,7 @@ static void many_ids_grow_the_store_and_expired_ones_go(void) {
     ok = seen(s, id, T0 + 1, 3600) == 0;
   }
   CHECK(ok);
-  for (i = 0; i < bulk_ids && ok; i++) {   /* new ids after the first ones expired */
+  for (i = 0; i < bulk_ids && ok; i++) { /* new ids after the first ones expired */
     snprintf(id, sizeof id, "later-%d", i);
     ok = seen(s, id, T0 + 7200, 3600) == 1;
   }
@@ -310,15 +310,17 @@ static void a_failed_prune_records_nothing(void) {
   if (!s) return;
   CHECK_INT(sqlite3_open(path, &db), SQLITE_OK);
   CHECK_INT(sqlite3_exec(db,
-    "INSERT INTO truv_dedupe_seen(id, expires_ms) VALUES ('old', 0);"
-    "CREATE TRIGGER no_prune BEFORE DELETE ON truv_dedupe_seen "
-    "BEGIN SELECT RAISE(ABORT, 'pruning failed'); END;", NULL, NULL, NULL), SQLITE_OK);
+                         "INSERT INTO truv_dedupe_seen(id, expires_ms) VALUES ('old', 0);"
+                         "CREATE TRIGGER no_prune BEFORE DELETE ON truv_dedupe_seen "
+                         "BEGIN SELECT RAISE(ABORT, 'pruning failed'); END;",
+                         NULL, NULL, NULL),
+            SQLITE_OK);
   /* the handle's first write is also a pruning turn */
   CHECK(truv_dedupe_seen(s, "wh-p", 4, T0, TTL, &first, &err) != 0);
   CHECK_CONTAINS(err.message, "pruning failed");
   CHECK_INT(sqlite3_exec(db, "DROP TRIGGER no_prune", NULL, NULL, NULL), SQLITE_OK);
   sqlite3_close(db);
-  CHECK_INT(seen(s, "wh-p", T0 + 1, TTL), 1);   /* the retry is handled */
+  CHECK_INT(seen(s, "wh-p", T0 + 1, TTL), 1); /* the retry is handled */
   CHECK_INT(seen(s, "wh-p", T0 + 2, TTL), 0);
   truv_dedupe_close(s);
 }
@@ -328,8 +330,10 @@ static void a_failed_prune_records_nothing(void) {
 static void hold_the_write_lock(const char *path, const char *id, int ready) {
   sqlite3 *db;
   char sql[200];
-  snprintf(sql, sizeof sql, "BEGIN IMMEDIATE; INSERT INTO truv_dedupe_seen(id, expires_ms) "
-           "VALUES ('%s', %.0f)", id, (T0 + TTL) * 1000);
+  snprintf(sql, sizeof sql,
+           "BEGIN IMMEDIATE; INSERT INTO truv_dedupe_seen(id, expires_ms) "
+           "VALUES ('%s', %.0f)",
+           id, (T0 + TTL) * 1000);
   if (sqlite3_open(path, &db) != SQLITE_OK || sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK)
     _exit(100);
   if (write(ready, "h", 1) != 1) _exit(101);
@@ -393,23 +397,25 @@ static void a_handle_used_in_a_forked_child_is_refused(void) {
   truv_dedupe_close(s);
 }
 
-#define RUN_CONTRACT(name) do { \
-    fprintf(stderr, "-- the contract, %s store\n", name); \
-    RUN(an_id_is_first_once_then_a_duplicate); \
-    RUN(an_id_is_first_again_exactly_when_its_ttl_ends); \
-    RUN(a_duplicate_does_not_extend_the_ttl); \
-    RUN(ids_are_byte_strings); \
-    RUN(a_forgotten_id_is_first_again); \
-    RUN(only_a_strictly_newer_update_is_recorded); \
-    RUN(ids_and_objects_do_not_collide); \
-    RUN(misuse_is_refused); \
-    RUN(many_ids_grow_the_store_and_expired_ones_go); \
+#define RUN_CONTRACT(name)                                    \
+  do {                                                        \
+    fprintf(stderr, "-- the contract, %s store\n", name);     \
+    RUN(an_id_is_first_once_then_a_duplicate);                \
+    RUN(an_id_is_first_again_exactly_when_its_ttl_ends);      \
+    RUN(a_duplicate_does_not_extend_the_ttl);                 \
+    RUN(ids_are_byte_strings);                                \
+    RUN(a_forgotten_id_is_first_again);                       \
+    RUN(only_a_strictly_newer_update_is_recorded);            \
+    RUN(ids_and_objects_do_not_collide);                      \
+    RUN(misuse_is_refused);                                   \
+    RUN(many_ids_grow_the_store_and_expired_ones_go);         \
     RUN(forgetting_inside_a_cluster_keeps_the_rest_findable); \
   } while (0)
 
 int main(void) {
   int valgrind = getenv("TRUV_UNDER_VALGRIND") != NULL;
-  snprintf(tmpdir, sizeof tmpdir, "%s/truv-dedupe-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+  snprintf(tmpdir, sizeof tmpdir, "%s/truv-dedupe-XXXXXX",
+           getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
   if (!mkdtemp(tmpdir)) {
     perror("mkdtemp");
     return 1;

@@ -85,11 +85,27 @@ static const char *const CANARIES[] = {SECRET, TOKEN, SSN, SSN9};
 
 /* The places of an answer Truv's text is copied from into an error, each
  * with the size of the buffer it lands in (so the loop below straddles it). */
-enum place { MESSAGE, CODE, FIELD_NAME, FIELD_MESSAGE, MAP_NAME, MAP_MESSAGE, DETAIL, SNIPPET,
-             REQUEST_ID, NPLACES };
-static const char *const PLACE_NAMES[NPLACES] = {
-  "error.message", "error.code", "invalid-params field", "invalid-params message",
-  "field map name", "field map message", "detail", "non-JSON body", "X-Request-Id"};
+enum place {
+  MESSAGE,
+  CODE,
+  FIELD_NAME,
+  FIELD_MESSAGE,
+  MAP_NAME,
+  MAP_MESSAGE,
+  DETAIL,
+  SNIPPET,
+  REQUEST_ID,
+  NPLACES
+};
+static const char *const PLACE_NAMES[NPLACES] = {"error.message",
+                                                 "error.code",
+                                                 "invalid-params field",
+                                                 "invalid-params message",
+                                                 "field map name",
+                                                 "field map message",
+                                                 "detail",
+                                                 "non-JSON body",
+                                                 "X-Request-Id"};
 static const size_t PLACE_LIMITS[NPLACES] = {256, 48, 64, 192, 64, 192, 256, 121, 64};
 
 static void answer_with(enum place place, const char *text, char *body, size_t size,
@@ -100,23 +116,21 @@ static void answer_with(enum place place, const char *text, char *body, size_t s
     case MESSAGE:
       snprintf(body, size, "{\"error\":{\"code\":\"c\",\"message\":\"%s\"}}", text);
       break;
-    case CODE:
-      snprintf(body, size, "{\"error\":{\"code\":\"%s\",\"message\":\"m\"}}", text);
-      break;
+    case CODE: snprintf(body, size, "{\"error\":{\"code\":\"%s\",\"message\":\"m\"}}", text); break;
     case FIELD_NAME:
-      snprintf(body, size, "{\"error\":{\"code\":\"c\",\"message\":\"m\",\"extra\":"
-                           "{\"invalid-params\":[{\"field\":\"%s\",\"message\":\"m\"}]}}}", text);
+      snprintf(body, size,
+               "{\"error\":{\"code\":\"c\",\"message\":\"m\",\"extra\":"
+               "{\"invalid-params\":[{\"field\":\"%s\",\"message\":\"m\"}]}}}",
+               text);
       break;
     case FIELD_MESSAGE:
-      snprintf(body, size, "{\"error\":{\"code\":\"c\",\"message\":\"m\",\"extra\":"
-                           "{\"invalid-params\":[{\"field\":\"f\",\"message\":\"%s\"}]}}}", text);
+      snprintf(body, size,
+               "{\"error\":{\"code\":\"c\",\"message\":\"m\",\"extra\":"
+               "{\"invalid-params\":[{\"field\":\"f\",\"message\":\"%s\"}]}}}",
+               text);
       break;
-    case MAP_NAME:
-      snprintf(body, size, "{\"%s\":[\"m\"]}", text);
-      break;
-    case MAP_MESSAGE:
-      snprintf(body, size, "{\"f\":[\"%s\"]}", text);
-      break;
+    case MAP_NAME: snprintf(body, size, "{\"%s\":[\"m\"]}", text); break;
+    case MAP_MESSAGE: snprintf(body, size, "{\"f\":[\"%s\"]}", text); break;
     case DETAIL:
       *status = 404;
       snprintf(body, size, "{\"detail\":\"%s\"}", text);
@@ -130,8 +144,7 @@ static void answer_with(enum place place, const char *text, char *body, size_t s
       snprintf(body, size, "{\"detail\":\"m\"}");
       *rid = text;
       break;
-    default:
-      break;
+    default: break;
   }
 }
 
@@ -153,7 +166,7 @@ static void a_canary_straddling_any_cut_of_an_answer_leaves_nothing(void) {
         classify(status, body, rid, &err);
         if (!check_no_leak(&err, CANARIES[c], PLACE_NAMES[p], at)) {
           check_current_failed = 1;
-          break;   /* one report per place and canary */
+          break; /* one report per place and canary */
         }
       }
     }
@@ -177,9 +190,11 @@ static void a_secret_in_an_invalid_params_field_name_is_redacted(void) {
   char body[512];
   truv_err err;
   make_request();
-  snprintf(body, sizeof body, "{\"error\":{\"code\":\"invalid\",\"message\":\"bad\",\"extra\":"
-                              "{\"invalid-params\":[{\"field\":\"employers[%s]\",\"message\":\"no\"},"
-                              "{\"field\":\"%s\",\"message\":\"unknown\"}]}}}", TOKEN, SSN);
+  snprintf(body, sizeof body,
+           "{\"error\":{\"code\":\"invalid\",\"message\":\"bad\",\"extra\":"
+           "{\"invalid-params\":[{\"field\":\"employers[%s]\",\"message\":\"no\"},"
+           "{\"field\":\"%s\",\"message\":\"unknown\"}]}}}",
+           TOKEN, SSN);
   classify(400, body, "req-1", &err);
   CHECK_INT(err.kind, TRUV_EINVALID);
   CHECK_INT(err.nfields, 2);

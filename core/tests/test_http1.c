@@ -14,7 +14,7 @@
 
 /* What parsing a whole input gave. */
 typedef struct outcome {
-  int rc;          /* 0 or the error kind */
+  int rc; /* 0 or the error kind */
   char code[48];
   int done, keepalive, status;
   char body[4096];
@@ -68,9 +68,9 @@ static outcome parse_lim(const char *s, const truv_http1_limits *limits) {
 
 static int same(const outcome *a, const outcome *b) {
   return a->rc == b->rc && strcmp(a->code, b->code) == 0 && a->done == b->done &&
-         a->keepalive == b->keepalive && a->status == b->status &&
-         a->body_len == b->body_len && memcmp(a->body, b->body, a->body_len) == 0 &&
-         strcmp(a->request_id, b->request_id) == 0 && a->nheaders == b->nheaders;
+         a->keepalive == b->keepalive && a->status == b->status && a->body_len == b->body_len &&
+         memcmp(a->body, b->body, a->body_len) == 0 && strcmp(a->request_id, b->request_id) == 0 &&
+         a->nheaders == b->nheaders;
 }
 
 /* Every single split point, every pair of split points, and one byte at a
@@ -106,13 +106,12 @@ static void check_splits(const char *s, int eof) {
   free(each);
 }
 
-static const char CL_RESPONSE[] =
-    "HTTP/1.1 200 OK\r\n"
-    "Content-Type: application/json\r\n"
-    "X-Request-Id:   req-1  \r\n"
-    "Content-Length: 13\r\n"
-    "\r\n"
-    "{\"id\":\"abc\"}\n";
+static const char CL_RESPONSE[] = "HTTP/1.1 200 OK\r\n"
+                                  "Content-Type: application/json\r\n"
+                                  "X-Request-Id:   req-1  \r\n"
+                                  "Content-Length: 13\r\n"
+                                  "\r\n"
+                                  "{\"id\":\"abc\"}\n";
 
 static void a_content_length_response_is_complete_and_reusable(void) {
   outcome o = parse_all(CL_RESPONSE, 0);
@@ -130,21 +129,20 @@ static void splitting_a_content_length_response_anywhere_changes_nothing(void) {
   check_splits(CL_RESPONSE, 0);
 }
 
-static const char CHUNKED_RESPONSE[] =
-    "HTTP/1.1 201 Created\r\n"
-    "Transfer-Encoding: chunked\r\n"
-    "X-Request-Id: req-2\r\n"
-    "\r\n"
-    "5;name=value;other=\"quoted\"\r\n"
-    "hello\r\n"
-    "6\r\n"
-    " world\r\n"
-    "A\r\n"
-    "0123456789\r\n"
-    "0\r\n"
-    "X-Checksum: abc\r\n"
-    "X-Request-Id: from-the-trailer\r\n"
-    "\r\n";
+static const char CHUNKED_RESPONSE[] = "HTTP/1.1 201 Created\r\n"
+                                       "Transfer-Encoding: chunked\r\n"
+                                       "X-Request-Id: req-2\r\n"
+                                       "\r\n"
+                                       "5;name=value;other=\"quoted\"\r\n"
+                                       "hello\r\n"
+                                       "6\r\n"
+                                       " world\r\n"
+                                       "A\r\n"
+                                       "0123456789\r\n"
+                                       "0\r\n"
+                                       "X-Checksum: abc\r\n"
+                                       "X-Request-Id: from-the-trailer\r\n"
+                                       "\r\n";
 
 static void a_chunked_body_is_joined_and_its_trailers_never_replace_headers(void) {
   outcome o = parse_all(CHUNKED_RESPONSE, 0);
@@ -177,16 +175,20 @@ static void a_body_framed_by_the_close_ends_only_at_eof(void) {
 
 static void keepalive_follows_http_1_1(void) {
   CHECK(parse_all("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", 0).keepalive);
-  CHECK(!parse_all("HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n", 0).keepalive);
-  CHECK(!parse_all("HTTP/1.1 200 OK\r\nConnection: CLOSE\r\nContent-Length: 0\r\n\r\n", 0).keepalive);
+  CHECK(
+    !parse_all("HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n", 0).keepalive);
+  CHECK(
+    !parse_all("HTTP/1.1 200 OK\r\nConnection: CLOSE\r\nContent-Length: 0\r\n\r\n", 0).keepalive);
   CHECK(!parse_all("HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n", 0).keepalive);
-  CHECK(parse_all("HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n", 0).keepalive);
+  CHECK(parse_all("HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n", 0)
+          .keepalive);
   CHECK(parse_all("HTTP/1.1 204 No Content\r\n\r\n", 0).keepalive);
   CHECK(parse_all("HTTP/1.1 304 Not Modified\r\nETag: x\r\n\r\n", 0).keepalive);
 }
 
 static void bytes_after_the_response_are_not_consumed_and_forbid_reuse(void) {
-  const char *two = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+  const char *two =
+    "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
   outcome o = parse_all(two, 0);
   CHECK_INT(o.rc, 0);
   CHECK(o.done);
@@ -312,7 +314,8 @@ static void headers_are_bounded(void) {
   }
   /* exactly at the limits is fine */
   lim.max_headers = 5;
-  o = parse_lim("HTTP/1.1 200 OK\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\nContent-Length: 0\r\n\r\n", &lim);
+  o =
+    parse_lim("HTTP/1.1 200 OK\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\nContent-Length: 0\r\n\r\n", &lim);
   CHECK_INT(o.rc, 0);
   CHECK(o.done);
 }
@@ -341,7 +344,8 @@ static void bodies_are_bounded(void) {
   CHECK_INT(o.rc, TRUV_EPROTOCOL);
   CHECK_STR(o.code, "body_too_large");
   {
-    const char *s = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n6\r\nabcdef\r\n6\r\nghijkl\r\n0\r\n\r\n";
+    const char *s = "HTTP/1.1 200 OK\r\nTransfer-Encoding: "
+                    "chunked\r\n\r\n6\r\nabcdef\r\n6\r\nghijkl\r\n0\r\n\r\n";
     o = parse_cut(s, strlen(s), NULL, 0, 0, &lim);
     CHECK_INT(o.rc, TRUV_EPROTOCOL);
     CHECK_STR(o.code, "body_too_large");
@@ -464,8 +468,7 @@ static void every_request_but_a_get_closes_its_connection(void) {
     char *bytes;
     if (op == TRUV_OP_CREATE_ORDER)
       params = cJSON_Parse("{\"products\":[\"income\"],\"first_name\":\"A\",\"last_name\":\"B\"}");
-    else if (op == TRUV_OP_REFRESH_ORDER)
-      params = cJSON_Parse("{\"products\":[\"income\"]}");
+    else if (op == TRUV_OP_REFRESH_ORDER) params = cJSON_Parse("{\"products\":[\"income\"]}");
     else if (op == TRUV_OP_CREATE_REFRESH_TASK || op == TRUV_OP_CREATE_BRIDGE_TOKEN)
       params = cJSON_Parse("{\"access_token\":\"tok\",\"product_type\":\"income\"}");
     CHECK_INT(truv_request_build(&wire_cfg, (truv_op)op, "o1", params, NULL, &req, &err), 0);
@@ -502,8 +505,10 @@ static void a_refresh_goes_out_whole_on_a_connection_of_its_own(void) {
             0);
   cJSON_Delete(params);
   bytes = truv_http1_request(&req, NULL, &len, &err);
-  CHECK(strncmp(bytes, "POST /v1/orders/o1/ HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n"
-                       "Connection: close\r\n", 68) == 0);
+  CHECK(strncmp(bytes,
+                "POST /v1/orders/o1/ HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n"
+                "Connection: close\r\n",
+                68) == 0);
   CHECK_CONTAINS(bytes, "\r\nContent-Type: application/json\r\nContent-Length: 23\r\n\r\n"
                         "{\"products\":[\"income\"]}");
   CHECK_INT(len, strlen(bytes));

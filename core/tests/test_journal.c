@@ -1,6 +1,6 @@
 /* The journal: every operation, the schema checks, group commits, and a
  * writer killed with SIGKILL in the middle of its loop. */
-#define _DEFAULT_SOURCE   /* mkdtemp, usleep */
+#define _DEFAULT_SOURCE /* mkdtemp, usleep */
 #include <signal.h>
 #include <sqlite3.h>
 #include <stdint.h>
@@ -146,9 +146,10 @@ static void test_open_creates_a_versioned_wal_journal(void) {
 
 static void test_put_and_get_keep_every_type(void) {
   truv_journal *j = open_fresh("types.db");
-  truv_jfield f[] = {text("route", "reverify"), integer("attempts", 2), real("sent_at", 1.5e9 + 0.25),
-                     boolean("share_url", 1), text("custom", "x\"y\\z\n"), integer("n", -7),
-                     real("ratio", 0.5), boolean("flag", 0), text("input", "{\"a\":1}")};
+  truv_jfield f[] = {
+    text("route", "reverify"), integer("attempts", 2),      real("sent_at", 1.5e9 + 0.25),
+    boolean("share_url", 1),   text("custom", "x\"y\\z\n"), integer("n", -7),
+    real("ratio", 0.5),        boolean("flag", 0),          text("input", "{\"a\":1}")};
   truv_jcase c;
   truv_err err;
   int found;
@@ -157,7 +158,7 @@ static void test_put_and_get_keep_every_type(void) {
   CHECK_INT(found, 1);
   CHECK_STR(c.case_id, "case-1");
   CHECK_INT(c.seq, 1);
-  CHECK_STR(text_of(&c, "state"), "new");   /* a new case starts as new */
+  CHECK_STR(text_of(&c, "state"), "new"); /* a new case starts as new */
   CHECK_STR(text_of(&c, "route"), "reverify");
   CHECK_INT(field(&c, "attempts")->type, TRUV_JINT);
   CHECK_INT(field(&c, "attempts")->i, 2);
@@ -201,7 +202,7 @@ static void test_put_updates_only_the_named_fields(void) {
   CHECK_INT(field(&c, "line")->type, TRUV_JINT);
   CHECK_INT(field(&c, "line")->i, 9);
   CHECK_STR(text_of(&c, "other"), "b");
-  CHECK_INT(c.seq, 1);   /* an update keeps the case's place */
+  CHECK_INT(c.seq, 1); /* an update keeps the case's place */
   CHECK_INT(put1(j, "c", null("other")), 0);
   CHECK_INT(pragma(path_of("update.db"), "SELECT extra IS NULL FROM cases"), 1);
   truv_journal_close(j, &err);
@@ -226,7 +227,7 @@ static void test_put_refuses_what_would_break_the_record(void) {
   nul.value.s = "a\0b";
   nul.value.len = 3;
   CHECK_INT(put1(j, "c", nul), TRUV_EINVALID);
-  nul.name = "error";   /* a column keeps the bytes as they are */
+  nul.name = "error"; /* a column keeps the bytes as they are */
   CHECK_INT(put1(j, "c", nul), 0);
   CHECK_INT(truv_journal_get(j, "c", &c, &found, &err), 0);
   CHECK_INT(field(&c, "error")->len, 3);
@@ -271,7 +272,7 @@ static void test_group_commit_is_atomic_and_explicit(void) {
   int found, i;
   char id[16];
   CHECK_INT(truv_journal_open(path_of("group.db"), NULL, &reader, &err), 0);
-  CHECK_INT(truv_journal_commit(j, &err), 0);   /* nothing open: nothing to do */
+  CHECK_INT(truv_journal_commit(j, &err), 0); /* nothing open: nothing to do */
   CHECK_INT(truv_journal_begin(j, &err), 0);
   CHECK(truv_journal_in_group(j));
   CHECK_INT(truv_journal_begin(j, &err), TRUV_EINVALID);
@@ -575,8 +576,9 @@ static int verify_killed(const char *path, int last_reported) {
   ok &= max_group <= last_reported + 1;
   /* only an autocommitted group can be partly there */
   if (max_group == last_reported + 1 && max_group % 5 != 0) ok &= per_group[max_group] == GROUP;
-  if (!ok) fprintf(stderr, "killed journal: last reported %d, max group %d, %d cases\n",
-                   last_reported, max_group, n);
+  if (!ok)
+    fprintf(stderr, "killed journal: last reported %d, max group %d, %d cases\n", last_reported,
+            max_group, n);
   return ok;
 }
 
@@ -676,9 +678,9 @@ int main(void) {
   RUN(test_killed_writer_leaves_every_committed_write);
   RUN(test_a_large_batch_journals_with_flat_memory);
   {
-    const char *names[] = {"new.db", "types.db", "update.db", "invalid.db", "meta.db", "group.db",
-                           "each.db", "each_write.db", "counts.db", "outlive.db", "newer.db",
-                           "other.db", "excl.db", "killed.db"};
+    const char *names[] = {"new.db",   "types.db", "update.db",     "invalid.db", "meta.db",
+                           "group.db", "each.db",  "each_write.db", "counts.db",  "outlive.db",
+                           "newer.db", "other.db", "excl.db",       "killed.db"};
     size_t i;
     for (i = 0; i < sizeof names / sizeof *names; i++) remove_journal(path_of(names[i]));
     rmdir(dir);

@@ -16,7 +16,8 @@ static void a_document_parses_into_a_readable_tree(void) {
   CHECK_DBL(cJSON_GetArrayItem(a, 1)->valuedouble, 2.5);
   CHECK_STR(cJSON_GetArrayItem(a, 2)->valuestring, "x");
   CHECK(cJSON_IsNull(cJSON_GetArrayItem(a, 3)));
-  CHECK_STR(cJSON_GetObjectItem(cJSON_GetObjectItem(truv_json_root(doc), "b"), "c")->valuestring, "d");
+  CHECK_STR(cJSON_GetObjectItem(cJSON_GetObjectItem(truv_json_root(doc), "b"), "c")->valuestring,
+            "d");
   CHECK(truv_json_size(doc) >= strlen(s));
   truv_json_free(doc);
 }
@@ -40,7 +41,8 @@ static void a_large_document_grows_the_arena(void) {
 }
 
 static void bad_input_fails_cleanly(void) {
-  static const char *bad[] = {"", "{", "[1,2", "{\"a\":}", "nul", "{\"a\":1} x", "\"\\uD800\"x", NULL};
+  static const char *bad[] = {"",    "{",           "[1,2",         "{\"a\":}",
+                              "nul", "{\"a\":1} x", "\"\\uD800\"x", NULL};
   const char **b;
   truv_err err;
   for (b = bad; *b; b++) {
@@ -74,13 +76,13 @@ static void other_cjson_users_keep_ordinary_trees(void) {
   cJSON *mine, *theirs;
   char *text;
   truv_json_init();
-  theirs = cJSON_Parse("{\"k\":[1,2,3]}");   /* outside truv_json_parse: malloc */
+  theirs = cJSON_Parse("{\"k\":[1,2,3]}"); /* outside truv_json_parse: malloc */
   CHECK(theirs != NULL);
   mine = cJSON_CreateObject();
   cJSON_AddStringToObject(mine, "x", "y");
   text = cJSON_PrintUnformatted(mine);
   CHECK_STR(text, "{\"x\":\"y\"}");
-  free(text);                                  /* plain free works on their memory */
+  free(text); /* plain free works on their memory */
   cJSON_Delete(mine);
   cJSON_Delete(theirs);
 }

@@ -1,6 +1,6 @@
 /* The webhook listener, from the outside: libcurl posts to it as Truv
  * would, and the tests look at the answers, the queue and the counters. */
-#define _DEFAULT_SOURCE   /* usleep */
+#define _DEFAULT_SOURCE /* usleep */
 #include <arpa/inet.h>
 #include <curl/curl.h>
 #include <netinet/in.h>
@@ -13,7 +13,8 @@
 #include "truv/webhook.h"
 
 #define SECRET "sandbox-secret"
-#define BODY "{\"webhook_id\":\"w1\",\"event_type\":\"order-status-updated\",\"status\":\"completed\"}"
+#define BODY \
+  "{\"webhook_id\":\"w1\",\"event_type\":\"order-status-updated\",\"status\":\"completed\"}"
 
 static const char *const one_secret[] = {SECRET};
 
@@ -49,17 +50,16 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud) {
   memcpy(line, p, len);
   line[len] = '\0';
   line[strcspn(line, "\r\n")] = '\0';
-  if (strncasecmp(line, "Allow: ", 7) == 0)
-    snprintf(a->allow, sizeof a->allow, "%.60s", line + 7);
+  if (strncasecmp(line, "Allow: ", 7) == 0) snprintf(a->allow, sizeof a->allow, "%.60s", line + 7);
   if (strncasecmp(line, "Retry-After: ", 13) == 0)
     snprintf(a->retry_after, sizeof a->retry_after, "%.12s", line + 13);
   return len;
 }
 
 typedef struct post_opts {
-  const char *method;   /* default POST */
-  const char *path;     /* default /truv/webhooks */
-  const char *sign;     /* default: the right signature; "" for none */
+  const char *method; /* default POST */
+  const char *path;   /* default /truv/webhooks */
+  const char *sign;   /* default: the right signature; "" for none */
   int chunked;
 } post_opts;
 
@@ -172,7 +172,7 @@ static void test_bad_or_missing_signatures_are_refused_and_not_queued(void) {
   if (!l) return;
   port = truv_listener_port(l);
   truv_webhook_sign(BODY, strlen(BODY), SECRET, sig);
-  po.sign = sig;   /* the right signature over another body: tampered */
+  po.sign = sig; /* the right signature over another body: tampered */
   CHECK_INT(send_body(port, "{\"webhook_id\":\"w2\"}", 19, &po).status, 401);
   po.sign = "";
   CHECK_INT(send_body(port, BODY, strlen(BODY), &po).status, 401);
@@ -252,12 +252,12 @@ static void test_bodies_over_the_limit_are_413(void) {
   int port;
   if (!l) goto done;
   port = truv_listener_port(l);
-  CHECK_INT(send_body(port, big, 1025, NULL).status, 413);           /* by Content-Length */
+  CHECK_INT(send_body(port, big, 1025, NULL).status, 413); /* by Content-Length */
   CHECK_INT(send_body(port, big, 64 * 1024, NULL).status, 413);
   po.chunked = 1;
-  CHECK_INT(send_body(port, big, 64 * 1024, &po).status, 0);         /* closed while reading */
-  CHECK_INT(send_body(port, exact, 1024, NULL).status, 200);         /* the limit itself */
-  CHECK_INT(send_body(port, exact, 1024, &po).status, 200);          /* chunked, small */
+  CHECK_INT(send_body(port, big, 64 * 1024, &po).status, 0); /* closed while reading */
+  CHECK_INT(send_body(port, exact, 1024, NULL).status, 200); /* the limit itself */
+  CHECK_INT(send_body(port, exact, 1024, &po).status, 200);  /* chunked, small */
   truv_listener_get_stats(l, &st);
   CHECK_INT(st.too_large, 3);
   CHECK_INT(drain_all(l), 2);
@@ -286,7 +286,7 @@ static void test_a_full_queue_answers_503_until_drained(void) {
   CHECK_INT(st.full, 1);
   CHECK_INT(st.queued, 2);
   CHECK_INT(drain_all(l), 2);
-  CHECK_INT(post(port, BODY), 200);   /* room again */
+  CHECK_INT(post(port, BODY), 200); /* room again */
   CHECK_INT(drain_all(l), 1);
   truv_listener_free(l);
 }
@@ -370,7 +370,7 @@ static void test_concurrent_posts_are_each_queued_once(void) {
   }
   n += drain_all(l);
   CHECK_INT(n, POSTERS * POSTS);
-  CHECK(in_order);   /* each poster's deliveries, in the order it sent them */
+  CHECK(in_order); /* each poster's deliveries, in the order it sent them */
   truv_listener_free(l);
 }
 
@@ -390,7 +390,7 @@ static void test_freeing_with_deliveries_queued_and_a_client_mid_request(void) {
   CHECK(connect(fd, (struct sockaddr *)&a, sizeof a) == 0);
   CHECK(write(fd, head, strlen(head)) == (ssize_t)strlen(head));
   usleep(50000);
-  truv_listener_free(l);   /* valgrind: nothing of either may leak */
+  truv_listener_free(l); /* valgrind: nothing of either may leak */
   close(fd);
 }
 
@@ -398,12 +398,12 @@ static void test_options_are_checked(void) {
   truv_listener_options o = {0};
   truv_listener *l = NULL, *other = NULL;
   truv_err err;
-  CHECK_INT(truv_listener_new(&o, &l, &err), TRUV_EINVALID);   /* no secret */
+  CHECK_INT(truv_listener_new(&o, &l, &err), TRUV_EINVALID); /* no secret */
   CHECK_STR(err.code, "no_secret");
   CHECK(l == NULL);
   o.secrets = one_secret;
   o.nsecrets = 1;
-  o.host = "localhost";   /* a name, not an address */
+  o.host = "localhost"; /* a name, not an address */
   CHECK_INT(truv_listener_new(&o, &l, &err), TRUV_EINVALID);
   CHECK_STR(err.code, "invalid_option");
   o.host = NULL;
@@ -416,13 +416,13 @@ static void test_options_are_checked(void) {
   o.max_body = (size_t)TRUV_LISTENER_MAX_BODY + 1;
   CHECK_INT(truv_listener_new(&o, &l, &err), TRUV_EINVALID);
   o.max_body = 0;
-  o.host = "192.0.2.1";   /* not an address of this machine */
+  o.host = "192.0.2.1"; /* not an address of this machine */
   CHECK_INT(truv_listener_new(&o, &l, &err), TRUV_ENETWORK);
   CHECK_STR(err.code, "bind");
   o.host = NULL;
   CHECK_INT(truv_listener_new(&o, &l, &err), 0);
   if (!l) return;
-  o.port = truv_listener_port(l);   /* taken */
+  o.port = truv_listener_port(l); /* taken */
   CHECK_INT(truv_listener_new(&o, &other, &err), TRUV_ENETWORK);
   CHECK(other == NULL);
   CHECK_NOT_CONTAINS(err.message, SECRET);
@@ -448,7 +448,7 @@ static void test_a_custom_path_and_ipv6_loopback(void) {
   }
   snprintf(url, sizeof url, "http://[::1]:%d/hooks/truv", truv_listener_port(l));
   truv_webhook_sign(BODY, strlen(BODY), SECRET, sig);
-  snprintf(hdr, sizeof hdr, "X-Webhook-Sign: %s", sig);   /* any case */
+  snprintf(hdr, sizeof hdr, "X-Webhook-Sign: %s", sig); /* any case */
   headers = curl_slist_append(headers, hdr);
   h = curl_easy_init();
   curl_easy_setopt(h, CURLOPT_URL, url);

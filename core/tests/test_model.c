@@ -43,8 +43,11 @@ static void employers_come_before_financial_accounts(void) {
   truv_json *doc;
   truv_order o;
   truv_err err;
-  CHECK_INT(read_json("{\"id\":\"o\",\"financial_accounts\":[{\"id\":\"f1\",\"suborder_number\":77}],"
-                      "\"employers\":[{\"id\":\"e1\"},{\"id\":\"e2\",\"access_token\":null}]}", &doc, &o, &err), 0);
+  CHECK_INT(
+    read_json("{\"id\":\"o\",\"financial_accounts\":[{\"id\":\"f1\",\"suborder_number\":77}],"
+              "\"employers\":[{\"id\":\"e1\"},{\"id\":\"e2\",\"access_token\":null}]}",
+              &doc, &o, &err),
+    0);
   CHECK_INT(o.nconnections, 3);
   CHECK_STR(o.connections[0].id, "e1");
   CHECK_STR(o.connections[1].id, "e2");
@@ -58,12 +61,17 @@ static void employers_come_before_financial_accounts(void) {
 }
 
 static void documents_without_what_the_workflow_needs_are_refused(void) {
-  static const struct { const char *json, *why; } bad[] = {
-    {"[]", "not an object"}, {"{}", "id is missing"}, {"{\"id\":7}", "id is missing"},
+  static const struct {
+    const char *json, *why;
+  } bad[] = {
+    {"[]", "not an object"},
+    {"{}", "id is missing"},
+    {"{\"id\":7}", "id is missing"},
     {"{\"id\":\"o\",\"products\":\"income\"}", "products is not an array"},
     {"{\"id\":\"o\",\"products\":[1]}", "non-string"},
     {"{\"id\":\"o\",\"employers\":{}}", "employers is not an array"},
-    {"{\"id\":\"o\",\"employers\":[{\"id\":\"a\"},{\"name\":\"b\"}]}", "employers[2] has no string id"},
+    {"{\"id\":\"o\",\"employers\":[{\"id\":\"a\"},{\"name\":\"b\"}]}",
+     "employers[2] has no string id"},
   };
   size_t i;
   for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -83,7 +91,9 @@ static void unknown_and_mistyped_optional_fields_are_ignored(void) {
   truv_order o;
   truv_err err;
   CHECK_INT(read_json("{\"id\":\"o\",\"order_number\":5,\"new_field\":{\"x\":1},\"employers\":null,"
-                      "\"refresh_order\":null,\"created_at\":\"garbage\"}", &doc, &o, &err), 0);
+                      "\"refresh_order\":null,\"created_at\":\"garbage\"}",
+                      &doc, &o, &err),
+            0);
   CHECK(o.order_number == NULL);
   CHECK(o.refresh_order == NULL);
   CHECK_DBL(o.created_at, -1);

@@ -8,7 +8,7 @@
  * (/v1/orders/<action>-<param>-<n>/): ok, slow (param ms), hang, close (no
  * answer, FIN), rst (no answer, RST), trunc (short body), big (param KB),
  * slowbig (param KB, after 500 ms). */
-#define _DEFAULT_SOURCE   /* mallinfo2, usleep, strncasecmp */
+#define _DEFAULT_SOURCE /* mallinfo2, usleep, strncasecmp */
 #include <arpa/inet.h>
 #include <curl/curl.h>
 #include <errno.h>
@@ -53,7 +53,7 @@ typedef struct conn {
   size_t inlen;
   char *out;
   size_t outlen, outoff;
-  double respond_at;   /* > 0: an answer is due then */
+  double respond_at; /* > 0: an answer is due then */
   int action, param, close_after;
   char id[64];
   char method[8];
@@ -62,7 +62,7 @@ typedef struct conn {
 typedef struct server {
   int lfd, port, wake[2];
   pid_t pid;
-  counts *sh;          /* shared with the child */
+  counts *sh; /* shared with the child */
   conn *conns[MAX_CONNS];
   int nconns;
 } server;
@@ -299,7 +299,7 @@ static long rss_kb(void) {
 
 static server *srv;
 static char base_url[64];
-static int under_tool;   /* valgrind or a sanitizer: slow, and its own allocator */
+static int under_tool; /* valgrind or a sanitizer: slow, and its own allocator */
 
 static truv_request *build(truv_op op, const char *id) {
   truv_request *req = calloc(1, sizeof *req);
@@ -339,7 +339,7 @@ static truv_multi *multi(int in_flight, int host, long timeout_ms) {
   o.max_in_flight = in_flight;
   o.max_host_connections = host;
   o.http.timeout_ms = timeout_ms;
-  o.http.proxy = "";   /* never a proxy from the environment in tests */
+  o.http.proxy = ""; /* never a proxy from the environment in tests */
   if (!(m = truv_multi_new(&o, &err))) {
     fprintf(stderr, "multi: %s\n", err.message);
     exit(2);
@@ -469,7 +469,7 @@ static void test_billed_requests_use_fresh_connections(void) {
     bill[i] = refresh("ok", 0, i);
     CHECK(bill[i]->flags & TRUV_REQ_BILLED);
     CHECK_INT(truv_multi_add(m, bill[i], &out[K + i], &err), 0);
-    drain(m, out, K + B);   /* one at a time: idle kept-alive connections are there to take */
+    drain(m, out, K + B); /* one at a time: idle kept-alive connections are there to take */
   }
   after = server_counts(srv);
   CHECK_INT(after.posts - before.posts, B);
@@ -502,7 +502,7 @@ static void test_billed_request_unanswered_is_never_resent(void) {
   CHECK_INT(after.by_action[A_CLOSE] - before.by_action[A_CLOSE], 2);
   CHECK_INT(out[1].err.kind, TRUV_ENETWORK);
 
-  CHECK_INT(truv_multi_add(m, warm, &out[0], &err), 0);   /* warm the pool again */
+  CHECK_INT(truv_multi_add(m, warm, &out[0], &err), 0); /* warm the pool again */
   drain(m, out, 3);
   before = server_counts(srv);
   CHECK_INT(truv_multi_add(m, p, &out[2], &err), 0);
@@ -537,7 +537,7 @@ static void test_connect_refused_was_not_sent(void) {
   snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/", ntohs(a.sin_port));
   cfg.base_url = url;
   CHECK_INT(truv_request_build(&cfg, TRUV_OP_REFRESH_ORDER, "o1", NULL, NULL, &req, &err),
-            TRUV_EINVALID);   /* (no products) */
+            TRUV_EINVALID); /* (no products) */
   {
     cJSON *params = cJSON_Parse("{\"products\":[\"income\"]}");
     CHECK_INT(truv_request_build(&cfg, TRUV_OP_REFRESH_ORDER, "o1", params, NULL, &req, &err), 0);
@@ -713,8 +713,8 @@ static void test_run_returns_early_when_one_finishes(void) {
   while (!ready && now_ms() - t0 < 30000) CHECK_INT(truv_multi_run(m, 90000, &ready, &err), 0);
   CHECK_INT(ready, 1);
   CHECK(now_ms() - t0 < 30000);
-  CHECK_INT(truv_multi_pending(m), 2);   /* finished but not handed out yet */
-  truv_multi_free(m);   /* aborts the slow one */
+  CHECK_INT(truv_multi_pending(m), 2); /* finished but not handed out yet */
+  truv_multi_free(m);                  /* aborts the slow one */
   drop(fast), drop(slow);
 }
 

@@ -60,7 +60,7 @@ static truv_quota_store *make_sqlite(const truv_quota_policy *p) {
 
 /* The store under test; every contract test runs once per store. */
 static truv_quota_store *(*make)(const truv_quota_policy *p);
-static int bulk_keys;   /* how many connections the growth test uses */
+static int bulk_keys; /* how many connections the growth test uses */
 
 static truv_quota_store *make_default(void) {
   return make(NULL);
@@ -120,7 +120,7 @@ static void keys_are_a_hash_of_the_token_never_the_token(void) {
   truv_err err;
   CHECK_INT(truv_quota_key_of("tok_abc", &k), 0);
   truv_quota_key_hex(&k, hex);
-  CHECK_STR(hex, "ab2c5dc36326bc103ab6548f77cc4a3b");   /* SHA-256("truv-quota-v1:tok_abc") */
+  CHECK_STR(hex, "ab2c5dc36326bc103ab6548f77cc4a3b"); /* SHA-256("truv-quota-v1:tok_abc") */
   CHECK_INT(truv_quota_key_of_len("", 0, &k), 0);
   truv_quota_key_hex(&k, hex);
   CHECK_STR(hex, "fa8b2716ac72f742477404da0074afd7");
@@ -174,7 +174,7 @@ static void fourth_reserve_in_the_window_is_refused_with_the_exact_not_before(vo
   CHECK(reserve1(s, k, T0, NULL) != 0);
   CHECK(reserve1(s, k, T0 + 60, NULL) != 0);
   CHECK(reserve1(s, k, T0 + 120.25, NULL) != 0);
-  memset(&err, 0x55, sizeof err);   /* every field must be set, not left */
+  memset(&err, 0x55, sizeof err); /* every field must be set, not left */
   CHECK_INT(truv_quota_reserve(s, &k, 1, T0 + 3600, &t, &nb, spent, &err), TRUV_EQUOTA);
   CHECK_INT(err.status, 0);
   CHECK_INT(err.nfields, 0);
@@ -198,10 +198,10 @@ static void reserve_succeeds_at_not_before_and_one_second_after(void) {
   reserve1(s, k, T0 + 120, NULL);
   CHECK(reserve1(s, k, T0 + DAY - 0.001, &nb) == 0);
   CHECK_DBL(nb, T0 + DAY);
-  CHECK(reserve1(s, k, nb, NULL) != 0);                 /* exactly at not_before */
-  CHECK(reserve1(s, k, T0 + DAY + 1, &nb) == 0);        /* full again: next is T0+60's */
+  CHECK(reserve1(s, k, nb, NULL) != 0);          /* exactly at not_before */
+  CHECK(reserve1(s, k, T0 + DAY + 1, &nb) == 0); /* full again: next is T0+60's */
   CHECK_DBL(nb, T0 + 60 + DAY);
-  CHECK(reserve1(s, k, nb + 1, NULL) != 0);             /* one second after */
+  CHECK(reserve1(s, k, nb + 1, NULL) != 0); /* one second after */
   truv_quota_close(s);
 }
 
@@ -331,7 +331,7 @@ static void a_refusal_from_truv_fills_the_key_until_a_window_from_now(void) {
   CHECK_INT(truv_quota_record_limit(s, &k, T0 + 100, &err), 0);
   CHECK_INT(used_of(s, k, T0 + 100, &nf), 3);
   CHECK_DBL(nf, T0 + 100 + DAY);
-  CHECK(reserve1(s, k, T0 + DAY, &nb) == 0);   /* T0's entry left; Truv's count did not */
+  CHECK(reserve1(s, k, T0 + DAY, &nb) == 0); /* T0's entry left; Truv's count did not */
   CHECK_DBL(nb, T0 + 100 + DAY);
   CHECK(reserve1(s, k, T0 + 100 + DAY, NULL) != 0);
   CHECK_INT(used_of(s, k, T0 + 100 + DAY, NULL), 1);
@@ -365,7 +365,7 @@ static void truvs_count_is_kept_when_larger_and_never_twice(void) {
   CHECK_INT(truv_quota_record_count(s, &other, again, 3, T0 + 30, &err), 0);
   CHECK_INT(used_of(s, other, T0 + 30, &nf), 3);
   CHECK_DBL(nf, T0 + DAY);
-  CHECK_INT(used_of(s, other, T0 + DAY, &nf), 2);   /* T0 left: T0+1 and T0+2 remain */
+  CHECK_INT(used_of(s, other, T0 + DAY, &nf), 2); /* T0 left: T0+1 and T0+2 remain */
   CHECK_DBL(nf, 0);
   truv_quota_close(s);
   /* out of the window: ignored; more than the limit: the newest count */
@@ -563,7 +563,7 @@ static void entries_and_tickets_survive_reopening(void) {
   s = truv_quota_sqlite(path, NULL, &err);
   CHECK_INT(used_of(s, k, T0 + 1, NULL), 1);
   t2 = reserve1(s, k, T0 + 1, NULL);
-  CHECK(t2 > t1);                        /* never reissued */
+  CHECK(t2 > t1); /* never reissued */
   truv_quota_close(s);
 }
 
@@ -646,8 +646,9 @@ static void a_version_1_file_gains_the_facts_table(void) {
   CHECK(reserve1(s, k, T0, NULL) != 0);
   truv_quota_close(s);
   CHECK_INT(sqlite3_open(path, &db), SQLITE_OK);
-  CHECK_INT(sqlite3_exec(db, "DROP TABLE truv_quota_fact; PRAGMA user_version = 1", NULL, NULL,
-                         NULL), SQLITE_OK);
+  CHECK_INT(
+    sqlite3_exec(db, "DROP TABLE truv_quota_fact; PRAGMA user_version = 1", NULL, NULL, NULL),
+    SQLITE_OK);
   sqlite3_close(db);
   s = truv_quota_sqlite(path, NULL, &err);
   CHECK(s != NULL);
@@ -703,7 +704,7 @@ static void processes_racing_on_one_key_get_exactly_the_limit(void) {
   truv_err err;
   truv_quota_store *s;
   temp_path(path, sizeof path);
-  s = truv_quota_sqlite(path, NULL, &err);   /* create the file: a clean start */
+  s = truv_quota_sqlite(path, NULL, &err); /* create the file: a clean start */
   truv_quota_close(s);
   fflush(NULL);
   for (i = 0; i < PROCS; i++)
@@ -808,7 +809,7 @@ static void a_process_killed_holding_the_write_lock_counts_nothing_and_blocks_no
   pid_t pid;
   int status, ready[2];
   temp_path(path, sizeof path);
-  s = truv_quota_sqlite(path, NULL, &err);   /* open before and after: both must carry on */
+  s = truv_quota_sqlite(path, NULL, &err); /* open before and after: both must carry on */
   CHECK(s != NULL);
   if (!s) return;
   CHECK(reserve1(s, key("tok-before"), T0, NULL) != 0);
@@ -816,7 +817,7 @@ static void a_process_killed_holding_the_write_lock_counts_nothing_and_blocks_no
   fflush(NULL);
   if ((pid = fork()) == 0) hold_the_write_lock(path, k, ready[1]);
   CHECK(pid > 0);
-  CHECK_INT(read(ready[0], &c, 1), 1);   /* it holds the lock, entries written */
+  CHECK_INT(read(ready[0], &c, 1), 1); /* it holds the lock, entries written */
   close(ready[0]);
   close(ready[1]);
   kill(pid, SIGKILL);
@@ -831,7 +832,7 @@ static void a_process_killed_holding_the_write_lock_counts_nothing_and_blocks_no
     CHECK_INT(used_of(fresh, k, T0, NULL), 1);
     CHECK(reserve1(fresh, k, T0 + 1, NULL) != 0);
     CHECK(reserve1(fresh, k, T0 + 2, NULL) != 0);
-    CHECK(reserve1(fresh, k, T0 + 3, NULL) == 0);   /* the limit, counted right */
+    CHECK(reserve1(fresh, k, T0 + 3, NULL) == 0); /* the limit, counted right */
     truv_quota_close(fresh);
   }
   CHECK_INT(used_of(s, k, T0 + 3, NULL), 3);
@@ -862,7 +863,8 @@ static void a_handle_used_in_a_forked_child_is_refused(void) {
     int used = -1, rc = truv_quota_reserve(s, &k, 1, T0 + 1, &t, NULL, NULL, &err);
     int urc = truv_quota_usage(s, &k, T0 + 1, &used, NULL, &err);
     char v = rc == TRUV_EINVALID && urc == TRUV_EINVALID && strcmp(err.code, "store_forked") == 0
-             ? 'y' : 'n';
+               ? 'y'
+               : 'n';
     _exit(write(out[1], &v, 1) == 1 ? 0 : 1);
   }
   CHECK(pid > 0 && waitpid(pid, &status, 0) == pid);
@@ -958,33 +960,35 @@ static void facts_of_many_connections_are_kept_and_old_ones_pruned(void) {
 
 /* ---- runs ---- */
 
-#define RUN_CONTRACT(name) do { \
-    fprintf(stderr, "-- the contract, %s store\n", name); \
+#define RUN_CONTRACT(name)                                                  \
+  do {                                                                      \
+    fprintf(stderr, "-- the contract, %s store\n", name);                   \
     RUN(fourth_reserve_in_the_window_is_refused_with_the_exact_not_before); \
-    RUN(reserve_succeeds_at_not_before_and_one_second_after); \
-    RUN(times_keep_millisecond_precision); \
-    RUN(the_window_and_the_limit_come_from_the_policy); \
-    RUN(one_full_key_blocks_the_others_and_leaves_them_untouched); \
-    RUN(all_keys_get_one_entry_under_one_ticket); \
-    RUN(not_before_is_when_every_full_key_has_room); \
-    RUN(release_removes_only_that_tickets_entries); \
-    RUN(tickets_are_distinct_and_never_zero); \
-    RUN(a_refusal_from_truv_fills_the_key_until_a_window_from_now); \
-    RUN(truvs_count_is_kept_when_larger_and_never_twice); \
-    RUN(usage_counts_the_window_and_says_when_a_slot_frees); \
-    RUN(a_key_listed_twice_counts_once); \
-    RUN(misuse_is_refused_before_the_store_is_asked); \
-    RUN(many_connections_grow_the_store_and_expired_ones_go); \
-    RUN(reservations_in_one_millisecond_get_their_own_tickets); \
-    RUN(a_large_limit_is_kept_exactly); \
-    RUN(facts_keep_the_latest_instant_of_each_fact); \
-    RUN(facts_misuse_is_refused); \
-    RUN(facts_of_many_connections_are_kept_and_old_ones_pruned); \
-    RUN(times_are_accepted_up_to_1e11_seconds_either_side); \
+    RUN(reserve_succeeds_at_not_before_and_one_second_after);               \
+    RUN(times_keep_millisecond_precision);                                  \
+    RUN(the_window_and_the_limit_come_from_the_policy);                     \
+    RUN(one_full_key_blocks_the_others_and_leaves_them_untouched);          \
+    RUN(all_keys_get_one_entry_under_one_ticket);                           \
+    RUN(not_before_is_when_every_full_key_has_room);                        \
+    RUN(release_removes_only_that_tickets_entries);                         \
+    RUN(tickets_are_distinct_and_never_zero);                               \
+    RUN(a_refusal_from_truv_fills_the_key_until_a_window_from_now);         \
+    RUN(truvs_count_is_kept_when_larger_and_never_twice);                   \
+    RUN(usage_counts_the_window_and_says_when_a_slot_frees);                \
+    RUN(a_key_listed_twice_counts_once);                                    \
+    RUN(misuse_is_refused_before_the_store_is_asked);                       \
+    RUN(many_connections_grow_the_store_and_expired_ones_go);               \
+    RUN(reservations_in_one_millisecond_get_their_own_tickets);             \
+    RUN(a_large_limit_is_kept_exactly);                                     \
+    RUN(facts_keep_the_latest_instant_of_each_fact);                        \
+    RUN(facts_misuse_is_refused);                                           \
+    RUN(facts_of_many_connections_are_kept_and_old_ones_pruned);            \
+    RUN(times_are_accepted_up_to_1e11_seconds_either_side);                 \
   } while (0)
 
 int main(void) {
-  snprintf(tmpdir, sizeof tmpdir, "%s/truv-quota-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+  snprintf(tmpdir, sizeof tmpdir, "%s/truv-quota-XXXXXX",
+           getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
   if (!mkdtemp(tmpdir)) {
     perror("mkdtemp");
     return 1;

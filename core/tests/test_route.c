@@ -10,8 +10,8 @@ static const char *route_of(truv_outcome o, const char *name) {
 }
 
 static void every_task_status_routes_as_documented(void) {
-  static const char *const waits[] = {"new", "login", "mfa", "parse", "base_parse", "full_parse",
-                                      "switch_deposit", NULL};
+  static const char *const waits[] = {"new",        "login",          "mfa", "parse", "base_parse",
+                                      "full_parse", "switch_deposit", NULL};
   const char *const *w;
   for (w = waits; *w; w++) CHECK_STR(route_of(TRUV_OUTCOME_TASK, *w), "wait");
   CHECK_STR(route_of(TRUV_OUTCOME_TASK, "done"), "done");
@@ -29,14 +29,14 @@ static void every_task_status_routes_as_documented(void) {
 }
 
 static void suborder_and_order_statuses_route(void) {
-  static const char *const statuses[] = {"pending", "sent", "completed", "error", "canceled",
-                                         "expired", "no_data", "skipped", NULL};
+  static const char *const statuses[] = {"pending", "sent",    "completed", "error", "canceled",
+                                         "expired", "no_data", "skipped",   NULL};
   const char *const *s;
   for (s = statuses; *s; s++) {
     CHECK(truv_route_lookup(TRUV_OUTCOME_SUBORDER, *s) != NULL);
     CHECK(truv_route_lookup(TRUV_OUTCOME_ORDER, *s) != NULL);
   }
-  CHECK_STR(route_of(TRUV_OUTCOME_ORDER, "error"), "fix");      /* notification failed */
+  CHECK_STR(route_of(TRUV_OUTCOME_ORDER, "error"), "fix"); /* notification failed */
   CHECK_STR(route_of(TRUV_OUTCOME_SUBORDER, "expired"), "reverify");
   /* a failed refresh whose cause is unknown may be a login_error: a person, never a billed retry */
   CHECK_STR(route_of(TRUV_OUTCOME_SUBORDER, "error"), "fix");

@@ -10,14 +10,21 @@ static void iso_timestamps_parse_to_epoch_seconds(void) {
   CHECK_DBL(truv_parse_time("2021-04-21T16:45:14-0500"), 1619041514);
   CHECK_DBL(truv_parse_time("2021-04-21 21:45:14"), 1619041514);
   CHECK_DBL(truv_parse_time("2019-08-24"), 1566604800);
-  CHECK_DBL(truv_parse_time("2024-02-29T12:00:00Z"), 1709208000);   /* leap day */
+  CHECK_DBL(truv_parse_time("2024-02-29T12:00:00Z"), 1709208000); /* leap day */
   CHECK_DBL(truv_parse_time("2021-04-21T21:45Z"), 1619041500);
 }
 
 static void malformed_timestamps_are_refused(void) {
-  static const char *bad[] = {"", "2021", "2021-4-21", "2021-04-21T", "2021-13-01T00:00:00Z",
-                              "2021-04-21T25:00:00Z", "2021-04-21T21:45:14Zjunk",
-                              "2021-04-21T21:45:14+0", "yesterday", NULL};
+  static const char *bad[] = {"",
+                              "2021",
+                              "2021-4-21",
+                              "2021-04-21T",
+                              "2021-13-01T00:00:00Z",
+                              "2021-04-21T25:00:00Z",
+                              "2021-04-21T21:45:14Zjunk",
+                              "2021-04-21T21:45:14+0",
+                              "yesterday",
+                              NULL};
   const char **b;
   for (b = bad; *b; b++) {
     if (truv_parse_time(*b) >= 0) fprintf(stderr, "accepted: %s\n", *b);
@@ -40,7 +47,8 @@ static void retry_after_takes_seconds_or_any_http_date(void) {
 }
 
 static void available_in_is_found_in_truvs_text(void) {
-  CHECK_DBL(truv_parse_available_in("Request was throttled. Expected available in 42 seconds."), 42);
+  CHECK_DBL(truv_parse_available_in("Request was throttled. Expected available in 42 seconds."),
+            42);
   CHECK_DBL(truv_parse_available_in("Expected available in 1 second."), 1);
   CHECK_DBL(truv_parse_available_in("expected AVAILABLE IN 2.5 seconds"), 2.5);
   CHECK_DBL(truv_parse_available_in("available in the morning"), -1);

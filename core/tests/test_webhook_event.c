@@ -28,7 +28,10 @@ static int parse_fixture(const char *name, char **body, truv_webhook_event *ev) 
 }
 
 static void every_fixture_parses_to_its_kind(void) {
-  static const struct { const char *name; truv_webhook_kind kind; } cases[] = {
+  static const struct {
+    const char *name;
+    truv_webhook_kind kind;
+  } cases[] = {
     {"order-created", TRUV_WEBHOOK_ORDER_CREATED},
     {"order-status-updated", TRUV_WEBHOOK_ORDER_STATUS_UPDATED},
     {"order-refresh-failed", TRUV_WEBHOOK_ORDER_REFRESH_FAILED},
@@ -71,7 +74,7 @@ static void a_task_event_carries_task_link_and_status(void) {
   CHECK_STR(ev.data_source, "payroll");
   CHECK_STR(ev.tracking_info, "ad9f14440d624ec3b0f66e81e44518c7");
   CHECK_STR(ev.status, "done");
-  CHECK(ev.template_id == NULL);   /* JSON null */
+  CHECK(ev.template_id == NULL); /* JSON null */
   CHECK(ev.order_id == NULL);
   CHECK_STR(ev.event_created_at, "2024-03-06T02:10:58.904417Z");
   CHECK_STR(ev.updated_at_iso, "2024-03-06T02:10:58.761230Z");
@@ -112,7 +115,7 @@ static void an_unknown_type_is_kept_as_sent(void) {
   CHECK_INT(ev.kind, TRUV_WEBHOOK_UNKNOWN);
   CHECK_STR(ev.event_type, "payroll-widget-opened");
   widget = cJSON_GetObjectItemCaseSensitive(truv_json_root(ev.doc), "widget");
-  CHECK(cJSON_IsObject(widget));   /* unknown fields survive in the document */
+  CHECK(cJSON_IsObject(widget)); /* unknown fields survive in the document */
   truv_webhook_event_free(&ev);
   free(body);
 }
@@ -138,17 +141,23 @@ static void updated_at_falls_back_to_event_created_at_then_zero(void) {
   truv_webhook_event ev;
   truv_err err;
   CHECK_INT(parse_text("{\"webhook_id\":\"w\",\"event_type\":\"x\","
-                       "\"event_created_at\":\"2024-03-06T02:10:58Z\"}", &ev, &err), 0);
+                       "\"event_created_at\":\"2024-03-06T02:10:58Z\"}",
+                       &ev, &err),
+            0);
   CHECK_DBL(ev.updated_at, 1709691058.0);
   CHECK(ev.updated_at_iso == NULL);
   truv_webhook_event_free(&ev);
   CHECK_INT(parse_text("{\"webhook_id\":\"w\",\"event_type\":\"x\",\"updated_at\":\"yesterday\","
-                       "\"event_created_at\":\"2024-03-06T02:10:58+01:00\"}", &ev, &err), 0);
+                       "\"event_created_at\":\"2024-03-06T02:10:58+01:00\"}",
+                       &ev, &err),
+            0);
   CHECK_DBL(ev.updated_at, 1709687458.0);
-  CHECK_STR(ev.updated_at_iso, "yesterday");   /* what was sent, even when unreadable */
+  CHECK_STR(ev.updated_at_iso, "yesterday"); /* what was sent, even when unreadable */
   truv_webhook_event_free(&ev);
   CHECK_INT(parse_text("{\"webhook_id\":\"w\",\"event_type\":\"x\",\"updated_at\":17,"
-                       "\"event_created_at\":null}", &ev, &err), 0);
+                       "\"event_created_at\":null}",
+                       &ev, &err),
+            0);
   CHECK_DBL(ev.updated_at, 0);
   CHECK_DBL(ev.event_created, 0);
   CHECK(ev.updated_at_iso == NULL && ev.event_created_at == NULL);
@@ -162,8 +171,10 @@ static void ids_are_never_truncated(void) {
   truv_err err;
   memset(id, 'a', sizeof id - 1);
   id[sizeof id - 1] = '\0';
-  snprintf(body, sizeof body, "{\"webhook_id\":\"%s\",\"event_type\":\"task-status-updated\","
-           "\"task_id\":\"%s\"}", id, id);
+  snprintf(body, sizeof body,
+           "{\"webhook_id\":\"%s\",\"event_type\":\"task-status-updated\","
+           "\"task_id\":\"%s\"}",
+           id, id);
   CHECK_INT(parse_text(body, &ev, &err), 0);
   CHECK_STR(ev.webhook_id, id);
   CHECK_STR(ev.task_id, id);
@@ -176,7 +187,8 @@ static void non_string_fields_read_as_absent(void) {
   CHECK_INT(parse_text("{\"webhook_id\":\"w\",\"event_type\":\"order-status-updated\","
                        "\"order_id\":123,\"status\":{\"a\":1},\"link_id\":[\"l\"],"
                        "\"user_id\":true}",
-                       &ev, &err), 0);
+                       &ev, &err),
+            0);
   CHECK(!ev.order_id && !ev.status && !ev.link_id && !ev.user_id);
   truv_webhook_event_free(&ev);
 }
@@ -187,18 +199,22 @@ static void the_first_member_of_a_name_counts(void) {
   /* as in the document the Lua side sees (cJSON_GetObjectItem) */
   CHECK_INT(parse_text("{\"webhook_id\":\"w1\",\"status\":1,\"event_type\":\"x\","
                        "\"webhook_id\":\"w2\",\"status\":\"done\",\"event_type\":\"y\"}",
-                       &ev, &err), 0);
+                       &ev, &err),
+            0);
   CHECK_STR(ev.webhook_id, "w1");
   CHECK_STR(ev.event_type, "x");
   CHECK(ev.status == NULL);
   truv_webhook_event_free(&ev);
-  CHECK_INT(parse_text("{\"webhook_id\":null,\"event_type\":\"x\",\"webhook_id\":\"w2\"}",
-                       &ev, &err), TRUV_EPROTOCOL);
+  CHECK_INT(
+    parse_text("{\"webhook_id\":null,\"event_type\":\"x\",\"webhook_id\":\"w2\"}", &ev, &err),
+    TRUV_EPROTOCOL);
   CHECK_STR(err.code, "missing_webhook_id");
 }
 
 static void bodies_that_are_not_events_are_refused(void) {
-  static const struct { const char *body, *code; } cases[] = {
+  static const struct {
+    const char *body, *code;
+  } cases[] = {
     {"", "malformed_json"},
     {"   ", "malformed_json"},
     {"not json", "malformed_json"},
@@ -226,7 +242,7 @@ static void bodies_that_are_not_events_are_refused(void) {
     CHECK_STR(err.code, cases[i].code);
     CHECK_CONTAINS(err.message, "webhook");
     CHECK(ev.doc == NULL && ev.webhook_id == NULL);
-    truv_webhook_event_free(&ev);   /* harmless on a refused event */
+    truv_webhook_event_free(&ev); /* harmless on a refused event */
   }
 }
 
@@ -266,7 +282,8 @@ static void the_document_can_outlive_the_event(void) {
   truv_err err;
   truv_json *doc;
   CHECK_INT(parse_text("{\"webhook_id\":\"w\",\"event_type\":\"link-deleted\",\"link_id\":\"l\"}",
-                       &ev, &err), 0);
+                       &ev, &err),
+            0);
   doc = ev.doc;
   ev.doc = NULL;
   truv_webhook_event_free(&ev);

@@ -14,7 +14,7 @@
 #define PROD_SECRET "prod-3c59dc048e8850243be8079a5c74d079"
 #define OLD_SECRET "sandbox-c9f0f895fb98ab9159f51fd0297e236d"
 
-#define INLINE_BODY \
+#define INLINE_BODY                                                                              \
   "{\"webhook_id\":\"1a3c5e7f9b0d4f2a8c6e0b2d4f6a8c91\",\"event_type\":\"task-status-updated\"," \
   "\"status\":\"done\"}"
 /* openssl dgst -sha256 -hmac SANDBOX_SECRET over INLINE_BODY */
@@ -49,15 +49,14 @@ static void signs_rfc4231_vectors(void) {
   CHECK_INT(truv_webhook_sign("Hi There", 8, key1, out), 0);
   CHECK_STR(out, "v1=b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7");
   /* case 6: a key longer than SHA-256's block (hashed first) */
-  CHECK_INT(truv_webhook_sign("Test Using Larger Than Block-Size Key - Hash Key First", 54, key6,
-                              out), 0);
+  CHECK_INT(
+    truv_webhook_sign("Test Using Larger Than Block-Size Key - Hash Key First", 54, key6, out), 0);
   CHECK_STR(out, "v1=60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54");
 }
 
 static void rfc4231_case2_verifies_as_a_webhook(void) {
   static const char *const jefe[] = {"Jefe"};
-  static const char sig[] =
-      "v1=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843";
+  static const char sig[] = "v1=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843";
   truv_err err;
   truv_err_clear(&err);
   CHECK_INT(truv_webhook_verify("what do ya want for nothing?", 28, sig, jefe, 1, &err), 0);
@@ -137,9 +136,11 @@ static void a_tampered_body_is_refused(void) {
   /* one byte more, one byte less */
   truv_err_clear(&err);
   CHECK_INT(truv_webhook_verify(INLINE_BODY " ", strlen(INLINE_BODY) + 1, "v1=" INLINE_SIG,
-                                one_secret, 1, &err), TRUV_EAUTH);
-  CHECK_INT(truv_webhook_verify(INLINE_BODY, strlen(INLINE_BODY) - 1, "v1=" INLINE_SIG,
-                                one_secret, 1, &err), TRUV_EAUTH);
+                                one_secret, 1, &err),
+            TRUV_EAUTH);
+  CHECK_INT(truv_webhook_verify(INLINE_BODY, strlen(INLINE_BODY) - 1, "v1=" INLINE_SIG, one_secret,
+                                1, &err),
+            TRUV_EAUTH);
 }
 
 static void a_tampered_signature_is_refused(void) {
@@ -161,7 +162,9 @@ static void the_body_is_verified_as_raw_bytes(void) {
 }
 
 static void each_refusal_has_its_code(void) {
-  static const struct { const char *header, *code; } cases[] = {
+  static const struct {
+    const char *header, *code;
+  } cases[] = {
     {NULL, "missing_signature"},
     {"", "missing_signature"},
     {"   \t ", "missing_signature"},
@@ -219,7 +222,7 @@ static void any_secret_of_a_rotation_passes(void) {
   char sig[TRUV_WEBHOOK_SIG_SIZE];
   size_t i, len = strlen(INLINE_BODY);
   truv_err err;
-  for (i = 0; i < 3; i++) {   /* whichever position the signing secret is in */
+  for (i = 0; i < 3; i++) { /* whichever position the signing secret is in */
     CHECK_INT(truv_webhook_sign(INLINE_BODY, len, rotation[i], sig), 0);
     CHECK_INT(truv_webhook_verify(INLINE_BODY, len, sig, rotation, 3, &err), 0);
     CHECK_INT(truv_webhook_verify(INLINE_BODY, len, sig, rotation, 2, &err),
@@ -248,13 +251,14 @@ static void messages_never_hold_a_secret_or_a_signature(void) {
     CHECK_NOT_CONTAINS(buf, "8f14e45f");
     CHECK_NOT_CONTAINS(buf, INLINE_SIG);
     CHECK_NOT_CONTAINS(buf, EMPTY_SIG);
-    CHECK_NOT_CONTAINS(buf, &INLINE_SIG[40]);   /* nor a piece of one */
+    CHECK_NOT_CONTAINS(buf, &INLINE_SIG[40]); /* nor a piece of one */
   }
 }
 
 static void a_null_err_is_allowed(void) {
-  CHECK_INT(truv_webhook_verify(INLINE_BODY, strlen(INLINE_BODY), "v1=" INLINE_SIG, one_secret, 1,
-                                NULL), 0);
+  CHECK_INT(
+    truv_webhook_verify(INLINE_BODY, strlen(INLINE_BODY), "v1=" INLINE_SIG, one_secret, 1, NULL),
+    0);
   CHECK_INT(truv_webhook_verify(INLINE_BODY, strlen(INLINE_BODY), "v1=x", one_secret, 1, NULL),
             TRUV_EAUTH);
 }

@@ -20,7 +20,7 @@
  * process, and no disk is written (a file on ext4 truncated and rewritten
  * is flushed on every close). TRUV_LUA_DIR overrides the lua/ directory the
  * build names. */
-#define _GNU_SOURCE   /* memfd_create */
+#define _GNU_SOURCE /* memfd_create */
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -55,8 +55,8 @@ static void die(const char *what) {
 /* Line events carry their line; asking for the chunk as well would cost a
  * call to lua_getinfo per line, so the lines of fuzz_cases.lua count too
  * (they repeat what the reader did: harmless). Not instrumented itself. */
-__attribute__((no_sanitize("address", "undefined", "coverage")))
-static void on_line(lua_State *l, lua_Debug *ar) {
+__attribute__((no_sanitize("address", "undefined", "coverage"))) static void
+on_line(lua_State *l, lua_Debug *ar) {
   unsigned idx = ((unsigned)previous_line * 7919u + (unsigned)ar->currentline) % LINE_COUNTERS;
   (void)l;
   if (line_counters[idx] != 255) line_counters[idx]++;
@@ -87,8 +87,7 @@ static void start(void) {
   lua_setfield(L, -2, "cpath");
   lua_pop(L, 1);
   snprintf(path, sizeof path, "%s/fuzz/fuzz_cases.lua", lua_dir);
-  if (luaL_loadfile(L, path) != LUA_OK || lua_pcall(L, 0, 1, 0) != LUA_OK)
-    die(lua_tostring(L, -1));
+  if (luaL_loadfile(L, path) != LUA_OK || lua_pcall(L, 0, 1, 0) != LUA_OK) die(lua_tostring(L, -1));
   if (!lua_isfunction(L, -1)) die("fuzz_cases.lua returns no check function");
   lua_setfield(L, LUA_REGISTRYINDEX, "truv.fuzz.check");
   lua_sethook(L, on_line, LUA_MASKLINE, 0);

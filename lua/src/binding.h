@@ -37,8 +37,8 @@ TRUV_HIDDEN void truv_new_handle_type(lua_State *L, const char *name, const luaL
  * the table, which the caller keeps on the stack. */
 typedef struct truv_options {
   lua_State *L;
-  int t;               /* the table's absolute index; 0: none was given */
-  const char *fname;   /* the function, as Lua calls it ("http") */
+  int t;             /* the table's absolute index; 0: none was given */
+  const char *fname; /* the function, as Lua calls it ("http") */
 } truv_options;
 /* The options at idx: nil, none, or a table (else a bad argument). */
 TRUV_HIDDEN truv_options truv_options_at(lua_State *L, int idx, const char *fname);
@@ -46,11 +46,11 @@ TRUV_HIDDEN truv_options truv_options_at(lua_State *L, int idx, const char *fnam
 TRUV_HIDDEN const char *truv_opt_string(const truv_options *o, const char *key, size_t max_len);
 /* A number from min to max (`what` says so in the message: "a number of
  * milliseconds from 0 to 1e9"), or def when absent. */
-TRUV_HIDDEN double truv_opt_number(const truv_options *o, const char *key, double min,
-                                   double max, double def, const char *what);
+TRUV_HIDDEN double truv_opt_number(const truv_options *o, const char *key, double min, double max,
+                                   double def, const char *what);
 /* The same, integral. */
-TRUV_HIDDEN double truv_opt_integer(const truv_options *o, const char *key, double min,
-                                    double max, double def, const char *what);
+TRUV_HIDDEN double truv_opt_integer(const truv_options *o, const char *key, double min, double max,
+                                    double def, const char *what);
 /* true or false, nothing else (a string "false" or a 0 would be true). */
 TRUV_HIDDEN int truv_opt_boolean(const truv_options *o, const char *key, int def);
 /* The index of the name given among `names` (NULL-terminated), or def. */
@@ -58,7 +58,7 @@ TRUV_HIDDEN int truv_opt_choice(const truv_options *o, const char *key, const ch
                                 int def);
 /* Raises the message above with a what of the caller's. */
 TRUV_HIDDEN int truv_opt_error(const truv_options *o, const char *key, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+  __attribute__((format(printf, 3, 4)));
 
 /* error.c: truv_err -> the Lua error table. */
 TRUV_HIDDEN void truv_push_error(lua_State *L, const truv_err *err);

@@ -41,13 +41,16 @@ static int l_sleep(lua_State *L) {
   if (s > 86400) s = 86400;
   ts.tv_sec = (time_t)s;
   ts.tv_nsec = (long)((s - (lua_Number)ts.tv_sec) * 1e9);
-  while (nanosleep(&ts, &ts) == -1 && errno == EINTR && !truv_signal_caught()) {}
+  while (nanosleep(&ts, &ts) == -1 && errno == EINTR && !truv_signal_caught()) {
+  }
   return 0;
 }
 
 void truv_open_clock(lua_State *L) {
-  static const luaL_Reg funcs[] = {
-    {"now", l_now}, {"monotonic", l_monotonic}, {"sleep", l_sleep},
-    {"parse_time", l_parse_time}, {NULL, NULL}};
+  static const luaL_Reg funcs[] = {{"now", l_now},
+                                   {"monotonic", l_monotonic},
+                                   {"sleep", l_sleep},
+                                   {"parse_time", l_parse_time},
+                                   {NULL, NULL}};
   luaL_setfuncs(L, funcs, 0);
 }

@@ -28,8 +28,7 @@
 
 /* lua_absindex is 5.2+. */
 #ifndef LUA_RIDX_MAINTHREAD
-#define lua_absindex(L, i) \
-  (((i) > 0 || (i) <= LUA_REGISTRYINDEX) ? (i) : lua_gettop(L) + (i) + 1)
+#define lua_absindex(L, i) (((i) > 0 || (i) <= LUA_REGISTRYINDEX) ? (i) : lua_gettop(L) + (i) + 1)
 #endif
 
 /* Integers: 5.3+ has a separate integer subtype (LUA_MAXINTEGER); on the

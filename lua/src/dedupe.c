@@ -20,9 +20,9 @@
 #define DEDUPE_MT "truv.dedupe.store"
 
 typedef struct ldedupe {
-  truv_dedupe_store *s;   /* NULL once closed */
-  const char *kind;       /* "memory" or "sqlite" */
-  const char *path;       /* the SQLite file (kept after the struct), or NULL */
+  truv_dedupe_store *s; /* NULL once closed */
+  const char *kind;     /* "memory" or "sqlite" */
+  const char *path;     /* the SQLite file (kept after the struct), or NULL */
 } ldedupe;
 
 static ldedupe *check_store(lua_State *L) {
@@ -142,9 +142,11 @@ static int l_dedupe_sqlite(lua_State *L) {
 }
 
 void truv_open_dedupe(lua_State *L) {
-  static const luaL_Reg methods[] = {
-    {"seen", l_seen}, {"last_update", l_last_update}, {"forget", l_forget},
-    {"close", l_close}, {NULL, NULL}};
+  static const luaL_Reg methods[] = {{"seen", l_seen},
+                                     {"last_update", l_last_update},
+                                     {"forget", l_forget},
+                                     {"close", l_close},
+                                     {NULL, NULL}};
   static const luaL_Reg funcs[] = {
     {"dedupe_memory", l_dedupe_memory}, {"dedupe_sqlite", l_dedupe_sqlite}, {NULL, NULL}};
   truv_new_handle_type(L, DEDUPE_MT, methods, l_index, l_close, l_tostring);

@@ -24,8 +24,8 @@
 
 #define VIEW_MT "truv.document"
 #define ANCHOR_MT "truv.document.anchor"
-#define ARRAY_MT "truv.document.array"   /* { __jsontype = "array" } for empty arrays */
-#define MAX_DEPTH 1000   /* cJSON's own nesting limit */
+#define ARRAY_MT "truv.document.array" /* { __jsontype = "array" } for empty arrays */
+#define MAX_DEPTH 1000                 /* cJSON's own nesting limit */
 
 typedef struct doc_root {
   truv_json *doc;
@@ -66,7 +66,7 @@ static void push_table(lua_State *L, cJSON *node) {
       push_node(L, e, NULL, TRUV_DOC_TABLE);
       lua_rawseti(L, -2, ++i);
     }
-    if (i == 0) {   /* an empty table is an object to truv_to_json: keep [] an array */
+    if (i == 0) { /* an empty table is an object to truv_to_json: keep [] an array */
       if (luaL_newmetatable(L, ARRAY_MT)) {
         lua_pushliteral(L, "array");
         lua_setfield(L, -2, "__jsontype");
@@ -102,8 +102,8 @@ static void push_node(lua_State *L, cJSON *node, doc_root *root, int mode) {
 /* While a whole tree converts to tables, an anchor on the stack owns it, so
  * that an error half-way (out of memory) still frees it. */
 typedef struct anchor {
-  truv_json *doc;     /* a parsed document being converted, or */
-  cJSON *tree;        /* a tree being built from Lua values */
+  truv_json *doc; /* a parsed document being converted, or */
+  cJSON *tree;    /* a tree being built from Lua values */
 } anchor;
 
 static int anchor_gc(lua_State *L) {
@@ -189,7 +189,7 @@ static int l_release(lua_State *L) {
 static int view_gc(lua_State *L) {
   doc_view *v = check_view(L, 1);
   if (v->root && --v->root->refs == 0) {
-    truv_json_free(v->root->doc);   /* NULL when released: nothing to free */
+    truv_json_free(v->root->doc); /* NULL when released: nothing to free */
     free(v->root);
   }
   v->root = NULL;
@@ -257,10 +257,8 @@ static int view_tostring(lua_State *L) {
     return 1;
   }
   n = cJSON_GetArraySize(v->node);
-  if (cJSON_IsArray(v->node))
-    lua_pushfstring(L, "truv.document: array of %d", n);
-  else
-    lua_pushfstring(L, "truv.document: object with %d field%s", n, n == 1 ? "" : "s");
+  if (cJSON_IsArray(v->node)) lua_pushfstring(L, "truv.document: array of %d", n);
+  else lua_pushfstring(L, "truv.document: object with %d field%s", n, n == 1 ? "" : "s");
   return 1;
 }
 
@@ -445,7 +443,7 @@ static int sort_keys(cJSON *node) {
   for (c = node->child, i = 0; c; c = c->next) list[i++] = c;
   qsort(list, n, sizeof *list, by_key);
   node->child = list[0];
-  list[0]->prev = list[n - 1];   /* cJSON: the first member's prev is the last */
+  list[0]->prev = list[n - 1]; /* cJSON: the first member's prev is the last */
   for (i = 0; i < n; i++) {
     list[i]->next = i + 1 < n ? list[i + 1] : NULL;
     if (i) list[i]->prev = list[i - 1];
@@ -462,7 +460,8 @@ static void put_first(lua_State *L, int idx, cJSON *tree) {
     cJSON *item;
     lua_rawgeti(L, idx, (lua_Integer)i);
     item = lua_type(L, -1) == LUA_TSTRING
-               ? cJSON_DetachItemFromObjectCaseSensitive(tree, lua_tostring(L, -1)) : NULL;
+             ? cJSON_DetachItemFromObjectCaseSensitive(tree, lua_tostring(L, -1))
+             : NULL;
     lua_pop(L, 1);
     if (item) cJSON_InsertItemInArray(tree, 0, item);
   }
@@ -494,15 +493,19 @@ static int l_encode(lua_State *L) {
 }
 
 void truv_open_doc(lua_State *L) {
-  static const luaL_Reg view_mt[] = {
-    {"__index", view_index}, {"__newindex", view_newindex}, {"__len", view_len},
-    {"__eq", view_eq}, {"__tostring", view_tostring}, {"__pairs", view_pairs},
-    {"__gc", view_gc}, {NULL, NULL}};
+  static const luaL_Reg view_mt[] = {{"__index", view_index},
+                                     {"__newindex", view_newindex},
+                                     {"__len", view_len},
+                                     {"__eq", view_eq},
+                                     {"__tostring", view_tostring},
+                                     {"__pairs", view_pairs},
+                                     {"__gc", view_gc},
+                                     {NULL, NULL}};
   static const luaL_Reg anchor_mt[] = {{"__gc", anchor_gc}, {NULL, NULL}};
   static const luaL_Reg funcs[] = {
-    {"encode", l_encode}, {"totable", l_totable},
+    {"encode", l_encode},         {"totable", l_totable},
     {"isdocument", l_isdocument}, {"documents_alive", l_documents_alive},
-    {"release", l_release}, {NULL, NULL}};
+    {"release", l_release},       {NULL, NULL}};
   luaL_newmetatable(L, VIEW_MT);
   luaL_setfuncs(L, view_mt, 0);
   lua_pushliteral(L, "truv.document");

@@ -136,7 +136,7 @@ static truv_err_text_field *push_fields(lua_State *L, size_t *n) {
   lua_getfield(L, 1, "fields");
   *n = lua_type(L, -1) == LUA_TTABLE ? (size_t)lua_rawlen(L, -1) : 0;
   fields = lua_newuserdata(L, (*n ? *n : 1) * sizeof *fields);
-  lua_createtable(L, (int)(2 * *n), 1);     /* anchors the texts, and the array */
+  lua_createtable(L, (int)(2 * *n), 1); /* anchors the texts, and the array */
   lua_insert(L, -2);
   lua_rawseti(L, -2, 0);
   for (i = 0; i < *n; i++) {
@@ -148,7 +148,7 @@ static truv_err_text_field *push_fields(lua_State *L, size_t *n) {
       lua_pushvalue(L, -1);
       lua_pushliteral(L, "");
     }
-    fields[i].message = to_text(L);       /* anchored in the table below */
+    fields[i].message = to_text(L); /* anchored in the table below */
     lua_rawseti(L, -4, (lua_Integer)(2 * i + 2));
     fields[i].field = to_text(L);
     lua_rawseti(L, -3, (lua_Integer)(2 * i + 1));
@@ -191,8 +191,9 @@ static int l_format_error(lua_State *L) {
 }
 
 void truv_open_error(lua_State *L) {
-  static const luaL_Reg funcs[] = {
-    {"set_error_maker", l_set_error_maker}, {"redact", l_redact},
-    {"format_error", l_format_error}, {NULL, NULL}};
+  static const luaL_Reg funcs[] = {{"set_error_maker", l_set_error_maker},
+                                   {"redact", l_redact},
+                                   {"format_error", l_format_error},
+                                   {NULL, NULL}};
   luaL_setfuncs(L, funcs, 0);
 }

@@ -18,7 +18,7 @@
 
 typedef struct lhttp {
   truv_http *http;
-  truv_response resp;   /* reused: its buffers grow to the largest answer */
+  truv_response resp; /* reused: its buffers grow to the largest answer */
 } lhttp;
 
 static lhttp *check_http(lua_State *L, int idx) {
@@ -72,7 +72,7 @@ static int http_perform(lua_State *L) {
   int rc;
   if (truv_http_send(h->http, req, &h->resp, &err)) return truv_fail(L, &err);
   rc = truv_push_classified(L, req, &h->resp, now, mode);
-  if (h->resp.body_cap > (1u << 20)) truv_response_free(&h->resp);  /* don't hoard a huge buffer */
+  if (h->resp.body_cap > (1u << 20)) truv_response_free(&h->resp); /* don't hoard a huge buffer */
   else truv_response_reset(&h->resp);
   return rc;
 }

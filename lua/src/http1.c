@@ -22,7 +22,7 @@
 #include "truv/response.h"
 
 #define HTTP1_MT "truv.http1"
-#define KEEP_BUFFER (1u << 20)   /* reset frees a body buffer larger than this */
+#define KEEP_BUFFER (1u << 20) /* reset frees a body buffer larger than this */
 
 typedef struct lhttp1 {
   truv_http1 *p;
@@ -114,7 +114,7 @@ static int p_reset(lua_State *L) {
   truv_http1 *p = check_parser(L);
   truv_response *r = truv_http1_response(p);
   truv_http1_reset(p);
-  if (r->body_cap > KEEP_BUFFER) truv_response_free(r);   /* don't hoard a huge buffer */
+  if (r->body_cap > KEEP_BUFFER) truv_response_free(r); /* don't hoard a huge buffer */
   return 0;
 }
 
@@ -133,10 +133,11 @@ static int p_tostring(lua_State *L) {
 }
 
 void truv_open_http1(lua_State *L) {
-  static const luaL_Reg methods[] = {
-    {"feed", p_feed}, {"eof", p_eof}, {"done", p_done}, {"keepalive", p_keepalive},
-    {"received", p_received}, {"classify", p_classify}, {"response", p_response},
-    {"reset", p_reset}, {"close", p_close}, {NULL, NULL}};
+  static const luaL_Reg methods[] = {{"feed", p_feed},         {"eof", p_eof},
+                                     {"done", p_done},         {"keepalive", p_keepalive},
+                                     {"received", p_received}, {"classify", p_classify},
+                                     {"response", p_response}, {"reset", p_reset},
+                                     {"close", p_close},       {NULL, NULL}};
   static const luaL_Reg funcs[] = {{"http1_parser", l_parser}, {NULL, NULL}};
   truv_new_handle_type(L, HTTP1_MT, methods, NULL, p_close, p_tostring);
   luaL_setfuncs(L, funcs, 0);

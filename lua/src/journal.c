@@ -73,18 +73,20 @@ static void to_value(lua_State *L, int idx, const char *name, truv_jvalue *v) {
         v->i = (long long)lua_tointeger(L, idx);
       } else {
         double d = lua_tonumber(L, idx);
-        if (d == floor(d) && fabs(d) <= 9007199254740992.0) v->type = TRUV_JINT, v->i = (long long)d;
+        if (d == floor(d) && fabs(d) <= 9007199254740992.0)
+          v->type = TRUV_JINT, v->i = (long long)d;
         else v->type = TRUV_JREAL, v->r = d;
       }
       return;
-    case LUA_TNIL:
-      return;
+    case LUA_TNIL: return;
     case LUA_TLIGHTUSERDATA:
-      if (lua_touserdata(L, idx) == NULL) return;   /* core.null */
+      if (lua_touserdata(L, idx) == NULL) return; /* core.null */
       /* fallthrough */
     default:
-      luaL_error(L, "truv: journal field '%s' cannot hold a %s (strings, numbers, booleans "
-                    "or core.null)", name, luaL_typename(L, idx));
+      luaL_error(L,
+                 "truv: journal field '%s' cannot hold a %s (strings, numbers, booleans "
+                 "or core.null)",
+                 name, luaL_typename(L, idx));
   }
 }
 
@@ -116,8 +118,8 @@ static void read_options(lua_State *L, int idx, truv_journal_options *out) {
   truv_options o = truv_options_at(L, idx, "journal_open");
   memset(out, 0, sizeof *out);
   out->sync_full = truv_opt_choice(&o, "sync", syncs, 0) == 1;
-  out->busy_timeout_ms = (int)truv_opt_number(&o, "busy_timeout_ms", 0, INT_MAX, 0,
-                                              "a number of milliseconds >= 0");
+  out->busy_timeout_ms =
+    (int)truv_opt_number(&o, "busy_timeout_ms", 0, INT_MAX, 0, "a number of milliseconds >= 0");
   out->exclusive = truv_opt_boolean(&o, "exclusive", 0);
 }
 
@@ -200,7 +202,7 @@ static int journal_put(lua_State *L) {
     if (lua_type(L, -2) != LUA_TSTRING)
       return luaL_error(L, "truv: journal field names must be strings (got a %s)",
                         luaL_typename(L, -2));
-    fields[n].name = lua_tostring(L, -2);   /* keys and values stay in the table */
+    fields[n].name = lua_tostring(L, -2); /* keys and values stay in the table */
     if (strlen(fields[n].name) != lua_rawlen(L, -2))
       return luaL_error(L, "truv: a journal field name cannot hold a NUL byte");
     to_value(L, -1, fields[n].name, &fields[n].value);
@@ -300,7 +302,7 @@ static const char **filter_list(lua_State *L, int t, const char *key, size_t *n)
       lua_pop(L, 1);
     }
   }
-  lua_replace(L, -2);   /* the scratch stays on the stack, the value in the filter */
+  lua_replace(L, -2); /* the scratch stays on the stack, the value in the filter */
   return list;
 }
 
@@ -359,7 +361,7 @@ static int journal_each(lua_State *L) {
   luaL_setmetatable(L, CURSOR_MT);
   if (truv_journal_each(j, &f, &lc->c, &err)) return truv_fail(L, &err);
   lua_pushvalue(L, -1);
-  lua_pushvalue(L, 1);   /* the journal stays alive while its cursor is used */
+  lua_pushvalue(L, 1); /* the journal stays alive while its cursor is used */
   lua_pushcclosure(L, cursor_step, 2);
   lua_insert(L, -2);
   lua_pushnil(L);
@@ -370,14 +372,20 @@ static int journal_each(lua_State *L) {
 }
 
 void truv_open_journal(lua_State *L) {
-  static const luaL_Reg methods[] = {
-    {"meta_get", journal_meta_get}, {"meta_set", journal_meta_set}, {"put", journal_put},
-    {"get", journal_get}, {"delete", journal_delete}, {"begin", journal_begin},
-    {"commit", journal_commit},
-    {"rollback", journal_rollback}, {"each", journal_each}, {"counts", journal_counts},
-    {"route_counts", journal_route_counts}, {"close", journal_close}, {NULL, NULL}};
-  static const luaL_Reg cursor_mt[] = {
-    {"__gc", cursor_gc}, {"__close", cursor_gc}, {NULL, NULL}};
+  static const luaL_Reg methods[] = {{"meta_get", journal_meta_get},
+                                     {"meta_set", journal_meta_set},
+                                     {"put", journal_put},
+                                     {"get", journal_get},
+                                     {"delete", journal_delete},
+                                     {"begin", journal_begin},
+                                     {"commit", journal_commit},
+                                     {"rollback", journal_rollback},
+                                     {"each", journal_each},
+                                     {"counts", journal_counts},
+                                     {"route_counts", journal_route_counts},
+                                     {"close", journal_close},
+                                     {NULL, NULL}};
+  static const luaL_Reg cursor_mt[] = {{"__gc", cursor_gc}, {"__close", cursor_gc}, {NULL, NULL}};
   static const luaL_Reg funcs[] = {{"journal_open", l_journal_open}, {NULL, NULL}};
   truv_new_handle_type(L, JOURNAL_MT, methods, NULL, journal_close, journal_tostring);
   luaL_newmetatable(L, CURSOR_MT);

@@ -28,7 +28,7 @@
 #define MAX_SECRETS 16
 
 typedef struct llistener {
-  truv_listener *l;   /* NULL once closed */
+  truv_listener *l; /* NULL once closed */
   char host[64];
   char path[256];
 } llistener;
@@ -63,8 +63,10 @@ static size_t opt_secrets(const truv_options *o, const char *out[MAX_SECRETS]) {
     return 1;
   }
   if (lua_type(L, -1) != LUA_TTABLE)
-    truv_opt_error(o, "secrets", "the access secret Truv signs webhooks with, or a list of "
-                                 "them, expected, got %s", luaL_typename(L, -1));
+    truv_opt_error(o, "secrets",
+                   "the access secret Truv signs webhooks with, or a list of "
+                   "them, expected, got %s",
+                   luaL_typename(L, -1));
   n = lua_rawlen(L, -1);
   if (n > MAX_SECRETS)
     truv_opt_error(o, "secrets", "at most %d secrets expected, got %d", MAX_SECRETS, (int)n);

@@ -64,8 +64,8 @@ static void read_options(lua_State *L, int idx, truv_multi_options *out) {
   truv_options o = truv_options_at(L, idx, "multi");
   memset(out, 0, sizeof *out);
   out->max_in_flight = (int)opt_count(&o, "max_in_flight", TRUV_MULTI_MAX_IN_FLIGHT, "transfers");
-  out->max_host_connections = (int)opt_count(&o, "max_host_connections",
-                                             TRUV_MULTI_MAX_IN_FLIGHT, "connections");
+  out->max_host_connections =
+    (int)opt_count(&o, "max_host_connections", TRUV_MULTI_MAX_IN_FLIGHT, "connections");
   out->buffer_size = opt_count(&o, "buffer_size", 1 << 30, "bytes");
   truv_read_http_options(&o, &out->http);
 }
@@ -200,7 +200,7 @@ static void push_completion(lua_State *L, int self, const truv_multi_done *d, do
   top = lua_gettop(L);
   get_by_id(L, self, TAGS, id);
   lua_setfield(L, top, "tag");
-  get_by_id(L, self, MODES, id);   /* the request's own mode wins over run's */
+  get_by_id(L, self, MODES, id); /* the request's own mode wins over run's */
   if (lua_isnumber(L, -1)) mode = (int)lua_tointeger(L, -1);
   lua_pop(L, 1);
   if (d->resp) {
@@ -297,9 +297,13 @@ static int multi_tostring(lua_State *L) {
 }
 
 void truv_open_multi(lua_State *L) {
-  static const luaL_Reg methods[] = {
-    {"add", multi_add}, {"run", multi_run}, {"pending", multi_pending},
-    {"cancel", multi_cancel}, {"stats", multi_stats}, {"close", multi_close}, {NULL, NULL}};
+  static const luaL_Reg methods[] = {{"add", multi_add},
+                                     {"run", multi_run},
+                                     {"pending", multi_pending},
+                                     {"cancel", multi_cancel},
+                                     {"stats", multi_stats},
+                                     {"close", multi_close},
+                                     {NULL, NULL}};
   static const luaL_Reg funcs[] = {{"multi", l_multi}, {NULL, NULL}};
   truv_new_handle_type(L, MULTI_MT, methods, NULL, multi_close, multi_tostring);
   luaL_setfuncs(L, funcs, 0);

@@ -66,7 +66,7 @@ const char *truv_opt_string(const truv_options *o, const char *key, size_t max_l
   int type = get(o, key);
   if (type != LUA_TNIL) {
     if (type != LUA_TSTRING) expected(o, key, "a string");
-    s = lua_tolstring(o->L, -1, &len);   /* anchored by the options table */
+    s = lua_tolstring(o->L, -1, &len); /* anchored by the options table */
     if (max_len && len > max_len)
       truv_opt_error(o, key, "at most %zu bytes expected, got %zu", max_len, len);
   }
@@ -74,8 +74,8 @@ const char *truv_opt_string(const truv_options *o, const char *key, size_t max_l
   return s;
 }
 
-static double number(const truv_options *o, const char *key, double min, double max,
-                     double def, const char *what, int integral) {
+static double number(const truv_options *o, const char *key, double min, double max, double def,
+                     const char *what, int integral) {
   double v = def;
   int type = get(o, key);
   if (type != LUA_TNIL) {
@@ -87,13 +87,13 @@ static double number(const truv_options *o, const char *key, double min, double 
   return v;
 }
 
-double truv_opt_number(const truv_options *o, const char *key, double min, double max,
-                       double def, const char *what) {
+double truv_opt_number(const truv_options *o, const char *key, double min, double max, double def,
+                       const char *what) {
   return number(o, key, min, max, def, what, 0);
 }
 
-double truv_opt_integer(const truv_options *o, const char *key, double min, double max,
-                        double def, const char *what) {
+double truv_opt_integer(const truv_options *o, const char *key, double min, double max, double def,
+                        const char *what) {
   return number(o, key, min, max, def, what, 1);
 }
 
@@ -128,7 +128,10 @@ int truv_opt_choice(const truv_options *o, const char *key, const char *const *n
   what[0] = '\0';
   for (i = 0; names[i] && n < sizeof what; i++)
     n += (size_t)snprintf(what + n, sizeof what - n, "%s\"%s\"",
-                          i == 0 ? "" : names[i + 1] ? ", " : " or ", names[i]);
+                          i == 0         ? ""
+                          : names[i + 1] ? ", "
+                                         : " or ",
+                          names[i]);
   if (s) return truv_opt_error(o, key, "%s expected, got \"%.40s\"", what, s);
   return expected(o, key, what);
 }

@@ -30,13 +30,13 @@
 #include "truv/quota.h"
 
 #define STORE_MT "truv.quota.store"
-#define SMALL_KEYS 16   /* reserve() parses up to this many keys on the C stack */
+#define SMALL_KEYS 16 /* reserve() parses up to this many keys on the C stack */
 
 typedef struct lstore {
-  truv_quota_store *s;        /* NULL once closed */
-  truv_quota_policy policy;   /* kept for store.limit after close */
-  const char *kind;           /* "memory" or "sqlite" */
-  const char *path;           /* the SQLite file (kept after the struct), or NULL */
+  truv_quota_store *s;      /* NULL once closed */
+  truv_quota_policy policy; /* kept for store.limit after close */
+  const char *kind;         /* "memory" or "sqlite" */
+  const char *path;         /* the SQLite file (kept after the struct), or NULL */
 } lstore;
 
 static lstore *check_store(lua_State *L) {
@@ -104,7 +104,8 @@ static void push_spent(lua_State *L, const truv_quota_key *keys, const unsigned 
   lua_createtable(L, 1, 0);
   for (i = 0; i < n; i++) {
     if (!spent[i]) continue;
-    for (j = 0; j < i && memcmp(keys[j].bytes, keys[i].bytes, TRUV_QUOTA_KEY_LEN); j++) {}
+    for (j = 0; j < i && memcmp(keys[j].bytes, keys[i].bytes, TRUV_QUOTA_KEY_LEN); j++) {
+    }
     if (j < i) continue;
     lua_rawgeti(L, 2, (int)i + 1);
     lua_rawseti(L, -2, ++out);
@@ -213,8 +214,7 @@ static int l_usage(lua_State *L) {
   int used = 0;
   double next_free = 0;
   check_key(L, 2, &key);
-  if (truv_quota_usage(s, &key, check_time(L, 3), &used, &next_free, &err))
-    return failed(L, &err);
+  if (truv_quota_usage(s, &key, check_time(L, 3), &used, &next_free, &err)) return failed(L, &err);
   lua_pushinteger(L, used);
   if (used >= s->policy.limit) lua_pushnumber(L, next_free);
   else lua_pushnil(L);
@@ -325,8 +325,8 @@ static lstore *push_store(lua_State *L, const truv_quota_policy *p, const char *
 static int l_quota_memory(lua_State *L) {
   truv_options o = truv_options_at(L, 1, "quota_memory");
   truv_quota_policy p = check_policy(&o);
-  double expected = truv_opt_number(&o, "expected", 0, 1e9, 0,
-                                    "a number of connections from 0 to 1e9");
+  double expected =
+    truv_opt_number(&o, "expected", 0, 1e9, 0, "a number of connections from 0 to 1e9");
   truv_err err;
   lstore *u = push_store(L, &p, "memory", NULL);
   if (!(u->s = truv_quota_memory(&p, (size_t)expected, &err))) return truv_fail(L, &err);
@@ -363,13 +363,19 @@ static int l_quota_key(lua_State *L) {
 }
 
 void truv_open_quota(lua_State *L) {
-  static const luaL_Reg methods[] = {
-    {"reserve", l_reserve}, {"release", l_release}, {"record_limit", l_record_limit},
-    {"record_count", l_record_count}, {"usage", l_usage}, {"note", l_note}, {"facts", l_facts}, {"close", l_close},
-    {NULL, NULL}};
-  static const luaL_Reg funcs[] = {
-    {"quota_key", l_quota_key}, {"quota_memory", l_quota_memory},
-    {"quota_sqlite", l_quota_sqlite}, {NULL, NULL}};
+  static const luaL_Reg methods[] = {{"reserve", l_reserve},
+                                     {"release", l_release},
+                                     {"record_limit", l_record_limit},
+                                     {"record_count", l_record_count},
+                                     {"usage", l_usage},
+                                     {"note", l_note},
+                                     {"facts", l_facts},
+                                     {"close", l_close},
+                                     {NULL, NULL}};
+  static const luaL_Reg funcs[] = {{"quota_key", l_quota_key},
+                                   {"quota_memory", l_quota_memory},
+                                   {"quota_sqlite", l_quota_sqlite},
+                                   {NULL, NULL}};
   truv_new_handle_type(L, STORE_MT, methods, l_index, l_close, l_tostring);
   luaL_setfuncs(L, funcs, 0);
 }

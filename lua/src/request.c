@@ -81,7 +81,7 @@ static int l_build(lua_State *L) {
           lua_pop(L, 1);
           break;
         }
-        products[n] = lua_tostring(L, -1);   /* anchored by the products table */
+        products[n] = lua_tostring(L, -1); /* anchored by the products table */
         lua_pop(L, 1);
       }
     }
@@ -149,8 +149,7 @@ static int request_serialize(lua_State *L) {
 static int l_connect(lua_State *L) {
   const char *host = luaL_checkstring(L, 1);
   lua_Integer port = luaL_checkinteger(L, 2);
-  return push_written(L, NULL, host, port < 0 || port > 65535 ? 0 : (int)port, 3,
-                      "http1_connect");
+  return push_written(L, NULL, host, port < 0 || port > 65535 ? 0 : (int)port, 3, "http1_connect");
 }
 
 static int request_redact(lua_State *L) {
@@ -234,7 +233,7 @@ int truv_push_classified(lua_State *L, const truv_request *req, const truv_respo
   truv_err err;
   if (truv_classify(req, resp, now, &doc, &err)) return truv_fail(L, &err);
   if (!doc) {
-    lua_pushboolean(L, 1);   /* 204: success without a document */
+    lua_pushboolean(L, 1); /* 204: success without a document */
   } else if (truv_push_in_mode(L, doc, mode, &err)) {
     /* an answer that is no order, asked for as a model */
     const char *rid = truv_response_header(resp, "X-Request-Id");
@@ -288,9 +287,10 @@ static int l_classify(lua_State *L) {
 }
 
 void truv_open_request(lua_State *L) {
-  static const luaL_Reg mt[] = {
-    {"__gc", request_gc}, {"__tostring", request_tostring}, {"__index", request_index},
-    {NULL, NULL}};
+  static const luaL_Reg mt[] = {{"__gc", request_gc},
+                                {"__tostring", request_tostring},
+                                {"__index", request_index},
+                                {NULL, NULL}};
   static const luaL_Reg funcs[] = {
     {"build", l_build}, {"classify", l_classify}, {"http1_connect", l_connect}, {NULL, NULL}};
   int op;

@@ -31,14 +31,14 @@ static const struct {
   const char *name;
   int sig;
 } SIGNALS[] = {
-  {"INT", SIGINT}, {"TERM", SIGTERM}, {"HUP", SIGHUP},
+  {"INT", SIGINT},   {"TERM", SIGTERM}, {"HUP", SIGHUP},
   {"QUIT", SIGQUIT}, {"USR1", SIGUSR1}, {"USR2", SIGUSR2},
 };
 #define NSIGNALS (sizeof SIGNALS / sizeof SIGNALS[0])
 
-static volatile sig_atomic_t caught;       /* the first signal caught, 0: none */
-static struct sigaction saved[NSIGNALS];   /* what signals_catch replaced */
-static int installed[NSIGNALS];            /* whether saved[i] is to be put back */
+static volatile sig_atomic_t caught;     /* the first signal caught, 0: none */
+static struct sigaction saved[NSIGNALS]; /* what signals_catch replaced */
+static int installed[NSIGNALS];          /* whether saved[i] is to be put back */
 
 static void on_signal(int sig) {
   if (!caught) caught = sig;
@@ -67,7 +67,7 @@ static int l_signals_catch(lua_State *L) {
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
     sigemptyset(&sa.sa_mask);
-    sa.sa_flags = SA_RESETHAND;   /* no SA_RESTART: a wait is cut short */
+    sa.sa_flags = SA_RESETHAND; /* no SA_RESTART: a wait is cut short */
     if (sigaction(SIGNALS[i].sig, &sa, &old) != 0) continue;
     if (!installed[i]) saved[i] = old;
     installed[i] = 1;
@@ -121,9 +121,10 @@ int truv_signal_caught(void) {
 }
 
 void truv_open_signal(lua_State *L) {
-  static const luaL_Reg funcs[] = {
-    {"signals_catch", l_signals_catch}, {"signal_caught", l_signal_caught},
-    {"signals_release", l_signals_release}, {"signal_raise", l_signal_raise},
-    {NULL, NULL}};
+  static const luaL_Reg funcs[] = {{"signals_catch", l_signals_catch},
+                                   {"signal_caught", l_signal_caught},
+                                   {"signals_release", l_signals_release},
+                                   {"signal_raise", l_signal_raise},
+                                   {NULL, NULL}};
   luaL_setfuncs(L, funcs, 0);
 }

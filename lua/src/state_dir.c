@@ -36,9 +36,9 @@ static int l_private_dir(lua_State *L) {
   char *p;
   int e;
   if (len == 0) return luaL_argerror(L, 1, "a directory path expected");
-  p = lua_newuserdata(L, len + 1);   /* scratch, collected */
+  p = lua_newuserdata(L, len + 1); /* scratch, collected */
   memcpy(p, path, len + 1);
-    /* each parent in turn, then the directory itself */
+  /* each parent in turn, then the directory itself */
   for (i = 1; i < len; i++) {
     if (p[i] != '/') continue;
     p[i] = '\0';
@@ -57,7 +57,6 @@ static int l_euid(lua_State *L) {
 }
 
 void truv_open_state_dir(lua_State *L) {
-  static const luaL_Reg funcs[] = {{"private_dir", l_private_dir}, {"euid", l_euid},
-                                   {NULL, NULL}};
+  static const luaL_Reg funcs[] = {{"private_dir", l_private_dir}, {"euid", l_euid}, {NULL, NULL}};
   luaL_setfuncs(L, funcs, 0);
 }

@@ -56,14 +56,14 @@ static void take_header(lua_State *L, int idx) {
   lua_rawget(L, idx);
   if (lua_isnil(L, -1)) {
     lua_pop(L, 1);
-    lua_pushnil(L);   /* the best value so far */
+    lua_pushnil(L); /* the best value so far */
     lua_pushnil(L);
     while (lua_next(L, idx)) {
       size_t n;
       const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tolstring(L, -2, &n) : NULL;
       if (k && n == sizeof HEADER_LOWER - 1 && strcasecmp(k, HEADER_LOWER) == 0 &&
           (!best || strcmp(k, best) < 0)) {
-        best = k;   /* the key stays alive in the table */
+        best = k; /* the key stays alive in the table */
         lua_replace(L, -3);
       } else {
         lua_pop(L, 1);
@@ -84,16 +84,19 @@ static size_t check_secrets(lua_State *L, int idx, const char *out[MAX_SECRETS])
     return 1;
   }
   if (lua_type(L, idx) != LUA_TTABLE)
-    luaL_argerror(L, idx, lua_pushfstring(L, "a secret, a list of secrets or webhook keys "
-                                             "expected, got %s", luaL_typename(L, idx)));
+    luaL_argerror(L, idx,
+                  lua_pushfstring(L,
+                                  "a secret, a list of secrets or webhook keys "
+                                  "expected, got %s",
+                                  luaL_typename(L, idx)));
   n = lua_rawlen(L, idx);
-  if (n > MAX_SECRETS)
-    luaL_argerror(L, idx, lua_pushfstring(L, "at most %d secrets", MAX_SECRETS));
+  if (n > MAX_SECRETS) luaL_argerror(L, idx, lua_pushfstring(L, "at most %d secrets", MAX_SECRETS));
   for (i = 0; i < n; i++) {
     lua_rawgeti(L, idx, (int)i + 1);
     if (lua_type(L, -1) != LUA_TSTRING)
-      luaL_argerror(L, idx, lua_pushfstring(L, "secret #%d is a %s, a string expected",
-                                            (int)i + 1, luaL_typename(L, -1)));
+      luaL_argerror(L, idx,
+                    lua_pushfstring(L, "secret #%d is a %s, a string expected", (int)i + 1,
+                                    luaL_typename(L, -1)));
     out[i] = lua_tostring(L, -1);
     lua_pop(L, 1);
   }
@@ -109,8 +112,11 @@ static int l_webhook_verify(lua_State *L) {
   int t = lua_type(L, 2), rc;
   if (t == LUA_TTABLE) take_header(L, 2);
   else if (t != LUA_TSTRING && t != LUA_TNIL && t != LUA_TNONE)
-    luaL_argerror(L, 2, lua_pushfstring(L, "the X-WEBHOOK-SIGN value or a headers table "
-                                           "expected, got %s", luaL_typename(L, 2)));
+    luaL_argerror(L, 2,
+                  lua_pushfstring(L,
+                                  "the X-WEBHOOK-SIGN value or a headers table "
+                                  "expected, got %s",
+                                  luaL_typename(L, 2)));
   truv_err_clear(&err);
   if ((keys = luaL_testudata(L, 3, KEYS_MT))) {
     rc = truv_webhook_verify_keys(*keys, body, len, lua_tostring(L, 2), &err);
@@ -178,17 +184,36 @@ static int l_webhook_sign(lua_State *L) {
  * of interned strings): an event sets twenty fields, and fetching a ready
  * key is cheaper than turning a C string into a Lua key each time. */
 enum {
-  K_KIND = 1, K_TYPE, K_EVENT_TYPE, K_CATEGORY, K_WEBHOOK_ID, K_UPDATED_AT, K_UPDATED_AT_ISO,
-  K_EVENT_CREATED_AT, K_EVENT_CREATED_AT_ISO, K_USER_ID, K_TEMPLATE_ID, K_ORDER_ID,
-  K_ORDER_NUMBER, K_EMPLOYER_ID, K_LINK_ID, K_TASK_ID, K_PRODUCT, K_DATA_SOURCE,
-  K_TRACKING_INFO, K_STATUS, K_DOCUMENT, K_COUNT
+  K_KIND = 1,
+  K_TYPE,
+  K_EVENT_TYPE,
+  K_CATEGORY,
+  K_WEBHOOK_ID,
+  K_UPDATED_AT,
+  K_UPDATED_AT_ISO,
+  K_EVENT_CREATED_AT,
+  K_EVENT_CREATED_AT_ISO,
+  K_USER_ID,
+  K_TEMPLATE_ID,
+  K_ORDER_ID,
+  K_ORDER_NUMBER,
+  K_EMPLOYER_ID,
+  K_LINK_ID,
+  K_TASK_ID,
+  K_PRODUCT,
+  K_DATA_SOURCE,
+  K_TRACKING_INFO,
+  K_STATUS,
+  K_DOCUMENT,
+  K_COUNT
 };
 
 static const char *const event_keys[K_COUNT] = {
-  NULL, "kind", "type", "event_type", "category", "webhook_id", "updated_at", "updated_at_iso",
-  "event_created_at", "event_created_at_iso", "user_id", "template_id", "order_id",
-  "order_number", "employer_id", "link_id", "task_id", "product", "data_source",
-  "tracking_info", "status", "document",
+  NULL,         "kind",        "type",           "event_type",       "category",
+  "webhook_id", "updated_at",  "updated_at_iso", "event_created_at", "event_created_at_iso",
+  "user_id",    "template_id", "order_id",       "order_number",     "employer_id",
+  "link_id",    "task_id",     "product",        "data_source",      "tracking_info",
+  "status",     "document",
 };
 
 static void push_keys(lua_State *L) {
@@ -211,7 +236,7 @@ static void set_value(lua_State *L, int key, int idx) {
 static void set_str(lua_State *L, int key, const char *v) {
   if (!v) return;
   lua_rawgeti(L, lua_upvalueindex(1), key);
-  lua_pushlstring(L, v, strlen(v));   /* skips lua_pushstring's cache probe */
+  lua_pushlstring(L, v, strlen(v)); /* skips lua_pushstring's cache probe */
   lua_rawset(L, -3);
 }
 
@@ -280,18 +305,17 @@ static int l_webhook_parse(lua_State *L) {
     push_event(L, &ev);
     *slot = NULL;
     truv_push_document(L, ev.doc, mode);
-    lua_replace(L, -3);   /* the document where the anchor was */
+    lua_replace(L, -3); /* the document where the anchor was */
   }
-  set_value(L, K_DOCUMENT, -2);   /* the stack: document, event */
+  set_value(L, K_DOCUMENT, -2); /* the stack: document, event */
   return 1;
 }
 
 void truv_open_webhook(lua_State *L) {
-  static const luaL_Reg funcs[] = {
-    {"webhook_verify", l_webhook_verify},
-    {"webhook_keys", l_webhook_keys},
-    {"webhook_sign", l_webhook_sign},
-    {NULL, NULL}};
+  static const luaL_Reg funcs[] = {{"webhook_verify", l_webhook_verify},
+                                   {"webhook_keys", l_webhook_keys},
+                                   {"webhook_sign", l_webhook_sign},
+                                   {NULL, NULL}};
   luaL_newmetatable(L, ANCHOR_MT);
   lua_pushcfunction(L, anchor_gc);
   lua_setfield(L, -2, "__gc");
@@ -304,7 +328,7 @@ void truv_open_webhook(lua_State *L) {
   lua_pushliteral(L, "truv.webhook.keys");
   lua_setfield(L, -2, "__name");
   lua_pushboolean(L, 0);
-  lua_setfield(L, -2, "__metatable");   /* nothing in Lua reaches the key material */
+  lua_setfield(L, -2, "__metatable"); /* nothing in Lua reaches the key material */
   lua_pop(L, 1);
   luaL_setfuncs(L, funcs, 0);
   push_keys(L);

@@ -52,8 +52,8 @@ typedef struct truv_dedupe_store truv_dedupe_store;
 typedef struct truv_dedupe_ops {
   int (*seen)(truv_dedupe_store *s, const char *id, size_t len, double now, double ttl_s,
               int *first, truv_err *err);
-  int (*last_update)(truv_dedupe_store *s, const char *object_key, size_t len,
-                     double updated_at, int *is_newer, truv_err *err);
+  int (*last_update)(truv_dedupe_store *s, const char *object_key, size_t len, double updated_at,
+                     int *is_newer, truv_err *err);
   int (*forget)(truv_dedupe_store *s, const char *id, size_t len, truv_err *err);
   void (*close)(truv_dedupe_store *s);
 } truv_dedupe_ops;
@@ -75,8 +75,7 @@ TRUV_API int truv_dedupe_seen(truv_dedupe_store *s, const char *id, size_t len, 
                               double ttl_s, int *first, truv_err *err);
 TRUV_API int truv_dedupe_last_update(truv_dedupe_store *s, const char *object_key, size_t len,
                                      double updated_at, int *is_newer, truv_err *err);
-TRUV_API int truv_dedupe_forget(truv_dedupe_store *s, const char *id, size_t len,
-                                truv_err *err);
+TRUV_API int truv_dedupe_forget(truv_dedupe_store *s, const char *id, size_t len, truv_err *err);
 /* NULL is allowed. */
 TRUV_API void truv_dedupe_close(truv_dedupe_store *s);
 

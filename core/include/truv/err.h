@@ -67,16 +67,16 @@ typedef enum truv_kind {
 #define TRUV_ERR_MAX_FIELDS 16
 
 typedef struct truv_err_field {
-  char field[64];    /* "products", "employers[2].id", ... */
+  char field[64]; /* "products", "employers[2].id", ... */
   char message[192];
 } truv_err_field;
 
 typedef struct truv_err {
   truv_kind kind;
-  int status;          /* HTTP status, 0 when there was no answer */
-  int maybe_sent;      /* TRUV_ENETWORK: 1 if the request may have reached Truv */
-  double retry_at;     /* when trying again makes sense (epoch s), 0 if unknown */
-  char code[48];       /* Truv's error.code, or a local code ("timeout", ...) */
+  int status;      /* HTTP status, 0 when there was no answer */
+  int maybe_sent;  /* TRUV_ENETWORK: 1 if the request may have reached Truv */
+  double retry_at; /* when trying again makes sense (epoch s), 0 if unknown */
+  char code[48];   /* Truv's error.code, or a local code ("timeout", ...) */
   char message[256];
   char request_id[64]; /* from the X-Request-Id response header */
   int nfields;         /* invalid fields recorded (at most TRUV_ERR_MAX_FIELDS) */
@@ -90,28 +90,28 @@ TRUV_API void truv_err_clear(truv_err *err);
 /* Sets kind, code and a printf-style message; returns kind. A NULL err is
  * allowed (the call then only returns kind). SSN-shaped runs in code and
  * message are redacted (before the cut, like every setter). */
-TRUV_API int truv_err_set(truv_err *err, truv_kind kind, const char *code,
-                          const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+TRUV_API int truv_err_set(truv_err *err, truv_kind kind, const char *code, const char *fmt, ...)
+  __attribute__((format(printf, 4, 5)));
 
 /* truv_err_set that also redacts every one of `secrets` (as truv_redact). */
 TRUV_API int truv_err_set_redacted(truv_err *err, const char *const *secrets, size_t nsecrets,
                                    truv_kind kind, const char *code, const char *fmt, ...)
-    __attribute__((format(printf, 6, 7)));
+  __attribute__((format(printf, 6, 7)));
 
 /* Records an invalid field (kind becomes TRUV_EINVALID, code
  * "invalid_params"); returns TRUV_EINVALID. The field's name and message are
  * redacted like truv_err_set's texts. */
 TRUV_API int truv_err_invalid(truv_err *err, const char *field, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+  __attribute__((format(printf, 3, 4)));
 
 /* truv_err_invalid that also redacts every one of `secrets`. */
-TRUV_API int truv_err_invalid_redacted(truv_err *err, const char *const *secrets,
-                                       size_t nsecrets, const char *field, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
+TRUV_API int truv_err_invalid_redacted(truv_err *err, const char *const *secrets, size_t nsecrets,
+                                       const char *field, const char *fmt, ...)
+  __attribute__((format(printf, 5, 6)));
 
 /* Sets err->request_id from an answer's X-Request-Id, redacted. */
-TRUV_API void truv_err_set_request_id(truv_err *err, const char *const *secrets,
-                                      size_t nsecrets, const char *request_id);
+TRUV_API void truv_err_set_request_id(truv_err *err, const char *const *secrets, size_t nsecrets,
+                                      const char *request_id);
 
 /* "invalid", "auth", "not_found", ...: the names the Lua layer uses. */
 TRUV_API const char *truv_kind_name(truv_kind kind);
@@ -129,12 +129,12 @@ typedef struct truv_err_text_field {
 } truv_err_text_field;
 
 typedef struct truv_err_facts {
-  const char *kind;         /* a truv_kind_name; NULL or "": "error" */
-  const char *op;           /* the operation that failed, or NULL: " in <op>" */
-  int status;               /* 0 when nothing was answered */
-  const char *code, *message, *request_id;   /* NULL or "" when absent */
-  int maybe_sent;           /* said for kind "network" */
-  double retry_at;          /* 0 when unknown */
+  const char *kind;                        /* a truv_kind_name; NULL or "": "error" */
+  const char *op;                          /* the operation that failed, or NULL: " in <op>" */
+  int status;                              /* 0 when nothing was answered */
+  const char *code, *message, *request_id; /* NULL or "" when absent */
+  int maybe_sent;                          /* said for kind "network" */
+  double retry_at;                         /* 0 when unknown */
   const truv_err_text_field *fields;
   size_t nfields;
   int fields_dropped;
@@ -160,8 +160,8 @@ TRUV_API void truv_redact(char *s, size_t size, const char *const *secrets, size
 /* Copies src into dst (capacity size): src redacted as truv_redact, then
  * cut to fit at a character boundary. For text built from an answer before
  * it reaches an error. */
-TRUV_API void truv_redact_copy(char *dst, size_t size, const char *src,
-                               const char *const *secrets, size_t nsecrets);
+TRUV_API void truv_redact_copy(char *dst, size_t size, const char *src, const char *const *secrets,
+                               size_t nsecrets);
 
 /* How many bytes of a text decide the first size - 1 bytes of its redacted
  * form (for these secrets): the setters and truv_redact_copy read no more,

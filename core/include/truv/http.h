@@ -10,8 +10,9 @@
  * second link to the applicant.
  *
  * Failures to exchange are TRUV_ENETWORK with err->code one of "dns",
- * "connect", "tls", "timeout", "reset", "truncated_body", "send", "network", and err->maybe_sent = 0 only when the request provably never
- * left (DNS, connect and TLS-handshake failures, a timeout before sending).
+ * "connect", "tls", "timeout", "reset", "truncated_body", "send", "network", and err->maybe_sent =
+ * 0 only when the request provably never left (DNS, connect and TLS-handshake failures, a timeout
+ * before sending).
  *
  * Timeouts: a request's own (req->timeouts) win over the options, field by
  * field. connect and total map to CURLOPT_CONNECTTIMEOUT_MS and
@@ -37,16 +38,16 @@
 #define TRUV_DEFAULT_TIMEOUT_MS 30000L
 
 typedef struct truv_http_options {
-  long connect_timeout_ms;   /* 0: TRUV_DEFAULT_CONNECT_TIMEOUT_MS */
-  long timeout_ms;           /* whole exchange; 0: TRUV_DEFAULT_TIMEOUT_MS */
-  long send_timeout_ms;      /* a stalled send; 0: none but timeout_ms (see below) */
-  long read_timeout_ms;      /* a stalled answer; 0: none but timeout_ms (see below) */
-  const char *ca_file;       /* PEM bundle; NULL: the system's */
-  const char *ca_path;       /* directory of hashed certificates; NULL: the system's */
-  const char *proxy;         /* "http://host:port"; NULL: libcurl's environment rules; "" none */
-  const char *no_proxy;      /* "host,.domain,..." that bypass the proxy; NULL: libcurl's
-                                environment rules (NO_PROXY) */
-  int insecure;              /* 1 turns TLS verification off (never in production) */
+  long connect_timeout_ms; /* 0: TRUV_DEFAULT_CONNECT_TIMEOUT_MS */
+  long timeout_ms;         /* whole exchange; 0: TRUV_DEFAULT_TIMEOUT_MS */
+  long send_timeout_ms;    /* a stalled send; 0: none but timeout_ms (see below) */
+  long read_timeout_ms;    /* a stalled answer; 0: none but timeout_ms (see below) */
+  const char *ca_file;     /* PEM bundle; NULL: the system's */
+  const char *ca_path;     /* directory of hashed certificates; NULL: the system's */
+  const char *proxy;       /* "http://host:port"; NULL: libcurl's environment rules; "" none */
+  const char *no_proxy;    /* "host,.domain,..." that bypass the proxy; NULL: libcurl's
+                              environment rules (NO_PROXY) */
+  int insecure;            /* 1 turns TLS verification off (never in production) */
 } truv_http_options;
 
 typedef struct truv_http truv_http;

@@ -69,7 +69,7 @@
 
 /* A plain-HTTP proxy between the transport and Truv. */
 typedef struct truv_http1_proxy {
-  const char *authorization;   /* Proxy-Authorization's value ("Basic ..."), or NULL */
+  const char *authorization; /* Proxy-Authorization's value ("Basic ..."), or NULL */
 } truv_http1_proxy;
 
 /* The bytes of req as an HTTP/1.1 request (see above); proxy NULL: sent to
@@ -83,9 +83,9 @@ TRUV_API char *truv_http1_connect(const char *host, int port, const truv_http1_p
                                   size_t *len, truv_err *err);
 
 typedef struct truv_http1_limits {
-  size_t max_header_bytes;   /* 0: 65 536 */
-  size_t max_headers;        /* 0: 256 */
-  size_t max_body;           /* 0: TRUV_MAX_BODY */
+  size_t max_header_bytes; /* 0: 65 536 */
+  size_t max_headers;      /* 0: 256 */
+  size_t max_body;         /* 0: TRUV_MAX_BODY */
 } truv_http1_limits;
 
 typedef struct truv_http1 truv_http1;

@@ -86,13 +86,13 @@ typedef struct truv_journal truv_journal;
 typedef struct truv_jcursor truv_jcursor;
 
 typedef struct truv_journal_options {
-  int sync_full;        /* 1: synchronous=FULL (fsync per commit) */
-  int busy_timeout_ms;  /* waiting for another connection's lock; 0: 10 000 */
-  int exclusive;        /* 1: fail if another process holds it exclusively */
+  int sync_full;       /* 1: synchronous=FULL (fsync per commit) */
+  int busy_timeout_ms; /* waiting for another connection's lock; 0: 10 000 */
+  int exclusive;       /* 1: fail if another process holds it exclusively */
 } truv_journal_options;
 
 typedef enum truv_jtype {
-  TRUV_JNULL = 0,   /* absent: as a put() value, removes the field */
+  TRUV_JNULL = 0, /* absent: as a put() value, removes the field */
   TRUV_JINT,
   TRUV_JREAL,
   TRUV_JTEXT,
@@ -101,9 +101,9 @@ typedef enum truv_jtype {
 
 typedef struct truv_jvalue {
   truv_jtype type;
-  long long i;      /* TRUV_JINT; TRUV_JBOOL: 0 or 1 */
-  double r;         /* TRUV_JREAL */
-  const char *s;    /* TRUV_JTEXT: s[0..len) (NUL-terminated when handed out) */
+  long long i;   /* TRUV_JINT; TRUV_JBOOL: 0 or 1 */
+  double r;      /* TRUV_JREAL */
+  const char *s; /* TRUV_JTEXT: s[0..len) (NUL-terminated when handed out) */
   size_t len;
 } truv_jvalue;
 
@@ -164,8 +164,8 @@ TRUV_API int truv_journal_put(truv_journal *j, const char *case_id, const truv_j
 TRUV_API int truv_journal_delete(truv_journal *j, const char *case_id, truv_err *err);
 
 /* *found = 0 (and *out untouched) when there is no such case. */
-TRUV_API int truv_journal_get(truv_journal *j, const char *case_id, truv_jcase *out,
-                              int *found, truv_err *err);
+TRUV_API int truv_journal_get(truv_journal *j, const char *case_id, truv_jcase *out, int *found,
+                              truv_err *err);
 
 /* The explicit group commit (see above). begin() inside an open group is
  * TRUV_EINVALID "group_open". rollback() undoes the open group. */

@@ -70,35 +70,35 @@
 #define TRUV_LISTENER_MAX_BODY (64 * 1024 * 1024)
 
 typedef struct truv_listener_options {
-  const char *host;             /* IPv4 or IPv6 literal; NULL: 127.0.0.1 */
-  int port;                     /* 0: a free port */
-  const char *path;             /* must start with '/'; NULL: /truv/webhooks */
-  size_t max_queue;             /* deliveries waiting for drain(); 0: 4096 */
-  size_t max_body;              /* bytes; 0: 1 MiB */
-  const char *const *secrets;   /* the access secret(s) Truv signs with; NULL and ""
-                                   entries are skipped, at least one is required */
+  const char *host;           /* IPv4 or IPv6 literal; NULL: 127.0.0.1 */
+  int port;                   /* 0: a free port */
+  const char *path;           /* must start with '/'; NULL: /truv/webhooks */
+  size_t max_queue;           /* deliveries waiting for drain(); 0: 4096 */
+  size_t max_body;            /* bytes; 0: 1 MiB */
+  const char *const *secrets; /* the access secret(s) Truv signs with; NULL and ""
+                                 entries are skipped, at least one is required */
   size_t nsecrets;
 } truv_listener_options;
 
 /* One accepted delivery. A single allocation: every string lives in it. */
 typedef struct truv_delivery {
-  struct truv_delivery *next;   /* the next one of a drained list, or NULL */
-  const char *body;             /* the raw bytes as received, NUL-terminated */
-  size_t len;                   /* bytes of body (the NUL not counted) */
-  const char *signature;        /* the X-WEBHOOK-SIGN value (always present) */
-  const char *content_type;     /* Content-Type, or NULL */
-  const char *user_agent;       /* User-Agent, or NULL */
-  double received_at;           /* epoch seconds */
+  struct truv_delivery *next; /* the next one of a drained list, or NULL */
+  const char *body;           /* the raw bytes as received, NUL-terminated */
+  size_t len;                 /* bytes of body (the NUL not counted) */
+  const char *signature;      /* the X-WEBHOOK-SIGN value (always present) */
+  const char *content_type;   /* Content-Type, or NULL */
+  const char *user_agent;     /* User-Agent, or NULL */
+  double received_at;         /* epoch seconds */
 } truv_delivery;
 
 typedef struct truv_listener_stats {
-  unsigned long long accepted;      /* 200: queued */
-  unsigned long long unauthorized;  /* 401 */
-  unsigned long long not_found;     /* 404 */
-  unsigned long long bad_method;    /* 405 */
-  unsigned long long too_large;     /* 413 */
-  unsigned long long full;          /* 503 */
-  size_t queued;                    /* waiting for drain() now */
+  unsigned long long accepted;     /* 200: queued */
+  unsigned long long unauthorized; /* 401 */
+  unsigned long long not_found;    /* 404 */
+  unsigned long long bad_method;   /* 405 */
+  unsigned long long too_large;    /* 413 */
+  unsigned long long full;         /* 503 */
+  size_t queued;                   /* waiting for drain() now */
 } truv_listener_stats;
 
 typedef struct truv_listener truv_listener;

@@ -22,32 +22,32 @@
 #define TRUV_MODEL_MAX_PRODUCTS 8
 
 typedef enum truv_connection_kind {
-  TRUV_CONN_EMPLOYER,           /* "employers" */
-  TRUV_CONN_FINANCIAL_ACCOUNT   /* "financial_accounts" */
+  TRUV_CONN_EMPLOYER,         /* "employers" */
+  TRUV_CONN_FINANCIAL_ACCOUNT /* "financial_accounts" */
 } truv_connection_kind;
 
 typedef struct truv_connection {
   truv_connection_kind kind;
-  const char *id;               /* the suborder id */
-  const char *status;           /* suborder status */
-  const char *suborder_number;  /* as text (Truv sends a string; a number is formatted) */
-  const char *access_token;     /* NULL until the user connected */
+  const char *id;              /* the suborder id */
+  const char *status;          /* suborder status */
+  const char *suborder_number; /* as text (Truv sends a string; a number is formatted) */
+  const char *access_token;    /* NULL until the user connected */
   const char *link_id;
   const char *product_type;
   const char *data_source;
   const char *provider_id;
   const char *provider_name;
-  const char *company_name;     /* employers: the employer's name */
-  double created_at;            /* epoch s, -1 if absent */
-  char suborder_buf[24];        /* backing text for a numeric suborder_number */
+  const char *company_name; /* employers: the employer's name */
+  double created_at;        /* epoch s, -1 if absent */
+  char suborder_buf[24];    /* backing text for a numeric suborder_number */
 } truv_connection;
 
 typedef struct truv_order {
   const char *id;
   const char *order_number;
   const char *user_id;
-  const char *initial_order;    /* set on refresh orders */
-  const char *refresh_order;    /* the latest refresh made from this order */
+  const char *initial_order; /* set on refresh orders */
+  const char *refresh_order; /* the latest refresh made from this order */
   const char *share_url;
   const char *first_name, *last_name;
   double created_at;

@@ -58,32 +58,32 @@
 
 #define TRUV_MULTI_DEFAULT_IN_FLIGHT 32
 #define TRUV_MULTI_MAX_IN_FLIGHT 65536
-#define TRUV_MULTI_DEFAULT_BUFFER 8192   /* libcurl's default is 16 KB */
+#define TRUV_MULTI_DEFAULT_BUFFER 8192 /* libcurl's default is 16 KB */
 
 typedef struct truv_multi_options {
-  truv_http_options http;     /* timeouts (per transfer), TLS, proxy: as for truv_http */
-  int max_in_flight;          /* transfers at once; 0: 32 */
-  int max_host_connections;   /* connections to one host; 0: max_in_flight */
-  long buffer_size;           /* libcurl's receive buffer per transfer, bytes;
-                                 0: TRUV_MULTI_DEFAULT_BUFFER (1024..524288) */
+  truv_http_options http;   /* timeouts (per transfer), TLS, proxy: as for truv_http */
+  int max_in_flight;        /* transfers at once; 0: 32 */
+  int max_host_connections; /* connections to one host; 0: max_in_flight */
+  long buffer_size;         /* libcurl's receive buffer per transfer, bytes;
+                               0: TRUV_MULTI_DEFAULT_BUFFER (1024..524288) */
 } truv_multi_options;
 
 typedef struct truv_multi truv_multi;
 
 /* One finished transfer, as next() hands it out. */
 typedef struct truv_multi_done {
-  void *tag;                  /* what add() was given */
-  const truv_request *req;    /* what add() was given */
-  const truv_response *resp;  /* the answer (any status), or NULL when the
-                                 exchange failed: then err says how */
+  void *tag;                 /* what add() was given */
+  const truv_request *req;   /* what add() was given */
+  const truv_response *resp; /* the answer (any status), or NULL when the
+                                exchange failed: then err says how */
   truv_err err;
 } truv_multi_done;
 
 typedef struct truv_multi_stats {
-  unsigned long long transfers;   /* transfers that finished (answered or failed) */
-  unsigned long long connects;    /* connections opened for them: transfers -
-                                     connects were served on a kept-alive one */
-  unsigned long long cancelled;   /* transfers removed by cancel() or free() */
+  unsigned long long transfers; /* transfers that finished (answered or failed) */
+  unsigned long long connects;  /* connections opened for them: transfers -
+                                   connects were served on a kept-alive one */
+  unsigned long long cancelled; /* transfers removed by cancel() or free() */
 } truv_multi_stats;
 
 /* NULL opts: every default. Returns NULL with err set on failure. */

@@ -113,15 +113,15 @@
 
 #define TRUV_QUOTA_DEFAULT_LIMIT 3
 #define TRUV_QUOTA_DEFAULT_WINDOW_S 86400.0
-#define TRUV_QUOTA_MAX_LIMIT 1000   /* a larger limit is refused (TRUV_EINVALID) */
+#define TRUV_QUOTA_MAX_LIMIT 1000 /* a larger limit is refused (TRUV_EINVALID) */
 
 typedef struct truv_quota_key {
   unsigned char bytes[TRUV_QUOTA_KEY_LEN];
 } truv_quota_key;
 
 typedef struct truv_quota_policy {
-  int limit;        /* refreshes per connection per window (default 3) */
-  double window_s;  /* the rolling window in seconds (default 86400) */
+  int limit;       /* refreshes per connection per window (default 3) */
+  double window_s; /* the rolling window in seconds (default 86400) */
 } truv_quota_policy;
 
 /* Connection facts (see the contract above). */
@@ -136,7 +136,7 @@ typedef enum truv_quota_fact {
 #define TRUV_QUOTA_FACT_RETENTION_S (400 * 86400.0)
 
 typedef struct truv_quota_facts {
-  unsigned seen;             /* bit (1 << fact) for each fact noted */
+  unsigned seen; /* bit (1 << fact) for each fact noted */
   double dead_at, alive_at, auth_at;
   char dead_reason[TRUV_QUOTA_REASON_MAX];
 } truv_quota_facts;
@@ -156,13 +156,12 @@ typedef struct truv_quota_ops {
                  truv_err *err);
   int (*release)(truv_quota_store *s, const truv_quota_key *keys, size_t n,
                  truv_quota_ticket ticket, truv_err *err);
-  int (*record_limit)(truv_quota_store *s, const truv_quota_key *key, double now,
-                      truv_err *err);
+  int (*record_limit)(truv_quota_store *s, const truv_quota_key *key, double now, truv_err *err);
   int (*usage)(truv_quota_store *s, const truv_quota_key *key, double now, int *used,
                double *next_free, truv_err *err);
   void (*close)(truv_quota_store *s);
-  int (*record_count)(truv_quota_store *s, const truv_quota_key *key, const double *times,
-                      size_t n, double now, truv_err *err);
+  int (*record_count)(truv_quota_store *s, const truv_quota_key *key, const double *times, size_t n,
+                      double now, truv_err *err);
   /* Optional (NULL: the store keeps no facts). The dispatchers check the
    * fact, the time and the reason first; `out` is zeroed. */
   int (*note)(truv_quota_store *s, const truv_quota_key *key, truv_quota_fact fact, double at,
@@ -188,8 +187,7 @@ TRUV_API int truv_quota_key_of_len(const char *access_token, size_t len, truv_qu
 /* The text form: 32 lowercase hex characters and a NUL. */
 TRUV_API void truv_quota_key_hex(const truv_quota_key *key, char out[TRUV_QUOTA_HEX_LEN + 1]);
 /* Parses exactly 32 hex characters (either case); returns 0 or TRUV_EINVALID. */
-TRUV_API int truv_quota_key_parse(const char *hex, size_t len, truv_quota_key *out,
-                                  truv_err *err);
+TRUV_API int truv_quota_key_parse(const char *hex, size_t len, truv_quota_key *out, truv_err *err);
 
 /* ---- policy ---- */
 
@@ -236,23 +234,23 @@ TRUV_API int truv_quota_reserve(truv_quota_store *s, const truv_quota_key *keys,
                                 unsigned char *spent, truv_err *err);
 TRUV_API int truv_quota_release(truv_quota_store *s, const truv_quota_key *keys, size_t n,
                                 truv_quota_ticket ticket, truv_err *err);
-TRUV_API int truv_quota_record_limit(truv_quota_store *s, const truv_quota_key *key,
-                                     double now, truv_err *err);
+TRUV_API int truv_quota_record_limit(truv_quota_store *s, const truv_quota_key *key, double now,
+                                     truv_err *err);
 /* times has n elements (n may be 0), each a valid time, in any order; the
  * dispatcher hands the store only those in the window, oldest first, at
  * most `limit` of them (the newest). */
 TRUV_API int truv_quota_record_count(truv_quota_store *s, const truv_quota_key *key,
                                      const double *times, size_t n, double now, truv_err *err);
-TRUV_API int truv_quota_usage(truv_quota_store *s, const truv_quota_key *key, double now,
-                              int *used, double *next_free, truv_err *err);
+TRUV_API int truv_quota_usage(truv_quota_store *s, const truv_quota_key *key, double now, int *used,
+                              double *next_free, truv_err *err);
 /* NULL is allowed. */
 TRUV_API void truv_quota_close(truv_quota_store *s);
 
 /* Whether the store keeps connection facts. */
 TRUV_API int truv_quota_has_facts(const truv_quota_store *s);
 /* TRUV_EINVALID ("facts_unsupported") for a store without them. */
-TRUV_API int truv_quota_note(truv_quota_store *s, const truv_quota_key *key,
-                             truv_quota_fact fact, double at, const char *reason, truv_err *err);
+TRUV_API int truv_quota_note(truv_quota_store *s, const truv_quota_key *key, truv_quota_fact fact,
+                             double at, const char *reason, truv_err *err);
 TRUV_API int truv_quota_facts_read(truv_quota_store *s, const truv_quota_key *key,
                                    truv_quota_facts *out, truv_err *err);
 /* "dead", "alive", "auth"; and back (-1 if unknown). */

@@ -39,17 +39,17 @@ typedef enum truv_op {
   TRUV_OP_CREATE_REFRESH_TASK, /* POST refresh/tasks/        billed */
   TRUV_OP_GET_REFRESH_TASK,    /* GET  refresh/tasks/{id}/ */
   TRUV_OP_CREATE_BRIDGE_TOKEN, /* POST users/{id}/tokens/ */
-  TRUV_OP_LIST_TASKS,          /* GET  tasks/ (?user_id=...: a user's tasks, error_message included) */
-  TRUV_OP_GET_TASK,            /* GET  tasks/{id}/ */
+  TRUV_OP_LIST_TASKS, /* GET  tasks/ (?user_id=...: a user's tasks, error_message included) */
+  TRUV_OP_GET_TASK,   /* GET  tasks/{id}/ */
   TRUV_OP_COUNT
 } truv_op;
 
 /* Request flags. */
 enum {
-  TRUV_REQ_SAFE = 1,   /* no side effect: may be retried freely (the GETs) */
-  TRUV_REQ_BILLED = 2  /* creates a billed refresh: never re-sent blindly;
-                          like every request that is not SAFE, never sent on
-                          a reused connection (truv_request_fresh) */
+  TRUV_REQ_SAFE = 1,  /* no side effect: may be retried freely (the GETs) */
+  TRUV_REQ_BILLED = 2 /* creates a billed refresh: never re-sent blindly;
+                         like every request that is not SAFE, never sent on
+                         a reused connection (truv_request_fresh) */
 };
 
 /* How long one request may take, in milliseconds; 0 leaves the transport's
@@ -57,10 +57,10 @@ enum {
  * transport honours them as closely as it can (truv/http.h says how
  * libcurl maps them). */
 typedef struct truv_request_timeouts {
-  long connect_ms;   /* TCP connect and TLS handshake */
-  long send_ms;      /* a send that makes no progress */
-  long read_ms;      /* a wait for the next bytes of the answer */
-  long total_ms;     /* the whole exchange */
+  long connect_ms; /* TCP connect and TLS handshake */
+  long send_ms;    /* a send that makes no progress */
+  long read_ms;    /* a wait for the next bytes of the answer */
+  long total_ms;   /* the whole exchange */
 } truv_request_timeouts;
 
 #define TRUV_REQ_MAX_HEADERS 8
@@ -68,19 +68,19 @@ typedef struct truv_request_timeouts {
 
 typedef struct truv_request {
   truv_op op;
-  const char *method;      /* static string: "GET", "POST" */
+  const char *method; /* static string: "GET", "POST" */
   unsigned flags;
-  char *url;               /* absolute URL */
-  char *target;            /* origin-form for HTTP/1.1: "/v1/orders/ab12/" (+ query) */
-  char *host;              /* "prod.truv.com" or "127.0.0.1:8080" (Host header) */
-  char *path;              /* relative to the base URL, e.g. "orders/ab12/": safe to log */
+  char *url;    /* absolute URL */
+  char *target; /* origin-form for HTTP/1.1: "/v1/orders/ab12/" (+ query) */
+  char *host;   /* "prod.truv.com" or "127.0.0.1:8080" (Host header) */
+  char *path;   /* relative to the base URL, e.g. "orders/ab12/": safe to log */
   char *headers[TRUV_REQ_MAX_HEADERS]; /* "Name: value"; NULL-terminated */
   size_t nheaders;
-  char *body;              /* JSON, or NULL */
+  char *body; /* JSON, or NULL */
   size_t body_len;
   char *redact[TRUV_REQ_MAX_REDACT];
   size_t nredact;
-  truv_request_timeouts timeouts;   /* zero after building */
+  truv_request_timeouts timeouts; /* zero after building */
 } truv_request;
 
 /* Facts about the original order that refine validation of a refresh; pass
@@ -91,8 +91,8 @@ typedef struct truv_order_facts {
 } truv_order_facts;
 
 /* Operation metadata. */
-TRUV_API const char *truv_op_name(truv_op op);        /* "refresh_order", ... */
-TRUV_API int truv_op_from_name(const char *name);     /* -1 if unknown */
+TRUV_API const char *truv_op_name(truv_op op);    /* "refresh_order", ... */
+TRUV_API int truv_op_from_name(const char *name); /* -1 if unknown */
 TRUV_API unsigned truv_op_flags(truv_op op);
 
 /* Builds the request for `op`. `id` is the path parameter (order id, task
@@ -123,8 +123,8 @@ TRUV_API int truv_validate(truv_op op, const char *id, const cJSON *params,
 
 /* The rules validation applies, for the layers above to read rather than
  * write again (the Lua binding's core.lists). */
-#define TRUV_MAX_CONNECTIONS 5   /* employers or financial accounts per order */
-#define TRUV_MAX_ID 128          /* bytes of an id in a path or a selection */
+#define TRUV_MAX_CONNECTIONS 5 /* employers or financial accounts per order */
+#define TRUV_MAX_ID 128        /* bytes of an id in a path or a selection */
 /* Truv's id rule: 1 to TRUV_MAX_ID letters, digits, '-' and '_'. */
 TRUV_API int truv_valid_id(const char *id);
 /* The i-th of Truv's products, NULL past the last. */

@@ -7,7 +7,7 @@
 #include "truv/common.h"
 #include "truv/err.h"
 
-#define TRUV_MAX_BODY (64u << 20)  /* a larger body is refused (TRUV_EPROTOCOL) */
+#define TRUV_MAX_BODY (64u << 20) /* a larger body is refused (TRUV_EPROTOCOL) */
 
 typedef struct truv_header {
   char *name;
@@ -18,7 +18,7 @@ typedef struct truv_response {
   int status;
   truv_header *headers;
   size_t nheaders, hcap;
-  char *body;           /* NUL-terminated for convenience; body_len is authoritative */
+  char *body; /* NUL-terminated for convenience; body_len is authoritative */
   size_t body_len, body_cap;
 } truv_response;
 

@@ -32,11 +32,11 @@ typedef enum truv_route {
 
 /* What the name in a table entry is: */
 typedef enum truv_outcome {
-  TRUV_OUTCOME_TASK,      /* a task status: done, login_error, ... */
-  TRUV_OUTCOME_SUBORDER,  /* a suborder (employer / financial account) status */
-  TRUV_OUTCOME_ORDER,     /* an order status */
-  TRUV_OUTCOME_ERROR,     /* an error kind: throttled, network, ... (truv_kind_name) */
-  TRUV_OUTCOME_EVENT,     /* a webhook event type with no status of its own */
+  TRUV_OUTCOME_TASK,     /* a task status: done, login_error, ... */
+  TRUV_OUTCOME_SUBORDER, /* a suborder (employer / financial account) status */
+  TRUV_OUTCOME_ORDER,    /* an order status */
+  TRUV_OUTCOME_ERROR,    /* an error kind: throttled, network, ... (truv_kind_name) */
+  TRUV_OUTCOME_EVENT,    /* a webhook event type with no status of its own */
   TRUV_OUTCOME_COUNT
 } truv_outcome;
 
@@ -44,7 +44,7 @@ typedef struct truv_route_entry {
   truv_outcome outcome;
   const char *name;
   truv_route route;
-  double delay_s;    /* retry: how long to wait when nothing better is known; 0 otherwise */
+  double delay_s; /* retry: how long to wait when nothing better is known; 0 otherwise */
 } truv_route_entry;
 
 TRUV_API const char *truv_route_name(truv_route route);

@@ -77,31 +77,31 @@ TRUV_API int truv_webhook_sign(const char *body, size_t len, const char *secret,
                                char out[TRUV_WEBHOOK_SIG_SIZE]);
 
 typedef enum truv_webhook_kind {
-  TRUV_WEBHOOK_UNKNOWN = 0,         /* a type this version does not know */
+  TRUV_WEBHOOK_UNKNOWN = 0, /* a type this version does not know */
   TRUV_WEBHOOK_ORDER_CREATED,
   TRUV_WEBHOOK_ORDER_STATUS_UPDATED,
   TRUV_WEBHOOK_ORDER_REFRESH_FAILED,
   TRUV_WEBHOOK_ORDER_FINALIZED,
   TRUV_WEBHOOK_TASK_STATUS_UPDATED,
   TRUV_WEBHOOK_LINK_CONNECTED,
-  TRUV_WEBHOOK_LINK_DISCONNECTED,   /* the link failed during a refresh task */
+  TRUV_WEBHOOK_LINK_DISCONNECTED, /* the link failed during a refresh task */
   TRUV_WEBHOOK_LINK_DELETED,
   TRUV_WEBHOOK_CERTIFICATION_COMPLETED,
-  TRUV_WEBHOOK_DATA,                /* employment-, profile-, statements-, shifts-,
-                                       bank-accounts- -created / -updated */
+  TRUV_WEBHOOK_DATA, /* employment-, profile-, statements-, shifts-,
+                        bank-accounts- -created / -updated */
   TRUV_WEBHOOK_KIND_COUNT
 } truv_webhook_kind;
 
 typedef struct truv_webhook_event {
-  truv_json *doc;                /* the whole payload, owned by the event */
+  truv_json *doc; /* the whole payload, owned by the event */
   truv_webhook_kind kind;
-  const char *event_type;        /* as sent, never NULL after a successful parse */
-  const char *webhook_id;        /* never NULL after a successful parse */
-  const char *event_created_at;  /* ISO text as sent, or NULL */
-  const char *updated_at_iso;    /* ISO text as sent, or NULL (even if malformed) */
-  double event_created;          /* epoch s of event_created_at, 0 if absent or malformed */
-  double updated_at;             /* epoch s of updated_at; if that is absent or malformed,
-                                    of event_created_at; else 0 */
+  const char *event_type;       /* as sent, never NULL after a successful parse */
+  const char *webhook_id;       /* never NULL after a successful parse */
+  const char *event_created_at; /* ISO text as sent, or NULL */
+  const char *updated_at_iso;   /* ISO text as sent, or NULL (even if malformed) */
+  double event_created;         /* epoch s of event_created_at, 0 if absent or malformed */
+  double updated_at;            /* epoch s of updated_at; if that is absent or malformed,
+                                   of event_created_at; else 0 */
   /* Optional fields: NULL when absent, JSON null or not a string. */
   const char *user_id;
   const char *template_id;

@@ -9,7 +9,7 @@
 struct truv_http {
   CURL *easy;
   truv_http_options opts;
-  char *ca_file, *ca_path, *proxy, *no_proxy;   /* owned copies of the option strings */
+  char *ca_file, *ca_path, *proxy, *no_proxy; /* owned copies of the option strings */
   char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -54,8 +54,7 @@ void truv_http_free(truv_http *http) {
   free(http);
 }
 
-int truv_http_send(truv_http *http, const truv_request *req, truv_response *resp,
-                   truv_err *err) {
+int truv_http_send(truv_http *http, const truv_request *req, truv_response *resp, truv_err *err) {
   struct curl_slist *headers = NULL;
   CURLcode rc;
   int result = 0;

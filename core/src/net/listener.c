@@ -25,17 +25,17 @@
 #include "truv/webhook.h"
 
 #define CONNECTION_LIMIT 256
-#define IDLE_TIMEOUT_S 15     /* Truv gives up on an answer after 10 s */
+#define IDLE_TIMEOUT_S 15 /* Truv gives up on an answer after 10 s */
 #define LISTEN_BACKLOG 256
-#define HTTP_TOO_LARGE 413   /* MHD renamed its constant between versions */
+#define HTTP_TOO_LARGE 413 /* MHD renamed its constant between versions */
 
 struct truv_listener {
   struct MHD_Daemon *daemon;
-  truv_webhook_keys *keys;    /* used by the daemon's thread alone */
+  truv_webhook_keys *keys; /* used by the daemon's thread alone */
   char *path;
   size_t max_queue, max_body;
   int port;
-  pthread_mutex_t lock;       /* guards the queue and the counters below */
+  pthread_mutex_t lock; /* guards the queue and the counters below */
   truv_delivery *head, *tail;
   truv_listener_stats stats;
 };
@@ -61,24 +61,24 @@ static char body_busy[] = "{\"detail\":\"Busy, try again later.\"}";
 
 static char *reason_of(int status) {
   switch (status) {
-  case MHD_HTTP_OK: return body_ok;
-  case MHD_HTTP_UNAUTHORIZED: return body_unauthorized;
-  case MHD_HTTP_NOT_FOUND: return body_not_found;
-  case MHD_HTTP_METHOD_NOT_ALLOWED: return body_bad_method;
-  case HTTP_TOO_LARGE: return body_too_large;
-  default: return body_busy;
+    case MHD_HTTP_OK: return body_ok;
+    case MHD_HTTP_UNAUTHORIZED: return body_unauthorized;
+    case MHD_HTTP_NOT_FOUND: return body_not_found;
+    case MHD_HTTP_METHOD_NOT_ALLOWED: return body_bad_method;
+    case HTTP_TOO_LARGE: return body_too_large;
+    default: return body_busy;
   }
 }
 
 static void count(truv_listener *l, int status) {
   pthread_mutex_lock(&l->lock);
   switch (status) {
-  case MHD_HTTP_OK: l->stats.accepted++; break;
-  case MHD_HTTP_UNAUTHORIZED: l->stats.unauthorized++; break;
-  case MHD_HTTP_NOT_FOUND: l->stats.not_found++; break;
-  case MHD_HTTP_METHOD_NOT_ALLOWED: l->stats.bad_method++; break;
-  case HTTP_TOO_LARGE: l->stats.too_large++; break;
-  default: l->stats.full++; break;
+    case MHD_HTTP_OK: l->stats.accepted++; break;
+    case MHD_HTTP_UNAUTHORIZED: l->stats.unauthorized++; break;
+    case MHD_HTTP_NOT_FOUND: l->stats.not_found++; break;
+    case MHD_HTTP_METHOD_NOT_ALLOWED: l->stats.bad_method++; break;
+    case HTTP_TOO_LARGE: l->stats.too_large++; break;
+    default: l->stats.full++; break;
   }
   pthread_mutex_unlock(&l->lock);
 }
@@ -96,7 +96,7 @@ static enum MHD_Result reply(truv_listener *l, struct MHD_Connection *conn, int 
     MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
   rc = MHD_queue_response(conn, (unsigned)status, resp);
   MHD_destroy_response(resp);
-  if (status != MHD_HTTP_OK) count(l, status);   /* 200s are counted when queued */
+  if (status != MHD_HTTP_OK) count(l, status); /* 200s are counted when queued */
   return rc;
 }
 
@@ -223,12 +223,12 @@ static void exchange_free(exchange *x) {
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload, size_t *upload_size, void **state) {
+                                  const char *method, const char *version, const char *upload,
+                                  size_t *upload_size, void **state) {
   truv_listener *l = cls;
   exchange *x = *state;
   (void)version;
-  if (!x) {   /* the head only */
+  if (!x) { /* the head only */
     if (!(x = calloc(1, sizeof *x))) return MHD_NO;
     *state = x;
     x->status = screen(l, conn, url, method, x);
@@ -278,8 +278,8 @@ static int listen_on(const char *host, int port, int *bound, truv_err *err) {
                  "listener host: '%.64s' is not an IPv4 or IPv6 address", host);
     return -1;
   }
-  if ((fd = socket(is_v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
-                   0)) < 0) {
+  if ((fd = socket(is_v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0)) <
+      0) {
     truv_err_set(err, TRUV_EINTERNAL, "socket", "socket: %s", strerror(errno));
     return -1;
   }
@@ -307,11 +307,11 @@ static int check_options(const truv_listener_options *o, truv_err *err) {
     return truv_err_set(err, TRUV_EINVALID, "invalid_option",
                         "listener path: it must start with '/'");
   if (o->max_queue > TRUV_LISTENER_MAX_QUEUE)
-    return truv_err_set(err, TRUV_EINVALID, "invalid_option",
-                        "listener max_queue: at most %d", TRUV_LISTENER_MAX_QUEUE);
+    return truv_err_set(err, TRUV_EINVALID, "invalid_option", "listener max_queue: at most %d",
+                        TRUV_LISTENER_MAX_QUEUE);
   if (o->max_body > TRUV_LISTENER_MAX_BODY)
-    return truv_err_set(err, TRUV_EINVALID, "invalid_option",
-                        "listener max_body: at most %d bytes", TRUV_LISTENER_MAX_BODY);
+    return truv_err_set(err, TRUV_EINVALID, "invalid_option", "listener max_body: at most %d bytes",
+                        TRUV_LISTENER_MAX_BODY);
   return 0;
 }
 
@@ -339,12 +339,11 @@ int truv_listener_new(const truv_listener_options *opts, truv_listener **out, tr
     rc = err->kind;
     goto fail;
   }
-  l->daemon = MHD_start_daemon(MHD_USE_EPOLL_INTERNAL_THREAD, 0, NULL, NULL, on_request, l,
-                               MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
-                               MHD_OPTION_NOTIFY_COMPLETED, on_completed, l,
-                               MHD_OPTION_CONNECTION_LIMIT, (unsigned)CONNECTION_LIMIT,
-                               MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)IDLE_TIMEOUT_S,
-                               MHD_OPTION_END);
+  l->daemon =
+    MHD_start_daemon(MHD_USE_EPOLL_INTERNAL_THREAD, 0, NULL, NULL, on_request, l,
+                     MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd, MHD_OPTION_NOTIFY_COMPLETED,
+                     on_completed, l, MHD_OPTION_CONNECTION_LIMIT, (unsigned)CONNECTION_LIMIT,
+                     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)IDLE_TIMEOUT_S, MHD_OPTION_END);
   if (!l->daemon) {
     close(fd);
     rc = truv_err_set(err, TRUV_EINTERNAL, "http_server",
@@ -362,7 +361,7 @@ fail:
 
 void truv_listener_free(truv_listener *l) {
   if (!l) return;
-  if (l->daemon) MHD_stop_daemon(l->daemon);   /* joins its thread, closes the socket */
+  if (l->daemon) MHD_stop_daemon(l->daemon); /* joins its thread, closes the socket */
   truv_deliveries_free(l->head);
   truv_webhook_keys_free(l->keys);
   pthread_mutex_destroy(&l->lock);

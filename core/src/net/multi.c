@@ -26,20 +26,20 @@
 #include "transfer.h"
 #include "truv/multi.h"
 
-#define IDLE_BODY_MAX (16u << 10)   /* an idle slot keeps at most this much body buffer */
+#define IDLE_BODY_MAX (16u << 10) /* an idle slot keeps at most this much body buffer */
 #define MIN_BUFFER 1024L
 #define MAX_BUFFER (512L << 10)
-#define POLL_MAX_MS 60000.0         /* one wait at most; the loop goes on after it */
-#define EVENTS 256                  /* ready sockets taken per epoll_wait */
+#define POLL_MAX_MS 60000.0 /* one wait at most; the loop goes on after it */
+#define EVENTS 256          /* ready sockets taken per epoll_wait */
 
 enum { SLOT_FREE, SLOT_BUSY, SLOT_DONE, SLOT_HANDED };
 
 typedef struct slot {
   CURL *easy;
-  struct curl_slist *headers;  /* the request's header list, freed when the slot is */
+  struct curl_slist *headers; /* the request's header list, freed when the slot is */
   const truv_request *req;
   void *tag;
-  struct slot *next;           /* in the free stack or the done queue */
+  struct slot *next; /* in the free stack or the done queue */
   CURLcode result;
   int state;
   truv_response resp;
@@ -48,18 +48,18 @@ typedef struct slot {
 
 struct truv_multi {
   CURLM *multi;
-  int epfd;                          /* the sockets libcurl wants watched */
-  double timer_at;                   /* libcurl's next timeout (monotonic ms), < 0: none */
+  int epfd;        /* the sockets libcurl wants watched */
+  double timer_at; /* libcurl's next timeout (monotonic ms), < 0: none */
   truv_http_options opts;
-  char *ca_file, *ca_path, *proxy, *no_proxy;   /* owned copies of the option strings */
+  char *ca_file, *ca_path, *proxy, *no_proxy; /* owned copies of the option strings */
   long buffer_size;
   slot *slots;
   size_t nslots;
   slot *free_top;
   slot *done_head, *done_tail;
-  slot *handed;                      /* the one next() gave out last, or NULL */
-  size_t pending;                    /* BUSY + DONE */
-  size_t ndone;                      /* DONE */
+  slot *handed;   /* the one next() gave out last, or NULL */
+  size_t pending; /* BUSY + DONE */
+  size_t ndone;   /* DONE */
   truv_multi_stats stats;
 };
 
@@ -266,7 +266,7 @@ static void collect(truv_multi *m) {
     if (msg->msg != CURLMSG_DONE) continue;
     curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &p);
     s = p;
-    s->result = msg->data.result;   /* msg dies with remove_handle */
+    s->result = msg->data.result; /* msg dies with remove_handle */
     curl_multi_remove_handle(m->multi, s->easy);
     curl_easy_getinfo(s->easy, CURLINFO_NUM_CONNECTS, &connects);
     m->stats.transfers++;
@@ -287,7 +287,7 @@ static int wait_ms(truv_multi *m, double now, double deadline) {
   if (m->timer_at >= 0 && m->timer_at < until) until = m->timer_at;
   if (until <= now) return 0;
   if (until - now > POLL_MAX_MS) return (int)POLL_MAX_MS;
-  return (int)(until - now) + 1;   /* rounded up: waking early would spin */
+  return (int)(until - now) + 1; /* rounded up: waking early would spin */
 }
 
 /* One wait for ready sockets, and libcurl told about each, then about its
@@ -305,7 +305,7 @@ static CURLMcode step(truv_multi *m, double deadline, int *interrupted) {
     mc = curl_multi_socket_action(m->multi, ev[i].data.fd, flags, &running);
   }
   if (mc == CURLM_OK && m->timer_at >= 0 && m->timer_at <= monotonic_ms()) {
-    m->timer_at = -1;   /* libcurl sets the next one during the call */
+    m->timer_at = -1; /* libcurl sets the next one during the call */
     mc = curl_multi_socket_action(m->multi, CURL_SOCKET_TIMEOUT, 0, &running);
   }
   return mc;

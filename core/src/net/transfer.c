@@ -89,8 +89,8 @@ static void set_timeouts(CURL *easy, const truv_http_options *opts,
   long send = pick(t->send_ms, opts->send_timeout_ms, 0);
   long read = pick(t->read_ms, opts->read_timeout_ms, 0);
   long stall = send > read ? send : read;
-  curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, pick(t->connect_ms, opts->connect_timeout_ms,
-                                                         TRUV_DEFAULT_CONNECT_TIMEOUT_MS));
+  curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS,
+                   pick(t->connect_ms, opts->connect_timeout_ms, TRUV_DEFAULT_CONNECT_TIMEOUT_MS));
   curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS,
                    pick(t->total_ms, opts->timeout_ms, TRUV_DEFAULT_TIMEOUT_MS));
   /* the handle is reused: a request without a stall window turns it off */
@@ -180,34 +180,20 @@ int truv_transfer_error(CURL *easy, CURLcode rc, const char *errbuf, const truv_
   }
   switch (rc) {
     case CURLE_COULDNT_RESOLVE_HOST:
-    case CURLE_COULDNT_RESOLVE_PROXY:
-      code = "dns", maybe_sent = 0;
-      break;
-    case CURLE_COULDNT_CONNECT:
-      code = "connect", maybe_sent = 0;
-      break;
+    case CURLE_COULDNT_RESOLVE_PROXY: code = "dns", maybe_sent = 0; break;
+    case CURLE_COULDNT_CONNECT: code = "connect", maybe_sent = 0; break;
     case CURLE_SSL_CONNECT_ERROR:
     case CURLE_PEER_FAILED_VERIFICATION:
     case CURLE_SSL_CACERT_BADFILE:
     case CURLE_SSL_CERTPROBLEM:
     case CURLE_SSL_CIPHER:
     case CURLE_SSL_ENGINE_NOTFOUND:
-    case CURLE_SSL_ISSUER_ERROR:
-      code = "tls", maybe_sent = request_left(easy);
-      break;
-    case CURLE_OPERATION_TIMEDOUT:
-      code = "timeout", maybe_sent = request_left(easy);
-      break;
-    case CURLE_GOT_NOTHING:   /* closed with no answer */
-    case CURLE_RECV_ERROR:    /* reset while waiting for the answer */
-      code = "reset";
-      break;
-    case CURLE_PARTIAL_FILE:
-      code = "truncated_body";
-      break;
-    case CURLE_SEND_ERROR:
-      code = "send", maybe_sent = request_left(easy);
-      break;
+    case CURLE_SSL_ISSUER_ERROR: code = "tls", maybe_sent = request_left(easy); break;
+    case CURLE_OPERATION_TIMEDOUT: code = "timeout", maybe_sent = request_left(easy); break;
+    case CURLE_GOT_NOTHING: /* closed with no answer */
+    case CURLE_RECV_ERROR: /* reset while waiting for the answer */ code = "reset"; break;
+    case CURLE_PARTIAL_FILE: code = "truncated_body"; break;
+    case CURLE_SEND_ERROR: code = "send", maybe_sent = request_left(easy); break;
     case CURLE_WRITE_ERROR:
       return truv_err_set(err, TRUV_EPROTOCOL, "body_too_large",
                           "the response body exceeds %u bytes", TRUV_MAX_BODY);
@@ -216,8 +202,7 @@ int truv_transfer_error(CURL *easy, CURLcode rc, const char *errbuf, const truv_
       return truv_err_set_redacted(err, (const char *const *)req->redact, req->nredact,
                                    TRUV_EINVALID, "base_url", "cannot send to this URL: %s",
                                    detail);
-    default:
-      break;
+    default: break;
   }
   truv_err_set_redacted(err, (const char *const *)req->redact, req->nredact, TRUV_ENETWORK, code,
                         "%s", detail);

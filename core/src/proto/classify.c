@@ -83,8 +83,7 @@ static const char *default_code(int status) {
  * anything unprintable as a space: redacted before the cut (the part of the
  * body that can reach those bytes, truv_redact_window). */
 #define SNIPPET_MAX 120
-static void snippet(const truv_request *req, const truv_response *resp, char *out,
-                    size_t size) {
+static void snippet(const truv_request *req, const truv_response *resp, char *out, size_t size) {
   size_t room = size < SNIPPET_MAX + 1 ? size : SNIPPET_MAX + 1;
   size_t n = truv_redact_window(room, SECRETS(req)), i;
   char *text;
@@ -127,8 +126,7 @@ static int classify_error(const truv_request *req, const truv_response *resp, do
   else
     truv_err_set_redacted(err, SECRETS(req), kind_for_status(resp->status),
                           code ? code : default_code(resp->status), "HTTP %d", resp->status);
-  if (err->kind == TRUV_EINVALID)
-    copy_fields(req, doc, cJSON_IsObject(error) ? error : NULL, err);
+  if (err->kind == TRUV_EINVALID) copy_fields(req, doc, cJSON_IsObject(error) ? error : NULL, err);
   if (contains_nocase(message, REFRESH_LIMIT_TEXT)) {
     err->kind = TRUV_EREFRESH_LIMIT;
     err->nfields = 0;
@@ -141,8 +139,7 @@ static int classify_error(const truv_request *req, const truv_response *resp, do
   }
   err->status = resp->status;
   if (retry_after) err->retry_at = truv_parse_retry_after(retry_after, now);
-  if (err->retry_at <= 0 && (in = truv_parse_available_in(message)) >= 0)
-    err->retry_at = now + in;
+  if (err->retry_at <= 0 && (in = truv_parse_available_in(message)) >= 0) err->retry_at = now + in;
   truv_json_free(parsed);
   return err->kind;
 }
@@ -156,8 +153,8 @@ static int has_expected_shape(truv_op op, const cJSON *doc) {
   return cJSON_IsArray(doc) || cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(doc, "results"));
 }
 
-int truv_classify(const truv_request *req, const truv_response *resp, double now,
-                  truv_json **doc, truv_err *err) {
+int truv_classify(const truv_request *req, const truv_response *resp, double now, truv_json **doc,
+                  truv_err *err) {
   const char *rid = truv_response_header(resp, "X-Request-Id");
   truv_json *parsed;
   truv_err_clear(err);
@@ -166,8 +163,7 @@ int truv_classify(const truv_request *req, const truv_response *resp, double now
     classify_error(req, resp, now, err);
   } else if (resp->body_len == 0) {
     if (resp->status != 204)
-      truv_err_set(err, TRUV_EPROTOCOL, "empty_body", "HTTP %d with an empty body",
-                   resp->status);
+      truv_err_set(err, TRUV_EPROTOCOL, "empty_body", "HTTP %d with an empty body", resp->status);
   } else if ((parsed = truv_json_parse(resp->body, resp->body_len, err)) != NULL) {
     if (has_expected_shape(req->op, truv_json_root(parsed))) {
       *doc = parsed;

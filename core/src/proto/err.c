@@ -9,8 +9,8 @@
 #include "truv/err.h"
 
 static const char *const kind_names[TRUV_KIND_COUNT] = {
-  "ok", "invalid", "auth", "not_found", "throttled", "refresh_limit", "quota",
-  "server", "network", "protocol", "api", "internal", "expired", "handler",
+  "ok",     "invalid", "auth",     "not_found", "throttled", "refresh_limit", "quota",
+  "server", "network", "protocol", "api",       "internal",  "expired",       "handler",
 };
 
 const char *truv_kind_name(truv_kind kind) {
@@ -47,7 +47,7 @@ static void cut_into(char *dst, size_t size, const char *src) {
 }
 
 size_t truv_redact_window(size_t size, const char *const *secrets, size_t nsecrets) {
-  size_t longest = 11, i, n;   /* an SSN: ddd-dd-dddd */
+  size_t longest = 11, i, n; /* an SSN: ddd-dd-dddd */
   for (i = 0; i < nsecrets; i++)
     if (secrets[i] && (n = strlen(secrets[i])) > longest) longest = n;
   /* The first size - 1 bytes of a redacted text hold at most size / 10 + 1
@@ -61,9 +61,10 @@ size_t truv_redact_window(size_t size, const char *const *secrets, size_t nsecre
  * window of the text that can reach dst is formatted (a large answer costs
  * no more than a small one); the scratch space has room for every match
  * growing into "[redacted]" (10 bytes for at least 4). */
-__attribute__((format(printf, 5, 0)))
-static void put_redacted(char *dst, size_t size, const char *const *secrets, size_t nsecrets,
-                         const char *fmt, va_list ap) {
+__attribute__((format(printf, 5, 0))) static void put_redacted(char *dst, size_t size,
+                                                               const char *const *secrets,
+                                                               size_t nsecrets, const char *fmt,
+                                                               va_list ap) {
   char local[8192];
   char *buf = local;
   size_t window = truv_redact_window(size, secrets, nsecrets);
@@ -88,9 +89,10 @@ static void put_text(char *dst, size_t size, const char *const *secrets, size_t 
   va_end(ap);
 }
 
-__attribute__((format(printf, 6, 0)))
-static int set_v(truv_err *err, const char *const *secrets, size_t nsecrets, truv_kind kind,
-                 const char *code, const char *fmt, va_list ap) {
+__attribute__((format(printf, 6, 0))) static int set_v(truv_err *err, const char *const *secrets,
+                                                       size_t nsecrets, truv_kind kind,
+                                                       const char *code, const char *fmt,
+                                                       va_list ap) {
   if (!err) return (int)kind;
   err->kind = kind;
   put_text(err->code, sizeof err->code, secrets, nsecrets, "%s", code ? code : "");
@@ -98,9 +100,10 @@ static int set_v(truv_err *err, const char *const *secrets, size_t nsecrets, tru
   return (int)kind;
 }
 
-__attribute__((format(printf, 5, 0)))
-static int invalid_v(truv_err *err, const char *const *secrets, size_t nsecrets,
-                     const char *field, const char *fmt, va_list ap) {
+__attribute__((format(printf, 5, 0))) static int invalid_v(truv_err *err,
+                                                           const char *const *secrets,
+                                                           size_t nsecrets, const char *field,
+                                                           const char *fmt, va_list ap) {
   truv_err_field *f;
   if (!err) return TRUV_EINVALID;
   if (err->kind != TRUV_EINVALID) {
@@ -173,9 +176,10 @@ size_t truv_err_format_facts(const truv_err_facts *f, char *buf, size_t size) {
   int w;
   const char *kind = f->kind && f->kind[0] ? f->kind : "error";
   int has_code = f->code && f->code[0];
-#define APPEND(...) do { \
+#define APPEND(...)                                                                \
+  do {                                                                             \
     w = snprintf(size > n ? buf + n : NULL, size > n ? size - n : 0, __VA_ARGS__); \
-    if (w > 0) n += (size_t)w; \
+    if (w > 0) n += (size_t)w;                                                     \
   } while (0)
   if (size) buf[0] = '\0';
   APPEND("%s", kind);
@@ -231,7 +235,7 @@ static size_t splice(char *s, size_t size, size_t at, size_t len) {
   static const char mark[] = "[redacted]";
   const size_t mlen = sizeof mark - 1;
   size_t tail = strlen(s + at + len);
-  if (at + mlen + tail + 1 > size) {        /* no room: cut the rest off */
+  if (at + mlen + tail + 1 > size) { /* no room: cut the rest off */
     if (at + mlen + 1 <= size) {
       memcpy(s + at, mark, mlen);
       s[at + mlen] = '\0';
@@ -250,7 +254,8 @@ static size_t splice(char *s, size_t size, size_t at, size_t len) {
 static size_t ssn_at(const char *s, char prev) {
   size_t i;
   if (isdigit((unsigned char)prev)) return 0;
-  for (i = 0; i < 9 && isdigit((unsigned char)s[i]); i++) {}
+  for (i = 0; i < 9 && isdigit((unsigned char)s[i]); i++) {
+  }
   if (i == 9 && !isdigit((unsigned char)s[9])) return 9;
   if (isdigit((unsigned char)s[0]) && isdigit((unsigned char)s[1]) &&
       isdigit((unsigned char)s[2]) && s[3] == '-' && isdigit((unsigned char)s[4]) &&
@@ -270,10 +275,9 @@ void truv_redact(char *s, size_t size, const char *const *secrets, size_t nsecre
     char *hit;
     if (!sec || (slen = strlen(sec)) < 4) continue;
     at = 0;
-    while ((hit = strstr(s + at, sec)) != NULL)
-      at = splice(s, size, (size_t)(hit - s), slen);
+    while ((hit = strstr(s + at, sec)) != NULL) at = splice(s, size, (size_t)(hit - s), slen);
   }
-  for (at = 0; s[at]; ) {
+  for (at = 0; s[at];) {
     size_t len = ssn_at(s + at, at ? s[at - 1] : '\0');
     at = len ? splice(s, size, at, len) : at + 1;
   }

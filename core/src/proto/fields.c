@@ -14,14 +14,12 @@
 #define MAX_NOTES 2000
 #define MAX_VOA_DAYS 730
 
-const char *const truv_refresh_products[] = {
-  "income", "employment", "assets", "insurance", "transactions", NULL };
-const char *const truv_order_products[] = {
-  "income", "employment", "assets", "insurance", "transactions", "deposit_switch",
-  "pll", NULL };
-const char *const truv_task_products[] = {
-  "income", "employment", "deposit_switch", "pll", "insurance", "transactions",
-  "assets", NULL };
+const char *const truv_refresh_products[] = {"income",    "employment",   "assets",
+                                             "insurance", "transactions", NULL};
+const char *const truv_order_products[] = {"income",       "employment",     "assets", "insurance",
+                                           "transactions", "deposit_switch", "pll",    NULL};
+const char *const truv_task_products[] = {"income",    "employment",   "deposit_switch", "pll",
+                                          "insurance", "transactions", "assets",         NULL};
 
 /* The connections a refresh of each product refreshes: the payroll
  * products an order's employers, the bank products its financial accounts
@@ -30,8 +28,10 @@ static const struct {
   const char *product;
   const char *connections;
 } refreshes[] = {
-  {"income", "employers"},         {"employment", "employers"},
-  {"insurance", "employers"},      {"assets", "financial_accounts"},
+  {"income", "employers"},
+  {"employment", "employers"},
+  {"insurance", "employers"},
+  {"assets", "financial_accounts"},
   {"transactions", "financial_accounts"},
 };
 
@@ -135,7 +135,8 @@ void truv_check_object(const cJSON *v, const char *name, truv_err *err) {
 void truv_check_email(const cJSON *v, const char *name, truv_err *err) {
   if (!v) return;
   if (!cJSON_IsString(v)) truv_err_invalid(err, name, "must be a string");
-  else if (!valid_email(v->valuestring)) truv_err_invalid(err, name, "is not a valid email address");
+  else if (!valid_email(v->valuestring))
+    truv_err_invalid(err, name, "is not a valid email address");
 }
 
 void truv_check_phone(const cJSON *v, const char *name, truv_err *err) {
@@ -173,7 +174,7 @@ void truv_check_cc_emails(const cJSON *v, truv_err *err) {
   }
   if (cJSON_GetArraySize(v) > MAX_CC_EMAILS)
     truv_err_invalid(err, "cc_emails", "at most %d addresses (got %d)", MAX_CC_EMAILS,
-                   cJSON_GetArraySize(v));
+                     cJSON_GetArraySize(v));
   cJSON_ArrayForEach(e, v) {
     snprintf(name, sizeof name, "cc_emails[%d]", ++i);
     truv_check_email(e, name, err);
@@ -181,8 +182,7 @@ void truv_check_cc_emails(const cJSON *v, truv_err *err) {
 }
 
 /* products: an array of distinct names from `set`; `exactly_one` for refreshes. */
-void truv_check_products(const cJSON *v, const char *const *set, int exactly_one,
-                         truv_err *err) {
+void truv_check_products(const cJSON *v, const char *const *set, int exactly_one, truv_err *err) {
   const cJSON *p, *q;
   int n;
   if (!v) {
@@ -228,21 +228,21 @@ void truv_check_selection(const cJSON *v, const char *name, truv_err *err) {
   char fname[48];
   if (!v) return;
   if (!cJSON_IsArray(v) || cJSON_GetArraySize(v) == 0) {
-    truv_err_invalid(err, name, "must be a non-empty array of {id} and/or {suborder_number} "
-                              "(omit it to refresh every connection)");
+    truv_err_invalid(err, name,
+                     "must be a non-empty array of {id} and/or {suborder_number} "
+                     "(omit it to refresh every connection)");
     return;
   }
   if (cJSON_GetArraySize(v) > MAX_CONNECTIONS)
     truv_err_invalid(err, name, "at most %d per order (got %d)", MAX_CONNECTIONS,
-                   cJSON_GetArraySize(v));
+                     cJSON_GetArraySize(v));
   cJSON_ArrayForEach(e, v) {
     const cJSON *id = cJSON_GetObjectItemCaseSensitive(e, "id");
     const cJSON *sn = cJSON_GetObjectItemCaseSensitive(e, "suborder_number");
     snprintf(fname, sizeof fname, "%s[%d]", name, ++i);
     if (!cJSON_IsObject(e))
       truv_err_invalid(err, fname, "must be an object with id or suborder_number");
-    else if (!id && !sn)
-      truv_err_invalid(err, fname, "give id or suborder_number (or both)");
+    else if (!id && !sn) truv_err_invalid(err, fname, "give id or suborder_number (or both)");
     else {
       if (id && !(cJSON_IsString(id) && truv_valid_id(id->valuestring)))
         truv_err_invalid(err, fname, "id must be a non-empty id string");
@@ -255,8 +255,7 @@ void truv_check_selection(const cJSON *v, const char *name, truv_err *err) {
 
 /* Income orders refresh as income or employment; employment orders only as
  * employment (truv-api.md §2). Other products: no documented rule. */
-void truv_check_product_rule(const cJSON *products, const truv_order_facts *facts,
-                             truv_err *err) {
+void truv_check_product_rule(const cJSON *products, const truv_order_facts *facts, truv_err *err) {
   const char *want;
   size_t i;
   int has_income = 0, has_employment = 0;
@@ -270,11 +269,15 @@ void truv_check_product_rule(const cJSON *products, const truv_order_facts *fact
     has_employment |= strcmp(facts->products[i], "employment") == 0;
   }
   if (has_income && strcmp(want, "income") != 0 && strcmp(want, "employment") != 0)
-    truv_err_invalid(err, "products", "an income order refreshes as income or employment, "
-                                    "not %.40s", want);
+    truv_err_invalid(err, "products",
+                     "an income order refreshes as income or employment, "
+                     "not %.40s",
+                     want);
   else if (!has_income && has_employment && strcmp(want, "employment") != 0)
-    truv_err_invalid(err, "products", "an employment order refreshes only as employment, "
-                                    "not %.40s", want);
+    truv_err_invalid(err, "products",
+                     "an employment order refreshes only as employment, "
+                     "not %.40s",
+                     want);
 }
 
 static int is_amount(const cJSON *v) {
@@ -302,25 +305,26 @@ void truv_check_voa(const cJSON *reports, truv_err *err) {
   v = cJSON_GetObjectItemCaseSensitive(voa, "days_requested");
   if (v && !(cJSON_IsNumber(v) && v->valuedouble == (double)(int)v->valuedouble &&
              v->valueint >= 1 && v->valueint <= MAX_VOA_DAYS))
-    truv_err_invalid(err, "reports.voa.days_requested", "must be a whole number of days "
-                                                      "from 1 to %d", MAX_VOA_DAYS);
+    truv_err_invalid(err, "reports.voa.days_requested",
+                     "must be a whole number of days "
+                     "from 1 to %d",
+                     MAX_VOA_DAYS);
   v = cJSON_GetObjectItemCaseSensitive(voa, "as_of_date");
   if (v && !(cJSON_IsString(v) && strlen(v->valuestring) >= 10))
     truv_err_invalid(err, "reports.voa.as_of_date", "must be an ISO 8601 date or date-time");
   truv_check_bool(cJSON_GetObjectItemCaseSensitive(voa, "is_voe"), "reports.voa.is_voe", err);
   truv_check_bool(cJSON_GetObjectItemCaseSensitive(voa, "request_extended_history"),
-             "reports.voa.request_extended_history", err);
+                  "reports.voa.request_extended_history", err);
   v = cJSON_GetObjectItemCaseSensitive(voa, "account_ids");
   if (v) {
     int ok = cJSON_IsArray(v);
-    if (ok)
-      cJSON_ArrayForEach(e, v) ok &= cJSON_IsString(e) && e->valuestring[0];
+    if (ok) cJSON_ArrayForEach(e, v) ok &= cJSON_IsString(e) && e->valuestring[0];
     if (!ok) truv_err_invalid(err, "reports.voa.account_ids", "must be an array of account ids");
   }
   v = cJSON_GetObjectItemCaseSensitive(voa, "large_deposit_threshold");
   if (v) {
-    static const char *const amounts[] = {
-      "fixed_amount", "sales_price", "qualifying_monthly_income", NULL };
+    static const char *const amounts[] = {"fixed_amount", "sales_price",
+                                          "qualifying_monthly_income", NULL};
     const char *const *a;
     char fname[80];
     if (!cJSON_IsObject(v)) {
@@ -333,7 +337,7 @@ void truv_check_voa(const cJSON *reports, truv_err *err) {
       if (e && !is_amount(e)) truv_err_invalid(err, fname, "must be a non-negative amount");
     }
     truv_check_string(cJSON_GetObjectItemCaseSensitive(v, "loan_type"),
-                 "reports.voa.large_deposit_threshold.loan_type", 0, err);
+                      "reports.voa.large_deposit_threshold.loan_type", 0, err);
   }
 }
 
@@ -349,11 +353,11 @@ void truv_check_new_connections(const cJSON *v, const char *name, const char *ke
   }
   if (cJSON_GetArraySize(v) > MAX_CONNECTIONS)
     truv_err_invalid(err, name, "at most %d per order (got %d)", MAX_CONNECTIONS,
-                   cJSON_GetArraySize(v));
+                     cJSON_GetArraySize(v));
   cJSON_ArrayForEach(e, v) {
     snprintf(fname, sizeof fname, "%s[%d]", name, ++i);
-    if (!cJSON_IsObject(e) || (!cJSON_GetObjectItemCaseSensitive(e, key1) &&
-                               !cJSON_GetObjectItemCaseSensitive(e, key2)))
+    if (!cJSON_IsObject(e) ||
+        (!cJSON_GetObjectItemCaseSensitive(e, key1) && !cJSON_GetObjectItemCaseSensitive(e, key2)))
       truv_err_invalid(err, fname, "must be an object with %s or %s", key1, key2);
   }
 }
@@ -361,8 +365,9 @@ void truv_check_new_connections(const cJSON *v, const char *name, const char *ke
 void truv_check_product_type(const cJSON *v, truv_err *err) {
   if (!v) truv_err_invalid(err, "product_type", "is required");
   else if (!cJSON_IsString(v) || !truv_in_set(v->valuestring, truv_task_products))
-    truv_err_invalid(err, "product_type", "must be one of income, employment, deposit_switch, "
-                                        "pll, insurance, transactions, assets");
+    truv_err_invalid(err, "product_type",
+                     "must be one of income, employment, deposit_switch, "
+                     "pll, insurance, transactions, assets");
 }
 
 void truv_check_query(const cJSON *p, truv_err *err) {
@@ -370,6 +375,6 @@ void truv_check_query(const cJSON *p, truv_err *err) {
   cJSON_ArrayForEach(e, p) {
     if (!cJSON_IsString(e) && !cJSON_IsNumber(e) && !cJSON_IsBool(e))
       truv_err_invalid(err, e->string ? e->string : "query",
-                     "a query parameter must be a string, a number or a boolean");
+                       "a query parameter must be a string, a number or a boolean");
   }
 }

@@ -12,9 +12,9 @@
 #include "truv/request.h"
 
 /* The products each request accepts (NULL-terminated). */
-extern const char *const truv_refresh_products[];   /* a refresh of an order */
-extern const char *const truv_order_products[];     /* a new order */
-extern const char *const truv_task_products[];      /* product_type of a task or token */
+extern const char *const truv_refresh_products[]; /* a refresh of an order */
+extern const char *const truv_order_products[];   /* a new order */
+extern const char *const truv_task_products[];    /* product_type of a task or token */
 
 /* 1 when s is one of set's names (NULL-terminated; NULL: none). */
 int truv_in_set(const char *s, const char *const *set);
@@ -35,12 +35,10 @@ void truv_check_ssn(const cJSON *v, truv_err *err);
 void truv_check_notes(const cJSON *v, truv_err *err);
 void truv_check_cc_emails(const cJSON *v, truv_err *err);
 /* products (required): distinct names from `set`; exactly one for a refresh. */
-void truv_check_products(const cJSON *v, const char *const *set, int exactly_one,
-                         truv_err *err);
+void truv_check_products(const cJSON *v, const char *const *set, int exactly_one, truv_err *err);
 /* Income orders refresh as income or employment, employment orders only as
  * employment; nothing is checked without facts. */
-void truv_check_product_rule(const cJSON *products, const truv_order_facts *facts,
-                             truv_err *err);
+void truv_check_product_rule(const cJSON *products, const truv_order_facts *facts, truv_err *err);
 /* The connections a refresh selects: [{id} and/or {suborder_number}]. */
 void truv_check_selection(const cJSON *v, const char *name, truv_err *err);
 /* The connections a new order makes: objects with key1 or key2. */

@@ -18,8 +18,8 @@
 
 #define DEFAULT_MAX_HEADER_BYTES 65536u
 #define DEFAULT_MAX_HEADERS 256u
-#define MAX_INTERIM 16           /* 1xx answers skipped before the final one */
-#define RESERVE_MAX (1u << 20)   /* a Content-Length sizes the body buffer up to this */
+#define MAX_INTERIM 16         /* 1xx answers skipped before the final one */
+#define RESERVE_MAX (1u << 20) /* a Content-Length sizes the body buffer up to this */
 
 /* Why a callback stopped the parser. */
 enum { CB_OK = 0, CB_NOMEM, CB_HEADERS, CB_BODY, CB_UPGRADE, CB_INTERIM };
@@ -28,25 +28,25 @@ struct truv_http1 {
   http_parser parser;
   truv_http1_limits limits;
   truv_response resp;
-  char *field;             /* name bytes, then value bytes */
+  char *field; /* name bytes, then value bytes */
   size_t field_len, field_cap, name_len;
-  int in_value;            /* the last piece was a value */
-  size_t head_bytes;       /* status line + fields (trailers included) */
+  int in_value;      /* the last piece was a value */
+  size_t head_bytes; /* status line + fields (trailers included) */
   size_t nfields;
-  size_t received;         /* bytes fed since the reset */
-  size_t trailing;         /* bytes fed after completion */
-  int interim;             /* the message being parsed is a 1xx */
+  size_t received; /* bytes fed since the reset */
+  size_t trailing; /* bytes fed after completion */
+  int interim;     /* the message being parsed is a 1xx */
   int ninterim;
-  int head_done;           /* the final response's head is complete */
+  int head_done; /* the final response's head is complete */
   int done;
   int keepalive;
-  int cb_error;            /* CB_* */
-  int failed;              /* an error was returned: `error` repeats it */
+  int cb_error; /* CB_* */
+  int failed;   /* an error was returned: `error` repeats it */
   truv_err error;
 };
 
-static int fail(truv_http1 *p, truv_err *err, truv_kind kind, const char *code,
-                const char *msg, const char *detail) {
+static int fail(truv_http1 *p, truv_err *err, truv_kind kind, const char *code, const char *msg,
+                const char *detail) {
   truv_err_set(&p->error, kind, code, "%s%s%s", msg, detail ? ": " : "", detail ? detail : "");
   p->error.maybe_sent = kind == TRUV_ENETWORK;
   p->failed = 1;
@@ -122,7 +122,7 @@ static int append_field(truv_http1 *p, const char *at, size_t len) {
 static int on_header_field(http_parser *hp, const char *at, size_t len) {
   truv_http1 *p = hp->data;
   if (p->in_value && flush_field(p)) return -1;
-  if (p->field_len == 0 && ++p->nfields > p->limits.max_headers) {   /* a new field */
+  if (p->field_len == 0 && ++p->nfields > p->limits.max_headers) { /* a new field */
     p->cb_error = CB_HEADERS;
     return -1;
   }
@@ -192,7 +192,7 @@ static int on_body(http_parser *hp, const char *at, size_t len) {
 
 static int on_message_complete(http_parser *hp) {
   truv_http1 *p = hp->data;
-  if (p->interim) {   /* the final response follows */
+  if (p->interim) { /* the final response follows */
     p->interim = 0;
     return 0;
   }
@@ -223,8 +223,7 @@ truv_http1 *truv_http1_new(const truv_http1_limits *limits, truv_err *err) {
   if (limits) p->limits = *limits;
   if (!p->limits.max_header_bytes) p->limits.max_header_bytes = DEFAULT_MAX_HEADER_BYTES;
   if (!p->limits.max_headers) p->limits.max_headers = DEFAULT_MAX_HEADERS;
-  if (!p->limits.max_body || p->limits.max_body > TRUV_MAX_BODY)
-    p->limits.max_body = TRUV_MAX_BODY;
+  if (!p->limits.max_body || p->limits.max_body > TRUV_MAX_BODY) p->limits.max_body = TRUV_MAX_BODY;
   truv_response_init(&p->resp);
   truv_http1_reset(p);
   return p;
@@ -263,13 +262,12 @@ static int parse_error(truv_http1 *p, truv_err *err) {
       return fail(p, err, TRUV_EPROTOCOL, "body_too_large",
                   "the response body exceeds the parser's limit", NULL);
     case CB_UPGRADE:
-      return fail(p, err, TRUV_ENETWORK, "network",
-                  "malformed HTTP response", "unexpected 101 Switching Protocols");
+      return fail(p, err, TRUV_ENETWORK, "network", "malformed HTTP response",
+                  "unexpected 101 Switching Protocols");
     case CB_INTERIM:
       return fail(p, err, TRUV_ENETWORK, "network", "malformed HTTP response",
                   "too many interim (1xx) answers");
-    default:
-      break;
+    default: break;
   }
   if (e == HPE_HEADER_OVERFLOW)
     return fail(p, err, TRUV_EPROTOCOL, "headers_too_large",
@@ -289,7 +287,7 @@ int truv_http1_feed(truv_http1 *p, const char *data, size_t len, truv_err *err) 
     p->trailing += len;
     return 0;
   }
-  if (len == 0) return 0;   /* http-parser would read an empty feed as the end */
+  if (len == 0) return 0; /* http-parser would read an empty feed as the end */
   used = http_parser_execute(&p->parser, &SETTINGS, data, len);
   if (p->done) {
     p->trailing += len - used;
@@ -309,7 +307,7 @@ int truv_http1_eof(truv_http1 *p, truv_err *err) {
     return fail(p, err, TRUV_ENETWORK, "reset", "the connection closed without an answer", NULL);
   http_parser_execute(&p->parser, &SETTINGS, NULL, 0);
   if (p->done) {
-    p->keepalive = 0;   /* framed by the close */
+    p->keepalive = 0; /* framed by the close */
     return 0;
   }
   if (p->cb_error != CB_OK) return parse_error(p, err);

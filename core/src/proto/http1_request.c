@@ -80,8 +80,8 @@ static void write_connect(wire *w, const void *what, const truv_http1_proxy *pro
 
 typedef void writer(wire *w, const void *what, const truv_http1_proxy *proxy);
 
-static char *written(writer *write, const void *what, const truv_http1_proxy *proxy,
-                     size_t *len, truv_err *err) {
+static char *written(writer *write, const void *what, const truv_http1_proxy *proxy, size_t *len,
+                     truv_err *err) {
   wire w = {NULL, 0};
   write(&w, what, proxy);
   if (!(w.s = malloc(w.len + 1))) {
@@ -105,8 +105,8 @@ char *truv_http1_request(const truv_request *req, const truv_http1_proxy *proxy,
   return written(write_request, req, proxy, len, err);
 }
 
-char *truv_http1_connect(const char *host, int port, const truv_http1_proxy *proxy,
-                         size_t *len, truv_err *err) {
+char *truv_http1_connect(const char *host, int port, const truv_http1_proxy *proxy, size_t *len,
+                         truv_err *err) {
   char target[320];
   if (!host || !host[0] || truv_has_ctl(host) || strpbrk(host, " /[]@") || port < 1 ||
       port > 65535) {

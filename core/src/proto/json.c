@@ -21,18 +21,18 @@ typedef struct block {
 
 struct truv_json {
   cJSON *root;
-  block *blocks;     /* newest first */
+  block *blocks; /* newest first */
   size_t total;
-  int arena_used;    /* 0: the hooks were replaced; root is a plain cJSON tree */
-  int failed;        /* the arena could not grow */
-  int counted;       /* included in the live accounting */
+  int arena_used; /* 0: the hooks were replaced; root is a plain cJSON tree */
+  int failed;     /* the arena could not grow */
+  int counted;    /* included in the live accounting */
 };
 
 /* The parse in progress on this thread. initial-exec: one pointer of static
  * TLS (glibc keeps a surplus for libraries loaded later, like truv.core),
  * read without a __tls_get_addr call on every allocation of a parse. */
 static __thread truv_json *current __attribute__((tls_model("initial-exec")));
-static size_t live_bytes, live_docs;  /* accounting, updated atomically */
+static size_t live_bytes, live_docs; /* accounting, updated atomically */
 
 static void *hook_malloc(size_t n) {
   truv_json *doc = current;

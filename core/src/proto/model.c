@@ -98,7 +98,8 @@ int truv_order_read(const cJSON *doc, truv_order *out, truv_err *err) {
   if (nemp)
     cJSON_ArrayForEach(e, emp) read_connection(e, TRUV_CONN_EMPLOYER, &out->connections[i++]);
   if (nfin)
-    cJSON_ArrayForEach(e, fin) read_connection(e, TRUV_CONN_FINANCIAL_ACCOUNT, &out->connections[i++]);
+    cJSON_ArrayForEach(e, fin)
+      read_connection(e, TRUV_CONN_FINANCIAL_ACCOUNT, &out->connections[i++]);
   out->nconnections = i;
   return 0;
 }

@@ -17,8 +17,7 @@ static void check_create_order(const cJSON *p, const truv_order_facts *facts, tr
   const cJSON *ssn = cJSON_GetObjectItemCaseSensitive(p, "ssn");
   (void)facts;
   if (!ssn) ssn = cJSON_GetObjectItemCaseSensitive(p, "social_security_number");
-  truv_check_products(cJSON_GetObjectItemCaseSensitive(p, "products"), truv_order_products, 0,
-                      err);
+  truv_check_products(cJSON_GetObjectItemCaseSensitive(p, "products"), truv_order_products, 0, err);
   truv_check_string(cJSON_GetObjectItemCaseSensitive(p, "first_name"), "first_name", 1, err);
   truv_check_string(cJSON_GetObjectItemCaseSensitive(p, "last_name"), "last_name", 1, err);
   truv_check_email(cJSON_GetObjectItemCaseSensitive(p, "email"), "email", err);
@@ -52,8 +51,7 @@ static void check_refresh_order(const cJSON *p, const truv_order_facts *facts, t
 
 static void check_refresh_task(const cJSON *p, const truv_order_facts *facts, truv_err *err) {
   (void)facts;
-  truv_check_string(cJSON_GetObjectItemCaseSensitive(p, "access_token"), "access_token", 1,
-                    err);
+  truv_check_string(cJSON_GetObjectItemCaseSensitive(p, "access_token"), "access_token", 1, err);
   truv_check_product_type(cJSON_GetObjectItemCaseSensitive(p, "product_type"), err);
   truv_check_object(cJSON_GetObjectItemCaseSensitive(p, "account"), "account", err);
 }
@@ -62,8 +60,7 @@ static void check_refresh_task(const cJSON *p, const truv_order_facts *facts, tr
 static void check_bridge_token(const cJSON *p, const truv_order_facts *facts, truv_err *err) {
   (void)facts;
   truv_check_product_type(cJSON_GetObjectItemCaseSensitive(p, "product_type"), err);
-  truv_check_string(cJSON_GetObjectItemCaseSensitive(p, "access_token"), "access_token", 0,
-                    err);
+  truv_check_string(cJSON_GetObjectItemCaseSensitive(p, "access_token"), "access_token", 0, err);
   truv_check_object(cJSON_GetObjectItemCaseSensitive(p, "account"), "account", err);
 }
 
@@ -75,21 +72,21 @@ static void check_bridge_token(const cJSON *p, const truv_order_facts *facts, tr
 
 /* name, method, path, id_name, flags, params, check, answer_key, products */
 static const truv_operation ops[TRUV_OP_COUNT] = {
-  [TRUV_OP_CREATE_ORDER] = {"create_order", "POST", "orders/", NULL, 0, BODY,
-                            check_create_order, "id", truv_order_products},
-  [TRUV_OP_GET_ORDER] = {"get_order", "GET", "orders/{id}/", "order_id", SAFE, QUERY,
-                         check_query, "id"},
+  [TRUV_OP_CREATE_ORDER] = {"create_order", "POST", "orders/", NULL, 0, BODY, check_create_order,
+                            "id", truv_order_products},
+  [TRUV_OP_GET_ORDER] = {"get_order", "GET", "orders/{id}/", "order_id", SAFE, QUERY, check_query,
+                         "id"},
   [TRUV_OP_REFRESH_ORDER] = {"refresh_order", "POST", "orders/{id}/", "order_id", BILLED, BODY,
                              check_refresh_order, "id", truv_refresh_products},
   [TRUV_OP_LIST_ORDER_EVENTS] = {"list_order_events", "GET", "orders/{id}/events/", "order_id",
                                  SAFE, QUERY, check_query, NULL},
   [TRUV_OP_CREATE_REFRESH_TASK] = {"create_refresh_task", "POST", "refresh/tasks/", NULL, BILLED,
                                    BODY, check_refresh_task, "task_id", truv_task_products},
-  [TRUV_OP_GET_REFRESH_TASK] = {"get_refresh_task", "GET", "refresh/tasks/{id}/", "task_id",
-                                SAFE, QUERY, check_query, "id"},
-  [TRUV_OP_CREATE_BRIDGE_TOKEN] = {"create_bridge_token", "POST", "users/{id}/tokens/",
-                                   "user_id", 0, BODY_OPTIONAL, check_bridge_token,
-                                   "bridge_token", truv_task_products},
+  [TRUV_OP_GET_REFRESH_TASK] = {"get_refresh_task", "GET", "refresh/tasks/{id}/", "task_id", SAFE,
+                                QUERY, check_query, "id"},
+  [TRUV_OP_CREATE_BRIDGE_TOKEN] = {"create_bridge_token", "POST", "users/{id}/tokens/", "user_id",
+                                   0, BODY_OPTIONAL, check_bridge_token, "bridge_token",
+                                   truv_task_products},
   [TRUV_OP_LIST_TASKS] = {"list_tasks", "GET", "tasks/", NULL, SAFE, QUERY, check_query, NULL},
   [TRUV_OP_GET_TASK] = {"get_task", "GET", "tasks/{id}/", "task_id", SAFE, QUERY, check_query,
                         "id"},

@@ -16,18 +16,18 @@
 
 /* Where an operation's parameters go. */
 typedef enum truv_params_rule {
-  TRUV_PARAMS_QUERY,         /* the query string (a GET); none is fine */
-  TRUV_PARAMS_BODY,          /* the JSON body, which is required */
-  TRUV_PARAMS_BODY_OPTIONAL  /* the JSON body; {} when there are none */
+  TRUV_PARAMS_QUERY,        /* the query string (a GET); none is fine */
+  TRUV_PARAMS_BODY,         /* the JSON body, which is required */
+  TRUV_PARAMS_BODY_OPTIONAL /* the JSON body; {} when there are none */
 } truv_params_rule;
 
 typedef struct truv_operation {
-  const char *name;          /* "refresh_order": what Lua calls it */
-  const char *method;        /* "GET", "POST" */
-  const char *path;          /* relative to the base URL; "{id}" is the path parameter */
-  const char *id_name;       /* the path parameter's name in errors ("order_id"); NULL
-                                when the path has none */
-  unsigned flags;            /* TRUV_REQ_SAFE, TRUV_REQ_BILLED */
+  const char *name;    /* "refresh_order": what Lua calls it */
+  const char *method;  /* "GET", "POST" */
+  const char *path;    /* relative to the base URL; "{id}" is the path parameter */
+  const char *id_name; /* the path parameter's name in errors ("order_id"); NULL
+                          when the path has none */
+  unsigned flags;      /* TRUV_REQ_SAFE, TRUV_REQ_BILLED */
   truv_params_rule params;
   /* The parameters' own rules: records every violation in err. params may
    * be NULL (no parameters); facts may be NULL (unknown). */

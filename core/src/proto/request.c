@@ -12,8 +12,7 @@
 #include "operation.h"
 #include "truv/version.h"
 
-__attribute__((format(printf, 1, 2)))
-static char *dup_printf(const char *fmt, ...) {
+__attribute__((format(printf, 1, 2))) static char *dup_printf(const char *fmt, ...) {
   va_list ap;
   int n;
   char *s;
@@ -54,8 +53,8 @@ static char *pct_encode(char *q, const char *s) {
   static const char hex[] = "0123456789ABCDEF";
   for (; *s; s++) {
     unsigned char c = (unsigned char)*s;
-    if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-        c == '-' || c == '_' || c == '.' || c == '~') {
+    if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+        c == '_' || c == '.' || c == '~') {
       *q++ = (char)c;
     } else {
       *q++ = '%';
@@ -72,9 +71,8 @@ static char *query_string(const cJSON *params) {
   size_t cap = 1;
   char *q, *end, num[64];
   const char *v;
-  cJSON_ArrayForEach(e, params)
-    cap += 3 * (strlen(e->string) + sizeof num +
-                (cJSON_IsString(e) ? strlen(e->valuestring) : 0)) + 2;
+  cJSON_ArrayForEach(e, params) cap +=
+    3 * (strlen(e->string) + sizeof num + (cJSON_IsString(e) ? strlen(e->valuestring) : 0)) + 2;
   if (!(q = malloc(cap))) return NULL;
   end = q;
   cJSON_ArrayForEach(e, params) {
@@ -103,9 +101,8 @@ static void add_redact(truv_request *req, const cJSON *params, const char *key) 
     req->redact[req->nredact++] = strdup(v->valuestring);
 }
 
-int truv_request_build(const truv_config *cfg, truv_op op, const char *id,
-                       const cJSON *params, const truv_order_facts *facts,
-                       truv_request *out, truv_err *err) {
+int truv_request_build(const truv_config *cfg, truv_op op, const char *id, const cJSON *params,
+                       const truv_order_facts *facts, truv_request *out, truv_err *err) {
   const truv_operation *o;
   const char *base = cfg->base_url ? cfg->base_url : TRUV_DEFAULT_BASE_URL;
   char *authority = NULL, *base_path = NULL, *path = NULL, *query = NULL;
@@ -131,8 +128,8 @@ int truv_request_build(const truv_config *cfg, truv_op op, const char *id,
   authority = NULL;
   {
     const char *hole = strstr(o->path, "{id}");
-    path = hole ? dup_printf("%.*s%s%s", (int)(hole - o->path), o->path, id, hole + 4)
-                : strdup(o->path);
+    path =
+      hole ? dup_printf("%.*s%s%s", (int)(hole - o->path), o->path, id, hole + 4) : strdup(o->path);
   }
   if (!path) goto nomem;
   if (o->params == TRUV_PARAMS_QUERY && params && params->child) {
@@ -150,7 +147,8 @@ int truv_request_build(const truv_config *cfg, truv_op op, const char *id,
   out->headers[out->nheaders++] = dup_printf("X-Access-Client-Id: %s", cfg->client_id);
   out->headers[out->nheaders++] = dup_printf("X-Access-Secret: %s", cfg->secret);
   out->headers[out->nheaders++] = strdup("Accept: application/json");
-  out->headers[out->nheaders++] = cfg->user_agent && cfg->user_agent[0]
+  out->headers[out->nheaders++] =
+    cfg->user_agent && cfg->user_agent[0]
       ? dup_printf("User-Agent: lua-truv/%s %s", truv_version(), cfg->user_agent)
       : dup_printf("User-Agent: lua-truv/%s", truv_version());
   if (o->params != TRUV_PARAMS_QUERY) {

@@ -34,8 +34,8 @@ static void trim(const char **s, size_t *len) {
   while (*len && strchr(" \t\r\n", (*s)[*len - 1])) (*len)--;
 }
 
-int truv_response_add_header(truv_response *r, const char *name, size_t nlen,
-                             const char *value, size_t vlen) {
+int truv_response_add_header(truv_response *r, const char *name, size_t nlen, const char *value,
+                             size_t vlen) {
   truv_header *h;
   trim(&name, &nlen);
   trim(&value, &vlen);

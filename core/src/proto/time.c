@@ -35,8 +35,8 @@ static int digits(const char **s, int n, int *out) {
 
 static double epoch(int y, int mo, int d, int h, int mi, int sec) {
   if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60) return -1;
-  return (double)days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400.0 +
-         h * 3600.0 + mi * 60.0 + sec;
+  return (double)days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400.0 + h * 3600.0 + mi * 60.0 +
+         sec;
 }
 
 double truv_parse_time(const char *s) {
@@ -59,7 +59,7 @@ double truv_parse_time(const char *s) {
   if ((t = epoch(y, mo, d, h, mi, sec)) < 0 && y >= 1970) return -1;
   t += frac;
   if (*s == 'Z' || *s == 'z') return s[1] ? -1 : t;
-  if (*s == '\0') return t;   /* no offset: Truv's timestamps are UTC */
+  if (*s == '\0') return t; /* no offset: Truv's timestamps are UTC */
   if (*s != '+' && *s != '-') return -1;
   {
     int sign = *s++ == '-' ? -1 : 1;
@@ -92,12 +92,12 @@ static double parse_http_date(const char *s) {
     s += 3;
     if (*s != ' ' && *s != '-') return -1;
     s++;
-    if (digits(&s, 4, &y)) {      /* RFC 850: two-digit year */
+    if (digits(&s, 4, &y)) { /* RFC 850: two-digit year */
       if (digits(&s, 2, &y)) return -1;
       y += y < 70 ? 2000 : 1900;
     }
-    if (*s++ != ' ' || digits(&s, 2, &h) || *s++ != ':' || digits(&s, 2, &mi) ||
-        *s++ != ':' || digits(&s, 2, &sec))
+    if (*s++ != ' ' || digits(&s, 2, &h) || *s++ != ':' || digits(&s, 2, &mi) || *s++ != ':' ||
+        digits(&s, 2, &sec))
       return -1;
     return epoch(y, mo, d, h, mi, sec);
   }
@@ -138,7 +138,8 @@ double truv_parse_available_in(const char *message) {
   size_t i;
   if (!message) return -1;
   for (p = message; *p; p++) {
-    for (i = 0; key[i] && tolower((unsigned char)p[i]) == key[i]; i++) {}
+    for (i = 0; key[i] && tolower((unsigned char)p[i]) == key[i]; i++) {
+    }
     if (key[i]) continue;
     n = strtod(p + i, &end);
     if (end == p + i || n < 0) continue;

@@ -7,8 +7,8 @@
 #include "fields.h"
 #include "operation.h"
 
-int truv_validate(truv_op op, const char *id, const cJSON *params,
-                  const truv_order_facts *facts, truv_err *err) {
+int truv_validate(truv_op op, const char *id, const cJSON *params, const truv_order_facts *facts,
+                  truv_err *err) {
   const truv_operation *o = truv_operation_of(op);
   truv_err local;
   if (!err) err = &local;

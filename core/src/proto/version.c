@@ -1,2 +1,4 @@
 #include "truv/version.h"
-const char *truv_version(void) { return TRUV_VERSION; }
+const char *truv_version(void) {
+  return TRUV_VERSION;
+}

@@ -37,7 +37,7 @@ static EVP_MAC_CTX *mac_new(void) {
   OSSL_PARAM params[2];
   EVP_MAC *impl = EVP_MAC_fetch(NULL, OSSL_MAC_NAME_HMAC, NULL);
   EVP_MAC_CTX *ctx = impl ? EVP_MAC_CTX_new(impl) : NULL;
-  EVP_MAC_free(impl);   /* the context holds its own reference */
+  EVP_MAC_free(impl); /* the context holds its own reference */
   if (!ctx) return NULL;
   params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0);
   params[1] = OSSL_PARAM_construct_end();
@@ -50,8 +50,7 @@ static EVP_MAC_CTX *mac_new(void) {
 
 /* HMAC of the body into out. ctx must be keyed: restarting it reuses the
  * key's pads. Returns 0 or -1. */
-static int mac_compute(EVP_MAC_CTX *ctx, const char *body, size_t len,
-                       unsigned char out[MAC_LEN]) {
+static int mac_compute(EVP_MAC_CTX *ctx, const char *body, size_t len, unsigned char out[MAC_LEN]) {
   size_t n = 0;
   if (!EVP_MAC_init(ctx, NULL, 0, NULL)) return -1;
   if (len && !EVP_MAC_update(ctx, (const unsigned char *)body, len)) return -1;
@@ -99,10 +98,11 @@ static int mismatch(truv_err *err, size_t nsecrets) {
   if (nsecrets == 1)
     return truv_err_set(err, TRUV_EAUTH, "signature_mismatch",
                         TRUV_WEBHOOK_HEADER " does not match the body under the secret given "
-                        "(a tampered body, or the wrong access secret)");
+                                            "(a tampered body, or the wrong access secret)");
   return truv_err_set(err, TRUV_EAUTH, "signature_mismatch",
                       TRUV_WEBHOOK_HEADER " does not match the body under any of the %zu secrets "
-                      "given (a tampered body, or the wrong access secrets)", nsecrets);
+                                          "given (a tampered body, or the wrong access secrets)",
+                      nsecrets);
 }
 
 /* ---- the header ---- */
@@ -132,18 +132,20 @@ static int read_header(const char *value, unsigned char mac[MAC_LEN], truv_err *
   if ((size_t)(end - s) < PREFIX_LEN || memcmp(s, PREFIX, PREFIX_LEN) != 0)
     return truv_err_set(err, TRUV_EAUTH, "bad_prefix",
                         TRUV_WEBHOOK_HEADER " does not start with \"" PREFIX
-                        "\" (the only signature scheme Truv uses)");
+                                            "\" (the only signature scheme Truv uses)");
   s += PREFIX_LEN;
   if ((size_t)(end - s) != HEX_LEN)
     return truv_err_set(err, TRUV_EAUTH, "bad_hex",
                         TRUV_WEBHOOK_HEADER ": expected %d hex digits after \"" PREFIX
-                        "\", got %zu characters", HEX_LEN, (size_t)(end - s));
+                                            "\", got %zu characters",
+                        HEX_LEN, (size_t)(end - s));
   for (i = 0; i < MAC_LEN; i++) {
     int hi = hex_value((unsigned char)s[2 * i]), lo = hex_value((unsigned char)s[2 * i + 1]);
     if (hi < 0 || lo < 0)
       return truv_err_set(err, TRUV_EAUTH, "bad_hex",
                           TRUV_WEBHOOK_HEADER ": a character that is not a hex digit at "
-                          "position %zu after \"" PREFIX "\"", 2 * i + (hi < 0 ? 1 : 2));
+                                              "position %zu after \"" PREFIX "\"",
+                          2 * i + (hi < 0 ? 1 : 2));
     mac[i] = (unsigned char)(hi << 4 | lo);
   }
   return 0;
@@ -160,7 +162,7 @@ struct truv_webhook_keys {
 void truv_webhook_keys_free(truv_webhook_keys *keys) {
   size_t i;
   if (!keys) return;
-  for (i = 0; i < keys->n; i++) EVP_MAC_CTX_free(keys->ctx[i]);   /* cleanses the key */
+  for (i = 0; i < keys->n; i++) EVP_MAC_CTX_free(keys->ctx[i]); /* cleanses the key */
   free(keys);
 }
 

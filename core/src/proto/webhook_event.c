@@ -63,11 +63,15 @@ static const struct field {
   const char *name;
   size_t offset;
 } fields[] = {
-#define FIELD(f) {#f, offsetof(truv_webhook_event, f)}
-  FIELD(webhook_id), FIELD(event_type), FIELD(event_created_at),
-  {"updated_at", offsetof(truv_webhook_event, updated_at_iso)},
-  FIELD(user_id), FIELD(template_id), FIELD(order_id), FIELD(order_number), FIELD(employer_id),
-  FIELD(link_id), FIELD(task_id), FIELD(product), FIELD(data_source), FIELD(tracking_info),
+#define FIELD(f) \
+  { #f, offsetof(truv_webhook_event, f) }
+  FIELD(webhook_id),       FIELD(event_type),
+  FIELD(event_created_at), {"updated_at", offsetof(truv_webhook_event, updated_at_iso)},
+  FIELD(user_id),          FIELD(template_id),
+  FIELD(order_id),         FIELD(order_number),
+  FIELD(employer_id),      FIELD(link_id),
+  FIELD(task_id),          FIELD(product),
+  FIELD(data_source),      FIELD(tracking_info),
   FIELD(status),
 #undef FIELD
 };

@@ -5,7 +5,7 @@
 #include "store.h"
 #include "truv/dedupe.h"
 
-#define MAX_ID_LEN 4096   /* webhook ids are 32 characters; object keys little more */
+#define MAX_ID_LEN 4096 /* webhook ids are 32 characters; object keys little more */
 
 static int check_id(const char *id, size_t len, const char *what, truv_err *err) {
   if (id && len <= MAX_ID_LEN) return 0;
@@ -13,8 +13,8 @@ static int check_id(const char *id, size_t len, const char *what, truv_err *err)
                       id ? "longer than 4096 bytes" : "missing");
 }
 
-int truv_dedupe_seen(truv_dedupe_store *s, const char *id, size_t len, double now,
-                     double ttl_s, int *first, truv_err *err) {
+int truv_dedupe_seen(truv_dedupe_store *s, const char *id, size_t len, double now, double ttl_s,
+                     int *first, truv_err *err) {
   int f = 0, rc;
   truv_err_clear(err);
   if ((rc = check_id(id, len, "webhook id", err)) || (rc = truv_store_check_time(now, "now", err)))

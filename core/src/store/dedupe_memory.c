@@ -37,10 +37,10 @@ typedef struct table {
 typedef int (*keep_fn)(const slot *s, const void *ctx);
 
 typedef struct dedupe_mem {
-  truv_dedupe_store base;   /* first: the store header */
+  truv_dedupe_store base; /* first: the store header */
   truv_hasher hasher;
   table seen, last;
-  double newest;            /* newest updated_at recorded: the retention's clock */
+  double newest; /* newest updated_at recorded: the retention's clock */
 } dedupe_mem;
 
 static const unsigned char zero_hash[HASH_LEN];
@@ -88,8 +88,8 @@ static int rebuild(table *t, keep_fn keep, const void *ctx, truv_err *err) {
 
 /* The slot for hash, claimed (empty, value 0) if it was not there; *found
  * says which. Rebuilds first when a new slot would pass 0.7 load. */
-static int claim(table *t, const unsigned char *hash, keep_fn keep, const void *ctx,
-                 slot **out, int *found, truv_err *err) {
+static int claim(table *t, const unsigned char *hash, keep_fn keep, const void *ctx, slot **out,
+                 int *found, truv_err *err) {
   size_t i = probe(t, hash);
   int rc;
   *found = !is_empty(&t->slots[i]);
@@ -139,8 +139,8 @@ static int unexpired(const slot *s, const void *now_ms) {
   return s->value > *(const int64_t *)now_ms;
 }
 
-static int mem_seen(truv_dedupe_store *st, const char *id, size_t len, double now,
-                    double ttl_s, int *first, truv_err *err) {
+static int mem_seen(truv_dedupe_store *st, const char *id, size_t len, double now, double ttl_s,
+                    int *first, truv_err *err) {
   dedupe_mem *m = (dedupe_mem *)st;
   unsigned char hash[HASH_LEN];
   int64_t now_ms = truv_store_ms(now);

@@ -19,22 +19,20 @@
 #define PRUNE_EVERY 256
 
 typedef struct sqldedupe {
-  truv_dedupe_store base;   /* first: the store header */
+  truv_dedupe_store base; /* first: the store header */
   sqlite3 *db;
   sqlite3_stmt *seen, *last, *forget, *prune_seen, *prune_last;
-  double newest;            /* newest updated_at this handle recorded */
+  double newest; /* newest updated_at this handle recorded */
   unsigned writes;
   pid_t opener;
 } sqldedupe;
 
-static const char q_seen[] =
-  "INSERT INTO truv_dedupe_seen(id, expires_ms) VALUES (?1, ?2) "
-  "ON CONFLICT(id) DO UPDATE SET expires_ms = excluded.expires_ms "
-  "WHERE truv_dedupe_seen.expires_ms <= ?3";
-static const char q_last[] =
-  "INSERT INTO truv_dedupe_last(object, updated_at) VALUES (?1, ?2) "
-  "ON CONFLICT(object) DO UPDATE SET updated_at = excluded.updated_at "
-  "WHERE excluded.updated_at >= truv_dedupe_last.updated_at";
+static const char q_seen[] = "INSERT INTO truv_dedupe_seen(id, expires_ms) VALUES (?1, ?2) "
+                             "ON CONFLICT(id) DO UPDATE SET expires_ms = excluded.expires_ms "
+                             "WHERE truv_dedupe_seen.expires_ms <= ?3";
+static const char q_last[] = "INSERT INTO truv_dedupe_last(object, updated_at) VALUES (?1, ?2) "
+                             "ON CONFLICT(object) DO UPDATE SET updated_at = excluded.updated_at "
+                             "WHERE excluded.updated_at >= truv_dedupe_last.updated_at";
 static const char q_forget[] = "DELETE FROM truv_dedupe_seen WHERE id = ?1";
 static const char q_prune_seen[] = "DELETE FROM truv_dedupe_seen WHERE expires_ms <= ?1";
 static const char q_prune_last[] = "DELETE FROM truv_dedupe_last WHERE updated_at < ?1";
@@ -56,13 +54,12 @@ static int maybe_prune(sqldedupe *d, int64_t now_ms, truv_err *err) {
   return write_row(d, d->prune_last, "pruning", NULL, err);
 }
 
-static int sql_seen(truv_dedupe_store *s, const char *id, size_t len, double now,
-                       double ttl_s, int *first, truv_err *err) {
+static int sql_seen(truv_dedupe_store *s, const char *id, size_t len, double now, double ttl_s,
+                    int *first, truv_err *err) {
   sqldedupe *d = (sqldedupe *)s;
   int64_t now_ms = truv_store_ms(now);
   int rc;
-  if ((rc = truv_sqlite_owned(d->opener, err)) || (rc = maybe_prune(d, now_ms, err)))
-    return rc;
+  if ((rc = truv_sqlite_owned(d->opener, err)) || (rc = maybe_prune(d, now_ms, err))) return rc;
   sqlite3_bind_text(d->seen, 1, id, (int)len, SQLITE_STATIC);
   sqlite3_bind_int64(d->seen, 2, now_ms + truv_store_ms(ttl_s));
   sqlite3_bind_int64(d->seen, 3, now_ms);
@@ -119,8 +116,7 @@ truv_dedupe_store *truv_dedupe_sqlite(const char *path, truv_err *err) {
   d->base.ops = &sqlite_ops;
   d->newest = -TRUV_STORE_MAX_TIME;
   d->opener = getpid();
-  if (truv_store_file_open(path, &d->db, err) ||
-      truv_store_prepare(d->db, q_seen, &d->seen, err) ||
+  if (truv_store_file_open(path, &d->db, err) || truv_store_prepare(d->db, q_seen, &d->seen, err) ||
       truv_store_prepare(d->db, q_last, &d->last, err) ||
       truv_store_prepare(d->db, q_forget, &d->forget, err) ||
       truv_store_prepare(d->db, q_prune_seen, &d->prune_seen, err) ||

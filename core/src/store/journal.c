@@ -29,21 +29,35 @@
 #include "sqlite.h"
 #include "truv/journal.h"
 
-#define APPLICATION_ID 0x74727576   /* "truv" */
+#define APPLICATION_ID 0x74727576 /* "truv" */
 #define MAX_NAME 128
 
 /* The well-known fields, in column order. At most 63 (a bit each in a mask). */
-static const char *const COLUMNS[] = {
-  "state", "route", "reason", "order_id", "original_order_id", "refresh_order_id",
-  "baseline_refresh_order", "reverify_order_id", "sent_at", "retry_at", "not_before",
-  "updated_at", "share_url", "attempts", "error", "input", "result", "line", "quota_ticket",
-  "quota_keys"};
+static const char *const COLUMNS[] = {"state",
+                                      "route",
+                                      "reason",
+                                      "order_id",
+                                      "original_order_id",
+                                      "refresh_order_id",
+                                      "baseline_refresh_order",
+                                      "reverify_order_id",
+                                      "sent_at",
+                                      "retry_at",
+                                      "not_before",
+                                      "updated_at",
+                                      "share_url",
+                                      "attempts",
+                                      "error",
+                                      "input",
+                                      "result",
+                                      "line",
+                                      "quota_ticket",
+                                      "quota_keys"};
 #define NCOLS ((int)(sizeof COLUMNS / sizeof *COLUMNS))
 enum { COL_STATE = 0, COL_ROUTE = 1 };
 
-static const char *const STATES[] = {
-  "new", "planned", "sending", "sent", "waiting", "linking", "scheduled", "routed", "failed",
-  NULL};
+static const char *const STATES[] = {"new",     "planned",   "sending", "sent",   "waiting",
+                                     "linking", "scheduled", "routed",  "failed", NULL};
 
 /* The columns of a case as SELECTed: seq, case_id, the fields, bools, extra. */
 #define SEL_FIELDS 2
@@ -55,19 +69,19 @@ struct truv_journal {
   char *path;
   int lock_fd;
   sqlite3_stmt *put, *get, *del, *meta_get, *meta_set, *meta_del;
-  truv_jcursor *cursors;       /* open cursors: finalized by close */
+  truv_jcursor *cursors; /* open cursors: finalized by close */
   /* scratch for what is handed out */
   truv_jfield *fields;
   size_t fcap;
   char *buf;
   size_t bcap;
   cJSON *extra;
-  char *patch;                 /* the JSON patch a put builds */
+  char *patch; /* the JSON patch a put builds */
   size_t plen, pcap;
 };
 
 struct truv_jcursor {
-  truv_journal *j;             /* NULL once the journal was closed */
+  truv_journal *j; /* NULL once the journal was closed */
   sqlite3_stmt *stmt;
   long long last_seq;
   truv_jcursor *next, **prevp;
@@ -76,8 +90,8 @@ struct truv_jcursor {
 /* ------------------------------------------------------------ errors */
 
 static int db_fail(truv_journal *j, const char *what, truv_err *err) {
-  return truv_sqlite_fail(j->db, sqlite3_errcode(j->db), "journal", err, "journal %s: %s",
-                          j->path, what);
+  return truv_sqlite_fail(j->db, sqlite3_errcode(j->db), "journal", err, "journal %s: %s", j->path,
+                          what);
 }
 
 static int nomem(truv_err *err) {
@@ -132,10 +146,11 @@ static int create_schema(truv_journal *j, truv_err *err) {
   snprintf(pragmas, sizeof pragmas, "PRAGMA user_version = %d; PRAGMA application_id = %d",
            TRUV_JOURNAL_SCHEMA, APPLICATION_ID);
   if ((rc = exec(j, ddl, err)) ||
-      (rc = exec(j, "CREATE INDEX cases_state ON cases(state);"
-                    "CREATE INDEX cases_route ON cases(route) WHERE route IS NOT NULL;"
-                    "CREATE TABLE meta (key TEXT PRIMARY KEY, value, "
-                    "is_bool INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID",
+      (rc = exec(j,
+                 "CREATE INDEX cases_state ON cases(state);"
+                 "CREATE INDEX cases_route ON cases(route) WHERE route IS NOT NULL;"
+                 "CREATE TABLE meta (key TEXT PRIMARY KEY, value, "
+                 "is_bool INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID",
                  err)) ||
       (rc = exec(j, pragmas, err)))
     goto rollback;
@@ -188,8 +203,9 @@ static char *upsert_sql(void) {
                           "ON CONFLICT(case_id) DO UPDATE SET ",
                           b, p, p);
   for (i = 0; i < NCOLS; i++)
-    len += (size_t)snprintf(sql + len, cap - len, "%s = CASE WHEN ?%d & %lld THEN excluded.%s ELSE %s END, ",
-                            COLUMNS[i], m, 1LL << i, COLUMNS[i], COLUMNS[i]);
+    len += (size_t)snprintf(sql + len, cap - len,
+                            "%s = CASE WHEN ?%d & %lld THEN excluded.%s ELSE %s END, ", COLUMNS[i],
+                            m, 1LL << i, COLUMNS[i], COLUMNS[i]);
   snprintf(sql + len, cap - len,
            "bools = (bools & ~?%d) | ?%d, extra = CASE WHEN ?%d IS NULL THEN extra ELSE "
            "nullif(json_patch(coalesce(extra, '{}'), ?%d), '{}') END",
@@ -222,8 +238,9 @@ static int prepare_all(truv_journal *j, truv_err *err) {
   if (!rc) rc = prepare(j, "DELETE FROM cases WHERE case_id = ?1", &j->del, err);
   if (!rc) rc = prepare(j, "SELECT value, is_bool FROM meta WHERE key = ?1", &j->meta_get, err);
   if (!rc)
-    rc = prepare(j, "INSERT INTO meta (key, value, is_bool) VALUES (?1, ?2, ?3) ON CONFLICT(key) "
-                    "DO UPDATE SET value = excluded.value, is_bool = excluded.is_bool",
+    rc = prepare(j,
+                 "INSERT INTO meta (key, value, is_bool) VALUES (?1, ?2, ?3) ON CONFLICT(key) "
+                 "DO UPDATE SET value = excluded.value, is_bool = excluded.is_bool",
                  &j->meta_set, err);
   if (!rc) rc = prepare(j, "DELETE FROM meta WHERE key = ?1", &j->meta_del, err);
   free(put);
@@ -307,8 +324,7 @@ int truv_journal_open(const char *path, const truv_journal_options *opts, truv_j
     rc = truv_err_set(err, TRUV_EINTERNAL, "read_only", "journal %s is read-only", path);
     goto fail;
   }
-  if ((rc = configure(j, opts, err)) || (rc = check_schema(j, err)) ||
-      (rc = prepare_all(j, err)))
+  if ((rc = configure(j, opts, err)) || (rc = check_schema(j, err)) || (rc = prepare_all(j, err)))
     goto fail;
   *out = j;
   return 0;
@@ -335,7 +351,7 @@ int truv_journal_close(truv_journal *j, truv_err *err) {
   sqlite3_finalize(j->meta_get);
   sqlite3_finalize(j->meta_set);
   sqlite3_finalize(j->meta_del);
-  sqlite3_close_v2(j->db);   /* also if a commit failed: WAL rolls an open group back */
+  sqlite3_close_v2(j->db); /* also if a commit failed: WAL rolls an open group back */
   if (j->lock_fd >= 0) close(j->lock_fd);
   cJSON_Delete(j->extra);
   free(j->fields);
@@ -436,8 +452,9 @@ static int check_field(const truv_jfield *f, int col, truv_err *err) {
     return truv_err_invalid(err, "state", "cannot be cleared");
   if (col == COL_STATE &&
       (v->type != TRUV_JTEXT || strlen(v->s) != v->len || !truv_journal_state_valid(v->s)))
-    return truv_err_invalid(err, "state", "must be one of new, planned, sending, sent, waiting, "
-                                          "linking, scheduled, routed, failed");
+    return truv_err_invalid(err, "state",
+                            "must be one of new, planned, sending, sent, waiting, "
+                            "linking, scheduled, routed, failed");
   if (col == COL_ROUTE && v->type != TRUV_JTEXT && v->type != TRUV_JNULL)
     return truv_err_invalid(err, "route", "must be text");
   return 0;
@@ -462,8 +479,7 @@ static void bind_value(sqlite3_stmt *st, int idx, const truv_jvalue *v) {
 
 /* Sorts the fields into columns (with the masks) and the extra patch. */
 static int split_fields(truv_journal *j, const truv_jfield *fields, size_t n,
-                        const truv_jvalue **cols, long long *set, long long *bools,
-                        truv_err *err) {
+                        const truv_jvalue **cols, long long *set, long long *bools, truv_err *err) {
   size_t i;
   int nextra = 0;
   j->plen = 0;
@@ -540,8 +556,7 @@ static int reserve(truv_journal *j, size_t nfields, size_t nbytes, truv_err *err
 }
 
 /* Copies text column col of st into the buffer at *at; returns it. */
-static const char *copy_text(truv_journal *j, sqlite3_stmt *st, int col, size_t *at,
-                             size_t *len) {
+static const char *copy_text(truv_journal *j, sqlite3_stmt *st, int col, size_t *at, size_t *len) {
   const unsigned char *s = sqlite3_column_text(st, col);
   char *dst = j->buf + *at;
   *len = (size_t)sqlite3_column_bytes(st, col);
@@ -734,8 +749,7 @@ int truv_journal_each(truv_journal *j, const truv_jfilter *f, truv_jcursor **out
       append_in(where, cap, "state NOT IN", f->nnot_states) ||
       append_in(where, cap, "route IN", f->nroutes))
     rc = nomem(err);
-  else if (!(sql = select_sql(where, " ORDER BY seq LIMIT 1")))
-    rc = nomem(err);
+  else if (!(sql = select_sql(where, " ORDER BY seq LIMIT 1"))) rc = nomem(err);
   if (!rc) rc = prepare(j, sql, &c->stmt, err);
   free(where);
   free(sql);
@@ -787,11 +801,10 @@ void truv_jcursor_free(truv_jcursor *c) {
 
 /* ------------------------------------------------------------ counts */
 
-int truv_journal_counts(truv_journal *j, int by_route, truv_jcount_fn fn, void *ud,
-                        truv_err *err) {
+int truv_journal_counts(truv_journal *j, int by_route, truv_jcount_fn fn, void *ud, truv_err *err) {
   const char *sql = by_route
-                        ? "SELECT route, count(*) FROM cases WHERE route IS NOT NULL GROUP BY route"
-                        : "SELECT state, count(*) FROM cases GROUP BY state";
+                      ? "SELECT route, count(*) FROM cases WHERE route IS NOT NULL GROUP BY route"
+                      : "SELECT state, count(*) FROM cases GROUP BY state";
   sqlite3_stmt *st = NULL;
   int step;
   truv_err_clear(err);

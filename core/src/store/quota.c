@@ -92,8 +92,7 @@ int truv_quota_reserve(truv_quota_store *s, const truv_quota_key *keys, size_t n
   double nb = 0;
   int rc;
   truv_err_clear(err);
-  if ((rc = check_keys(keys, n, err)) || (rc = truv_store_check_time(now, "now", err)))
-    return rc;
+  if ((rc = check_keys(keys, n, err)) || (rc = truv_store_check_time(now, "now", err))) return rc;
   if (spent) memset(spent, 0, n);
   rc = s->ops->reserve(s, keys, n, now, &t, &nb, spent, err);
   if (ticket) *ticket = rc ? 0 : t;
@@ -119,8 +118,7 @@ int truv_quota_record_limit(truv_quota_store *s, const truv_quota_key *key, doub
                             truv_err *err) {
   int rc;
   truv_err_clear(err);
-  if ((rc = check_keys(key, 1, err)) || (rc = truv_store_check_time(now, "now", err)))
-    return rc;
+  if ((rc = check_keys(key, 1, err)) || (rc = truv_store_check_time(now, "now", err))) return rc;
   return s->ops->record_limit(s, key, now, err);
 }
 
@@ -129,15 +127,14 @@ static int by_time(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
-int truv_quota_record_count(truv_quota_store *s, const truv_quota_key *key,
-                            const double *times, size_t n, double now, truv_err *err) {
+int truv_quota_record_count(truv_quota_store *s, const truv_quota_key *key, const double *times,
+                            size_t n, double now, truv_err *err) {
   double *in = NULL;
   int64_t from_ms;
   size_t i, c = 0, limit;
   int rc;
   truv_err_clear(err);
-  if ((rc = check_keys(key, 1, err)) || (rc = truv_store_check_time(now, "now", err)))
-    return rc;
+  if ((rc = check_keys(key, 1, err)) || (rc = truv_store_check_time(now, "now", err))) return rc;
   if (n > 0 && !times) return truv_err_set(err, TRUV_EINVALID, "invalid_times", "no times");
   for (i = 0; i < n; i++)
     if ((rc = truv_store_check_time(times[i], "a refresh time", err))) return rc;
@@ -153,8 +150,9 @@ int truv_quota_record_count(truv_quota_store *s, const truv_quota_key *key,
     if (truv_store_ms(times[i]) > from_ms) in[c++] = times[i];
   if (c > 1) qsort(in, c, sizeof *in, by_time);
   limit = (size_t)s->policy.limit;
-  rc = c == 0 ? 0 : s->ops->record_count(s, key, c > limit ? in + (c - limit) : in,
-                                         c > limit ? limit : c, now, err);
+  rc = c == 0 ? 0
+              : s->ops->record_count(s, key, c > limit ? in + (c - limit) : in,
+                                     c > limit ? limit : c, now, err);
   free(in);
   return rc;
 }
@@ -164,8 +162,7 @@ int truv_quota_usage(truv_quota_store *s, const truv_quota_key *key, double now,
   int u = 0, rc;
   double nf = 0;
   truv_err_clear(err);
-  if ((rc = check_keys(key, 1, err)) || (rc = truv_store_check_time(now, "now", err)))
-    return rc;
+  if ((rc = check_keys(key, 1, err)) || (rc = truv_store_check_time(now, "now", err))) return rc;
   rc = s->ops->usage(s, key, now, &u, &nf, err);
   if (used) *used = rc ? 0 : u;
   if (next_free) *next_free = rc ? 0 : nf;
@@ -214,8 +211,8 @@ static int check_reason(const char *reason, truv_err *err) {
                       TRUV_QUOTA_REASON_MAX - 1);
 }
 
-int truv_quota_note(truv_quota_store *s, const truv_quota_key *key, truv_quota_fact fact,
-                    double at, const char *reason, truv_err *err) {
+int truv_quota_note(truv_quota_store *s, const truv_quota_key *key, truv_quota_fact fact, double at,
+                    const char *reason, truv_err *err) {
   int rc;
   truv_err_clear(err);
   if (!truv_quota_has_facts(s)) return no_facts(err);
@@ -228,8 +225,8 @@ int truv_quota_note(truv_quota_store *s, const truv_quota_key *key, truv_quota_f
   return s->ops->note(s, key, fact, at, reason, err);
 }
 
-int truv_quota_facts_read(truv_quota_store *s, const truv_quota_key *key,
-                          truv_quota_facts *out, truv_err *err) {
+int truv_quota_facts_read(truv_quota_store *s, const truv_quota_key *key, truv_quota_facts *out,
+                          truv_err *err) {
   int rc;
   truv_err_clear(err);
   memset(out, 0, sizeof *out);

@@ -39,7 +39,7 @@
  * a key, one instant per fact and the reason, grown (pruned of the keys
  * whose latest instant is older than the retention) at 0.7 load. */
 #if defined(__linux__) && !defined(_DEFAULT_SOURCE)
-#define _DEFAULT_SOURCE   /* madvise(MADV_HUGEPAGE): see big_table() */
+#define _DEFAULT_SOURCE /* madvise(MADV_HUGEPAGE): see big_table() */
 #endif
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,28 +57,28 @@
 #define STAMP_EMPTY UINT64_MAX
 #define SLOT_FREE ((uint64_t)0)
 #define MIN_SIZE ((size_t)16)
-#define MAX_SIZE ((size_t)UINT32_MAX)   /* slots are found from 32 bits of the key */
-#define FOUND_MAX 8                      /* reserve() remembers this many records */
+#define MAX_SIZE ((size_t)UINT32_MAX) /* slots are found from 32 bits of the key */
+#define FOUND_MAX 8                   /* reserve() remembers this many records */
 
 /* One connection's facts (see the top). */
 typedef struct fact_rec {
   unsigned char key[KEY_LEN];
   int64_t at_ms[TRUV_FACT_COUNT];
-  unsigned char seen;                      /* 0: a free slot */
+  unsigned char seen; /* 0: a free slot */
   char reason[TRUV_QUOTA_REASON_MAX];
 } fact_rec;
 
 typedef struct memstore {
-  truv_quota_store base;   /* first: the store header */
+  truv_quota_store base; /* first: the store header */
   int limit;
   int64_t window_ms;
-  size_t stride;           /* 16 + 8 * limit */
+  size_t stride; /* 16 + 8 * limit */
   unsigned char *slots;
   size_t size, used, max_used;
-  unsigned char *carry, *spare, *fresh;   /* stride-sized scratch records */
+  unsigned char *carry, *spare, *fresh; /* stride-sized scratch records */
   uint16_t last_tag;
-  fact_rec *facts;         /* the facts table (NULL until a first note) */
-  size_t fsize, fused;     /* slots (a power of two), records */
+  fact_rec *facts;     /* the facts table (NULL until a first note) */
+  size_t fsize, fused; /* slots (a power of two), records */
 } memstore;
 
 /* ---- stamps ---- */
@@ -123,7 +123,7 @@ static void rec_remove(unsigned char *rec, int i, int count) {
 /* Drops the entries that left the window at now_ms (a prefix: they are
  * sorted); returns how many remain. */
 static int rec_prune(const memstore *m, unsigned char *rec, int64_t now_ms) {
-  uint64_t keep_from = stamp_of(now_ms - m->window_ms + 1, 0);   /* t <= now - window left */
+  uint64_t keep_from = stamp_of(now_ms - m->window_ms + 1, 0); /* t <= now - window left */
   int count = rec_count(m, rec), gone = 0;
   while (gone < count && rec_get(rec, gone) < keep_from) gone++;
   if (gone) rec_remove_n(rec, 0, gone, count);
@@ -187,7 +187,7 @@ static unsigned char *find(const memstore *m, const unsigned char *key) {
     unsigned char *rec = slot_at(m, i);
     if (slot_free(rec)) return NULL;
     if (same_key(rec, key)) return rec;
-    if (distance(m, i, rec) < d) return NULL;   /* it would have displaced this one */
+    if (distance(m, i, rec) < d) return NULL; /* it would have displaced this one */
     if (++i == m->size) i = 0;
   }
 }
@@ -206,7 +206,7 @@ static unsigned char *place(memstore *m, const unsigned char *record) {
       m->used++;
       return landed ? landed : rec;
     }
-    if ((e = distance(m, i, rec)) < d) {   /* the richer record moves on */
+    if ((e = distance(m, i, rec)) < d) { /* the richer record moves on */
       memcpy(m->spare, rec, m->stride);
       memcpy(rec, m->carry, m->stride);
       memcpy(m->carry, m->spare, m->stride);
@@ -246,7 +246,7 @@ static unsigned char *big_table(size_t n) {
   if (p && n >= 2 * huge && page > 0) {
     uintptr_t from = ((uintptr_t)p + page - 1) / page * page;
     uintptr_t to = ((uintptr_t)p + n) / page * page;
-    madvise((void *)from, to - from, MADV_HUGEPAGE);   /* advice: failure is harmless */
+    madvise((void *)from, to - from, MADV_HUGEPAGE); /* advice: failure is harmless */
   }
 #endif
   return p;
@@ -317,7 +317,7 @@ static int mem_reserve(truv_quota_store *s, const truv_quota_key *keys, size_t n
                        truv_err *err) {
   memstore *m = (memstore *)s;
   int64_t now_ms = truv_store_ms(now), latest = INT64_MIN;
-  unsigned char *found[FOUND_MAX];   /* phase 1's records, valid until an add */
+  unsigned char *found[FOUND_MAX]; /* phase 1's records, valid until an add */
   uint64_t stamp;
   int same_ms = 0, moved = 0, rc;
   size_t i;
@@ -343,7 +343,7 @@ static int mem_reserve(truv_quota_store *s, const truv_quota_key *keys, size_t n
     if (truv_quota_key_repeats(keys, i)) continue;
     if (!rec && !(rec = find(m, keys[i].bytes))) {
       rec = add(m, &keys[i]);
-      moved = 1;   /* Robin Hood may have shifted the records found */
+      moved = 1; /* Robin Hood may have shifted the records found */
     }
     rec_add(rec, rec_count(m, rec), stamp);
   }
@@ -356,7 +356,7 @@ static int mem_release(truv_quota_store *s, const truv_quota_key *keys, size_t n
   memstore *m = (memstore *)s;
   size_t i;
   (void)err;
-  if ((ticket & 0xffff) == 0) return 0;   /* not a ticket: record_limit's entries */
+  if ((ticket & 0xffff) == 0) return 0; /* not a ticket: record_limit's entries */
   for (i = 0; i < n; i++) {
     unsigned char *rec = find(m, keys[i].bytes);
     int c = rec ? rec_count(m, rec) : 0, j = 0;
@@ -383,8 +383,8 @@ static int mem_record_limit(truv_quota_store *s, const truv_quota_key *key, doub
 }
 
 /* times: in the window, oldest first, at most limit (the dispatcher's). */
-static int mem_record_count(truv_quota_store *s, const truv_quota_key *key,
-                            const double *times, size_t n, double now, truv_err *err) {
+static int mem_record_count(truv_quota_store *s, const truv_quota_key *key, const double *times,
+                            size_t n, double now, truv_err *err) {
   memstore *m = (memstore *)s;
   int64_t now_ms = truv_store_ms(now);
   unsigned char *rec;
@@ -441,8 +441,7 @@ static int facts_grow(memstore *m, int64_t now_ms, truv_err *err) {
   int64_t keep_from = now_ms - truv_store_ms(TRUV_QUOTA_FACT_RETENTION_S);
   fact_rec *old = m->facts;
   size_t old_size = m->fsize, live = 0, size = 16, i;
-  for (i = 0; i < old_size; i++)
-    live += old[i].seen && fact_latest(&old[i]) >= keep_from;
+  for (i = 0; i < old_size; i++) live += old[i].seen && fact_latest(&old[i]) >= keep_from;
   while (size / 10 * 7 <= live + 1) {
     if (size > SIZE_MAX / 2 / sizeof *old) goto oom;
     size *= 2;
@@ -465,8 +464,8 @@ oom:
   return truv_err_set(err, TRUV_EINTERNAL, "out_of_memory", "quota store: out of memory");
 }
 
-static int mem_note(truv_quota_store *s, const truv_quota_key *key, truv_quota_fact fact,
-                    double at, const char *reason, truv_err *err) {
+static int mem_note(truv_quota_store *s, const truv_quota_key *key, truv_quota_fact fact, double at,
+                    const char *reason, truv_err *err) {
   memstore *m = (memstore *)s;
   int64_t at_ms = truv_store_ms(at);
   fact_rec *r = fact_slot(m, key->bytes);
@@ -480,11 +479,10 @@ static int mem_note(truv_quota_store *s, const truv_quota_key *key, truv_quota_f
     memcpy(r->key, key->bytes, KEY_LEN);
     m->fused++;
   }
-  if ((r->seen & (1u << fact)) && r->at_ms[fact] > at_ms) return 0;   /* an older sighting */
+  if ((r->seen & (1u << fact)) && r->at_ms[fact] > at_ms) return 0; /* an older sighting */
   r->seen |= (unsigned char)(1u << fact);
   r->at_ms[fact] = at_ms;
-  if (fact == TRUV_FACT_DEAD)
-    snprintf(r->reason, sizeof r->reason, "%s", reason ? reason : "");
+  if (fact == TRUV_FACT_DEAD) snprintf(r->reason, sizeof r->reason, "%s", reason ? reason : "");
   return 0;
 }
 
@@ -496,8 +494,7 @@ static int mem_facts(truv_quota_store *s, const truv_quota_key *key, truv_quota_
   if (!r || !r->seen) return 0;
   out->seen = r->seen;
   if (r->seen & (1u << TRUV_FACT_DEAD)) out->dead_at = (double)r->at_ms[TRUV_FACT_DEAD] / 1000.0;
-  if (r->seen & (1u << TRUV_FACT_ALIVE))
-    out->alive_at = (double)r->at_ms[TRUV_FACT_ALIVE] / 1000.0;
+  if (r->seen & (1u << TRUV_FACT_ALIVE)) out->alive_at = (double)r->at_ms[TRUV_FACT_ALIVE] / 1000.0;
   if (r->seen & (1u << TRUV_FACT_AUTH)) out->auth_at = (double)r->at_ms[TRUV_FACT_AUTH] / 1000.0;
   memcpy(out->dead_reason, r->reason, sizeof out->dead_reason);
   return 0;
@@ -512,16 +509,16 @@ static void mem_close(truv_quota_store *s) {
 }
 
 static const truv_quota_ops memory_ops = {
-  mem_reserve, mem_release, mem_record_limit, mem_usage, mem_close, mem_record_count,
-  mem_note, mem_facts,
+  mem_reserve, mem_release,      mem_record_limit, mem_usage,
+  mem_close,   mem_record_count, mem_note,         mem_facts,
 };
 
-truv_quota_store *truv_quota_memory(const truv_quota_policy *policy,
-                                    size_t expected_connections, truv_err *err) {
+truv_quota_store *truv_quota_memory(const truv_quota_policy *policy, size_t expected_connections,
+                                    truv_err *err) {
   truv_quota_policy p = policy ? *policy : truv_quota_policy_default();
   size_t size = MIN_SIZE;
   memstore *m;
-  if (truv_quota_policy_check(&p, err)) return NULL;   /* clears err */
+  if (truv_quota_policy_check(&p, err)) return NULL; /* clears err */
   if (expected_connections > percent(MAX_SIZE, 75)) expected_connections = percent(MAX_SIZE, 75);
   if (expected_connections / 3 * 4 > size) size = expected_connections / 3 * 4 + 1;
   if (!(m = calloc(1, sizeof *m))) goto oom;

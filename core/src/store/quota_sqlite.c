@@ -27,7 +27,7 @@
 #define PRUNE_EVERY 256
 
 typedef struct sqlstore {
-  truv_quota_store base;   /* first: the store header */
+  truv_quota_store base; /* first: the store header */
   sqlite3 *db;
   truv_store_tx tx;
   sqlite3_stmt *nth_newest, *count, *insert, *remove, *bump, *ticket, *prune;
@@ -48,8 +48,7 @@ static const char sql_remove[] =
   "DELETE FROM truv_quota_entry WHERE key = ?1 AND (ticket = ?2 OR t_ms < ?3)";
 static const char sql_bump[] =
   "UPDATE truv_store_counter SET value = value + 1 WHERE name = 'quota_ticket'";
-static const char sql_ticket[] =
-  "SELECT value FROM truv_store_counter WHERE name = 'quota_ticket'";
+static const char sql_ticket[] = "SELECT value FROM truv_store_counter WHERE name = 'quota_ticket'";
 static const char sql_prune[] = "DELETE FROM truv_quota_entry WHERE t_ms <= ?1";
 
 /* One upsert per fact: the latest instant of each is kept, and a dead
@@ -81,8 +80,7 @@ static int fail(sqlstore *q, int rc, const char *what, truv_err *err) {
 
 /* Runs a one-value query (bound by the caller) and resets it: *found says
  * whether a row came back. */
-static int one_value(sqlstore *q, sqlite3_stmt *st, int64_t *value, int *found,
-                     truv_err *err) {
+static int one_value(sqlstore *q, sqlite3_stmt *st, int64_t *value, int *found, truv_err *err) {
   int rc = sqlite3_step(st);
   *found = rc == SQLITE_ROW;
   if (*found) *value = sqlite3_column_int64(st, 0);
@@ -93,8 +91,8 @@ static int one_value(sqlstore *q, sqlite3_stmt *st, int64_t *value, int *found,
 
 /* Whether the key is full (*full) and when it has room again (*at): when its
  * limit-th newest in-window entry leaves. */
-static int frees_at(sqlstore *q, const truv_quota_key *key, int64_t now_ms, int *full,
-                    int64_t *at, truv_err *err) {
+static int frees_at(sqlstore *q, const truv_quota_key *key, int64_t now_ms, int *full, int64_t *at,
+                    truv_err *err) {
   int64_t t = 0;
   int rc;
   sqlite3_bind_blob(q->nth_newest, 1, key->bytes, TRUV_QUOTA_KEY_LEN, SQLITE_STATIC);
@@ -114,8 +112,8 @@ static int insert(sqlstore *q, const truv_quota_key *key, int64_t ms, int64_t ti
 }
 
 /* Deletes the key's entries of `ticket` and those before `before_ms`. */
-static int remove_entries(sqlstore *q, const truv_quota_key *key, int64_t ticket,
-                          int64_t before_ms, truv_err *err) {
+static int remove_entries(sqlstore *q, const truv_quota_key *key, int64_t ticket, int64_t before_ms,
+                          truv_err *err) {
   sqlite3_bind_blob(q->remove, 1, key->bytes, TRUV_QUOTA_KEY_LEN, SQLITE_STATIC);
   sqlite3_bind_int64(q->remove, 2, ticket);
   sqlite3_bind_int64(q->remove, 3, before_ms);
@@ -172,8 +170,7 @@ static int sql_reserve(truv_quota_store *s, const truv_quota_key *keys, size_t n
   if ((rc = new_ticket(q, &t, err))) goto fail;
   for (i = 0; i < n; i++)
     if (!truv_quota_key_repeats(keys, i) && (rc = insert(q, &keys[i], now_ms, t, err))) goto fail;
-  if ((rc = maybe_prune(q, now_ms, err)) || (rc = truv_store_commit(q->db, &q->tx, err)))
-    goto fail;
+  if ((rc = maybe_prune(q, now_ms, err)) || (rc = truv_store_commit(q->db, &q->tx, err))) goto fail;
   *ticket = (truv_quota_ticket)t;
   return 0;
 fail:
@@ -187,7 +184,7 @@ static int sql_release(truv_quota_store *s, const truv_quota_key *keys, size_t n
   size_t i;
   int rc;
   if ((rc = truv_sqlite_owned(q->opener, err))) return rc;
-  if (ticket > INT64_MAX) return 0;   /* never issued here */
+  if (ticket > INT64_MAX) return 0; /* never issued here */
   if ((rc = truv_store_begin(q->db, &q->tx, err))) return rc;
   for (i = 0; i < n; i++)
     if ((rc = remove_entries(q, &keys[i], (int64_t)ticket, INT64_MIN, err))) goto fail;
@@ -220,8 +217,7 @@ static int sql_record_limit(truv_quota_store *s, const truv_quota_key *key, doub
     goto fail;
   for (; have < q->base.policy.limit; have++)
     if ((rc = insert(q, key, now_ms, 0, err))) goto fail;
-  if ((rc = maybe_prune(q, now_ms, err)) || (rc = truv_store_commit(q->db, &q->tx, err)))
-    goto fail;
+  if ((rc = maybe_prune(q, now_ms, err)) || (rc = truv_store_commit(q->db, &q->tx, err))) goto fail;
   return 0;
 fail:
   truv_store_rollback(q->db, &q->tx);
@@ -229,8 +225,8 @@ fail:
 }
 
 /* times: in the window, oldest first, at most limit (the dispatcher's). */
-static int sql_record_count(truv_quota_store *s, const truv_quota_key *key,
-                            const double *times, size_t n, double now, truv_err *err) {
+static int sql_record_count(truv_quota_store *s, const truv_quota_key *key, const double *times,
+                            size_t n, double now, truv_err *err) {
   sqlstore *q = (sqlstore *)s;
   int64_t now_ms = truv_store_ms(now), have = 0;
   size_t i;
@@ -240,8 +236,7 @@ static int sql_record_count(truv_quota_store *s, const truv_quota_key *key,
   if ((rc = count_from(q, key, now_ms - q->window_ms, &have, err))) goto fail;
   for (i = 0; have < (int64_t)n; i++, have++)
     if ((rc = insert(q, key, truv_store_ms(times[i]), 0, err))) goto fail;
-  if ((rc = maybe_prune(q, now_ms, err)) || (rc = truv_store_commit(q->db, &q->tx, err)))
-    goto fail;
+  if ((rc = maybe_prune(q, now_ms, err)) || (rc = truv_store_commit(q->db, &q->tx, err))) goto fail;
   return 0;
 fail:
   truv_store_rollback(q->db, &q->tx);
@@ -271,7 +266,7 @@ static int sql_usage(truv_quota_store *s, const truv_quota_key *key, double now,
 /* ---- connection facts ---- */
 
 static int sqlite_note(truv_quota_store *s, const truv_quota_key *key, truv_quota_fact fact,
-                    double at, const char *reason, truv_err *err) {
+                       double at, const char *reason, truv_err *err) {
   sqlstore *q = (sqlstore *)s;
   sqlite3_stmt *st = q->note[fact];
   int64_t at_ms = truv_store_ms(at);
@@ -304,7 +299,7 @@ static void column_time(sqlite3_stmt *st, int col, truv_quota_fact fact, double 
 }
 
 static int sqlite_facts(truv_quota_store *s, const truv_quota_key *key, truv_quota_facts *out,
-                     truv_err *err) {
+                        truv_err *err) {
   sqlstore *q = (sqlstore *)s;
   int rc;
   if ((rc = truv_sqlite_owned(q->opener, err))) return rc;
@@ -324,9 +319,9 @@ static int sqlite_facts(truv_quota_store *s, const truv_quota_key *key, truv_quo
 
 static void sql_close(truv_quota_store *s) {
   sqlstore *q = (sqlstore *)s;
-  sqlite3_stmt **stmts[] = {&q->nth_newest, &q->count, &q->insert, &q->remove,
-                            &q->bump, &q->ticket, &q->prune, &q->note[0], &q->note[1],
-                            &q->note[2], &q->facts, &q->fact_prune};
+  sqlite3_stmt **stmts[] = {&q->nth_newest, &q->count,   &q->insert, &q->remove,
+                            &q->bump,       &q->ticket,  &q->prune,  &q->note[0],
+                            &q->note[1],    &q->note[2], &q->facts,  &q->fact_prune};
   size_t i;
   /* in a forked child the connection is the parent's: leave it alone */
   if (truv_sqlite_is_opener(q->opener)) {
@@ -338,15 +333,15 @@ static void sql_close(truv_quota_store *s) {
 }
 
 static const truv_quota_ops sqlite_ops = {
-  sql_reserve, sql_release, sql_record_limit, sql_usage, sql_close, sql_record_count,
-  sqlite_note, sqlite_facts,
+  sql_reserve, sql_release,      sql_record_limit, sql_usage,
+  sql_close,   sql_record_count, sqlite_note,      sqlite_facts,
 };
 
 truv_quota_store *truv_quota_sqlite(const char *path, const truv_quota_policy *policy,
                                     truv_err *err) {
   truv_quota_policy p = policy ? *policy : truv_quota_policy_default();
   sqlstore *q;
-  if (truv_quota_policy_check(&p, err)) return NULL;   /* clears err */
+  if (truv_quota_policy_check(&p, err)) return NULL; /* clears err */
   if (!path) {
     truv_err_set(err, TRUV_EINVALID, "invalid_path", "a SQLite file path is needed");
     return NULL;

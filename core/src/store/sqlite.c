@@ -35,8 +35,8 @@ static int set_wal(sqlite3 *db, int busy_timeout_ms) {
 int truv_sqlite_configure(sqlite3 *db, int busy_timeout_ms, int sync_full) {
   int rc = set_wal(db, busy_ms(busy_timeout_ms));
   if (rc != SQLITE_OK) return rc;
-  return sqlite3_exec(db, sync_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL",
-                      NULL, NULL, NULL);
+  return sqlite3_exec(db, sync_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL", NULL,
+                      NULL, NULL);
 }
 
 int truv_sqlite_pragma_int(sqlite3 *db, const char *sql, long long *out) {
@@ -53,8 +53,7 @@ int truv_sqlite_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st) {
   return sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL);
 }
 
-int truv_sqlite_fail(sqlite3 *db, int rc, const char *code, truv_err *err, const char *fmt,
-                     ...) {
+int truv_sqlite_fail(sqlite3 *db, int rc, const char *code, truv_err *err, const char *fmt, ...) {
   char context[256];
   va_list ap;
   int primary = rc & 0xff;
@@ -77,5 +76,6 @@ int truv_sqlite_owned(pid_t opener, truv_err *err) {
   return truv_err_set(err, TRUV_EINVALID, "store_forked",
                       "SQLite store: opened by process %ld and used by process %ld (a "
                       "connection cannot cross fork(): open the store in each process, "
-                      "inside nginx in init_worker_by_lua)", (long)opener, (long)me);
+                      "inside nginx in init_worker_by_lua)",
+                      (long)opener, (long)me);
 }

@@ -51,7 +51,7 @@ int truv_sqlite_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st);
  * for anything else; the message is the formatted context, ": ", and
  * SQLite's own words. err may be NULL. Returns TRUV_EINTERNAL. */
 int truv_sqlite_fail(sqlite3 *db, int rc, const char *code, truv_err *err, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
+  __attribute__((format(printf, 5, 6)));
 
 /* 0 in the process that opened the connection (`opener`), else
  * TRUV_EINVALID with code "store_forked". */

@@ -44,9 +44,8 @@ int truv_hash16(truv_hasher *h, const char *prefix, const void *data, size_t len
   EVP_MD_CTX *ctx = h ? h->ctx : EVP_MD_CTX_new();
   const EVP_MD *type = h && h->md ? h->md : EVP_sha256();
   int ok = ctx && EVP_DigestInit_ex(ctx, type, NULL) &&
-           EVP_DigestUpdate(ctx, prefix, strlen(prefix)) &&
-           EVP_DigestUpdate(ctx, data, len) && EVP_DigestFinal_ex(ctx, md, &mdlen) &&
-           mdlen >= 16;
+           EVP_DigestUpdate(ctx, prefix, strlen(prefix)) && EVP_DigestUpdate(ctx, data, len) &&
+           EVP_DigestFinal_ex(ctx, md, &mdlen) && mdlen >= 16;
   if (!h) EVP_MD_CTX_free(ctx);
   if (!ok) return truv_err_set(err, TRUV_EINTERNAL, "digest", "SHA-256 failed");
   memcpy(out, md, 16);

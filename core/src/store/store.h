@@ -26,7 +26,7 @@ int truv_store_check_time(double t, const char *what, truv_err *err);
  * digest on OpenSSL 3); NULL hashes without one. */
 typedef struct truv_hasher {
   EVP_MD_CTX *ctx;
-  EVP_MD *md;        /* fetched once (OpenSSL 3), NULL before */
+  EVP_MD *md; /* fetched once (OpenSSL 3), NULL before */
 } truv_hasher;
 
 int truv_hasher_init(truv_hasher *h, truv_err *err);

@@ -118,10 +118,10 @@ static int migrate(sqlite3 *db, truv_err *err) {
     sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
     return truv_err_set(err, TRUV_EINTERNAL, "store_schema",
                         "SQLite store: the file has schema version %lld, newer than this "
-                        "libtruv's %d", version, SCHEMA_VERSION);
+                        "libtruv's %d",
+                        version, SCHEMA_VERSION);
   }
-  if (version < SCHEMA_VERSION && (rc = sqlite3_exec(db, schema, NULL, NULL, NULL)))
-    goto fail;
+  if (version < SCHEMA_VERSION && (rc = sqlite3_exec(db, schema, NULL, NULL, NULL))) goto fail;
   if ((rc = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL))) goto fail;
   return 0;
 fail:
