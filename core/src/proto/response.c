@@ -5,6 +5,8 @@
 
 #include "truv/response.h"
 
+#include "buffer.h"
+
 void truv_response_init(truv_response *r) {
   memset(r, 0, sizeof *r);
 }
@@ -64,17 +66,8 @@ int truv_response_add_header(truv_response *r, const char *name, size_t nlen, co
 
 int truv_response_append(truv_response *r, const char *data, size_t len) {
   if (len > TRUV_MAX_BODY - r->body_len) return TRUV_EINTERNAL;
-  if (r->body_len + len + 1 > r->body_cap) {
-    size_t cap = r->body_cap ? r->body_cap : 4096;
-    char *grown;
-    while (cap < r->body_len + len + 1) cap *= 2;
-    if (!(grown = realloc(r->body, cap))) return TRUV_EINTERNAL;
-    r->body = grown;
-    r->body_cap = cap;
-  }
-  memcpy(r->body + r->body_len, data, len);
-  r->body_len += len;
-  r->body[r->body_len] = '\0';
+  if (truv_buffer_append(&r->body, &r->body_len, &r->body_cap, 4096, data, len))
+    return TRUV_EINTERNAL;
   return 0;
 }
 

@@ -26,6 +26,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "../proto/buffer.h"
 #include "sqlite.h"
 #include "truv/journal.h"
 
@@ -396,18 +397,7 @@ static int column_of(const char *name) {
 }
 
 static int patch_add(truv_journal *j, const char *s, size_t len) {
-  if (j->plen + len + 1 > j->pcap) {
-    size_t cap = j->pcap ? j->pcap : 256;
-    char *grown;
-    while (cap < j->plen + len + 1) cap *= 2;
-    if (!(grown = realloc(j->patch, cap))) return -1;
-    j->patch = grown;
-    j->pcap = cap;
-  }
-  memcpy(j->patch + j->plen, s, len);
-  j->plen += len;
-  j->patch[j->plen] = '\0';
-  return 0;
+  return truv_buffer_append(&j->patch, &j->plen, &j->pcap, 256, s, len);
 }
 
 /* Appends s as a JSON string. */
