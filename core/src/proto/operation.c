@@ -70,26 +70,27 @@ static void check_bridge_token(const cJSON *p, const truv_order_facts *facts, tr
 #define SAFE TRUV_REQ_SAFE
 #define BILLED TRUV_REQ_BILLED
 
-/* name, method, path, id_name, flags, params, check, answer_key, products */
+/* name, method, path, id_name, flags, params, check, answer_key, products (NULL: none) */
 static const truv_operation ops[TRUV_OP_COUNT] = {
   [TRUV_OP_CREATE_ORDER] = {"create_order", "POST", "orders/", NULL, 0, BODY, check_create_order,
                             "id", truv_order_products},
   [TRUV_OP_GET_ORDER] = {"get_order", "GET", "orders/{id}/", "order_id", SAFE, QUERY, check_query,
-                         "id"},
+                         "id", NULL},
   [TRUV_OP_REFRESH_ORDER] = {"refresh_order", "POST", "orders/{id}/", "order_id", BILLED, BODY,
                              check_refresh_order, "id", truv_refresh_products},
   [TRUV_OP_LIST_ORDER_EVENTS] = {"list_order_events", "GET", "orders/{id}/events/", "order_id",
-                                 SAFE, QUERY, check_query, NULL},
+                                 SAFE, QUERY, check_query, NULL, NULL},
   [TRUV_OP_CREATE_REFRESH_TASK] = {"create_refresh_task", "POST", "refresh/tasks/", NULL, BILLED,
                                    BODY, check_refresh_task, "task_id", truv_task_products},
   [TRUV_OP_GET_REFRESH_TASK] = {"get_refresh_task", "GET", "refresh/tasks/{id}/", "task_id", SAFE,
-                                QUERY, check_query, "id"},
+                                QUERY, check_query, "id", NULL},
   [TRUV_OP_CREATE_BRIDGE_TOKEN] = {"create_bridge_token", "POST", "users/{id}/tokens/", "user_id",
                                    0, BODY_OPTIONAL, check_bridge_token, "bridge_token",
                                    truv_task_products},
-  [TRUV_OP_LIST_TASKS] = {"list_tasks", "GET", "tasks/", NULL, SAFE, QUERY, check_query, NULL},
-  [TRUV_OP_GET_TASK] = {"get_task", "GET", "tasks/{id}/", "task_id", SAFE, QUERY, check_query,
-                        "id"},
+  [TRUV_OP_LIST_TASKS] = {"list_tasks", "GET", "tasks/", NULL, SAFE, QUERY, check_query, NULL,
+                          NULL},
+  [TRUV_OP_GET_TASK] = {"get_task", "GET", "tasks/{id}/", "task_id", SAFE, QUERY, check_query, "id",
+                        NULL},
 };
 
 const truv_operation *truv_operation_of(truv_op op) {
