@@ -167,6 +167,9 @@ TRUV_HIDDEN void truv_open_quota(lua_State *L);
 /* dedupe.c: webhook de-duplication stores (memory, SQLite). */
 TRUV_HIDDEN void truv_open_dedupe(lua_State *L);
 
+/* redis.c: the RESP codec, the blocking Redis connection, the scripts. */
+TRUV_HIDDEN void truv_open_redis(lua_State *L);
+
 /* listener.c: the embedded webhook listener (HTTP, on a thread of its own). */
 TRUV_HIDDEN void truv_open_listener(lua_State *L);
 

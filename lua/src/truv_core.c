@@ -28,6 +28,7 @@ static void (*const openers[])(lua_State *L) = {
   truv_open_model,     /* model.c: order models */
   truv_open_quota,     /* quota.c: quota stores and keys */
   truv_open_dedupe,    /* dedupe.c: de-duplication stores */
+  truv_open_redis,     /* redis.c: the RESP codec, Redis connections, scripts */
   truv_open_webhook,   /* webhook.c: verify, sign, parse */
   truv_open_listener,  /* listener.c: the webhook listener */
   truv_open_state_dir, /* state_dir.c: private directories, euid */
