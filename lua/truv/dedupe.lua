@@ -66,6 +66,13 @@ function _M.sqlite(path)
   return core.dedupe_sqlite(path)
 end
 
+--- A store in Redis shared by a whole fleet (see truv.store.redis): a
+-- webhook delivered to two hosts is handled once. opts: url (or host,
+-- port, ...), namespace, timeouts. Returns the store or nil, err.
+function _M.redis(opts)
+  return require("truv.store.redis").dedupe(opts)
+end
+
 --- A receiver's `dedupe` option, made into the store it names (see
 -- truv.quota.from_option): nil is the in-memory default (where.default =
 -- true: the receiver says so in its log), "memory" an in-memory store
@@ -75,6 +82,11 @@ end
 function _M.from_option(v)
   if v == nil then return _M.memory(), { kind = "memory", default = true } end
   if v == "memory" then return _M.memory(), { kind = "memory" } end
+  if type(v) == "string" and v:match("^%a[%w+.-]*://") and not v:match("^file://") then
+    local store, err = _M.redis{ url = v }
+    if not store then return nil, nil, err end
+    return store, { kind = "redis", path = store.path }
+  end
   if type(v) == "string" then
     local store, err = _M.sqlite(v)
     if not store then

@@ -164,6 +164,15 @@ function _M.sqlite(path, opts)
   return core.quota_sqlite(path, { limit = opts.limit, window = opts.window })
 end
 
+--- A store in Redis shared by a whole fleet (every host, every process):
+-- opts url (redis://, rediss://, unix://) or host/port/..., namespace
+-- ("truv:<client id>"), limit, window, timeouts; see truv.store.redis.
+-- Returns the store, or nil, err (unreachable, eviction allowed, another
+-- policy on the namespace).
+function _M.redis(opts)
+  return require("truv.store.redis").quota(opts)
+end
+
 -- ------------------------------------------------------------ locations
 
 --- Where a durable quota store lives when nothing says otherwise, so that
@@ -198,8 +207,9 @@ end
 
 --- A quota location as a person writes it (a command's --quota): a file
 -- path, or a URL whose scheme says which store. Returns { kind = "sqlite",
--- path = } or nil, err (kind "invalid"): a URL scheme no store here serves
--- is refused by name, rather than taken for a file called "redis:".
+-- path = }, { kind = "redis", url = } (redis://, rediss://, unix://), or
+-- nil, err (kind "invalid"): a URL scheme no store here serves is refused
+-- by name, rather than taken for a file called "redis:".
 function _M.location(text)
   local errors = require "truv.errors"
   if type(text) ~= "string" or text == "" then
@@ -209,10 +219,10 @@ function _M.location(text)
   if not scheme then return { kind = "sqlite", path = text } end
   scheme = scheme:lower()
   if scheme == "file" and rest:sub(1, 1) == "/" then return { kind = "sqlite", path = rest } end
-  if scheme == "redis" or scheme == "rediss" then
-    return nil, errors.new("invalid", "quota_location", scheme .. ":// quota stores are not " ..
-      "supported yet: give a file path (a SQLite file is shared by every process of one " ..
-      "machine)")
+  if scheme == "redis" or scheme == "rediss" or scheme == "unix" or scheme == "redis+unix" then
+    local ok, perr = require("truv.store.redis").parse_url(text)
+    if not ok then return nil, errors.new("invalid", "quota_location", perr.message) end
+    return { kind = "redis", url = text }
   end
   return nil, errors.new("invalid", "quota_location", "unknown scheme '" .. scheme ..
     "' in the quota location '" .. text .. "': a file path expected")
@@ -248,6 +258,11 @@ function _M.from_option(v)
   if type(v) == "string" then
     local loc, err = _M.location(v)
     if not loc then return nil, nil, err end
+    if loc.kind == "redis" then
+      local rstore, rerr = _M.redis{ url = loc.url }
+      if not rstore then return nil, nil, rerr end
+      return rstore, { kind = "redis", path = rstore.path }
+    end
     local store, serr = _M.sqlite(loc.path)
     if not store then
       serr.message = format("cannot open the quota store %s: %s", loc.path, tostring(serr.message))

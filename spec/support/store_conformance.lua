@@ -218,6 +218,26 @@ function _M.quota(name, make_store, opts)
       assert.equal(1, (s:usage(k, T0 + 100 + DAY)))
     end)
 
+    it("record_limit drops every entry before now, even a millisecond before, and keeps one at now",
+       function()
+      local s, k, now = open({}), key("limit-edge"), T0 + 100
+      fill(s, k, { now - 0.5, now - 0.001 })
+      assert.is_true(s:record_limit(k, now))
+      local used, next_free = s:usage(k, now)
+      assert.equal(3, used)
+      assert.equal(now + DAY, next_free)          -- not now - 0.5 + DAY
+      local ok, not_before = s:reserve({ k }, now + DAY - 0.001)
+      assert.is_false(ok)
+      assert.equal(now + DAY, not_before)
+      fill(s, k, { now + DAY, now + DAY, now + DAY })   -- the whole limit is free then
+      -- an entry exactly at now stays, and counts toward the limit
+      local k2 = key("limit-at-now")
+      fill(s, k2, { now })
+      assert.is_true(s:record_limit(k2, now))
+      assert.equal(3, (s:usage(k2, now)))
+      assert.is_false((s:reserve({ k2 }, now)))
+    end)
+
     it("record_limit works on a key never reserved, and twice", function()
       local s, k = open({}), key("fresh")
       assert.is_true(s:record_limit(k, T0))
