@@ -326,7 +326,7 @@ local function open(class, opts, what, extra)
   if type(opts) ~= "table" then
     error("bad argument #1 (an options table or a Redis URL expected)", 3)
   end
-  local conn, ep = opts.conn, nil
+  local conn, ep = opts.conn
   if conn then
     ep = { name = tostring(opts.endpoint_name or "redis"), namespace = nil }
   else
