@@ -65,7 +65,12 @@
 -- gateway)), timeout_ms, connect_timeout_ms, send_timeout_ms,
 -- read_timeout_ms, proxy (an HTTP proxy to Truv, "http://host:port"),
 -- no_proxy, metrics_dict ("truv_metrics"; without that dictionary each
--- worker counts alone and /metrics shows the worker that answers).
+-- worker counts alone and /metrics shows the worker that answers), redis
+-- (TRUV_REDIS_URL: redis://[[user]:password@]host[:port][/db], rediss://,
+-- unix:///path: the quota and the webhook ids live in that Redis, shared
+-- by every gateway host and truv-renew, under {truv:<client id>}; Redis
+-- down: a refresh is refused with 500 and nothing is sent, a webhook is
+-- answered 500 so that Truv delivers it again), redis_timeout_ms (1000).
 local truv = require "truv"
 local shdict = require "truv.store.shdict"
 local cosocket = require "truv.transport.cosocket"
@@ -168,7 +173,22 @@ function _M.configure(opts)
   end
   local base_url = opts.base_url or getenv("TRUV_BASE_URL")
   if base_url == "" then base_url = nil end
-  local quota = shdict.quota(opts.quota_dict or "truv_quota")
+  local redis_url = opts.redis or getenv("TRUV_REDIS_URL")
+  if redis_url == "" then redis_url = nil end
+  local quota, dedupe
+  if redis_url then
+    -- one quota and one memory of webhooks for the whole fleet (cosockets)
+    local ropts = { url = redis_url, namespace = "truv:" .. client_id,
+                    timeout_ms = opts.redis_timeout_ms, connect_timeout_ms = opts.redis_timeout_ms }
+    local qerr, derr
+    quota, qerr = truv.quota.redis(ropts)
+    if not quota then error("truv gateway: redis: " .. tostring(qerr), 2) end
+    dedupe, derr = truv.dedupe.redis(ropts)
+    if not dedupe then error("truv gateway: redis: " .. tostring(derr), 2) end
+  else
+    quota = shdict.quota(opts.quota_dict or "truv_quota")
+    dedupe = shdict.dedupe(webhook_dict)
+  end
   gw = {
     client_options = {
       client_id = client_id, secret = secret, base_url = base_url, transport = transport,
@@ -180,7 +200,7 @@ function _M.configure(opts)
   gw.receiver = assert(truv.receiver{
     secrets = secrets,
     router = truv.router(spec),
-    dedupe = shdict.dedupe(webhook_dict),
+    dedupe = dedupe,
     facts = quota,    -- what webhooks say about links, for the next refresh
     -- the refreshes started here, followed to one decision per case and refresh
     tracker = truv.tracker.new(ngx.shared[webhook_dict], { ttl = CORRELATION_TTL_S }),

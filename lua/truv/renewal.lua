@@ -223,6 +223,15 @@ local function open_quota(opts)
     local loc
     loc, err = quota_mod.location(q)
     if not loc then return nil, nil, err end
+    if loc.kind == "redis" then
+      -- one fleet-wide store: the keys of one Truv client share a hash tag
+      local client_id = opts.client_id or (type(opts.client) == "table" and opts.client.client_id)
+      local store
+      store, err = quota_mod.redis{ url = loc.url, namespace = client_id and
+                                    ("truv:" .. client_id) or nil }
+      if not store then return nil, nil, err end
+      return store, { kind = "redis", path = store.path, own = true }
+    end
     path = loc.path
   else
     path, dir = quota_mod.default_path()

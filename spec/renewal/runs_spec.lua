@@ -207,9 +207,12 @@ describe("truv-renew across runs", function()
     assert.matches("old%.journal%.quota", err)
   end)
 
-  it("refuses a quota URL it cannot use yet, and a bad --not-within", function()
+  it("refuses a quota URL it cannot use, and a bad --not-within", function()
     local cases = {
-      { { "--quota", "redis://127.0.0.1:6379/0" }, "redis:// quota stores are not supported yet" },
+      { { "--quota", "redis://127.0.0.1:99999/0" }, "a Redis port is 1 to 65535" },
+      { { "--redis", "http://cache" }, "%-%-redis: unknown scheme .http." },
+      { { "--redis", "/tmp/q.db" }, "%-%-redis: a redis:// URL expected" },
+      { { "--redis", "redis://cache", "--quota", "/tmp/q.db" }, "%-%-redis and %-%-quota" },
       { { "--quota", "memcached://x" }, "unknown scheme 'memcached'" },
       { { "--not-within", "soon" }, "%-%-not%-within: a duration" },
       { { "--not-within", "-5h" }, "%-%-not%-within: a duration" },

@@ -33,11 +33,21 @@ describe("the stores a client and a receiver are configured with", function()
     assert.is_nil(client)
     assert.equal("internal", err.kind)
     assert.matches("cannot open the quota store " .. unwritable:gsub("%p", "%%%0"), err.message)
-    -- a URL scheme it has no store for is named, not taken for a file
-    client, err = new{ quota = "redis://127.0.0.1:6379/0" }
+    -- a malformed Redis URL is named, not taken for a file
+    client, err = new{ quota = "redis://127.0.0.1:99999/0" }
     assert.is_nil(client)
     assert.equal("invalid", err.kind)
-    assert.matches("redis:// quota stores are not supported yet", err.message)
+    assert.matches("a Redis port is 1 to 65535", err.message)
+    -- a Redis nothing answers at fails the client loudly (nothing listens on
+    -- a port just released)
+    local probe = assert(require("socket").bind("127.0.0.1", 0))
+    local _, port = probe:getsockname()
+    probe:close()
+    client, err = new{ quota = "redis://127.0.0.1:" .. port .. "/0" }
+    assert.is_nil(client)
+    assert.equal("internal", err.kind)
+    assert.equal("store_unavailable", err.code)
+    assert.matches("quota store is unavailable", err.message)
     assert.has_error(function() new{ quota = 3 } end)
   end)
 
