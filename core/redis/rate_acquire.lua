@@ -10,7 +10,7 @@
 -- ARGV       threshold (admit while fewer than this are in the window),
 --            window_ms, now_ms ("" = Redis's clock, TIME: one clock for the fleet),
 --            id
--- Returns    {1, in_window_after, now_ms}        admitted (at now_ms, Redis's clock)
+-- Returns    {1, in_window_after, now_us}        admitted (at now_us, Redis's clock, in us)
 --            {0, wait_ms, "cooldown" | "budget"}  refused: try again in wait_ms
 --            {2}                                 the id is in the log already (a
 --                                                2^-64 chance): draw another
@@ -18,21 +18,21 @@ local threshold, window = tonumber(ARGV[1]), tonumber(ARGV[2])
 local now
 if ARGV[3] == '' then
   local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000   -- ms, to the microsecond
 else
   now = tonumber(ARGV[3])
 end
-local function ms(x) return string.format('%.0f', x) end
+local function ms(x) return string.format('%.3f', x) end
 local cd = tonumber(redis.call('GET', KEYS[2]) or nil)
-if cd and cd > now then return { 0, cd - now, 'cooldown' } end
+if cd and cd > now then return { 0, math.ceil(cd - now), 'cooldown' } end
 local from = now - window
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ms(from))
 local c = redis.call('ZCARD', KEYS[1])
 if c >= threshold then
   -- room for one more at this threshold when the (c - threshold + 1)-th oldest leaves
   local e = redis.call('ZRANGE', KEYS[1], c - threshold, c - threshold, 'WITHSCORES')
-  return { 0, tonumber(e[2]) + window - now, 'budget' }
+  return { 0, math.ceil(tonumber(e[2]) + window - now), 'budget' }
 end
 if redis.call('ZADD', KEYS[1], 'NX', ms(now), ARGV[4]) == 0 then return { 2 } end
-redis.call('PEXPIRE', KEYS[1], ms(window + 60000))
-return { 1, c + 1, now }
+redis.call('PEXPIRE', KEYS[1], string.format('%.0f', window + 60000))
+return { 1, c + 1, math.floor(now * 1000) }   -- integer us: a reply's number is an integer

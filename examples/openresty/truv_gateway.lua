@@ -70,7 +70,9 @@
 -- unix:///path: the quota and the webhook ids live in that Redis, shared
 -- by every gateway host and truv-renew, under {truv:<client id>}; Redis
 -- down: a refresh is refused with 500 and nothing is sent, a webhook is
--- answered 500 so that Truv delivers it again), redis_timeout_ms (1000).
+-- answered 500 so that Truv delivers it again; Truv's rate budget is
+-- shared too, see truv.ratelimit: refresh triggers are interactive work and
+-- wait at most 2 s for a slot), redis_timeout_ms (1000), per_minute (300).
 local truv = require "truv"
 local shdict = require "truv.store.shdict"
 local cosocket = require "truv.transport.cosocket"
@@ -175,7 +177,7 @@ function _M.configure(opts)
   if base_url == "" then base_url = nil end
   local redis_url = opts.redis or getenv("TRUV_REDIS_URL")
   if redis_url == "" then redis_url = nil end
-  local quota, dedupe
+  local quota, dedupe, ratelimit
   if redis_url then
     -- one quota and one memory of webhooks for the whole fleet (cosockets)
     local ropts = { url = redis_url, namespace = "truv:" .. client_id,
@@ -185,6 +187,14 @@ function _M.configure(opts)
     if not quota then error("truv gateway: redis: " .. tostring(qerr), 2) end
     dedupe, derr = truv.dedupe.redis(ropts)
     if not dedupe then error("truv gateway: redis: " .. tostring(derr), 2) end
+    -- Truv's 300 requests a minute per secret, shared with every host and
+    -- truv-renew; refresh triggers go first (interactive), waiting at most 2 s
+    local rerr
+    ratelimit, rerr = require("truv.ratelimit").redis{
+      url = redis_url, namespace = "truv:" .. client_id, per_minute = opts.per_minute or 300,
+      max_wait = 2, timeout_ms = opts.redis_timeout_ms,
+      log = function(level, msg) ngx.log(level == "warn" and ngx.WARN or ngx.ERR, msg) end }
+    if not ratelimit then error("truv gateway: redis: " .. tostring(rerr), 2) end
   else
     quota = shdict.quota(opts.quota_dict or "truv_quota")
     dedupe = shdict.dedupe(webhook_dict)
@@ -193,6 +203,7 @@ function _M.configure(opts)
     client_options = {
       client_id = client_id, secret = secret, base_url = base_url, transport = transport,
       quota = quota, user_agent = "truv-gateway", counters = counters,
+      ratelimit = ratelimit, priority = ratelimit and "interactive" or nil,
     },
     handlers = handlers,
     counters = counters,

@@ -101,7 +101,7 @@ local KNOWN = {
   ca_file = true, ca_path = true, proxy = true, no_proxy = true, insecure = true,
   user_agent = true, documents = true, retry = true, transport = true, clock = true,
   sleep = true, logger = true, on_request = true, on_response = true, counters = true,
-  quota = true, expiry_days = true, refresh = true,
+  quota = true, expiry_days = true, refresh = true, ratelimit = true, priority = true,
 }
 _M.OPTIONS = KNOWN
 local TIMEOUT = { above = 0, max = 1e9, unit = "milliseconds" }
@@ -216,10 +216,16 @@ end
 -- truv.quota.from_option and client:describe()); expiry_days (opt-in:
 -- refuse connections last authenticated more than this many days ago;
 -- default false); refresh { refuse_dead, expiring_days, oauth_providers,
--- settle_s, clock_skew_s, max_sends } (see truv.refresh).
+-- settle_s, clock_skew_s, max_sends } (see truv.refresh); ratelimit (a
+-- fleet-wide rate budget, truv.ratelimit: every request first takes a
+-- slot, and a 429 pauses every process that shares it) with priority
+-- ("interactive", the default, or "batch").
 function _M.new(opts)
   argcheck(type(opts) == "table", 1, "new", "table expected, got " .. type(opts), 3)
   options.names("new", opts, KNOWN, 2)
+  if opts.priority ~= nil and opts.priority ~= "interactive" and opts.priority ~= "batch" then
+    error("bad option 'priority' to 'new' (\"interactive\" or \"batch\" expected)", 2)
+  end
   for _, k in ipairs{ "client_id", "secret", "base_url", "user_agent", "ca_file", "ca_path",
                       "proxy", "documents" } do
     check_opt(opts, k, "string", "new")
@@ -306,6 +312,8 @@ function _M.new(opts)
     _counters = opts.counters or counters_mod.memory(),
     _cooldown_until = 0,
     _throttle_streak = 0,
+    _ratelimit = opts.ratelimit,
+    _priority = opts.priority,
     quota = quota,
     base_url = base_url,
     _options = opts,          -- client:options()
@@ -521,11 +529,21 @@ function Client:_note_throttle(err)
     err.retry_at = until_t
   end
   if until_t > self._cooldown_until then self._cooldown_until = until_t end
+  -- the whole fleet waits it out (a failure to say so is the limiter's to report)
+  if self._ratelimit then self._ratelimit:cooldown(max(0, until_t - now)) end
 end
 
 --- One exchange: wait out a cooldown, send, classify.
 function Client:_exchange(req, op, attempt, mode)
   self:_wait_cooldown()
+  if self._ratelimit then
+    -- a slot of the fleet's budget first: nothing is sent without one
+    local ok, rerr = self._ratelimit:wait(self._priority, self._sleep)
+    if not ok then
+      rerr.op = op
+      return nil, rerr
+    end
+  end
   if req.set_timeouts then req:set_timeouts(self:_timeouts_for()) end
   local on_request, on_response = self._on_request, self._on_response
   if on_request then
