@@ -29,6 +29,8 @@ external_dependencies = {
   SQLITE = { header = "sqlite3.h", library = "sqlite3" },
   HTTP_PARSER = { header = "http_parser.h", library = "http_parser" },
   MHD = { header = "microhttpd.h", library = "microhttpd" },   -- the webhook listener
+  HIREDIS = { header = "hiredis/hiredis.h", library = "hiredis" },   -- the Redis codec
+  SSL = { header = "openssl/ssl.h", library = "ssl" },   -- TLS to Redis (rediss://)
 }
 build = {
   type = "cmake",
