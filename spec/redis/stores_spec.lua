@@ -2,6 +2,7 @@
 -- against the Redis stores in Lua 5.4 (the core's blocking connection), on a
 -- redis-server of this spec's own; each store a namespace of its own, two
 -- handles on one namespace for the sharing cases, TCP and a Unix socket.
+-- And the key schema: every key of a namespace in one Redis Cluster slot.
 local quota = require "truv.quota"
 local dedupe = require "truv.dedupe"
 local core = require "truv.core"
@@ -35,3 +36,44 @@ end, {
            assert(dedupe.redis{ url = "unix://" .. srv.unix .. "?db=1", namespace = ns })
   end,
 })
+
+describe("the Redis key schema", function()
+  it("puts every key of one namespace in one hash slot (Redis Cluster's rule: the {tag})",
+     function()
+    local space = "truv:slot-" .. core.redis_ticket()
+    local q = assert(quota.redis{ url = srv:url(6), namespace = space })
+    local d = assert(dedupe.redis{ url = srv:url(6), namespace = space })
+    local rl = assert(require("truv.ratelimit").redis{ url = srv:url(6), namespace = space })
+    local a, b = quota.key("slot-a"), quota.key("slot-b")
+    local t = assert(q:reserve({ a, b }, 1700000000))
+    assert.is_true(q:record_limit(a, 1700000001))
+    assert.is_true(q:record_count(b, { 1699999000 }, 1700000001))
+    assert.is_true(q:note(a, "dead", 1700000000, "login_error"))
+    assert.is_true(q:release({ a, b }, t))
+    assert.is_true(d:seen("webhook-{with}-braces", 1700000000, 60))
+    assert.is_true(d:last_update("order:x", 1700000000))
+    assert.is_true((rl:acquire("batch")))
+    assert.is_true((rl:cooldown(1)))
+    -- every key the stores wrote, in that database
+    local keys, cursor = {}, "0"
+    local conn = core.redis_connect{ host = "127.0.0.1", port = srv.port, db = 6 }
+    repeat
+      local ok, r = conn:call("SCAN", cursor, "MATCH", "*" .. space .. "*", "COUNT", 1000)
+      assert.is_true(ok, tostring(r))
+      cursor = r[1]
+      for _, k in ipairs(r[2]) do keys[#keys + 1] = k end
+    until cursor == "0"
+    conn:close()
+    table.sort(keys)
+    local tag = "{" .. space .. "}"
+    local kinds = {}
+    for _, k in ipairs(keys) do
+      -- the slot is CRC16 of what lies between the first "{" and the next "}"
+      assert.equal(tag, k:sub(1, #tag), k)
+      assert.equal(space, k:match("^{([^}]*)}"), k)
+      kinds[k:sub(#tag + 2):match("^(%a+)")] = true
+    end
+    assert.same({ q = true, f = true, qp = true, s = true, o = true, rl = true, cd = true }, kinds)
+    for _, s in ipairs{ q, d, rl } do s:close() end
+  end)
+end)
