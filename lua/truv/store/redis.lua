@@ -30,6 +30,10 @@
 --               the operator vouches for maxmemory-policy noeviction
 --   pool_size   nginx: connections kept per worker (default 32)
 --
+-- Redis Cluster: name any node; a handle follows MOVED to the node that
+-- owns its namespace's slot (and ASK during a migration, once). Every key
+-- of a handle is in that one slot. Cluster nodes have database 0 only.
+--
 -- KEY SCHEMA (T = "{<namespace>}", one hash slot: Redis Cluster runs every
 -- multi-key script on one node; <key> = truv.quota.key, 32 hex):
 --   T:q:<key>   sorted set   a connection's refresh log (score: ms, member: ticket)
@@ -182,7 +186,8 @@ local REPLY_CODES = {
   READONLY = "store_readonly", LOADING = "store_loading", OOM = "store_full",
   MASTERDOWN = "store_unavailable", BUSY = "store_unavailable",
   TRYAGAIN = "store_unavailable", CLUSTERDOWN = "store_unavailable",
-  MOVED = "store_moved", ASK = "store_moved", NOAUTH = "store_auth", WRONGPASS = "store_auth",
+  MOVED = "store_moved", ASK = "store_moved", CROSSSLOT = "store_moved",
+  NOAUTH = "store_auth", WRONGPASS = "store_auth",
 }
 
 local function store_error(self, err, redis_text)
@@ -220,10 +225,40 @@ _M.script = script
 local Base = {}
 Base.__index = Base
 
+--- One call, following a Redis Cluster redirection: MOVED (the slot lives
+-- on another node, which becomes this handle's) or ASK (a slot being
+-- migrated: asked there once, after ASKING). The command did not run where
+-- it was redirected from, so sending it again is safe. At most 3 hops.
+function Base:_call(...)
+  local ok, v, maybe = self.conn:call(...)
+  for _ = 1, 3 do
+    if ok ~= false or not self.ep then break end
+    local kind, host, port = match(v, "^(%u+) %d+ (%S+):(%d+)$")
+    if kind ~= "MOVED" and kind ~= "ASK" then break end
+    local o = {}
+    for k, val in pairs(self.ep) do o[k] = val end
+    o.url, o.unix_path, o.name = nil, nil, nil
+    o.host, o.port = host:gsub("^%[(.*)%]$", "%1"), tonumber(port)
+    local t, terr = _M.transport(o)
+    if not t then return nil, terr, false end
+    if kind == "MOVED" then
+      if self.own_conn and self.conn.close then self.conn:close() end
+      self.conn, self.own_conn = t, true
+      self.endpoint_name = format("%s:%d", o.host, o.port)
+      ok, v, maybe = t:call(...)
+    else
+      ok, v, maybe = t:call("ASKING")
+      if ok then ok, v, maybe = t:call(...) end
+      if t.close then t:close() end
+    end
+  end
+  return ok, v, maybe
+end
+
 --- One command: the value, or nil, err (a failed call or an error reply).
 -- Also returns the Redis error text and maybe_sent.
 function Base:_cmd(...)
-  local ok, v, maybe = self.conn:call(...)
+  local ok, v, maybe = self:_call(...)
   if ok then return v end
   if ok == false then return nil, store_error(self, nil, v), v end
   return nil, store_error(self, v), nil, maybe
@@ -236,10 +271,10 @@ function Base:_run(name, keys, args)
   local cmd = { "EVALSHA", s.sha, n }
   for i = 1, n do cmd[3 + i] = keys[i] end
   for i = 1, #args do cmd[3 + n + i] = args[i] end
-  local ok, v, maybe = self.conn:call(unpack(cmd, 1, 3 + n + #args))
+  local ok, v, maybe = self:_call(unpack(cmd, 1, 3 + n + #args))
   if ok == false and match(v, "^NOSCRIPT") then
     cmd[1], cmd[2] = "EVAL", s.text
-    ok, v, maybe = self.conn:call(unpack(cmd, 1, 3 + n + #args))
+    ok, v, maybe = self:_call(unpack(cmd, 1, 3 + n + #args))
   end
   if ok then return v end
   if ok == false then return nil, store_error(self, nil, v), v end
@@ -340,6 +375,12 @@ local function open(class, opts, what, extra)
                               assume_noeviction = opts.assume_noeviction == true,
                               kind = "redis", path = ep.name .. " " .. "{" .. ns .. "}" }, class)
   for k, v in pairs(extra or {}) do self[k] = v end
+  if not opts.conn then
+    -- what a Redis Cluster redirection reconnects with (another host and port)
+    self.ep = {}
+    for _, k in ipairs(ENDPOINT_FIELDS) do self.ep[k] = ep[k] end
+    self.ep.pool_size, self.ep.backlog = opts.pool_size, opts.backlog
+  end
   if not ngx then   -- luacheck: ignore  (in nginx: at the first call, in a cosocket phase)
     local ok, err = self:_prepare()
     if not ok then
