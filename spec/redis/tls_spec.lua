@@ -6,6 +6,7 @@ local core = require "truv.core"
 local socket = require "socket"
 local files = require "spec.support.files"
 local redis_server = require "spec.support.redis_server"
+local openresty = require "spec.support.openresty"
 
 describe("Redis over TLS", function()
   local srv, dir, tls_port
@@ -38,6 +39,32 @@ describe("Redis over TLS", function()
     assert.is_string(q:reserve({ k }, 1700000000))
     assert.equal(1, (q:usage(k, 1700000000)))
     q:close()
+  end)
+
+  it("passes the store contracts over cosockets with TLS inside nginx (sslhandshake, verified)",
+     function()
+    local ngx_srv = openresty.start{ conf = openresty.config{
+      workers = 1,
+      http = "    lua_socket_log_errors off;\n    lua_ssl_trusted_certificate " .. dir ..
+             "/cert.pem;",
+      server = [[
+        location = /redis/conformance { content_by_lua_block { require("redis_runner").conformance() } }
+      ]],
+    } }
+    local u = ("rediss://127.0.0.1:" .. tls_port .. "/3"):gsub("[^%w]", function(c)
+      return string.format("%%%02X", c:byte())
+    end)
+    local status, body = ngx_srv:request("GET", "/redis/conformance?url=" .. u, nil, nil, 60)
+    local log = ngx_srv:error_log()
+    ngx_srv:stop()
+    assert.equal(200, status, log)
+    for name, at_least in pairs{ quota_redis = 27, dedupe_redis = 9 } do
+      local r = body.suites[name]
+      local msgs = {}
+      for _, f in ipairs(r.failures) do msgs[#msgs + 1] = f.name .. "\n" .. f.error end
+      assert.equal(0, r.failed, table.concat(msgs, "\n\n"))
+      assert.is_true(r.passed >= at_least, name .. ": only " .. r.passed .. " ran")
+    end
   end)
 
   it("refuses a certificate it cannot verify, and plain text on a TLS port", function()
