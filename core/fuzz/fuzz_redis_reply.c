@@ -20,7 +20,7 @@ static void walk(const redisReply *r, int depth) {
     case REDIS_REPLY_STATUS:
     case REDIS_REPLY_ERROR:
       if (!r->str) abort();
-      if (r->len && r->str[r->len - 1] == 1 && r->str[0] == 2) (void)0;   /* read both ends */
+      if (r->len && r->str[r->len - 1] == 1 && r->str[0] == 2) (void)0; /* read both ends */
       if (r->str[r->len] != 0) abort();
       break;
     case REDIS_REPLY_ARRAY:

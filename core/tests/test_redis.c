@@ -9,8 +9,8 @@
 #include "truv/redis.h"
 
 static void formats_a_command_as_bulk_strings(void) {
-  const char *argv[3] = { "SET", "k", "a\r\nb" };
-  size_t lens[3] = { 3, 1, 4 };
+  const char *argv[3] = {"SET", "k", "a\r\nb"};
+  size_t lens[3] = {3, 1, 4};
   char *cmd = NULL;
   size_t len = 0;
   truv_err err;
@@ -28,7 +28,7 @@ static void reads_replies_fed_byte_by_byte(void) {
   redisReply *reply = NULL;
   truv_err err;
   size_t i, n = strlen(bytes), got = 0;
-  redisReply *replies[2] = { NULL, NULL };
+  redisReply *replies[2] = {NULL, NULL};
   CHECK(r != NULL);
   for (i = 0; i < n; i++) {
     CHECK_INT(truv_redis_reader_feed(r, bytes + i, 1, &err), 0);
@@ -106,8 +106,8 @@ static int free_port(void) {
 static void fails_closed_when_nothing_listens(void) {
   truv_redis_endpoint ep;
   truv_redis_conn *c;
-  const char *argv[1] = { "PING" };
-  size_t lens[1] = { 4 };
+  const char *argv[1] = {"PING"};
+  size_t lens[1] = {4};
   redisReply *reply = (redisReply *)1;
   truv_err err;
   memset(&ep, 0, sizeof ep);

@@ -37,7 +37,7 @@
 #define MAX_ARGS 1024
 
 typedef struct lconn {
-  truv_redis_conn *c;   /* NULL once closed */
+  truv_redis_conn *c; /* NULL once closed */
 } lconn;
 
 typedef struct lreader {
@@ -82,8 +82,7 @@ static int collect_args(lua_State *L, int first, const char **argv, size_t *lens
       lua_Number v = lua_tonumber(L, i);
       if (v == (lua_Number)(long long)v && v > -9.2e18 && v < 9.2e18)
         snprintf(buf, sizeof buf, "%lld", (long long)v);
-      else
-        snprintf(buf, sizeof buf, "%.17g", (double)v);
+      else snprintf(buf, sizeof buf, "%.17g", (double)v);
       lua_pushstring(L, buf);
       lua_replace(L, i);
     } else if (t != LUA_TSTRING) {
@@ -101,8 +100,9 @@ static const char *field_str(lua_State *L, int t, const char *key) {
   const char *s = NULL;
   lua_getfield(L, t, key);
   if (!lua_isnil(L, -1)) {
-    if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "truv: redis option %s must be a string", key);
-    s = lua_tostring(L, -1);   /* anchored by the options table */
+    if (lua_type(L, -1) != LUA_TSTRING)
+      luaL_error(L, "truv: redis option %s must be a string", key);
+    s = lua_tostring(L, -1); /* anchored by the options table */
   }
   lua_pop(L, 1);
   return s;
@@ -217,7 +217,8 @@ static int l_format(lua_State *L) {
   char *cmd;
   truv_err err;
   int n = collect_args(L, 1, argv, lens);
-  if (truv_redis_format(n, argv, lens, &cmd, &len, &err)) return luaL_error(L, "truv: %s", err.message);
+  if (truv_redis_format(n, argv, lens, &cmd, &len, &err))
+    return luaL_error(L, "truv: %s", err.message);
   lua_pushlstring(L, cmd, len);
   truv_redis_free_command(cmd);
   return 1;
@@ -315,15 +316,18 @@ static int l_ticket(lua_State *L) {
 }
 
 void truv_open_redis(lua_State *L) {
-  static const luaL_Reg conn_methods[] = {
-    { "call", l_call }, { "reset", l_reset }, { "connects", l_connects },
-    { "connected", l_connected }, { "close", l_conn_close }, { NULL, NULL } };
+  static const luaL_Reg conn_methods[] = {{"call", l_call},         {"reset", l_reset},
+                                          {"connects", l_connects}, {"connected", l_connected},
+                                          {"close", l_conn_close},  {NULL, NULL}};
   static const luaL_Reg reader_methods[] = {
-    { "feed", l_feed }, { "get", l_get }, { "close", l_reader_close }, { NULL, NULL } };
-  static const luaL_Reg funcs[] = {
-    { "redis_connect", l_connect }, { "redis_format", l_format }, { "redis_reader", l_reader },
-    { "redis_script", l_script }, { "redis_script_names", l_script_names },
-    { "redis_ticket", l_ticket }, { NULL, NULL } };
+    {"feed", l_feed}, {"get", l_get}, {"close", l_reader_close}, {NULL, NULL}};
+  static const luaL_Reg funcs[] = {{"redis_connect", l_connect},
+                                   {"redis_format", l_format},
+                                   {"redis_reader", l_reader},
+                                   {"redis_script", l_script},
+                                   {"redis_script_names", l_script_names},
+                                   {"redis_ticket", l_ticket},
+                                   {NULL, NULL}};
   truv_new_handle_type(L, CONN_MT, conn_methods, NULL, l_conn_close, l_conn_tostring);
   truv_new_handle_type(L, READER_MT, reader_methods, NULL, l_reader_close, l_reader_tostring);
   luaL_setfuncs(L, funcs, 0);

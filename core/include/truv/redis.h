@@ -65,18 +65,18 @@ TRUV_API int truv_redis_reader_get(truv_redis_reader *r, redisReply **reply, tru
 /* ---- connection ---- */
 
 typedef struct truv_redis_endpoint {
-  const char *host;         /* TCP host (name or address), or NULL with unix_path */
-  int port;                 /* TCP port (1..65535) */
-  const char *unix_path;    /* a Unix socket instead of TCP */
-  const char *user;         /* ACL user, or NULL ("default") */
-  const char *password;     /* NULL: no AUTH */
-  int db;                   /* SELECT db when > 0 */
-  int tls;                  /* TLS over TCP (rediss://) */
-  const char *ca_file;      /* TLS: the CA bundle (NULL: the system's) */
-  const char *server_name;  /* TLS: the name to verify and send (NULL: host) */
-  int insecure;             /* TLS: skip verification (tests only) */
-  long connect_timeout_ms;  /* 0: 1000 */
-  long timeout_ms;          /* per call; 0: 1000 */
+  const char *host;        /* TCP host (name or address), or NULL with unix_path */
+  int port;                /* TCP port (1..65535) */
+  const char *unix_path;   /* a Unix socket instead of TCP */
+  const char *user;        /* ACL user, or NULL ("default") */
+  const char *password;    /* NULL: no AUTH */
+  int db;                  /* SELECT db when > 0 */
+  int tls;                 /* TLS over TCP (rediss://) */
+  const char *ca_file;     /* TLS: the CA bundle (NULL: the system's) */
+  const char *server_name; /* TLS: the name to verify and send (NULL: host) */
+  int insecure;            /* TLS: skip verification (tests only) */
+  long connect_timeout_ms; /* 0: 1000 */
+  long timeout_ms;         /* per call; 0: 1000 */
 } truv_redis_endpoint;
 
 typedef struct truv_redis_conn truv_redis_conn;

@@ -50,8 +50,8 @@ static int reader_fail(truv_redis_reader *r, truv_err *err) {
   if (r->r->err == REDIS_ERR_OOM)
     return truv_err_set(err, TRUV_EINTERNAL, "out_of_memory",
                         "out of memory reading a Redis reply");
-  return truv_err_set(err, TRUV_EPROTOCOL, "redis_protocol",
-                      "not a Redis reply (RESP2): %s", r->r->errstr);
+  return truv_err_set(err, TRUV_EPROTOCOL, "redis_protocol", "not a Redis reply (RESP2): %s",
+                      r->r->errstr);
 }
 
 int truv_redis_reader_feed(truv_redis_reader *r, const char *buf, size_t len, truv_err *err) {
