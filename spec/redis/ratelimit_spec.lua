@@ -1,9 +1,9 @@
 -- The fleet's rate budget (truv.ratelimit.redis): exact admissions and waits
 -- on an injected clock, priorities, the shared 429 cooldown; three
 -- processes that together never exceed the budget in any window and all
--- pause on one's 429; clients sharing it against the sandbox (a sandbox 429
--- seen by one client holds the other's requests back); fail closed, or
--- open when asked.
+-- pause on one's reported cooldown; three client processes against the
+-- sandbox, all held back once Truv throttled one; two clients in one
+-- process (the held request never sent); fail closed, or open when asked.
 local ratelimit = require "truv.ratelimit"
 local core = require "truv.core"
 local truv = require "truv"
@@ -132,6 +132,42 @@ describe("the fleet's rate budget in Redis", function()
       assert.is_false(t > cd_start + 0.001 and t < cd_start + cd_len - 0.001,
                       "admitted at " .. t .. " during the cooldown from " .. cd_start)
     end
+  end)
+
+  it("pauses three processes when Truv throttles one of them", function()
+    local sb = sandbox.start{ args = { "--seed-cases", "2", "--mix", "active=1",
+                                       "--rate-limit", "20" } }
+    local dir = files.tmpdir("truv-rate-429")
+    local order = sb:cases()[1].order_id
+    local cmds, space = {}, ns()   -- one namespace for the three: one secret
+    for i = 1, 3 do
+      cmds[#cmds + 1] = string.format("lua5.4 %s %s %s %s %s %s %s 1.5 %s &",
+        files.quote(SRC .. "/spec/redis/support/client_worker.lua"), files.quote(srv:url(0)),
+        space, files.quote(sb.base_url), files.quote(sb.client_id), files.quote(sb.secret),
+        order, files.quote(dir .. "/c" .. i))
+    end
+    cmds[#cmds + 1] = "wait"
+    os.execute(table.concat(cmds, "\n"))
+    local total = { ok = 0, throttled = 0, held = 0, other = 0 }
+    for i = 1, 3 do
+      local text = assert(files.read(dir .. "/c" .. i), "client " .. i .. " wrote nothing")
+      local held = 0
+      for k, v in text:gmatch("(%a+) (%d+)") do
+        total[k] = total[k] + tonumber(v)
+        if k == "held" then held = tonumber(v) end
+      end
+      assert.is_true(held > 0, "client " .. i .. " never paused")
+    end
+    os.execute("rm -rf " .. files.quote(dir))
+    local stats = sb:stats()
+    sb:stop()
+    -- Truv allowed 20; it throttled at most one request per process (those
+    -- in flight when the first 429 came), never again: everyone else waited
+    assert.equal(20, total.ok)
+    assert.is_true(total.throttled >= 1 and total.throttled <= 3,
+                   "Truv throttled " .. total.throttled)
+    assert.equal(0, total.other)
+    assert.equal(20 + total.throttled, stats.requests.total)
   end)
 
   it("holds a client's requests back after a sandbox 429 another client got", function()
