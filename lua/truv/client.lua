@@ -287,7 +287,8 @@ function _M.new(opts)
 
   -- the refresh quota (truv.quota.from_option): a store that cannot be
   -- opened fails the client rather than leaving it with another one
-  local quota, where, qerr = require("truv.quota").from_option(opts.quota)
+  local quota, where, qerr = require("truv.quota").from_option(opts.quota,
+                                                              { client_id = opts.client_id })
   if qerr then
     if transport.close then transport:close() end
     return nil, qerr

@@ -247,11 +247,14 @@ end
 --                   says so in its log, see truv.new)
 --   false           no quota store at all
 --   "memory"        an in-memory store, chosen
---   "PATH" or URL   a SQLite file (truv.quota.location), opened here
+--   "PATH" or URL   a SQLite file (truv.quota.location), opened here; a
+--                   redis:// URL a Redis store, under the namespace
+--                   "truv:<ctx.client_id>" unless the URL names one
+--                   (?namespace=)
 --   a store         itself
 -- Returns store (nil for none), where = { kind =, path =, default = }, or
 -- nil, nil, err.
-function _M.from_option(v)
+function _M.from_option(v, ctx)
   if v == nil then return _M.memory(), { kind = "memory", default = true } end
   if v == false then return nil, { kind = "none" } end
   if v == "memory" then return _M.memory(), { kind = "memory" } end
@@ -259,7 +262,10 @@ function _M.from_option(v)
     local loc, err = _M.location(v)
     if not loc then return nil, nil, err end
     if loc.kind == "redis" then
-      local rstore, rerr = _M.redis{ url = loc.url }
+      local client_id = type(ctx) == "table" and ctx.client_id
+      local rstore, rerr = _M.redis{ url = loc.url, namespace = not loc.url:find("namespace=", 1,
+        true) and type(client_id) == "string" and client_id ~= "" and ("truv:" .. client_id)
+        or nil }
       if not rstore then return nil, nil, rerr end
       return rstore, { kind = "redis", path = rstore.path }
     end

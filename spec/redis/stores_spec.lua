@@ -77,3 +77,18 @@ describe("the Redis key schema", function()
     for _, s in ipairs{ q, d, rl } do s:close() end
   end)
 end)
+
+describe("a Redis quota named by URL", function()
+  it("is opened by truv.new under the client's namespace, or the URL's", function()
+    local truv = require "truv"
+    local c = assert(truv.new{ client_id = "client-abc", secret = "s", quota = srv:url(0) })
+    assert.equal("redis", c.quota.kind)
+    assert.equal("truv:client-abc", c.quota.namespace)
+    assert.equal("redis", c:describe().quota.kind)
+    c:close()
+    c = assert(truv.new{ client_id = "client-abc", secret = "s",
+                         quota = srv:url(0) .. "?namespace=team-a" })
+    assert.equal("team-a", c.quota.namespace)
+    c:close()
+  end)
+end)
