@@ -92,3 +92,17 @@ describe("a Redis quota named by URL", function()
     c:close()
   end)
 end)
+
+describe("record_count on Redis", function()
+  it("takes any number of Truv's refreshes (only the newest `limit` in the window count)",
+     function()
+    local q = assert(quota.redis{ url = srv:url(0), namespace = "truv:many-" .. core.redis_ticket() })
+    local k, now, times = quota.key("many"), 1700000000, {}
+    for i = 1, 5000 do times[i] = now - 200000 + i * 40 end   -- 5000 listed, some in the window
+    assert.is_true(q:record_count(k, times, now))
+    local used, next_free = q:usage(k, now)
+    assert.equal(3, used)
+    assert.equal(now - 200000 + 4998 * 40 + 86400, next_free)
+    q:close()
+  end)
+end)

@@ -448,14 +448,22 @@ function Quota:record_count(key, times, now)
   check_key("record_count", 1, key)
   if type(times) ~= "table" then argerror("record_count", 2, "array of times expected") end
   check_time("record_count", 3, now)
-  local args = { msf(now), self.limit, self.window_ms, self.expire_s }
+  -- only the times in the window count, and of those the newest `limit`
+  -- (as the C stores' dispatcher does): the command stays small however
+  -- many refreshes Truv lists
+  local from, kept = ms(now) - self.window_ms, {}
   for i = 1, #times do
     if not finite(times[i]) or times[i] > 1e11 or times[i] < -1e11 then
       argerror("record_count", 2, "array of finite times expected")
     end
-    args[#args + 1] = msf(times[i])
+    if ms(times[i]) > from then kept[#kept + 1] = ms(times[i]) end
   end
-  if #times == 0 then return true end
+  if #kept == 0 then return true end
+  table.sort(kept)
+  local args = { msf(now), self.limit, self.window_ms, self.expire_s }
+  for i = math.max(1, #kept - self.limit + 1), #kept do
+    args[#args + 1] = format("%.0f", kept[i])
+  end
   local ok, perr = self:_prepare()
   if not ok then return nil, perr end
   local r, err = self:_run("quota_record_count", { self:_q(key) }, args)
