@@ -62,6 +62,7 @@ local function now_arg(self)
 end
 
 function Limiter:_failed(err)
+  if type(err) == "table" then err.store = "ratelimit" end   -- what failed, for a batch
   if not self.fail_open then return nil, err end
   if not self.open_logged then
     self.open_logged = true

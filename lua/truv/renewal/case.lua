@@ -163,6 +163,10 @@ local function check_run_error(ctx, case, err)
     stop(ctx, errors.new("internal", err.code or "store", "the quota store failed: " ..
                          tostring(err.message) .. "; the run stopped before refreshing more"))
   end
+  if err.store == "ratelimit" then   -- the fleet's budget (--redis) cannot be asked
+    stop(ctx, errors.new("internal", err.code or "store", "the fleet's rate budget failed: " ..
+                         tostring(err.message) .. "; the run stopped before sending more"))
+  end
   if not ctx.proven and config_like(err) then
     ctx.held[#ctx.held + 1] = case.case_id
     ctx.held_errors[#ctx.held_errors + 1] = err
