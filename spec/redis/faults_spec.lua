@@ -143,6 +143,38 @@ describe("Redis stores when Redis fails", function()
     assert.equal(0, used)
   end)
 
+  it("with replicas = 1, counts a reservation once a replica has it, else refuses to send",
+     function()
+    local replica = redis_server.start{ args = { "--replicaof", "127.0.0.1", tostring(srv.port) } }
+    local sync = socket.gettime() + 10
+    repeat
+      local _, info = replica:call("INFO", "replication")
+      local up = info and info:find("master_link_status:up", 1, true)
+      if not up then socket.sleep(0.05) end
+    until up or socket.gettime() > sync
+    local space = ns()
+    local q = assert(quota.redis{ url = srv:url(0), namespace = space, replicas = 1 })
+    local k = quota.key("replicated")
+    assert.is_string(q:reserve({ k }, T0))
+    assert.equal(1, select(2, replica:call("ZCARD", "{" .. space .. "}:q:" .. k)))
+    -- two replicas asked, one exists: refused within the wait, the entry counted
+    local two = assert(quota.redis{ url = srv:url(0), namespace = space, replicas = 2,
+                                    replica_timeout_ms = 100 })
+    local t, err = two:reserve({ k }, T0 + 1)
+    assert.is_nil(t)
+    unavailable(err, "store_unreplicated")
+    assert.matches("reached 1 of 2 replicas", err.message)
+    assert.equal(2, (q:usage(k, T0 + 1)))
+    -- the replica gone: nothing acknowledges
+    replica:stop()
+    t, err = q:reserve({ quota.key("unreplicated") }, T0)
+    assert.is_nil(t)
+    unavailable(err, "store_unreplicated")
+    assert.has_error(function() quota.redis{ url = srv:url(0), replicas = -1 } end)
+    q:close()
+    two:close()
+  end)
+
   it("refuses to open on a Redis that may evict keys", function()
     assert.equal("OK", select(2, srv:call("CONFIG", "SET", "maxmemory-policy", "volatile-lru")))
     local q, err = quota.redis{ url = srv:url(0), namespace = ns() }

@@ -8,10 +8,11 @@ local redis_server = require "spec.support.redis_server"
 local core = require "truv.core"
 
 describe("Redis stores in nginx", function()
-  local srv, redis
+  local srv, redis, replica
 
   lazy_setup(function()
     redis = redis_server.start()
+    replica = redis_server.start{ args = { "--replicaof", "127.0.0.1", tostring(redis.port) } }
     srv = openresty.start{ conf = openresty.config{
       workers = 2,
       listen = "reuseport",
@@ -20,12 +21,14 @@ describe("Redis stores in nginx", function()
         location = /redis/conformance { content_by_lua_block { require("redis_runner").conformance() } }
         location = /redis/hammer { content_by_lua_block { require("redis_runner").hammer() } }
         location = /redis/stall { content_by_lua_block { require("redis_runner").stall() } }
+        location = /redis/replicated { content_by_lua_block { require("redis_runner").replicated() } }
       ]],
     } }
   end)
 
   lazy_teardown(function()
     if srv then srv:stop() end
+    if replica then replica:stop() end
     if redis then redis:stop() end
   end)
 
@@ -72,5 +75,24 @@ describe("Redis stores in nginx", function()
     -- refreshes, never more), and the next call gets its own answer
     assert.equal(1, body.used)
     assert.equal("ticket", body.second)
+  end)
+
+  it("counts a reservation a replica acknowledged (WAIT pipelined on its pooled connection)",
+     function()
+    local deadline = require("socket").gettime() + 10
+    repeat
+      local _, info = replica:call("INFO", "replication")
+      local up = info and info:find("master_link_status:up", 1, true)
+      if not up then require("socket").sleep(0.05) end
+    until up or require("socket").gettime() > deadline
+    local ns = "truv:repl-" .. core.redis_ticket()
+    local status, body = srv:request("GET", "/redis/replicated?replicas=1&ns=" .. ns ..
+                                     "&url=" .. url(0))
+    assert.equal(200, status, srv:error_log())
+    assert.is_string(body.ticket, body.message)
+    status, body = srv:request("GET", "/redis/replicated?replicas=2&ns=" .. ns .. "&url=" .. url(0))
+    assert.equal(200, status)
+    assert.equal("store_unreplicated", body.code)
+    assert.matches("reached 1 of 2 replicas", body.message)
   end)
 end)

@@ -29,6 +29,10 @@
 --   assume_noeviction   true when CONFIG is not allowed (managed Redis) and
 --               the operator vouches for maxmemory-policy noeviction
 --   pool_size   nginx: connections kept per worker (default 32)
+--   replicas    quota only: a reservation counts once this many replicas
+--               acknowledged it (WAIT, within replica_timeout_ms: 500);
+--               otherwise the refresh is not sent (code store_unreplicated)
+--               and the entry stays counted. Default 0: the master's word.
 --
 -- Redis Cluster: name any node; a handle follows MOVED to the node that
 -- owns its namespace's slot (and ASK during a migration, once). Every key
@@ -225,12 +229,32 @@ _M.script = script
 local Base = {}
 Base.__index = Base
 
+-- One command on transport t, and when `wait` is given ({ "WAIT", n, ms })
+-- that WAIT right behind it on the same connection (pipelined where
+-- connections are pooled): ok, v, maybe_sent, and the replicas that
+-- acknowledged (nil unless the command succeeded and WAIT answered).
+local function exchange(t, cmd, wait)
+  if not wait then return t:call(unpack(cmd, 1, cmd.n or #cmd)) end
+  if t.call_many then
+    local r, err, maybe = t:call_many({ cmd, wait })
+    if not r then return nil, err, maybe end
+    return r[1][1], r[1][2], nil, (r[1][1] and r[2][1]) and r[2][2] or nil
+  end
+  -- one connection per handle: the next call goes over the same one unless
+  -- this one failed (then no WAIT is sent)
+  local ok, v, maybe = t:call(unpack(cmd, 1, cmd.n or #cmd))
+  if not ok then return ok, v, maybe end
+  local wok, acks = t:call(unpack(wait))
+  return ok, v, nil, wok and acks or nil
+end
+
 --- One call, following a Redis Cluster redirection: MOVED (the slot lives
 -- on another node, which becomes this handle's) or ASK (a slot being
 -- migrated: asked there once, after ASKING). The command did not run where
 -- it was redirected from, so sending it again is safe. At most 3 hops.
-function Base:_call(...)
-  local ok, v, maybe = self.conn:call(...)
+-- cmd is an array (cmd.n its length when set); wait as for exchange().
+function Base:_call(cmd, wait)
+  local ok, v, maybe, acks = exchange(self.conn, cmd, wait)
   for _ = 1, 3 do
     if ok ~= false or not self.ep then break end
     local kind, host, port = match(v, "^(%u+) %d+ (%S+):(%d+)$")
@@ -245,38 +269,41 @@ function Base:_call(...)
       if self.own_conn and self.conn.close then self.conn:close() end
       self.conn, self.own_conn = t, true
       self.endpoint_name = format("%s:%d", o.host, o.port)
-      ok, v, maybe = t:call(...)
+      ok, v, maybe, acks = exchange(t, cmd, wait)
     else
       ok, v, maybe = t:call("ASKING")
-      if ok then ok, v, maybe = t:call(...) end
+      if ok then ok, v, maybe, acks = exchange(t, cmd, wait) end
       if t.close then t:close() end
     end
   end
-  return ok, v, maybe
+  return ok, v, maybe, acks
 end
 
 --- One command: the value, or nil, err (a failed call or an error reply).
 -- Also returns the Redis error text and maybe_sent.
 function Base:_cmd(...)
-  local ok, v, maybe = self:_call(...)
+  local ok, v, maybe = self:_call({ n = select("#", ...), ... })
   if ok then return v end
   if ok == false then return nil, store_error(self, nil, v), v end
   return nil, store_error(self, v), nil, maybe
 end
 
 --- Runs a script: EVALSHA, and EVAL when the server lacks it (NOSCRIPT).
-function Base:_run(name, keys, args)
+-- With `wait` ({ "WAIT", n, ms }), a fifth result: the replicas that
+-- acknowledged the script's writes.
+function Base:_run(name, keys, args, wait)
   local s = script(name)
   local n = #keys
   local cmd = { "EVALSHA", s.sha, n }
   for i = 1, n do cmd[3 + i] = keys[i] end
   for i = 1, #args do cmd[3 + n + i] = args[i] end
-  local ok, v, maybe = self:_call(unpack(cmd, 1, 3 + n + #args))
+  cmd.n = 3 + n + #args
+  local ok, v, maybe, acks = self:_call(cmd, wait)
   if ok == false and match(v, "^NOSCRIPT") then
     cmd[1], cmd[2] = "EVAL", s.text
-    ok, v, maybe = self:_call(unpack(cmd, 1, 3 + n + #args))
+    ok, v, maybe, acks = self:_call(cmd, wait)
   end
-  if ok then return v end
+  if ok then return v, nil, nil, nil, acks end
   if ok == false then return nil, store_error(self, nil, v), v end
   return nil, store_error(self, v), nil, maybe
 end
@@ -407,9 +434,17 @@ function Quota:reserve(keys, now)
   for i, k in ipairs(keys) do ks[i] = self:_q(k) end
   for _ = 1, 3 do
     local ticket = core.redis_ticket()
-    local r, err = self:_run("quota_reserve", ks,
-                             { msf(now), self.limit, self.window_ms, self.expire_s, ticket })
+    local r, err, _, _, acks = self:_run("quota_reserve", ks,
+      { msf(now), self.limit, self.window_ms, self.expire_s, ticket }, self.wait)
     if not r then return nil, err end
+    if r[1] == 1 and self.wait and not (acks and acks >= self.replicas) then
+      -- made on the master only: a failover now could forget it, so the
+      -- refresh is not sent; the entry stays counted (fewer, never more)
+      return nil, errors.new("internal", "store_unreplicated", format(
+        "the quota store (Redis at %s) is unavailable: the reservation reached %s of %d " ..
+        "replicas within %d ms; it stays counted, the refresh is not sent", self.endpoint_name,
+        tostring(acks or "none"), self.replicas, self.wait[3]))
+    end
     if r[1] == 1 then return ticket end
     if r[1] == 0 then
       local spent = {}
@@ -538,7 +573,13 @@ function _M.quota(opts)
   if not finite(window) or window < 0.001 or window > 10 * 366 * 86400 then
     error("bad argument #1 to 'redis' ('window' must be a number of seconds >= 0.001)", 2)
   end
+  local replicas = opts.replicas or 0
+  if type(replicas) ~= "number" or replicas ~= floor(replicas) or replicas < 0 or replicas > 16 then
+    error("bad argument #1 to 'redis' ('replicas' must be an integer from 0 to 16)", 2)
+  end
   return open(Quota, opts, "quota", {
+    replicas = replicas,
+    wait = replicas > 0 and { "WAIT", replicas, opts.replica_timeout_ms or 500 } or nil,
     limit = limit, window = window, window_ms = ms(window),
     expire_s = format("%.0f", ceil(2 * window + 60)),
     policy = format("%d/%d", limit, ms(window)),

@@ -24,6 +24,7 @@ local errors = require "truv.errors"
 
 local ngx = ngx   -- luacheck: ignore
 local format, tostring = string.format, tostring
+local unpack = table.unpack or unpack   -- luacheck: ignore
 
 local _M = {}
 local T = {}
@@ -96,10 +97,9 @@ local function handshake(self, sock)
   return true
 end
 
---- t:call(arg, ...) -> true, v | false, text | nil, err, maybe_sent
-function T:call(...)
-  local ok, bytes = pcall(core.redis_format, ...)
-  if not ok then error(bytes, 2) end
+-- Sends `bytes` (k commands) on a pooled connection and reads k replies:
+-- { {ok, v}, ... } | nil, err, maybe_sent.
+function T:_exchange(bytes, k)
   local sock, serr = ngx.socket.tcp()
   if not sock then
     return fail(self, "no cosocket here (" .. tostring(serr) .. "): Redis is reachable only " ..
@@ -123,15 +123,57 @@ function T:call(...)
       return nil, e, false
     end
   end
-  local a, b, maybe, timed_out = exchange(sock, bytes)
-  if a == nil then
+  local ok, err = sock:send(bytes)
+  if not ok then
     sock:close()
-    local _, e = fail(self, b, maybe)
-    if timed_out then e.code = "store_timeout" end
-    return nil, e, maybe
+    return fail(self, "sending: " .. tostring(err), true)
   end
+  local reader, out = core.redis_reader(), {}
+  while #out < k do
+    local a, b = reader:get()
+    if a ~= nil then
+      out[#out + 1] = { a, b }
+    elseif b then
+      reader:close()
+      sock:close()
+      return fail(self, b.message, true)
+    else
+      local chunk, rerr = sock:receiveany(16384)
+      if not chunk then
+        reader:close()
+        sock:close()
+        local _, e = fail(self, rerr == "timeout" and
+          "no reply in time (the command may have run)" or "reading: " .. tostring(rerr), true)
+        if rerr == "timeout" then e.code = "store_timeout" end
+        return nil, e, true
+      end
+      reader:feed(chunk)
+    end
+  end
+  reader:close()
   sock:setkeepalive(self.keepalive_ms, self.pool_size)
-  return a, b
+  return out
+end
+
+--- t:call(arg, ...) -> true, v | false, text | nil, err, maybe_sent
+function T:call(...)
+  local ok, bytes = pcall(core.redis_format, ...)
+  if not ok then error(bytes, 2) end
+  local out, err, maybe = self:_exchange(bytes, 1)
+  if not out then return nil, err, maybe end
+  return out[1][1], out[1][2]
+end
+
+--- t:call_many({ cmd, ... }) -> { {ok, v}, ... } | nil, err, maybe_sent: the
+-- commands pipelined on one connection (WAIT must follow its write there).
+function T:call_many(cmds)
+  local parts = {}
+  for i, c in ipairs(cmds) do
+    local ok, bytes = pcall(core.redis_format, unpack(c, 1, c.n or #c))
+    if not ok then error(bytes, 2) end
+    parts[i] = bytes
+  end
+  return self:_exchange(table.concat(parts), #cmds)
 end
 
 function T.close() end
