@@ -100,14 +100,14 @@ function _M.stall()
            waited = waited, second = t2 and "ticket" or tostring(t2), used = used }
 end
 
---- GET /redis/replicated?url=&ns=&replicas=: a reserve that must reach that
+--- GET /redis/replicated?url=&ns=&replicas=&wait_ms=: a reserve that must reach that
 -- many replicas (WAIT pipelined behind it on its connection): { ticket } or
 -- { code, message }
 function _M.replicated()
   local url = ngx.unescape_uri(ngx.var.arg_url)
   local store = assert(quota.redis{ url = url, namespace = ngx.var.arg_ns,
                                     replicas = tonumber(ngx.var.arg_replicas),
-                                    replica_timeout_ms = 200 })
+                                    replica_timeout_ms = tonumber(ngx.var.arg_wait_ms) })
   local t, err = store:reserve({ quota.key("replicated") }, 1700000000)
   if t then return respond{ ticket = t } end
   respond{ code = err.code, message = err.message }
