@@ -218,7 +218,8 @@ local function finalize(self)
 end
 
 local function launch(self, conf, port, extra)
-  write_file(self.prefix .. "/conf/nginx.conf", conf(port, self.prefix, extra))
+  local text = conf(port, self.prefix, extra)
+  write_file(self.prefix .. "/conf/nginx.conf", text)
   os.remove(self.prefix .. "/logs/error.log")
   os.remove(self.prefix .. "/logs/nginx.pid")
   os.remove(self.prefix .. "/rc")
@@ -255,6 +256,15 @@ local function launch(self, conf, port, extra)
     c:close()
     return ok and "up" or nil
   end, START_TIMEOUT, 0.02)
+  -- the master listens before it forks its workers: up means every worker
+  -- is there too (a spec counting them right after start found none once)
+  local workers = tonumber(text:match("\nworker_processes (%d+);") or "")
+  if ready == "up" and workers then
+    ready = sandbox.wait_until(function()
+      if read_file(self.prefix .. "/rc") then return "dead" end
+      return #self:workers() >= workers and "up" or nil
+    end, START_TIMEOUT, 0.05)
+  end
   return ready
 end
 
