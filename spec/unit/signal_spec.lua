@@ -22,10 +22,26 @@ local function child(code, shell_prefix)
   return tonumber(status:match("%d+")), out
 end
 
--- Sends `name` to this process after `delay` seconds, from the background.
-local function signal_me_later(name, delay)
-  os.execute(string.format("(LD_PRELOAD= sleep %.2f; kill -%s %d) >/dev/null 2>&1 &", delay, name,
-                           files.own_pid()))
+-- Sends `name` to this process every `every` seconds from the background
+-- until stop() (at most 100 times): a wait that begins after the first one
+-- (a slow start under valgrind on a loaded machine) is still cut short by
+-- the next. stop() returns once the sender is gone, so that no signal comes
+-- after the spec releases it (USR2's default effect ends the process).
+local function signal_me_until_stopped(name, every)
+  local flag, gone = os.tmpname(), os.tmpname()
+  os.remove(flag)
+  os.remove(gone)
+  os.execute(string.format("(i=0; while [ ! -e %s ] && [ $i -lt 100 ]; do LD_PRELOAD= sleep %.2f; " ..
+                           "[ -e %s ] || kill -%s %d; i=$((i+1)); done; : >%s) >/dev/null 2>&1 &",
+                           q(flag), every, q(flag), name, files.own_pid(), q(gone)))
+  return function()
+    local f = assert(io.open(flag, "w"))
+    f:close()
+    local t0 = core.monotonic()
+    while not files.read(gone) and core.monotonic() - t0 < 10 do os.execute("LD_PRELOAD= sleep 0.05") end
+    os.remove(flag)
+    os.remove(gone)
+  end
 end
 
 describe("core.signals_catch", function()
@@ -47,9 +63,10 @@ describe("core.signals_catch", function()
 
   it("cuts a sleep and a wait for answers short", function()
     core.signals_catch{ "USR2" }
-    signal_me_later("USR2", 0.2)
+    local stop = signal_me_until_stopped("USR2", 0.2)
     local t0 = core.monotonic()
     core.sleep(30)
+    stop()
     assert.equal("USR2", core.signal_caught())
     assert.is_true(core.monotonic() - t0 < 15, "the sleep went on")
     core.signals_release()
@@ -63,9 +80,10 @@ describe("core.signals_catch", function()
                                   "get_order", "abc"))
     assert.is_true(m:add(req, "t"))
     core.signals_catch{ "USR2" }
-    signal_me_later("USR2", 0.3)
+    stop = signal_me_until_stopped("USR2", 0.3)
     t0 = core.monotonic()
     local done = assert(m:run(30, core.now()))
+    stop()
     assert.equal("USR2", core.signal_caught())
     assert.equal(0, #done)                 -- nothing finished: the wait was cut short
     assert.is_true(core.monotonic() - t0 < 15, "the wait went on")
