@@ -35,6 +35,20 @@ describe("make demo without a terminal", function()
     assert.truthy(screen:find("report: +" .. (dir .. "/demo/report/report.html"):gsub("%p", "%%%0")))
   end)
 
+  it("runs the cases again waiting for webhooks, which costs fewer requests per case", function()
+    local polled, hooked = screen:match("requests to Truv per case: ([%d.]+) polling, ([%d.]+) with webhooks")
+    assert.truthy(polled, screen)
+    assert.is_true(tonumber(hooked) < tonumber(polled), screen)
+    local finished
+    for line in assert(files.read(dir .. "/demo/progress-webhooks.log")):gmatch("[^\n]+") do
+      if line:find('"event":"run_finished"', 1, true) then finished = line end
+    end
+    assert.truthy(finished, "the webhook run did not finish")
+    assert.matches('"settled":1000', finished)        -- every refresh settled by its webhooks
+    assert.matches('"fallbacks":0', finished)
+    assert.matches('"routes":{"done":700,', finished)
+  end)
+
   it("keeps every case event in the log, as JSON lines, without a link", function()
     local text = assert(files.read(dir .. "/demo/progress.log"))
     local routed, n = 0, 0
