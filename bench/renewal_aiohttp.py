@@ -6,7 +6,10 @@ refresh, journal the answer, poll the refresh order until its connections
 finish, journal the route), against the same sandbox, at the same
 concurrency.
 
-    /usr/bin/python3 bench/renewal_aiohttp.py BASE_URL CASES_CSV CONCURRENCY JOURNAL
+    /usr/bin/python3 bench/renewal_aiohttp.py BASE_URL CASES_CSV CONCURRENCY JOURNAL [CA_FILE]
+
+Over https (a BASE_URL of the sandbox's --tls), the peer is verified against
+CA_FILE, as lua-truv's ca_file does.
 
 Prints one JSON line: cases, requests, cpu_s (this process, user + system),
 wall_s.
@@ -17,6 +20,7 @@ import json
 import os
 import resource
 import sqlite3
+import ssl
 import sys
 import time
 
@@ -76,6 +80,7 @@ async def case_flow(session, base, case, journal, sem, counter):
 
 async def main():
     base, cases_path, concurrency, journal_path = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+    ca_file = sys.argv[5] if len(sys.argv) > 5 else None
     with open(cases_path, newline="") as f:
         cases = list(csv.DictReader(f))
     if os.path.exists(journal_path):
@@ -86,7 +91,8 @@ async def main():
     counter = [0]
     sem = asyncio.Semaphore(concurrency)
     c0, t0 = cpu(), time.monotonic()
-    connector = aiohttp.TCPConnector(limit=concurrency)
+    ssl_ctx = ssl.create_default_context(cafile=ca_file) if ca_file else None
+    connector = aiohttp.TCPConnector(limit=concurrency, ssl=ssl_ctx)
     async with aiohttp.ClientSession(headers=headers, connector=connector) as session:
         await asyncio.gather(*(case_flow(session, base, c, journal, sem, counter) for c in cases))
     print(json.dumps({"cases": len(cases), "requests": counter[0], "cpu_s": cpu() - c0,
