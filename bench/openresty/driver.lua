@@ -63,7 +63,9 @@ local srv = openresty.start{
     replace = { { "lua_shared_dict truv_webhooks 20m;", "lua_shared_dict truv_webhooks 512m;" },
                 { "worker_connections 1024;", "worker_connections 4096;" } },
     server = "        location = /static { default_type application/json; " ..
-             "return 200 '{\"result\":\"handled\"}'; }\n",
+             "return 200 '{\"result\":\"handled\"}'; }\n" ..
+             "        location = /dict { content_by_lua_block { local d = " ..
+             "ngx.shared.truv_webhooks; ngx.say(d:capacity() - d:free_space()) } }\n",
   },
 }
 
@@ -102,6 +104,7 @@ end
 local ok, err = pcall(function()
   -- calibration: how many deliveries a round needs
   local cal = wrk("/truv/webhooks", make_ids(20000))
+  local delivered = cal.requests
   local per_round = math.max(20000, math.ceil(cal.rps * seconds * 1.6))
   print(string.format("gateway %s, wrk -t%d -c%d -d%ds, %d B signed deliveries, " ..
                       "each a new webhook_id; %d rounds, interleaved",
@@ -111,6 +114,7 @@ local ok, err = pcall(function()
     local ids = make_ids(per_round)
     local s = wrk("/static", ids)
     local g = wrk("/truv/webhooks", ids)
+    delivered = delivered + g.requests
     -- the gateway's deliveries must all be new: a wrapped thread would
     -- send duplicates (cheaper); report it
     print(string.format("round %d: static %.0f req/s (p50 %s, p99 %s, nginx CPU %.1f us/req), " ..
@@ -133,6 +137,12 @@ local ok, err = pcall(function()
   -- what one worker core can carry: the inverse ratio of nginx CPU per request
   print(string.format("nginx CPU per request, median over the rounds: static/gateway = %.3f",
                       cpu_ratios[mid]))
+  -- what the de-duplication keeps: each delivery a new webhook_id about a
+  -- new object, so an id and an ordering record each
+  local _, _, _, raw = srv:request("GET", "/dict")
+  local used = tonumber(raw:match("%d+"))
+  print(string.format("truv_webhooks dictionary: %.1f MB used for %d deliveries: %.0f B each",
+                      used / 2 ^ 20, delivered, used / delivered))
   local log = srv:log_lines()
   if #log > 0 then print("nginx errors:\n" .. table.concat(log, "\n")) end
 end)

@@ -44,7 +44,9 @@
 -- GET /metrics: the counters of every worker (truv.counters, kept in the
 -- `truv_metrics` shared dictionary) in Prometheus' text format: requests
 -- to Truv, billed requests, retries, 429s, failed exchanges, routes (of
--- webhooks and of refreshes refused), webhooks by result.
+-- webhooks and of refreshes refused), webhooks by result, and the webhook
+-- records a full dictionary evicted (truv_store_evictions_total: a
+-- non-zero value means de-duplication lost ids; also logged at warn).
 --
 -- Logs (nginx's error_log): what an operator acts on at `warn` (a refresh
 -- refused or failed, a webhook with a bad signature; the handlers log new
@@ -197,7 +199,9 @@ function _M.configure(opts)
     if not ratelimit then error("truv gateway: redis: " .. tostring(rerr), 2) end
   else
     quota = shdict.quota(opts.quota_dict or "truv_quota")
-    dedupe = shdict.dedupe(webhook_dict)
+    -- a full dictionary's evictions counted ("evicted:<dict>", 0 shown from the start)
+    counters:incr("evicted:" .. webhook_dict, 0)
+    dedupe = shdict.dedupe(webhook_dict, { counters = counters })
   end
   gw = {
     client_options = {

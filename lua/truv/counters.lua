@@ -18,6 +18,9 @@
 --   route:<route>   outcomes routed (done, reverify, retry, defer, no_data,
 --                   fix, wait)
 --   webhook:<result> webhooks received, by result (the gateway's)
+--   evicted:<dict>  records a full shared dictionary evicted to make room
+--                   (truv.store.shdict.dedupe: webhooks that could be
+--                   handled twice)
 -- truv.counters.memory() counts in this Lua state; inside nginx,
 -- require("truv.store.shdict").counters(dict_name) counts in a shared dictionary, for
 -- every worker at once (what a /metrics endpoint reads).
@@ -59,7 +62,8 @@ function _M.is(c)
 end
 
 --- A snapshot as a structured table: the client's counters (0 when never
--- incremented), routes = { [route] = n }, webhooks = { [result] = n }.
+-- incremented), routes = { [route] = n }, webhooks = { [result] = n }, and
+-- evicted = { [dict] = n } when a store counts there.
 function _M.table(snapshot)
   local out = { routes = {}, webhooks = {} }
   for _, name in ipairs(_M.NAMES) do out[name] = 0 end
@@ -67,6 +71,9 @@ function _M.table(snapshot)
     local family, label = k:match("^(%a+):(.+)$")
     if family == "route" then out.routes[label] = v
     elseif family == "webhook" then out.webhooks[label] = v
+    elseif family == "evicted" then
+      out.evicted = out.evicted or {}
+      out.evicted[label] = v
     elseif not family then out[k] = v end
   end
   return out
@@ -82,7 +89,11 @@ local HELP = {
 local FAMILIES = {
   route = { "truv_routes_total", "Outcomes routed, by route.", "route" },
   webhook = { "truv_webhooks_total", "Webhooks received, by result.", "result" },
+  evicted = { "truv_store_evictions_total",
+              "Records a full shared dictionary evicted (their webhooks could be handled twice).",
+              "dict" },
 }
+local VALUES = { route = "routes", webhook = "webhooks", evicted = "evicted" }
 
 local function number(v)
   if v == floor(v) and v > -2^53 and v < 2^53 then return format("%d", v) end
@@ -110,9 +121,9 @@ function _M.prometheus(snapshot)
     add("# TYPE " .. h[1] .. " counter")
     add(h[1] .. " " .. number(t[name]))
   end
-  for _, family in ipairs{ "route", "webhook" } do
+  for _, family in ipairs{ "route", "webhook", "evicted" } do
     local f = FAMILIES[family]
-    local values = family == "route" and t.routes or t.webhooks
+    local values = t[VALUES[family]] or {}
     local keys = {}
     for k in pairs(values) do keys[#keys + 1] = k end
     if #keys > 0 then

@@ -134,9 +134,12 @@ describe("the gateway's metrics and logs", function()
     local v, types = parse_metrics(first)
     for _, family in ipairs{ "truv_requests_total", "truv_billed_requests_total",
                              "truv_retries_total", "truv_throttled_total", "truv_errors_total",
-                             "truv_routes_total", "truv_webhooks_total" } do
+                             "truv_routes_total", "truv_webhooks_total",
+                             "truv_store_evictions_total" } do
       assert.equal("counter", types[family], family)
     end
+    -- what a full webhook dictionary evicted: shown, at 0, before any eviction
+    assert.equal(0, v['truv_store_evictions_total{dict="truv_webhooks"}'])
     -- billed requests: exactly the refreshes Truv created, whichever worker sent them
     assert.equal(created, v.truv_billed_requests_total)
     assert.equal(created, sb:stats().refresh.order_refreshes)

@@ -11,9 +11,11 @@ describe("shared-dict stores in nginx", function()
     srv = openresty.start{ conf = openresty.config{
       workers = 2,
       listen = "reuseport",
-      http = "    lua_shared_dict truv_test 32m;\n    lua_shared_dict truv_test_d 32m;",
+      http = "    lua_shared_dict truv_test 32m;\n    lua_shared_dict truv_test_d 32m;\n" ..
+             "    lua_shared_dict truv_test_small 1m;",
       server = [[
         location = /conformance { content_by_lua_block { require("store_runner").conformance() } }
+        location = /footprint { content_by_lua_block { require("store_runner").footprint() } }
         location = /options { content_by_lua_block { require("store_runner").options() } }
         location = /hammer/quota { content_by_lua_block { require("store_runner").hammer_quota() } }
         location = /hammer/usage { content_by_lua_block { require("store_runner").hammer_usage() } }
@@ -74,6 +76,18 @@ describe("shared-dict stores in nginx", function()
     local check = run_once().shim_self_check
     assert.equal(1, check.failed)
     assert.equal(0, check.passed)
+  end)
+
+  it("keeps a webhook and its object in under 150 bytes, and counts and logs what it evicts",
+     function()
+    local status, r = srv:request("GET", "/footprint", nil, nil, 60)
+    assert.equal(200, status, srv:error_log())
+    print(r.ids, r.per_webhook, r.evicted, r.first_lost)
+    -- a node of nginx's is 68 bytes before its key and value, in a slab of
+    -- 128: entries of 26 bytes packed in buckets cost a fraction of that
+    assert.is_true(r.per_webhook <= 150, "bytes per webhook and object: " .. r.per_webhook)
+    assert.is_true(r.evicted >= 1)
+    assert.matches("the shared dictionary 'truv_test_small' is full: ", srv:error_log(), nil, true)
   end)
 
   it("refuses misused constructor options with a message that points at the caller", function()

@@ -169,4 +169,26 @@ function _M.hammer_dedupe()
   respond{ first = first, duplicate = dup, failed = failed, pid = ngx.worker.pid() }
 end
 
+--- GET /footprint: what remembered webhooks cost in a dictionary of their
+-- own ("truv_test_small", 1 MB), and what happens when it is full:
+-- { ids = webhook ids (Truv's 32-hex shape) and as many objects written
+-- before the first eviction, per_webhook = its capacity / ids, evicted =
+-- evictions counted }.
+function _M.footprint()
+  local counters = require("truv.counters").memory()
+  local name = "truv_test_small"
+  local dict = ngx.shared[name]
+  local store = shdict.dedupe(name, { prefix = "f:", counters = counters })
+  local function id(i) return string.format("%08x%08x%08x%08x", i, i * 7, i * 13, 0xfeed) end
+  local now, i = ngx.now(), 0
+  while not counters:snapshot()["evicted:" .. name] and i < 200000 do
+    i = i + 1
+    assert(store:seen(id(i), now, 7 * 86400) == true)
+    assert(store:last_update("order-status-updated:" .. id(i), now) == true)
+  end
+  respond{ ids = i - 1, per_webhook = dict:capacity() / (i - 1),
+           evicted = counters:snapshot()["evicted:" .. name] or 0,
+           first_lost = store:seen(id(1), now, 7 * 86400) }
+end
+
 return _M
