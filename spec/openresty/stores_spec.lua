@@ -15,6 +15,7 @@ describe("shared-dict stores in nginx", function()
              "    lua_shared_dict truv_test_small 1m;",
       server = [[
         location = /conformance { content_by_lua_block { require("store_runner").conformance() } }
+        location = /legacy { content_by_lua_block { require("store_runner").legacy() } }
         location = /footprint { content_by_lua_block { require("store_runner").footprint() } }
         location = /options { content_by_lua_block { require("store_runner").options() } }
         location = /hammer/quota { content_by_lua_block { require("store_runner").hammer_quota() } }
@@ -82,12 +83,20 @@ describe("shared-dict stores in nginx", function()
      function()
     local status, r = srv:request("GET", "/footprint", nil, nil, 60)
     assert.equal(200, status, srv:error_log())
-    print(r.ids, r.per_webhook, r.evicted, r.first_lost)
     -- a node of nginx's is 68 bytes before its key and value, in a slab of
     -- 128: entries of 26 bytes packed in buckets cost a fraction of that
     assert.is_true(r.per_webhook <= 150, "bytes per webhook and object: " .. r.per_webhook)
     assert.is_true(r.evicted >= 1)
     assert.matches("the shared dictionary 'truv_test_small' is full: ", srv:error_log(), nil, true)
+  end)
+
+  it("still reads the records of the one-record-per-id layout that a reload kept", function()
+    local status, r = srv:request("GET", "/legacy")
+    assert.equal(200, status, srv:error_log())
+    assert.is_false(r.seen_again)       -- seen before the upgrade: a duplicate
+    assert.is_true(r.older_refused)     -- an older update than the one kept: stale
+    assert.is_true(r.newer_taken)
+    assert.is_true(r.forgotten_seen)    -- forget removes the old record too
   end)
 
   it("refuses misused constructor options with a message that points at the caller", function()

@@ -187,8 +187,26 @@ function _M.footprint()
     assert(store:last_update("order-status-updated:" .. id(i), now) == true)
   end
   respond{ ids = i - 1, per_webhook = dict:capacity() / (i - 1),
-           evicted = counters:snapshot()["evicted:" .. name] or 0,
-           first_lost = store:seen(id(1), now, 7 * 86400) }
+           evicted = counters:snapshot()["evicted:" .. name] or 0 }
+end
+
+--- GET /legacy: records written by the one-record-per-id layout (kept by a
+-- reload across an upgrade) still count: { seen_again, older_refused,
+-- forgotten_seen, newer_taken }.
+function _M.legacy()
+  local dict = ngx.shared[DEDUPE_DICT]
+  local store = shdict.dedupe(DEDUPE_DICT, { prefix = "lg:" })
+  local now = ngx.now()
+  local at = math.floor(now * 1000 + 0.5)
+  dict:set("lg:s:" .. "0123456789abcdef0123456789abcdef", at + 3600000, 3600)
+  dict:set("lg:o:" .. "order-status-updated:abc", at, 3600)
+  local seen_again = store:seen("0123456789abcdef0123456789abcdef", now, 7 * 86400)
+  local older_refused = store:last_update("order-status-updated:abc", now - 1)
+  local newer_taken = store:last_update("order-status-updated:abc", now + 1)
+  assert(store:forget("0123456789abcdef0123456789abcdef"))
+  respond{ seen_again = seen_again, older_refused = older_refused == false,
+           forgotten_seen = store:seen("0123456789abcdef0123456789abcdef", now, 7 * 86400),
+           newer_taken = newer_taken }
 end
 
 return _M

@@ -19,6 +19,10 @@
 -- 128 of a record of its own (nginx's node is 68 bytes before its key and
 -- value, in a slab of 128), its object's entry as much.
 --
+-- Records of the layout before buckets (one per id, "<prefix>s:<id>", and
+-- per object, "<prefix>o:<object key>", numbers of ms) that a reload kept
+-- are still read, never written, until nginx lets them go.
+--
 -- No silent loss: a bucket holds at most MAX_ENTRIES; one that would hold
 -- more drops its oldest entries, and nginx may evict the least recently
 -- used buckets of a full dictionary (`forcible` writes). Both are counted
@@ -166,12 +170,30 @@ function Dedupe:_write(bkey, v, skip, add, now_s)
   return true
 end
 
-local function seen_locked(self, lkey, token, bkey, key16, now_ms, expiry_ms, leaves_s)
+-- A bucket's value (nil for none, or for what is no bucket: see legacy).
+local function bucket_at(dict, bkey)
+  local v = dict:get(bkey)
+  if type(v) ~= "string" then return nil end
+  return v
+end
+
+-- A record of the layout before buckets ("<prefix>s:<id>", "<prefix>o:<object
+-- key>": a number of ms), read until it leaves (at most 30 days after an
+-- upgrade), so that ids seen before it are not handled again; never written.
+local function legacy(dict, key)
+  local v = dict:get(key)
+  if type(v) ~= "number" then return nil end
+  return v
+end
+
+local function seen_locked(self, lkey, token, bkey, key16, now_ms, expiry_ms, leaves_s, id)
   local now_s = ngx.time()
-  local v = self.dict:get(bkey)
+  local v = bucket_at(self.dict, bkey)
   local at, expiry = nil, nil
   if v then at, expiry = find_entry(v, key16, now_s) end
   if at and expiry > now_ms then return false end
+  local old = not at and legacy(self.dict, self.prefix .. "s:" .. id)
+  if old and old > now_ms then return false end
   if not owns(self.dict, lkey, token) then return nil, lost_error() end
   local ok, err = self:_write(bkey, v, at or 0, key16 .. pack_time(expiry_ms)
                               .. pack(now_s + leaves_s, 4), now_s)
@@ -188,15 +210,16 @@ function Dedupe:seen(id, now, ttl)
   local key16 = md5_bin(id)
   local bkey = self:_bucket("s:", key16)
   return with_locks(self, self.lock_prefix .. bkey, seen_locked, bkey, key16, ms(now),
-                    ms(now + ttl), ceil(min(ttl, MAX_LIFE_S)) + 60)
+                    ms(now + ttl), ceil(min(ttl, MAX_LIFE_S)) + 60, id)
 end
 
-local function last_update_locked(self, lkey, token, bkey, key16, at_ms)
+local function last_update_locked(self, lkey, token, bkey, key16, at_ms, object_key)
   local now_s = ngx.time()
-  local v = self.dict:get(bkey)
+  local v = bucket_at(self.dict, bkey)
   local at, cur = nil, nil
   if v then at, cur = find_entry(v, key16, now_s) end
-  if at and at_ms < cur then return false end
+  if not at then cur = legacy(self.dict, self.prefix .. "o:" .. object_key) end
+  if cur and at_ms < cur then return false end
   if not owns(self.dict, lkey, token) then return nil, lost_error() end
   local ok, err = self:_write(bkey, v, at or 0, key16 .. pack_time(at_ms)
                               .. pack(now_s + ORDER_TTL_S, 4), now_s)
@@ -211,15 +234,18 @@ function Dedupe:last_update(object_key, updated_at)
   local key16 = md5_bin(object_key)
   local bkey = self:_bucket("o:", key16)
   return with_locks(self, self.lock_prefix .. bkey, last_update_locked, bkey, key16,
-                    ms(updated_at))
+                    ms(updated_at), object_key)
 end
 
-local function forget_locked(self, lkey, token, bkey, key16)
+local function forget_locked(self, lkey, token, bkey, key16, id)
   local now_s = ngx.time()
-  local v = self.dict:get(bkey)
+  local v = bucket_at(self.dict, bkey)
   local at = v and find_entry(v, key16, now_s)
-  if not at then return true end
+  local old = self.prefix .. "s:" .. id
+  if not at and not legacy(self.dict, old) then return true end
   if not owns(self.dict, lkey, token) then return nil, lost_error() end
+  if legacy(self.dict, old) then self.dict:delete(old) end
+  if not at then return true end
   return self:_write(bkey, v, at, nil, now_s)
 end
 
@@ -228,7 +254,7 @@ function Dedupe:forget(id)
   check_id("forget", id)
   local key16 = md5_bin(id)
   local bkey = self:_bucket("s:", key16)
-  return with_locks(self, self.lock_prefix .. bkey, forget_locked, bkey, key16)
+  return with_locks(self, self.lock_prefix .. bkey, forget_locked, bkey, key16, id)
 end
 
 function Dedupe.close()
