@@ -10,6 +10,8 @@
 #     SECONDS      per wrk run (default 5)
 #     ROUNDS       rounds, static and gateway interleaved; the best of each counts (3)
 #     CONNECTIONS  wrk connections (64); THREADS wrk threads and nginx workers (2)
+#   BENCH_WEBHOOK_DICT  the webhook dictionary's size (default 512m, so that
+#                       nothing is evicted; 12m fills it)
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)

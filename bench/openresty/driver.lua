@@ -60,7 +60,9 @@ local srv = openresty.start{
   conf = openresty.example{
     workers = tonumber(os.getenv("BENCH_WORKERS") or "") or threads,
     lua_dir = src .. "/bench/openresty",
-    replace = { { "lua_shared_dict truv_webhooks 20m;", "lua_shared_dict truv_webhooks 512m;" },
+    replace = { { "lua_shared_dict truv_webhooks 128m;",
+                  "lua_shared_dict truv_webhooks " .. (os.getenv("BENCH_WEBHOOK_DICT") or "512m")
+                  .. ";" },
                 { "worker_connections 1024;", "worker_connections 4096;" } },
     server = "        location = /static { default_type application/json; " ..
              "return 200 '{\"result\":\"handled\"}'; }\n" ..

@@ -87,6 +87,9 @@ describe("shared-dict stores in nginx", function()
     -- 128: entries of 26 bytes packed in buckets cost a fraction of that
     assert.is_true(r.per_webhook <= 150, "bytes per webhook and object: " .. r.per_webhook)
     assert.is_true(r.evicted >= 1)
+    -- past full, every webhook is still recorded: room is made, and counted
+    assert.equal(0, r.failed_after)
+    assert.is_true(r.evicted_after > r.evicted)
     assert.matches("the shared dictionary 'truv_test_small' is full: ", srv:error_log(), nil, true)
   end)
 

@@ -173,7 +173,8 @@ end
 -- own ("truv_test_small", 1 MB), and what happens when it is full:
 -- { ids = webhook ids (Truv's 32-hex shape) and as many objects written
 -- before the first eviction, per_webhook = its capacity / ids, evicted =
--- evictions counted }.
+-- evictions counted then; then 5 000 more of each: failed_after = calls
+-- that did not record, evicted_after = evictions counted by then }.
 function _M.footprint()
   local counters = require("truv.counters").memory()
   local name = "truv_test_small"
@@ -186,8 +187,17 @@ function _M.footprint()
     assert(store:seen(id(i), now, 7 * 86400) == true)
     assert(store:last_update("order-status-updated:" .. id(i), now) == true)
   end
-  respond{ ids = i - 1, per_webhook = dict:capacity() / (i - 1),
-           evicted = counters:snapshot()["evicted:" .. name] or 0 }
+  local at_full = counters:snapshot()["evicted:" .. name] or 0
+  -- a full dictionary goes on: room is made (and counted), never refused
+  local failed = 0
+  for j = i + 1, i + 5000 do
+    if store:seen(id(j), now, 7 * 86400) ~= true then failed = failed + 1 end
+    if store:last_update("order-status-updated:" .. id(j), now) ~= true then
+      failed = failed + 1
+    end
+  end
+  respond{ ids = i - 1, per_webhook = dict:capacity() / (i - 1), evicted = at_full,
+           evicted_after = counters:snapshot()["evicted:" .. name], failed_after = failed }
 end
 
 --- GET /legacy: records written by the one-record-per-id layout (kept by a

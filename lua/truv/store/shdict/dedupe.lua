@@ -24,8 +24,11 @@
 -- are still read, never written, until nginx lets them go.
 --
 -- No silent loss: a bucket holds at most MAX_ENTRIES; one that would hold
--- more drops its oldest entries, and nginx may evict the least recently
--- used buckets of a full dictionary (`forcible` writes). Both are counted
+-- more drops its oldest entries, nginx may evict the least recently used
+-- buckets of a full dictionary (`forcible` writes), and a bucket for which
+-- nginx finds no room of its size (its slabs are by size) gives up its
+-- oldest entries until the rest fits: a full dictionary still records every
+-- webhook, at the cost of the oldest entries. All of it is counted
 -- (the `counters` option, "evicted:<dict name>", which the gateway's
 -- /metrics shows as truv_store_evictions_total) and logged at warn (the
 -- first at once, then at most once a minute with the count since): a
@@ -160,7 +163,23 @@ function Dedupe:_write(bkey, v, skip, add, now_s)
     self.dict:delete(bkey)
     return true
   end
-  local ok, err, forcible = self.dict:set(bkey, concat(keep, "", first), last - now_s + 1)
+  local dict, ttl = self.dict, last - now_s + 1
+  local ok, err, forcible = dict:set(bkey, concat(keep, "", first), ttl)
+  if not ok and err == "no memory" then
+    -- nginx evicted what it could and found no room of this size (its slabs
+    -- are by size): the bucket's own slot is freed, then its oldest entries
+    -- are given up half by half (counted) until the rest fits; the new entry
+    -- is the last to go
+    dict:delete(bkey)
+    ok, err, forcible = dict:set(bkey, concat(keep, "", first), ttl)
+    while not ok and err == "no memory" and first < #keep do
+      local drop = max(1, floor((#keep - first) / 2))
+      self:_evicted(drop)
+      first = first + drop
+      ok, err, forcible = dict:set(bkey, concat(keep, "", first), ttl)
+    end
+    if not ok and #keep > 1 then self:_evicted(#keep - 1) end   -- the rest is gone too
+  end
   if not ok then
     return nil, store_error("store_full", format("the shared dictionary '%s' cannot hold a " ..
                             "webhook record: %s", self.name, tostring(err)))
