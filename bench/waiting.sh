@@ -1,10 +1,12 @@
 #!/bin/sh
 # Memory per waiting case: N cases in progress at once, each waiting on a
 # refresh that does not finish (the sandbox's tasks take 9e6 virtual seconds),
-# the run's RSS, Lua heap and documents alive sampled at N/2 and N sent
-# refreshes (bench/waiting_run.lua). Target: <= 32 KB per waiting case.
+# the run's RSS, Lua heap and documents alive sampled once all are sent
+# (bench/waiting_run.lua); two runs, N and 2N cases, and their difference
+# divided by N is one waiting case. Target: <= 32 KB per waiting case.
 #
 #   bench/waiting.sh [BUILD_DIR] [N] [CONCURRENCY]    # default build/release 2000 64
+#   (N / CONCURRENCY at most 100: truv.renewal's active_per_request)
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$top/build/release}
@@ -35,8 +37,9 @@ run() {
   stop
 }
 echo "== memory per waiting case: $N and $((2 * N)) cases in progress, $C request slots"
-a=$(run "$N"); echo "$a"
-b=$(run $((2 * N))); echo "$b"
+# in this shell, not in $(...): a run that fails leaves no sandbox behind (the trap)
+run "$N" > "$out/a.json"; a=$(cat "$out/a.json"); echo "$a"
+run $((2 * N)) > "$out/b.json"; b=$(cat "$out/b.json"); echo "$b"
 per() { awk "BEGIN { printf \"%.1f\", ($(json "$b" "$1") - $(json "$a" "$1")) / $N }"; }
 rss=$(per rss_kb); lua=$(per lua_kb); docs=$(per docs_kb)
 echo "per waiting case: RSS $rss KB = Lua heap $lua KB + documents $docs KB" \
