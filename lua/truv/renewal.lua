@@ -8,6 +8,13 @@
 --     router = truv.router{ done = prefill, ... },           -- handlers per route
 --     concurrency = 32,               -- requests in flight (one connection pool)
 --     rate_per_minute = 300,          -- Truv's limit; the sandbox can allow more
+--     rate_reserve = 0,               -- share of that rate left to the secret's other
+--                                     -- users (a gateway, another tool): the run sends
+--                                     -- at most rate_per_minute * (1 - rate_reserve);
+--                                     -- a fleet limiter (the client's ratelimit) shares
+--                                     -- the rate itself, and this is then not applied
+--     memory_mb = 256,                -- the cases in progress are bounded by this much
+--                                     -- memory (see "Work in progress")
 --     poll = { interval_s = 2, max_interval_s = 30, timeout_s = 1200 },
 --     reverify = { mode = "order" },  -- or "bridge"
 --     quota = store or path,          -- default: the stable store of the machine's user
@@ -80,6 +87,15 @@
 -- nothing refreshed twice (a refresh journaled as being sent but held back
 -- when the run stopped is reconciled, as after a crash).
 --
+-- Work in progress: the cases in progress are as many as the rate budget
+-- serves: rate x the time a case stays in progress / its requests, both
+-- observed in the run (truv.renewal.budget), bounded by memory_mb; not by
+-- the request slots (`concurrency` is the connection pool). The requests
+-- of cases that have work at Truv to finish (polls, the reads that route
+-- them, their links) go before those of new cases when the budget holds
+-- requests back, and a new case starts only when none of the new cases'
+-- requests waits for the budget.
+--
 -- Load: on_load gets { requests = requests sent and not answered yet,
 -- queued = requests held back by the rate limit or the pool, cases = cases
 -- in progress (waiting for an answer, a poll, a webhook or their turn) }.
@@ -109,6 +125,7 @@ local quota_mod = require "truv.quota"
 local options = require "truv.options"
 local case_mod = require "truv.renewal.case"
 local load_mod = require "truv.renewal.load"
+local budget_mod = require "truv.renewal.budget"
 
 local type, ipairs, pairs, tostring, error = type, ipairs, pairs, tostring, error
 local getmetatable, pcall = getmetatable, pcall
@@ -122,7 +139,8 @@ local get, put, emit, journal_failure = case_mod.get, case_mod.put, case_mod.emi
 _M.DEFAULTS = {
   concurrency = scheduler.DEFAULTS.concurrency,          -- requests in flight
   rate_per_minute = scheduler.DEFAULTS.rate_per_minute,  -- Truv's limit
-  active_per_request = 1.25,   -- cases in progress per request slot (a few wait in a poll)
+  rate_reserve = budget_mod.DEFAULTS.reserve,   -- share of the rate left to others
+  memory_mb = budget_mod.DEFAULTS.memory_mb,     -- bounds the cases in progress
   commit_interval_s = 0.05,    -- group commit of the journal, unless a refresh waits on it
   skew_s = refresh.DEFAULTS.clock_skew_s,   -- our clock against Truv's timestamps
   drain_interval_s = 0.02,     -- webhook mode: the longest a delivery waits to be seen
@@ -144,7 +162,8 @@ _M.DEFAULTS = {
 _M.LIMITS = {
   concurrency = { integer = true, min = 1, max = 1024 },
   rate_per_minute = { min = 0, max = 60000, unit = "requests per minute, 0: no limit" },
-  active_per_request = { min = 1, max = 100 },
+  rate_reserve = budget_mod.LIMITS.reserve,
+  memory_mb = budget_mod.LIMITS.memory_mb,
   commit_interval_s = { min = 0, max = 60, unit = "seconds" },
   skew_s = { min = 0, max = 86400, unit = "seconds" },
   probation_cases = { integer = true, min = 1, max = 1e6 },
@@ -314,9 +333,17 @@ local function work(ctx, opts, todo)
   local load_interval = opts.load_interval_s or _M.DEFAULTS.load_interval_s
   local grace = opts.interrupt_grace_s or _M.DEFAULTS.interrupt_grace_s
   local last_load = -math.huge
+  -- a fleet-wide rate budget (the client's ratelimit) shares the secret's
+  -- rate among its users itself: no share is then set aside here
+  local fleet = client_options(opts.client).ratelimit ~= nil
+  ctx.budget = budget_mod.new{
+    rate_per_minute = opts.rate_per_minute or _M.DEFAULTS.rate_per_minute,
+    reserve = not fleet and opts.rate_reserve or 0,
+    memory_mb = opts.memory_mb, concurrency = concurrency,
+  }
   local sched, serr = scheduler.new{
     concurrency = concurrency,
-    rate_per_minute = opts.rate_per_minute or _M.DEFAULTS.rate_per_minute,
+    rate_per_minute = ctx.budget.rate_per_minute,
     http = opts.http,
     documents = "view",
     -- Group commit: at once when a refresh waits on its write-ahead, else
@@ -348,7 +375,7 @@ local function work(ctx, opts, todo)
       if on_load and t - last_load >= load_interval then
         last_load = t
         local busy = ctx.sched:load()
-        on_load{ requests = busy.requests, queued = busy.queued, cases = busy.workflows }
+        on_load{ requests = busy.requests, queued = busy.queued, cases = ctx.active() }
       end
       -- cases asleep on webhooks: come back soon to look for deliveries
       if inbox and inbox:tick() > 0 then return drain_interval end
@@ -371,39 +398,57 @@ local function work(ctx, opts, todo)
     end
     ctx.inbox = inbox
   end
-  local max_active = math.ceil(concurrency *
-                               (opts.active_per_request or _M.DEFAULTS.active_per_request))
   ctx.todo, ctx.held, ctx.held_errors = todo, {}, {}
   ctx.probation = math.min(opts.probation_cases or _M.DEFAULTS.probation_cases, #todo)
-  local next_case = 1
-  local function worker()
-    while next_case <= #todo and not ctx.run_error and not ctx.interrupted do
-      local id = todo[next_case]
-      next_case = next_case + 1
-      local ok, err = pcall(function() return case_mod.process(ctx, load_mod.case(get(ctx, id))) end)
-      if not ok and type(err) == "table" and (err.run_error or err.held or err.interrupted) then
-        -- stopped (the scheduler returns), interrupted (the case stays at
-        -- its resume point), or held until the run proves itself
-        if err.run_error or err.interrupted then return end
-      elseif not ok then
-        -- a fault of ours: the case keeps its state (its resume point) for
-        -- the next run
-        emit(ctx, { event = "error", case_id = id, message = tostring(err) })
-        local pok = pcall(put, ctx, id, { error = tostring(err) })
-        if not pok then return end
-      end
+  -- Cases in progress: as many as the rate budget serves (truv.renewal.budget),
+  -- each a workflow of its own, started by a feeder that a case's end wakes.
+  local budget = ctx.budget
+  local next_case, active, feeder = 1, 0, nil
+  local function one_case(id)
+    local t0, co = core.monotonic(), coroutine.running()
+    local ok, err = pcall(function() return case_mod.process(ctx, load_mod.case(get(ctx, id))) end)
+    active = active - 1
+    budget:finished(core.monotonic() - t0, sched:requests_of(co))
+    if feeder then sched:wake(feeder) end
+    if not ok and type(err) == "table" and (err.run_error or err.held or err.interrupted) then
+      -- stopped (the scheduler returns), interrupted (the case stays at
+      -- its resume point), or held until the run proves itself
+      return
+    elseif not ok then
+      -- a fault of ours: the case keeps its state (its resume point) for
+      -- the next run
+      emit(ctx, { event = "error", case_id = id, message = tostring(err) })
+      pcall(put, ctx, id, { error = tostring(err) })
     end
   end
+  -- a pause of the feeder: a request slot of the budget, or a short turn
+  local turn = budget.rate_per_minute > 0 and math.min(1, 60 / budget.rate_per_minute) or 0.01
+  local function feed()
+    while not ctx.run_error and not ctx.interrupted do
+      if next_case > #ctx.todo and active == 0 then return end   -- (held cases come back)
+      local n = next_case <= #ctx.todo and budget:admit(active, sched:load()) or 0
+      for _ = 1, n do
+        if next_case > #ctx.todo then break end
+        local id = ctx.todo[next_case]
+        next_case = next_case + 1
+        active = active + 1
+        budget:started(active)
+        sched:spawn(one_case, id)
+      end
+      sched:park(turn)
+    end
+  end
+  ctx.active = function() return active end
   local begun, berr = journal:begin()
   if not begun then
     client:close()
     return journal_failure(berr)
   end
-  for _ = 1, math.min(max_active, #todo) do sched:spawn(worker) end
+  feeder = sched:spawn(feed)
   local ok, err = pcall(sched.run, sched)
   if on_load then   -- what is left: nothing in flight, the cases an interruption left open
     local busy = sched:load()
-    on_load{ requests = busy.requests, queued = busy.queued, cases = busy.workflows }
+    on_load{ requests = busy.requests, queued = busy.queued, cases = active }
   end
   local committed, cerr2 = journal:commit()
   if not committed then ctx.run_error = ctx.run_error or journal_failure(cerr2) end
@@ -573,6 +618,7 @@ function _M.run(opts)
   end
   local summary = _M.summary(journal)
   summary.webhooks = ctx.webhook_stats   -- a webhook run's counters (truv.inbox)
+  summary.in_progress = ctx.budget and ctx.budget:figures()   -- truv.renewal.budget
   summary.billed, summary.capped, summary.max_billed = ctx.billed, ctx.capped, ctx.max_billed
   summary.quota = where and { kind = where.kind, path = where.path, legacy = where.legacy,
                               default = where.default }
@@ -728,7 +774,9 @@ end
 -- states = { [state] = n }, failed = n, recent = n (done with a refresh
 -- made less than not_within before, not paid for again) }. run() adds the
 -- run's own: billed (refreshes it sent, one per connection), capped (cases
--- left due by max_billed), max_billed, quota ({ path =, kind =, legacy =,
+-- left due by max_billed), in_progress (the cases in progress: { most =,
+-- target =, cap =, cases =, requests_per_case =, wait_s = }, see
+-- truv.renewal.budget), max_billed, quota ({ path =, kind =, legacy =,
 -- default = }: the store it used) and not_within.
 function _M.summary(journal)
   local routes = journal:route_counts()

@@ -39,8 +39,15 @@
 -- flight, held back from before or ready, or after grace_s (default 10) as
 -- after stop(). The workflows left waiting are abandoned.
 -- `sched:load()` says how busy the loop is: { requests = sent and not yet
--- answered, queued = held back by the rate limit or the pool, workflows =
--- spawned and not finished }.
+-- answered, queued = held back by the rate limit or the pool (of which
+-- queued_new are a workflow's at the default priority), workflows =
+-- spawned and not finished, started = requests started since new() }.
+-- `sched:prioritize()` (from inside a workflow) puts the workflow's
+-- requests from then on ahead of those of the workflows that did not call
+-- it, when the rate limit or the pool holds requests back: a batch calls
+-- it once a case has work at Truv to finish (polls, the reads that route
+-- it), so that new work takes only what finishing work leaves of the
+-- budget. Within a priority, requests start in the order they were asked.
 local core = require "truv.core"
 
 local error, ipairs, pairs, tostring, setmetatable, type =
@@ -116,7 +123,12 @@ function _M.new(opts)
     next_slot = 0,             -- monotonic time the next request may start
     ready = {},                -- { co, args... } to resume
     timers = {},               -- heap of sleeping workflows
-    waiting_http = {},         -- requests held back by the rate limit
+    waiting_http = {},         -- requests held back by the rate limit or the pool:
+                               -- the prioritized workflows' first, then the others'
+    first = setmetatable({}, { __mode = "k" }),   -- co -> true: prioritized workflows
+    queued_new = 0,            -- entries of waiting_http not prioritized
+    started = 0,               -- requests started
+    sent_by = setmetatable({}, { __mode = "k" }),   -- co -> requests it started
     barrier_waiters = {},
     parked = {},               -- co -> its timer entry, while parked
     void = 0,                  -- timers of woken parks still in the heap
@@ -129,6 +141,18 @@ function _M.new(opts)
   -- sleep and transport are plain functions/objects so a client can hold them
   self.sleep = function(s) return self:_sleep(s) end
   return self
+end
+
+--- From inside a workflow: its requests go ahead of the others' (see
+-- above). Idempotent.
+function Scheduler:prioritize()
+  local co = co_running()
+  if co then self.first[co] = true end
+end
+
+--- How many requests the workflow `co` (default: the running one) started.
+function Scheduler:requests_of(co)
+  return self.sent_by[co or co_running()] or 0
 end
 
 --- The object a client uses as its transport.
@@ -200,13 +224,18 @@ function Scheduler:drain(grace_s)
   end
   local dropped = #self.waiting_http - #kept
   self.waiting_http = kept
+  self.queued_new = 0
+  for _, w in ipairs(kept) do
+    if not w.first then self.queued_new = self.queued_new + 1 end
+  end
   self.drain_held = #kept
   return #kept, dropped
 end
 
 --- How busy the loop is (see above).
 function Scheduler:load()
-  return { requests = self.multi:pending(), queued = #self.waiting_http, workflows = self.live }
+  return { requests = self.multi:pending(), queued = #self.waiting_http,
+           queued_new = self.queued_new, workflows = self.live, started = self.started }
 end
 
 function Scheduler:spawn(fn, ...)
@@ -223,7 +252,14 @@ end
 -- What a workflow asked for when it yielded.
 function Scheduler:_handle(co, what, a, b)
   if what == "http" then
-    tinsert(self.waiting_http, { co = co, req = a, mode = b or self.mode })
+    local w = { co = co, req = a, mode = b or self.mode, first = self.first[co] }
+    if w.first then
+      -- behind the prioritized requests already waiting, ahead of the others
+      tinsert(self.waiting_http, #self.waiting_http - self.queued_new + 1, w)
+    else
+      tinsert(self.waiting_http, w)
+      self.queued_new = self.queued_new + 1
+    end
   elseif what == "sleep" then
     heap_push(self.timers, { at = core.monotonic() + a, co = co })
   elseif what == "barrier" then
@@ -264,6 +300,9 @@ function Scheduler:_start_requests(limit)
     if self.interval > 0 and now < self.next_slot then return self.next_slot - now end
     limit = limit - 1
     local w = tremove(self.waiting_http, 1)
+    if not w.first then self.queued_new = self.queued_new - 1 end
+    self.started = self.started + 1
+    self.sent_by[w.co] = (self.sent_by[w.co] or 0) + 1
     local ok, err = self.multi:add(w.req, w, w.mode)
     if not ok then
       tinsert(self.ready, { w.co, nil, err })

@@ -43,7 +43,8 @@ end
 
 local function argv(sb, dir, journal)
   return { "lua5.4", BIN, "--journal", journal, "--base-url", sb.base_url, "--rate", "0",
-           "--concurrency", "16", "--poll-interval", "0.2", dir .. "/cases.csv" }
+           "--concurrency", "16", "--memory-mb", "2", "--poll-interval", "0.2",
+           dir .. "/cases.csv" }
 end
 
 local function env(sb)
@@ -61,7 +62,7 @@ end
 -- Runs the same command to its end; checks what resume promises.
 local function resume_and_check(sb, dir, journal)
   local cmd = string.format("TRUV_CLIENT_ID=%s TRUV_SECRET=%s timeout 120 lua5.4 %s --json "
-                            .. "--journal %s --base-url %s --rate 0 --concurrency 16 "
+                            .. "--journal %s --base-url %s --rate 0 --concurrency 16 --memory-mb 2 "
                             .. "--poll-interval 0.2 %s >%s 2>%s </dev/null",
                             q(sb.client_id), q(sb.secret), q(BIN), q(journal), q(sb.base_url),
                             q(dir .. "/cases.csv"), q(dir .. "/resume.out"), q(dir .. "/resume.err"))

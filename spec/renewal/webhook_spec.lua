@@ -207,6 +207,9 @@ describe("renewal.run with wait = \"webhook\"", function()
     local summary = assert(renewal.run{ cases = dir .. "/cases.json", journal = dir .. "/off",
       quota = dir .. "/off-quota.db",
       client = client_of(sb), concurrency = 8, rate_per_minute = 0,
+      -- about 10 cases in progress at once: the last ones start after
+      -- the webhooks stopped
+      memory_mb = 1,
       poll = { interval_s = 0.25 }, wait = "webhook",
       webhook = { listener = l, fallback_s = 3 },
       on_event = function(ev)

@@ -150,6 +150,27 @@ describe("truv.scheduler", function()
     for i = 1, 5 do assert.equal("completed", answers[i]) end
   end)
 
+  it("starts a prioritized workflow's held-back requests before the others'", function()
+    local srv = start_server(1, 5)
+    local sched, client = scheduled({ rate_per_minute = 1200, concurrency = 4 }, srv.base_url)
+    local order = {}
+    local function read(name, first)
+      sched:spawn(function()
+        if first then sched:prioritize() end
+        assert(client:get_order(name))
+        order[#order + 1] = name
+      end)
+    end
+    -- asked in this order, all in the loop's first turn; the rate limit
+    -- lets one out every 50 ms
+    read("n1"); read("n2"); read("p1", true); read("n3"); read("p2", true)
+    sched:run()
+    -- the prioritized ones first, then the rest, each in the order asked
+    assert.same({ "p1", "p2", "n1", "n2", "n3" }, order)
+    assert.equal(5, sched:load().started)
+    assert.equal(0, sched:load().queued_new)
+  end)
+
   it("parks a workflow until it is woken, or until its timeout", function()
     local sched = assert(scheduler.new{})
     finally(function() sched:close() end)

@@ -91,6 +91,12 @@ local function check_interrupted(ctx)
   if ctx.interrupted then error({ interrupted = true }, 0) end
 end
 
+-- The case has work at Truv to finish (a refresh to wait for and route, a
+-- link to make): its requests go before new cases' (truv.renewal.budget).
+local function finishing(ctx)
+  if ctx.sched and ctx.sched.prioritize then ctx.sched:prioritize() end
+end
+
 local function journal_failure(err)
   local e = errors.new("internal", err and err.code or "journal", format(
     "the journal cannot be written (%s): the run stopped before anything more was sent to "
@@ -334,6 +340,7 @@ end
 
 -- A case whose link step was begun by an earlier run.
 local function resume_link(ctx, case, rec, attempted)
+  finishing(ctx)
   if attempted and (rec.link_mode or "order") == "order" then
     if rec.reverify_order_id then
       return finish(ctx, case, { route = "reverify", reason = rec.link_reason, final = true },
@@ -398,6 +405,7 @@ end
 -- refresh is one the case adopted rather than sent (refreshed less than
 -- not_within ago): its data is fresh, and a `done` says so.
 local function await(ctx, case, original, refresh_order, expiring, recent)
+  finishing(ctx)
   local id = type(refresh_order) == "string" and refresh_order or refresh_order.id
   local result, err, via
   if ctx.inbox then
@@ -444,6 +452,7 @@ end
 -- it absent. Returns the refresh order, false (provably none: the case
 -- starts again), or nil after routing the case for a later attempt.
 local function reconcile(ctx, case, rec)
+  finishing(ctx)
   local found, err = refresh.find_created(ctx.client, case.order_id,
                                           rec.baseline_refresh_order, rec.sent_at or 0,
                                           ctx.skew_s)
