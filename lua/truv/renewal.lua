@@ -15,7 +15,8 @@
 --                                     -- the rate itself, and this is then not applied
 --     memory_mb = 256,                -- the cases in progress are bounded by this much
 --                                     -- memory (see "Work in progress")
---     poll = { interval_s = 2, max_interval_s = 30, timeout_s = 1200 },
+--     poll = { interval_s = 2, max_interval_s = 30, timeout_s = 1200,
+--              learn = true },        -- poll when the run's refreshes finish (see below)
 --     reverify = { mode = "order" },  -- or "bridge"
 --     quota = store or path,          -- default: the stable store of the machine's user
 --                                     -- (truv.quota.default_path), so that a new journal
@@ -59,6 +60,13 @@
 -- outcome for each of its connections, or until fallback_s, after which
 -- it polls. The listener is drained from the scheduler's loop, which then
 -- wakes at least every webhook.drain_interval_s (0.02) while cases wait.
+-- Polling learns when to poll (truv.pollplan): the first poll of a refresh
+-- comes at the median of the completion times the run observed, the next
+-- ones where half of those still unfinished have finished, then pauses
+-- growing by half up to max_interval_s; interval_s and max_interval_s are
+-- the schedule until something is observed. What it learned is kept in the
+-- journal (meta "poll.plan"): a resumed or later run with the same journal
+-- starts from it. poll.learn = false keeps the fixed schedule.
 -- Either way the route is the same (the run's router, truv.route.combine)
 -- and the `done` handler gets the fresh order (one GET at the end).
 --
@@ -126,6 +134,8 @@ local options = require "truv.options"
 local case_mod = require "truv.renewal.case"
 local load_mod = require "truv.renewal.load"
 local budget_mod = require "truv.renewal.budget"
+local pollplan = require "truv.pollplan"
+local wait_mod = require "truv.wait"
 
 local type, ipairs, pairs, tostring, error = type, ipairs, pairs, tostring, error
 local getmetatable, pcall = getmetatable, pcall
@@ -320,6 +330,22 @@ local function open_inbox(ctx, sched)
   }
 end
 
+-- The poll times a journal keeps (truv.pollplan's state, as JSON text).
+local PLAN_KEY, PLAN_SAVE_S = "poll.plan", 2
+
+local function save_plan(journal, plan)
+  journal:meta_set(PLAN_KEY, core.encode(plan:state()))
+end
+
+local function load_plan(journal, poll_opts)
+  local text = journal:meta_get(PLAN_KEY)
+  local ok, state = pcall(core.decode, type(text) == "string" and text or "null", "table")
+  return pollplan.new{
+    interval_s = poll_opts.interval_s or wait_mod.DEFAULTS.interval_s,
+    max_interval_s = poll_opts.max_interval_s or wait_mod.DEFAULTS.max_interval_s,
+    state = ok and state or nil }
+end
+
 -- Works through `todo` with the scheduler; returns nil or the run error
 -- that stopped it.
 local function work(ctx, opts, todo)
@@ -332,7 +358,7 @@ local function work(ctx, opts, todo)
   local interrupted, on_load = opts.interrupted, opts.on_load
   local load_interval = opts.load_interval_s or _M.DEFAULTS.load_interval_s
   local grace = opts.interrupt_grace_s or _M.DEFAULTS.interrupt_grace_s
-  local last_load = -math.huge
+  local last_load, last_plan = -math.huge, core.monotonic()
   -- a fleet-wide rate budget (the client's ratelimit) shares the secret's
   -- rate among its users itself: no share is then set aside here
   local fleet = client_options(opts.client).ratelimit ~= nil
@@ -353,6 +379,12 @@ local function work(ctx, opts, todo)
     on_tick = function(urgent)
       local t = core.monotonic()
       if urgent or t - last_commit >= commit_interval then
+        local plan = ctx.poll_opts.plan
+        if plan and plan.changed and t - last_plan >= PLAN_SAVE_S then
+          -- the poll times learned so far, for a resumed or later run
+          plan.changed, last_plan = false, t
+          save_plan(journal, plan)
+        end
         local ok, err = journal:commit()
         if ok then ok, err = journal:begin() end
         if not ok then
@@ -449,6 +481,9 @@ local function work(ctx, opts, todo)
   if on_load then   -- what is left: nothing in flight, the cases an interruption left open
     local busy = sched:load()
     on_load{ requests = busy.requests, queued = busy.queued, cases = active }
+  end
+  if ctx.poll_opts.plan and ctx.poll_opts.plan.changed and not ctx.run_error then
+    pcall(save_plan, journal, ctx.poll_opts.plan)
   end
   local committed, cerr2 = journal:commit()
   if not committed then ctx.run_error = ctx.run_error or journal_failure(cerr2) end
@@ -572,6 +607,12 @@ function _M.run(opts)
   }
   for k, v in pairs(opts.poll or {}) do ctx.poll_opts[k] = v end
   ctx.poll_opts.router = ctx.router
+  ctx.poll_opts.learn = nil
+  -- polling learns when to poll from the run's waits (truv.pollplan), kept
+  -- in the journal; a webhook run's polls come after a fallback instead
+  if not webhook and (opts.poll or {}).learn ~= false then
+    ctx.poll_opts.plan = load_plan(journal, ctx.poll_opts)
+  end
   ctx.webhook = webhook
   if webhook then ctx.webhook_wait = { fallback_s = webhook.fallback_s, poll = ctx.poll_opts } end
 

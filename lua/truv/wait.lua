@@ -6,6 +6,10 @@
 --     interval_s = 2,        -- first pause between polls (Truv's quickstart polls every 2 s)
 --     max_interval_s = 30,   -- pauses grow by half each time up to this
 --     expiring = meta.expiring,  -- refresh_order's warning, handed on to the result
+--     plan = pollplan,       -- optional: when to poll, learned (truv.pollplan); it
+--                            -- replaces interval_s and max_interval_s, and learns
+--                            -- from the waits of refreshes handed over as they were
+--                            -- sent (a document or model, not an id)
 --   })
 --   result = {
 --     order = <the refresh order document>,
@@ -140,9 +144,13 @@ function _M.wait_for_refresh(client, order, opts)
   opts = opts or {}
   local router = opts.router or route_mod.default
   local id = type(order) == "string" and order or order.id
-  local deadline = client:now() + opt(opts, "timeout_s")
+  local started = client:now()
+  local deadline = started + opt(opts, "timeout_s")
   local interval = opt(opts, "interval_s")
+  local plan = opts.plan
   local first = type(order) ~= "string" and order or nil
+  local learn = plan and first ~= nil      -- a refresh just sent: its wait is a sample
+  local polls = 0                          -- polls made (the refresh's answer is not one)
   order = nil   -- luacheck: ignore (drop the caller's document from this frame)
   while true do
     local doc, model, err
@@ -161,7 +169,9 @@ function _M.wait_for_refresh(client, order, opts)
     first = nil
     local unfinished = not outcome.all_finished(router, model)
     local now = client:now()
-    if not unfinished or now + interval > deadline then
+    if learn and polls > 0 then plan:observe(polls, now - started, not unfinished) end
+    local pause = plan and plan:pause(polls + 1, now - started) or interval
+    if not unfinished or now + pause > deadline then
       if not doc then
         doc, err = client:get_order(id)   -- the handlers get the order itself
         if not doc then return nil, err end
@@ -170,12 +180,13 @@ function _M.wait_for_refresh(client, order, opts)
       -- connections likely to expire soon, as refresh_order's meta.expiring said
       decision.expiring = opts.expiring
       return { order = doc, finished = not unfinished, connections = connections,
-               decision = decision, expiring = opts.expiring }
+               decision = decision, expiring = opts.expiring, polls = polls }
     end
     -- a poll's document is done with: give its memory back now
     if ours and doc and core.isdocument(doc) then core.release(doc) end
     doc, model = nil, nil   -- luacheck: ignore
-    client:sleep(interval)
+    client:sleep(pause)
+    polls = polls + 1
     interval = min(interval * 1.5, opt(opts, "max_interval_s"))
   end
 end

@@ -88,6 +88,12 @@ describe("renewal.run sized from the budget", function()
     -- one request slot; the refreshes take 1.5 s: the budget keeps several waiting
     assert.is_true(most >= 3, "at most " .. most .. " cases were in progress")
     assert.equal(most, summary.in_progress.most)
+    -- what polling learned is in the journal, for a resumed or later run:
+    -- refreshes of 1.5 s, a first poll at 0.5 s to start with: later now
+    local j = assert(core.journal_open(dir .. "/j"))
+    local plan = core.decode(assert(j:meta_get("poll.plan")), "table")
+    j:close()
+    assert.is_true(plan.stages[1] > 0.5, "the first poll stayed at " .. plan.stages[1] .. " s")
   end)
 
   it("keeps no more in progress than memory_mb holds", function()

@@ -1,0 +1,100 @@
+--- When to poll a refresh, learned from the completion times a run
+-- observes (truv.wait's `plan` option; truv.renewal keeps one per journal).
+--
+--   local plan = pollplan.new{ interval_s = 2, max_interval_s = 30, state = saved }
+--   plan:pause(k, elapsed)          seconds to sleep before poll k (1, 2, ...),
+--                                   `elapsed` seconds after the refresh was sent
+--   plan:observe(k, elapsed, done)  what poll k, made `elapsed` seconds after
+--                                   the send, saw: finished or not
+--   plan:state()                    { stages = { s1, ... }, n = } to save (JSON)
+--
+-- The first poll comes at the median of the completion times observed, and
+-- each next one where half of the refreshes still unfinished have finished
+-- (the quantiles 1/2, 3/4, 7/8, 15/16: two polls a refresh on average when
+-- the model holds). Each stage's time is a quantile tracked from the polls
+-- made at it (a stochastic approximation on its logarithm: a poll that finds
+-- the refresh finished moves the time down, one that does not moves it up,
+-- by equal steps, so the time settles where half of them are finished),
+-- never closer than a fifth to the stage before. Past the last stage, the
+-- pauses grow by half up to max_interval_s: the tail is bounded. A poll made
+-- late (the rate held it back) that found the refresh finished says nothing
+-- about the stage's time and is not counted. Before anything is observed,
+-- the stages are the fixed schedule's: interval_s, growing by half.
+local exp, log, max, min = math.exp, math.log, math.max, math.min
+local setmetatable, type, ipairs, tonumber = setmetatable, type, ipairs, tonumber
+
+local _M = {}
+
+_M.STAGES = 4          -- quantiles 1/2, 3/4, 7/8, 15/16
+_M.STEP = 0.2          -- the logarithm's step while the stage has few observations
+_M.STEP_SETTLED = 0.08 -- and once it has SETTLED of them
+_M.SETTLED = 50
+_M.SPREAD = 1.2        -- a stage at least this times the one before
+_M.LATE = 1.25         -- a poll made later than this times its stage is late
+
+local Plan = {}
+Plan.__index = Plan
+
+local function fixed(interval, max_interval)
+  local stages, t, gap = {}, 0, interval
+  for k = 1, _M.STAGES do
+    t = t + gap
+    stages[k] = t
+    gap = min(gap * 1.5, max_interval)
+  end
+  return stages
+end
+
+-- A saved state that is what state() writes, else nil.
+local function valid(state)
+  if type(state) ~= "table" or type(state.stages) ~= "table" then return nil end
+  if #state.stages ~= _M.STAGES then return nil end
+  for _, s in ipairs(state.stages) do
+    if type(s) ~= "number" or s ~= s or s <= 0 or s > 7 * 86400 then return nil end
+  end
+  return state
+end
+
+--- opts: interval_s, max_interval_s (truv.wait's), state (a saved state;
+-- ignored when it is not one).
+function _M.new(opts)
+  local interval, max_interval = opts.interval_s or 2, opts.max_interval_s or 30
+  local saved = valid(opts.state)
+  local stages, counts = {}, {}
+  for k = 1, _M.STAGES do
+    stages[k] = saved and saved.stages[k] or fixed(interval, max_interval)[k]
+    counts[k] = saved and type(saved.n) == "table" and tonumber(saved.n[k]) or 0
+  end
+  return setmetatable({ stages = stages, n = counts, max_interval = max_interval,
+                        learned = saved ~= nil }, Plan)
+end
+
+function Plan:pause(k, elapsed)
+  local s = self.stages
+  if k <= #s then return max(0, s[k] - elapsed) end
+  -- the tail: the last gap growing by half, bounded
+  local gap = s[#s] - s[#s - 1]
+  for _ = #s + 1, k do gap = gap * 1.5 end
+  return min(gap, self.max_interval)
+end
+
+function Plan:observe(k, elapsed, done)
+  local s = self.stages
+  if k > #s then return end
+  if done and elapsed > s[k] * _M.LATE then return end   -- late: it may have finished long before
+  local step = self.n[k] >= _M.SETTLED and _M.STEP_SETTLED or _M.STEP
+  self.n[k] = self.n[k] + 1
+  s[k] = exp(log(s[k]) + (done and -step or step) / 2)
+  -- the stages stay in order, each a fifth past the one before
+  for i = 2, #s do s[i] = max(s[i], s[i - 1] * _M.SPREAD) end
+  for i = #s - 1, 1, -1 do s[i] = min(s[i], s[i + 1] / _M.SPREAD) end
+  self.changed = true
+end
+
+function Plan:state()
+  local st, n = {}, {}
+  for k, v in ipairs(self.stages) do st[k], n[k] = v, self.n[k] end
+  return { stages = st, n = n }
+end
+
+return _M
