@@ -15,10 +15,15 @@
 -- made at it (a stochastic approximation on its logarithm: a poll that finds
 -- the refresh finished moves the time down, one that does not moves it up,
 -- by equal steps, so the time settles where half of them are finished),
--- never closer than a fifth to the stage before. Past the last stage, the
+-- never closer than a fifth to the stage before, and bounded: the first at
+-- 4 x max_interval_s, each later one at most half a gap more than the gap
+-- before it and max_interval_s past the stage before (refreshes that never
+-- finish in the run would otherwise push the stages without end). Past the last stage, the
 -- pauses grow by half up to max_interval_s: the tail is bounded. A poll made
 -- late (the rate held it back) that found the refresh finished says nothing
--- about the stage's time and is not counted. Before anything is observed,
+-- about the stage's time and is not counted, nor is one made well before
+-- the stage's time that found it unfinished (many cases that planned their
+-- polls before the stage moved would otherwise push it past the truth). Before anything is observed,
 -- the stages are the fixed schedule's: interval_s, growing by half.
 local exp, log, max, min = math.exp, math.log, math.max, math.min
 local setmetatable, type, ipairs, tonumber = setmetatable, type, ipairs, tonumber
@@ -30,6 +35,7 @@ _M.STEP = 0.2          -- the logarithm's step while the stage has few observati
 _M.STEP_SETTLED = 0.08 -- and once it has SETTLED of them
 _M.SETTLED = 50
 _M.SPREAD = 1.2        -- a stage at least this times the one before
+_M.FIRST_MAX = 4      -- the first poll at most this many max_interval_s after the send
 _M.LATE = 1.25         -- a poll made later than this times its stage is late
 
 local Plan = {}
@@ -81,13 +87,25 @@ end
 function Plan:observe(k, elapsed, done)
   local s = self.stages
   if k > #s then return end
-  if done and elapsed > s[k] * _M.LATE then return end   -- late: it may have finished long before
+  -- a poll says something of the stage's time only near it: finished
+  -- well after it (held back by the rate, or planned for a stage since
+  -- moved) or unfinished well before it, it is not counted
+  if done and elapsed > s[k] * _M.LATE then return end
+  if not done and elapsed * _M.LATE < s[k] then return end
   local step = self.n[k] >= _M.SETTLED and _M.STEP_SETTLED or _M.STEP
   self.n[k] = self.n[k] + 1
   s[k] = exp(log(s[k]) + (done and -step or step) / 2)
-  -- the stages stay in order, each a fifth past the one before
-  for i = 2, #s do s[i] = max(s[i], s[i - 1] * _M.SPREAD) end
-  for i = #s - 1, 1, -1 do s[i] = min(s[i], s[i + 1] / _M.SPREAD) end
+  -- bounded: refreshes that never finish in the run would move the
+  -- stages without end. The first poll comes within FIRST_MAX pauses of
+  -- max_interval_s, each later stage at most half a gap more than the
+  -- gap before it and max_interval_s after the one before
+  s[1] = min(s[1], self.max_interval * _M.FIRST_MAX)
+  local gap = s[1]
+  for i = 2, #s do
+    local t = min(s[i], s[i - 1] + min(gap * 1.5, self.max_interval))
+    s[i] = max(t, s[i - 1] * _M.SPREAD)
+    gap = s[i] - s[i - 1]
+  end
   self.changed = true
 end
 
