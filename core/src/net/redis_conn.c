@@ -281,7 +281,12 @@ static int tls_start(truv_redis_conn *c, long long deadline, truv_err *err) {
   }
   c->ssl = SSL_new(c->ctx);
   if (!c->ssl || SSL_set_fd(c->ssl, c->fd) != 1) return tls_fail(c, err, "TLS setup failed");
-  if (!is_ip) SSL_set_tlsext_host_name(c->ssl, name);
+  if (!is_ip) {
+    /* OpenSSL's macro casts the name to void *: a copy of our own, not const */
+    char host[256];
+    snprintf(host, sizeof host, "%s", name);
+    SSL_set_tlsext_host_name(c->ssl, host);
+  }
   if (!c->insecure) {
     if (is_ip) {
       X509_VERIFY_PARAM *p = SSL_get0_param(c->ssl);
