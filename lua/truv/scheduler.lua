@@ -253,8 +253,10 @@ end
 function Scheduler:_handle(co, what, a, b)
   if what == "http" then
     local w = { co = co, req = a, mode = b or self.mode, first = self.first[co] }
-    if w.first then
+    if w.first and not self.draining then
       -- behind the prioritized requests already waiting, ahead of the others
+      -- (not while draining: what is asked for then stays behind the requests
+      -- held from before, the only ones that still go out)
       tinsert(self.waiting_http, #self.waiting_http - self.queued_new + 1, w)
     else
       tinsert(self.waiting_http, w)

@@ -171,6 +171,32 @@ describe("truv.scheduler", function()
     assert.equal(0, sched:load().queued_new)
   end)
 
+  it("while draining, lets out the writes held from before and nothing asked for after",
+     function()
+    local srv = start_server(1, 5)
+    local sched = assert(scheduler.new{ rate_per_minute = 600, concurrency = 4 })
+    local t = sched:transport()
+    local cfg = { client_id = "id", secret = "secret-value", base_url = srv.base_url }
+    local got = {}
+    local function ask(name, op, params)   -- answered (whatever the answer): noted
+      t:perform(assert(core.build(cfg, op, "abc", params)))
+      got[#got + 1] = name
+    end
+    -- a prioritized read goes first; a write and a read are held by the rate
+    -- (one request every 100 ms); once the first is answered the loop drains,
+    -- and the prioritized workflow asks for another read
+    sched:spawn(function()
+      sched:prioritize()
+      ask("first read", "get_order")
+      sched:drain(5)
+      ask("read asked while draining", "get_order")
+    end)
+    sched:spawn(function() ask("held write", "create_bridge_token", { product_type = "income" }) end)
+    sched:spawn(function() ask("held read", "get_order") end)
+    sched:run()
+    assert.same({ "first read", "held write" }, got)
+  end)
+
   it("parks a workflow until it is woken, or until its timeout", function()
     local sched = assert(scheduler.new{})
     finally(function() sched:close() end)
