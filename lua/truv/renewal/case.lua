@@ -548,13 +548,11 @@ local function process(ctx, case)
         attempts = (rec.attempts or 0) + info.sends,
       })
       ctx.sched:barrier()        -- durable before the POST leaves
-      if ctx.interrupted then
-        -- interrupted while the write-ahead was made durable: the POST is
-        -- not sent (the run takes no new work), its reservation goes back
-        -- with the run's other unsent ones, and the case resumes as after
-        -- a crash at this point (the refresh is looked for, then made)
-        error({ interrupted = true }, 0)
-      end
+      -- interrupted while the write-ahead was made durable: the POST is not
+      -- sent (the run takes no new work), its reservation goes back with the
+      -- run's other unsent ones, and the case resumes as after a crash at
+      -- this point (the refresh is looked for, then made)
+      check_interrupted(ctx)
       ctx.unsent[case.case_id] = nil
       emit(ctx, { event = "sending", case_id = case.case_id })
     end,
