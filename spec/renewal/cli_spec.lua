@@ -7,31 +7,12 @@ local cjson = require("cjson").new()
 local core = require "truv.core"
 local cases = require "truv.cases"
 
-local SRC = os.getenv("TRUV_SOURCE_DIR") or "."
-local BIN = SRC .. "/bin/truv-renew"
 local CLIENT_ID, SECRET = "sandbox-client-id", "sandbox-secret"
 
 local quote, read, write = files.quote, files.read, files.write
 local function tmpdir() return files.tmpdir("truv-renew-spec") end
 
--- Runs truv-renew with `args` (a list); env: { NAME = value | false (unset) }.
--- Returns exit code, stdout, stderr.
-local function renew(dir, args, env)
-  env = env or {}
-  local unset, set = {}, {}
-  for _, k in ipairs{ "TRUV_CLIENT_ID", "TRUV_SECRET" } do
-    local v = env[k]
-    if v == nil then v = (k == "TRUV_SECRET") and SECRET or CLIENT_ID end
-    if v == false then unset[#unset + 1] = "-u " .. k else set[#set + 1] = k .. "=" .. quote(v) end
-  end
-  local e = { "env", table.concat(unset, " "), table.concat(set, " ") }   -- env wants -u first
-  local argv = {}
-  for i, a in ipairs(args) do argv[i] = quote(a) end
-  local cmd = string.format("%s lua5.4 %s %s >%s/out 2>%s/err </dev/null", table.concat(e, " "),
-                            quote(BIN), table.concat(argv, " "), quote(dir), quote(dir))
-  local _, _, code = os.execute(cmd)
-  return code, read(dir .. "/out") or "", read(dir .. "/err") or ""
-end
+local renew = require("spec.support.renew").run
 
 local function json_lines(text)
   local out = {}

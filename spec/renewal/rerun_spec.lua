@@ -7,26 +7,10 @@ local sandbox = require "spec.support.sandbox"
 local files = require "spec.support.files"
 local core = require "truv.core"
 
-local SRC = os.getenv("TRUV_SOURCE_DIR") or "."
-local BIN = SRC .. "/bin/truv-renew"
 
 local quote, read = files.quote, files.read
 
-local function renew(dir, args, env)
-  local set, unset = {}, {}
-  local vars = { TRUV_CLIENT_ID = "sandbox-client-id", TRUV_SECRET = "sandbox-secret" }
-  for k, v in pairs(env or {}) do vars[k] = v end
-  for k, v in pairs(vars) do
-    if v == false then unset[#unset + 1] = "-u " .. k else set[#set + 1] = k .. "=" .. quote(v) end
-  end
-  local argv = {}
-  for i, a in ipairs(args) do argv[i] = quote(a) end
-  local cmd = string.format("env %s %s lua5.4 %s %s >%s/out 2>%s/err </dev/null",
-                            table.concat(unset, " "), table.concat(set, " "), quote(BIN),
-                            table.concat(argv, " "), quote(dir), quote(dir))
-  local _, _, code = os.execute(cmd)
-  return code, read(dir .. "/out") or "", read(dir .. "/err") or ""
-end
+local renew = require("spec.support.renew").run
 
 describe("truv-renew, looking before paying", function()
   local sb, dir, input, state
