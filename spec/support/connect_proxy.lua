@@ -149,20 +149,8 @@ function _M.start(opts)
               opts.auth and string.format("%q", opts.auth) or "nil", table.concat(refuse, ", ")))
   files.write(dir .. "/proxy.lua", SERVER)
   files.write(dir .. "/log", "")
-  local h = assert(io.popen(string.format("LD_PRELOAD= lua5.4 %s %s >%s 2>&1 & echo $!",
-                                          q(dir .. "/proxy.lua"), q(dir), q(dir .. "/stderr"))))
-  local pid = tonumber(h:read("l"))
-  h:close()
-  local port
-  for _ = 1, 500 do
-    local pf = io.open(dir .. "/port")
-    if pf then
-      port = tonumber(pf:read("l"))
-      pf:close()
-      break
-    end
-    os.execute("sleep 0.01")
-  end
+  local pid, port = files.start_lua_server(dir .. "/proxy.lua", dir,
+                                           { log = dir .. "/stderr", no_preload = true })
   if not port then
     os.execute("kill " .. pid .. " 2>/dev/null")
     error("the spec proxy did not start: " .. (files.read(dir .. "/stderr") or ""))

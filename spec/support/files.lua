@@ -48,4 +48,23 @@ function M.own_pid()
   return stat and tonumber(stat:match("^(%d+)"))
 end
 
+--- Starts `lua5.4 SCRIPT DIR` in the background (its output to opts.log,
+-- default /dev/null; opts.no_preload: without the sanitizer runtime the
+-- ASan suite preloads) and waits, 5 s at most, for the port it writes to
+-- DIR/port. Returns its pid and that port (nil when it did not come up).
+function M.start_lua_server(script, dir, opts)
+  opts = opts or {}
+  local h = assert(io.popen(string.format("%slua5.4 %s %s >%s 2>&1 & echo $!",
+                                          opts.no_preload and "LD_PRELOAD= " or "", M.quote(script),
+                                          M.quote(dir), M.quote(opts.log or "/dev/null"))))
+  local pid = tonumber(h:read("l"))
+  h:close()
+  for _ = 1, 500 do
+    local port = tonumber(M.read(dir .. "/port") or "")
+    if port then return pid, port end
+    os.execute("sleep 0.01")
+  end
+  return pid, nil
+end
+
 return M

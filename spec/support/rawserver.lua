@@ -50,20 +50,7 @@ function _M.start(answers)
   for i, a in ipairs(answers) do list[i] = string.format("%q,\n", a) end
   files.write(dir .. "/answers.lua", "return {\n" .. table.concat(list) .. "}\n")
   files.write(dir .. "/server.lua", SERVER)
-  local h = assert(io.popen(string.format("lua5.4 %s %s >/dev/null 2>&1 & echo $!",
-                                          q(dir .. "/server.lua"), q(dir))))
-  local pid = tonumber(h:read("l"))
-  h:close()
-  local port
-  for _ = 1, 500 do
-    local pf = io.open(dir .. "/port")
-    if pf then
-      port = tonumber(pf:read("l"))
-      pf:close()
-      break
-    end
-    os.execute("sleep 0.01")
-  end
+  local pid, port = files.start_lua_server(dir .. "/server.lua", dir)
   assert(port, "the scripted server did not start")
   return setmetatable({ pid = pid, port = port, dir = dir,
                         base_url = "http://127.0.0.1:" .. port .. "/v1/" }, Server)
