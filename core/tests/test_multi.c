@@ -38,9 +38,11 @@
 #define MAX_CONNS 4096
 #define INBUF 8192
 
-enum { A_OK, A_SLOW, A_HANG, A_CLOSE, A_RST, A_TRUNC, A_BIG, A_SLOWBIG, A_COUNT };
-static const char *const action_names[A_COUNT] = {"ok",  "slow",  "hang", "close",
-                                                  "rst", "trunc", "big",  "slowbig"};
+/* bye: answers as if the connection stayed open (no "Connection: close"),
+ * then closes it, as a server whose keep-alive timeout ran out does */
+enum { A_OK, A_SLOW, A_HANG, A_CLOSE, A_RST, A_TRUNC, A_BIG, A_SLOWBIG, A_BYE, A_COUNT };
+static const char *const action_names[A_COUNT] = {"ok",    "slow", "hang",    "close", "rst",
+                                                  "trunc", "big",  "slowbig", "bye"};
 
 typedef struct counts {
   int accepted, requests, posts, eofs, open_now, max_open;
@@ -110,7 +112,7 @@ static void answer(conn *c) {
   memcpy(c->out + hlen, body, blen);
   c->outlen = hlen + blen;
   c->outoff = 0;
-  c->close_after = c->action == A_TRUNC;
+  c->close_after = c->action == A_TRUNC || c->action == A_BYE;
   free(body);
 }
 
@@ -450,42 +452,67 @@ static void test_connections_are_kept_alive_and_reused(void) {
   truv_multi_free(m);
 }
 
-static void test_billed_requests_use_fresh_connections(void) {
-  enum { K = 4, B = 10 };
-  truv_multi *m = multi(K, K, 10000);
-  truv_request *warm[K], *bill[B];
-  static outcome out[K + B];
+static truv_multi *multi_idle(int in_flight, long idle_s) {
+  truv_multi_options o;
   truv_err err;
-  counts before, after;
-  int i;
-  memset(out, 0, sizeof out);
-  for (i = 0; i < K; i++) {
-    warm[i] = get("ok", 0, 1000 + i);
-    CHECK_INT(truv_multi_add(m, warm[i], &out[i], &err), 0);
+  truv_multi *m;
+  memset(&o, 0, sizeof o);
+  o.max_in_flight = o.max_host_connections = in_flight;
+  o.http.timeout_ms = 10000;
+  o.http.proxy = "";
+  o.http.billed_reuse_idle_s = idle_s;
+  if (!(m = truv_multi_new(&o, &err))) {
+    fprintf(stderr, "multi: %s\n", err.message);
+    exit(2);
   }
-  drain(m, out, K + B);
-  before = server_counts(srv);
-  for (i = 0; i < B; i++) {
-    bill[i] = refresh("ok", 0, i);
-    CHECK(bill[i]->flags & TRUV_REQ_BILLED);
-    CHECK_INT(truv_multi_add(m, bill[i], &out[K + i], &err), 0);
-    drain(m, out, K + B); /* one at a time: idle kept-alive connections are there to take */
-  }
-  after = server_counts(srv);
-  CHECK_INT(after.posts - before.posts, B);
-  CHECK_INT(after.accepted - before.accepted, B);
-  for (i = 0; i < B; i++) {
-    CHECK_INT(out[K + i].status, 200);
-    CHECK_CONTAINS(out[K + i].body, "\"method\":\"POST\"");
-    drop(bill[i]);
-  }
-  for (i = 0; i < K; i++) drop(warm[i]);
-  truv_multi_free(m);
+  return m;
 }
 
-/* Why billed requests never ride a reused connection: libcurl re-sends a
- * request that got no answer on one. A GET is re-sent (harmless); the
- * billed POST reaches the server exactly once. */
+/* A refresh_order (TRUV_CONN_REUSE_ONCE) rides the kept-alive connections
+ * the GETs opened: B refreshes, no new connection, each POST once. With
+ * billed_reuse_idle_s < 0 each takes a fresh connection (the old rule). */
+static void test_refreshes_reuse_kept_alive_connections(void) {
+  enum { K = 4, B = 10 };
+  long idle[2] = {0, -1};
+  int v;
+  for (v = 0; v < 2; v++) {
+    truv_multi *m = multi_idle(K, idle[v]);
+    truv_request *warm[K], *bill[B];
+    static outcome out[K + B];
+    truv_err err;
+    counts before, after;
+    int i;
+    memset(out, 0, sizeof out);
+    for (i = 0; i < K; i++) {
+      warm[i] = get("ok", 0, 1000 + i);
+      CHECK_INT(truv_multi_add(m, warm[i], &out[i], &err), 0);
+    }
+    drain(m, out, K + B);
+    before = server_counts(srv);
+    for (i = 0; i < B; i++) {
+      bill[i] = refresh("ok", 0, i);
+      CHECK(bill[i]->flags & TRUV_REQ_BILLED);
+      CHECK_INT(truv_multi_add(m, bill[i], &out[K + i], &err), 0);
+      drain(m, out, K + B); /* one at a time: idle kept-alive connections are there to take */
+    }
+    after = server_counts(srv);
+    CHECK_INT(after.posts - before.posts, B);
+    CHECK_INT(after.accepted - before.accepted, v == 0 ? 0 : B);
+    for (i = 0; i < B; i++) {
+      CHECK_INT(out[K + i].status, 200);
+      CHECK_CONTAINS(out[K + i].body, "\"method\":\"POST\"");
+      drop(bill[i]);
+    }
+    for (i = 0; i < K; i++) drop(warm[i]);
+    truv_multi_free(m);
+  }
+}
+
+/* libcurl re-sends a request that got no answer on a reused connection. A
+ * GET is re-sent (harmless); a refresh_order, sent on the kept-alive
+ * connection and read whole by a server that closes without answering,
+ * reaches the server exactly once and is reported maybe sent. (With the
+ * body given as CURLOPT_POSTFIELDS, libcurl sends it twice here.) */
 static void test_billed_request_unanswered_is_never_resent(void) {
   truv_multi *m = multi(1, 1, 10000);
   truv_request *warm = get("ok", 0, 1), *g = get("close", 0, 1), *p = refresh("close", 0, 2);
@@ -508,11 +535,47 @@ static void test_billed_request_unanswered_is_never_resent(void) {
   CHECK_INT(truv_multi_add(m, p, &out[2], &err), 0);
   drain(m, out, 3);
   after = server_counts(srv);
+  /* it went out on the kept-alive connection; libcurl opened one more for
+   * its resend, found it could not rewind the body and wrote nothing there */
+  CHECK(after.accepted - before.accepted <= 1);
+  CHECK_INT(after.requests - before.requests, 1);
+  CHECK_INT(after.posts - before.posts, 1);
   CHECK_INT(after.by_action[A_CLOSE] - before.by_action[A_CLOSE], 1);
   CHECK_INT(out[2].err.kind, TRUV_ENETWORK);
   CHECK_STR(out[2].err.code, "reset");
   CHECK_INT(out[2].err.maybe_sent, 1);
   drop(warm), drop(g), drop(p);
+  truv_multi_free(m);
+}
+
+/* The server closes the kept-alive connection after answering (its idle
+ * timeout): the next refresh is sent exactly once, on a new connection,
+ * and answered. */
+static void test_refresh_after_the_server_closed_the_idle_connection(void) {
+  enum { B = 5 };
+  truv_multi *m = multi(1, 1, 10000);
+  truv_request *bye[B], *p[B];
+  static outcome out[2 * B];
+  truv_err err;
+  counts before, after;
+  int i;
+  memset(out, 0, sizeof out);
+  for (i = 0; i < B; i++) {
+    bye[i] = get("bye", 0, i);
+    p[i] = refresh("ok", 1, i);
+    CHECK_INT(truv_multi_add(m, bye[i], &out[2 * i], &err), 0);
+    drain(m, out, 2 * B);
+    CHECK_INT(out[2 * i].status, 200);
+    usleep(20000); /* the server's FIN reaches the client's socket */
+    before = server_counts(srv);
+    CHECK_INT(truv_multi_add(m, p[i], &out[2 * i + 1], &err), 0);
+    drain(m, out, 2 * B);
+    after = server_counts(srv);
+    CHECK_INT(after.posts - before.posts, 1);
+    CHECK_INT(after.accepted - before.accepted, 1);
+    CHECK_INT(out[2 * i + 1].status, 200);
+  }
+  for (i = 0; i < B; i++) drop(bye[i]), drop(p[i]);
   truv_multi_free(m);
 }
 
@@ -847,8 +910,9 @@ int main(void) {
   RUN(test_run_with_nothing_in_flight_returns_at_once);
   RUN(test_many_concurrent_requests_complete_with_their_tags);
   RUN(test_connections_are_kept_alive_and_reused);
-  RUN(test_billed_requests_use_fresh_connections);
+  RUN(test_refreshes_reuse_kept_alive_connections);
   RUN(test_billed_request_unanswered_is_never_resent);
+  RUN(test_refresh_after_the_server_closed_the_idle_connection);
   RUN(test_connect_refused_was_not_sent);
   RUN(test_errors_map_like_the_easy_transport);
   RUN(test_timeout_while_queued_was_not_sent);

@@ -1,7 +1,7 @@
 /* The blocking libcurl transport, for Lua.
  *
  *   local http = core.http{ connect_timeout_ms =, timeout_ms =, ca_file =,
- *                           ca_path =, proxy =, insecure = }
+ *                           ca_path =, proxy =, insecure =, billed_reuse_idle_s = }
  *   http:perform(request, now [, mode]) -> doc, meta | nil, err
  *   http:close()
  *
@@ -35,6 +35,14 @@ static long opt_ms(const truv_options *o, const char *key) {
   return v < 0 ? 0 : v < 1 ? 1 : (long)v;
 }
 
+/* Whole seconds; a user's 0 (never reuse) is the core's -1, absent its 0
+ * (the default). */
+static long opt_idle_s(const truv_options *o, const char *key) {
+  double v = truv_opt_integer(o, key, 0, (double)TRUV_MAX_BILLED_REUSE_IDLE_S, -1,
+                              "a whole number of seconds from 0 to 3600");
+  return v < 0 ? 0 : v == 0 ? -1 : (long)v;
+}
+
 void truv_read_http_options(const truv_options *o, truv_http_options *out) {
   out->connect_timeout_ms = opt_ms(o, "connect_timeout_ms");
   out->timeout_ms = opt_ms(o, "timeout_ms");
@@ -46,6 +54,7 @@ void truv_read_http_options(const truv_options *o, truv_http_options *out) {
   out->no_proxy = truv_opt_string(o, "no_proxy", 0);
   /* TLS verification off only when the caller wrote true */
   out->insecure = truv_opt_boolean(o, "insecure", 0);
+  out->billed_reuse_idle_s = opt_idle_s(o, "billed_reuse_idle_s");
 }
 
 static int l_http(lua_State *L) {

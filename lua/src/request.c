@@ -6,8 +6,13 @@
  *     op     = "get_order", "refresh_order", ... (truv/request.h)
  *     facts  = { products = {...} }  the original order's products, if known
  *   request.method / .url / .target / .host / .path / .op / .billed / .safe
- *   request.fresh         it must go out on a connection of its own, closed
- *                         after the answer (every request but a GET)
+ *   request.connection    truv_request_connection (truv/request.h): "reuse"
+ *                         (a GET: kept-alive, sent again when its connection
+ *                         proves dead before any answer), "once" (a
+ *                         refresh_order: may reuse a kept-alive connection,
+ *                         never sent twice) or "fresh" (a connection of its
+ *                         own, closed after the answer)
+ *   request.fresh         request.connection == "fresh"
  *   request:body()        the JSON body (may hold an access token: never log it)
  *   request:serialize([proxy]) -> bytes | nil, err
  *                         the whole HTTP/1.1 request, for byte-pipe transports
@@ -194,6 +199,13 @@ static void push_timeouts(lua_State *L, const truv_request_timeouts *t) {
   }
 }
 
+/* truv_request_connection's rule: "reuse", "once" or "fresh". */
+static void push_connection(lua_State *L, truv_conn_rule rule) {
+  lua_pushstring(L, rule == TRUV_CONN_REUSE        ? "reuse"
+                    : rule == TRUV_CONN_REUSE_ONCE ? "once"
+                                                   : "fresh");
+}
+
 static int request_index(lua_State *L) {
   truv_request *req = truv_check_request(L, 1);
   const char *k = luaL_checkstring(L, 2);
@@ -206,6 +218,7 @@ static int request_index(lua_State *L) {
   else if (strcmp(k, "billed") == 0) lua_pushboolean(L, (req->flags & TRUV_REQ_BILLED) != 0);
   else if (strcmp(k, "safe") == 0) lua_pushboolean(L, (req->flags & TRUV_REQ_SAFE) != 0);
   else if (strcmp(k, "fresh") == 0) lua_pushboolean(L, truv_request_fresh(req));
+  else if (strcmp(k, "connection") == 0) push_connection(L, truv_request_connection(req));
   else if (strcmp(k, "body") == 0) lua_pushcfunction(L, request_body);
   else if (strcmp(k, "serialize") == 0) lua_pushcfunction(L, request_serialize);
   else if (strcmp(k, "redact") == 0) lua_pushcfunction(L, request_redact);

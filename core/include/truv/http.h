@@ -4,10 +4,12 @@
  * truv_http: one easy handle, one request at a time, blocking. Connections
  * are kept alive and reused across calls of the same truv_http.
  *
- * Every request but a GET is sent on a fresh connection: libcurl silently
- * re-sends a request that got no answer on a reused connection, which for a
- * refresh is a second billed refresh and for an order or a bridge token a
- * second link to the applicant.
+ * Connections follow truv_request_connection (truv/request.h): a GET and a
+ * refresh_order reuse kept-alive connections (a refresh_order one idle less
+ * than billed_reuse_idle_s, and never sent twice: libcurl's silent resend
+ * of a request that got no answer on a reused connection is made
+ * impossible, and such a loss is "reset" with maybe_sent = 1); every other
+ * request goes out on a fresh connection.
  *
  * Failures to exchange are TRUV_ENETWORK with err->code one of "dns",
  * "connect", "tls", "timeout", "reset", "truncated_body", "send", "network", and err->maybe_sent =
@@ -36,18 +38,28 @@
  * the Lua layer reads them too). */
 #define TRUV_DEFAULT_CONNECT_TIMEOUT_MS 10000L
 #define TRUV_DEFAULT_TIMEOUT_MS 30000L
+/* A refresh_order reuses a kept-alive connection idle less than this long:
+ * below the shortest keep-alive timeouts servers commonly keep (5 s for
+ * Apache httpd and Node.js), so that it rarely meets one the server is
+ * closing; libcurl's own bound for other requests is 118 s. */
+#define TRUV_DEFAULT_BILLED_REUSE_IDLE_S 4L
+#define TRUV_MAX_BILLED_REUSE_IDLE_S 3600L
 
 typedef struct truv_http_options {
-  long connect_timeout_ms; /* 0: TRUV_DEFAULT_CONNECT_TIMEOUT_MS */
-  long timeout_ms;         /* whole exchange; 0: TRUV_DEFAULT_TIMEOUT_MS */
-  long send_timeout_ms;    /* a stalled send; 0: none but timeout_ms (see below) */
-  long read_timeout_ms;    /* a stalled answer; 0: none but timeout_ms (see below) */
-  const char *ca_file;     /* PEM bundle; NULL: the system's */
-  const char *ca_path;     /* directory of hashed certificates; NULL: the system's */
-  const char *proxy;       /* "http://host:port"; NULL: libcurl's environment rules; "" none */
-  const char *no_proxy;    /* "host,.domain,..." that bypass the proxy; NULL: libcurl's
-                              environment rules (NO_PROXY) */
-  int insecure;            /* 1 turns TLS verification off (never in production) */
+  long connect_timeout_ms;  /* 0: TRUV_DEFAULT_CONNECT_TIMEOUT_MS */
+  long timeout_ms;          /* whole exchange; 0: TRUV_DEFAULT_TIMEOUT_MS */
+  long send_timeout_ms;     /* a stalled send; 0: none but timeout_ms (see below) */
+  long read_timeout_ms;     /* a stalled answer; 0: none but timeout_ms (see below) */
+  const char *ca_file;      /* PEM bundle; NULL: the system's */
+  const char *ca_path;      /* directory of hashed certificates; NULL: the system's */
+  const char *proxy;        /* "http://host:port"; NULL: libcurl's environment rules; "" none */
+  const char *no_proxy;     /* "host,.domain,..." that bypass the proxy; NULL: libcurl's
+                               environment rules (NO_PROXY) */
+  int insecure;             /* 1 turns TLS verification off (never in production) */
+  long billed_reuse_idle_s; /* a TRUV_CONN_REUSE_ONCE request (refresh_order) reuses a
+                               connection idle less than this many seconds (1..3600);
+                               0: TRUV_DEFAULT_BILLED_REUSE_IDLE_S; < 0: never, a
+                               fresh connection each (the rule before reuse) */
 } truv_http_options;
 
 typedef struct truv_http truv_http;

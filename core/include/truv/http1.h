@@ -46,8 +46,9 @@
  *
  * Writing a request: truv_http1_request() gives the request line, Host,
  * "Connection: close" when the request must go out on a fresh connection
- * (truv_request_fresh: every request but a GET; the server then closes it
- * too, so nothing can ever follow it on that connection), the request's
+ * (truv_request_fresh: every request but a GET and a refresh_order, see
+ * truv_request_connection; the server then closes it too, so nothing can
+ * ever follow it on that connection), the request's
  * own headers, Content-Length when there is a body, a blank line and the
  * body. Through a plain-HTTP proxy (proxy given) the request-target is in
  * absolute form and Proxy-Authorization is added when the proxy has one;

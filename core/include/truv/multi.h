@@ -15,9 +15,9 @@
  *
  * Transfers behave like truv_http's (truv/http.h) because they are set up
  * the same way: the same options, the same error mapping (err->code and
- * err->maybe_sent), and every request but a GET goes out on a fresh
- * connection (libcurl silently re-sends a request that got no answer on a
- * reused connection: a second refresh, order or bridge token). Besides:
+ * err->maybe_sent) and the same connection rule (truv_request_connection:
+ * a refresh_order may ride a kept-alive connection and is never sent
+ * twice; every other request but a GET goes out on a fresh one). Besides:
  *   - one connection cache for every transfer (the multi's): HTTP/1.1 with
  *     keep-alive, no pipelining and no HTTP/2 multiplexing, at most
  *     max_in_flight connections in all and max_host_connections to one host;

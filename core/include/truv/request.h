@@ -46,10 +46,13 @@ typedef enum truv_op {
 
 /* Request flags. */
 enum {
-  TRUV_REQ_SAFE = 1,  /* no side effect: may be retried freely (the GETs) */
-  TRUV_REQ_BILLED = 2 /* creates a billed refresh: never re-sent blindly;
-                         like every request that is not SAFE, never sent on
-                         a reused connection (truv_request_fresh) */
+  TRUV_REQ_SAFE = 1,      /* no side effect: may be retried freely (the GETs) */
+  TRUV_REQ_BILLED = 2,    /* creates a billed refresh: never re-sent blindly */
+  TRUV_REQ_RECONCILED = 4 /* an ambiguous outcome ("maybe sent") is read back
+                             before anything is sent again (truv.refresh reads
+                             the original order's refresh_order and events):
+                             may use a kept-alive connection, never re-sent by
+                             a transport (truv_request_connection) */
 };
 
 /* How long one request may take, in milliseconds; 0 leaves the transport's
@@ -105,16 +108,49 @@ TRUV_API int truv_request_build(const truv_config *cfg, truv_op op, const char *
 
 TRUV_API void truv_request_free(truv_request *req);
 
-/* 1 when req must go out on a fresh connection, closed after its answer:
- * every request that is not TRUV_REQ_SAFE, i.e. every one but a GET,
- * creates something at Truv (a refresh, an order, a bridge token). On a
- * reused connection that the server closed after processing the request, a
- * client would see no answer and could send it again on a new one (libcurl
- * does so silently): a second refresh, or a second link to the applicant.
- * On a fresh connection such a loss is an error (maybe_sent) that the
- * caller reconciles. Every transport applies it: libcurl's
- * (CURLOPT_FRESH_CONNECT) and the HTTP/1.1 writer (Connection: close,
- * truv/http1.h). */
+/* Which connection a request may use, and whether a transport may send it
+ * twice: one rule, read by every transport (libcurl easy and multi,
+ * transfer.c; the HTTP/1.1 writer, truv/http1.h, for the cosocket one).
+ *
+ * A kept-alive connection can die at any moment: the server closes it
+ * after its idle timeout, possibly just as a request goes out on it, or
+ * after processing the request and before answering. The client then sees
+ * no answer and cannot tell whether the request was processed. libcurl
+ * re-sends such a request on a new connection by itself (Curl_retry_request,
+ * when not a byte of the answer came back): for a GET harmless, for a POST
+ * a second refresh, order or bridge token.
+ *
+ *   TRUV_CONN_REUSE       every SAFE request (the GETs): a kept-alive
+ *                         connection, and sent again on a new one when it
+ *                         proves dead before any answer.
+ *   TRUV_CONN_REUSE_ONCE  a RECONCILED request (refresh_order): may go out
+ *                         on a kept-alive connection (idle at most the
+ *                         transport's billed_reuse_idle_s; 0 there: fresh),
+ *                         but is never sent twice: a loss after any byte of
+ *                         it left is an error with maybe_sent = 1, which the
+ *                         caller reconciles by reading back before sending
+ *                         anything again. libcurl is given the body through
+ *                         a read callback that cannot rewind and a
+ *                         pre-request callback that refuses a second
+ *                         attempt (transfer.c says why this forbids every
+ *                         resend); the cosocket transport never re-sends it.
+ *   TRUV_CONN_FRESH       every other request (create_order,
+ *                         create_refresh_task, create_bridge_token): a
+ *                         connection of its own, closed after the answer
+ *                         ("Connection: close"). Their ambiguous outcome is
+ *                         not read back (an order or a bridge token goes to
+ *                         a person; a refresh task's cannot be): a fresh
+ *                         connection keeps "maybe sent" to the rare loss of
+ *                         a connection that was just opened for them. */
+typedef enum truv_conn_rule {
+  TRUV_CONN_REUSE,
+  TRUV_CONN_REUSE_ONCE,
+  TRUV_CONN_FRESH
+} truv_conn_rule;
+
+TRUV_API truv_conn_rule truv_request_connection(const truv_request *req);
+
+/* 1 when truv_request_connection(req) is TRUV_CONN_FRESH. */
 TRUV_API int truv_request_fresh(const truv_request *req);
 
 /* Validation alone (what truv_request_build runs first). */

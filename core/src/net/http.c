@@ -10,6 +10,7 @@ struct truv_http {
   CURL *easy;
   truv_http_options opts;
   char *ca_file, *ca_path, *proxy, *no_proxy; /* owned copies of the option strings */
+  truv_transfer_once once;                    /* a refresh_order's body, read by libcurl */
   char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -25,6 +26,12 @@ truv_http *truv_http_new(const truv_http_options *opts, truv_err *err) {
   if (!opts) {
     memset(&none, 0, sizeof none);
     opts = &none;
+  }
+  if (opts->billed_reuse_idle_s > TRUV_MAX_BILLED_REUSE_IDLE_S) {
+    truv_err_clear(err);
+    truv_err_invalid(err, "billed_reuse_idle_s", "must be at most %ld seconds",
+                     TRUV_MAX_BILLED_REUSE_IDLE_S);
+    return NULL;
   }
   if (!(http = calloc(1, sizeof *http))) goto nomem;
   http->opts = *opts;
@@ -59,7 +66,8 @@ int truv_http_send(truv_http *http, const truv_request *req, truv_response *resp
   CURLcode rc;
   int result = 0;
   truv_err_clear(err);
-  if ((result = truv_transfer_prepare(http->easy, &http->opts, req, resp, &headers, err)))
+  if ((result =
+         truv_transfer_prepare(http->easy, &http->opts, req, resp, &http->once, &headers, err)))
     return result;
   http->errbuf[0] = '\0';
   curl_easy_setopt(http->easy, CURLOPT_ERRORBUFFER, http->errbuf);

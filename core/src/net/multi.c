@@ -43,6 +43,7 @@ typedef struct slot {
   CURLcode result;
   int state;
   truv_response resp;
+  truv_transfer_once once; /* a refresh_order's body, read by libcurl */
   char errbuf[CURL_ERROR_SIZE];
 } slot;
 
@@ -81,6 +82,9 @@ static int check_options(const truv_multi_options *o, truv_err *err) {
   if (o->buffer_size && (o->buffer_size < MIN_BUFFER || o->buffer_size > MAX_BUFFER))
     truv_err_invalid(&e, "buffer_size", "must be between %ld and %ld bytes", MIN_BUFFER,
                      MAX_BUFFER);
+  if (o->http.billed_reuse_idle_s > TRUV_MAX_BILLED_REUSE_IDLE_S)
+    truv_err_invalid(&e, "billed_reuse_idle_s", "must be at most %ld seconds",
+                     TRUV_MAX_BILLED_REUSE_IDLE_S);
   if (e.kind && err) *err = e;
   return e.kind;
 }
@@ -227,7 +231,8 @@ int truv_multi_add(truv_multi *m, const truv_request *req, void *tag, truv_err *
     return truv_err_set(err, TRUV_EINTERNAL, "nomem", "out of memory starting a transfer");
   /* a pooled handle may carry the previous request's custom method */
   curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, NULL);
-  if ((rc = truv_transfer_prepare(easy, &m->opts, req, &s->resp, &s->headers, err))) return rc;
+  if ((rc = truv_transfer_prepare(easy, &m->opts, req, &s->resp, &s->once, &s->headers, err)))
+    return rc;
   s->errbuf[0] = '\0';
   if (curl_multi_add_handle(m->multi, easy) != CURLM_OK) {
     curl_easy_setopt(easy, CURLOPT_HTTPHEADER, NULL);

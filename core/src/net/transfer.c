@@ -98,8 +98,102 @@ static void set_timeouts(CURL *easy, const truv_http_options *opts,
   curl_easy_setopt(easy, CURLOPT_LOW_SPEED_TIME, stall > 0 ? (stall + 999) / 1000 : 0L);
 }
 
+/* A request sent at most once on a kept-alive connection
+ * (TRUV_CONN_REUSE_ONCE), against libcurl 7.88's retry (lib/transfer.c
+ * Curl_retry_request, lib/multi.c). When a transfer on a reused connection
+ * ends with not a byte of answer (the server closed it: EOF, a reset while
+ * reading, a failed send of the request head), libcurl closes that
+ * connection and starts the same request over on a new one, by itself.
+ * Two things would have to happen for that second attempt to leave:
+ *   - if any byte of the body was written (writebytecount > 0), the body
+ *     must be rewound first (readrewind, before the new attempt's DO):
+ *     with CURLOPT_POSTFIELDS that is a no-op and the body simply goes
+ *     again; with a CURLOPT_READFUNCTION body libcurl calls the
+ *     CURLOPT_SEEKFUNCTION, which here refuses (CURL_SEEKFUNC_CANTSEEK),
+ *     and the transfer fails with CURLE_SEND_FAIL_REWIND;
+ *   - if only the head had left (the server got the headers and no body,
+ *     writebytecount 0: a read-callback body is never packed with the head
+ *     as a small POSTFIELDS one is), no rewind is asked and the new attempt
+ *     would go ahead: the CURLOPT_PREREQFUNCTION, which libcurl calls on
+ *     each attempt once its connection is ready and before a byte of the
+ *     request is written, lets only the first one through
+ *     (CURLE_ABORTED_BY_CALLBACK; the same covers any other path to a
+ *     second attempt, an HTTP/2 refused stream included).
+ * Either failure is a "reset" with maybe_sent = 1 (truv_transfer_error).
+ * libcurl has opened the new connection by then (a TCP connect, over TLS a
+ * handshake); not a byte of the request is written on it.
+ * CURLOPT_POSTFIELDSIZE_LARGE gives the length for Content-Length, so the
+ * body is never chunked and a short read cannot pass for its end. */
+static size_t once_read(char *buf, size_t size, size_t n, void *userp) {
+  truv_transfer_once *once = userp;
+  size_t left = once->len - once->off, take = size * n < left ? size * n : left;
+  memcpy(buf, once->body + once->off, take);
+  once->off += take;
+  return take;
+}
+
+static int once_seek(void *userp, curl_off_t offset, int origin) {
+  (void)userp, (void)offset, (void)origin;
+  return CURL_SEEKFUNC_CANTSEEK;
+}
+
+static int once_prereq(void *userp, char *primary_ip, char *local_ip, int primary_port,
+                       int local_port) {
+  truv_transfer_once *once = userp;
+  (void)primary_ip, (void)local_ip, (void)primary_port, (void)local_port;
+  return ++once->attempts == 1 ? CURL_PREREQFUNC_OK : CURL_PREREQFUNC_ABORT;
+}
+
+/* The connection a request may use (truv_request_connection, and the
+ * transport's billed_reuse_idle_s) and, for a POST, how libcurl gets its
+ * body. The handle is reused: every option is set either way. */
+static void set_connection(CURL *easy, const truv_http_options *opts, const truv_request *req,
+                           truv_transfer_once *once) {
+  truv_conn_rule rule = truv_request_connection(req);
+  long idle =
+    opts->billed_reuse_idle_s ? opts->billed_reuse_idle_s : TRUV_DEFAULT_BILLED_REUSE_IDLE_S;
+  int post = strcmp(req->method, "GET") != 0;
+  if (rule == TRUV_CONN_REUSE_ONCE && idle < 0) rule = TRUV_CONN_FRESH;
+  if (idle > TRUV_MAX_BILLED_REUSE_IDLE_S) idle = TRUV_MAX_BILLED_REUSE_IDLE_S;
+  curl_easy_setopt(easy, CURLOPT_FRESH_CONNECT, rule == TRUV_CONN_FRESH ? 1L : 0L);
+  /* libcurl reuses a connection idle for at most MAXAGE_CONN whole seconds
+   * (it compares truncated seconds with '>'): idle - 1 keeps it under
+   * idle seconds; 118 is libcurl's default */
+  curl_easy_setopt(easy, CURLOPT_MAXAGE_CONN, rule == TRUV_CONN_REUSE_ONCE ? idle - 1 : 118L);
+  if (!post) {
+    curl_easy_setopt(easy, CURLOPT_HTTPGET, 1L);
+  } else if (rule == TRUV_CONN_REUSE_ONCE) {
+    once->body = req->body ? req->body : "";
+    once->len = req->body_len;
+    once->off = 0;
+    once->attempts = 0;
+    curl_easy_setopt(easy, CURLOPT_POST, 1L);
+    curl_easy_setopt(easy, CURLOPT_POSTFIELDS, NULL);
+    curl_easy_setopt(easy, CURLOPT_READFUNCTION, once_read);
+    curl_easy_setopt(easy, CURLOPT_READDATA, once);
+    curl_easy_setopt(easy, CURLOPT_SEEKFUNCTION, once_seek);
+    curl_easy_setopt(easy, CURLOPT_SEEKDATA, once);
+    curl_easy_setopt(easy, CURLOPT_PREREQFUNCTION, once_prereq);
+    curl_easy_setopt(easy, CURLOPT_PREREQDATA, once);
+    curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
+  } else {
+    curl_easy_setopt(easy, CURLOPT_POST, 1L);
+    curl_easy_setopt(easy, CURLOPT_POSTFIELDS, req->body ? req->body : "");
+    curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
+  }
+  if (rule != TRUV_CONN_REUSE_ONCE) {
+    /* a pooled handle may carry the previous request's callbacks */
+    curl_easy_setopt(easy, CURLOPT_READFUNCTION, NULL);
+    curl_easy_setopt(easy, CURLOPT_SEEKFUNCTION, NULL);
+    curl_easy_setopt(easy, CURLOPT_PREREQFUNCTION, NULL);
+  }
+  if (post && strcmp(req->method, "POST") != 0)
+    curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, req->method);
+}
+
 int truv_transfer_prepare(CURL *easy, const truv_http_options *opts, const truv_request *req,
-                          truv_response *resp, struct curl_slist **headers, truv_err *err) {
+                          truv_response *resp, truv_transfer_once *once,
+                          struct curl_slist **headers, truv_err *err) {
   struct curl_slist *list = NULL, *grown;
   size_t i;
 
@@ -125,20 +219,11 @@ int truv_transfer_prepare(CURL *easy, const truv_http_options *opts, const truv_
   if (opts->no_proxy) curl_easy_setopt(easy, CURLOPT_NOPROXY, opts->no_proxy);
   curl_easy_setopt(easy, CURLOPT_ACCEPT_ENCODING, "");
   curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
-  curl_easy_setopt(easy, CURLOPT_FRESH_CONNECT, truv_request_fresh(req) ? 1L : 0L);
   curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, on_body);
   curl_easy_setopt(easy, CURLOPT_WRITEDATA, resp);
   curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, on_header);
   curl_easy_setopt(easy, CURLOPT_HEADERDATA, resp);
-  if (strcmp(req->method, "GET") == 0) {
-    curl_easy_setopt(easy, CURLOPT_HTTPGET, 1L);
-  } else {
-    curl_easy_setopt(easy, CURLOPT_POST, 1L);
-    curl_easy_setopt(easy, CURLOPT_POSTFIELDS, req->body ? req->body : "");
-    curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
-    if (strcmp(req->method, "POST") != 0)
-      curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, req->method);
-  }
+  set_connection(easy, opts, req, once);
   truv_response_reset(resp);
   return 0;
 
@@ -193,6 +278,14 @@ int truv_transfer_error(CURL *easy, CURLcode rc, const char *errbuf, const truv_
     case CURLE_GOT_NOTHING: /* closed with no answer */
     case CURLE_RECV_ERROR: /* reset while waiting for the answer */ code = "reset"; break;
     case CURLE_PARTIAL_FILE: code = "truncated_body"; break;
+    case CURLE_SEND_FAIL_REWIND:    /* a request sent once: no rewind for a resend */
+    case CURLE_ABORTED_BY_CALLBACK: /* nor a second attempt (see once_prereq) */
+      truv_err_set_redacted(err, (const char *const *)req->redact, req->nredact, TRUV_ENETWORK,
+                            "reset",
+                            "the kept-alive connection was lost with no answer; the request "
+                            "may have been processed and is not sent again");
+      err->maybe_sent = 1;
+      return err->kind;
     case CURLE_SEND_ERROR: code = "send", maybe_sent = request_left(easy); break;
     case CURLE_WRITE_ERROR:
       return truv_err_set(err, TRUV_EPROTOCOL, "body_too_large",

@@ -69,6 +69,7 @@ static void check_bridge_token(const cJSON *p, const truv_order_facts *facts, tr
 #define BODY_OPTIONAL TRUV_PARAMS_BODY_OPTIONAL
 #define SAFE TRUV_REQ_SAFE
 #define BILLED TRUV_REQ_BILLED
+#define RECONCILED TRUV_REQ_RECONCILED
 
 /* name, method, path, id_name, flags, params, check, answer_key, products (NULL: none) */
 static const truv_operation ops[TRUV_OP_COUNT] = {
@@ -76,8 +77,9 @@ static const truv_operation ops[TRUV_OP_COUNT] = {
                             "id", truv_order_products},
   [TRUV_OP_GET_ORDER] = {"get_order", "GET", "orders/{id}/", "order_id", SAFE, QUERY, check_query,
                          "id", NULL},
-  [TRUV_OP_REFRESH_ORDER] = {"refresh_order", "POST", "orders/{id}/", "order_id", BILLED, BODY,
-                             check_refresh_order, "id", truv_refresh_products},
+  [TRUV_OP_REFRESH_ORDER] = {"refresh_order", "POST", "orders/{id}/", "order_id",
+                             BILLED | RECONCILED, BODY, check_refresh_order, "id",
+                             truv_refresh_products},
   [TRUV_OP_LIST_ORDER_EVENTS] = {"list_order_events", "GET", "orders/{id}/events/", "order_id",
                                  SAFE, QUERY, check_query, NULL, NULL},
   [TRUV_OP_CREATE_REFRESH_TASK] = {"create_refresh_task", "POST", "refresh/tasks/", NULL, BILLED,

@@ -27,7 +27,7 @@ typedef struct truv_operation {
   const char *path;    /* relative to the base URL; "{id}" is the path parameter */
   const char *id_name; /* the path parameter's name in errors ("order_id"); NULL
                           when the path has none */
-  unsigned flags;      /* TRUV_REQ_SAFE, TRUV_REQ_BILLED */
+  unsigned flags;      /* TRUV_REQ_SAFE, TRUV_REQ_BILLED, TRUV_REQ_RECONCILED */
   truv_params_rule params;
   /* The parameters' own rules: records every violation in err. params may
    * be NULL (no parameters); facts may be NULL (unknown). */

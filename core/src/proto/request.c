@@ -197,6 +197,12 @@ void truv_request_free(truv_request *req) {
   memset(req, 0, sizeof *req);
 }
 
+truv_conn_rule truv_request_connection(const truv_request *req) {
+  if (req->flags & TRUV_REQ_SAFE) return TRUV_CONN_REUSE;
+  if (req->flags & TRUV_REQ_RECONCILED) return TRUV_CONN_REUSE_ONCE;
+  return TRUV_CONN_FRESH;
+}
+
 int truv_request_fresh(const truv_request *req) {
-  return !(req->flags & TRUV_REQ_SAFE);
+  return truv_request_connection(req) == TRUV_CONN_FRESH;
 }
