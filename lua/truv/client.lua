@@ -102,6 +102,7 @@ local KNOWN = {
   user_agent = true, documents = true, retry = true, transport = true, clock = true,
   sleep = true, logger = true, on_request = true, on_response = true, counters = true,
   quota = true, expiry_days = true, refresh = true, ratelimit = true, priority = true,
+  billed_reuse_idle_s = true,
 }
 _M.OPTIONS = KNOWN
 local TIMEOUT = { above = 0, max = 1e9, unit = "milliseconds" }
@@ -109,6 +110,10 @@ local TIMEOUT = { above = 0, max = 1e9, unit = "milliseconds" }
 local TIMEOUTS = { timeout_ms = TIMEOUT, connect_timeout_ms = TIMEOUT,
                    send_timeout_ms = TIMEOUT, read_timeout_ms = TIMEOUT }
 _M.CALL_OPTIONS = TIMEOUTS
+-- A refresh_order reuses a kept-alive connection idle less than this many
+-- seconds; 0: a fresh connection each (truv/request.h, truv_request_connection).
+local BILLED_REUSE = { integer = true, min = 0, max = 3600, unit = "seconds" }
+_M.BILLED_REUSE = BILLED_REUSE
 local RETRY_RANGES = {
   attempts = { integer = true, min = 1, max = 100 },
   base_ms = { min = 0, max = 1e9, unit = "milliseconds" },
@@ -166,6 +171,7 @@ local function curl_transport(opts)
     proxy = opts.proxy,
     no_proxy = opts.no_proxy and table.concat(opts.no_proxy, ","),
     insecure = opts.insecure,
+    billed_reuse_idle_s = opts.billed_reuse_idle_s,
   }
 end
 
@@ -204,7 +210,9 @@ end
 --- truv.new(opts) -> client | nil, err
 -- opts: client_id, secret (required); base_url; timeout_ms;
 -- connect_timeout_ms; send_timeout_ms; read_timeout_ms; ca_file; ca_path;
--- proxy; no_proxy; insecure; user_agent; documents ("view"|"table"); retry
+-- proxy; no_proxy; insecure; billed_reuse_idle_s (a refresh_order reuses a
+-- kept-alive connection idle less than this many seconds, never sent twice
+-- on it; 0: a fresh connection each; default 4); user_agent; documents ("view"|"table"); retry
 -- { attempts, base_ms, cap_ms, deadline_ms }; transport ("curl",
 -- "cosocket" or an object with :perform(request, now, mode)); clock
 -- (function -> epoch seconds); sleep (function(seconds)); logger
@@ -231,6 +239,7 @@ function _M.new(opts)
     check_opt(opts, k, "string", "new")
   end
   options.numbers("new", opts, TIMEOUTS, 2)
+  options.number("new", "billed_reuse_idle_s", opts.billed_reuse_idle_s, BILLED_REUSE, 2)
   for _, k in ipairs{ "clock", "sleep", "logger", "on_request", "on_response" } do
     check_opt(opts, k, "function", "new")
   end
@@ -281,7 +290,7 @@ function _M.new(opts)
     connect_timeout_ms = opts.connect_timeout_ms or DEFAULTS.connect_timeout_ms,
     send_timeout_ms = opts.send_timeout_ms, read_timeout_ms = opts.read_timeout_ms,
     ca_file = opts.ca_file, ca_path = opts.ca_path, proxy = opts.proxy, no_proxy = no_proxy,
-    insecure = opts.insecure,
+    insecure = opts.insecure, billed_reuse_idle_s = opts.billed_reuse_idle_s,
   }
   if not transport then return nil, err end
 

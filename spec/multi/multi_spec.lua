@@ -106,22 +106,31 @@ describe("core.multi", function()
     assert.is_true(sandbox.wait_until(function() return connections_to(sb.port) == before end, 3))
   end)
 
-  it("sends billed requests on fresh connections", function()
-    local m = multi{ max_in_flight = 4 }
-    for i = 1, 4 do m:add(get_order(i), i) end
-    drain(m)
-    local warm = m:stats().connects
-    for i = 1, 5 do
-      assert.is_true(m:add(refresh(10 + i), "refresh" .. i))
-      local done = drain(m)
-      assert.equal(200, done[1].meta.status, done[1].err and tostring(done[1].err.message))
-      assert.equal(warm + i, m:stats().connects)
+  it("sends refreshes on the kept-alive connections, or fresh ones with billed_reuse_idle_s = 0",
+     function()
+    for _, idle in ipairs{ 4, 0 } do
+      local m = multi{ max_in_flight = 4, billed_reuse_idle_s = idle }
+      for i = 1, 4 do m:add(get_order(i), i) end
+      drain(m)
+      local warm = m:stats().connects
+      for i = 1, 5 do
+        assert.is_true(m:add(refresh(10 + i), "refresh" .. i))
+        local done = drain(m)
+        assert.equal(200, done[1].meta.status, done[1].err and tostring(done[1].err.message))
+        assert.equal(idle == 0 and warm + i or warm, m:stats().connects)
+      end
+      -- a safe request rides a kept-alive one either way
+      m:add(get_order(1), "get")
+      drain(m)
+      assert.equal(idle == 0 and warm + 5 or warm, m:stats().connects)
+      m:close()
     end
-    -- while a safe request rides a kept-alive one
-    m:add(get_order(1), "get")
-    drain(m)
-    assert.equal(warm + 5, m:stats().connects)
-    m:close()
+  end)
+
+  it("refuses a billed_reuse_idle_s that is not whole seconds from 0 to 3600", function()
+    for _, bad in ipairs{ -1, 3601, 1.5, "4" } do
+      assert.has_error(function() core.multi{ billed_reuse_idle_s = bad } end)
+    end
   end)
 
   describe("maps failures like the blocking transport", function()

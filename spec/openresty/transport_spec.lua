@@ -1,5 +1,5 @@
--- The cosocket transport inside a real nginx: keep-alive pools, billed
--- requests on fresh connections, chunked answers, timeouts that close the
+-- The cosocket transport inside a real nginx: keep-alive pools (refreshes
+-- in their own, never re-sent), other creates on fresh connections, chunked answers, timeouts that close the
 -- socket, every failure mapped like libcurl's, TLS verification with SNI,
 -- the phase error, and light threads refreshing through one client.
 local openresty = require "spec.support.openresty"
@@ -52,6 +52,16 @@ local FAKE = [==[
             content_by_lua_block { require("transport_runner").created_order() }
         }
         location = /v1/orders/silent/ { return 444; }
+        location = /v1/orders/silent-counted/ {
+            content_by_lua_block {
+                ngx.req.read_body()
+                ngx.shared.test_phase:incr("silent_posts", 1, 0)
+                ngx.exit(444)
+            }
+        }
+        location = /t/silent_posts {
+            content_by_lua_block { ngx.say(ngx.shared.test_phase:get("silent_posts") or 0) }
+        }
         location = /v1/orders/garbage/ {
             content_by_lua_block {
                 local s = ngx.req.socket(true)
@@ -150,10 +160,12 @@ describe("the cosocket transport in nginx", function()
     assert.equal(1, r[1].doc.requests)
     assert.equal(pooled, r[2].doc.id)            -- the same connection, its 2nd request
     assert.equal(2, r[2].doc.requests)
-    assert.are_not.equal(pooled, r[3].doc.id)    -- billed: a fresh connection ...
+    assert.are_not.equal(pooled, r[3].doc.id)    -- a refresh: its own pool ...
     assert.equal(1, r[3].doc.requests)
-    assert.equal(pooled, r[4].doc.id)            -- ... that never entered the pool
+    assert.equal(pooled, r[4].doc.id)            -- ... apart from the GETs'
     assert.equal(3, r[4].doc.requests)
+    assert.equal(r[3].doc.id, r[11].doc.id)      -- the next refresh rides it: no new handshake
+    assert.equal(2, r[11].doc.requests)
     assert.equal("chunked", r[5].doc.id)
     assert.equal(4, r[5].doc.requests)           -- a chunked answer keeps the connection
     assert.equal(pooled, r[6].doc.id)
@@ -207,6 +219,10 @@ describe("the cosocket transport in nginx", function()
     assert.matches("resolver", r.dns.message)
     check("silent", "reset", true)
     check("silent_billed", "reset", true)
+    -- a refresh read whole on a kept-alive connection, then closed unanswered:
+    -- maybe sent, and never sent again
+    check("kept_silent_billed", "reset", true)
+    assert.equal(1, r.kept_silent_posts.n)
     check("garbage", "network", true)
     assert.matches("malformed HTTP response", r.garbage.message)
     check("truncated", "truncated_body", true)
@@ -234,6 +250,10 @@ describe("the cosocket transport in nginx", function()
     assert.is_true(r.insecure.ok, r.insecure.text)
     assert.is_true(r.billed.ok, r.billed.text)
     assert.equal(1, r.billed.doc.requests)
+    -- the next refresh on the same kept-alive TLS connection: no handshake
+    assert.is_true(r.billed_again.ok, r.billed_again.text)
+    assert.equal(r.billed.doc.id, r.billed_again.doc.id)
+    assert.equal(2, r.billed_again.doc.requests)
   end)
 
   it("refuses per-client CA files and proxies it cannot speak to instead of ignoring them", function()

@@ -42,12 +42,18 @@
 -- Connections: after a complete answer that allows it, the connection goes
 -- back to nginx's keep-alive pool for its origin (pool "truv:<scheme>://
 -- <host>:<port>"; `pool_size` per worker, idle for `keepalive_timeout_ms`).
--- A request that creates something (every one but a GET: a refresh, an
--- order, a bridge token) always goes out on a fresh connection that is
--- closed afterwards, and is never re-sent: a pooled connection the server
--- has just closed could otherwise make it look unanswered, and sending it
--- again would make a second refresh or a second link. A GET that finds its
--- pooled connection dead before a single byte of answer came back is sent
+-- Which connection a request takes is the core's rule (request.connection,
+-- truv_request_connection in truv/request.h). A refresh_order ("once")
+-- rides a kept-alive connection of its own pool ("...#once"), whose idle
+-- connections close after `billed_reuse_idle_s` (default 4; 0: a fresh
+-- connection each), and is never re-sent: whatever goes wrong after a byte
+-- of it left is "maybe sent", which truv.refresh reads back. Every other
+-- request that creates something (an order, a refresh task, a bridge
+-- token) goes out on a fresh connection that is closed afterwards, and is
+-- never re-sent either: a pooled connection the server has just closed
+-- could otherwise make it look unanswered, and sending it again would make
+-- a second link. A GET that finds its pooled connection dead before a
+-- single byte of answer came back is sent
 -- again once on a fresh connection (what libcurl does). After a
 -- read error or a timeout the socket is closed, never pooled, so that a late
 -- answer cannot reach the next user.
@@ -84,6 +90,8 @@ local _M = {
     timeout_ms = core.lists.defaults.timeout_ms,                 -- every transport's
     connect_timeout_ms = core.lists.defaults.connect_timeout_ms, -- (truv/http.h)
     keepalive_timeout_ms = 60000,   -- idle pooled connections close after this
+    billed_reuse_idle_s = 4,        -- a refresh_order's pooled connections: idle at most
+                                    -- this long (0: a fresh connection each; truv/http.h)
     pool_size = 32,                 -- pooled connections per origin per worker
     read_size = 65536,              -- bytes asked of each receive
   },
@@ -103,6 +111,7 @@ Transport.__index = Transport
 _M.Transport = Transport
 
 local POSITIVE = { above = 0 }
+local BILLED_REUSE = { integer = true, min = 0, max = 3600, unit = "seconds" }
 
 local function positive(v, name, default)
   if v == nil then return default end
@@ -160,8 +169,8 @@ end
 
 --- new(opts) -> transport | nil, err
 -- opts: timeout_ms, connect_timeout_ms, send_timeout_ms, read_timeout_ms,
--- insecure, proxy, no_proxy, keepalive_timeout_ms, pool_size, max_body
--- (bytes), read_size; ca_file and ca_path are refused (see above).
+-- insecure, proxy, no_proxy, keepalive_timeout_ms, billed_reuse_idle_s,
+-- pool_size, max_body (bytes), read_size; ca_file and ca_path are refused (see above).
 function _M.new(opts)
   opts = opts or {}
   if type(opts) ~= "table" then
@@ -197,6 +206,9 @@ function _M.new(opts)
     pool_size = positive(opts.pool_size, "pool_size", d.pool_size),
     read_size = positive(opts.read_size, "read_size", d.read_size),
     max_body = opts.max_body and positive(opts.max_body, "max_body"),
+    billed_reuse_idle_s = opts.billed_reuse_idle_s == nil and d.billed_reuse_idle_s
+                          or options.number("cosocket transport", "billed_reuse_idle_s",
+                                            opts.billed_reuse_idle_s, BILLED_REUSE, 2),
     verify = not opts.insecure,
     parsers = {},     -- idle parsers, reused
   }, Transport)
@@ -383,11 +395,19 @@ function Transport:_connect(scheme, host, port, pool, fresh, t, proxy)
 end
 
 --- One exchange on one connection. Returns doc, meta | nil, err, retry
--- (retry: a reused connection was found dead before any answer).
+-- (retry: a reused connection was found dead before any answer; only ever
+-- for a safe request).
 function Transport:_exchange(req, now, mode, fresh, t)
   local scheme, host, port, pool = origin(self, req.url)
   if not scheme then
     return nil, errors.new("invalid", "base_url", "cannot send to this URL")
+  end
+  -- a refresh_order: its own pool, idle connections kept billed_reuse_idle_s
+  local keepalive_ms = self.keepalive_timeout_ms
+  if req.connection == "once" then
+    pool = pool .. "#once"
+    keepalive_ms = self.billed_reuse_idle_s * 1000
+    fresh = fresh or keepalive_ms == 0
   end
   local proxy = proxy_for(self, host)
   if proxy then pool = pool .. " via " .. proxy.name end
@@ -448,8 +468,8 @@ function Transport:_exchange(req, now, mode, fresh, t)
     if done then break end
   end
 
-  if not req.fresh and p:keepalive() then
-    local ok = sock:setkeepalive(self.keepalive_timeout_ms, self.pool_size)
+  if not fresh and p:keepalive() then
+    local ok = sock:setkeepalive(keepalive_ms, self.pool_size)
     if not ok then sock:close() end
   else
     sock:close()
@@ -472,7 +492,7 @@ function Transport:perform(req, now, mode)
     read_ms = own.read_ms or self.read_timeout_ms,
   }
   t.deadline = now_ms() + t.total_ms
-  local doc, meta, retry = self:_exchange(req, now, mode, req.fresh, t)
+  local doc, meta, retry = self:_exchange(req, now, mode, req.connection == "fresh", t)
   if retry then
     doc, meta = self:_exchange(req, now, mode, true, t)
   end

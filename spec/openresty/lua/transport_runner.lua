@@ -40,7 +40,7 @@ local function billed(c, id)
   return result(c:send(req))
 end
 
---- /t/pool: keep-alive, and billed requests and other creates on fresh connections.
+--- /t/pool: keep-alive, refreshes in their own pool, other creates on fresh connections.
 function _M.pool()
   local c = client()
   local out = {}
@@ -54,6 +54,7 @@ function _M.pool()
   out[8] = result(c:get_order("conn-a"))
   out[9] = result(c:create_bridge_token("u1", { product_type = "income" }))
   out[10] = result(c:get_order("conn-a"))
+  out[11] = billed(c, "conn-b")
   respond(out)
 end
 
@@ -107,6 +108,10 @@ function _M.errors()
   out.dns = result(client{ base_url = "http://truv-test.invalid/v1/" }:get_order("x"))
   out.silent = result(client():get_order("silent"))
   out.silent_billed = billed(client(), "silent")
+  local kept = client()
+  assert(billed(kept, "conn-k").ok)
+  out.kept_silent_billed = billed(kept, "silent-counted")
+  out.kept_silent_posts = { n = ngx.shared.test_phase:get("silent_posts") }
   out.garbage = result(client():get_order("garbage"))
   out.truncated = result(client():get_order("truncated"))
   out.big = result(client{ transport = require("truv.transport.cosocket").new{ max_body = 64 } }
@@ -125,7 +130,9 @@ function _M.tls()
   out.good_again = result(client{ base_url = good }:get_order("tls-1"))
   out.untrusted = result(client{ base_url = bad }:get_order("tls-2"))
   out.insecure = result(client{ base_url = bad, insecure = true }:get_order("tls-2"))
-  out.billed = billed(client{ base_url = good }, "tls-3")
+  local tls_client = client{ base_url = good }
+  out.billed = billed(tls_client, "tls-3")
+  out.billed_again = billed(tls_client, "tls-3")
   respond(out)
 end
 
