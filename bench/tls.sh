@@ -4,11 +4,13 @@
 #     small order) over http and https, kept alive and with a new connection
 #     (a full handshake) per request ("Connection: close");
 #  2. the client's CPU per billed request over TLS on a fresh connection each
-#     (lua-truv's rule today for every non-GET) against the same POST on a
-#     reused connection: bare libcurl with lua-truv's settings (tls_reuse.c),
-#     over https and http;
-#  3. lua-truv's own client (truv.core) per billed POST (fresh connections)
-#     and per GET (kept alive), over https and http.
+#     against the same POST on a reused connection: bare libcurl with
+#     lua-truv's settings (tls_reuse.c), over https and http;
+#  3. lua-truv's own client (truv.core) per billed refresh under its rule
+#     (the kept-alive connection, never sent twice) and with
+#     billed_reuse_idle_s = 0 (a fresh connection each, the rule before),
+#     per refresh task (a fresh connection) and per GET (kept alive), over
+#     https and http.
 #   bench/tls.sh [BUILD_DIR]      DURATION=5s N=2000 by default
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -93,9 +95,9 @@ done
 echo "3. lua-truv's client (truv.core over libcurl easy), $N each, µs per request:"
 for scheme in https http; do
   if [ $scheme = https ]; then b=$https_base; ca="$dir/ca.pem"; else b=$http_base; ca=-; fi
-  lua5.4 "$top/bench/tls_client.lua" "$b/v1/" "$ca" "$token" "$order" "$N" |
+  lua5.4 "$top/bench/tls_client.lua" "$b/v1/" "$ca" "$token" "$order" employment "$N" |
     while read -r label _ cpu wall; do
-      printf "   %-5s %-12s cpu %5s wall %5s\n" "$scheme" "$label" "$(echo "$cpu" | val cpu_us_per_request)" \
+      printf "   %-5s %-15s cpu %5s wall %5s\n" "$scheme" "$label" "$(echo "$cpu" | val cpu_us_per_request)" \
         "$(echo "$wall" | val wall_us_per_request)"
     done
 done
