@@ -1,20 +1,27 @@
 --- When to poll a refresh, learned from the completion times a run
 -- observes (truv.wait's `plan` option; truv.renewal keeps one per journal).
 --
---   local plan = pollplan.new{ interval_s = 2, max_interval_s = 30, state = saved }
+--   local plan = pollplan.new{ interval_s = 2, max_interval_s = 30, state = saved,
+--                              finished_share = 0.75 }
 --   plan:pause(k, elapsed)          seconds to sleep before poll k (1, 2, ...),
 --                                   `elapsed` seconds after the refresh was sent
 --   plan:observe(k, elapsed, done)  what poll k, made `elapsed` seconds after
 --                                   the send, saw: finished or not
 --   plan:state()                    { stages = { s1, ... }, n = } to save (JSON)
 --
--- The first poll comes at the median of the completion times observed, and
--- each next one where half of the refreshes still unfinished have finished
--- (the quantiles 1/2, 3/4, 7/8, 15/16: two polls a refresh on average when
--- the model holds). Each stage's time is a quantile tracked from the polls
+-- Each poll comes when a share p (`finished_share`, 0.75) of the refreshes
+-- it would find still unfinished have finished: the first at the p quantile
+-- of the completion times observed, the next at that quantile of the ones
+-- left, and so on. Polls per refresh then average 1 + (1 - p) + (1 - p)^2
+-- + ... = 1 / p when the model holds: 1.33 at 0.75, 2 at 0.5 (the median,
+-- where a poll is as likely to find the refresh finished as not). A batch
+-- under Truv's rate limit is bound by its requests per case, and a later
+-- poll costs only the wait, which the cases in progress absorb; so the
+-- default trades some 8 s of a 30 s median's wait for a third fewer polls
+-- (bench/README.md). Each stage's time is a quantile tracked from the polls
 -- made at it (a stochastic approximation on its logarithm: a poll that finds
--- the refresh finished moves the time down, one that does not moves it up,
--- by equal steps, so the time settles where half of them are finished),
+-- the refresh finished moves the time down by (1 - p) steps, one that does
+-- not moves it up by p steps, so the time settles where p of them are finished),
 -- never closer than a fifth to the stage before, and bounded: the first at
 -- 4 x max_interval_s, each later one at most half a gap more than the gap
 -- before it and max_interval_s past the stage before (refreshes that never
@@ -30,7 +37,9 @@ local setmetatable, type, ipairs, tonumber = setmetatable, type, ipairs, tonumbe
 
 local _M = {}
 
-_M.STAGES = 4          -- quantiles 1/2, 3/4, 7/8, 15/16
+_M.STAGES = 4          -- polls planned from what was observed; the tail grows after
+_M.FINISHED_SHARE = 0.75  -- of the refreshes a poll reaches, the share it should find finished
+_M.LIMITS = { finished_share = { min = 0.5, max = 0.95 } }
 _M.STEP = 0.2          -- the logarithm's step while the stage has few observations
 _M.STEP_SETTLED = 0.08 -- and once it has SETTLED of them
 _M.SETTLED = 50
@@ -62,17 +71,20 @@ local function valid(state)
 end
 
 --- opts: interval_s, max_interval_s (truv.wait's), state (a saved state;
--- ignored when it is not one).
+-- ignored when it is not one), finished_share (_M.LIMITS; the caller
+-- validates it).
 function _M.new(opts)
   local interval, max_interval = opts.interval_s or 2, opts.max_interval_s or 30
+  local share = opts.finished_share or _M.FINISHED_SHARE
   local saved = valid(opts.state)
   local stages, counts = {}, {}
   for k = 1, _M.STAGES do
     stages[k] = saved and saved.stages[k] or fixed(interval, max_interval)[k]
     counts[k] = saved and type(saved.n) == "table" and tonumber(saved.n[k]) or 0
   end
+  local first_max = max(max_interval * _M.FIRST_MAX, (opts.timeout_s or 0) / 2)
   return setmetatable({ stages = stages, n = counts, max_interval = max_interval,
-                        learned = saved ~= nil }, Plan)
+                        share = share, first_max = first_max, learned = saved ~= nil }, Plan)
 end
 
 function Plan:pause(k, elapsed)
@@ -94,15 +106,15 @@ function Plan:observe(k, elapsed, done)
   if not done and elapsed * _M.LATE < s[k] then return end
   local step = self.n[k] >= _M.SETTLED and _M.STEP_SETTLED or _M.STEP
   self.n[k] = self.n[k] + 1
-  s[k] = exp(log(s[k]) + (done and -step or step) / 2)
+  s[k] = exp(log(s[k]) + (done and -step * (1 - self.share) or step * self.share))
   -- bounded: refreshes that never finish in the run would move the
   -- stages without end. The first poll comes within FIRST_MAX pauses of
   -- max_interval_s, each later stage at most half a gap more than the
   -- gap before it and max_interval_s after the one before
-  s[1] = min(s[1], self.max_interval * _M.FIRST_MAX)
+  s[1] = min(s[1], self.first_max)
   local gap = s[1]
   for i = 2, #s do
-    local t = min(s[i], s[i - 1] + min(gap * 1.5, self.max_interval))
+    local t = min(s[i], s[i - 1] + gap * 1.5)
     s[i] = max(t, s[i - 1] * _M.SPREAD)
     gap = s[i] - s[i - 1]
   end

@@ -16,7 +16,8 @@
 --     memory_mb = 256,                -- the cases in progress are bounded by this much
 --                                     -- memory (see "Work in progress")
 --     poll = { interval_s = 2, max_interval_s = 30, timeout_s = 1200,
---              learn = true },        -- poll when the run's refreshes finish (see below)
+--              learn = true,          -- poll when the run's refreshes finish (see below)
+--              finished_share = 0.75 },  -- of the refreshes a poll reaches, finished
 --     reverify = { mode = "order" },  -- or "bridge"
 --     quota = store or path,          -- default: the stable store of the machine's user
 --                                     -- (truv.quota.default_path), so that a new journal
@@ -61,9 +62,11 @@
 -- it polls. The listener is drained from the scheduler's loop, which then
 -- wakes at least every webhook.drain_interval_s (0.02) while cases wait.
 -- Polling learns when to poll (truv.pollplan): the first poll of a refresh
--- comes at the median of the completion times the run observed, the next
--- ones where half of those still unfinished have finished, then pauses
--- growing by half up to max_interval_s; interval_s and max_interval_s are
+-- comes when poll.finished_share (0.75) of the run's refreshes have
+-- finished, each next one when that share of those still unfinished have
+-- (1 / 0.75 = 1.33 polls a refresh: a batch under Truv's rate limit is
+-- bound by its requests, not by one case's wait), then pauses growing by
+-- half up to max_interval_s; interval_s and max_interval_s are
 -- the schedule until something is observed. What it learned is kept in the
 -- journal (meta "poll.plan"): a resumed or later run with the same journal
 -- starts from it. poll.learn = false keeps the fixed schedule.
@@ -190,6 +193,7 @@ _M.LIMITS = {
     interval_s = { above = 0, max = 3600, unit = "seconds" },
     max_interval_s = { above = 0, max = 86400, unit = "seconds" },
     timeout_s = { min = 0, max = 604800, unit = "seconds" },
+    finished_share = pollplan.LIMITS.finished_share,
   },
   webhook = {
     fallback_s = { min = 0, max = 604800, unit = "seconds" },
@@ -337,13 +341,13 @@ local function save_plan(journal, plan)
   journal:meta_set(PLAN_KEY, core.encode(plan:state()))
 end
 
-local function load_plan(journal, poll_opts)
+local function load_plan(journal, poll_opts, finished_share)
   local text = journal:meta_get(PLAN_KEY)
   local ok, state = pcall(core.decode, type(text) == "string" and text or "null", "table")
   return pollplan.new{
     interval_s = poll_opts.interval_s or wait_mod.DEFAULTS.interval_s,
     max_interval_s = poll_opts.max_interval_s or wait_mod.DEFAULTS.max_interval_s,
-    state = ok and state or nil }
+    finished_share = finished_share, state = ok and state or nil }
 end
 
 -- Works through `todo` with the scheduler; returns nil or the run error
@@ -607,11 +611,11 @@ function _M.run(opts)
   }
   for k, v in pairs(opts.poll or {}) do ctx.poll_opts[k] = v end
   ctx.poll_opts.router = ctx.router
-  ctx.poll_opts.learn = nil
+  ctx.poll_opts.learn, ctx.poll_opts.finished_share = nil, nil
   -- polling learns when to poll from the run's waits (truv.pollplan), kept
   -- in the journal; a webhook run's polls come after a fallback instead
   if not webhook and (opts.poll or {}).learn ~= false then
-    ctx.poll_opts.plan = load_plan(journal, ctx.poll_opts)
+    ctx.poll_opts.plan = load_plan(journal, ctx.poll_opts, (opts.poll or {}).finished_share)
   end
   ctx.webhook = webhook
   if webhook then ctx.webhook_wait = { fallback_s = webhook.fallback_s, poll = ctx.poll_opts } end

@@ -1,7 +1,8 @@
 -- truv.pollplan: when to poll a refresh, learned from the waits observed:
--- the first poll settles at the median, the next ones at the quantiles
--- where half of those left have finished, the tail is bounded, and what
--- was learned comes back from its saved state.
+-- the first poll settles at the quantile where the share asked for has
+-- finished (the median at 0.5), the next ones where that share of those
+-- left have finished, so 1 / share polls a refresh; the tail is bounded,
+-- and what was learned comes back from its saved state.
 local pollplan = require "truv.pollplan"
 
 -- Polls refreshes whose completion times are `times` (cycled) through
@@ -39,14 +40,31 @@ describe("truv.pollplan", function()
     assert.equal(4.5, plan:pause(3, 5))
   end)
 
-  it("settles its first poll near the median of the waits, and polls about twice", function()
-    local plan = pollplan.new{ interval_s = 2, max_interval_s = 30 }
+  it("at a share of 0.5, settles its first poll near the median and polls about twice",
+     function()
+    local plan = pollplan.new{ interval_s = 2, max_interval_s = 30, finished_share = 0.5 }
     local early = polls_for(plan, TIMES, 200)
     local settled = polls_for(plan, TIMES, 800)
     local first = plan:state().stages[1]
     assert.is_true(first > 30 / 1.3 and first < 30 * 1.3, "first poll at " .. first .. " s")
     assert.is_true(settled < early, settled .. " polls settled, " .. early .. " learning")
     assert.is_true(settled <= 2.6, settled .. " polls a refresh")
+  end)
+
+  it("by default polls when three quarters have finished: about 1.33 polls a refresh", function()
+    local plan = pollplan.new{ interval_s = 2, max_interval_s = 30 }
+    polls_for(plan, TIMES, 200)
+    local settled = polls_for(plan, TIMES, 800)
+    -- the 3/4 quantile of a log-normal of median 30 s and spread 0.5:
+    -- 30 * exp(0.5 * 0.674) = 42 s
+    local first = plan:state().stages[1]
+    assert.is_true(first > 42 / 1.25 and first < 42 * 1.25, "first poll at " .. first .. " s")
+    local median = pollplan.new{ interval_s = 2, max_interval_s = 30, finished_share = 0.5 }
+    polls_for(median, TIMES, 200)
+    local at_median = polls_for(median, TIMES, 800)
+    assert.is_true(settled <= 1.6, settled .. " polls a refresh")
+    assert.is_true(settled < at_median * 0.8, settled .. " polls against " .. at_median
+                   .. " at the median")
   end)
 
   it("bounds the tail: past its stages, pauses grow by half up to max_interval_s", function()
