@@ -14,7 +14,9 @@
 --   })
 --   -- the whole wait, with the answer client:wait_for_refresh gives:
 --   local result, err, via = box:wait_for_refresh(client, refresh_order, {
---     fallback_s = 600,  -- no final outcome by then: poll, as truv.wait does
+--     fallback_s = 600,  -- no final outcome by then: one read; a finished order is
+--                        -- routed from it, an unfinished one waited for again,
+--                        -- twice as long each time, up to poll.timeout_s
 --     poll = { interval_s =, timeout_s =, router = },   -- options for the polling
 --     expiring = meta.expiring,  -- refresh_order's warning, handed on to the result
 --   })                   -- via: "webhook", "fallback" (polled after the wait) or "poll"
@@ -62,13 +64,14 @@ local receiver_mod = require "truv.receiver"
 local route_mod = require "truv.route"
 local facts_mod = require "truv.facts"
 local outcome = require "truv.outcome"
+local wait_mod = require "truv.wait"
 local refresh = require "truv.refresh"
 local dedupe = require "truv.dedupe"
 
 local type, pairs, ipairs, setmetatable, getmetatable, tostring, error =
   type, pairs, ipairs, setmetatable, getmetatable, tostring, error
 local monotonic = core.monotonic
-local min = math.min
+local min, max = math.min, math.max
 local co_running = coroutine.running
 
 local _M = {}
@@ -363,17 +366,52 @@ function Inbox:wait_for_refresh(client, order, opts)
   if #model.connections == 0 then return poll_for(client, model, poll, "poll") end
   local w = self:watch(model, co_running())
   model = nil   -- luacheck: ignore (nothing but the watch is held while waiting)
-  local deadline = monotonic() + (opts.fallback_s or _M.DEFAULTS.fallback_s)
-  while not w:settled() do
-    local left = deadline - monotonic()
-    if left <= 0 then break end
-    self:_park(left)
+  local started = monotonic()
+  local wait_s = opts.fallback_s or _M.DEFAULTS.fallback_s
+  local timeout_s = poll.timeout_s or wait_mod.DEFAULTS.timeout_s
+  local deadline = started + wait_s
+  while true do
+    while not w:settled() do
+      local left = deadline - monotonic()
+      if left <= 0 then break end
+      self:_park(left)
+    end
+    if w:settled() then break end
+    -- No final outcome by the deadline: one read tells a lost webhook (the
+    -- order is finished: it is routed from that read) from a refresh that
+    -- is only slow, whose webhooks may still come: it waits for them again,
+    -- twice as long each time, up to the poll timeout (then routed as an
+    -- unfinished poll would be). Polling it to the end instead would cost
+    -- a slow provider's refresh a poll every max_interval_s.
+    local doc, rerr = client:get_order(w.order_id)
+    if not doc then
+      self:unwatch(w)
+      return nil, rerr
+    end
+    local m, merr = core.order_model(doc)
+    if not m then
+      self:unwatch(w)
+      release(doc)
+      return nil, merr
+    end
+    local elapsed = monotonic() - started
+    if #m.connections == 0 or outcome.all_finished(poll.router or self.router, m)
+       or elapsed >= timeout_s then
+      self:unwatch(w)
+      self.counts.fallbacks = self.counts.fallbacks + 1
+      local p = poll
+      if elapsed >= timeout_s then   -- the wait's whole time is spent: no more polls
+        p = { timeout_s = 0 }
+        for k, v in pairs(poll) do if k ~= "timeout_s" then p[k] = v end end
+      end
+      return poll_for(client, doc, p, "fallback")
+    end
+    release(doc)
+    doc, m = nil, nil   -- luacheck: ignore
+    wait_s = max(wait_s * 2, poll.interval_s or wait_mod.DEFAULTS.interval_s)
+    deadline = monotonic() + min(wait_s, timeout_s - elapsed)
   end
   self:unwatch(w)
-  if not w:settled() then
-    self.counts.fallbacks = self.counts.fallbacks + 1
-    return poll_for(client, w.order_id, poll, "fallback")
-  end
   self.counts.settled = self.counts.settled + 1
   return self:_result(client, w, poll)
 end

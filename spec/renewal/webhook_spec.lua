@@ -394,6 +394,46 @@ describe("truv.inbox", function()
     box:close()
   end)
 
+  it("reads once at the fallback and waits again for a refresh that is only slow", function()
+    -- every task takes 2.5 s: longer than the fallback (1 s), not lost
+    local sb = sandbox.start{ args = { "--seed-cases", "1", "--mix", "active=1", "--rate-limit",
+                                       "0", "--realtime", "--task-duration", "2.5",
+                                       "--task-duration-spread", "0" } }
+    local box = assert(inbox.new{ secrets = sb.secret, listener = { port = 0 } })
+    sb:config{ webhook_url = box.listener:url() }
+    local client = assert(truv.new(client_of(sb)))
+    local c = sb:cases()[1]
+    local fresh = assert(client:refresh_order(c.order_id, { products = { c.product } },
+                                              { answer = "model" }))
+    local before = reads(sb).orders
+    local result, err, via = box:wait_for_refresh(client, fresh, { fallback_s = 1,
+                                                                   poll = { interval_s = 0.1 } })
+    assert(result, tostring(err))
+    -- settled by its webhooks after the fallback's read (1 s) found it
+    -- running and the next wait (2 s) began: that read and the final one,
+    -- where polling every 0.1 s growing by half would have made about six
+    assert.equal("webhook", via)
+    assert.is_true(result.finished)
+    assert.equal(2, reads(sb).orders - before)
+    assert.equal(0, box:stats().fallbacks)
+    -- and when the webhooks are lost, the fallback's reads find it finished
+    sb:config{ webhook_url = "" }
+    fresh = assert(client:refresh_order(c.order_id, { products = { c.product } },
+                                        { answer = "model", not_within = false }))
+    before = reads(sb).orders
+    result, err, via = box:wait_for_refresh(client, fresh, { fallback_s = 1,
+                                                             poll = { interval_s = 0.1 } })
+    assert(result, tostring(err))
+    assert.equal("fallback", via)
+    assert.is_true(result.finished)
+    -- reads 1 and 3 s after the send (the waits doubling): at most 3
+    assert.is_true(reads(sb).orders - before <= 3, (reads(sb).orders - before) .. " reads")
+    assert.equal(1, box:stats().fallbacks)
+    box:close()
+    client:close()
+    sb:shutdown()
+  end)
+
   it("gives the answer polling gives, from the webhooks and one read", function()
     local sb = sandbox.start{ args = SB_ARGS }
     local box = assert(inbox.new{ secrets = sb.secret, listener = { port = 0 } })
