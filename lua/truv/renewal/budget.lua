@@ -32,7 +32,7 @@ _M.DEFAULTS = {
   reserve = 0,         -- share of the rate left to other users of the secret
   memory_mb = 256,     -- the cases in progress hold at most about this much
   case_kb = 100,       -- one case in progress (measured: 83 KB; bench/README.md)
-  headroom = 1.25,     -- cases in progress over what Little's law asks
+  headroom = 2,        -- cases in progress over what Little's law asks
   weight = 0.05,       -- a finished case's weight in the running averages
 }
 
