@@ -23,8 +23,8 @@
 -- the refresh finished moves the time down by (1 - p) steps, one that does
 -- not moves it up by p steps, so the time settles where p of them are finished),
 -- never closer than a fifth to the stage before, and bounded: the first at
--- 4 x max_interval_s, each later one at most half a gap more than the gap
--- before it and max_interval_s past the stage before (refreshes that never
+-- half the wait's timeout_s (at least 4 x max_interval_s), each later one
+-- at most half a gap more than the gap before it (refreshes that never
 -- finish in the run would otherwise push the stages without end). Past the last stage, the
 -- pauses grow by half up to max_interval_s: the tail is bounded. A poll made
 -- late (the rate held it back) that found the refresh finished says nothing
@@ -70,7 +70,7 @@ local function valid(state)
   return state
 end
 
---- opts: interval_s, max_interval_s (truv.wait's), state (a saved state;
+--- opts: interval_s, max_interval_s, timeout_s (truv.wait's), state (a saved state;
 -- ignored when it is not one), finished_share (_M.LIMITS; the caller
 -- validates it).
 function _M.new(opts)

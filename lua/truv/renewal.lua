@@ -347,6 +347,7 @@ local function load_plan(journal, poll_opts, finished_share)
   return pollplan.new{
     interval_s = poll_opts.interval_s or wait_mod.DEFAULTS.interval_s,
     max_interval_s = poll_opts.max_interval_s or wait_mod.DEFAULTS.max_interval_s,
+    timeout_s = poll_opts.timeout_s or wait_mod.DEFAULTS.timeout_s,
     finished_share = finished_share, state = ok and state or nil }
 end
 
