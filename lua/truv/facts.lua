@@ -70,12 +70,14 @@ local function merge_into(f, g)
   return f
 end
 
---- The facts of connection `c` ({ access_token =, link_id = }): both keys'
--- together. Returns the table (empty when nothing is known) or nil, err.
+--- The facts of connection `c` ({ access_token = or quota_key =, link_id = }):
+-- both keys' together. Returns the table (empty when nothing is known) or
+-- nil, err.
 function _M.read(store, c)
   local f = {}
-  if type(c.access_token) == "string" and c.access_token ~= "" then
-    local g, err = store:facts(_M.key(c.access_token))
+  local key = quota.connection_key(c)
+  if key then
+    local g, err = store:facts(key)
     if not g then return nil, err end
     merge_into(f, g)
   end
@@ -105,17 +107,15 @@ local function reason_of(status)
 end
 
 --- Notes `fact` about connection `c` at `at`: under its token's key when it
--- has one, else under its link's. `warn(event)` hears a failure.
+-- has one (or the quota key it carries), else under its link's.
+-- `warn(event)` hears a failure.
 function _M.note(store, c, fact, at, reason, warn)
   if not store or type(at) ~= "number" then return false end
-  local key
-  if type(c.access_token) == "string" and c.access_token ~= "" then
-    key = _M.key(c.access_token)
-  elseif type(c.link_id) == "string" and c.link_id ~= "" then
+  local key = quota.connection_key(c)
+  if not key and type(c.link_id) == "string" and c.link_id ~= "" then
     key = _M.link_key(c.link_id)
-  else
-    return false
   end
+  if not key then return false end
   local ok, res, err = pcall(store.note, store, key, fact,
                              at, fact == "dead" and reason_of(reason) or nil)
   if ok and res then return true end

@@ -26,10 +26,12 @@
 --      of the window read once for its connections (at most `max_reads`).
 -- A refresh order's suborders carry the same access tokens as the
 -- original's, so a refresh counts against exactly the connections it
--- refreshed. A refresh order Truv answers 404 for does not exist and
+-- refreshed (keyed by truv.quota.connection_key: the original's model may
+-- carry quota keys instead of tokens). A refresh order Truv answers 404 for does not exist and
 -- counts for nothing; any other read that fails fails the whole history
 -- (nil, err): the caller must not refresh on a count it could not read.
 local core = require "truv.core"
+local key_of = require("truv.quota").connection_key
 
 local type, ipairs, pairs = type, ipairs, pairs
 
@@ -51,8 +53,8 @@ local function add_times(times, model)
   local t = model.created_at
   if not t then return end
   for _, c in ipairs(model.connections or {}) do
-    if type(c.access_token) == "string" and c.access_token ~= "" then
-      local k = core.quota_key(c.access_token)
+    local k = key_of(c)
+    if k then
       local list = times[k]
       if not list then
         list = {}
@@ -128,15 +130,18 @@ function _M.in_window(list, now, window)
 end
 
 --- Does the refresh order `latest` (a model) include every connection of
--- `conns` (by access token, else link)?
+-- `conns` (by access token or the quota key a connection carries, else
+-- link)?
 function _M.covers(latest, conns)
-  local tokens, links = {}, {}
+  local keys, links = {}, {}
   for _, c in ipairs(latest.connections or {}) do
-    if c.access_token then tokens[c.access_token] = true end
+    local k = key_of(c)
+    if k then keys[k] = true end
     if c.link_id then links[c.link_id] = true end
   end
   for _, c in ipairs(conns) do
-    if not ((c.access_token and tokens[c.access_token]) or (c.link_id and links[c.link_id])) then
+    local k = key_of(c)
+    if not ((k and keys[k]) or (c.link_id and links[c.link_id])) then
       return false
     end
   end

@@ -146,6 +146,19 @@ function _M.key(access_token)
   return core.quota_key(access_token)
 end
 
+--- The key of a connection of an order's model: its access token's, or the
+-- key it carries instead (`quota_key`: a model kept where no token may be,
+-- such as a renewal's journal); nil for a connection never connected (no
+-- token). A connection with a key is as good as one with its token
+-- everywhere the quota, the facts and Truv's history are concerned.
+function _M.connection_key(c)
+  local t = c.access_token
+  if type(t) == "string" and t ~= "" then return core.quota_key(t) end
+  local k = c.quota_key
+  if type(k) == "string" and #k == 32 and not k:find("[^0-9a-f]") then return k end
+  return nil
+end
+
 --- An in-process store: fast (millions of reserves a second), lost with the
 -- process, private to it. opts: limit, window (seconds), expected (how many
 -- connections to size for; it grows anyway).

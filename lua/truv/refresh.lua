@@ -38,13 +38,17 @@
 --    asked for, is younger than that is answered with that refresh
 --    (meta.recent), nothing reserved or sent; `own_refresh` names the
 --    caller's own, never taken for a recent one.
---    The quota store then reserves one slot on every selected connection at
---    once (all or none); a spent connection answers "not before T" locally.
---    `admit(info)` (a caller's budget) may say no first: kind "quota", code
---    "max_billed", nothing reserved.
+--    `on_checked(model)` then hears that every check of what Truv and the
+--    store show passed with that model (a caller may keep it: truv.renewal's
+--    reuse_model_s). The quota store then reserves one slot on every
+--    selected connection at once (all or none); a spent connection answers
+--    "not before T" locally. `admit(info)` (a caller's budget) may say no
+--    first: kind "quota", code "max_billed", nothing reserved.
 -- 4. The POST is sent once (opts.before_send(info) runs just before, for a
---    caller that must record the attempt durably first). A definite refusal (4xx, or a failure before the
---    request left) releases the reservation. An ambiguous failure (timeout
+--    caller that must record the attempt durably first; info.reserved_at is
+--    the instant of its quota reservation). A definite refusal (4xx, or a
+--    failure before the request left) releases the reservation
+--    (err.quota_released). An ambiguous failure (timeout
 --    or reset after sending, a 5xx, a garbled answer) is reconciled: the
 --    original order's `refresh_order` and its `is_refresh` events are read,
 --    twice, a settle interval apart; a refresh created since the send is
@@ -56,6 +60,7 @@ local errors = require "truv.errors"
 local facts_mod = require "truv.facts"
 local history = require "truv.history"
 local quota_defaults = require "truv.quota"
+local key_of = quota_defaults.connection_key
 local time = require "truv.time"
 
 local type, ipairs, pairs, tostring = type, ipairs, pairs, tostring
@@ -122,7 +127,10 @@ _M.is_model = is_model
 
 --- The order's model (truv.core.order_model): id, products, refresh_order,
 -- connections { kind, id, suborder_number, access_token, created_at, ... };
--- a model is its own. Returns it, or nil, err.
+-- a model is its own, and a connection of one may carry its quota key
+-- (`quota_key`, truv.quota.connection_key) instead of its access token: the
+-- refresh, the quota, the facts and Truv's history need only the key.
+-- Returns it, or nil, err.
 function _M.model(order)
   if is_model(order) then return order end
   return core.order_model(order)
@@ -171,7 +179,7 @@ local function select_connections(model, params)
         local hit, why = named_connection(all, kind, s)
         if not hit then
           problems[#problems + 1] = { field = format("%s[%d]", kind, i), message = why }
-        elseif not hit.access_token then
+        elseif not key_of(hit) then
           problems[#problems + 1] = { field = format("%s[%d]", kind, i), message = format(
             "was never connected (status %s): nothing to refresh", tostring(hit.status)) }
         else
@@ -183,7 +191,7 @@ local function select_connections(model, params)
   if not named then
     local kind = KIND_OF[params.products and params.products[1]] or "employers"
     for _, c in ipairs(all) do
-      if c.kind == kind and c.access_token then chosen[#chosen + 1] = c end
+      if c.kind == kind and key_of(c) then chosen[#chosen + 1] = c end
     end
     if #chosen == 0 then
       problems[1] = { field = kind, message = "the order has no connected " .. kind ..
@@ -333,7 +341,7 @@ end
 
 local function keys_of(conns)
   local keys = {}
-  for i, c in ipairs(conns) do keys[i] = core.quota_key(c.access_token) end
+  for i, c in ipairs(conns) do keys[i] = key_of(c) end
   return keys
 end
 
@@ -399,7 +407,7 @@ local function quota_error(limit, not_before, spent, conns, now)
   local names = {}
   for _, c in ipairs(conns) do
     for _, k in ipairs(spent) do
-      if core.quota_key(c.access_token) == k then names[#names + 1] = tostring(c.id) end
+      if key_of(c) == k then names[#names + 1] = tostring(c.id) end
     end
   end
   return errors.new("quota", "refresh_quota",
@@ -421,7 +429,7 @@ local function reserve(client, conns, now, partial)
   if not partial then return nil, limit_err end
   local keep, deferred = {}, {}
   for _, c in ipairs(conns) do
-    local used, next_free = store:usage(core.quota_key(c.access_token), now)
+    local used, next_free = store:usage(key_of(c), now)
     if used and used < store.limit then
       keep[#keep + 1] = c
     else
@@ -450,7 +458,8 @@ local function send_safely(client, req, id, baseline, opts, reservation)
     if opts.before_send then
       -- the caller's write-ahead (a batch journal): durable before the POST
       opts.before_send{ order_id = id, sent_at = sent_at, baseline = baseline, sends = sends,
-                        quota_ticket = reservation.ticket, quota_keys = reservation.keys }
+                        quota_ticket = reservation.ticket, quota_keys = reservation.keys,
+                        reserved_at = reservation.ticket and reservation.at }
     end
     local doc, meta = client:send(req, opts.answer)
     if doc then
@@ -486,7 +495,7 @@ local function truv_counts(client, h, live, now)
   local window = store and store.window or quota_defaults.DEFAULT_WINDOW
   local counts, full, not_before = {}, {}, nil
   for _, c in ipairs(live) do
-    local key = core.quota_key(c.access_token)
+    local key = key_of(c)
     local times = history.in_window(h.times[key], now, window)
     counts[c.id] = #times
     if #times > 0 and store and type(store.record_count) == "function" then
@@ -558,7 +567,7 @@ function _M.plan(client, id, params, opts)
   local local_full = false
   if client.quota then
     for _, c in ipairs(live) do
-      local used, next_free = client.quota:usage(core.quota_key(c.access_token), now)
+      local used, next_free = client.quota:usage(key_of(c), now)
       if not used then return nil, store_failed(next_free) end
       p.usage[c.id] = { used = used, next_free = next_free }
       if used >= client.quota.limit then local_full = true end
@@ -586,8 +595,7 @@ function _M.plan(client, id, params, opts)
     if count then
       p.history = h
       for _, c in ipairs(live) do
-        local key = core.quota_key(c.access_token)
-        p.counts[c.id] = #history.in_window(h.times[key], now, window)
+        p.counts[c.id] = #history.in_window(h.times[key_of(c)], now, window)
       end
     end
   end
@@ -642,6 +650,10 @@ function _M.refresh_order(client, id, params, opts)
     end
   end
 
+  -- every check of what Truv and the store show is passed: the caller may
+  -- keep the model it was done with (truv.renewal's --reuse-model)
+  if opts.on_checked then opts.on_checked(p.model) end
+
   -- the caller's budget (a batch's cap on billed refreshes)
   if opts.admit and not opts.admit{ order_id = id, connections = #live } then
     return nil, errors.new("quota", "max_billed", "the run's cap on billed refreshes is " ..
@@ -667,11 +679,13 @@ function _M.refresh_order(client, id, params, opts)
 
   local baseline = p.model.refresh_order
   local doc, meta, fate = send_safely(client, req, id, baseline, opts,
-                                      { ticket = ticket, keys = keys })
+                                      { ticket = ticket, keys = keys, at = now })
 
   if not doc then
     err = meta
-    if fate == "not_created" and ticket then client.quota:release(keys, ticket) end
+    if fate == "not_created" and ticket and client.quota:release(keys, ticket) then
+      err.quota_released = true   -- the reservation went back: this refresh counts nowhere
+    end
     if err.kind == "refresh_limit" and keys and client.quota then
       -- Truv counts refreshes we do not see (other clients, the dashboard):
       -- believe it, and stop asking until the window frees.
