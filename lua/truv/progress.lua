@@ -192,6 +192,9 @@ function Progress:_count(ev)
     self.errors = self.errors + 1
   elseif e == "bad_row" then
     self.bad_rows = self.bad_rows + 1
+  elseif e == "model_reread" then
+    return format("%s  the original order as the journal kept it was refused (%s): read again",
+                  tostring(ev.case_id), tostring(ev.message))
   elseif e == "capped" then
     -- past --max-billed: done with for this run, left due
     self.finished = self.finished + 1

@@ -27,6 +27,11 @@
 --     not_within = 72000,             -- seconds (or false): an order refreshed by anyone
 --                                     -- less than this ago is not refreshed again: the
 --                                     -- case adopts that refresh (done: recently_refreshed)
+--     reuse_model_s = 86400,          -- seconds (default false): a case the run sees
+--                                     -- again (a retry, a defer, a resume) takes the
+--                                     -- original's model from the journal, when younger,
+--                                     -- instead of reading the order (see "The original's
+--                                     -- model" below: what a stale model cannot see)
 --     max_billed = n,                 -- at most n billed refreshes (one per connection)
 --                                     -- this run; the cases past it stay due
 --     expiry_days =, expiring_days =, oauth_providers =, refuse_dead =,  -- truv.refresh
@@ -72,6 +77,22 @@
 -- starts from it. poll.learn = false keeps the fixed schedule.
 -- Either way the route is the same (the run's router, truv.route.combine)
 -- and the `done` handler gets the fresh order (one GET at the end).
+--
+-- The original's model: every case reads its original order before
+-- refreshing it, and the journal keeps the model it read (with quota keys,
+-- never an access token). With reuse_model_s, a case seen again takes that
+-- model instead of reading the order (one request of the rate budget less
+-- per retried case) when it is younger than reuse_model_s and the quota
+-- store counts no refresh of its connections in the last 24 h but the
+-- case's own; Truv's history of the order is then not read again either.
+-- Off by default, because a journaled model cannot show what happened
+-- since it was read outside this client and the runs sharing its quota
+-- store: an order refreshed since by another tool or host is refreshed
+-- (and paid for) again instead of adopted (not_within), a refresh over
+-- Truv's limit is refused by Truv, unbilled, and a connection replaced
+-- meanwhile is not refreshed. A refusal that says the model is wrong (400,
+-- 404, Truv's refresh limit) reads the order again, once. Details: "The
+-- original's model" in truv.renewal.case.
 --
 -- The journal makes the run resumable: a run killed at any instant and
 -- started again with the same journal skips routed cases, reconciles
@@ -166,6 +187,8 @@ _M.DEFAULTS = {
   reverify_pending_retry_s = 60,   -- a refresh routed to reverify, but the original
                                    -- order could not be read to make its link
   not_within = 20 * 3600,      -- an order refreshed less than this ago is not paid for again
+  reuse_model_s = false,       -- seconds: a case seen again takes the original's model from
+                               -- the journal when younger (opt-in: see the top)
   interrupt_grace_s = 10,      -- interrupted: the longest the requests in flight are awaited
   load_interval_s = 0.2,       -- on_load: at most this often
 }
@@ -188,6 +211,7 @@ _M.LIMITS = {
   expiry_days = refresh.LIMITS.expiry_days,
   expiring_days = refresh.LIMITS.expiring_days,
   not_within = refresh.LIMITS.not_within,
+  reuse_model_s = { above = 0, max = 366 * 86400, unit = "seconds", otherwise = "false" },
   max_billed = { integer = true, min = 0, max = 1e9, unit = "billed refreshes" },
   poll = {
     interval_s = { above = 0, max = 3600, unit = "seconds" },
@@ -595,6 +619,7 @@ function _M.run(opts)
   local ctx = {
     journal = journal, quota = quota, quota_where = where,
     not_within = opts.not_within == nil and _M.DEFAULTS.not_within or opts.not_within,
+    reuse_model_s = opts.reuse_model_s or _M.DEFAULTS.reuse_model_s,
     max_billed = opts.max_billed, billed = 0, capped = 0,
     router = opts.router or route_mod.router{},
     on_event = opts.on_event,
@@ -752,6 +777,7 @@ function _M.plan(opts)
   local ctx = {
     journal = journal, quota = quota, billed = 0, max_billed = opts.max_billed,
     not_within = opts.not_within == nil and _M.DEFAULTS.not_within or opts.not_within,
+    reuse_model_s = opts.reuse_model_s or _M.DEFAULTS.reuse_model_s,
     router = opts.router or route_mod.router{},
     clock = spec.clock or core.now,
   }

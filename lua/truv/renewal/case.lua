@@ -14,7 +14,8 @@
 --
 -- The run's context `ctx` (made by truv.renewal.run and .plan): journal,
 -- quota (nil for none), client, sched (the scheduler), router, clock,
--- on_event; not_within, max_billed, billed, capped; reverify (its options),
+-- on_event; not_within, reuse_model_s (see "The original's model"),
+-- max_billed, billed, capped; reverify (its options),
 -- skew_s, poll_opts, and in webhook mode inbox and webhook_wait; the delays
 -- of a case tried again later, store_busy_retry_s, unreconciled_retry_s and
 -- reverify_pending_retry_s (truv.renewal.DEFAULTS); base_url (for a
@@ -196,6 +197,159 @@ local function expiring_text(list)
   return concat(parts, "; ")
 end
 
+-- The original's model. Every case reads its original order before
+-- refreshing it (one request of the secret's budget). The model it was
+-- read as is journaled (original_model, original_read_at) once it passed
+-- every check the refresh makes of what Truv and the store show: what the
+-- refresh, its checks and a new link need, each connection with its quota
+-- key (truv.quota.connection_key) instead of its access token: no token or
+-- secret is journaled. With reuse_model_s (truv-renew --reuse-model), a case
+-- the run sees again (a retry, a defer, a resume) takes that model instead
+-- of reading the order when
+--   - it is younger than reuse_model_s, and
+--   - the quota store counts, on each of its connections, no refresh in the
+--     window (24 h) but this case's own (own_refreshes: the instants of its
+--     reservations that still count): another run sharing the store, a
+--     refresh Truv refused as over its limit (record_limit), or refreshes
+--     Truv showed when the model was read, all mean reading again.
+-- Truv's history of the order (its latest refresh for not_within, its count
+-- of refreshes in 24 h) is then not read either: it was read with the model,
+-- recorded into the quota store, and the store has seen nothing since but
+-- this case's own refreshes. What a reused model cannot see is what neither
+-- this client nor any run sharing its store did since the model was read: a
+-- refresh by another tool, host or store (the dashboard, a colleague's
+-- script) is not adopted (not_within), so the case pays for a refresh again,
+-- and one more than Truv allows is refused by Truv, unbilled (the case is
+-- deferred); a connection the user replaced meanwhile is not refreshed.
+-- A refusal that says the model is wrong (Truv's 400 or 404 on the refresh,
+-- a connection the model does not show, Truv's refresh limit) reads the
+-- order again, once, and plans again: the refusal billed nothing. A new
+-- verification link made from a journaled model copies it (order mode);
+-- bridge mode needs the connections' access tokens and reads the order.
+local READ_AT = setmetatable({}, { __mode = "k" })      -- model -> when it was read
+local JOURNALED = setmetatable({}, { __mode = "k" })    -- models from the journal
+
+local MODEL_FIELDS = { "id", "order_number", "user_id", "initial_order", "refresh_order",
+                       "first_name", "last_name", "created_at" }
+local CONNECTION_FIELDS = { "kind", "id", "status", "suborder_number", "link_id",
+                            "product_type", "data_source", "provider_id", "provider_name",
+                            "company_name", "created_at" }
+
+-- The model as the journal keeps it (JSON text): no access token.
+local function model_text(model)
+  local m = { products = {}, connections = {} }
+  for _, k in ipairs(MODEL_FIELDS) do m[k] = model[k] end
+  for i, p in ipairs(model.products or {}) do m.products[i] = p end
+  for i, c in ipairs(model.connections or {}) do
+    local kept = { quota_key = quota_mod.connection_key(c) }
+    for _, k in ipairs(CONNECTION_FIELDS) do kept[k] = c[k] end
+    m.connections[i] = kept
+  end
+  return core.encode(m)
+end
+
+-- Reads the case's original (one GET) and notes when.
+local function read_original(ctx, case)
+  local t = now_of(ctx)
+  local model, err = ctx.client:get_order_model(case.order_id)
+  if model then READ_AT[model] = t end
+  return model, err
+end
+
+-- Journals the model of a fresh read (refresh's on_checked).
+local function keep_model(ctx, case, model)
+  if JOURNALED[model] or not READ_AT[model] then return end
+  put(ctx, case.case_id, { original_model = model_text(model),
+                           original_read_at = READ_AT[model] })
+end
+
+local function window_of(ctx)
+  return ctx.quota and ctx.quota.window or quota_mod.DEFAULT_WINDOW
+end
+
+-- This case's reservations that still count (own_refreshes: instants,
+-- comma-separated), in the window at `now`.
+local function own_in_window(ctx, rec, now)
+  local list = {}
+  if type(rec.own_refreshes) == "string" then
+    for t in rec.own_refreshes:gmatch("[^,]+") do
+      t = tonumber(t)
+      if t and t > now - window_of(ctx) then list[#list + 1] = t end
+    end
+  end
+  return list
+end
+
+-- own_refreshes with a reservation made at `at` added.
+local function own_refreshes(ctx, rec, at)
+  local list = own_in_window(ctx, rec, now_of(ctx))
+  list[#list + 1] = at
+  for i, t in ipairs(list) do list[i] = format("%.3f", t) end
+  return concat(list, ",")
+end
+
+-- The journal's model of the case's original, when the run may take it
+-- instead of reading the order (see above); `quota`: the store's count must
+-- allow it (a refresh; a link needs only the age). Returns the model and its
+-- age, or nil.
+local function journaled_model(ctx, case, rec, quota)
+  local max_age = ctx.reuse_model_s
+  if not max_age or type(rec.original_model) ~= "string" then return nil end
+  local now = now_of(ctx)
+  local age = type(rec.original_read_at) == "number" and now - rec.original_read_at
+  if not age or age < 0 or age >= max_age then return nil end
+  local ok, m = pcall(core.decode, rec.original_model, "table")
+  if not ok or type(m) ~= "table" or m.id ~= case.order_id or type(m.connections) ~= "table"
+     or type(m.products) ~= "table" then
+    return nil
+  end
+  if quota then
+    if not ctx.quota then return nil end   -- no store: nothing to tell a stale model by
+    local own = #own_in_window(ctx, rec, now)
+    for _, c in ipairs(m.connections) do
+      local key = quota_mod.connection_key(c)
+      if key then
+        local used = ctx.quota:usage(key, now)
+        if not used or used > own then return nil end
+      end
+    end
+  end
+  JOURNALED[m] = true
+  return m, age
+end
+
+-- The original for a refresh: the journal's (reused = true) or read.
+-- Returns model, nil, reused or nil, err.
+local function original_for_refresh(ctx, case, rec)
+  local m, age = journaled_model(ctx, case, rec, true)
+  if m then
+    emit(ctx, { event = "model_reused", case_id = case.case_id, age_s = math.floor(age) })
+    return m, nil, true
+  end
+  return read_original(ctx, case)
+end
+
+-- The original for a new link: the journal's (order mode), or read.
+local function original_for_link(ctx, case, rec)
+  if (ctx.reverify.mode or "order") == "order" then
+    local m, age = journaled_model(ctx, case, rec, false)
+    if m then
+      emit(ctx, { event = "model_reused", case_id = case.case_id, age_s = math.floor(age) })
+      return m
+    end
+  end
+  return read_original(ctx, case)
+end
+
+-- A refusal of a refresh with a journaled model that says the model may be
+-- wrong: Truv's 400 or 404 (an unknown connection, an order that changed),
+-- the plan's own "not a connection of this order", or Truv's refresh limit
+-- (refreshes the store never saw).
+local function model_refused(err)
+  local k = err.kind
+  return k == "invalid" or k == "not_found" or k == "refresh_limit"
+end
+
 -- Records the final route of a case and calls its handler. extra.resume
 -- (for a retry or a defer) is where the next run continues.
 local function finish(ctx, case, decision, outcome, extra)
@@ -278,6 +432,20 @@ local function make_link(ctx, case, original, decision, outcome, extra, conn_ids
   local mode = ctx.reverify.mode or "order"
   extra = extra or {}
   check_interrupted(ctx)
+  if mode == "bridge" and JOURNALED[original] then
+    -- bridge tokens in update mode name the connections' access tokens,
+    -- which the journal does not keep: the order is read for them
+    local err
+    original, err = read_original(ctx, case)
+    if not original then
+      check_run_error(ctx, case, err)
+      local d = ctx.router:route(err, now_of(ctx))
+      extra.error = tostring(err)
+      extra.link_reason = decision.reason
+      extra.resume = SCHEDULED[d.route] and "link" or nil
+      return finish(ctx, case, d, { error = err }, extra)
+    end
+  end
   put(ctx, case.case_id, {
     state = "linking", link_mode = mode, link_sent_at = now_of(ctx),
     link_connections = conn_ids and concat(conn_ids, ",") or null,
@@ -355,7 +523,7 @@ local function resume_link(ctx, case, rec, attempted)
                 "exist; check for an order with this case's order_number before sending " ..
                 "another link", refresh_order_id = rec.refresh_order_id })
   end
-  local original, err = ctx.client:get_order_model(case.order_id)
+  local original, err = original_for_link(ctx, case, rec)
   if not original then
     check_run_error(ctx, case, err)
     local d = ctx.router:route(err, now_of(ctx))
@@ -433,7 +601,7 @@ local function await(ctx, case, original, refresh_order, expiring, recent)
   local d = result.decision
   if recent and d.route == "done" then d.reason = "recently_refreshed" end
   if d.route == "reverify" then
-    original = original or ctx.client:get_order_model(case.order_id)
+    original = original or original_for_link(ctx, case, get(ctx, case.case_id) or {})
     if original then
       return make_link(ctx, case, original, d, result, extra,
                        failing_connections(result, original))
@@ -458,7 +626,10 @@ local function reconcile(ctx, case, rec)
                                           ctx.skew_s)
   if found then
     proven(ctx)
-    put(ctx, case.case_id, { state = "sent", refresh_order_id = found.id })
+    -- the reservation was spent on it: it counts as this case's own
+    put(ctx, case.case_id, { state = "sent", refresh_order_id = found.id,
+                             own_refreshes = type(rec.reserved_at) == "number"
+                               and own_refreshes(ctx, rec, rec.reserved_at) or nil })
     emit(ctx, { event = "adopted", case_id = case.case_id, refresh_order_id = found.id })
     return found
   end
@@ -486,6 +657,57 @@ local function admit(ctx, info)
   if ctx.max_billed and ctx.billed + n > ctx.max_billed then return false end
   ctx.billed = ctx.billed + n
   return true
+end
+
+-- The refresh of a case with the original's model `original` (`reused`:
+-- the journal's). Returns what client:refresh_order returns, and the
+-- journal fields that record the quota it reserved, if that still counts
+-- (own_refreshes; nil when it reserved nothing, or gave it back).
+local function send_refresh(ctx, case, original, reused)
+  local rec = get(ctx, case.case_id) or {}
+  local reserved_at
+  local doc, meta = ctx.client:refresh_order(case.order_id, refresh_params(case), {
+    order = original,
+    answer = "model",
+    -- refreshed a moment ago by anyone (another run, host or tool), but not
+    -- this case's own earlier refresh (a retry it scheduled): adopted. A
+    -- model from the journal is not read again: what Truv showed when it
+    -- was read is in the quota store (see "The original's model")
+    not_within = not reused and ctx.not_within or false,
+    truv_count = not reused,
+    own_refresh = rec.refresh_order_id,
+    on_checked = not reused and function(model) keep_model(ctx, case, model) end or nil,
+    admit = function(info) return admit(ctx, info) end,
+    before_send = function(info)
+      -- Until the write-ahead is durable the POST has not left: a run that
+      -- stops meanwhile (its commit failed) gives the reservation back.
+      if info.quota_ticket then
+        ctx.unsent[case.case_id] = { keys = info.quota_keys, ticket = info.quota_ticket }
+      end
+      reserved_at = info.reserved_at
+      put(ctx, case.case_id, {
+        state = "sending", sent_at = info.sent_at,
+        baseline_refresh_order = info.baseline or core.null,
+        quota_ticket = info.quota_ticket,
+        quota_keys = info.quota_keys and concat(info.quota_keys, ",") or nil,
+        reserved_at = info.reserved_at or core.null,
+        attempts = (rec.attempts or 0) + info.sends,
+      })
+      ctx.sched:barrier()        -- durable before the POST leaves
+      -- interrupted while the write-ahead was made durable: the POST is not
+      -- sent (the run takes no new work), its reservation goes back with the
+      -- run's other unsent ones, and the case resumes as after a crash at
+      -- this point (the refresh is looked for, then made)
+      check_interrupted(ctx)
+      ctx.unsent[case.case_id] = nil
+      emit(ctx, { event = "sending", case_id = case.case_id })
+    end,
+  })
+  local own
+  if reserved_at and (doc or not meta.quota_released) then
+    own = { own_refreshes = own_refreshes(ctx, rec, reserved_at) }
+  end
+  return doc, meta, own
 end
 
 -- Where a case resumes, from its journal record (see Resume points above):
@@ -521,42 +743,21 @@ local function process(ctx, case)
   end
 
   -- models, not documents: a case in progress holds a few hundred bytes
-  local original, err = ctx.client:get_order_model(case.order_id)
+  local original, err, reused = original_for_refresh(ctx, case, rec)
   if not original then return route_error(ctx, case, nil, err) end
   proven(ctx)
 
-  check_interrupted(ctx)   -- nothing reserved, nothing sent: the case starts again
-  local doc, meta = ctx.client:refresh_order(case.order_id, refresh_params(case), {
-    order = original,
-    answer = "model",
-    -- refreshed a moment ago by anyone (another run, host or tool), but not
-    -- this case's own earlier refresh (a retry it scheduled): adopted
-    not_within = ctx.not_within,
-    own_refresh = rec.refresh_order_id,
-    admit = function(info) return admit(ctx, info) end,
-    before_send = function(info)
-      -- Until the write-ahead is durable the POST has not left: a run that
-      -- stops meanwhile (its commit failed) gives the reservation back.
-      if info.quota_ticket then
-        ctx.unsent[case.case_id] = { keys = info.quota_keys, ticket = info.quota_ticket }
-      end
-      put(ctx, case.case_id, {
-        state = "sending", sent_at = info.sent_at,
-        baseline_refresh_order = info.baseline or core.null,
-        quota_ticket = info.quota_ticket,
-        quota_keys = info.quota_keys and concat(info.quota_keys, ",") or nil,
-        attempts = (rec.attempts or 0) + info.sends,
-      })
-      ctx.sched:barrier()        -- durable before the POST leaves
-      -- interrupted while the write-ahead was made durable: the POST is not
-      -- sent (the run takes no new work), its reservation goes back with the
-      -- run's other unsent ones, and the case resumes as after a crash at
-      -- this point (the refresh is looked for, then made)
-      check_interrupted(ctx)
-      ctx.unsent[case.case_id] = nil
-      emit(ctx, { event = "sending", case_id = case.case_id })
-    end,
-  })
+  local doc, meta, own = send_refresh(ctx, case, original, reused)
+  if not doc and reused and model_refused(meta) then
+    -- Truv (or the plan) refused what the journal's model names: the order
+    -- changed since it was read. Read it again, once, and plan again; the
+    -- refusal billed nothing (a definite refusal gives its reservation back)
+    emit(ctx, { event = "model_reread", case_id = case.case_id, message = tostring(meta) })
+    put(ctx, case.case_id, { original_model = core.null, original_read_at = core.null })
+    original, err = read_original(ctx, case)
+    if not original then return route_error(ctx, case, nil, err, own) end
+    doc, meta, own = send_refresh(ctx, case, original, false)
+  end
   if not doc then
     if meta.max_billed then
       -- the run's cap on billed refreshes: the case is left as it was, due
@@ -566,7 +767,8 @@ local function process(ctx, case)
       return
     end
     -- sent, and its outcome could not be read back: reconcile next time
-    local extra = meta.code == "unreconciled" and { resume = "reconcile" } or nil
+    local extra = own or {}
+    if meta.code == "unreconciled" then extra.resume = "reconcile" end
     return route_error(ctx, case, original, meta, extra)
   end
   if meta.recent then
@@ -576,14 +778,16 @@ local function process(ctx, case)
                 age_s = math.floor(meta.recent.age_s) })
     return await(ctx, case, nil, doc, meta.expiring, true)
   end
-  put(ctx, case.case_id, { state = "sent", refresh_order_id = doc.id, recent = core.null,
-                           expiring = expiring_text(meta.expiring) or core.null })
+  local fields = own or {}
+  fields.state, fields.refresh_order_id, fields.recent = "sent", doc.id, core.null
+  fields.expiring = expiring_text(meta.expiring) or core.null
+  put(ctx, case.case_id, fields)
   emit(ctx, { event = "sent", case_id = case.case_id, refresh_order_id = doc.id,
               reconciled = meta.reconciled, expiring = expiring_text(meta.expiring) })
   -- A tail call with the refresh order's model: no document is held while
-  -- the case waits (the original's model is read again only if the case
-  -- needs a new link), which costs less than keeping every waiting case's
-  -- documents in memory.
+  -- the case waits (the original's model is read again, or taken from the
+  -- journal, only if the case needs a new link), which costs less than
+  -- keeping every waiting case's documents in memory.
   return await(ctx, case, nil, doc, meta.expiring)
 end
 
@@ -619,11 +823,28 @@ function _M.plan(ctx, case, rec)
                or "a new verification link, no refresh"
     return e
   end
-  local original, err = ctx.client:get_order_model(case.order_id)
+  -- the journal's model, as the run would take it (see "The original's model")
+  local original, age = journaled_model(ctx, case, rec, true)
+  local err
+  if original then
+    e.model_age_s = math.floor(age)
+  else
+    original, err = ctx.client:get_order_model(case.order_id)
+  end
   local p
   if original then
     p, err = refresh.plan(ctx.client, case.order_id, refresh_params(case), {
-      order = original, not_within = ctx.not_within, own_refresh = rec.refresh_order_id })
+      order = original, not_within = not age and ctx.not_within or false,
+      truv_count = not age, own_refresh = rec.refresh_order_id })
+  end
+  if not p and age and model_refused(err) then
+    -- as the run would: the order is read again and planned again
+    e.model_age_s = nil
+    original, err = ctx.client:get_order_model(case.order_id)
+    if original then
+      p, err = refresh.plan(ctx.client, case.order_id, refresh_params(case), {
+        order = original, not_within = ctx.not_within, own_refresh = rec.refresh_order_id })
+    end
   end
   if not p then
     local d = ctx.router:route(err, now_of(ctx))
@@ -652,7 +873,7 @@ function _M.plan(ctx, case, rec)
     quota_list[#quota_list + 1] = { id = c.id, used = used, here = u.used, truv = truv_n,
                                     limit = limit }
     if used >= limit then
-      local key = core.quota_key(c.access_token)
+      local key = quota_mod.connection_key(c)
       local times = p.history and history.in_window(
         p.history.times[key], p.now, window) or {}
       local t = u.next_free
