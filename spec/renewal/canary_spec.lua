@@ -150,6 +150,17 @@ describe("a renewal with a canary secret, tokens and SSNs", function()
     for _, path in ipairs(each_file(out_dir)) do
       assert_clean(path, assert(read(path)), canaries)
     end
+    -- the journal keeps each refreshed case's original (for --reuse-model),
+    -- its connections by quota key: the check above read those rows too
+    local j = assert(require("truv.core").journal_open(out_dir .. "/run.journal"))
+    local kept = 0
+    for rec in j:each{} do
+      if type(rec.original_model) == "string" and rec.original_model:find('"quota_key"') then
+        kept = kept + 1
+      end
+    end
+    j:close()
+    assert.is_true(kept > 0, "no original model was journaled")
   end)
 
   it("leaves none in the client's log, the run's events or any tostring(err)", function()
