@@ -101,7 +101,8 @@ static void through_store(const char *dir, size_t n, double *a_cpu, double *b_cp
     if (!(s = truv_quota_sqlite(path, NULL, &err))) die("sqlite store", err.message);
     t0 = now_sample();
     for (i = 0; i < n; i++) {
-      if (pass == 0 && truv_quota_usage(s, &keys[i], T0 + (double)i / 1000, &used, &next_free, &err))
+      if (pass == 0 &&
+          truv_quota_usage(s, &keys[i], T0 + (double)i / 1000, &used, &next_free, &err))
         die("usage", err.message);
       if (truv_quota_reserve(s, &keys[i], 1, T0 + (double)i / 1000, &ticket, &not_before, NULL,
                              &err))
