@@ -695,6 +695,10 @@ static void control_stats(struct handler_ctx *x) {
   jw_obj(&w);
   stats_render_requests(&w, &x->sb->stats);
   jw_obj_end(&w);
+  jw_key(&w, "connections");
+  jw_obj(&w);
+  stats_render_connections(&w, &x->sb->stats);
+  jw_obj_end(&w);
   jw_key(&w, "refresh");
   jw_obj(&w);
   store_rdlock(&x->sb->store);

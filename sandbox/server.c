@@ -502,6 +502,14 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
   *con_cls = NULL;
 }
 
+/* Counts the connections accepted (stats.h), TLS ones before their handshake. */
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe) {
+  struct sandbox *sb = cls;
+  (void)conn, (void)socket_context;
+  if (toe == MHD_CONNECTION_NOTIFY_STARTED) stats_count_connection(&sb->stats);
+}
+
 /* ---- lifecycle --------------------------------------------------------- */
 
 static int bind_addr(int fd, const char *host, int port, char *err, size_t errlen) {
@@ -566,11 +574,11 @@ struct MHD_Daemon *server_start(struct sandbox *sb, int fd, char *err, size_t er
     tls[0].option = MHD_OPTION_END;
   }
   threads = sb->opt.threads > 1 ? (unsigned)sb->opt.threads : 0;
-  d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, sb, MHD_OPTION_LISTEN_SOCKET,
-                       (MHD_socket)fd, MHD_OPTION_THREAD_POOL_SIZE, threads,
-                       MHD_OPTION_NOTIFY_COMPLETED, on_completed, sb, MHD_OPTION_CONNECTION_LIMIT,
-                       CONNECTION_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT, IDLE_TIMEOUT_S,
-                       MHD_OPTION_ARRAY, tls, MHD_OPTION_END);
+  d = MHD_start_daemon(
+    flags, 0, NULL, NULL, on_request, sb, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
+    MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_NOTIFY_COMPLETED, on_completed, sb,
+    MHD_OPTION_NOTIFY_CONNECTION, on_connection, sb, MHD_OPTION_CONNECTION_LIMIT, CONNECTION_LIMIT,
+    MHD_OPTION_CONNECTION_TIMEOUT, IDLE_TIMEOUT_S, MHD_OPTION_ARRAY, tls, MHD_OPTION_END);
   if (!d) snprintf(err, errlen, "cannot start the HTTP server (libmicrohttpd)");
   return d;
 }

@@ -40,7 +40,12 @@ void stats_count(struct stats *st, enum endpoint ep, enum method m, enum outcome
   if (ep < EP__COUNT && m < M__COUNT && slot < OUT__COUNT) counter_add(&st->counts[ep][m][slot], 1);
 }
 
+void stats_count_connection(struct stats *st) {
+  counter_add(&st->connections, 1);
+}
+
 void stats_reset(struct stats *st) {
+  counter_zero(&st->connections);
   for (unsigned e = 0; e < EP__COUNT; e++)
     for (unsigned m = 0; m < M__COUNT; m++)
       for (unsigned o = 0; o < OUT__COUNT; o++) counter_zero(&st->counts[e][m][o]);
@@ -82,4 +87,8 @@ void stats_render_requests(struct jw *w, struct stats *st) {
       jw_obj_end(w);
     }
   jw_obj_end(w);
+}
+
+void stats_render_connections(struct jw *w, struct stats *st) {
+  jw_kint(w, "accepted", (long long)counter_get(&st->connections));
 }

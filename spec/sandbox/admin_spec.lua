@@ -77,6 +77,25 @@ describe("GET /_sandbox/stats", function()
     assert.are.same({ created = 0, by_user = {} }, s.bridge_tokens)
   end)
 
+  it("counts the connections it accepted, not the requests they carried", function()
+    sb:reset_stats()
+    local id = cases[1].order_id
+    local get = "GET /v1/orders/" .. id .. "/ HTTP/1.1\r\nHost: 127.0.0.1\r\n" ..
+                "X-Access-Client-Id: " .. sb.client_id .. "\r\nX-Access-Secret: " .. sb.secret ..
+                "\r\n"
+    -- three requests on one kept-alive connection, the last closing it
+    local text = sandbox.raw(sb.port, get .. "\r\n" .. get .. "\r\n" .. get ..
+                             "Connection: close\r\n\r\n")
+    local _, answers = text:gsub("HTTP/1%.1 200", "")
+    assert.are.equal(3, answers)
+    local s = sb:stats()
+    assert.are.equal(3, s.requests.by_endpoint["GET /v1/orders/{id}/"]["200"])
+    -- that connection and the one asking
+    assert.are.same({ accepted = 2 }, s.connections)
+    sb:reset_stats()
+    assert.are.same({ accepted = 1 }, sb:stats().connections)
+  end)
+
   it("is zeroed by POST /_sandbox/stats/reset without touching state", function()
     local c = cases[3]
     local _, before = sb:request("GET", "orders/" .. c.order_id .. "/")
