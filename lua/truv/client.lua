@@ -159,9 +159,15 @@ local function check_no_proxy(fname, v, level)
   return list
 end
 
---- The transport used outside nginx: libcurl, one connection pool per client.
-local function curl_transport(opts)
-  return core.http{
+--- The options of the libcurl transport of a client made with `opts`
+-- (core.http's; core.multi takes them too): a transport made for a client
+-- elsewhere, such as the multi of truv.renewal's scheduler, connects as the
+-- client's own would (its CAs, its proxy, its billed_reuse_idle_s). `opts`
+-- as truv.new takes them (no_proxy a string or a list).
+function _M.transport_options(opts)
+  local no_proxy = opts.no_proxy
+  if type(no_proxy) == "table" then no_proxy = table.concat(no_proxy, ",") end
+  return {
     timeout_ms = opts.timeout_ms,
     connect_timeout_ms = opts.connect_timeout_ms,
     send_timeout_ms = opts.send_timeout_ms,
@@ -169,10 +175,15 @@ local function curl_transport(opts)
     ca_file = opts.ca_file,
     ca_path = opts.ca_path,
     proxy = opts.proxy,
-    no_proxy = opts.no_proxy and table.concat(opts.no_proxy, ","),
+    no_proxy = no_proxy,
     insecure = opts.insecure,
     billed_reuse_idle_s = opts.billed_reuse_idle_s,
   }
+end
+
+--- The transport used outside nginx: libcurl, one connection pool per client.
+local function curl_transport(opts)
+  return core.http(_M.transport_options(opts))
 end
 
 local function pick_transport(opts)

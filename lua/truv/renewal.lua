@@ -7,6 +7,9 @@
 --     journal = "renewal.journal",    -- SQLite file: the run's durable record
 --     router = truv.router{ done = prefill, ... },           -- handlers per route
 --     concurrency = 32,               -- requests in flight (one connection pool)
+--     http = { ... },                 -- that pool's options (core.multi's) over the ones it
+--                                     -- takes from the client's: its CAs, proxy, timeouts,
+--                                     -- billed_reuse_idle_s (truv.client.transport_options)
 --     rate_per_minute = 300,          -- Truv's limit; the sandbox can allow more
 --     rate_reserve = 0,               -- share of that rate left to the secret's other
 --                                     -- users (a gateway, another tool): the run sends
@@ -325,6 +328,16 @@ local function client_options(spec)
   return spec
 end
 
+-- The options of the run's connection pool (the scheduler's core.multi):
+-- the client's connection options, so the run connects as the client
+-- would (its CAs, its proxy, how long a refresh may ride a kept-alive
+-- connection), and the run's `http` over them.
+local function http_options(opts)
+  local http = truv_client.transport_options(client_options(opts.client))
+  for k, v in pairs(opts.http or {}) do http[k] = v end
+  return http
+end
+
 local function make_client(opts, sched, quota, logger)
   local o = {}
   for k, v in pairs(client_options(opts.client)) do o[k] = v end
@@ -399,7 +412,7 @@ local function work(ctx, opts, todo)
   local sched, serr = scheduler.new{
     concurrency = concurrency,
     rate_per_minute = ctx.budget.rate_per_minute,
-    http = opts.http,
+    http = http_options(opts),
     documents = "view",
     -- Group commit: at once when a refresh waits on its write-ahead, else
     -- every commit_interval_s (a state lost with the process is redone).
@@ -577,6 +590,14 @@ local function check_numbers(opts)
   refresh.check_settings("renewal.run", opts, 3)
 end
 
+-- The client's billed_reuse_idle_s goes to the run's connection pool
+-- (http_options), which would refuse a bad one in its own name: checked
+-- here first, before anything is opened, as truv.new checks it.
+local function check_connection(spec, fname)
+  options.number(fname, "client.billed_reuse_idle_s", spec.billed_reuse_idle_s,
+                 truv_client.BILLED_REUSE, 3)
+end
+
 --- Runs the batch; returns the summary (see summary()) or nil, err: the
 -- input or the journal cannot be read, or an error about the run itself
 -- (credentials) stopped it. Misuse (missing options) raises.
@@ -597,6 +618,7 @@ function _M.run(opts)
     end
   end
   spec = client_options(spec)
+  check_connection(spec, "renewal.run")
   local webhook = webhook_options(opts, spec)   -- checked before anything is opened
   local mode = opts.reverify and opts.reverify.mode
   if mode ~= nil and mode ~= "order" and mode ~= "bridge" then
@@ -724,6 +746,7 @@ function _M.plan(opts)
     error("renewal.plan: 'client' (options for truv.new, or a client) is required", 2)
   end
   spec = client_options(spec)
+  check_connection(spec, "renewal.plan")
   local journal, own_journal = opts.journal, false
   if type(journal) == "string" then
     local f = io.open(journal, "rb")
@@ -800,7 +823,7 @@ function _M.plan(opts)
   local sched, serr = scheduler.new{
     concurrency = opts.concurrency or _M.DEFAULTS.concurrency,
     rate_per_minute = opts.rate_per_minute or _M.DEFAULTS.rate_per_minute,
-    http = opts.http, documents = "view",
+    http = http_options(opts), documents = "view",
   }
   local client, cerr
   if sched then
