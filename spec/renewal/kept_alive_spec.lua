@@ -1,12 +1,23 @@
--- A bulk renewal over HTTPS: its connection pool (the scheduler's multi)
--- takes the client's connection options, its CA and billed_reuse_idle_s
--- among them (README: Connections and billed requests).
+-- A bulk renewal over HTTPS rides kept-alive connections with its refreshes
+-- (README: Connections and billed requests) and sends none twice. With
+-- resets before and after the sandbox processed a refresh, most of them on
+-- connections that carried requests before, every connection is refreshed
+-- once, every case is routed, and the run opens far fewer TLS connections
+-- than it sends refreshes. libcurl would send a refresh that got no answer
+-- on a reused connection again (after reset_after: a second refresh,
+-- billed); the transport refuses, reports it maybe sent, and the refresh
+-- reads it back. The run's connection pool takes the client's connection
+-- options, its CA and billed_reuse_idle_s among them.
 local sandbox = require "spec.support.sandbox"
 local files = require "spec.support.files"
+local core = require "truv.core"
 local truv = require "truv"
 local renewal = require "truv.renewal"
 
 local REFRESH = "POST /v1/orders/{id}/"
+-- the transport's message when libcurl asked to send a refresh again after
+-- its kept-alive connection died without an answer (core/src/net/transfer.c)
+local NOT_RESENT = "kept%-alive connection was lost"
 
 describe("a renewal over HTTPS on kept-alive connections", function()
   local sb, dir
@@ -50,6 +61,69 @@ describe("a renewal over HTTPS on kept-alive connections", function()
     local stats = sb:stats()
     return summary, stats, stats.connections.accepted - 1
   end
+
+  it("refreshes each connection once through resets, routes every case, and reuses "
+     .. "connections", function()
+    local cases = sb:seed{ cases = 100, mix = "active=17,credentials=2,no_data=1" }
+    local lost = 0
+    local function logger(_, ev)
+      if ev.event == "error" and ev.op == "refresh_order" and tostring(ev.error):find(NOT_RESENT)
+      then
+        lost = lost + 1
+      end
+    end
+    -- resets on refreshes (and on the re-verification orders: they go to fix)
+    sb:faults{ reset_before = 0.04, reset_after = 0.04, match = "POST /v1/orders/" }
+    local ok, summary, stats, opened = pcall(run, "faults", cases,
+                                             { client = client_opts{ logger = logger } })
+    sb:faults{ reset = true }
+    assert(ok, summary)
+
+    -- no connection refreshed twice, no order either
+    local refreshed = 0
+    for key, c in pairs(stats.refresh.by_access_token) do
+      assert.are.same({ created = 1, billed = 1 }, c, "connection " .. key)
+      refreshed = refreshed + 1
+    end
+    for id, o in pairs(stats.refresh.by_order) do
+      assert.are.equal(1, o.refresh_orders, "order " .. id)
+    end
+    assert.is_true(refreshed > 0)
+    assert.are.equal(refreshed, stats.refresh.billed)
+    -- and every case's order refreshed (this mix refreshes them all)
+    local orders = 0
+    for _ in pairs(stats.refresh.by_order) do orders = orders + 1 end
+    assert.are.equal(#cases, orders)
+
+    -- the faults hit refreshes, on connections that had carried requests
+    -- before: libcurl asked to send those again and was refused
+    local by = stats.requests.by_endpoint[REFRESH] or {}
+    assert.is_true((by.reset_after or 0) > 0, "no reset_after on a refresh")
+    assert.is_true((by.reset_before or 0) > 0, "no reset_before on a refresh")
+    assert.is_true(lost > 0, "no refresh lost on a kept-alive connection")
+
+    -- every case routed, none lost
+    assert.are.equal(#cases, summary.total)
+    local missing = {}
+    for _, c in ipairs(cases) do missing[c.case_id] = true end
+    local j = assert(core.journal_open(dir .. "/faults.journal"))
+    for rec in j:each{} do
+      assert.is_true(missing[rec.case_id], rec.case_id)
+      missing[rec.case_id] = nil
+      assert.is_string(rec.route, rec.case_id)
+      assert.is_truthy(rec.state == "routed" or rec.state == "scheduled", rec.case_id)
+    end
+    j:close()
+    assert.are.same({}, missing)
+
+    -- far fewer TLS connections than refreshes sent
+    local posts = sent(stats, REFRESH)
+    assert.is_true(posts >= stats.refresh.order_refreshes)
+    -- (each refresh lost on a kept-alive connection costs two: the dead one's
+    -- replacement, and the one libcurl opened for the resend it was refused)
+    assert.is_true(opened * 2 <= posts, string.format("%d connections for %d refreshes sent",
+                                                       opened, posts))
+  end)
 
   it("takes the client's billed_reuse_idle_s for its connection pool", function()
     local function posts_and_connections(name, opts)
