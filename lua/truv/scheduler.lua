@@ -12,6 +12,15 @@
 -- scheduler instead of blocking: up to `concurrency` requests are in flight
 -- over one connection pool, requests start no faster than the rate limit
 -- allows, and a sleeping workflow costs nothing but its coroutine.
+-- The rate limit: requests start one interval (60 / rate_per_minute s)
+-- apart, and a slot nobody used is not lost at once: up to `burst` (5)
+-- of them are kept, so a loop that was busy, or a moment with nothing to
+-- send, is made up in the next second; and whatever the burst, at most
+-- rate_per_minute requests start in any `window_s` (60.5 s: Truv counts
+-- requests per minute, in Django REST framework's sliding window it seems,
+-- and the half second absorbs the network's jitter). Strict pacing lost
+-- every slot that found nothing to send, which held a batch of long
+-- refreshes to 89 % of the budget.
 -- `sched:barrier()` (from inside a workflow) returns once on_tick has run
 -- after the call: the batch's journal uses it to make a write durable
 -- before a refresh is sent, with one commit for every workflow of a tick.
@@ -66,6 +75,8 @@ _M.DEFAULTS = {
   rate_per_minute = 300,   -- requests started per minute, all together: Truv's general limit
                            -- per access secret (truv-api.md §7); 0: no limit
   drain_grace_s = 10,      -- drain(): the longest the requests in flight are awaited
+  burst = 5,               -- unused request slots kept (one second of Truv's rate)
+  window_s = 60.5,         -- at most rate_per_minute request starts in any such window
 }
 
 local Scheduler = {}
@@ -102,7 +113,8 @@ local function heap_pop(h)
 end
 
 --- opts: concurrency (requests in flight, default 32), rate_per_minute
--- (default 300; 0 = unlimited: see DEFAULTS), http (options for core.multi: timeout_ms,
+-- (default 300; 0 = unlimited: see DEFAULTS), burst and window_s (DEFAULTS),
+-- per_window (the starts a window_s allows: rate_per_minute), http (options for core.multi: timeout_ms,
 -- connect_timeout_ms, ca_file, ...), documents ("view"|"table"), on_tick
 -- (called once per loop before waiting), on_error (function(err, co)
 -- for a workflow that raised; default: re-raise).
@@ -120,7 +132,11 @@ function _M.new(opts)
     multi = multi,
     concurrency = concurrency,
     interval = rate > 0 and 60 / rate or 0,   -- seconds between two request starts
-    next_slot = 0,             -- monotonic time the next request may start
+    tokens = 1, refilled = nil,   -- request slots kept (at most `burst`), as of when
+    burst = opts.burst or _M.DEFAULTS.burst,
+    window_s = opts.window_s or _M.DEFAULTS.window_s,
+    starts = {}, first_start = 1,   -- the last `cap` starts (a ring), oldest first
+    cap = opts.per_window or (rate > 0 and math.floor(rate) or 0),
     ready = {},                -- { co, args... } to resume
     timers = {},               -- heap of sleeping workflows
     waiting_http = {},         -- requests held back by the rate limit or the pool:
@@ -299,7 +315,10 @@ function Scheduler:_start_requests(limit)
   local now = core.monotonic()
   limit = limit or huge
   while limit > 0 and #self.waiting_http > 0 and self.multi:pending() < self.concurrency do
-    if self.interval > 0 and now < self.next_slot then return self.next_slot - now end
+    if self.interval > 0 then
+      local wait = self:_slot_wait(now)
+      if wait then return wait end
+    end
     limit = limit - 1
     local w = tremove(self.waiting_http, 1)
     if not w.first then self.queued_new = self.queued_new - 1 end
@@ -309,9 +328,34 @@ function Scheduler:_start_requests(limit)
     if not ok then
       tinsert(self.ready, { w.co, nil, err })
     end
-    if self.interval > 0 then self.next_slot = max(self.next_slot, now) + self.interval end
+    if self.interval > 0 then self:_take_slot(now) end
   end
   return nil
+end
+
+-- nil when a request may start at `now`, else the seconds until one may:
+-- a slot kept (tokens), and fewer than cap starts in the last window_s.
+function Scheduler:_slot_wait(now)
+  self.tokens = min(self.burst, self.tokens + (now - (self.refilled or now)) / self.interval)
+  self.refilled = now
+  if self.tokens < 1 then return (1 - self.tokens) * self.interval end
+  local starts = self.starts
+  if #starts >= self.cap and self.cap > 0 then
+    local oldest = starts[self.first_start]
+    if now - oldest < self.window_s then return oldest + self.window_s - now end
+  end
+  return nil
+end
+
+function Scheduler:_take_slot(now)
+  self.tokens = self.tokens - 1
+  local starts, cap = self.starts, self.cap
+  if #starts < cap then
+    starts[#starts + 1] = now
+  else   -- the ring is full: the oldest start gives its place
+    starts[self.first_start] = now
+    self.first_start = self.first_start % cap + 1
+  end
 end
 
 --- Runs until every spawned workflow has finished.
