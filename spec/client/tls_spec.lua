@@ -3,6 +3,7 @@
 -- spec/openresty/transport_spec.lua and spec/openresty/sandbox_tls_spec.lua).
 local world = require "spec.support.world"
 local sandbox = require "spec.support.sandbox"
+local files = require "spec.support.files"
 local core = require "truv.core"
 local truv = require "truv"
 
@@ -84,6 +85,42 @@ describe("the client over TLS", function()
     c:close()
   end)
 
+  -- libcurl keeps the CA store it built from ca_file in the client's (or
+  -- the pool's) multi handle and gives it to each new connection: the file
+  -- is read once, so a connection opened after it is gone still verifies,
+  -- and a client made after that cannot (core/src/net/transfer.c set_ca).
+  -- A copy of the CA, removed after the first connection.
+  local function ca_copy()
+    local path = os.tmpname()
+    files.write(path, files.slurp(sb.ca_file))
+    return path
+  end
+  local function accepted() return sb:stats().connections.accepted end
+
+  it("reads its CA file once: a new connection verifies after the file is gone", function()
+    local ca = ca_copy()
+    finally(function() os.remove(ca) end)
+    -- billed_reuse_idle_s = 0: each refresh on a new connection, a new handshake
+    local c = assert(truv.new{ client_id = sb.client_id, secret = sb.secret,
+                               base_url = sb.base_url, ca_file = ca, proxy = "", quota = false,
+                               billed_reuse_idle_s = 0 })
+    finally(function() c:close() end)
+    local case = w.cases[6]
+    assert(c:get_order(case.order_id))
+    assert(os.remove(ca))
+    local before = accepted()
+    local fresh, meta = c:refresh_order(case.order_id, { products = { case.product } })
+    assert.is_truthy(fresh, meta)
+    -- the refresh's connection, and the one asking
+    assert.are.equal(before + 2, accepted())
+    local late = assert(truv.new{ client_id = sb.client_id, secret = sb.secret,
+                                  base_url = sb.base_url, ca_file = ca, proxy = "", quota = false })
+    finally(function() late:close() end)
+    local doc, err = late:get_order(case.order_id)
+    assert.is_nil(doc)
+    assert.are.equal("tls", err.code)
+  end)
+
   it("does not resend a refresh reset after it was processed", function()
     local case = w.cases[3]
     local original = assert(w.client:get_order(case.order_id))
@@ -124,6 +161,35 @@ describe("the client over TLS", function()
       local done = drain(m)
       assert.are.equal(200, done[1].meta.status, done[1].err and done[1].err.message)
       assert.are.equal(warm, m:stats().connects)
+    end)
+
+    it("reads its CA file once for the pool: new connections verify after it is gone", function()
+      local ca = ca_copy()
+      finally(function() os.remove(ca) end)
+      local m = assert(core.multi{ proxy = "", ca_file = ca, max_in_flight = 2,
+                                   billed_reuse_idle_s = 0 })
+      finally(function() m:close() end)
+      for i = 1, 2 do assert(m:add(assert(core.build(cfg(), "get_order", w.cases[i].order_id)), i)) end
+      for _, c in ipairs(drain(m)) do
+        assert.is_nil(c.err, c.err and c.err.message)
+        assert.are.equal(200, c.meta.status)
+      end
+      assert(os.remove(ca))
+      local warm = m:stats().connects
+      -- two refreshes at once, each on a new connection (billed_reuse_idle_s = 0)
+      for i = 7, 8 do
+        local case = w.cases[i]
+        assert(m:add(assert(core.build(cfg(), "refresh_order", case.order_id,
+                                       { products = { case.product } })), i))
+      end
+      for _, c in ipairs(drain(m)) do
+        assert.is_nil(c.err, c.err and c.err.message)
+        assert.are.equal(200, c.meta.status)
+      end
+      assert.are.equal(warm + 2, m:stats().connects)
+      local late = multi(ca)
+      assert(late:add(assert(core.build(cfg(), "get_order", w.cases[1].order_id)), "t"))
+      assert.are.equal("tls", drain(late)[1].err.code)
     end)
 
     it("fails verification without the CA", function()

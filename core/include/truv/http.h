@@ -50,8 +50,14 @@ typedef struct truv_http_options {
   long timeout_ms;          /* whole exchange; 0: TRUV_DEFAULT_TIMEOUT_MS */
   long send_timeout_ms;     /* a stalled send; 0: none but timeout_ms (see below) */
   long read_timeout_ms;     /* a stalled answer; 0: none but timeout_ms (see below) */
-  const char *ca_file;      /* PEM bundle; NULL: the system's */
-  const char *ca_path;      /* directory of hashed certificates; NULL: the system's */
+  const char *ca_file;      /* PEM bundle, the CAs trusted; NULL: libcurl's built-in one
+                               (Debian: /etc/ssl/certs/ca-certificates.crt). Read once per
+                               truv_http or truv_multi (libcurl's CA cache, kept 24 h), not
+                               per connection, unless ca_path is set */
+  const char *ca_path;      /* directory of hashed certificates trusted besides ca_file;
+                               NULL: none (libcurl's built-in one only where it has no
+                               built-in bundle). With a directory libcurl keeps no CA
+                               cache: each new connection reads ca_file again */
   const char *proxy;        /* "http://host:port"; NULL: libcurl's environment rules; "" none */
   const char *no_proxy;     /* "host,.domain,..." that bypass the proxy; NULL: libcurl's
                                environment rules (NO_PROXY) */

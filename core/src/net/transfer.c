@@ -191,6 +191,30 @@ static void set_connection(CURL *easy, const truv_http_options *opts, const truv
     curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, req->method);
 }
 
+/* Is there a CA file when none is given: libcurl's built-in bundle? */
+static int default_ca_file(void) {
+  curl_version_info_data *v = curl_version_info(CURLVERSION_NOW);
+  return v->age >= CURLVERSION_NINTH && v->cainfo;
+}
+
+/* The CAs a connection trusts: ca_file (or libcurl's built-in bundle), and
+ * a directory only when ca_path names one. libcurl 7.88 with OpenSSL
+ * (lib/vtls/openssl.c Curl_ssl_setup_x509_store) keeps the store it built
+ * from a CA file in the multi handle (a truv_multi's, or the one
+ * curl_easy_perform keeps in a truv_http's easy handle) and gives it to
+ * each new connection, for CURLOPT_CA_CACHE_TIMEOUT (24 h), but only when
+ * no CA directory is set. Debian's libcurl has a built-in directory
+ * (--with-ca-path=/etc/ssl/certs) beside its bundle, so every handle had
+ * one, and every new connection read and parsed the whole CA file again:
+ * with OpenSSL 3 about 17 ms of CPU for Debian's bundle of 144 CAs. Without
+ * the directory the file is read once per client or pool. The built-in
+ * directory stays only where libcurl has no built-in bundle. */
+static void set_ca(CURL *easy, const truv_http_options *opts) {
+  if (opts->ca_file) curl_easy_setopt(easy, CURLOPT_CAINFO, opts->ca_file);
+  if (opts->ca_path) curl_easy_setopt(easy, CURLOPT_CAPATH, opts->ca_path);
+  else if (opts->ca_file || default_ca_file()) curl_easy_setopt(easy, CURLOPT_CAPATH, NULL);
+}
+
 int truv_transfer_prepare(CURL *easy, const truv_http_options *opts, const truv_request *req,
                           truv_response *resp, truv_transfer_once *once,
                           struct curl_slist **headers, truv_err *err) {
@@ -213,8 +237,7 @@ int truv_transfer_prepare(CURL *easy, const truv_http_options *opts, const truv_
   set_timeouts(easy, opts, &req->timeouts);
   curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, opts->insecure ? 0L : 1L);
   curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, opts->insecure ? 0L : 2L);
-  if (opts->ca_file) curl_easy_setopt(easy, CURLOPT_CAINFO, opts->ca_file);
-  if (opts->ca_path) curl_easy_setopt(easy, CURLOPT_CAPATH, opts->ca_path);
+  set_ca(easy, opts);
   if (opts->proxy) curl_easy_setopt(easy, CURLOPT_PROXY, opts->proxy);
   if (opts->no_proxy) curl_easy_setopt(easy, CURLOPT_NOPROXY, opts->no_proxy);
   curl_easy_setopt(easy, CURLOPT_ACCEPT_ENCODING, "");
