@@ -9,7 +9,7 @@
  *     limits = { connections = 5, id_length = 128, quota_limit = 1000 },
  *     defaults = { base_url =, timeout_ms =, connect_timeout_ms =, quota_limit =,
  *                  quota_window_s =, fact_retention_s =, order_retention_s =,
- *                  listen_host =, webhook_path = },
+ *                  listen_host =, webhook_path =, billed_reuse_idle_s = },
  *   }
  *   core.valid_id(s) -> true | false      Truv's id rule (validate.c)
  *
@@ -93,7 +93,7 @@ static void push_limits(lua_State *L) {
 }
 
 static void push_defaults(lua_State *L) {
-  lua_createtable(L, 0, 9);
+  lua_createtable(L, 0, 10);
   set_string(L, "base_url", TRUV_DEFAULT_BASE_URL);
   set_number(L, "timeout_ms", (double)TRUV_DEFAULT_TIMEOUT_MS);
   set_number(L, "connect_timeout_ms", (double)TRUV_DEFAULT_CONNECT_TIMEOUT_MS);
@@ -103,6 +103,7 @@ static void push_defaults(lua_State *L) {
   set_number(L, "order_retention_s", TRUV_DEDUPE_ORDER_RETENTION_S);
   set_string(L, "listen_host", TRUV_LISTENER_DEFAULT_HOST);
   set_string(L, "webhook_path", TRUV_LISTENER_DEFAULT_PATH);
+  set_number(L, "billed_reuse_idle_s", (double)TRUV_DEFAULT_BILLED_REUSE_IDLE_S);
 }
 
 /* valid_id(s) -> boolean */

@@ -252,6 +252,37 @@ describe("truv-renew", function()
     assert.matches("visible to every user of the machine", help)
   end)
 
+  it("puts each refresh on a fresh connection with --billed-reuse-idle 0", function()
+    -- a run of 12 new cases, 4 in flight; returns the refreshes it sent and
+    -- the connections it opened (the stats call's own left out)
+    local function run_idle(name, extra)
+      local seeded = sb:seed{ cases = 12, mix = "active=1" }
+      local lines = { "case_id,order_id,product" }
+      for _, c in ipairs(seeded) do
+        lines[#lines + 1] = table.concat({ c.case_id, c.order_id, c.product }, ",")
+      end
+      local csv = dir .. "/" .. name .. ".csv"
+      write(csv, table.concat(lines, "\n") .. "\n")
+      local args = { "--journal", dir .. "/" .. name .. ".journal", "--base-url", sb.base_url,
+                     "--rate", "0", "--concurrency", "4", "--poll-interval", "0.2", "--quiet" }
+      for _, x in ipairs(extra) do args[#args + 1] = x end
+      args[#args + 1] = csv
+      sb:reset_stats()
+      local code, _, err = renew(dir, args)
+      assert.are.equal(0, code, err)
+      local stats = sb:stats()
+      assert.are.equal(12, stats.refresh.order_refreshes)
+      local posts = 0
+      for _, n in pairs(stats.requests.by_endpoint["POST /v1/orders/{id}/"]) do posts = posts + n end
+      return posts, stats.connections.accepted - 1
+    end
+    local posts, opened = run_idle("fresh", { "--billed-reuse-idle", "0" })
+    assert.is_true(opened >= posts, string.format("%d connections for %d refreshes", opened, posts))
+    -- the default (4 s): refreshes ride the run's kept-alive connections
+    posts, opened = run_idle("reuse", {})
+    assert.is_true(opened < posts, string.format("%d connections for %d refreshes", opened, posts))
+  end)
+
   it("exits 2 on bad usage and 1 when it cannot run", function()
     local cases_ = {
       { 2, {} }, { 2, { input } }, { 2, { "--journal", dir .. "/x" } },
@@ -259,6 +290,10 @@ describe("truv-renew", function()
       { 2, { "--journal", dir .. "/x", "--rate", "fast", input } },
       { 2, { "--journal", dir .. "/x", "--reverify", "email", input } },
       { 2, { "--journal", dir .. "/x", "--expiry-days", "never", input } },
+      { 2, { "--journal", dir .. "/x", "--billed-reuse-idle", "1.5", input },
+        "%-%-billed%-reuse%-idle: an integer from 0 to 3600" },
+      { 2, { "--journal", dir .. "/x", "--billed-reuse-idle", "3601", input } },
+      { 2, { "--journal", dir .. "/x", "--billed-reuse-idle", "-1", input } },
       { 2, { "--journal", dir .. "/x", "--base-url", "prod.truv.com", input } },
       { 2, { "--journal", dir .. "/x", "--frobnicate", input } },
       { 2, { "--journal", dir .. "/x", "--quiet", "--verbose", input } },

@@ -91,5 +91,7 @@ describe("core.lists", function()
     assert.equal(d.quota_limit, q.limit)
     assert.equal(d.quota_window_s, q.window)
     assert.is_true(d.connect_timeout_ms > 0 and d.timeout_ms > d.connect_timeout_ms)
+    -- the README's and truv-renew --help's
+    assert.equal(4, d.billed_reuse_idle_s)
   end)
 end)
