@@ -160,7 +160,12 @@ static void start(struct run *r, struct rcase *c) {
   curl_easy_setopt(x->easy, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(x->easy, CURLOPT_NOPROXY, "*");
   curl_easy_setopt(x->easy, CURLOPT_TIMEOUT_MS, 60000L);
-  if (r->ca_file) curl_easy_setopt(x->easy, CURLOPT_CAINFO, r->ca_file);
+  if (r->ca_file) {
+    curl_easy_setopt(x->easy, CURLOPT_CAINFO, r->ca_file);
+    /* no CA directory, as lua-truv (core/src/net/transfer.c set_ca): the
+     * multi handle's CA cache then reads the file once, not per connection */
+    curl_easy_setopt(x->easy, CURLOPT_CAPATH, NULL);
+  }
   if (c->step == REFRESH) {
     char *body = refresh_body(c);
     curl_easy_setopt(x->easy, CURLOPT_COPYPOSTFIELDS, body);
