@@ -54,6 +54,11 @@ requests() {
     sed 's/.*"requests":{"total":\([0-9]*\).*/\1/'
 }
 json() { echo "$1" | sed "s/.*\"$2\": *\([0-9.]*\).*/\1/"; }
+# the TCP connections the sandbox accepted so far (over TLS each a handshake)
+accepted() {
+  curl -s ${ca:+--cacert "$ca"} "${base%v1/}_sandbox/stats" |
+    sed 's/.*"connections":{"accepted":\([0-9]*\).*/\1/'
+}
 # measured CMD...: runs it, prints {"wall_s":..,"cpu_s":..} (user + system of the command)
 measured() {
   /usr/bin/python3 -c '
@@ -115,6 +120,8 @@ one=$(renew_one "$ca")
 stop
 start_sandbox --tls --ca-out "$out/ca.pem"
 ours=$(renew "$ca")
+# less the one asking for them
+ours_conns=$(( $(accepted) - 1 ))
 stop
 ours_cpu=$(minus "$(json "$ours" cpu_s)" "$(json "$one" cpu_s)")
 [ "$(json "$ours" rc)" = 0 ] || { echo "truv-renew over TLS failed" >&2; exit 1; }
@@ -127,7 +134,7 @@ stop
 start_sandbox --tls --ca-out "$out/ca.pem"
 reuse=$("$out/renewal_multi" "$base" "$out/cases.csv" "$C" "$ACTIVE" 0.01 reuse "$ca")
 stop
-echo "truv-renew:          $(us "$ours_cpu" "$N") us/case less its start ($(us "$(json "$ours" cpu_s)" "$N") with it; $(json "$ours" wall_s) s)"
+echo "truv-renew:          $(us "$ours_cpu" "$N") us/case less its start ($(us "$(json "$ours" cpu_s)" "$N") with it; $ours_conns connections, $(json "$ours" wall_s) s)"
 echo "aiohttp:             $(us "$(json "$py" cpu_s)" "$N") us/case ($(json "$py" requests) requests, $(json "$py" wall_s) s)"
 echo "C multi, fresh POST: $(us "$(json "$bare" cpu_s)" "$N") us/case ($(json "$bare" connects) connections, $(json "$bare" wall_s) s)"
 echo "C multi, reused:     $(us "$(json "$reuse" cpu_s)" "$N") us/case ($(json "$reuse" connects) connections, $(json "$reuse" wall_s) s)"

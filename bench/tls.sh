@@ -10,7 +10,10 @@
 #     (the kept-alive connection, never sent twice) and with
 #     billed_reuse_idle_s = 0 (a fresh connection each, the rule before),
 #     per refresh task (a fresh connection) and per GET (kept alive), over
-#     https and http.
+#     https and http;
+#  4. the same over https with a CA file the size of the system's: Debian's
+#     bundle (/etc/ssl/certs/ca-certificates.crt) with the sandbox's CA
+#     added, as a client verifying Truv's certificate trusts.
 #   bench/tls.sh [BUILD_DIR]      DURATION=5s N=2000 by default
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -101,3 +104,16 @@ for scheme in https http; do
         "$(echo "$wall" | val wall_us_per_request)"
     done
 done
+
+bundle=/etc/ssl/certs/ca-certificates.crt
+if [ -r "$bundle" ]; then
+  cat "$bundle" "$dir/ca.pem" > "$dir/bundle.pem"
+  echo "4. lua-truv's client over https, ca_file the system's bundle + the sandbox's CA" \
+       "($(grep -c 'BEGIN CERTIFICATE' "$dir/bundle.pem") CAs), $N each, µs per request:"
+  lua5.4 "$top/bench/tls_client.lua" "$https_base/v1/" "$dir/bundle.pem" "$token" "$order" \
+         employment "$N" |
+    while read -r label _ cpu wall; do
+      printf "   https %-15s cpu %5s wall %5s\n" "$label" "$(echo "$cpu" | val cpu_us_per_request)" \
+        "$(echo "$wall" | val wall_us_per_request)"
+    done
+fi

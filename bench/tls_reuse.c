@@ -1,7 +1,7 @@
 /* tls_reuse: the client's CPU per billed request over TLS, on a fresh
  * connection each (lua-truv's rule today for every non-GET) or on one reused
- * connection: the same POST, the same libcurl settings as core/src/curl_glue.c
- * (peer and host verified against a CA file, no Expect), only
+ * connection: the same POST, the same libcurl settings as core/src/net/transfer.c
+ * (peer and host verified against a CA file and no CA directory, no Expect), only
  * CURLOPT_FRESH_CONNECT differs.
  *
  *   tls_reuse URL CA_FILE BODY N fresh|reuse
@@ -52,6 +52,7 @@ int main(int argc, char **argv) {
   h = curl_slist_append(h, "Expect:");
   curl_easy_setopt(easy, CURLOPT_URL, argv[1]);
   curl_easy_setopt(easy, CURLOPT_CAINFO, argv[2]);
+  curl_easy_setopt(easy, CURLOPT_CAPATH, NULL); /* as lua-truv: the CA file read once */
   curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, 1L);
   curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, 2L);
   curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
