@@ -206,7 +206,7 @@ static int default_ca_file(void) {
  * no CA directory is set. Debian's libcurl has a built-in directory
  * (--with-ca-path=/etc/ssl/certs) beside its bundle, so every handle had
  * one, and every new connection read and parsed the whole CA file again:
- * with OpenSSL 3 about 17 ms of CPU for Debian's bundle of 144 CAs. Without
+ * with OpenSSL 3 about 19 ms of CPU for Debian's bundle of 144 CAs. Without
  * the directory the file is read once per client or pool. The built-in
  * directory stays only where libcurl has no built-in bundle. */
 static void set_ca(CURL *easy, const truv_http_options *opts) {
