@@ -343,6 +343,13 @@ function Base:_prepare()
   return true
 end
 
+-- A store's script: the handle checked once (_prepare), then _run.
+function Base:_script(name, keys, args, wait)
+  local ok, err = self:_prepare()
+  if not ok then return nil, err end
+  return self:_run(name, keys, args, wait)
+end
+
 function Base:close()
   if self.conn and self.own_conn and self.conn.close then self.conn:close() end
   self.conn = nil
@@ -428,13 +435,11 @@ function Quota:_q(k) return self.tag .. ":q:" .. k end
 function Quota:reserve(keys, now)
   check_keys("reserve", keys)
   check_time("reserve", 2, now)
-  local ok, perr = self:_prepare()
-  if not ok then return nil, perr end
   local ks = {}
   for i, k in ipairs(keys) do ks[i] = self:_q(k) end
   for _ = 1, 3 do
     local ticket = core.redis_ticket()
-    local r, err, _, _, acks = self:_run("quota_reserve", ks,
+    local r, err, _, _, acks = self:_script("quota_reserve", ks,
       { msf(now), self.limit, self.window_ms, self.expire_s, ticket }, self.wait)
     if not r then return nil, err end
     if r[1] == 1 and self.wait and not (acks and acks >= self.replicas) then
@@ -459,11 +464,9 @@ end
 function Quota:release(keys, ticket)
   check_keys("release", keys)
   if type(ticket) ~= "string" then argerror("release", 2, "ticket string expected") end
-  local ok, perr = self:_prepare()
-  if not ok then return nil, perr end
   local ks = {}
   for i, k in ipairs(keys) do ks[i] = self:_q(k) end
-  local r, err = self:_run("quota_release", ks, { ticket })
+  local r, err = self:_script("quota_release", ks, { ticket })
   if not r then return nil, err end
   return true
 end
@@ -471,9 +474,7 @@ end
 function Quota:record_limit(key, now)
   check_key("record_limit", 1, key)
   check_time("record_limit", 2, now)
-  local ok, perr = self:_prepare()
-  if not ok then return nil, perr end
-  local r, err = self:_run("quota_record_limit", { self:_q(key) },
+  local r, err = self:_script("quota_record_limit", { self:_q(key) },
                            { msf(now), self.limit, self.expire_s })
   if not r then return nil, err end
   return true
@@ -499,9 +500,7 @@ function Quota:record_count(key, times, now)
   for i = math.max(1, #kept - self.limit + 1), #kept do
     args[#args + 1] = format("%.0f", kept[i])
   end
-  local ok, perr = self:_prepare()
-  if not ok then return nil, perr end
-  local r, err = self:_run("quota_record_count", { self:_q(key) }, args)
+  local r, err = self:_script("quota_record_count", { self:_q(key) }, args)
   if not r then return nil, err end
   return true
 end
@@ -509,9 +508,7 @@ end
 function Quota:usage(key, now)
   check_key("usage", 1, key)
   check_time("usage", 2, now)
-  local ok, perr = self:_prepare()
-  if not ok then return nil, perr end
-  local r, err = self:_run("quota_usage", { self:_q(key) }, { msf(now), self.limit, self.window_ms })
+  local r, err = self:_script("quota_usage", { self:_q(key) }, { msf(now), self.limit, self.window_ms })
   if not r then return nil, err end
   return r[1], r[2] and r[2] / 1000 or nil
 end
@@ -530,9 +527,7 @@ function Quota:note(key, fact, at, reason)
       argerror("note", 4, "a reason is 1 to 31 characters of a-z, 0-9, '_' and '-'")
     end
   end
-  local ok, perr = self:_prepare()
-  if not ok then return nil, perr end
-  local r, err = self:_run("quota_note", { self.tag .. ":f:" .. key },
+  local r, err = self:_script("quota_note", { self.tag .. ":f:" .. key },
                            { f, msf(at), reason or "", FACT_RETENTION_S })
   if not r then return nil, err end
   return true
@@ -540,9 +535,7 @@ end
 
 function Quota:facts(key)
   check_key("facts", 1, key)
-  local ok, perr = self:_prepare()
-  if not ok then return nil, perr end
-  local r, err = self:_run("quota_facts", { self.tag .. ":f:" .. key }, {})
+  local r, err = self:_script("quota_facts", { self.tag .. ":f:" .. key }, {})
   if not r then return nil, err end
   local out = {}
   if r[1] then
@@ -600,10 +593,8 @@ function Dedupe:seen(id, now, ttl)
   if not finite(now) then argerror("seen", 2, "finite time expected") end
   if not finite(ttl) then argerror("seen", 3, "finite ttl in seconds expected") end
   if ttl < 0 then argerror("seen", 3, "ttl must be >= 0") end
-  local ok, perr = self:_prepare()
-  if not ok then return nil, perr end
   local k = self.tag .. ":s:" .. id
-  local r, err, _, maybe = self:_run("dedupe_seen", { k },
+  local r, err, _, maybe = self:_script("dedupe_seen", { k },
     { msf(now), msf(now + ttl), format("%.0f", ceil(ttl * 1000) + 60000) })
   if not r then
     -- the id may have been recorded: forget it (a fresh connection), so
@@ -617,9 +608,7 @@ end
 function Dedupe:last_update(object_key, updated_at)
   check_id("last_update", object_key)
   if not finite(updated_at) then argerror("last_update", 2, "finite time expected") end
-  local ok, perr = self:_prepare()
-  if not ok then return nil, perr end
-  local r, err = self:_run("dedupe_last_update", { self.tag .. ":o:" .. object_key },
+  local r, err = self:_script("dedupe_last_update", { self.tag .. ":o:" .. object_key },
                            { msf(updated_at), ORDER_TTL_S })
   if not r then return nil, err end
   return r == 1
