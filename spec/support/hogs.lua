@@ -1,5 +1,6 @@
 -- CPU pressure for stress specs: N busy shell loops, each bounded by
--- timeout(1), so that the processes under test get preempted anywhere.
+-- timeout(1), so that the processes under test get preempted anywhere; and
+-- disk pressure (start_disk).
 --   local hogs = require "spec.support.hogs"
 --   local pids = hogs.start(tonumber(os.getenv("TRUV_STRESS_HOGS") or "") or 0)
 --   ...
@@ -20,6 +21,22 @@ function M.start(n, seconds)
     p:close()
   end
   return pids
+end
+
+--- Starts a disk writer: a loop writing `mb` MB (default 128) to a file in
+-- `dir` and flushing it to the disk (dd conv=fdatasync), gone after at most
+-- `seconds` (default 120), so that writeback pressure stalls the file
+-- operations (open, rename) of the processes under test. Returns its pid.
+function M.start_disk(dir, seconds, mb)
+  local file = dir .. "/disk-hog"
+  local p = assert(io.popen(openresty.NOPRELOAD .. "sh -c '(exec timeout " ..
+                            math.floor(seconds or 120) .. " sh -c " ..
+                            "\"while :; do dd if=/dev/zero of=" .. file .. " bs=1M count=" ..
+                            math.floor(mb or 128) .. " conv=fdatasync; done\") " ..
+                            ">/dev/null 2>&1 & echo $!'"))
+  local pid = tonumber(p:read("l"))
+  p:close()
+  return pid
 end
 
 function M.stop(pids)
