@@ -851,6 +851,12 @@ local function check_refresh_options(fname, opts, level)
     error("bad option 'before_send' to '" .. fname .. "' (function expected, got " ..
           type(opts.before_send) .. ")", level + 1)
   end
+  local f = opts.own_failure
+  if f ~= nil and not (type(f) == "table" and type(f.status) == "string"
+                       and type(f.from) == "number" and type(f.to) == "number") then
+    error("bad option 'own_failure' to '" .. fname .. "' ({ status = string, from = number, " ..
+          "to = number } expected)", level + 1)
+  end
   local o = opts.order
   if o ~= nil and type(o) ~= "table" and type(o) ~= "userdata" then
     error("bad option 'order' to '" .. fname .. "' (the original order's document or model " ..
@@ -885,7 +891,8 @@ end
 -- income|employment, employment -> employment) is checked before sending.
 -- opts.not_within (seconds): an order refreshed less than that ago is
 -- answered with that refresh (meta.recent), nothing sent; opts.own_refresh,
--- opts.partial, opts.answer, opts.before_send, opts.admit: see truv.refresh;
+-- opts.own_failure, opts.partial, opts.answer, opts.before_send, opts.admit:
+-- see truv.refresh;
 -- and the refresh settings (truv.refresh) and the call's timeouts.
 function Client:refresh_order(id, params, opts)
   check_id(id, 1, "refresh_order")

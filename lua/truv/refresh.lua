@@ -16,7 +16,14 @@
 --    is read: a task of that link that finished done after the failure is
 --    the user re-authenticating (Bridge update mode), noted as `auth`, and
 --    the connection is refreshed. A link-disconnected alone refuses only
---    when that list shows the link's newest task failed that way. A refusal is kind "expired", code
+--    when that list shows the link's newest task failed that way, and the
+--    list is not read when the caller's own last refresh of the order
+--    explains it: `own_failure = { status =, from =, to = }` says that
+--    refresh failed with task status `status` (one Truv's side fixes, such
+--    as unavailable or error; not one of those above), sent at `from` and
+--    seen failed at `to` (epoch seconds); a link-disconnected noted between
+--    from - clock_skew_s and to + clock_skew_s is that failure's (Truv sends
+--    one for every failed refresh), and the connection is refreshed. A refusal is kind "expired", code
 --    "connection_dead" (err.reason: the recorded cause), routes to
 --    reverify and spends nothing. `refuse_dead = false` turns this off.
 --    Age alone refuses nothing unless the caller opts in (`expiry_days`):
@@ -278,6 +285,17 @@ local function refuse_dead(client, model, c, f, store, cache)
   return verdict == "dead"
 end
 
+-- Does the caller's own failed refresh (opts.own_failure, see 2. above)
+-- explain connection facts `f`: a link-disconnected it caused?
+local function own_failure_explains(client, opts, f)
+  local o = opts.own_failure
+  if not o or f.dead_reason ~= "link-disconnected" or facts_mod.DEAD[o.status] then
+    return false
+  end
+  local skew = opt(client, opts, "clock_skew_s")
+  return f.dead_at >= o.from - skew and f.dead_at <= o.to + skew
+end
+
 -- Sorts the selected connections into those to refresh, those refused
 -- (known dead; or, when the caller opted in, too old), and the live ones
 -- likely to expire soon. Returns live, refused, expiring, or nil, err
@@ -300,7 +318,8 @@ local function screen(client, model, conns, now, opts)
     local age = since and now - since
     local aging = age and ages(c, providers)
     local entry = { kind = c.kind, id = c.id, link_id = c.link_id, provider_id = c.provider_id }
-    if refuse and facts_mod.is_dead(f) and refuse_dead(client, model, c, f, store, cache) then
+    if refuse and facts_mod.is_dead(f) and not own_failure_explains(client, opts, f)
+       and refuse_dead(client, model, c, f, store, cache) then
       entry.reason, entry.dead_at = f.dead_reason or "dead", f.dead_at
       refused[#refused + 1] = entry
     elseif days and aging and age > days * 86400 then

@@ -470,6 +470,53 @@ describe("webhooks about a link (truv.receiver with facts)", function()
     assert.equal(1, srv:count("^POST "))
   end)
 
+  -- the link-disconnected example's instant
+  local DISCONNECTED = core.parse_time("2022-08-25T09:31:00Z")
+
+  it("link-disconnected that the caller's own failed refresh explains (own_failure): " ..
+     "refreshed without reading Truv's tasks", function()
+    local srv, client, receiver, order = setup_link("unavailable")
+    finally(function() srv:stop() end)
+    local body = doc("webhook-link-disconnected.json")
+    assert.equal(200, (receiver:handle(body, signed(body))))
+    -- sent 40 s before the event, seen `unavailable` 20 s after it
+    assert.is_truthy(client:refresh_order(ORDER_ID, { products = { "income" } }, {
+      order = order,
+      own_failure = { status = "unavailable", from = DISCONNECTED - 40, to = DISCONNECTED + 20 },
+    }))
+    assert.equal(1, srv:count("^POST "))
+    assert.equal(0, srv:count("^GET /v1/tasks/"))
+  end)
+
+  it("own_failure explains neither a link-disconnected outside its time nor one after a " ..
+     "failure only the user can fix: Truv's tasks decide", function()
+    local srv, client, receiver, order = setup_link("login_error")
+    finally(function() srv:stop() end)
+    local body = doc("webhook-link-disconnected.json")
+    assert.equal(200, (receiver:handle(body, signed(body))))
+    local params = { products = { "income" } }
+    -- a failure of ours an hour before the event (clock_skew_s: 300)
+    local fresh, err = client:refresh_order(ORDER_ID, params, {
+      order = order,
+      own_failure = { status = "unavailable", from = DISCONNECTED - 3700,
+                      to = DISCONNECTED - 3600 } })
+    assert.is_nil(fresh)
+    assert.equal("connection_dead", err.code)
+    assert.equal(1, srv:count("^GET /v1/tasks/"))
+    -- at the right time, but a status only the user can fix
+    fresh, err = client:refresh_order(ORDER_ID, params, {
+      order = order,
+      own_failure = { status = "login_error", from = DISCONNECTED - 40, to = DISCONNECTED } })
+    assert.is_nil(fresh)
+    assert.equal("connection_dead", err.code)
+    assert.equal(2, srv:count("^GET /v1/tasks/"))
+    assert.equal(0, srv:count("^POST "))
+    assert.has_error(function()
+      client:refresh_order(ORDER_ID, params, { order = order, own_failure = { status = "error" } })
+    end, "bad option 'own_failure' to 'refresh_order' ({ status = string, from = number, " ..
+         "to = number } expected)")
+  end)
+
   it("a completed refresh (order-status-updated) is noted alive for its link", function()
     local store = truv.quota.memory()
     local receiver = truv.receiver{ secrets = "secret", facts = store }

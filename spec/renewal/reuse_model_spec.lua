@@ -136,8 +136,12 @@ describe("truv-renew --reuse-model", function()
           assert.is_nil(c.access_token)
           if c.status == "completed" then assert.matches("^%x+$", c.quota_key) end
         end
-        -- the refresh of the first run is the case's own
+        -- the refresh of the first run is the case's own, and how it failed
+        -- (for the link-disconnected Truv sends with it: truv.refresh's
+        -- own_failure)
         assert.is_string(rec.own_refreshes)
+        assert.equal("unavailable", rec.failed_status, name .. " " .. id)
+        assert.is_true(rec.failed_at >= rec.sent_at)
       end
       local bytes = assert(files.read(g.journal))
       for _, t in ipairs(tokens) do
@@ -160,6 +164,7 @@ describe("truv-renew --reuse-model", function()
     local conns = 0
     for id, rec in pairs(recs(g)) do
       assert.equal("done", rec.route, id)
+      assert.is_nil(rec.failed_status)   -- the failure is behind it
       local m = core.decode(rec.original_model, "table")
       for _, c in ipairs(m.connections) do
         if c.quota_key then conns = conns + 1 end

@@ -362,8 +362,17 @@ local function finish(ctx, case, decision, outcome, extra)
     error = null, share_url = null, handler_error = null,
     -- the kind of error behind the route, if one was (a fix's next step)
     error_kind = outcome and errors.is(outcome.error) and outcome.error.kind or null,
+    failed_status = null, failed_at = null,
   }
   for k, v in pairs(extra or {}) do fields[k] = v end
+  -- a refresh that failed in a way Truv's side fixes (retried on its task's
+  -- or suborder's status): what and when, so that the next refresh knows
+  -- the link-disconnected Truv sent for it (truv.refresh, own_failure)
+  if decision.route == "retry" and fields.refresh_order_id ~= nil
+     and type(decision.status) == "string"
+     and (decision.outcome == "task" or decision.outcome == "suborder") then
+    fields.failed_status, fields.failed_at = decision.status, now_of(ctx)
+  end
   fields.resume = scheduled and extra and extra.resume or null
   -- The handler may run again for this outcome (a run killed after it
   -- returned and before the record below was committed): the key is the
@@ -659,6 +668,14 @@ local function admit(ctx, info)
   return true
 end
 
+-- How the case's own last refresh failed on Truv's side, if it did
+-- (truv.refresh's own_failure: the link-disconnected that came with it says
+-- nothing of the user); recorded by finish.
+local function own_failure(rec)
+  if not (rec.failed_status and rec.sent_at and rec.failed_at) then return nil end
+  return { status = rec.failed_status, from = rec.sent_at, to = rec.failed_at }
+end
+
 -- The refresh of a case with the original's model `original` (`reused`:
 -- the journal's). Returns what client:refresh_order returns, and the
 -- journal fields that record the quota it reserved, if that still counts
@@ -676,6 +693,7 @@ local function send_refresh(ctx, case, original, reused)
     not_within = not reused and ctx.not_within or false,
     truv_count = not reused,
     own_refresh = rec.refresh_order_id,
+    own_failure = own_failure(rec),
     on_checked = not reused and function(model) keep_model(ctx, case, model) end or nil,
     admit = function(info) return admit(ctx, info) end,
     before_send = function(info)
@@ -835,7 +853,7 @@ function _M.plan(ctx, case, rec)
   if original then
     p, err = refresh.plan(ctx.client, case.order_id, refresh_params(case), {
       order = original, not_within = not age and ctx.not_within or false,
-      truv_count = not age, own_refresh = rec.refresh_order_id })
+      truv_count = not age, own_refresh = rec.refresh_order_id, own_failure = own_failure(rec) })
   end
   if not p and age and model_refused(err) then
     -- as the run would: the order is read again and planned again
@@ -843,7 +861,8 @@ function _M.plan(ctx, case, rec)
     original, err = ctx.client:get_order_model(case.order_id)
     if original then
       p, err = refresh.plan(ctx.client, case.order_id, refresh_params(case), {
-        order = original, not_within = ctx.not_within, own_refresh = rec.refresh_order_id })
+        order = original, not_within = ctx.not_within, own_refresh = rec.refresh_order_id,
+        own_failure = own_failure(rec) })
     end
   end
   if not p then
