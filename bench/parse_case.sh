@@ -2,8 +2,9 @@
 # The documents a case receives (the original order, the refresh's answer, a
 # poll of the refresh order), fetched from the sandbox seeded as in
 # bench/engine.sh, then parsed whole and turned into the order model
-# (bench/parse_case.lua): what a parse of only the model's fields could save
-# at most per case.
+# (bench/parse_case.lua), and the parses alone in C against the floor of a
+# parse of only the model's fields with yajl (bench/parse_select.c), in the
+# same run.
 #
 #   bench/parse_case.sh [BUILD_DIR] [CASES]
 set -eu
@@ -37,5 +38,18 @@ tail -n +2 "$out/cases.csv" | cut -d, -f2,4 | while IFS=, read -r order product;
   get "$base/orders/$refresh/" > "$out/case-$n.poll.json"
 done
 stop
+echo "$N cases; $(nproc) CPUs, load: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "through truv.core (Lua 5.4):"
 LUA_PATH="$top/lua/?.lua;$top/lua/?/init.lua;;" LUA_CPATH="$build/lua/5.4/?.so;;" \
   lua5.4 "$top/bench/parse_case.lua" "$out" 200
+# the parses alone, in C: cJSON's stock parse, the arena's, and yajl's scan
+# with no callbacks (the floor of a selective parse on yajl)
+[ -f "$build/core/libtruv.a" ] || { echo "parse_case.sh: build first" >&2; exit 2; }
+mkdir -p "$build/bench"
+# shellcheck disable=SC2046
+${CC:-cc} -O2 -std=c99 -Wall -Wextra -Werror -D_POSIX_C_SOURCE=200809L -I"$top/core/include" \
+  "$top/bench/parse_select.c" "$build/core/libtruv.a" \
+  $(pkg-config --cflags --libs libcjson yajl libcrypto) -lhttp_parser -lm -lpthread \
+  -o "$build/bench/parse_select"
+echo "the parses alone (C):"
+"$build/bench/parse_select" "$out" 200
