@@ -1,6 +1,8 @@
 -- A loopback Truv that answers with Truv's documentation examples
 -- (spec/fixtures/truv-docs/), routed by method and path, in a child
--- process; it records every request it gets.
+-- process; it records every request it gets, in memory, and answers the
+-- record at GET /_requests (a file written per request could stall the
+-- answer for seconds when the disk is busy: spec/unit/scheduler_spec.lua).
 --
 --   local docserver = require "spec.support.docserver"
 --   local srv = docserver.start{
@@ -16,6 +18,7 @@
 -- (or, for a single answer, the status and body inline). An unmatched
 -- request gets 404 {"detail": "Not Found."}, as Truv's framework answers.
 local files = require "spec.support.files"
+local socket = require "socket"
 local cjson = require("cjson").new()
 
 local _M = {}
@@ -28,8 +31,14 @@ local srv = assert(socket.bind("127.0.0.1", 0))
 local _, port = srv:getsockname()
 local f = assert(io.open(dir .. "/port.tmp", "w")); f:write(port, "\n"); f:close()
 os.rename(dir .. "/port.tmp", dir .. "/port")
-srv:settimeout(60)
-local served = {}
+srv:settimeout(300)
+local served, log = {}, {}
+local function send(c, status, reason, ctype, answer)
+  c:send(string.format("HTTP/1.1 %d %s\r\nContent-Type: %s\r\n" ..
+                       "Content-Length: %d\r\nConnection: close\r\n\r\n%s",
+                       status, reason, ctype, #answer, answer))
+  c:close()
+end
 while true do
   local c = srv:accept()
   if not c then break end
@@ -44,23 +53,22 @@ while true do
     if v then len = tonumber(v) end
   end
   local body = len > 0 and c:receive(len) or ""
-  local log = io.open(dir .. "/log", "a")
-  log:write(string.format("R(%q, %q, %q)\n", method or "", target or "", body or ""))
-  log:close()
-  local status, answer = 404, '{"detail": "Not Found."}'
-  for i, r in ipairs(routes) do
-    if r[1] == method and target and target:match(r[2]) then
-      served[i] = (served[i] or 0) + 1
-      local a = r.answers[math.min(served[i], #r.answers)]
-      status, answer = a[1], a[2]
-      break
+  if method == "GET" and target == "/_requests" then
+    send(c, 200, "OK", "text/plain", table.concat(log))
+  else
+    log[#log + 1] = string.format("R(%q, %q, %q)\n", method or "", target or "", body or "")
+    local status, answer = 404, '{"detail": "Not Found."}'
+    for i, r in ipairs(routes) do
+      if r[1] == method and target and target:match(r[2]) then
+        served[i] = (served[i] or 0) + 1
+        local a = r.answers[math.min(served[i], #r.answers)]
+        status, answer = a[1], a[2]
+        break
+      end
     end
+    local reasons = { [200] = "OK", [201] = "Created", [404] = "Not Found" }
+    send(c, status, reasons[status] or "Status", "application/json", answer)
   end
-  local reasons = { [200] = "OK", [201] = "Created", [404] = "Not Found" }
-  c:send(string.format("HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n" ..
-                       "Content-Length: %d\r\nConnection: close\r\n\r\n%s",
-                       status, reasons[status] or "Status", #answer, answer))
-  c:close()
 end
 ]=]
 
@@ -124,7 +132,12 @@ end
 --- Every request so far: { method =, target =, body = }.
 function Server:requests()
   local list = {}
-  local text = files.read(self.dir .. "/log") or ""
+  local c = assert(socket.connect("127.0.0.1", self.port))
+  c:settimeout(10)
+  assert(c:send("GET /_requests HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"))
+  local all = assert(c:receive("*a"))
+  c:close()
+  local text = assert(all:match("^HTTP/1%.1 200 .-\r\n\r\n(.*)$"), "the server's record")
   local function R(m, t, b) list[#list + 1] = { method = m, target = t, body = b } end
   assert(load(text, "log", "t", { R = R }))()
   return list
