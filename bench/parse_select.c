@@ -94,8 +94,8 @@ static double time_of(int how, const doc *docs, size_t n, int rounds) {
 }
 
 static void row(const char *name, double bytes, const double *t) {
-  printf("| %-18s | %5.1f | %8.1f | %8.1f | %8.1f | %10.2f | %13.1f |\n", name, bytes / 1024,
-         t[0], t[1], t[2], t[2] / t[1], t[3]);
+  printf("| %-18s | %5.1f | %8.1f | %8.1f | %8.1f | %10.2f | %13.1f |\n", name, bytes / 1024, t[0],
+         t[1], t[2], t[2] / t[1], t[3]);
 }
 
 int main(int argc, char **argv) {
