@@ -68,6 +68,37 @@ static void refuses_bytes_that_are_not_resp(void) {
   truv_redis_reader_free(NULL);
 }
 
+/* hiredis 0.14 callocs an array's element pointers when it reads the
+ * header: a reply that only claims 444 444 440 elements must not cost 3.5 GB
+ * (fuzz_redis_reply found it). A nested one just under the bound is read. */
+static void refuses_an_array_longer_than_any_reply(void) {
+  truv_redis_reader *r = truv_redis_reader_new();
+  redisReply *reply = NULL;
+  truv_err err;
+  CHECK_INT(truv_redis_reader_feed(r, "*444444440\r\n", 12, &err), 0);
+  CHECK_INT(truv_redis_reader_get(r, &reply, &err), TRUV_EPROTOCOL);
+  CHECK(reply == NULL);
+  CHECK_STR(err.code, "redis_protocol");
+  CHECK(strstr(err.message, "more than 2^20 elements") != NULL);
+  truv_redis_reader_free(r);
+
+  r = truv_redis_reader_new();
+  CHECK_INT(truv_redis_reader_feed(r, "*1\r\n*1048577\r\n", 14, &err), 0);
+  CHECK_INT(truv_redis_reader_get(r, &reply, &err), TRUV_EPROTOCOL);
+  CHECK(strstr(err.message, "more than 2^20 elements") != NULL);
+  truv_redis_reader_free(r);
+
+  r = truv_redis_reader_new();
+  CHECK_INT(truv_redis_reader_feed(r, "*2\r\n*1\r\n:7\r\n$2\r\nok\r\n", 20, &err), 0);
+  CHECK_INT(truv_redis_reader_get(r, &reply, &err), 0);
+  CHECK(reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2);
+  CHECK(reply->element[0]->type == REDIS_REPLY_ARRAY &&
+        reply->element[0]->element[0]->integer == 7);
+  CHECK_STR(reply->element[1]->str, "ok");
+  freeReplyObject(reply);
+  truv_redis_reader_free(r);
+}
+
 static void refuses_a_bad_endpoint(void) {
   truv_redis_endpoint ep;
   truv_err err;
@@ -133,6 +164,7 @@ int main(void) {
   RUN(formats_a_command_as_bulk_strings);
   RUN(reads_replies_fed_byte_by_byte);
   RUN(refuses_bytes_that_are_not_resp);
+  RUN(refuses_an_array_longer_than_any_reply);
   RUN(refuses_a_bad_endpoint);
   RUN(fails_closed_when_nothing_listens);
   return CHECK_DONE();

@@ -58,8 +58,10 @@ TRUV_API void truv_redis_reader_free(truv_redis_reader *r);
 TRUV_API int truv_redis_reader_feed(truv_redis_reader *r, const char *buf, size_t len,
                                     truv_err *err);
 /* The next complete reply in *reply (free with freeReplyObject), or NULL
- * when more bytes are needed. TRUV_EPROTOCOL when the bytes are not RESP
- * (the reader is then unusable: drop the connection). */
+ * when more bytes are needed. TRUV_EPROTOCOL when the bytes are not RESP,
+ * or declare an array of more than 1 048 576 elements (refused before
+ * hiredis allocates for them): the reader is then unusable, drop the
+ * connection. */
 TRUV_API int truv_redis_reader_get(truv_redis_reader *r, redisReply **reply, truv_err *err);
 
 /* ---- connection ---- */
