@@ -23,9 +23,10 @@
 --    as unavailable or error; not one of those above), sent at `from` and
 --    seen failed at `to` (epoch seconds); a link-disconnected noted between
 --    from - clock_skew_s and to + clock_skew_s is that failure's (Truv sends
---    one for every failed refresh), and the connection is refreshed. A refusal is kind "expired", code
---    "connection_dead" (err.reason: the recorded cause), routes to
---    reverify and spends nothing. `refuse_dead = false` turns this off.
+--    one for every failed refresh), and the connection is refreshed. A
+--    refusal is kind "expired", code "connection_dead" (err.reason: the
+--    recorded cause), routes to reverify and spends nothing.
+--    `refuse_dead = false` turns this off.
 --    Age alone refuses nothing unless the caller opts in (`expiry_days`):
 --    Truv only says OAuth connections *typically* last ~180 days, and
 --    session-based ones vary; a refresh Truv would serve is never refused
