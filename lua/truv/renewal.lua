@@ -736,8 +736,10 @@ end
 -- { cases = { { case_id =, line =, action =, route =, reason =,
 --   connections =, billed =, quota = { { id =, used =, here =, truv =,
 --   limit = } }, not_before =, refresh_order_id =, age_s =, detail =,
---   error = } }, totals = { [action] = n }, billed = n, reads = n,
---   quota = where } or nil, err.
+--   error =, model_age_s = } }, totals = { [action] = n }, billed = n,
+--   reads = n, quota = where } or nil, err. truv (Truv's own count) is nil
+--   when the original's model came from the journal (model_age_s: its age;
+--   reuse_model_s): Truv's count is then not read.
 function _M.plan(opts)
   if type(opts) ~= "table" then error("renewal.plan: a table of options expected", 2) end
   check_numbers(opts)

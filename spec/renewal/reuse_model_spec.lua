@@ -153,6 +153,16 @@ describe("truv-renew --reuse-model", function()
   it("refreshes a retried case without reading its original again", function()
     local g = groups.reuse
     due(g)
+    -- the dry run takes the kept model the same way, and says that Truv's
+    -- count was not read (rather than showing it as 0)
+    local plan = run(g, { "--reuse-model", "1d", "--dry-run" })
+    for _, c in ipairs(g.cases) do
+      local line = plan:match("[^\n]*" .. c.case_id:gsub("%p", "%%%0") .. "[^\n]*")
+      assert.is_string(line, c.case_id)
+      assert.matches("Truv's count not read, the journal's model", line, 1, true)
+      assert.matches("original from the journal, read", line, 1, true)
+      assert.is_nil(line:find("Truv 0", 1, true))
+    end
     local mark, billed = #log(), billed_for(g)
     local _, err = run(g, { "--reuse-model", "1d" })
     local orders, events = reads(g, mark)

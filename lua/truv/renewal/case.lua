@@ -881,14 +881,15 @@ function _M.plan(ctx, case, rec)
     return e
   end
   -- refresh: each connection's count, the store's and Truv's; the larger
-  -- one is what the refresh would be refused on
+  -- one is what the refresh would be refused on. With the journal's model
+  -- Truv's count is not read (the store holds what it said): truv is nil
   local limit = ctx.quota and ctx.quota.limit or quota_mod.DEFAULT_LIMIT
   local window = ctx.quota and ctx.quota.window or quota_mod.DEFAULT_WINDOW
   local quota_list, not_before = {}, nil
   for _, c in ipairs(p.connections) do
     local u = p.usage[c.id] or { used = 0 }
-    local truv_n = p.counts[c.id] or 0
-    local used = math.max(u.used, truv_n)
+    local truv_n = not e.model_age_s and (p.counts[c.id] or 0) or nil
+    local used = math.max(u.used, truv_n or 0)
     quota_list[#quota_list + 1] = { id = c.id, used = used, here = u.used, truv = truv_n,
                                     limit = limit }
     if used >= limit then
