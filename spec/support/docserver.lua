@@ -18,7 +18,7 @@
 -- (or, for a single answer, the status and body inline). An unmatched
 -- request gets 404 {"detail": "Not Found."}, as Truv's framework answers.
 local files = require "spec.support.files"
-local socket = require "socket"
+local sandbox = require "spec.support.sandbox"
 local cjson = require("cjson").new()
 
 local _M = {}
@@ -132,11 +132,7 @@ end
 --- Every request so far: { method =, target =, body = }.
 function Server:requests()
   local list = {}
-  local c = assert(socket.connect("127.0.0.1", self.port))
-  c:settimeout(10)
-  assert(c:send("GET /_requests HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"))
-  local all = assert(c:receive("*a"))
-  c:close()
+  local all = sandbox.raw(self.port, "GET /_requests HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
   local text = assert(all:match("^HTTP/1%.1 200 .-\r\n\r\n(.*)$"), "the server's record")
   local function R(m, t, b) list[#list + 1] = { method = m, target = t, body = b } end
   assert(load(text, "log", "t", { R = R }))()

@@ -9,17 +9,22 @@ local openresty = require "spec.support.openresty"
 
 local M = {}
 
+-- Starts shell `loop` in the background, gone after at most `seconds`;
+-- returns its pid.
+local function background(loop, seconds)
+  local p = assert(io.popen(openresty.NOPRELOAD .. "sh -c '(exec timeout " ..
+                            math.floor(seconds) .. " sh -c \"" .. loop .. "\") " ..
+                            ">/dev/null 2>&1 & echo $!'"))
+  local pid = tonumber(p:read("l"))
+  p:close()
+  return pid
+end
+
 --- Starts n busy loops (each gone after at most `seconds`, default 900);
 -- returns their pids.
 function M.start(n, seconds)
   local pids = {}
-  for i = 1, n do
-    local p = assert(io.popen(openresty.NOPRELOAD .. "sh -c '(exec timeout " ..
-                              math.floor(seconds or 900) .. " sh -c " ..
-                              "\"while :; do :; done\") >/dev/null 2>&1 & echo $!'"))
-    pids[i] = tonumber(p:read("l"))
-    p:close()
-  end
+  for i = 1, n do pids[i] = background("while :; do :; done", seconds or 900) end
   return pids
 end
 
@@ -28,15 +33,8 @@ end
 -- `seconds` (default 120), so that writeback pressure stalls the file
 -- operations (open, rename) of the processes under test. Returns its pid.
 function M.start_disk(dir, seconds, mb)
-  local file = dir .. "/disk-hog"
-  local p = assert(io.popen(openresty.NOPRELOAD .. "sh -c '(exec timeout " ..
-                            math.floor(seconds or 120) .. " sh -c " ..
-                            "\"while :; do dd if=/dev/zero of=" .. file .. " bs=1M count=" ..
-                            math.floor(mb or 128) .. " conv=fdatasync; done\") " ..
-                            ">/dev/null 2>&1 & echo $!'"))
-  local pid = tonumber(p:read("l"))
-  p:close()
-  return pid
+  return background("while :; do dd if=/dev/zero of=" .. dir .. "/disk-hog bs=1M count=" ..
+                    math.floor(mb or 128) .. " conv=fdatasync; done", seconds or 120)
 end
 
 function M.stop(pids)
