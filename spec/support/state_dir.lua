@@ -9,3 +9,6 @@ local build = os.getenv("TRUV_BUILD_DIR")
 if state and build and state:sub(1, #build + 12) == build .. "/spec-state/" then
   assert(os.execute("rm -rf '" .. state .. "' && mkdir -p '" .. state .. "'"))
 end
+
+-- and every finally(fn) of a test runs (spec/support/finally.lua)
+require "spec.support.finally"
